@@ -1,0 +1,444 @@
+/* connectors/kafka_source.c - librdkafka high-level consumer plus a dead-letter producer.
+ *
+ * DESIGN (offsets): enable.auto.offset.store=false and our own rebalance callback. On
+ * assign, the caller claims each partition in Redis and returns the stored next offset,
+ * which we pass to rd_kafka_assign(); Redis is the source of truth, Kafka's committed
+ * offsets only feed lag dashboards (auto-commit of offsets we store after a confirmed
+ * flush). Seeks, pauses and assigns all happen on the polling thread, as librdkafka 2.0.x
+ * requires. The dead-letter producer is idempotent, and the caller waits for its
+ * acknowledgements before the flush that moves a partition's offset past a dead letter. */
+#include "connectors/kafka_source.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct smm_kafka_source {
+    rd_kafka_t *rk;  /* consumer */
+    rd_kafka_t *dlq; /* producer */
+    rd_kafka_topic_t *dlq_topic;
+    struct smm_kafka_callbacks cb;
+    char *topic;
+    int assigned;
+    int fatal;
+    int64_t dlq_outstanding;
+    int64_t dlq_failed;
+    char errstr[512];
+};
+
+static void logf_(struct smm_kafka_source *src, enum smm_log_level lvl, const char *fmt, ...)
+{
+    char buf[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (src->cb.log) {
+        src->cb.log(src->cb.opaque, lvl, buf);
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct smm_kafka_source *src = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &parts->elems[i];
+            int64_t off = SMM_KAFKA_OFFSET_DEFAULT;
+            if (src->cb.on_assign) {
+                src->cb.on_assign(src->cb.opaque, p->topic, p->partition, &off);
+            }
+            /* Always overwrite: the list may carry stale offsets (librdkafka #1767). */
+            p->offset = off == SMM_KAFKA_OFFSET_DEFAULT ? RD_KAFKA_OFFSET_INVALID : off;
+        }
+        if (cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e) {
+                logf_(src, SMM_LOG_ERROR, "incremental assign: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        src->assigned += parts->cnt;
+        logf_(src, SMM_LOG_INFO, "assigned %d partition(s)", parts->cnt);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        int lost = rd_kafka_assignment_lost(rk);
+        for (int i = 0; i < parts->cnt; i++) {
+            if (src->cb.on_revoke) {
+                src->cb.on_revoke(src->cb.opaque, parts->elems[i].topic,
+                                  parts->elems[i].partition, lost);
+            }
+        }
+        if (cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e) {
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+        src->assigned = cooperative ? src->assigned - parts->cnt : 0;
+        if (src->assigned < 0) {
+            src->assigned = 0;
+        }
+        logf_(src, SMM_LOG_INFO, "revoked %d partition(s)%s", parts->cnt, lost ? " (lost)" : "");
+    } else {
+        logf_(src, SMM_LOG_ERROR, "rebalance error: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+        src->assigned = 0;
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct smm_kafka_source *src = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        snprintf(src->errstr, sizeof(src->errstr), "kafka fatal error: %s", buf);
+        src->fatal = 1;
+        logf_(src, SMM_LOG_ERROR, "%s", src->errstr);
+        return;
+    }
+    /* Broker down, transport errors: librdkafka retries by itself; report, go on. */
+    logf_(src, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? SMM_LOG_WARN : SMM_LOG_INFO,
+          "kafka: %s", reason);
+}
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    struct smm_kafka_source *src = opaque;
+    if (src->cb.on_stats) {
+        src->cb.on_stats(src->cb.opaque, json, len);
+    }
+    return 0; /* librdkafka frees json */
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    struct smm_kafka_source *src = rd_kafka_opaque(rk);
+    if (!src || !src->cb.log) {
+        return;
+    }
+    enum smm_log_level lvl = level <= 3 ? SMM_LOG_ERROR : level <= 4 ? SMM_LOG_WARN
+                             : level <= 6                  ? SMM_LOG_INFO
+                                                           : SMM_LOG_DEBUG;
+    char msg[600];
+    snprintf(msg, sizeof(msg), "rdkafka %s: %s", fac, buf);
+    src->cb.log(src->cb.opaque, lvl, msg);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    struct smm_kafka_source *src = opaque;
+    src->dlq_outstanding--;
+    if (m->err) {
+        src->dlq_failed++;
+        logf_(src, SMM_LOG_ERROR, "dead-letter delivery failed: %s", rd_kafka_err2str(m->err));
+    }
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
+                    size_t errstr_size)
+{
+    char err[256];
+    if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka.%s: %s", k, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Consumer-only properties would make the producer log a warning each; skip them. */
+static int consumer_only(const char *k)
+{
+    static const char *const keys[] = {"auto.offset.reset", "session.timeout.ms",
+                                       "heartbeat.interval.ms", "max.poll.interval.ms",
+                                       "partition.assignment.strategy", "fetch.",
+                                       "queued.", "enable.auto.commit", "auto.commit.",
+                                       "isolation.level", "group.instance.id",
+                                       "statistics.interval.ms", "check.crcs",
+                                       "fetch.wait.max.ms"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        size_t n = strlen(keys[i]);
+        if (keys[i][n - 1] == '.' ? strncmp(k, keys[i], n) == 0 : strcmp(k, keys[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
+                                              const struct smm_kafka_callbacks *cb,
+                                              char *errstr, size_t errstr_size)
+{
+    struct smm_kafka_source *src = calloc(1, sizeof(*src));
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    char err[512];
+    if (!src || !(src->topic = strdup(opts->topic))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    src->cb = *cb;
+
+    /* Consumer: our defaults first, then the user's kafka.* keys (which win). */
+    conf = rd_kafka_conf_new();
+    static const char *const defaults[][2] = {
+        {"auto.offset.reset", "earliest"},
+        {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "1000"},
+        {"queued.min.messages", "200000"},
+        {"queued.max.messages.kbytes", "262144"},
+        {"statistics.interval.ms", "10000"},
+        {"session.timeout.ms", "10000"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        if (conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size) != 0) {
+            goto fail;
+        }
+    }
+    for (int i = 0; i < opts->n_conf; i++) {
+        if (conf_set(conf, opts->conf_key[i], opts->conf_val[i], errstr, errstr_size) != 0) {
+            goto fail;
+        }
+    }
+    if (conf_set(conf, "group.id", opts->group_id, errstr, errstr_size) != 0 ||
+        conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0 ||
+        conf_set(conf, "enable.partition.eof", "false", errstr, errstr_size) != 0) {
+        goto fail;
+    }
+    rd_kafka_conf_set_opaque(conf, src);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!src->rk) {
+        snprintf(errstr, errstr_size, "kafka consumer: %s", err);
+        goto fail; /* conf is still ours on failure */
+    }
+    conf = NULL; /* rd_kafka_new() took ownership */
+    rd_kafka_poll_set_consumer(src->rk);
+
+    /* Dead-letter producer: same connection properties, idempotent, acks=all. */
+    conf = rd_kafka_conf_new();
+    for (int i = 0; i < opts->n_conf; i++) {
+        if (consumer_only(opts->conf_key[i])) {
+            continue;
+        }
+        if (conf_set(conf, opts->conf_key[i], opts->conf_val[i], errstr, errstr_size) != 0) {
+            goto fail;
+        }
+    }
+    if (conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) != 0 ||
+        conf_set(conf, "linger.ms", "5", errstr, errstr_size) != 0) {
+        goto fail;
+    }
+    rd_kafka_conf_set_opaque(conf, src);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    src->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!src->dlq) {
+        snprintf(errstr, errstr_size, "kafka dead-letter producer: %s", err);
+        goto fail;
+    }
+    conf = NULL;
+    src->dlq_topic = rd_kafka_topic_new(src->dlq, opts->dlq_topic, NULL);
+    if (!src->dlq_topic) {
+        snprintf(errstr, errstr_size, "dlq_topic: %s", rd_kafka_err2str(rd_kafka_last_error()));
+        goto fail;
+    }
+
+    subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, opts->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(src->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        snprintf(errstr, errstr_size, "topic: subscribe to %s: %s", opts->topic,
+                 rd_kafka_err2str(e));
+        goto fail;
+    }
+    snprintf(src->errstr, sizeof(src->errstr), "ok");
+    return src;
+
+fail:
+    if (conf) {
+        rd_kafka_conf_destroy(conf);
+    }
+    smm_kafka_source_destroy(src);
+    return NULL;
+}
+
+void smm_kafka_source_close(struct smm_kafka_source *src)
+{
+    if (src && src->rk) {
+        rd_kafka_consumer_close(src->rk);
+    }
+}
+
+void smm_kafka_source_destroy(struct smm_kafka_source *src)
+{
+    if (!src) {
+        return;
+    }
+    if (src->dlq) {
+        rd_kafka_flush(src->dlq, 10000);
+    }
+    if (src->dlq_topic) {
+        rd_kafka_topic_destroy(src->dlq_topic);
+    }
+    if (src->dlq) {
+        rd_kafka_destroy(src->dlq);
+    }
+    if (src->rk) {
+        rd_kafka_destroy(src->rk);
+    }
+    free(src->topic);
+    free(src);
+}
+
+const char *smm_kafka_source_errstr(const struct smm_kafka_source *src)
+{
+    return src->errstr;
+}
+
+int smm_kafka_source_assigned(const struct smm_kafka_source *src)
+{
+    return src->assigned;
+}
+
+static int deliver(struct smm_kafka_source *src, rd_kafka_message_t *m,
+                   void (*on_msg)(void *, const struct smm_kafka_msg *), void *opaque)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            logf_(src, SMM_LOG_WARN, "consume: %s", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+        return 0;
+    }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    struct smm_kafka_msg msg = {
+        .payload = m->payload,
+        .len = m->len,
+        .key = m->key,
+        .key_len = m->key_len,
+        .topic = rd_kafka_topic_name(m->rkt),
+        .partition = m->partition,
+        .offset = m->offset,
+        .timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+    };
+    on_msg(opaque, &msg);
+    rd_kafka_message_destroy(m);
+    return 1;
+}
+
+int smm_kafka_source_poll(struct smm_kafka_source *src, int timeout_ms, int max_msgs,
+                          void (*on_msg)(void *opaque, const struct smm_kafka_msg *msg),
+                          void *opaque)
+{
+    int n = 0;
+    rd_kafka_poll(src->dlq, 0); /* serve dead-letter delivery reports */
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(src->rk, timeout_ms);
+    while (m) {
+        n += deliver(src, m, on_msg, opaque);
+        if (n >= max_msgs) {
+            break;
+        }
+        m = rd_kafka_consumer_poll(src->rk, 0);
+    }
+    return src->fatal ? -1 : n;
+}
+
+int smm_kafka_source_seek(struct smm_kafka_source *src, const char *topic, int32_t partition,
+                          int64_t offset)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(src->rk, topic, NULL);
+    if (!rkt) {
+        return -1;
+    }
+    rd_kafka_resp_err_t e =
+        rd_kafka_seek(rkt, partition, offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : offset, 5000);
+    rd_kafka_topic_destroy(rkt);
+    if (e) {
+        logf_(src, SMM_LOG_WARN, "seek %s [%d] to %lld: %s", topic, partition, (long long)offset,
+              rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+void smm_kafka_source_store(struct smm_kafka_source *src, const char *topic, int32_t partition,
+                            int64_t next_offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
+    rd_kafka_offsets_store(src->rk, l); /* fails harmlessly for revoked partitions */
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void smm_kafka_source_pause(struct smm_kafka_source *src, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(src->rk, &l) || !l) {
+        return;
+    }
+    if (pause) {
+        rd_kafka_pause_partitions(src->rk, l);
+    } else {
+        rd_kafka_resume_partitions(src->rk, l);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+int smm_kafka_source_dead_letter(struct smm_kafka_source *src, const struct smm_kafka_msg *msg,
+                                 const char *reason, const char *detail)
+{
+    char part[16], off[24];
+    snprintf(part, sizeof(part), "%d", (int)msg->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)msg->offset);
+    rd_kafka_resp_err_t e;
+    for (int attempt = 0;; attempt++) {
+        e = rd_kafka_producev(
+            src->dlq, RD_KAFKA_V_RKT(src->dlq_topic),
+            RD_KAFKA_V_VALUE((void *)msg->payload, msg->len),
+            RD_KAFKA_V_KEY((void *)msg->key, msg->key_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER("smm.reason", reason, -1), RD_KAFKA_V_HEADER("smm.detail", detail, -1),
+            RD_KAFKA_V_HEADER("smm.topic", msg->topic, -1), RD_KAFKA_V_HEADER("smm.partition", part, -1),
+            RD_KAFKA_V_HEADER("smm.offset", off, -1), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt > 100) {
+            break;
+        }
+        rd_kafka_poll(src->dlq, 10);
+    }
+    if (e) {
+        logf_(src, SMM_LOG_ERROR, "dead-letter produce: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    src->dlq_outstanding++;
+    return 0;
+}
+
+int smm_kafka_source_dlq_wait(struct smm_kafka_source *src, int timeout_ms)
+{
+    if (src->dlq_outstanding > 0) {
+        rd_kafka_flush(src->dlq, timeout_ms);
+    } else {
+        rd_kafka_poll(src->dlq, 0);
+    }
+    if (src->dlq_failed) {
+        src->dlq_failed = 0;
+        return -1;
+    }
+    return src->dlq_outstanding > 0 ? 1 : 0;
+}

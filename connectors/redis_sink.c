@@ -1,0 +1,382 @@
+/* connectors/redis_sink.c - hiredis connection handling and script calls.
+ *
+ * hiredis 0.14.1 (Debian 12): a context is dead after any I/O error, and a reconnect drops
+ * whatever was queued, so we never pipeline increments across calls: each state change is
+ * one EVALSHA whose effect is all-or-nothing, and a caller that saw RETRY simply resends
+ * (the script's offset fence makes a resend of an applied batch a no-op). The timeout
+ * applies to connect and to every reply (redisSetTimeout), so a hung server turns into
+ * RETRY instead of a stuck loop. */
+#include "connectors/redis_sink.h"
+
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+extern const char smm_lua_script[];
+
+struct smm_redis_sink {
+    redisContext *c;
+    char *host, *unix_socket, *username, *password;
+    int port, db, timeout_ms;
+    char sha[48];
+    int64_t errors;
+    char errstr[256];
+};
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static void set_err(struct smm_redis_sink *sink, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sink->errstr, sizeof(sink->errstr), fmt, ap);
+    va_end(ap);
+}
+
+struct smm_redis_sink *smm_redis_sink_new(const struct smm_redis_opts *opts, char *errstr,
+                                          size_t errstr_size)
+{
+    struct smm_redis_sink *sink = calloc(1, sizeof(*sink));
+    if (!sink) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    sink->host = dup_or_empty(opts->host);
+    sink->unix_socket = dup_or_empty(opts->unix_socket);
+    sink->username = dup_or_empty(opts->username);
+    sink->password = dup_or_empty(opts->password);
+    if (!sink->host || !sink->unix_socket || !sink->username || !sink->password) {
+        snprintf(errstr, errstr_size, "out of memory");
+        smm_redis_sink_destroy(sink);
+        return NULL;
+    }
+    sink->port = opts->port;
+    sink->db = opts->db;
+    sink->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 2000;
+    set_err(sink, "not connected");
+    return sink;
+}
+
+static void drop(struct smm_redis_sink *sink)
+{
+    if (sink->c) {
+        redisFree(sink->c);
+        sink->c = NULL;
+    }
+}
+
+void smm_redis_sink_destroy(struct smm_redis_sink *sink)
+{
+    if (!sink) {
+        return;
+    }
+    drop(sink);
+    if (sink->password) {
+        memset(sink->password, 0, strlen(sink->password));
+    }
+    free(sink->host);
+    free(sink->unix_socket);
+    free(sink->username);
+    free(sink->password);
+    free(sink);
+}
+
+int smm_redis_sink_connected(const struct smm_redis_sink *sink)
+{
+    return sink->c != NULL;
+}
+
+const char *smm_redis_sink_errstr(const struct smm_redis_sink *sink)
+{
+    return sink->errstr;
+}
+
+int64_t smm_redis_sink_errors(const struct smm_redis_sink *sink)
+{
+    return sink->errors;
+}
+
+/* Classifies a failed call: I/O and EOF mean reconnect (RETRY); anything else is ours. */
+static int io_fail(struct smm_redis_sink *sink, const char *what)
+{
+    sink->errors++;
+    set_err(sink, "redis %s: %s", what, sink->c ? sink->c->errstr : "no connection");
+    drop(sink);
+    return SMM_SINK_RETRY;
+}
+
+/* Runs one command; *out gets the reply (caller frees). Reply errors are returned as
+ * replies, transport errors as RETRY. */
+static int command(struct smm_redis_sink *sink, redisReply **out, int argc, const char **argv,
+                   const size_t *argvlen, const char *what)
+{
+    redisReply *r = redisCommandArgv(sink->c, argc, argv, argvlen);
+    if (!r) {
+        return io_fail(sink, what);
+    }
+    *out = r;
+    return SMM_SINK_OK;
+}
+
+static int simple(struct smm_redis_sink *sink, const char *what, int argc, const char **argv)
+{
+    size_t lens[8];
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisReply *r;
+    if (command(sink, &r, argc, argv, lens, what) != SMM_SINK_OK) {
+        return SMM_SINK_RETRY;
+    }
+    int rc = SMM_SINK_OK;
+    if (r->type == REDIS_REPLY_ERROR) {
+        sink->errors++;
+        /* LOADING and similar are transient; WRONGPASS/NOAUTH/NOPERM are not. */
+        rc = strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0
+                 ? SMM_SINK_RETRY
+                 : SMM_SINK_ERROR;
+        set_err(sink, "redis %s: %s", what, r->str);
+        drop(sink);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int smm_redis_sink_connect(struct smm_redis_sink *sink)
+{
+    if (sink->c) {
+        return SMM_SINK_OK;
+    }
+    struct timeval tv = {sink->timeout_ms / 1000, (sink->timeout_ms % 1000) * 1000};
+    if (sink->unix_socket[0]) {
+        sink->c = redisConnectUnixWithTimeout(sink->unix_socket, tv);
+    } else {
+        sink->c = redisConnectWithTimeout(sink->host, sink->port, tv);
+    }
+    if (!sink->c || sink->c->err) {
+        sink->errors++;
+        if (sink->unix_socket[0]) {
+            set_err(sink, "redis connect %s: %s", sink->unix_socket,
+                    sink->c ? sink->c->errstr : "out of memory");
+        } else {
+            set_err(sink, "redis connect %s:%d: %s", sink->host, sink->port,
+                    sink->c ? sink->c->errstr : "out of memory");
+        }
+        drop(sink);
+        return SMM_SINK_RETRY;
+    }
+    redisSetTimeout(sink->c, tv);
+    redisEnableKeepAlive(sink->c);
+    int rc;
+    if (sink->password[0]) {
+        const char *auth_user[] = {"AUTH", sink->username, sink->password};
+        const char *auth[] = {"AUTH", sink->password};
+        rc = sink->username[0] ? simple(sink, "AUTH", 3, auth_user) : simple(sink, "AUTH", 2, auth);
+        if (rc != SMM_SINK_OK) {
+            return rc;
+        }
+    }
+    if (sink->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", sink->db);
+        const char *sel[] = {"SELECT", db};
+        if ((rc = simple(sink, "SELECT", 2, sel)) != SMM_SINK_OK) {
+            return rc;
+        }
+    }
+    const char *load[] = {"SCRIPT", "LOAD", smm_lua_script};
+    size_t lens[] = {6, 4, strlen(smm_lua_script)};
+    redisReply *r;
+    if (command(sink, &r, 3, load, lens, "SCRIPT LOAD") != SMM_SINK_OK) {
+        return SMM_SINK_RETRY;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len >= (int)sizeof(sink->sha)) {
+        sink->errors++;
+        rc = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0 ? SMM_SINK_RETRY
+                                                                                 : SMM_SINK_ERROR;
+        set_err(sink, "redis SCRIPT LOAD: %s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        freeReplyObject(r);
+        drop(sink);
+        return rc;
+    }
+    memcpy(sink->sha, r->str, (size_t)r->len + 1);
+    freeReplyObject(r);
+    set_err(sink, "ok");
+    return SMM_SINK_OK;
+}
+
+/* EVALSHA <sha> 0 <av...>; reloads the script once on NOSCRIPT (a restarted server). */
+static int eval(struct smm_redis_sink *sink, struct smm_argv *av, redisReply **out)
+{
+    int rc = smm_redis_sink_connect(sink);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    if (smm_argv_finish(av) != 0) {
+        set_err(sink, "out of memory");
+        return SMM_SINK_ERROR;
+    }
+    int argc = av->n + 3;
+    const char **argv = malloc((size_t)argc * sizeof(*argv));
+    size_t *lens = malloc((size_t)argc * sizeof(*lens));
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        set_err(sink, "out of memory");
+        return SMM_SINK_ERROR;
+    }
+    argv[0] = "EVALSHA";
+    lens[0] = 7;
+    argv[1] = sink->sha;
+    lens[1] = strlen(sink->sha);
+    argv[2] = "0";
+    lens[2] = 1;
+    memcpy(argv + 3, av->ptrs, (size_t)av->n * sizeof(*argv));
+    memcpy(lens + 3, av->len, (size_t)av->n * sizeof(*lens));
+    redisReply *r = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = command(sink, &r, argc, argv, lens, "EVALSHA");
+        if (rc != SMM_SINK_OK) {
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
+            freeReplyObject(r);
+            r = NULL;
+            drop(sink); /* reconnecting reloads the script */
+            if ((rc = smm_redis_sink_connect(sink)) != SMM_SINK_OK) {
+                break;
+            }
+            argv[1] = sink->sha;
+            continue;
+        }
+        break;
+    }
+    free(argv);
+    free(lens);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        sink->errors++;
+        set_err(sink, "redis script: %s", r->str);
+        rc = strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
+                     strncmp(r->str, "OOM", 3) == 0 || strncmp(r->str, "MISCONF", 7) == 0
+                 ? SMM_SINK_RETRY
+                 : SMM_SINK_ERROR;
+        freeReplyObject(r);
+        if (rc == SMM_SINK_RETRY) {
+            drop(sink);
+        }
+        return rc;
+    }
+    *out = r;
+    return SMM_SINK_OK;
+}
+
+static int64_t reply_int(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER) {
+        return r->integer;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        return strtoll(r->str, NULL, 10);
+    }
+    return -1;
+}
+
+int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
+                         struct smm_flush_result *res)
+{
+    redisReply *r;
+    int rc = eval(sink, av, &r);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        set_err(sink, "redis script: unexpected reply type %d", r->type);
+        freeReplyObject(r);
+        return SMM_SINK_ERROR;
+    }
+    const char *st = r->element[0]->str;
+    res->stored_offset = -1;
+    res->owner[0] = '\0';
+    if (strcmp(st, "OK") == 0) {
+        res->status = SMM_FLUSH_APPLIED;
+    } else if (strcmp(st, "DUP") == 0 || strcmp(st, "STALE") == 0) {
+        res->status = st[0] == 'D' ? SMM_FLUSH_DUP : SMM_FLUSH_STALE;
+        res->stored_offset = r->elements > 1 ? reply_int(r->element[1]) : -1;
+    } else if (strcmp(st, "FENCED") == 0) {
+        res->status = SMM_FLUSH_FENCED;
+        if (r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING) {
+            snprintf(res->owner, sizeof(res->owner), "%s", r->element[1]->str);
+        }
+    } else {
+        set_err(sink, "redis script: unexpected status %s", st);
+        freeReplyObject(r);
+        return SMM_SINK_ERROR;
+    }
+    freeReplyObject(r);
+    return SMM_SINK_OK;
+}
+
+int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *retired,
+                        int64_t *merged)
+{
+    redisReply *r;
+    int rc = eval(sink, av, &r);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
+        if (retired) {
+            *retired = reply_int(r->element[1]);
+        }
+        if (merged) {
+            *merged = reply_int(r->element[2]);
+        }
+    }
+    freeReplyObject(r);
+    return SMM_SINK_OK;
+}
+
+int smm_redis_sink_claim(struct smm_redis_sink *sink, const char *prefix, const char *tp,
+                         const char *token, int64_t *stored)
+{
+    int rc = smm_redis_sink_connect(sink);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    char owner_key[128], offsets_key[128];
+    snprintf(owner_key, sizeof(owner_key), "%sowner", prefix);
+    snprintf(offsets_key, sizeof(offsets_key), "%soffsets", prefix);
+    /* Claim first, then read: a flush by the previous owner after our claim is fenced,
+     * so the offset we read is final. */
+    redisAppendCommand(sink->c, "HSET %s %s %s", owner_key, tp, token);
+    redisAppendCommand(sink->c, "HGET %s %s", offsets_key, tp);
+    redisReply *r1 = NULL, *r2 = NULL;
+    if (redisGetReply(sink->c, (void **)&r1) != REDIS_OK ||
+        redisGetReply(sink->c, (void **)&r2) != REDIS_OK) {
+        if (r1) {
+            freeReplyObject(r1);
+        }
+        return io_fail(sink, "claim");
+    }
+    rc = SMM_SINK_OK;
+    if (r1->type == REDIS_REPLY_ERROR || r2->type == REDIS_REPLY_ERROR) {
+        sink->errors++;
+        set_err(sink, "redis claim: %s", r1->type == REDIS_REPLY_ERROR ? r1->str : r2->str);
+        rc = SMM_SINK_ERROR;
+    } else {
+        *stored = r2->type == REDIS_REPLY_STRING ? strtoll(r2->str, NULL, 10) : -1;
+    }
+    freeReplyObject(r1);
+    freeReplyObject(r2);
+    return rc;
+}

@@ -1,0 +1,64 @@
+/* connectors/redis_sink.h - the Redis connection and the atomic state script.
+ *
+ * One hiredis context, (re)connected lazily. Every state change goes through one Lua
+ * script (connectors/lua/smm.lua) run with EVALSHA, so a batch of counters, sketches and
+ * the partition offset commit together. Not thread-safe: one sink per thread. */
+#ifndef SMM_CONNECTORS_REDIS_SINK_H
+#define SMM_CONNECTORS_REDIS_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "connectors/argv.h"
+#include "connectors/sink.h"
+
+struct smm_redis_opts {
+    const char *host;
+    int port;
+    const char *unix_socket; /* NULL or "" = TCP */
+    int db;
+    const char *username; /* NULL or "" = AUTH with password only */
+    const char *password; /* NULL or "" = no AUTH */
+    int timeout_ms;
+};
+
+enum smm_flush_status { SMM_FLUSH_APPLIED, SMM_FLUSH_DUP, SMM_FLUSH_FENCED, SMM_FLUSH_STALE };
+
+struct smm_flush_result {
+    enum smm_flush_status status;
+    int64_t stored_offset; /* the offset Redis holds (DUP, STALE); -1 = none */
+    char owner[160];       /* FENCED: the token that owns the partition now */
+};
+
+struct smm_redis_sink;
+
+/* Copies opts. Does not connect. Returns NULL (errstr filled) on out-of-memory. */
+struct smm_redis_sink *smm_redis_sink_new(const struct smm_redis_opts *opts, char *errstr,
+                                          size_t errstr_size);
+void smm_redis_sink_destroy(struct smm_redis_sink *sink);
+
+/* Connects when not connected: AUTH, SELECT, SCRIPT LOAD. RETRY when unreachable, ERROR
+ * on rejected credentials or a server that refuses the script. */
+int smm_redis_sink_connect(struct smm_redis_sink *sink);
+int smm_redis_sink_connected(const struct smm_redis_sink *sink);
+/* The last error, for logs and /healthz. Never contains the password. */
+const char *smm_redis_sink_errstr(const struct smm_redis_sink *sink);
+
+/* Runs the script in flush mode with av (built by the processor; see smm.lua).
+ * SMM_SINK_OK fills res; RETRY/ERROR leave res untouched. After RETRY the batch may or
+ * may not have been applied: resend it, and the script's fence answers DUP if it was. */
+int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
+                         struct smm_flush_result *res);
+/* Runs the script in tick mode. Writes the number of retired minute buckets and merged
+ * hours when the pointers are not NULL. */
+int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *retired,
+                        int64_t *merged);
+/* Takes ownership of partition tp for token (HSET <prefix>owner) and reads its stored
+ * next offset into *stored (-1 when none). */
+int smm_redis_sink_claim(struct smm_redis_sink *sink, const char *prefix, const char *tp,
+                         const char *token, int64_t *stored);
+
+/* Number of commands sent and replies with errors since creation, for /metrics. */
+int64_t smm_redis_sink_errors(const struct smm_redis_sink *sink);
+
+#endif

@@ -1,0 +1,344 @@
+/* metrics/aggregate.c - the per-partition pre-aggregation table.
+ *
+ * DESIGN: everything lives in growable arrays indexed by int (entities, minute blocks,
+ * users) plus one open-addressing hash from (kind, id) to the entity index, and a bump
+ * arena for id strings. A clear resets counts to zero and keeps the memory, so steady
+ * state allocates nothing per event. A batch usually spans one or two minutes, so each
+ * entity's minute list is short and walked linearly. */
+#include "metrics/aggregate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_CHUNK (256 * 1024)
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, size;
+    char data[];
+};
+
+struct smm_agg {
+    unsigned engagement_mask;
+    int64_t events;
+    struct smm_agg_entity *ents;
+    int n_ents, cap_ents;
+    struct smm_agg_minute *mins;
+    int n_mins, cap_mins;
+    struct smm_agg_user *users;
+    int n_users, cap_users;
+    int *slots; /* entity index + 1; 0 = empty */
+    uint32_t *slot_hash;
+    size_t n_slots; /* power of two */
+    struct arena_chunk *arena, *arena_cur;
+};
+
+static uint32_t hash_id(int kind, const char *s, size_t *len_out)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)kind; /* FNV-1a */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    for (; p[n]; n++) {
+        h ^= p[n];
+        h *= 16777619u;
+    }
+    *len_out = n;
+    return h ? h : 1;
+}
+
+static char *arena_dup(struct smm_agg *agg, const char *s, size_t len)
+{
+    struct arena_chunk *c = agg->arena_cur;
+    while (c && c->used + len + 1 > c->size) {
+        c = c->next;
+    }
+    if (!c) {
+        size_t size = len + 1 > ARENA_CHUNK ? len + 1 : ARENA_CHUNK;
+        c = malloc(sizeof(*c) + size);
+        if (!c) {
+            return NULL;
+        }
+        c->used = 0;
+        c->size = size;
+        c->next = NULL;
+        if (agg->arena_cur) {
+            /* Append after the current chunk so a clear can rewind to the head. */
+            c->next = agg->arena_cur->next;
+            agg->arena_cur->next = c;
+        } else {
+            agg->arena = c;
+        }
+    }
+    agg->arena_cur = c;
+    char *dst = c->data + c->used;
+    memcpy(dst, s, len + 1);
+    c->used += len + 1;
+    return dst;
+}
+
+static int grow(void **arr, int *cap, size_t elem, int need)
+{
+    if (need <= *cap) {
+        return SMM_OK;
+    }
+    int ncap = *cap ? *cap * 2 : 1024;
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (!p) {
+        return SMM_ERR;
+    }
+    *arr = p;
+    *cap = ncap;
+    return SMM_OK;
+}
+
+static int rehash(struct smm_agg *agg, size_t n_slots)
+{
+    int *slots = calloc(n_slots, sizeof(*slots));
+    uint32_t *hashes = calloc(n_slots, sizeof(*hashes));
+    if (!slots || !hashes) {
+        free(slots);
+        free(hashes);
+        return SMM_ERR;
+    }
+    for (size_t i = 0; i < agg->n_slots; i++) {
+        if (!agg->slots[i]) {
+            continue;
+        }
+        size_t j = agg->slot_hash[i] & (n_slots - 1);
+        while (slots[j]) {
+            j = (j + 1) & (n_slots - 1);
+        }
+        slots[j] = agg->slots[i];
+        hashes[j] = agg->slot_hash[i];
+    }
+    free(agg->slots);
+    free(agg->slot_hash);
+    agg->slots = slots;
+    agg->slot_hash = hashes;
+    agg->n_slots = n_slots;
+    return SMM_OK;
+}
+
+struct smm_agg *smm_agg_new(unsigned engagement_mask, char *errstr, size_t errstr_size)
+{
+    struct smm_agg *agg = calloc(1, sizeof(*agg));
+    if (!agg || rehash(agg, 4096) != SMM_OK) {
+        snprintf(errstr, errstr_size, "out of memory");
+        smm_agg_destroy(agg);
+        return NULL;
+    }
+    agg->engagement_mask = engagement_mask;
+    return agg;
+}
+
+void smm_agg_destroy(struct smm_agg *agg)
+{
+    if (!agg) {
+        return;
+    }
+    struct arena_chunk *c = agg->arena;
+    while (c) {
+        struct arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    free(agg->ents);
+    free(agg->mins);
+    free(agg->users);
+    free(agg->slots);
+    free(agg->slot_hash);
+    free(agg);
+}
+
+int smm_agg_engagement_sign(const struct smm_agg *agg, enum smm_event_type type)
+{
+    unsigned m = agg->engagement_mask;
+    if (m & (1u << type)) {
+        return 1;
+    }
+    if (type == SMM_EV_UNLIKE && (m & (1u << SMM_EV_LIKE))) {
+        return -1;
+    }
+    if (type == SMM_EV_COMMENT_DELETE && (m & (1u << SMM_EV_COMMENT))) {
+        return -1;
+    }
+    return 0;
+}
+
+static int entity_get(struct smm_agg *agg, enum smm_agg_kind kind, const char *id)
+{
+    size_t len;
+    uint32_t h = hash_id((int)kind, id, &len);
+    size_t mask = agg->n_slots - 1;
+    for (size_t j = h & mask;; j = (j + 1) & mask) {
+        int s = agg->slots[j];
+        if (!s) {
+            if ((size_t)(agg->n_ents + 1) * 2 > agg->n_slots) {
+                if (rehash(agg, agg->n_slots * 2) != SMM_OK) {
+                    return -1;
+                }
+                return entity_get(agg, kind, id);
+            }
+            if (grow((void **)&agg->ents, &agg->cap_ents, sizeof(*agg->ents),
+                     agg->n_ents + 1) != SMM_OK) {
+                return -1;
+            }
+            const char *copy = arena_dup(agg, id, len);
+            if (!copy) {
+                return -1;
+            }
+            struct smm_agg_entity *e = &agg->ents[agg->n_ents];
+            e->kind = kind;
+            e->id = copy;
+            e->first_minute = -1;
+            e->first_user = -1;
+            e->n_users = 0;
+            agg->slots[j] = ++agg->n_ents;
+            agg->slot_hash[j] = h;
+            return agg->n_ents - 1;
+        }
+        struct smm_agg_entity *e = &agg->ents[s - 1];
+        if (agg->slot_hash[j] == h && e->kind == kind && strcmp(e->id, id) == 0) {
+            return s - 1;
+        }
+    }
+}
+
+static struct smm_agg_minute *minute_get(struct smm_agg *agg, int ent, int64_t minute)
+{
+    int *link = &agg->ents[ent].first_minute;
+    while (*link >= 0) {
+        struct smm_agg_minute *m = &agg->mins[*link];
+        if (m->minute == minute) {
+            return m;
+        }
+        link = &m->next;
+    }
+    if (grow((void **)&agg->mins, &agg->cap_mins, sizeof(*agg->mins), agg->n_mins + 1) !=
+        SMM_OK) {
+        return NULL;
+    }
+    /* The realloc above may have moved mins; re-walk to the tail link. */
+    link = &agg->ents[ent].first_minute;
+    while (*link >= 0) {
+        link = &agg->mins[*link].next;
+    }
+    struct smm_agg_minute *m = &agg->mins[agg->n_mins];
+    memset(m, 0, sizeof(*m));
+    m->minute = minute;
+    m->next = -1;
+    *link = agg->n_mins++;
+    return m;
+}
+
+static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *user)
+{
+    struct smm_agg_entity *e = &agg->ents[ent];
+    /* Skip the common repeat: the same user again in the same minute. */
+    if (e->first_user >= 0) {
+        struct smm_agg_user *u = &agg->users[e->first_user];
+        if (u->minute == minute && strcmp(u->user, user) == 0) {
+            return SMM_OK;
+        }
+    }
+    if (grow((void **)&agg->users, &agg->cap_users, sizeof(*agg->users), agg->n_users + 1) !=
+        SMM_OK) {
+        return SMM_ERR;
+    }
+    const char *copy = arena_dup(agg, user, strlen(user));
+    if (!copy) {
+        return SMM_ERR;
+    }
+    struct smm_agg_user *u = &agg->users[agg->n_users];
+    u->minute = minute;
+    u->user = copy;
+    u->next = e->first_user;
+    e->first_user = agg->n_users++;
+    e->n_users++;
+    return SMM_OK;
+}
+
+static int count(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
+                 const struct smm_event *ev, int64_t minute, int eng)
+{
+    int ent = entity_get(agg, kind, id);
+    if (ent < 0) {
+        return SMM_ERR;
+    }
+    struct smm_agg_minute *m = minute_get(agg, ent, minute);
+    if (!m) {
+        return SMM_ERR;
+    }
+    m->delta[ev->type]++;
+    m->delta[SMM_AGG_ENGAGEMENT] += eng;
+    if ((ev->flags & SMM_EVF_USER) &&
+        (ev->type == SMM_EV_IMPRESSION || ev->type == SMM_EV_VIEW)) {
+        return add_user(agg, ent, minute, ev->user_id);
+    }
+    return SMM_OK;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+int smm_agg_add(struct smm_agg *agg, const struct smm_event *ev)
+{
+    int64_t minute = floor_div(ev->ts_ms, 60000);
+    int eng = smm_agg_engagement_sign(agg, ev->type);
+    if ((ev->flags & SMM_EVF_CONTENT) &&
+        count(agg, SMM_AGG_CONTENT, ev->content_id, ev, minute, eng) != SMM_OK) {
+        return SMM_ERR;
+    }
+    if (count(agg, SMM_AGG_ACCOUNT, ev->account_id, ev, minute, eng) != SMM_OK) {
+        return SMM_ERR;
+    }
+    agg->events++;
+    return SMM_OK;
+}
+
+int smm_agg_entities(const struct smm_agg *agg)
+{
+    return agg->n_ents;
+}
+
+const struct smm_agg_entity *smm_agg_entity(const struct smm_agg *agg, int i)
+{
+    return &agg->ents[i];
+}
+
+const struct smm_agg_minute *smm_agg_minute_at(const struct smm_agg *agg, int i)
+{
+    return &agg->mins[i];
+}
+
+const struct smm_agg_user *smm_agg_user_at(const struct smm_agg *agg, int i)
+{
+    return &agg->users[i];
+}
+
+int64_t smm_agg_events(const struct smm_agg *agg)
+{
+    return agg->events;
+}
+
+void smm_agg_clear(struct smm_agg *agg)
+{
+    for (struct arena_chunk *c = agg->arena; c; c = c->next) {
+        c->used = 0;
+    }
+    agg->arena_cur = agg->arena;
+    if (agg->n_ents) {
+        memset(agg->slots, 0, agg->n_slots * sizeof(*agg->slots));
+    }
+    agg->n_ents = 0;
+    agg->n_mins = 0;
+    agg->n_users = 0;
+    agg->events = 0;
+}

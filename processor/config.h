@@ -1,0 +1,78 @@
+/* processor/config.h - the processor's configuration: one table of keys, three sources.
+ *
+ * Precedence, lowest first: built-in defaults, the JSON config file (nested objects are
+ * flattened with dots: {"redis": {"port": 6380}} sets redis.port), environment variables
+ * (SMM_ + key upper-cased with '.' as '_': SMM_REDIS_PASSWORD), then command-line
+ * --set key=value. Every kafka.* key goes to librdkafka unchanged (minus the prefix).
+ * Unknown keys and bad values are errors that name the key. */
+#ifndef SMM_PROCESSOR_CONFIG_H
+#define SMM_PROCESSOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SMM_CFG_MAX_WINDOWS 8
+#define SMM_CFG_MAX_KAFKA 64
+
+struct smm_config {
+    char *topic;
+    char *dlq_topic; /* "" = <topic>.dlq */
+    char *group_id;
+    char *prefix;
+    char *redis_host;
+    int64_t redis_port;
+    char *redis_unix_socket;
+    int64_t redis_db;
+    char *redis_username;
+    char *redis_password;
+    char *redis_password_file;
+    int64_t redis_timeout_ms;
+    int64_t flush_interval_ms;
+    int64_t flush_max_events;
+    int64_t tick_ms;
+    int64_t stats_interval_ms;
+    char *windows; /* "5m,1h,24h" */
+    int64_t window_grace_ms;
+    int64_t retention_ms;
+    int64_t max_future_ms;
+    char *engagement;
+    int64_t max_payload_bytes;
+    int64_t max_id_bytes;
+    int64_t reach_refresh_max;
+    char *log_level;
+    char *log_format;
+    /* Derived by smm_config_finish(): */
+    int n_windows;
+    int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */
+    unsigned engagement_mask;
+    /* kafka.* passthrough, in the order given (later wins in librdkafka too). */
+    int n_kafka;
+    char *kafka_key[SMM_CFG_MAX_KAFKA];
+    char *kafka_val[SMM_CFG_MAX_KAFKA];
+};
+
+/* Fills cfg with the defaults. Returns SMM_OK; on failure errstr names the key. */
+int smm_config_init(struct smm_config *cfg, char *errstr, size_t errstr_size);
+void smm_config_free(struct smm_config *cfg);
+
+/* Sets one key from text (the same parser for defaults, file, env and flags). `origin`
+ * ("config file x.json", "env SMM_X", "--set") prefixes errors. */
+int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
+                   const char *origin, char *errstr, size_t errstr_size);
+int smm_config_load_file(struct smm_config *cfg, const char *path, char *errstr,
+                         size_t errstr_size);
+/* Applies SMM_* environment variables from envp (NULL-terminated, e.g. environ). */
+int smm_config_load_env(struct smm_config *cfg, char **envp, char *errstr, size_t errstr_size);
+/* Validates cross-key rules and derives window/engagement tables; reads
+ * redis.password_file. Call once after all sources. */
+int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size);
+
+/* Writes "key = value" lines (secrets masked) to f. */
+void smm_config_print(const struct smm_config *cfg, FILE *f);
+/* Writes the key table (name, default, meaning) to f. */
+void smm_config_print_help(FILE *f);
+/* 1 when a key's value must never be printed or logged. */
+int smm_config_is_secret(const char *key);
+
+#endif

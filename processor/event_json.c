@@ -1,0 +1,326 @@
+/* processor/event_json.c - decode and validate one event message with cJSON.
+ *
+ * cJSON allocates a node per value, which is most of our per-event CPU; we parse with an
+ * explicit length (payloads are not NUL-terminated), read each field once with the
+ * case-sensitive getter and copy what we keep into the event's fixed buffers, so nothing
+ * borrowed from the tree outlives cJSON_Delete(). */
+#include "processor/event_json.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const reason_names[SMM_REJECT__COUNT] = {
+    "none",         "too_large",  "invalid_json",  "not_object", "missing_field", "wrong_type",
+    "unknown_type", "id_too_long", "bad_id",       "bad_timestamp", "too_old",    "in_future",
+};
+
+const char *smm_reject_reason_name(enum smm_reject_reason reason)
+{
+    if ((int)reason < 0 || reason >= SMM_REJECT__COUNT) {
+        return "unknown";
+    }
+    return reason_names[reason];
+}
+
+static int reject(struct smm_reject *rej, enum smm_reject_reason reason, const char *fmt, ...)
+{
+    va_list ap;
+    rej->reason = reason;
+    va_start(ap, fmt);
+    vsnprintf(rej->detail, sizeof(rej->detail), fmt, ap);
+    va_end(ap);
+    return SMM_ERR;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return SMM_ERR;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return SMM_OK;
+}
+
+int smm_event_json_parse_rfc3339(const char *s, int64_t *ms_out)
+{
+    int y, mo, d, h, mi, sec, ms = 0;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
+        s[7] != '-' || digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+        digits(s + 17, 2, &sec)) {
+        return SMM_ERR;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60) {
+        return SMM_ERR;
+    }
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) {
+        return SMM_ERR;
+    }
+    const char *p = s + 19;
+    if (*p == '.') {
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
+            if (n < 3) {
+                ms = ms * 10 + (*p - '0');
+            }
+        }
+        if (n == 0) {
+            return SMM_ERR;
+        }
+        for (; n < 3; n++) {
+            ms *= 10;
+        }
+    }
+    int offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
+            om > 59) {
+            return SMM_ERR;
+        }
+        offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return SMM_ERR;
+    }
+    if (*p != '\0') {
+        return SMM_ERR;
+    }
+    if (sec == 60) {
+        sec = 59; /* a leap second maps onto the last ms-resolution second */
+        ms = 999;
+    }
+    int64_t days = days_from_civil(y, mo, d);
+    int64_t t = ((days * 24 + h) * 60 + mi) * 60 + sec - (int64_t)offset_min * 60;
+    *ms_out = t * 1000 + ms;
+    return SMM_OK;
+}
+
+/* Validates one UTF-8 id: non-empty, short enough, no control characters, well-formed. */
+static int check_id(const char *name, const char *s, size_t max, struct smm_reject *rej)
+{
+    size_t n = strlen(s);
+    if (n == 0) {
+        return reject(rej, SMM_REJECT_BAD_ID, "%s: empty", name);
+    }
+    if (n > max) {
+        return reject(rej, SMM_REJECT_ID_TOO_LONG, "%s: %zu bytes, limit %zu", name, n, max);
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (c < 0x20 || c == 0x7f) {
+            return reject(rej, SMM_REJECT_BAD_ID, "%s: control character 0x%02x at byte %zu",
+                          name, c, i);
+        }
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        if (k == 0 || i + k > n) {
+            return reject(rej, SMM_REJECT_BAD_ID, "%s: invalid UTF-8 at byte %zu", name, i);
+        }
+        for (size_t j = 1; j < k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80) {
+                return reject(rej, SMM_REJECT_BAD_ID, "%s: invalid UTF-8 at byte %zu", name, i);
+            }
+        }
+        if (k == 2 && c < 0xc2) {
+            return reject(rej, SMM_REJECT_BAD_ID, "%s: overlong UTF-8 at byte %zu", name, i);
+        }
+        i += k;
+    }
+    return SMM_OK;
+}
+
+/* Copies an optional (required when `required`) string id field into dst. Returns 1 when
+ * present, 0 when absent, -1 on a reject. */
+static int get_id(const cJSON *root, const char *name, int required, char *dst, size_t max,
+                  struct smm_reject *rej)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!it || cJSON_IsNull(it)) {
+        if (required) {
+            reject(rej, SMM_REJECT_MISSING_FIELD, "%s: required", name);
+            return -1;
+        }
+        return 0;
+    }
+    if (!cJSON_IsString(it) || !it->valuestring) {
+        reject(rej, SMM_REJECT_WRONG_TYPE, "%s: must be a string", name);
+        return -1;
+    }
+    if (check_id(name, it->valuestring, max, rej) != SMM_OK) {
+        return -1;
+    }
+    size_t n = strlen(it->valuestring);
+    memcpy(dst, it->valuestring, n + 1);
+    return 1;
+}
+
+static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
+                       const struct smm_decode_limits *lim, struct smm_event *ev,
+                       struct smm_reject *rej)
+{
+    size_t max = lim->max_id_bytes;
+    if (!cJSON_IsObject(root)) {
+        return reject(rej, SMM_REJECT_NOT_OBJECT, "top-level value must be an object");
+    }
+    memset(ev, 0, offsetof(struct smm_event, event_id));
+    ev->account_id[0] = ev->content_id[0] = ev->user_id[0] = ev->parent_id[0] = '\0';
+    ev->source[0] = ev->thread_id[0] = ev->region[0] = ev->segment[0] = '\0';
+
+    if (get_id(root, "event_id", 1, ev->event_id, max, rej) < 0) {
+        return SMM_ERR;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!type || cJSON_IsNull(type)) {
+        return reject(rej, SMM_REJECT_MISSING_FIELD, "type: required");
+    }
+    if (!cJSON_IsString(type) || !type->valuestring) {
+        return reject(rej, SMM_REJECT_WRONG_TYPE, "type: must be a string");
+    }
+    if (smm_event_type_parse(type->valuestring, &ev->type) != SMM_OK) {
+        return reject(rej, SMM_REJECT_UNKNOWN_TYPE, "type: unknown event type \"%.40s\"",
+                      type->valuestring);
+    }
+
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "ts");
+    if (!ts || cJSON_IsNull(ts)) {
+        if (kafka_ts_ms < 0) {
+            return reject(rej, SMM_REJECT_MISSING_FIELD, "ts: absent and no Kafka timestamp");
+        }
+        ev->ts_ms = kafka_ts_ms;
+    } else if (cJSON_IsNumber(ts)) {
+        double v = ts->valuedouble;
+        if (!isfinite(v) || v != floor(v) || v < 0 || v > 9.0e15) {
+            return reject(rej, SMM_REJECT_BAD_TIMESTAMP, "ts: %.17g is not epoch milliseconds", v);
+        }
+        ev->ts_ms = (int64_t)v;
+        ev->flags |= SMM_EVF_TS;
+    } else if (cJSON_IsString(ts) && ts->valuestring) {
+        if (smm_event_json_parse_rfc3339(ts->valuestring, &ev->ts_ms) != SMM_OK) {
+            return reject(rej, SMM_REJECT_BAD_TIMESTAMP, "ts: \"%.40s\" is not RFC 3339",
+                          ts->valuestring);
+        }
+        ev->flags |= SMM_EVF_TS;
+    } else {
+        return reject(rej, SMM_REJECT_WRONG_TYPE, "ts: must be a number or a string");
+    }
+    if (ev->ts_ms < now_ms - lim->retention_ms) {
+        return reject(rej, SMM_REJECT_TOO_OLD, "ts: %lld ms older than retention (%lld ms)",
+                      (long long)(now_ms - ev->ts_ms), (long long)lim->retention_ms);
+    }
+    if (ev->ts_ms > now_ms + lim->max_future_ms) {
+        return reject(rej, SMM_REJECT_IN_FUTURE, "ts: %lld ms in the future (limit %lld ms)",
+                      (long long)(ev->ts_ms - now_ms), (long long)lim->max_future_ms);
+    }
+
+    if (get_id(root, "account_id", 1, ev->account_id, max, rej) < 0) {
+        return SMM_ERR;
+    }
+    int r = get_id(root, "content_id", smm_event_type_needs_content(ev->type), ev->content_id,
+                   max, rej);
+    if (r < 0) {
+        return SMM_ERR;
+    }
+    ev->flags |= r ? SMM_EVF_CONTENT : 0;
+
+    static const struct {
+        const char *name;
+        size_t off;
+        unsigned flag;
+    } opt[] = {
+        {"user_id", offsetof(struct smm_event, user_id), SMM_EVF_USER},
+        {"parent_id", offsetof(struct smm_event, parent_id), SMM_EVF_PARENT},
+        {"source", offsetof(struct smm_event, source), SMM_EVF_SOURCE},
+        {"thread_id", offsetof(struct smm_event, thread_id), SMM_EVF_THREAD},
+        {"region", offsetof(struct smm_event, region), SMM_EVF_REGION},
+        {"segment", offsetof(struct smm_event, segment), SMM_EVF_SEGMENT},
+    };
+    for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
+        r = get_id(root, opt[i].name, 0, (char *)ev + opt[i].off, max, rej);
+        if (r < 0) {
+            return SMM_ERR;
+        }
+        ev->flags |= r ? opt[i].flag : 0;
+    }
+
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "followers");
+    if (f && !cJSON_IsNull(f)) {
+        if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble) || f->valuedouble < 0 ||
+            f->valuedouble != floor(f->valuedouble) || f->valuedouble > 1e12) {
+            return reject(rej, SMM_REJECT_WRONG_TYPE, "followers: must be a non-negative integer");
+        }
+        ev->followers = (int64_t)f->valuedouble;
+        ev->flags |= SMM_EVF_FOLLOWERS;
+    }
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(root, "follows_author");
+    if (fa && !cJSON_IsNull(fa)) {
+        if (!cJSON_IsBool(fa)) {
+            return reject(rej, SMM_REJECT_WRONG_TYPE, "follows_author: must be true or false");
+        }
+        ev->follows_author = cJSON_IsTrue(fa) ? 1 : 0;
+        ev->flags |= SMM_EVF_FOLLOWS_AUTHOR;
+    }
+    const cJSON *val = cJSON_GetObjectItemCaseSensitive(root, "value");
+    if (val && !cJSON_IsNull(val)) {
+        if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble) || fabs(val->valuedouble) > 1e12) {
+            return reject(rej, SMM_REJECT_WRONG_TYPE, "value: must be a finite number");
+        }
+        ev->value = val->valuedouble;
+        ev->flags |= SMM_EVF_VALUE;
+    }
+    return SMM_OK;
+}
+
+int smm_event_json_decode(const void *buf, size_t len, int64_t kafka_ts_ms, int64_t now_ms,
+                          const struct smm_decode_limits *lim, struct smm_event *ev,
+                          struct smm_reject *rej)
+{
+    rej->reason = SMM_REJECT_NONE;
+    rej->detail[0] = '\0';
+    if (len > lim->max_payload_bytes) {
+        return reject(rej, SMM_REJECT_TOO_LARGE, "payload %zu bytes, limit %zu", len,
+                      lim->max_payload_bytes);
+    }
+    if (len == 0 || buf == NULL) {
+        return reject(rej, SMM_REJECT_INVALID_JSON, "empty payload");
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= (const char *)buf ? (size_t)(end - (const char *)buf) : 0;
+        return reject(rej, SMM_REJECT_INVALID_JSON, "parse error at byte %zu", at);
+    }
+    /* Only whitespace may follow the value. */
+    for (const char *p = end; p < (const char *)buf + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            cJSON_Delete(root);
+            return reject(rej, SMM_REJECT_INVALID_JSON, "trailing bytes at byte %zu",
+                          (size_t)(p - (const char *)buf));
+        }
+    }
+    int rc = decode_tree(root, kafka_ts_ms, now_ms, lim, ev, rej);
+    cJSON_Delete(root);
+    return rc;
+}

@@ -1,0 +1,730 @@
+/* processor/loop.c - the main loop: consume, fold, flush atomically, tick, report.
+ *
+ * DESIGN (exactly once): each assigned partition has an owner token written to Redis on
+ * assignment, the offset Redis stored for it (base) and the offset after the last message
+ * folded into its batch (next). A flush sends the batch with (token, base, next) to the
+ * state script, which applies it only if Redis still names us as owner and still holds
+ * base; then base = next and the offset is stored in Kafka for lag monitoring. Failure
+ * modes:
+ *   RETRY   Redis unreachable: keep the batch, pause consumption, back off, resend. A
+ *           resend of a batch that did apply answers DUP, which counts as success.
+ *   FENCED  someone else owns the partition: drop the batch, ignore the partition.
+ *   STALE   Redis holds another offset (restored from an older AOF): drop the batch and
+ *           seek the partition back to what Redis holds; the re-read recounts it.
+ * Dead letters of a partition are acknowledged by Kafka before the flush that moves its
+ * offset past them; if any failed, the partition is rewound to base instead. */
+#include "processor/loop.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connectors/kafka_source.h"
+#include "connectors/redis_sink.h"
+#include "processor/log.h"
+#include "processor/pipeline.h"
+
+enum part_state { PART_ACTIVE, PART_UNCLAIMED, PART_FENCED };
+
+struct part {
+    char topic[256];
+    int32_t partition;
+    char tp[300];    /* "<topic>:<partition>", the field in <prefix>offsets */
+    char token[160]; /* our ownership token for this assignment */
+    enum part_state state;
+    int64_t base; /* offset stored in Redis (-1 none) */
+    int64_t next; /* offset after the last folded message (-1 none yet) */
+    int64_t lag;  /* from librdkafka statistics, -1 unknown */
+    int dead_letters; /* dead letters produced into the current batch */
+    struct smm_batch batch;
+};
+
+/* Entities whose reach rates the next ticks refresh: a FIFO of unique strings. */
+struct refresh {
+    char **items;
+    int head, n, cap;
+    char **set; /* open addressing over the same strings */
+    size_t set_size;
+};
+
+struct smm_loop {
+    const struct smm_config *cfg;
+    struct smm_loop_opts opts;
+    struct smm_pipeline *pipe;
+    struct smm_kafka_source *src;
+    struct smm_redis_sink *sink;
+    struct part **parts;
+    int n_parts, cap_parts;
+    struct smm_argv av;
+    struct refresh refresh;
+    uint64_t token_seq;
+    char token_base[128];
+    int fatal;
+    int paused;
+    int64_t pending; /* messages folded since the last successful flush */
+    int64_t retry_at_ms, backoff_ms;
+    int64_t last_msg_ms;
+    /* totals and per-interval figures for the stats line */
+    int64_t consumed, counted, dead_lettered, flushes, flush_failures, stale, fenced;
+    int64_t rejects[SMM_REJECT__COUNT];
+    int64_t iv_consumed, iv_flush_us_sum, iv_flush_us_max, iv_flushes;
+    int64_t iv_start_ms;
+};
+
+static int64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- refresh queue ---- */
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return h;
+}
+
+#define REFRESH_MAX 262144
+
+static void refresh_push(struct refresh *r, const char *kind, const char *id)
+{
+    if (r->n >= REFRESH_MAX) {
+        return; /* refreshed the next time it is touched */
+    }
+    if (!r->set) {
+        r->set_size = 2 * REFRESH_MAX;
+        r->set = calloc(r->set_size, sizeof(*r->set));
+        r->cap = REFRESH_MAX;
+        r->items = calloc((size_t)r->cap, sizeof(*r->items));
+        if (!r->set || !r->items) {
+            return;
+        }
+    }
+    char buf[SMM_EVENT_ID_MAX + 4];
+    snprintf(buf, sizeof(buf), "%s:%s", kind, id);
+    size_t j = str_hash(buf) & (r->set_size - 1);
+    for (; r->set[j]; j = (j + 1) & (r->set_size - 1)) {
+        if (strcmp(r->set[j], buf) == 0) {
+            return;
+        }
+    }
+    char *copy = strdup(buf);
+    if (!copy) {
+        return;
+    }
+    r->set[j] = copy;
+    r->items[(r->head + r->n) % r->cap] = copy;
+    r->n++;
+}
+
+/* Removes up to max items into out[] (caller frees them with refresh_release). */
+static int refresh_take(struct refresh *r, char **out, int max)
+{
+    int k = 0;
+    while (k < max && r->n > 0) {
+        out[k++] = r->items[r->head];
+        r->head = (r->head + 1) % r->cap;
+        r->n--;
+    }
+    return k;
+}
+
+static void refresh_requeue(struct refresh *r, char **items, int k)
+{
+    for (int i = k - 1; i >= 0; i--) {
+        r->head = (r->head + r->cap - 1) % r->cap;
+        r->items[r->head] = items[i];
+        r->n++;
+    }
+}
+
+static void refresh_release(struct refresh *r, char **items, int k)
+{
+    /* Rebuild membership lazily: delete each from the set by re-inserting the rest of
+     * its probe cluster (standard linear-probing deletion). */
+    for (int i = 0; i < k; i++) {
+        size_t j = str_hash(items[i]) & (r->set_size - 1);
+        while (r->set[j] && r->set[j] != items[i]) {
+            j = (j + 1) & (r->set_size - 1);
+        }
+        if (r->set[j]) {
+            r->set[j] = NULL;
+            for (size_t x = (j + 1) & (r->set_size - 1); r->set[x];
+                 x = (x + 1) & (r->set_size - 1)) {
+                char *s = r->set[x];
+                r->set[x] = NULL;
+                size_t y = str_hash(s) & (r->set_size - 1);
+                while (r->set[y]) {
+                    y = (y + 1) & (r->set_size - 1);
+                }
+                r->set[y] = s;
+            }
+        }
+        free(items[i]);
+    }
+}
+
+static void refresh_free(struct refresh *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        free(r->items[(r->head + i) % r->cap]);
+    }
+    free(r->items);
+    free(r->set);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- partitions ---- */
+
+static struct part *part_find(struct smm_loop *loop, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < loop->n_parts; i++) {
+        struct part *p = loop->parts[i];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void part_remove(struct smm_loop *loop, struct part *p)
+{
+    for (int i = 0; i < loop->n_parts; i++) {
+        if (loop->parts[i] == p) {
+            loop->parts[i] = loop->parts[--loop->n_parts];
+            break;
+        }
+    }
+    loop->pending -= p->batch.messages;
+    if (loop->pending < 0) {
+        loop->pending = 0;
+    }
+    smm_batch_free(&p->batch);
+    free(p);
+}
+
+static void part_reset(struct smm_loop *loop, struct part *p)
+{
+    loop->pending -= p->batch.messages;
+    if (loop->pending < 0) {
+        loop->pending = 0;
+    }
+    smm_batch_clear(&p->batch);
+    p->dead_letters = 0;
+}
+
+static int claim(struct smm_loop *loop, struct part *p)
+{
+    snprintf(p->token, sizeof(p->token), "%s/%llu", loop->token_base,
+             (unsigned long long)++loop->token_seq);
+    int64_t stored = -1;
+    int rc = smm_redis_sink_claim(loop->sink, loop->cfg->prefix, p->tp, p->token, &stored);
+    if (rc != SMM_SINK_OK) {
+        smm_log(SMM_LOG_WARN, "partition %s: cannot claim in Redis yet: %s", p->tp,
+                smm_redis_sink_errstr(loop->sink));
+        p->state = PART_UNCLAIMED;
+        return SMM_ERR;
+    }
+    p->state = PART_ACTIVE;
+    p->base = stored;
+    p->next = stored;
+    part_reset(loop, p);
+    smm_log(SMM_LOG_INFO, "partition %s: claimed, resuming at %s%lld", p->tp,
+            stored < 0 ? "the committed offset (none stored) " : "offset ",
+            (long long)stored);
+    return SMM_OK;
+}
+
+static void on_assign(void *opaque, const char *topic, int32_t partition, int64_t *offset)
+{
+    struct smm_loop *loop = opaque;
+    struct part *p = part_find(loop, topic, partition);
+    char err[256];
+    if (!p) {
+        p = calloc(1, sizeof(*p));
+        if (!p || smm_batch_init(&p->batch, loop->pipe, err, sizeof(err)) != SMM_OK) {
+            free(p);
+            smm_log(SMM_LOG_ERROR, "out of memory on assignment");
+            loop->fatal = 1;
+            return;
+        }
+        snprintf(p->topic, sizeof(p->topic), "%s", topic);
+        p->partition = partition;
+        snprintf(p->tp, sizeof(p->tp), "%s:%d", topic, (int)partition);
+        p->lag = -1;
+        if (loop->n_parts == loop->cap_parts) {
+            int ncap = loop->cap_parts ? loop->cap_parts * 2 : 64;
+            struct part **np = realloc(loop->parts, (size_t)ncap * sizeof(*np));
+            if (!np) {
+                smm_batch_free(&p->batch);
+                free(p);
+                loop->fatal = 1;
+                return;
+            }
+            loop->parts = np;
+            loop->cap_parts = ncap;
+        }
+        loop->parts[loop->n_parts++] = p;
+    }
+    if (claim(loop, p) == SMM_OK && p->base >= 0) {
+        *offset = p->base;
+    } else {
+        *offset = SMM_KAFKA_OFFSET_DEFAULT;
+    }
+}
+
+static int flush_part(struct smm_loop *loop, struct part *p, int64_t now);
+
+static void on_revoke(void *opaque, const char *topic, int32_t partition, int lost)
+{
+    struct smm_loop *loop = opaque;
+    struct part *p = part_find(loop, topic, partition);
+    if (!p) {
+        return;
+    }
+    if (!lost && p->state == PART_ACTIVE) {
+        /* Hand over cleanly: what we counted is stored before the next owner starts. The
+         * fence makes this safe even if the next owner was faster. */
+        flush_part(loop, p, clock_ms());
+    }
+    part_remove(loop, p);
+}
+
+static void on_stats(void *opaque, const char *json, size_t len)
+{
+    struct smm_loop *loop = opaque;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) {
+        return;
+    }
+    cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
+    for (int i = 0; i < loop->n_parts; i++) {
+        struct part *p = loop->parts[i];
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(topics, p->topic);
+        cJSON *parts = cJSON_GetObjectItemCaseSensitive(t, "partitions");
+        char key[16];
+        snprintf(key, sizeof(key), "%d", (int)p->partition);
+        cJSON *pj = cJSON_GetObjectItemCaseSensitive(parts, key);
+        cJSON *lag = cJSON_GetObjectItemCaseSensitive(pj, "consumer_lag");
+        p->lag = cJSON_IsNumber(lag) ? (int64_t)lag->valuedouble : -1;
+    }
+    cJSON_Delete(root);
+}
+
+/* ---- consuming ---- */
+
+static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
+{
+    struct smm_loop *loop = opaque;
+    struct part *p = part_find(loop, msg->topic, msg->partition);
+    loop->consumed++;
+    loop->iv_consumed++;
+    if (!p || p->state != PART_ACTIVE) {
+        return; /* re-read from the stored offset once the partition is ours */
+    }
+    if (p->next >= 0 && msg->offset < p->next) {
+        return; /* already folded: a fetch from before a seek */
+    }
+    struct smm_reject rej;
+    int64_t now = clock_ms();
+    int rc = smm_pipeline_feed(loop->pipe, &p->batch, msg->payload, msg->len, msg->timestamp_ms,
+                               now, &rej);
+    if (rc == SMM_PIPELINE_OOM) {
+        smm_log(SMM_LOG_ERROR, "out of memory while aggregating; stopping (a restart resumes "
+                               "from the stored offsets)");
+        loop->fatal = 1;
+        return;
+    }
+    if (rc != SMM_OK) {
+        const char *reason = smm_reject_reason_name(rej.reason);
+        smm_log(SMM_LOG_WARN, "dead letter %s offset %lld: %s: %s", p->tp,
+                (long long)msg->offset, reason, rej.detail);
+        if (smm_kafka_source_dead_letter(loop->src, msg, reason, rej.detail) != 0) {
+            /* Could not even queue it: rewind so it is retried, never skipped. */
+            p->next = p->base;
+            part_reset(loop, p);
+            smm_kafka_source_seek(loop->src, p->topic, p->partition, p->base);
+            return;
+        }
+        p->dead_letters++;
+    }
+    p->next = msg->offset + 1;
+    loop->pending++;
+    loop->last_msg_ms = now;
+}
+
+/* ---- flushing ---- */
+
+static void rewind_part(struct smm_loop *loop, struct part *p, int64_t to)
+{
+    part_reset(loop, p);
+    p->base = to;
+    p->next = to;
+    smm_kafka_source_seek(loop->src, p->topic, p->partition, to);
+}
+
+/* Returns SMM_OK when the partition has nothing pending afterwards, SMM_ERR to retry. */
+static int flush_part(struct smm_loop *loop, struct part *p, int64_t now)
+{
+    if (p->state != PART_ACTIVE || p->next < 0 || p->next == p->base) {
+        return SMM_OK;
+    }
+    if (p->dead_letters) {
+        int w = smm_kafka_source_dlq_wait(loop->src, 10000);
+        if (w < 0) {
+            smm_log(SMM_LOG_WARN, "partition %s: dead letters not acknowledged; re-reading from "
+                                  "offset %lld", p->tp, (long long)p->base);
+            rewind_part(loop, p, p->base);
+            return SMM_OK;
+        }
+        if (w > 0) {
+            return SMM_ERR; /* Kafka slow: keep the batch, try again next round */
+        }
+    }
+    if (smm_pipeline_encode_flush(loop->pipe, &p->batch, p->tp, p->token, p->base, p->next, now,
+                                  &loop->av) != SMM_OK) {
+        smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
+        loop->fatal = 1;
+        return SMM_ERR;
+    }
+    int64_t t0 = mono_us();
+    struct smm_flush_result res;
+    int rc = smm_redis_sink_flush(loop->sink, &loop->av, &res);
+    int64_t us = mono_us() - t0;
+    if (rc != SMM_SINK_OK) {
+        loop->flush_failures++;
+        smm_log(rc == SMM_SINK_ERROR ? SMM_LOG_ERROR : SMM_LOG_WARN,
+                "flush %s failed, will retry: %s", p->tp, smm_redis_sink_errstr(loop->sink));
+        return SMM_ERR;
+    }
+    loop->flushes++;
+    loop->iv_flushes++;
+    loop->iv_flush_us_sum += us;
+    if (us > loop->iv_flush_us_max) {
+        loop->iv_flush_us_max = us;
+    }
+    switch (res.status) {
+    case SMM_FLUSH_APPLIED:
+    case SMM_FLUSH_DUP: {
+        int64_t rejected = 0;
+        for (int r = 0; r < SMM_REJECT__COUNT; r++) {
+            loop->rejects[r] += p->batch.rejects[r];
+            rejected += p->batch.rejects[r];
+        }
+        loop->dead_lettered += rejected;
+        loop->counted += p->batch.messages - rejected;
+        const struct smm_agg *agg = p->batch.agg;
+        for (int e = 0; e < smm_agg_entities(agg); e++) {
+            const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+            if (ent->first_user >= 0 || ent->kind == SMM_AGG_ACCOUNT) {
+                refresh_push(&loop->refresh, ent->kind == SMM_AGG_CONTENT ? "c" : "a", ent->id);
+            }
+        }
+        p->base = p->next;
+        part_reset(loop, p);
+        smm_kafka_source_store(loop->src, p->topic, p->partition, p->base);
+        return SMM_OK;
+    }
+    case SMM_FLUSH_FENCED:
+        loop->fenced++;
+        smm_log(SMM_LOG_WARN, "partition %s: fenced (now owned by %s); dropping its batch",
+                p->tp, res.owner[0] ? res.owner : "nobody");
+        part_reset(loop, p);
+        p->state = PART_FENCED;
+        return SMM_OK;
+    case SMM_FLUSH_STALE:
+        loop->stale++;
+        smm_log(SMM_LOG_WARN,
+                "partition %s: Redis holds offset %lld, we expected %lld (Redis restored from "
+                "an older state?); re-reading from %lld",
+                p->tp, (long long)res.stored_offset, (long long)p->base,
+                (long long)res.stored_offset);
+        rewind_part(loop, p, res.stored_offset);
+        return SMM_OK;
+    }
+    return SMM_OK;
+}
+
+static void flush_all(struct smm_loop *loop, int64_t now)
+{
+    int failed = 0;
+    for (int i = 0; i < loop->n_parts && !failed; i++) {
+        if (flush_part(loop, loop->parts[i], now) != SMM_OK) {
+            failed = 1;
+        }
+    }
+    if (failed) {
+        if (!loop->paused) {
+            smm_kafka_source_pause(loop->src, 1);
+            loop->paused = 1;
+            smm_log(SMM_LOG_WARN, "consumption paused until Redis accepts writes again");
+        }
+        loop->backoff_ms = loop->backoff_ms ? loop->backoff_ms * 2 : 100;
+        if (loop->backoff_ms > 5000) {
+            loop->backoff_ms = 5000;
+        }
+        loop->retry_at_ms = now + loop->backoff_ms;
+    } else {
+        loop->backoff_ms = 0;
+        loop->retry_at_ms = 0;
+        if (loop->paused) {
+            smm_kafka_source_pause(loop->src, 0);
+            loop->paused = 0;
+            smm_log(SMM_LOG_INFO, "Redis is back: consumption resumed");
+        }
+    }
+}
+
+/* ---- tick and stats ---- */
+
+static void tick(struct smm_loop *loop, int64_t now)
+{
+    for (int i = 0; i < loop->n_parts; i++) {
+        struct part *p = loop->parts[i];
+        if (p->state == PART_UNCLAIMED && claim(loop, p) == SMM_OK) {
+            smm_kafka_source_seek(loop->src, p->topic, p->partition, p->base);
+        }
+    }
+    int max = (int)loop->cfg->reach_refresh_max;
+    char **items = malloc((size_t)max * sizeof(*items));
+    if (!items) {
+        return;
+    }
+    int k = refresh_take(&loop->refresh, items, max);
+    if (smm_pipeline_encode_tick(loop->pipe, now, (const char *const *)items, k, &loop->av) ==
+        SMM_OK) {
+        int64_t retired = 0, merged = 0;
+        if (smm_redis_sink_tick(loop->sink, &loop->av, &retired, &merged) != SMM_SINK_OK) {
+            /* Put them back (still in the set) so a Redis outage loses no refresh. */
+            refresh_requeue(&loop->refresh, items, k);
+            free(items);
+            return;
+        }
+        if (retired || merged) {
+            smm_log(SMM_LOG_DEBUG, "tick: retired %lld minute bucket(s), merged %lld hour(s)",
+                    (long long)retired, (long long)merged);
+        }
+    }
+    refresh_release(&loop->refresh, items, k);
+    free(items);
+}
+
+static void stats_line(struct smm_loop *loop, int64_t now)
+{
+    double secs = (double)(now - loop->iv_start_ms) / 1000.0;
+    if (secs <= 0) {
+        secs = 1;
+    }
+    char lag[512] = "";
+    size_t used = 0;
+    int64_t total_lag = 0;
+    for (int i = 0; i < loop->n_parts && used < sizeof(lag) - 32; i++) {
+        struct part *p = loop->parts[i];
+        used += (size_t)snprintf(lag + used, sizeof(lag) - used, "%s%d=%lld", i ? "," : "",
+                                 (int)p->partition, (long long)p->lag);
+        total_lag += p->lag > 0 ? p->lag : 0;
+    }
+    char dl[512] = "";
+    used = 0;
+    for (int r = 1; r < SMM_REJECT__COUNT; r++) {
+        if (loop->rejects[r]) {
+            used += (size_t)snprintf(dl + used, sizeof(dl) - used, "%s%s=%lld", used ? " " : " (",
+                                     smm_reject_reason_name(r), (long long)loop->rejects[r]);
+        }
+    }
+    if (used) {
+        snprintf(dl + used, sizeof(dl) - used, ")");
+    }
+    smm_log(SMM_LOG_INFO,
+            "stats: %.0f events/s, consumed %lld, counted %lld, dead-lettered %lld%s, "
+            "flushes %lld (avg %.1f ms, max %.1f ms), redis %s, lag %lld [%s]",
+            (double)loop->iv_consumed / secs, (long long)loop->consumed, (long long)loop->counted,
+            (long long)loop->dead_lettered, dl,
+            (long long)loop->flushes,
+            loop->iv_flushes ? (double)loop->iv_flush_us_sum / loop->iv_flushes / 1000.0 : 0.0,
+            (double)loop->iv_flush_us_max / 1000.0,
+            smm_redis_sink_connected(loop->sink) ? "up" : "DOWN", (long long)total_lag, lag);
+    loop->iv_consumed = 0;
+    loop->iv_flush_us_sum = 0;
+    loop->iv_flush_us_max = 0;
+    loop->iv_flushes = 0;
+    loop->iv_start_ms = now;
+}
+
+/* ---- lifecycle ---- */
+
+struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loop_opts *opts,
+                              char *errstr, size_t errstr_size)
+{
+    struct smm_loop *loop = calloc(1, sizeof(*loop));
+    if (!loop) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    loop->cfg = cfg;
+    loop->opts = *opts;
+    smm_argv_init(&loop->av);
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(loop->token_base, sizeof(loop->token_base), "%s/%d/%lx", host, (int)getpid(),
+             (unsigned long)(ts.tv_nsec ^ (long)ts.tv_sec));
+
+    loop->pipe = smm_pipeline_new(cfg, errstr, errstr_size);
+    if (!loop->pipe) {
+        goto fail;
+    }
+    struct smm_redis_opts ro = {
+        .host = cfg->redis_host,
+        .port = (int)cfg->redis_port,
+        .unix_socket = cfg->redis_unix_socket,
+        .db = (int)cfg->redis_db,
+        .username = cfg->redis_username,
+        .password = cfg->redis_password,
+        .timeout_ms = (int)cfg->redis_timeout_ms,
+    };
+    loop->sink = smm_redis_sink_new(&ro, errstr, errstr_size);
+    if (!loop->sink) {
+        goto fail;
+    }
+    /* Fail fast on what retrying cannot fix (credentials, ACLs); wait for the rest. */
+    for (int attempt = 0;; attempt++) {
+        int rc = smm_redis_sink_connect(loop->sink);
+        if (rc == SMM_SINK_OK) {
+            break;
+        }
+        if (rc == SMM_SINK_ERROR || attempt >= 30) {
+            snprintf(errstr, errstr_size, "%s", smm_redis_sink_errstr(loop->sink));
+            goto fail;
+        }
+        if (attempt == 0) {
+            smm_log(SMM_LOG_WARN, "%s; retrying for up to 30 s",
+                    smm_redis_sink_errstr(loop->sink));
+        }
+        sleep(1);
+    }
+    struct smm_kafka_opts ko = {
+        .topic = cfg->topic,
+        .dlq_topic = cfg->dlq_topic,
+        .group_id = cfg->group_id,
+        .n_conf = cfg->n_kafka,
+        .conf_key = cfg->kafka_key,
+        .conf_val = cfg->kafka_val,
+    };
+    struct smm_kafka_callbacks cb = {
+        .opaque = loop,
+        .on_assign = on_assign,
+        .on_revoke = on_revoke,
+        .on_stats = on_stats,
+        .log = smm_log_cb,
+    };
+    loop->src = smm_kafka_source_new(&ko, &cb, errstr, errstr_size);
+    if (!loop->src) {
+        goto fail;
+    }
+    return loop;
+fail:
+    smm_loop_destroy(loop);
+    return NULL;
+}
+
+int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
+{
+    const struct smm_config *cfg = loop->cfg;
+    int64_t now = clock_ms();
+    int64_t next_flush = now + cfg->flush_interval_ms;
+    int64_t next_tick = now;
+    int64_t next_stats = cfg->stats_interval_ms ? now + cfg->stats_interval_ms : INT64_MAX;
+    loop->iv_start_ms = now;
+    loop->last_msg_ms = now;
+    smm_log(SMM_LOG_INFO, "consuming %s into Redis with prefix %s (flush every %lld ms)",
+            cfg->topic, cfg->prefix, (long long)cfg->flush_interval_ms);
+    while (!*stop && !loop->fatal) {
+        now = clock_ms();
+        int due = now >= next_flush || loop->pending >= cfg->flush_max_events;
+        if (due && (loop->retry_at_ms == 0 || now >= loop->retry_at_ms)) {
+            flush_all(loop, now);
+            next_flush = now + cfg->flush_interval_ms;
+        }
+        if (now >= next_tick) {
+            tick(loop, now);
+            next_tick = now + cfg->tick_ms;
+        }
+        if (now >= next_stats) {
+            stats_line(loop, now);
+            next_stats = now + cfg->stats_interval_ms;
+        }
+        if (loop->opts.idle_exit_ms > 0 && loop->pending == 0 &&
+            now - loop->last_msg_ms >= loop->opts.idle_exit_ms &&
+            smm_kafka_source_assigned(loop->src) > 0) {
+            smm_log(SMM_LOG_INFO, "idle for %lld ms: exiting", (long long)loop->opts.idle_exit_ms);
+            break;
+        }
+        int64_t wait = next_flush - now;
+        if (next_tick - now < wait) {
+            wait = next_tick - now;
+        }
+        if (wait < 0) {
+            wait = 0;
+        }
+        /* Never fold more than flush.max_events before flushing. */
+        int64_t room = cfg->flush_max_events - loop->pending;
+        if (room <= 0) {
+            room = 1;
+        }
+        if (smm_kafka_source_poll(loop->src, (int)wait, room > 10000 ? 10000 : (int)room, on_msg,
+                                  loop) < 0) {
+            smm_log(SMM_LOG_ERROR, "%s", smm_kafka_source_errstr(loop->src));
+            loop->fatal = 1;
+        }
+    }
+    if (!loop->fatal) {
+        /* Final flush; keep trying for a while if Redis is away. */
+        for (int attempt = 0; attempt < 50; attempt++) {
+            now = clock_ms();
+            loop->retry_at_ms = 0;
+            flush_all(loop, now);
+            if (!loop->paused) {
+                break;
+            }
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+        }
+        tick(loop, clock_ms());
+    }
+    stats_line(loop, clock_ms());
+    smm_kafka_source_close(loop->src); /* revoke callbacks flush what is left */
+    return loop->fatal ? 1 : 0;
+}
+
+void smm_loop_destroy(struct smm_loop *loop)
+{
+    if (!loop) {
+        return;
+    }
+    smm_kafka_source_destroy(loop->src);
+    while (loop->n_parts > 0) {
+        part_remove(loop, loop->parts[0]);
+    }
+    free(loop->parts);
+    smm_redis_sink_destroy(loop->sink);
+    smm_pipeline_destroy(loop->pipe);
+    smm_argv_free(&loop->av);
+    refresh_free(&loop->refresh);
+    free(loop);
+}

@@ -1,0 +1,29 @@
+/* processor/loop.h - the processor's single-threaded main loop and its wiring.
+ *
+ * One thread owns time: it polls Kafka, feeds the pipeline, flushes partition batches to
+ * Redis every flush.interval_ms (or flush.max_events), runs the wall-clock tick and prints
+ * the stats line. Signals only set the stop flag. */
+#ifndef SMM_PROCESSOR_LOOP_H
+#define SMM_PROCESSOR_LOOP_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "processor/config.h"
+
+struct smm_loop;
+
+struct smm_loop_opts {
+    int64_t idle_exit_ms; /* > 0: exit after this long with nothing consumed and all flushed */
+    int top;              /* live terminal summary on stderr */
+};
+
+/* Connects Kafka and Redis (fails fast on bad credentials). Returns NULL with errstr. */
+struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loop_opts *opts,
+                              char *errstr, size_t errstr_size);
+/* Runs until *stop becomes non-zero or the idle exit fires. Returns 0 on a clean stop,
+ * 1 on a fatal error. */
+int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop);
+void smm_loop_destroy(struct smm_loop *loop);
+
+#endif

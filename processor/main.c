@@ -1,0 +1,207 @@
+/* processor/main.c - smm-processor: command line, configuration, signals, the loop.
+ *
+ * The only main() of the product (libcriterion exports one, so the libraries have none). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics/event.h"
+#include "processor/config.h"
+#include "processor/log.h"
+#include "processor/loop.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: smm-processor [options]\n"
+"\n"
+"Consumes social-media interaction events (JSON, one per Kafka message) and keeps\n"
+"engagement, impressions, reach and rates in Redis, exactly once, in rolling windows.\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE      JSON config file (keys: see --help-config)\n"
+"  -b, --brokers LIST     Kafka bootstrap servers (= --set kafka.bootstrap.servers=LIST)\n"
+"  -t, --topic NAME       input topic (= --set topic=NAME), default smm.events\n"
+"  -r, --redis HOST:PORT  Redis address (= redis.host and redis.port)\n"
+"  -s, --set KEY=VALUE    set any config key; repeatable; wins over file and environment\n"
+"      --check-config     validate the configuration and exit (0 = valid)\n"
+"      --print-config     print the effective configuration (secrets masked) and exit\n"
+"      --help-config      list every configuration key with its default\n"
+"      --idle-exit-ms N   exit after N ms with nothing consumed and everything flushed\n"
+"  -h, --help             this help\n"
+"  -V, --version          print the version\n"
+"\n"
+"Precedence: defaults < config file < SMM_* environment < command line.\n"
+"Environment: SMM_<KEY> with dots as underscores, e.g. SMM_REDIS_PASSWORD,\n"
+"  SMM_KAFKA_BOOTSTRAP_SERVERS, SMM_FLUSH_INTERVAL_MS.\n"
+"Any kafka.<property> goes to librdkafka as is (SASL, SSL, timeouts...).\n"
+"\n"
+"Examples:\n"
+"  smm-processor -b 127.0.0.1:9092 -t smm.events -r 127.0.0.1:6379\n"
+"  smm-processor -c /etc/smm-stream/smm-processor.json --print-config\n"
+"  SMM_REDIS_PASSWORD_FILE=/run/secrets/redis smm-processor -c prod.json\n"
+"\n"
+"Reading the results: redis-cli HGETALL smm:total (lifetime), HGETALL smm:w:1h\n"
+"(rolling hour), PFCOUNT smm:c:<content_id>:reach. Key layout: docs/redis-keys.md.\n"
+"A stats line is logged every stats.interval_ms; SIGINT/SIGTERM flush and exit.\n");
+}
+
+static int set(struct smm_config *cfg, const char *key, const char *value, char *err,
+               size_t errsz)
+{
+    return smm_config_set(cfg, key, value, "command line", err, errsz);
+}
+
+int main(int argc, char **argv)
+{
+    struct smm_config cfg;
+    char err[512];
+    const char *config_file = NULL;
+    int check = 0, print = 0;
+    struct smm_loop_opts lopts = {0};
+
+    if (smm_config_init(&cfg, err, sizeof(err)) != SMM_OK) {
+        fprintf(stderr, "smm-processor: %s\n", err);
+        return 2;
+    }
+    /* Pass 1: find the config file and the informational flags. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            smm_config_free(&cfg);
+            return 0;
+        }
+        if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            printf("smm-processor %s\n", SMM_VERSION);
+            smm_config_free(&cfg);
+            return 0;
+        }
+        if (!strcmp(a, "--help-config")) {
+            smm_config_print_help(stdout);
+            smm_config_free(&cfg);
+            return 0;
+        }
+        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
+            config_file = argv[++i];
+        }
+    }
+    if (config_file && smm_config_load_file(&cfg, config_file, err, sizeof(err)) != SMM_OK) {
+        goto bad;
+    }
+    if (smm_config_load_env(&cfg, environ, err, sizeof(err)) != SMM_OK) {
+        goto bad;
+    }
+    /* Pass 2: everything else, in order. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = !strcmp(a, "-c") || !strcmp(a, "--config") || !strcmp(a, "-b") ||
+                    !strcmp(a, "--brokers") || !strcmp(a, "-t") || !strcmp(a, "--topic") ||
+                    !strcmp(a, "-r") || !strcmp(a, "--redis") || !strcmp(a, "-s") ||
+                    !strcmp(a, "--set") || !strcmp(a, "--idle-exit-ms");
+        if (takes && !v) {
+            snprintf(err, sizeof(err), "%s: needs a value", a);
+            goto bad;
+        }
+        if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            i++;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--brokers")) {
+            if (set(&cfg, "kafka.bootstrap.servers", v, err, sizeof(err))) {
+                goto bad;
+            }
+            i++;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--topic")) {
+            if (set(&cfg, "topic", v, err, sizeof(err))) {
+                goto bad;
+            }
+            i++;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--redis")) {
+            char host[256];
+            const char *colon = strrchr(v, ':');
+            if (!colon || colon == v || (size_t)(colon - v) >= sizeof(host)) {
+                snprintf(err, sizeof(err), "--redis: expected HOST:PORT, got \"%s\"", v);
+                goto bad;
+            }
+            memcpy(host, v, (size_t)(colon - v));
+            host[colon - v] = '\0';
+            if (set(&cfg, "redis.host", host, err, sizeof(err)) ||
+                set(&cfg, "redis.port", colon + 1, err, sizeof(err))) {
+                goto bad;
+            }
+            i++;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--set")) {
+            char key[256];
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || (size_t)(eq - v) >= sizeof(key)) {
+                snprintf(err, sizeof(err), "--set: expected KEY=VALUE, got \"%s\"", v);
+                goto bad;
+            }
+            memcpy(key, v, (size_t)(eq - v));
+            key[eq - v] = '\0';
+            if (set(&cfg, key, eq + 1, err, sizeof(err))) {
+                goto bad;
+            }
+            i++;
+        } else if (!strcmp(a, "--idle-exit-ms")) {
+            lopts.idle_exit_ms = atoll(v);
+            i++;
+        } else if (!strcmp(a, "--check-config")) {
+            check = 1;
+        } else if (!strcmp(a, "--print-config")) {
+            print = 1;
+        } else {
+            snprintf(err, sizeof(err), "%s: unknown option (see --help)", a);
+            goto bad;
+        }
+    }
+    if (smm_config_finish(&cfg, err, sizeof(err)) != SMM_OK) {
+        goto bad;
+    }
+    if (print) {
+        smm_config_print(&cfg, stdout);
+    }
+    if (check || print) {
+        if (check) {
+            printf("configuration OK\n");
+        }
+        smm_config_free(&cfg);
+        return 0;
+    }
+
+    smm_log_setup(cfg.log_level, cfg.log_format);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct smm_loop *loop = smm_loop_new(&cfg, &lopts, err, sizeof(err));
+    if (!loop) {
+        smm_log(SMM_LOG_ERROR, "startup failed: %s", err);
+        smm_config_free(&cfg);
+        return 1;
+    }
+    int rc = smm_loop_run(loop, &stop_flag);
+    smm_loop_destroy(loop);
+    smm_config_free(&cfg);
+    smm_log(SMM_LOG_INFO, "stopped");
+    return rc;
+
+bad:
+    fprintf(stderr, "smm-processor: %s\n", err);
+    smm_config_free(&cfg);
+    return 2;
+}

@@ -1,0 +1,237 @@
+/* processor/pipeline.c - decode, fold, encode. See pipeline.h.
+ *
+ * The encoding mirrors connectors/lua/smm.lua argument by argument; the two change
+ * together. Counts that are known only at the end (number of groups) are reserved as
+ * fixed-width placeholders and patched in place. */
+#include "processor/pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct smm_pipeline {
+    const struct smm_config *cfg;
+    struct smm_decode_limits lim;
+    char windows[256]; /* "5:5m,60:1h,1440:24h" */
+    int64_t keep_minutes;
+};
+
+int64_t smm_pipeline_minute(int64_t ts_ms)
+{
+    int64_t q = ts_ms / 60000;
+    return (ts_ms % 60000 != 0 && ts_ms < 0) ? q - 1 : q;
+}
+
+static void window_label(int64_t minutes, char *out, size_t size)
+{
+    if (minutes % 1440 == 0) {
+        snprintf(out, size, "%lldd", (long long)(minutes / 1440));
+    } else if (minutes % 60 == 0) {
+        snprintf(out, size, "%lldh", (long long)(minutes / 60));
+    } else {
+        snprintf(out, size, "%lldm", (long long)minutes);
+    }
+    /* 24h reads better than 1d on dashboards. */
+    if (minutes == 1440) {
+        snprintf(out, size, "24h");
+    }
+}
+
+struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr,
+                                      size_t errstr_size)
+{
+    struct smm_pipeline *pipe = calloc(1, sizeof(*pipe));
+    if (!pipe) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pipe->cfg = cfg;
+    pipe->lim.max_payload_bytes = (size_t)cfg->max_payload_bytes;
+    pipe->lim.max_id_bytes = (size_t)cfg->max_id_bytes;
+    pipe->lim.retention_ms = cfg->retention_ms;
+    pipe->lim.max_future_ms = cfg->max_future_ms;
+    size_t used = 0;
+    for (int i = 0; i < cfg->n_windows; i++) {
+        char label[32];
+        window_label(cfg->window_min[i], label, sizeof(label));
+        used += (size_t)snprintf(pipe->windows + used, sizeof(pipe->windows) - used, "%s%lld:%s",
+                                 i ? "," : "", (long long)cfg->window_min[i], label);
+    }
+    pipe->keep_minutes =
+        cfg->window_min[cfg->n_windows - 1] + (cfg->window_grace_ms + 59999) / 60000;
+    return pipe;
+}
+
+void smm_pipeline_destroy(struct smm_pipeline *pipe)
+{
+    free(pipe);
+}
+
+int smm_batch_init(struct smm_batch *b, const struct smm_pipeline *pipe, char *errstr,
+                   size_t errstr_size)
+{
+    memset(b, 0, sizeof(*b));
+    b->agg = smm_agg_new(pipe->cfg->engagement_mask, errstr, errstr_size);
+    return b->agg ? SMM_OK : SMM_ERR;
+}
+
+void smm_batch_clear(struct smm_batch *b)
+{
+    smm_agg_clear(b->agg);
+    memset(b->rejects, 0, sizeof(b->rejects));
+    b->messages = 0;
+}
+
+void smm_batch_free(struct smm_batch *b)
+{
+    smm_agg_destroy(b->agg);
+    b->agg = NULL;
+}
+
+int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void *buf,
+                      size_t len, int64_t kafka_ts_ms, int64_t now_ms, struct smm_reject *rej)
+{
+    struct smm_event ev;
+    b->messages++;
+    if (smm_event_json_decode(buf, len, kafka_ts_ms, now_ms, &pipe->lim, &ev, rej) != SMM_OK) {
+        b->rejects[rej->reason]++;
+        return SMM_ERR;
+    }
+    if (smm_agg_add(b->agg, &ev) != SMM_OK) {
+        /* Out of memory is not the event's fault and must not lose it: the caller stops,
+         * and a restart replays from the last stored offset. */
+        b->messages--;
+        return SMM_PIPELINE_OOM;
+    }
+    return SMM_OK;
+}
+
+#define PLACEHOLDER "0000000000" /* ten digits: room for any count we produce */
+
+static int header(const struct smm_pipeline *pipe, const char *mode, int64_t now_ms,
+                  struct smm_argv *av)
+{
+    smm_argv_reset(av);
+    int rc = smm_argv_add_str(av, mode);
+    rc |= smm_argv_add_str(av, pipe->cfg->prefix);
+    rc |= smm_argv_add_int(av, smm_pipeline_minute(now_ms));
+    rc |= smm_argv_add_str(av, pipe->windows);
+    rc |= smm_argv_add_int(av, pipe->keep_minutes);
+    return rc ? SMM_ERR : SMM_OK;
+}
+
+static const char *metric_name(int m)
+{
+    return m == SMM_AGG_ENGAGEMENT ? "engagement" : smm_event_type_name((enum smm_event_type)m);
+}
+
+int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
+                              const char *tp, const char *token, int64_t base, int64_t next,
+                              int64_t now_ms, struct smm_argv *av)
+{
+    const struct smm_agg *agg = b->agg;
+    int rc = header(pipe, "flush", now_ms, av);
+    rc |= smm_argv_add_str(av, tp);
+    rc |= smm_argv_add_str(av, token);
+    rc |= smm_argv_add_int(av, base);
+    rc |= smm_argv_add_int(av, next);
+
+    /* Counter groups: kind, id, minute, k, {metric, delta}*k */
+    int groups_at = av->n;
+    rc |= smm_argv_add_str(av, PLACEHOLDER);
+    int64_t groups = 0;
+    int n_ents = smm_agg_entities(agg);
+    for (int e = 0; e < n_ents && !rc; e++) {
+        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+        const char *kind = ent->kind == SMM_AGG_CONTENT ? "c" : "a";
+        for (int mi = ent->first_minute; mi >= 0 && !rc;) {
+            const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
+            int k = 0;
+            for (int x = 0; x < SMM_AGG_METRICS; x++) {
+                k += m->delta[x] != 0;
+            }
+            /* A minute whose deltas cancel out (like then unlike) still needs its
+             * counters touched for the type counts; skip only truly empty ones. */
+            if (k > 0) {
+                rc |= smm_argv_add_str(av, kind);
+                rc |= smm_argv_add_str(av, ent->id);
+                rc |= smm_argv_add_int(av, m->minute);
+                rc |= smm_argv_add_int(av, k);
+                for (int x = 0; x < SMM_AGG_METRICS; x++) {
+                    if (m->delta[x] != 0) {
+                        rc |= smm_argv_add_str(av, metric_name(x));
+                        rc |= smm_argv_add_int(av, m->delta[x]);
+                    }
+                }
+                groups++;
+            }
+            mi = m->next;
+        }
+    }
+    rc |= smm_argv_set_int(av, groups_at, groups);
+
+    /* Reach groups: kind, id, k, {minute, user}*k */
+    int reach_at = av->n;
+    rc |= smm_argv_add_str(av, PLACEHOLDER);
+    int64_t reach = 0;
+    for (int e = 0; e < n_ents && !rc; e++) {
+        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+        if (ent->first_user < 0) {
+            continue;
+        }
+        rc |= smm_argv_add_str(av, ent->kind == SMM_AGG_CONTENT ? "c" : "a");
+        rc |= smm_argv_add_str(av, ent->id);
+        rc |= smm_argv_add_int(av, ent->n_users);
+        for (int ui = ent->first_user; ui >= 0;) {
+            const struct smm_agg_user *u = smm_agg_user_at(agg, ui);
+            rc |= smm_argv_add_int(av, u->minute);
+            rc |= smm_argv_add_str(av, u->user);
+            ui = u->next;
+        }
+        reach++;
+    }
+    rc |= smm_argv_set_int(av, reach_at, reach);
+
+    /* Stats: exactly-once counters of what this batch consumed. */
+    int stats_at = av->n;
+    rc |= smm_argv_add_str(av, PLACEHOLDER);
+    int64_t stats = 0;
+    int64_t rejected = 0;
+    for (int r = 1; r < SMM_REJECT__COUNT; r++) {
+        if (b->rejects[r]) {
+            char field[64];
+            snprintf(field, sizeof(field), "dead_letter:%s", smm_reject_reason_name(r));
+            rc |= smm_argv_add_str(av, field);
+            rc |= smm_argv_add_int(av, b->rejects[r]);
+            rejected += b->rejects[r];
+            stats++;
+        }
+    }
+    if (b->messages) {
+        rc |= smm_argv_add_str(av, "messages");
+        rc |= smm_argv_add_int(av, b->messages);
+        rc |= smm_argv_add_str(av, "events_counted");
+        rc |= smm_argv_add_int(av, b->messages - rejected);
+        stats += 2;
+    }
+    if (rejected) {
+        rc |= smm_argv_add_str(av, "dead_letter");
+        rc |= smm_argv_add_int(av, rejected);
+        stats++;
+    }
+    rc |= smm_argv_set_int(av, stats_at, stats);
+    return rc ? SMM_ERR : SMM_OK;
+}
+
+int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
+                             const char *const *ents, int n, struct smm_argv *av)
+{
+    int rc = header(pipe, "tick", now_ms, av);
+    rc |= smm_argv_add_int(av, n);
+    for (int i = 0; i < n && !rc; i++) {
+        /* "c:<id>" -> kind, id */
+        rc |= smm_argv_add(av, ents[i], 1);
+        rc |= smm_argv_add_str(av, ents[i] + 2);
+    }
+    return rc ? SMM_ERR : SMM_OK;
+}

@@ -1,0 +1,58 @@
+/* processor/pipeline.h - bytes in, aggregated deltas and script arguments out.
+ *
+ * The pipeline is the processor's pure part: it never sees librdkafka or hiredis. It
+ * decodes one message into an event and folds it into a partition's struct smm_agg, and
+ * it encodes a partition batch (or a tick) as the arguments of connectors/lua/smm.lua.
+ * Tests drive it with bytes and a synthetic clock. */
+#ifndef SMM_PROCESSOR_PIPELINE_H
+#define SMM_PROCESSOR_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "connectors/argv.h"
+#include "metrics/aggregate.h"
+#include "processor/config.h"
+#include "processor/event_json.h"
+
+struct smm_pipeline;
+
+/* What one partition has pending between flushes. */
+struct smm_batch {
+    struct smm_agg *agg;
+    int64_t rejects[SMM_REJECT__COUNT]; /* dead-lettered, per reason */
+    int64_t messages;                   /* messages consumed (accepted + rejected) */
+};
+
+/* cfg must outlive the pipeline. Returns NULL with errstr on failure. */
+struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr,
+                                      size_t errstr_size);
+void smm_pipeline_destroy(struct smm_pipeline *pipe);
+
+int smm_batch_init(struct smm_batch *b, const struct smm_pipeline *pipe, char *errstr,
+                   size_t errstr_size);
+void smm_batch_clear(struct smm_batch *b);
+void smm_batch_free(struct smm_batch *b);
+
+#define SMM_PIPELINE_OOM (-2)
+
+/* Decodes buf and folds it into b. Returns SMM_OK when counted, SMM_ERR when rejected
+ * (rej says why; the rejection is already counted in b->rejects), SMM_PIPELINE_OOM when
+ * memory ran out (nothing counted; the caller must stop without flushing). */
+int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void *buf,
+                      size_t len, int64_t kafka_ts_ms, int64_t now_ms, struct smm_reject *rej);
+
+/* Encodes b as a flush of partition tp (owner token, stored base offset, new next
+ * offset) into av (reset first). Returns SMM_OK or SMM_ERR on out-of-memory. */
+int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
+                              const char *tp, const char *token, int64_t base, int64_t next,
+                              int64_t now_ms, struct smm_argv *av);
+/* Encodes a tick at now_ms that refreshes the reach of the n entities ents[] (strings
+ * "c:<id>" / "a:<id>"). */
+int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
+                             const char *const *ents, int n, struct smm_argv *av);
+
+/* Minute of an epoch-ms time (floor division, also before 1970). */
+int64_t smm_pipeline_minute(int64_t ts_ms);
+
+#endif
