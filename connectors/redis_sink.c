@@ -291,36 +291,52 @@ static int64_t reply_int(const redisReply *r)
 }
 
 int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
-                         struct smm_flush_result *res)
+                         struct smm_flush_reject *rejects, int max, int *n_rejects)
 {
     redisReply *r;
     int rc = eval(sink, av, &r);
     if (rc != SMM_SINK_OK) {
         return rc;
     }
+    *n_rejects = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_STRING) {
         set_err(sink, "redis script: unexpected reply type %d", r->type);
         freeReplyObject(r);
         return SMM_SINK_ERROR;
     }
-    const char *st = r->element[0]->str;
-    res->stored_offset = -1;
-    res->owner[0] = '\0';
-    if (strcmp(st, "OK") == 0) {
-        res->status = SMM_FLUSH_APPLIED;
-    } else if (strcmp(st, "DUP") == 0 || strcmp(st, "STALE") == 0) {
-        res->status = st[0] == 'D' ? SMM_FLUSH_DUP : SMM_FLUSH_STALE;
-        res->stored_offset = r->elements > 1 ? reply_int(r->element[1]) : -1;
-    } else if (strcmp(st, "FENCED") == 0) {
-        res->status = SMM_FLUSH_FENCED;
-        if (r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING) {
-            snprintf(res->owner, sizeof(res->owner), "%s", r->element[1]->str);
-        }
-    } else {
-        set_err(sink, "redis script: unexpected status %s", st);
+    if (strcmp(r->element[0]->str, "OK") == 0) {
+        freeReplyObject(r);
+        return SMM_SINK_OK;
+    }
+    if (strcmp(r->element[0]->str, "REJECT") != 0 || r->elements < 2 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        set_err(sink, "redis script: unexpected status %s", r->element[0]->str);
         freeReplyObject(r);
         return SMM_SINK_ERROR;
+    }
+    const redisReply *list = r->element[1];
+    for (size_t i = 0; i < list->elements && *n_rejects < max; i++) {
+        const redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[1]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        struct smm_flush_reject *rej = &rejects[(*n_rejects)++];
+        rej->part = (int)reply_int(e->element[0]) - 1;
+        const char *st = e->element[1]->str;
+        rej->status = !strcmp(st, "DUP")      ? SMM_FLUSH_DUP
+                      : !strcmp(st, "STALE") ? SMM_FLUSH_STALE
+                                             : SMM_FLUSH_FENCED;
+        rej->stored_offset = -1;
+        rej->owner[0] = '\0';
+        if (rej->status == SMM_FLUSH_FENCED) {
+            if (e->element[2]->type == REDIS_REPLY_STRING) {
+                snprintf(rej->owner, sizeof(rej->owner), "%s", e->element[2]->str);
+            }
+        } else {
+            rej->stored_offset = reply_int(e->element[2]);
+        }
     }
     freeReplyObject(r);
     return SMM_SINK_OK;

@@ -24,10 +24,12 @@ struct smm_redis_opts {
 
 enum smm_flush_status { SMM_FLUSH_APPLIED, SMM_FLUSH_DUP, SMM_FLUSH_FENCED, SMM_FLUSH_STALE };
 
-struct smm_flush_result {
-    enum smm_flush_status status;
-    int64_t stored_offset; /* the offset Redis holds (DUP, STALE); -1 = none */
-    char owner[160];       /* FENCED: the token that owns the partition now */
+/* Why one partition of a flush was refused. */
+struct smm_flush_reject {
+    int part;                  /* 0-based index of the partition in the flush */
+    enum smm_flush_status status; /* DUP, FENCED or STALE */
+    int64_t stored_offset;     /* the offset Redis holds (DUP, STALE); -1 = none */
+    char owner[160];           /* FENCED: the token that owns the partition now */
 };
 
 struct smm_redis_sink;
@@ -45,10 +47,12 @@ int smm_redis_sink_connected(const struct smm_redis_sink *sink);
 const char *smm_redis_sink_errstr(const struct smm_redis_sink *sink);
 
 /* Runs the script in flush mode with av (built by the processor; see smm.lua).
- * SMM_SINK_OK fills res; RETRY/ERROR leave res untouched. After RETRY the batch may or
- * may not have been applied: resend it, and the script's fence answers DUP if it was. */
+ * SMM_SINK_OK: *n_rejects = 0 when everything was applied, otherwise nothing was applied
+ * and rejects[0..*n_rejects) say which partitions failed their fence (at most max).
+ * After RETRY the flush may or may not have been applied: resend it, and the fence
+ * answers DUP for partitions that were. */
 int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
-                         struct smm_flush_result *res);
+                         struct smm_flush_reject *rejects, int max, int *n_rejects);
 /* Runs the script in tick mode. Writes the number of retired minute buckets and merged
  * hours when the pointers are not NULL. */
 int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *retired,

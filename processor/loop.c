@@ -281,6 +281,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
         }
         loop->parts[loop->n_parts++] = p;
     }
+    loop->last_msg_ms = clock_ms(); /* the idle exit counts from the assignment */
     if (claim(loop, p) == SMM_OK && p->base >= 0) {
         *offset = p->base;
     } else {
@@ -288,7 +289,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     }
 }
 
-static int flush_part(struct smm_loop *loop, struct part *p, int64_t now);
+static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t now);
 
 static void on_revoke(void *opaque, const char *topic, int32_t partition, int lost)
 {
@@ -300,7 +301,8 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition, int lo
     if (!lost && p->state == PART_ACTIVE) {
         /* Hand over cleanly: what we counted is stored before the next owner starts. The
          * fence makes this safe even if the next owner was faster. */
-        flush_part(loop, p, clock_ms());
+        struct part *one = p;
+        flush_parts(loop, &one, 1, clock_ms());
     }
     part_remove(loop, p);
 }
@@ -378,96 +380,142 @@ static void rewind_part(struct smm_loop *loop, struct part *p, int64_t to)
     smm_kafka_source_seek(loop->src, p->topic, p->partition, to);
 }
 
-/* Returns SMM_OK when the partition has nothing pending afterwards, SMM_ERR to retry. */
-static int flush_part(struct smm_loop *loop, struct part *p, int64_t now)
+/* The batch of p is stored (applied now, or found applied by an earlier attempt). */
+static void committed(struct smm_loop *loop, struct part *p)
 {
-    if (p->state != PART_ACTIVE || p->next < 0 || p->next == p->base) {
-        return SMM_OK;
+    int64_t rejected = 0;
+    for (int r = 0; r < SMM_REJECT__COUNT; r++) {
+        loop->rejects[r] += p->batch.rejects[r];
+        rejected += p->batch.rejects[r];
     }
-    if (p->dead_letters) {
-        int w = smm_kafka_source_dlq_wait(loop->src, 10000);
-        if (w < 0) {
-            smm_log(SMM_LOG_WARN, "partition %s: dead letters not acknowledged; re-reading from "
-                                  "offset %lld", p->tp, (long long)p->base);
-            rewind_part(loop, p, p->base);
-            return SMM_OK;
+    loop->dead_lettered += rejected;
+    loop->counted += p->batch.messages - rejected;
+    const struct smm_agg *agg = p->batch.agg;
+    for (int e = 0; e < smm_agg_entities(agg); e++) {
+        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+        if (ent->first_user >= 0 || ent->kind == SMM_AGG_ACCOUNT) {
+            refresh_push(&loop->refresh, ent->kind == SMM_AGG_CONTENT ? "c" : "a", ent->id);
         }
-        if (w > 0) {
-            return SMM_ERR; /* Kafka slow: keep the batch, try again next round */
-        }
     }
-    if (smm_pipeline_encode_flush(loop->pipe, &p->batch, p->tp, p->token, p->base, p->next, now,
-                                  &loop->av) != SMM_OK) {
-        smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
-        loop->fatal = 1;
-        return SMM_ERR;
-    }
-    int64_t t0 = mono_us();
-    struct smm_flush_result res;
-    int rc = smm_redis_sink_flush(loop->sink, &loop->av, &res);
-    int64_t us = mono_us() - t0;
-    if (rc != SMM_SINK_OK) {
-        loop->flush_failures++;
-        smm_log(rc == SMM_SINK_ERROR ? SMM_LOG_ERROR : SMM_LOG_WARN,
-                "flush %s failed, will retry: %s", p->tp, smm_redis_sink_errstr(loop->sink));
-        return SMM_ERR;
-    }
-    loop->flushes++;
-    loop->iv_flushes++;
-    loop->iv_flush_us_sum += us;
-    if (us > loop->iv_flush_us_max) {
-        loop->iv_flush_us_max = us;
-    }
-    switch (res.status) {
-    case SMM_FLUSH_APPLIED:
-    case SMM_FLUSH_DUP: {
-        int64_t rejected = 0;
-        for (int r = 0; r < SMM_REJECT__COUNT; r++) {
-            loop->rejects[r] += p->batch.rejects[r];
-            rejected += p->batch.rejects[r];
-        }
-        loop->dead_lettered += rejected;
-        loop->counted += p->batch.messages - rejected;
-        const struct smm_agg *agg = p->batch.agg;
-        for (int e = 0; e < smm_agg_entities(agg); e++) {
-            const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-            if (ent->first_user >= 0 || ent->kind == SMM_AGG_ACCOUNT) {
-                refresh_push(&loop->refresh, ent->kind == SMM_AGG_CONTENT ? "c" : "a", ent->id);
+    p->base = p->next;
+    part_reset(loop, p);
+    smm_kafka_source_store(loop->src, p->topic, p->partition, p->base);
+}
+
+static int has_pending(const struct part *p)
+{
+    return p->state == PART_ACTIVE && p->next >= 0 && p->next != p->base;
+}
+
+/* Flushes the pending batches of ps[0..n) in one atomic unit. A partition whose fence
+ * fails is handled (DUP = done, FENCED = dropped, STALE = rewound) and the others are
+ * sent again. Returns SMM_OK when nothing is left pending, SMM_ERR to retry later. */
+static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t now)
+{
+    struct smm_flush_reject rejects[64];
+    for (int round = 0; round < 4; round++) {
+        int dead_letters = 0;
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            if (has_pending(ps[i])) {
+                ps[k++] = ps[i];
+                dead_letters += ps[i]->dead_letters;
             }
         }
-        p->base = p->next;
-        part_reset(loop, p);
-        smm_kafka_source_store(loop->src, p->topic, p->partition, p->base);
-        return SMM_OK;
+        n = k;
+        if (n == 0) {
+            return SMM_OK;
+        }
+        if (dead_letters) {
+            /* Dead letters must be in Kafka before the offset moves past them. */
+            int w = smm_kafka_source_dlq_wait(loop->src, 10000);
+            if (w > 0) {
+                return SMM_ERR;
+            }
+            for (int i = 0; i < n; i++) {
+                if (w < 0 && ps[i]->dead_letters) {
+                    smm_log(SMM_LOG_WARN, "partition %s: dead letters not acknowledged; "
+                            "re-reading from offset %lld", ps[i]->tp, (long long)ps[i]->base);
+                    rewind_part(loop, ps[i], ps[i]->base);
+                }
+                ps[i]->dead_letters = 0;
+            }
+            if (w < 0) {
+                continue;
+            }
+        }
+        int rc = smm_pipeline_encode_flush_begin(loop->pipe, now, &loop->av);
+        for (int i = 0; i < n && rc == SMM_OK; i++) {
+            struct part *p = ps[i];
+            rc = smm_pipeline_encode_flush_part(loop->pipe, &p->batch, p->tp, p->token, p->base,
+                                                p->next, &loop->av);
+        }
+        if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK) {
+            smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
+            loop->fatal = 1;
+            return SMM_ERR;
+        }
+        int64_t t0 = mono_us();
+        int n_rej = 0;
+        rc = smm_redis_sink_flush(loop->sink, &loop->av, rejects, 64, &n_rej);
+        int64_t us = mono_us() - t0;
+        if (rc != SMM_SINK_OK) {
+            loop->flush_failures++;
+            smm_log(rc == SMM_SINK_ERROR ? SMM_LOG_ERROR : SMM_LOG_WARN,
+                    "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));
+            return SMM_ERR;
+        }
+        loop->flushes++;
+        loop->iv_flushes++;
+        loop->iv_flush_us_sum += us;
+        if (us > loop->iv_flush_us_max) {
+            loop->iv_flush_us_max = us;
+        }
+        if (n_rej == 0) {
+            for (int i = 0; i < n; i++) {
+                committed(loop, ps[i]);
+            }
+            return SMM_OK;
+        }
+        for (int r = 0; r < n_rej; r++) {
+            if (rejects[r].part < 0 || rejects[r].part >= n) {
+                continue;
+            }
+            struct part *p = ps[rejects[r].part];
+            switch (rejects[r].status) {
+            case SMM_FLUSH_DUP:
+                committed(loop, p);
+                break;
+            case SMM_FLUSH_FENCED:
+                loop->fenced++;
+                smm_log(SMM_LOG_WARN, "partition %s: fenced (now owned by %s); dropping its batch",
+                        p->tp, rejects[r].owner[0] ? rejects[r].owner : "nobody");
+                part_reset(loop, p);
+                p->state = PART_FENCED;
+                break;
+            default:
+                loop->stale++;
+                smm_log(SMM_LOG_WARN,
+                        "partition %s: Redis holds offset %lld, we expected %lld (restored from "
+                        "an older state?); re-reading from there",
+                        p->tp, (long long)rejects[r].stored_offset, (long long)p->base);
+                rewind_part(loop, p, rejects[r].stored_offset);
+                break;
+            }
+        }
     }
-    case SMM_FLUSH_FENCED:
-        loop->fenced++;
-        smm_log(SMM_LOG_WARN, "partition %s: fenced (now owned by %s); dropping its batch",
-                p->tp, res.owner[0] ? res.owner : "nobody");
-        part_reset(loop, p);
-        p->state = PART_FENCED;
-        return SMM_OK;
-    case SMM_FLUSH_STALE:
-        loop->stale++;
-        smm_log(SMM_LOG_WARN,
-                "partition %s: Redis holds offset %lld, we expected %lld (Redis restored from "
-                "an older state?); re-reading from %lld",
-                p->tp, (long long)res.stored_offset, (long long)p->base,
-                (long long)res.stored_offset);
-        rewind_part(loop, p, res.stored_offset);
-        return SMM_OK;
-    }
-    return SMM_OK;
+    return SMM_ERR;
 }
 
 static void flush_all(struct smm_loop *loop, int64_t now)
 {
-    int failed = 0;
-    for (int i = 0; i < loop->n_parts && !failed; i++) {
-        if (flush_part(loop, loop->parts[i], now) != SMM_OK) {
-            failed = 1;
-        }
+    struct part **ps = malloc((size_t)(loop->n_parts ? loop->n_parts : 1) * sizeof(*ps));
+    if (!ps) {
+        return;
     }
+    memcpy(ps, loop->parts, (size_t)loop->n_parts * sizeof(*ps));
+    int failed = flush_parts(loop, ps, loop->n_parts, now) != SMM_OK;
+    free(ps);
     if (failed) {
         if (!loop->paused) {
             smm_kafka_source_pause(loop->src, 1);

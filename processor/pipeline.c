@@ -106,7 +106,6 @@ int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void
     return SMM_OK;
 }
 
-#define PLACEHOLDER "0000000000" /* ten digits: room for any count we produce */
 
 static int header(const struct smm_pipeline *pipe, const char *mode, int64_t now_ms,
                   struct smm_argv *av)
@@ -125,12 +124,29 @@ static const char *metric_name(int m)
     return m == SMM_AGG_ENGAGEMENT ? "engagement" : smm_event_type_name((enum smm_event_type)m);
 }
 
-int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
-                              const char *tp, const char *token, int64_t base, int64_t next,
-                              int64_t now_ms, struct smm_argv *av)
+#define PLACEHOLDER "0000000000" /* ten digits: room for any count we produce */
+#define PARTS_AT 5                /* argument index of the partition count */
+
+int smm_pipeline_encode_flush_begin(const struct smm_pipeline *pipe, int64_t now_ms,
+                                    struct smm_argv *av)
 {
-    const struct smm_agg *agg = b->agg;
     int rc = header(pipe, "flush", now_ms, av);
+    rc |= smm_argv_add_str(av, PLACEHOLDER); /* patched by encode_flush_end() */
+    return rc ? SMM_ERR : SMM_OK;
+}
+
+int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts)
+{
+    return smm_argv_set_int(av, PARTS_AT, n_parts) == 0 ? SMM_OK : SMM_ERR;
+}
+
+int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct smm_batch *b,
+                                   const char *tp, const char *token, int64_t base,
+                                   int64_t next, struct smm_argv *av)
+{
+    (void)pipe;
+    const struct smm_agg *agg = b->agg;
+    int rc = 0;
     rc |= smm_argv_add_str(av, tp);
     rc |= smm_argv_add_str(av, token);
     rc |= smm_argv_add_int(av, base);

@@ -42,11 +42,16 @@ void smm_batch_free(struct smm_batch *b);
 int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void *buf,
                       size_t len, int64_t kafka_ts_ms, int64_t now_ms, struct smm_reject *rej);
 
-/* Encodes b as a flush of partition tp (owner token, stored base offset, new next
- * offset) into av (reset first). Returns SMM_OK or SMM_ERR on out-of-memory. */
-int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
-                              const char *tp, const char *token, int64_t base, int64_t next,
-                              int64_t now_ms, struct smm_argv *av);
+/* A flush carries the batches of several partitions in one atomic unit:
+ * encode_flush_begin() resets av, then one encode_flush_part() per partition (tp, owner
+ * token, stored base offset, new next offset), then encode_flush_end(). Each returns
+ * SMM_OK or SMM_ERR on out-of-memory. */
+int smm_pipeline_encode_flush_begin(const struct smm_pipeline *pipe, int64_t now_ms,
+                                    struct smm_argv *av);
+int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct smm_batch *b,
+                                   const char *tp, const char *token, int64_t base,
+                                   int64_t next, struct smm_argv *av);
+int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
 /* Encodes a tick at now_ms that refreshes the reach of the n entities ents[] (strings
  * "c:<id>" / "a:<id>"). */
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,

@@ -1,48 +1,64 @@
--- connectors/lua/flush.lua - apply one partition batch atomically with its offset.
+-- connectors/lua/smm.lua - the state script: every write smm-processor makes to Redis.
 --
--- Why a script: the counters, the reach sketches, the per-reason dead-letter counts and the
--- partition's next offset must change together or not at all, and a writer that lost the
--- partition must be refused. The script checks the owner token and the stored offset
--- (fence), then applies everything and stores the new offset. Replaying an applied batch
--- answers DUP and changes nothing.
+-- Why a script: a batch's counters, reach sketches and dead-letter counts must change
+-- together with the offsets of the partitions they came from, or not at all, and a
+-- writer that lost a partition must be refused. Mode 'flush' first checks every
+-- partition's fence (the owner token written on assignment, and the offset the writer
+-- believes is stored); if any fence fails nothing is applied and the answer says which.
+-- Otherwise it applies the merged batch and stores each partition's next offset.
 --
--- Counters live in a few wide hashes (one per minute bucket, one per rolling window, one
--- for lifetime totals) so a batch costs O(hashes) commands, not O(entities): each hash is
--- updated with one HMGET and one HSET per chunk of fields. See docs/redis-keys.md.
+-- Counters live in a few wide hashes (one per event-time minute bucket, one per rolling
+-- window, one for lifetime totals), so a batch costs O(hashes) commands, not O(entities):
+-- each hash is updated with one HMGET and one HSET per chunk of fields. Reach is one
+-- HyperLogLog per content and per account (plus per-minute and per-hour sketches for
+-- account windows). Layout: docs/redis-keys.md.
 --
--- The same script also runs the wall-clock tick (mode 'tick'): it retires minute buckets
--- that left a window (subtracting them from the window hash), merges completed hours of
--- the per-account minute reach sketches, and refreshes reach and er_reach fields.
+-- Mode 'tick' runs on the wall clock: it retires minute buckets that left a window
+-- (subtracting them from the window hash), merges each completed hour of per-account
+-- minute sketches into an hour sketch, and refreshes reach and er_reach fields.
 --
--- Common ARGV: mode, prefix, now_minute, windows ("5:5m,60:1h,1440:24h"), keep_minutes.
--- flush: tp, token, base_offset, next_offset,
---        n_groups, {kind, id, minute, k, {metric, delta}*k}*n_groups,
---        n_reach, {kind, id, k, {minute, user}*k}*n_reach, n_stats, {field, delta}*n_stats
---        -> {'OK'} | {'FENCED', owner} | {'STALE', stored} | {'DUP', stored}
+-- ARGV common: mode, prefix, now_minute, windows ("5:5m,60:1h,1440:24h"), keep_minutes
+-- flush: n_parts, then per part:
+--          tp, token, base_offset, next_offset,
+--          n_groups, {kind, id, minute, k, {metric, delta}*k}*n_groups,
+--          n_reach, {kind, id, k, {minute, user}*k}*n_reach,
+--          n_stats, {field, delta}*n_stats
+--        -> {'OK'} or {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
 -- tick:  n_refresh, {kind, id}*n_refresh -> {'OK', retired_minutes, merged_hours}
 local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
 local CHUNK = 2000
+local tonumber, tostring, floor, format = tonumber, tostring, math.floor, string.format
+local call, unpack, pairs, ipairs = redis.call, unpack, pairs, ipairs
 
+-- Lua 5.1 prints integers below 1e14 exactly with tostring(), much faster than format().
 local function fmt(v)
-  if v == math.floor(v) then
-    return string.format('%d', v)
+  if v == floor(v) then
+    if v < 1e14 and v > -1e14 then
+      return tostring(v)
+    end
+    return format('%d', v)
   end
-  return string.format('%.6f', v)
+  return format('%.6f', v)
+end
+
+local function rate(num, den)
+  return format('%.4f', num * 100 / den)
 end
 
 local function range_call(cmd, key, list)
-  for s = 1, #list, CHUNK do
-    redis.call(cmd, key, unpack(list, s, math.min(s + CHUNK - 1, #list)))
+  local n = #list
+  for s = 1, n, CHUNK do
+    call(cmd, key, unpack(list, s, s + CHUNK - 1 < n and s + CHUNK - 1 or n))
   end
 end
 
--- Windows and their retirement markers (minutes <= marker have left the window).
+-- Windows and their retirement markers: minutes <= retired have left the window.
 local wins = {}
 local wfields = {}
 for len, label in string.gmatch(ARGV[4], '(%d+):(%w+)') do
-  wins[#wins + 1] = {len = tonumber(len), label = label}
+  wins[#wins + 1] = {len = tonumber(len), label = label, key = P .. 'w:' .. label}
   wfields[#wfields + 1] = 'retired:' .. label
 end
 local marks = redis.call('HMGET', P .. 'meta', unpack(wfields))
@@ -55,7 +71,9 @@ for i, w in ipairs(wins) do
   end
 end
 
--- targets[hash] = {deltas = {field = d}, ents = {entity = true}, derived, drop_zero}
+-- targets[key] = {deltas = {field = d}, ents = {entity = true}, derived, drop_zero}
+-- derived: keep er_impr (engagement per impression) current for touched entities.
+-- drop_zero: delete fields that reach 0 (window hashes only hold live entities).
 local targets = {}
 local function target(key, derived, drop_zero)
   local t = targets[key]
@@ -65,53 +83,61 @@ local function target(key, derived, drop_zero)
   end
   return t
 end
-local function add(t, ent, metric, d)
-  local f = ent .. ':' .. metric
-  t.deltas[f] = (t.deltas[f] or 0) + d
-  t.ents[ent] = true
-end
 
--- Read-modify-write each target hash in chunks; recompute er_impr for touched entities.
 local function apply_targets()
   for key, t in pairs(targets) do
+    local deltas = t.deltas
+    -- er_impr needs both operands, but only where one of them changed.
+    local rates = {}
     if t.derived then
       for ent in pairs(t.ents) do
         local fe, fi = ent .. ':engagement', ent .. ':impression'
-        t.deltas[fe] = t.deltas[fe] or 0
-        t.deltas[fi] = t.deltas[fi] or 0
+        if deltas[fe] or deltas[fi] then
+          deltas[fe] = deltas[fe] or 0
+          deltas[fi] = deltas[fi] or 0
+          rates[#rates + 1] = ent
+        end
       end
     end
     local fields = {}
-    for f in pairs(t.deltas) do
-      fields[#fields + 1] = f
+    local n = 0
+    for f in pairs(deltas) do
+      n = n + 1
+      fields[n] = f
     end
     local values = {}
-    for s = 1, #fields, CHUNK do
-      local e = math.min(s + CHUNK - 1, #fields)
-      local got = redis.call('HMGET', key, unpack(fields, s, e))
+    for s = 1, n, CHUNK do
+      local e = s + CHUNK - 1 < n and s + CHUNK - 1 or n
+      local got = call('HMGET', key, unpack(fields, s, e))
       for j = s, e do
-        values[fields[j]] = (tonumber(got[j - s + 1]) or 0) + t.deltas[fields[j]]
+        local f = fields[j]
+        values[f] = (tonumber(got[j - s + 1]) or 0) + deltas[f]
       end
     end
     local sets, dels = {}, {}
-    for _, f in ipairs(fields) do
+    local ns, nd = 0, 0
+    local drop_zero = t.drop_zero
+    for j = 1, n do
+      local f = fields[j]
       local v = values[f]
-      if v == 0 and t.drop_zero then
-        dels[#dels + 1] = f
-      elseif t.deltas[f] ~= 0 or not t.derived then
-        sets[#sets + 1] = f
-        sets[#sets + 1] = fmt(v)
+      if v == 0 and drop_zero then
+        nd = nd + 1
+        dels[nd] = f
+      elseif deltas[f] ~= 0 then
+        sets[ns + 1] = f
+        sets[ns + 2] = fmt(v)
+        ns = ns + 2
       end
     end
-    if t.derived then
-      for ent in pairs(t.ents) do
-        local impr = values[ent .. ':impression']
-        if impr and impr > 0 then
-          sets[#sets + 1] = ent .. ':er_impr'
-          sets[#sets + 1] = string.format('%.4f', values[ent .. ':engagement'] * 100 / impr)
-        else
-          dels[#dels + 1] = ent .. ':er_impr'
-        end
+    for _, ent in ipairs(rates) do
+      local impr = values[ent .. ':impression']
+      if impr > 0 then
+        sets[ns + 1] = ent .. ':er_impr'
+        sets[ns + 2] = rate(values[ent .. ':engagement'], impr)
+        ns = ns + 2
+      else
+        nd = nd + 1
+        dels[nd] = ent .. ':er_impr'
       end
     end
     range_call('HSET', key, sets)
@@ -121,121 +147,154 @@ local function apply_targets()
 end
 
 if MODE == 'flush' then
-local tp, token, base, nxt = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-
-local owner = redis.call('HGET', P .. 'owner', tp)
-if owner ~= token then
-  return {'FENCED', owner or ''}
-end
-local stored = redis.call('HGET', P .. 'offsets', tp) or '-1'
-if stored ~= base then
-  if stored == nxt then
-    return {'DUP', stored}
-  end
-  return {'STALE', stored}
-end
-
-
-local life = target(P .. 'total', true, false)
-local buckets = {}
-local i = 11
-local n = tonumber(ARGV[10])
-for _ = 1, n do
-  local ent = ARGV[i] .. ':' .. ARGV[i + 1]
-  local minute = tonumber(ARGV[i + 2])
-  local k = tonumber(ARGV[i + 3])
-  i = i + 4
-  local bkey = P .. 'm:' .. minute
-  local b = target(bkey, false, false)
-  buckets[minute] = true
-  local ws = {}
-  for _, w in ipairs(wins) do
-    if minute > w.retired then
-      ws[#ws + 1] = target(P .. 'w:' .. w.label, true, true)
+  -- 1. Fences. Nothing is written unless every partition passes.
+  local n_parts = tonumber(ARGV[6])
+  local parts = {}
+  local i = 7
+  local rejects = {}
+  for pi = 1, n_parts do
+    local part = {tp = ARGV[i], token = ARGV[i + 1], base = ARGV[i + 2], nxt = ARGV[i + 3]}
+    i = i + 4
+    -- Skip over this part's sections to find the next part.
+    part.groups_at = i
+    local n = tonumber(ARGV[i])
+    i = i + 1
+    for _ = 1, n do
+      i = i + 4 + 2 * tonumber(ARGV[i + 3])
+    end
+    part.reach_at = i
+    n = tonumber(ARGV[i])
+    i = i + 1
+    for _ = 1, n do
+      i = i + 3 + 2 * tonumber(ARGV[i + 2])
+    end
+    part.stats_at = i
+    i = i + 1 + 2 * tonumber(ARGV[i])
+    parts[pi] = part
+    local owner = redis.call('HGET', P .. 'owner', part.tp)
+    if owner ~= part.token then
+      rejects[#rejects + 1] = {pi, 'FENCED', owner or ''}
+    else
+      local stored = redis.call('HGET', P .. 'offsets', part.tp) or '-1'
+      if stored ~= part.base then
+        rejects[#rejects + 1] = {pi, stored == part.nxt and 'DUP' or 'STALE', stored}
+      end
     end
   end
-  for _ = 1, k do
-    local metric, d = ARGV[i], tonumber(ARGV[i + 1])
-    i = i + 2
-    add(b, ent, metric, d)
-    add(life, ent, metric, d)
-    for _, t in ipairs(ws) do
-      add(t, ent, metric, d)
+  if #rejects > 0 then
+    return {'REJECT', rejects}
+  end
+
+  -- 2. Counters: bucket, lifetime and each window the minute still belongs to.
+  local life = target(P .. 'total', true, false)
+  local buckets = {}
+  for _, part in ipairs(parts) do
+    i = part.groups_at + 1
+    for _ = 1, tonumber(ARGV[part.groups_at]) do
+      local ent = ARGV[i] .. ':' .. ARGV[i + 1]
+      local minute = tonumber(ARGV[i + 2])
+      local k = tonumber(ARGV[i + 3])
+      i = i + 4
+      local ts = {target(P .. 'm:' .. minute, false, false), life}
+      buckets[minute] = true
+      for _, w in ipairs(wins) do
+        if minute > w.retired then
+          ts[#ts + 1] = target(w.key, true, true)
+        end
+      end
+      for _ = 1, k do
+        local f, d = ent .. ':' .. ARGV[i], tonumber(ARGV[i + 1])
+        i = i + 2
+        for _, t in ipairs(ts) do
+          t.deltas[f] = (t.deltas[f] or 0) + d
+          t.ents[ent] = true
+        end
+      end
     end
   end
-end
+  apply_targets()
+  for minute in pairs(buckets) do
+    redis.call('EXPIREAT', P .. 'm:' .. minute, (minute + 1 + keep) * 60)
+    redis.call('ZADD', P .. 'minutes', minute, minute)
+  end
 
-apply_targets()
-for minute in pairs(buckets) do
-  redis.call('EXPIREAT', P .. 'm:' .. minute, (minute + 1 + keep) * 60)
-  redis.call('ZADD', P .. 'minutes', minute, minute)
-end
-
--- Reach: HyperLogLogs are idempotent, but they still ride in the same unit as the offset.
-local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '-1')
-n = tonumber(ARGV[i])
-i = i + 1
-local hour_accts = {}
-for _ = 1, n do
-  local kind, id, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
-  local base_key = P .. kind .. ':' .. id .. ':reach'
-  local all, per_min = {}, {}
-  for _ = 1, k do
-    local minute, user = ARGV[i], ARGV[i + 1]
-    i = i + 2
-    all[#all + 1] = user
-    if kind == 'a' then
-      local l = per_min[minute]
+  -- 3. Reach. Users of one entity are merged across partitions before PFADD.
+  local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '-1')
+  local users, minute_users, order = {}, {}, {}
+  for _, part in ipairs(parts) do
+    i = part.reach_at + 1
+    for _ = 1, tonumber(ARGV[part.reach_at]) do
+      local kind, id, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+      i = i + 3
+      local key = P .. kind .. ':' .. id .. ':reach'
+      local l = users[key]
       if not l then
         l = {}
-        per_min[minute] = l
+        users[key] = l
+        order[#order + 1] = {key = key, kind = kind, id = id}
       end
-      l[#l + 1] = user
+      for _ = 1, k do
+        local minute, user = ARGV[i], ARGV[i + 1]
+        i = i + 2
+        l[#l + 1] = user
+        if kind == 'a' then
+          local mk = key .. ':m:' .. minute
+          local ml = minute_users[mk]
+          if not ml then
+            ml = {minute = tonumber(minute), id = id, key = key}
+            minute_users[mk] = ml
+          end
+          ml[#ml + 1] = user
+        end
+      end
     end
   end
-  range_call('PFADD', base_key, all)
-  for minute, users in pairs(per_min) do
-    local m = tonumber(minute)
-    local hour = math.floor(m / 60)
-    local mkey = base_key .. ':m:' .. minute
-    range_call('PFADD', mkey, users)
+  for _, o in ipairs(order) do
+    range_call('PFADD', o.key, users[o.key])
+  end
+  local hour_accts = {}
+  for mk, ml in pairs(minute_users) do
+    range_call('PFADD', mk, ml)
+    local hour = math.floor(ml.minute / 60)
     local set = hour_accts[hour]
     if not set then
       set = {}
       hour_accts[hour] = set
     end
-    set[#set + 1] = id
+    set[#set + 1] = ml.id
     if hour <= merged then
       -- A late event for an hour already merged: add it to the hour sketch too.
-      local hkey = base_key .. ':h:' .. hour
-      range_call('PFADD', hkey, users)
-      redis.call('EXPIREAT', mkey, (m + 1 + keep) * 60)
+      range_call('PFADD', ml.key .. ':h:' .. hour, ml)
+      redis.call('EXPIREAT', mk, (ml.minute + 1 + keep) * 60)
     end
   end
-end
-for hour, ids in pairs(hour_accts) do
-  local hkey = P .. 'reach_accounts:h:' .. hour
-  range_call('SADD', hkey, ids)
-  redis.call('EXPIREAT', hkey, (hour * 60 + 60 + keep) * 60)
-end
+  for hour, ids in pairs(hour_accts) do
+    local hkey = P .. 'reach_accounts:h:' .. hour
+    range_call('SADD', hkey, ids)
+    redis.call('EXPIREAT', hkey, (hour * 60 + 60 + keep) * 60)
+  end
 
-n = tonumber(ARGV[i])
-i = i + 1
-if n > 0 then
+  -- 4. Exactly-once statistics, then the offsets.
   local st = {}
-  for _ = 1, n do
-    st[#st + 1] = ARGV[i]
-    st[#st + 1] = ARGV[i + 1]
-    i = i + 2
+  for _, part in ipairs(parts) do
+    i = part.stats_at + 1
+    for _ = 1, tonumber(ARGV[part.stats_at]) do
+      st[ARGV[i]] = (st[ARGV[i]] or 0) + tonumber(ARGV[i + 1])
+      i = i + 2
+    end
   end
-  for s = 1, #st, 2 do
-    redis.call('HINCRBY', P .. 'stats', st[s], st[s + 1])
+  for f, d in pairs(st) do
+    redis.call('HINCRBY', P .. 'stats', f, d)
   end
-end
-
-redis.call('HSET', P .. 'offsets', tp, nxt)
-return {'OK'}
+  local offs = {}
+  for _, part in ipairs(parts) do
+    offs[#offs + 1] = part.tp
+    offs[#offs + 1] = part.nxt
+  end
+  if #offs > 0 then
+    redis.call('HSET', P .. 'offsets', unpack(offs))
+  end
+  return {'OK'}
 end
 
 if MODE ~= 'tick' then
@@ -243,21 +302,21 @@ if MODE ~= 'tick' then
 end
 
 -- 1. Retire minutes that left each window: subtract their bucket from the window hash.
-local refresh = {}      -- entity -> true, for the reach refresh below
+local refresh = {} -- entity -> true, for the reach refresh below
 local longest = wins[#wins]
 local retired_count = 0
 for _, w in ipairs(wins) do
   local goal = now_min - w.len
   if goal > w.retired then
     local minutes = redis.call('ZRANGEBYSCORE', P .. 'minutes', '(' .. w.retired, goal)
-    local t = target(P .. 'w:' .. w.label, true, true)
+    local t = target(w.key, true, true)
     for _, minute in ipairs(minutes) do
       local kv = redis.call('HGETALL', P .. 'm:' .. minute)
       for j = 1, #kv, 2 do
-        local f = kv[j]
-        local ent, metric = string.match(f, '^(.*):([%w_]+)$')
+        local ent = string.match(kv[j], '^(.*):[%w_]+$')
         if ent then
-          add(t, ent, metric, -tonumber(kv[j + 1]))
+          t.deltas[kv[j]] = (t.deltas[kv[j]] or 0) - tonumber(kv[j + 1])
+          t.ents[ent] = true
           if string.sub(ent, 1, 2) == 'a:' then
             refresh[ent] = true
           end
@@ -301,16 +360,14 @@ for h = merged + 1, now_hour - 1 do
     end
     redis.call('PFMERGE', base_key .. ':h:' .. h, unpack(srcs))
     redis.call('EXPIREAT', base_key .. ':h:' .. h, (h * 60 + 60 + keep) * 60)
-    for _, k in ipairs(srcs) do
-      redis.call('EXPIREAT', k, (tonumber(string.match(k, '(%d+)$')) + 1 + minute_keep) * 60)
+    for m = h * 60, h * 60 + 59 do
+      redis.call('EXPIREAT', base_key .. ':m:' .. m, (m + 1 + minute_keep) * 60)
     end
     refresh['a:' .. id] = true
   end
   merged_count = merged_count + 1
 end
-if merged < now_hour - 1 or redis.call('HEXISTS', P .. 'meta', 'hour_merged') == 0 then
-  redis.call('HSET', P .. 'meta', 'hour_merged', now_hour - 1)
-end
+redis.call('HSET', P .. 'meta', 'hour_merged', math.max(merged, now_hour - 1))
 
 -- 3. Refresh reach and er_reach: lifetime for contents and accounts, windows for accounts.
 local n = tonumber(ARGV[6])
@@ -319,18 +376,17 @@ for _ = 1, n do
   refresh[ARGV[i] .. ':' .. ARGV[i + 1]] = true
   i = i + 2
 end
-local function set_rate(key, ent, reach)
+local function set_reach(key, ent, reach)
   if reach > 0 then
     local eng = tonumber(redis.call('HGET', key, ent .. ':engagement') or '0')
-    redis.call('HSET', key, ent .. ':reach', reach, ent .. ':er_reach',
-               string.format('%.4f', eng * 100 / reach))
+    redis.call('HSET', key, ent .. ':reach', reach, ent .. ':er_reach', rate(eng, reach))
   else
     redis.call('HDEL', key, ent .. ':reach', ent .. ':er_reach')
   end
 end
 for ent in pairs(refresh) do
   local base_key = P .. ent .. ':reach'
-  set_rate(P .. 'total', ent, redis.call('PFCOUNT', base_key))
+  set_reach(P .. 'total', ent, redis.call('PFCOUNT', base_key))
   if string.sub(ent, 1, 2) == 'a:' then
     for _, w in ipairs(wins) do
       local keys = {}
@@ -347,7 +403,7 @@ for ent in pairs(refresh) do
           keys[#keys + 1] = base_key .. ':h:' .. h
         end
       end
-      set_rate(P .. 'w:' .. w.label, ent, redis.call('PFCOUNT', unpack(keys)))
+      set_reach(w.key, ent, redis.call('PFCOUNT', unpack(keys)))
     end
   end
 end
