@@ -1,0 +1,1826 @@
+/* tools/smm-gen.c - deterministic generator of realistic social-media interaction events.
+ *
+ * Tests and benchmarks need a stream that looks like production (skewed popularity, share
+ * cascades, likes that get undone, DMs that get answered, some garbage) and that they can
+ * reproduce byte for byte, so they can compute the expected metrics from the same run's
+ * --stdout output instead of trusting the processor. smm-gen writes one JSON object per
+ * message (the contract in docs/events.md), either as lines on stdout or produced to Kafka
+ * keyed by content_id (account_id when the event has no content).
+ *
+ * DESIGN
+ * - Determinism. Every random choice comes from xoshiro256** streams seeded from --seed via
+ *   splitmix64: one stream for the events, one deciding which positions are malformed, one for
+ *   the rank->content permutation. The clock is read only for the default --start-ms, in --rate
+ *   mode and for progress, so the same seed and flags (with an explicit --start-ms) give the
+ *   same bytes, and --stdout and Kafka runs carry identical payloads.
+ * - Popularity. Content rank is Zipf(s) over --contents, sampled by binary search in a
+ *   precomputed CDF; a seeded permutation maps rank to content index, so the hottest post is
+ *   not post-0. Content i belongs to acct-(i % accounts). Events without content still draw a
+ *   content to pick their account, so hot accounts also get the mentions and messages.
+ * - Coherence. Region, segment and follower count are hashes of the user index, so one user
+ *   looks the same in every event; follows_author hashes (user, account). An unlike or a
+ *   comment_delete undoes an earlier like/comment by the same user on the same content; a
+ *   reply answers an earlier message thread of the same account; a conversion usually follows
+ *   an earlier click/referral of the same user (same content and source); a share picks its
+ *   parent among the last 8 shares of the same content, so cascades form. Only well-formed
+ *   events are remembered, so nothing ever refers to a malformed message.
+ * - Speed. Payloads are built by appending literals and integers into one buffer (no cJSON, no
+ *   snprintf on the hot path); Kafka delivery reports are served every 1024 messages. */
+#include "metrics/event.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GEN_PI 3.14159265358979323846
+#define GEN_BUF_SIZE (128 * 1024) /* > the largest message (the oversize kind) */
+#define GEN_OVERSIZE_PAD 66000    /* padding that takes a message past 64 KiB */
+#define GEN_LONG_ID_LEN 160       /* > SMM_EVENT_ID_MAX */
+#define GEN_SHARE_RING 8          /* recent shares kept per content, parent candidates */
+#define GEN_RECENT_CAP 4096       /* recent likes/comments/clicks/messages remembered */
+#define GEN_MAX_CONTENTS 10000000 /* 16 bytes of tables per content */
+#define GEN_MAX_ZIPF_USERS 10000000
+#define GEN_MAX_X 64
+#define GEN_DAY_MS 86400000LL
+#define GEN_METADATA_TIMEOUT_MS 10000
+
+/* ---- malformed kinds: the order is the cycle order ---- */
+
+enum bad_kind {
+    BAD_NONE = -1,
+    BAD_TRUNCATED = 0,  /* invalid JSON: the first half of a good event */
+    BAD_NOT_OBJECT,     /* valid JSON array */
+    BAD_NO_EVENT_ID,    /* event_id missing */
+    BAD_NO_TYPE,        /* type missing */
+    BAD_UNKNOWN_TYPE,   /* "type":"teleport" */
+    BAD_TS_STRING,      /* "ts":"yesterday" */
+    BAD_ACCOUNT_NUMBER, /* "account_id":42 */
+    BAD_NO_ACCOUNT,     /* account_id missing */
+    BAD_NO_CONTENT,     /* a content type without content_id */
+    BAD_OVERSIZE,       /* payload > 64 KiB via a "padding" string */
+    BAD_LONG_ID,        /* an id > 128 bytes (event_id, account_id, user_id in turn) */
+    BAD_CONTROL_CHAR,   /* an id with "\u0001" (event_id, account_id, user_id in turn) */
+    BAD_TS_OLD,         /* ts 10 days before the event's time */
+    BAD_TS_FUTURE,      /* ts 1 day after the event's time */
+    BAD__COUNT
+};
+
+static const char *const bad_names[BAD__COUNT] = {
+    "truncated",      "not_object", "no_event_id", "no_type", "unknown_type",
+    "ts_string",      "account_number", "no_account", "no_content", "oversize",
+    "long_id",        "control_char",   "ts_old",     "ts_future",
+};
+
+/* ---- default type mix (percent; relative weights) ---- */
+
+/* The brief's mix sums to exactly 100 with nothing left for follow; impression gives up
+ * 0.5 points so that follows exist by default. */
+static const double default_mix[SMM_EV__COUNT] = {
+    [SMM_EV_IMPRESSION] = 51.5, [SMM_EV_VIEW] = 20.0,          [SMM_EV_LIKE] = 10.0,
+    [SMM_EV_UNLIKE] = 0.8,      [SMM_EV_COMMENT] = 3.0,        [SMM_EV_COMMENT_DELETE] = 0.4,
+    [SMM_EV_SHARE] = 2.5,       [SMM_EV_CLICK] = 5.0,          [SMM_EV_REFERRAL] = 1.5,
+    [SMM_EV_CONVERSION] = 0.8,  [SMM_EV_MENTION] = 1.5,        [SMM_EV_MESSAGE] = 1.5,
+    [SMM_EV_REPLY] = 1.0,       [SMM_EV_FOLLOW] = 0.5,
+};
+
+/* Per-user attributes: weights in 1/65536, drawn from 16 bits of the user's hash. */
+static const char *const region_names[] = {"eu", "na", "apac", "latam", "mea"};
+static const uint32_t region_cum[] = {19661, 39322, 55706, 62259, 65536}; /* 30/30/25/10/5 % */
+static const char *const segment_names[] = {"18-24", "25-34", "35-44", "45+"};
+static const uint32_t segment_cum[] = {15729, 38010, 53739, 65536}; /* 24/34/24/18 % */
+
+/* Click/referral/conversion sources; the last one is "campaign-<k>", k = 1..GEN_CAMPAIGNS. */
+#define GEN_CAMPAIGNS 5
+static const char *const source_names[] = {"twitter", "facebook", "instagram", "linkedin",
+                                           "newsletter", "campaign-"};
+static const double source_cum[] = {0.22, 0.44, 0.62, 0.72, 0.82, 1.0};
+#define GEN_SRC_CAMPAIGN 5
+
+enum ts_format { TS_MS, TS_RFC3339, TS_MIXED };
+
+struct gen_opts {
+    uint64_t count;
+    uint64_t seed;
+    uint32_t contents;
+    double zipf;
+    uint32_t accounts;
+    uint32_t users;
+    double user_zipf;
+    int64_t start_ms;
+    int start_set;
+    int64_t span_ms;
+    int span_set;
+    int64_t disorder_ms;
+    double rate;
+    enum ts_format ts_format;
+    double rfc3339_share;
+    double mix[SMM_EV__COUNT];
+    double malformed_rate;
+    int bad_enabled[BAD__COUNT];
+    int to_stdout;
+    const char *brokers;
+    const char *topic;
+    const char *x_args[GEN_MAX_X];
+    int x_cnt;
+    int progress;
+    int quiet;
+};
+
+/* ---- random numbers ---- */
+
+struct rng {
+    uint64_t s[4];
+};
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Stateless 64-bit mix (the splitmix64 finalizer): per-user attributes are hashes. */
+static uint64_t mix64(uint64_t x)
+{
+    return splitmix64(&x);
+}
+
+static void rng_seed(struct rng *r, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ mix64(stream);
+
+    for (int i = 0; i < 4; i++) {
+        r->s[i] = splitmix64(&x);
+    }
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+/* xoshiro256** (Blackman and Vigna). */
+static inline uint64_t rng_next(struct rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static inline double rng_unit(struct rng *r)
+{
+    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* Uniform in [0, n) for n >= 1. */
+static inline uint64_t rng_below(struct rng *r, uint64_t n)
+{
+    uint64_t v = (uint64_t)(rng_unit(r) * (double)n);
+
+    return v < n ? v : n - 1;
+}
+
+/* ---- Zipf sampling ---- */
+
+/* cdf[k] = P(rank <= k) for weights (k+1)^-s; the last entry is exactly 1. */
+static double *zipf_cdf_new(uint32_t n, double s)
+{
+    double *cdf = malloc((size_t)n * sizeof(*cdf));
+    double sum = 0.0;
+
+    if (cdf == NULL) {
+        return NULL;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        sum += pow((double)k + 1.0, -s);
+        cdf[k] = sum;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        cdf[k] /= sum;
+    }
+    cdf[n - 1] = 1.0;
+    return cdf;
+}
+
+/* The first rank whose cdf reaches u (u in [0, 1)). */
+static uint32_t zipf_sample(const double *cdf, uint32_t n, double u)
+{
+    uint32_t lo = 0;
+    uint32_t hi = n - 1;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+
+        if (cdf[mid] >= u) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return lo;
+}
+
+/* ---- generator state ---- */
+
+/* Something a later event can refer to: a like, comment, click/referral or message. */
+struct recent_item {
+    uint64_t n; /* event number (message: also the thread number) */
+    uint32_t content;
+    uint32_t user;
+    int source;
+    uint32_t campaign;
+};
+
+/* A bag of recent items: appended until full, then the slot `next` is overwritten
+ * round-robin; takes remove by swapping in the last item. */
+struct recent {
+    struct recent_item items[GEN_RECENT_CAP];
+    uint32_t len;
+    uint32_t next;
+};
+
+struct share_hist {
+    uint64_t n[GEN_SHARE_RING]; /* event numbers of the last shares, round-robin */
+    uint32_t count;             /* shares seen so far */
+};
+
+struct gen {
+    const struct gen_opts *opts;
+    struct rng rng;     /* every choice about an event */
+    struct rng bad_rng; /* which positions are malformed; independent of the events */
+    uint64_t salt;      /* per-seed salt of the per-user hashes */
+    double type_cum[SMM_EV__COUNT];
+    double *content_cdf;
+    uint32_t *rank_content; /* Zipf rank -> content index */
+    double *user_cdf;       /* NULL: users are uniform */
+    uint32_t *share_slot;   /* content index -> 1 + share_pool index, 0 = never shared */
+    struct share_hist *share_pool;
+    size_t share_len;
+    size_t share_cap;
+    struct recent likes;
+    struct recent comments;
+    struct recent clicks; /* clicks and referrals, for conversions */
+    struct recent messages;
+    int bad_list[BAD__COUNT]; /* enabled kinds in cycle order */
+    int bad_list_len;
+    uint64_t bad_total;
+    uint64_t bad_seq[BAD__COUNT];
+    char id_prefix[24]; /* "<seed>-" */
+    size_t id_prefix_len;
+};
+
+struct gen_event {
+    enum smm_event_type type;
+    uint64_t n;
+    int64_t ts_ms;
+    uint32_t content;
+    uint32_t account;
+    uint32_t user;
+    int has_content;
+    int has_parent;
+    uint64_t parent;
+    int has_followers;
+    int64_t followers;
+    int follows_author; /* -1: absent */
+    int source;         /* -1: absent */
+    uint32_t campaign;
+    int has_value;
+    int64_t value_cents;
+    int has_thread;
+    uint64_t thread;
+    int region;  /* -1: absent */
+    int segment; /* -1: absent */
+    int rfc3339;
+};
+
+static void recent_add(struct recent *r, const struct recent_item *it)
+{
+    if (r->len < GEN_RECENT_CAP) {
+        r->items[r->len++] = *it;
+        return;
+    }
+    r->items[r->next] = *it;
+    r->next = (r->next + 1) % GEN_RECENT_CAP;
+}
+
+/* Copies a random item into *out and removes it with probability remove_p.
+ * Returns 0, or -1 when the bag is empty (no random number is drawn then). */
+static int recent_pick(struct recent *r, struct rng *rng, double remove_p,
+                       struct recent_item *out)
+{
+    uint32_t i;
+
+    if (r->len == 0) {
+        return -1;
+    }
+    i = (uint32_t)rng_below(rng, r->len);
+    *out = r->items[i];
+    if (remove_p >= 1.0 || (remove_p > 0.0 && rng_unit(rng) < remove_p)) {
+        r->items[i] = r->items[--r->len];
+        if (r->next >= r->len) {
+            r->next = 0;
+        }
+    }
+    return 0;
+}
+
+static uint64_t user_hash(const struct gen *g, uint32_t user)
+{
+    return mix64(g->salt ^ ((uint64_t)user * 0x9E3779B97F4A7C15ULL));
+}
+
+static int pick_cum16(const uint32_t *cum, int n, uint32_t v16)
+{
+    for (int i = 0; i < n - 1; i++) {
+        if (v16 < cum[i]) {
+            return i;
+        }
+    }
+    return n - 1;
+}
+
+/* Log-normal follower count (median ~150, long tail), fixed per user. */
+static int64_t user_followers(const struct gen *g, uint32_t user)
+{
+    uint64_t h = user_hash(g, user);
+    uint64_t h2 = mix64(h);
+    double u1 = ((double)(h >> 32) + 0.5) * 0x1.0p-32;
+    double u2 = (double)(h2 >> 32) * 0x1.0p-32;
+    double z = sqrt(-2.0 * log(u1)) * cos(2.0 * GEN_PI * u2);
+    double f = exp(5.0 + 1.7 * z);
+
+    return f > 1e8 ? 100000000 : (int64_t)f;
+}
+
+static int user_follows_account(const struct gen *g, uint32_t user, uint32_t account)
+{
+    uint64_t h = mix64(user_hash(g, user) ^ ((uint64_t)account * 0xD1B54A32D192ED03ULL));
+
+    return (double)(h >> 11) * 0x1.0p-53 < 0.7;
+}
+
+static struct share_hist *share_hist_get(struct gen *g, uint32_t content, int create)
+{
+    uint32_t slot = g->share_slot[content];
+
+    if (slot != 0) {
+        return &g->share_pool[slot - 1];
+    }
+    if (!create) {
+        return NULL;
+    }
+    if (g->share_len == g->share_cap) {
+        size_t cap = g->share_cap ? g->share_cap * 2 : 1024;
+        struct share_hist *pool = realloc(g->share_pool, cap * sizeof(*pool));
+
+        if (pool == NULL) {
+            return NULL;
+        }
+        g->share_pool = pool;
+        g->share_cap = cap;
+    }
+    memset(&g->share_pool[g->share_len], 0, sizeof(g->share_pool[0]));
+    g->share_slot[content] = (uint32_t)(++g->share_len);
+    return &g->share_pool[g->share_len - 1];
+}
+
+static void pick_source(struct gen *g, int *source, uint32_t *campaign)
+{
+    double u = rng_unit(&g->rng);
+    int i = 0;
+
+    while (i < GEN_SRC_CAMPAIGN && u >= source_cum[i]) {
+        i++;
+    }
+    *source = i;
+    *campaign = i == GEN_SRC_CAMPAIGN ? 1 + (uint32_t)rng_below(&g->rng, GEN_CAMPAIGNS) : 0;
+}
+
+/* Fills *ev: event number n at time ts_ms. Reads the remembered state (and removes the items
+ * that an unlike, comment_delete or reply consumes) but adds nothing: see gen_remember(). */
+static void gen_event_make(struct gen *g, struct gen_event *ev, uint64_t n, int64_t ts_ms)
+{
+    const struct gen_opts *opts = g->opts;
+    struct recent_item it;
+    double u;
+    int t;
+
+    memset(ev, 0, sizeof(*ev));
+    ev->n = n;
+    ev->ts_ms = ts_ms;
+    ev->follows_author = -1;
+    ev->source = -1;
+    ev->region = -1;
+    ev->segment = -1;
+
+    u = rng_unit(&g->rng);
+    for (t = 0; t < SMM_EV__COUNT - 1; t++) {
+        if (u < g->type_cum[t]) {
+            break;
+        }
+    }
+    ev->type = (enum smm_event_type)t;
+    ev->content = g->rank_content[zipf_sample(g->content_cdf, opts->contents, rng_unit(&g->rng))];
+    if (g->user_cdf != NULL) {
+        ev->user = zipf_sample(g->user_cdf, opts->users, rng_unit(&g->rng));
+    } else {
+        ev->user = (uint32_t)rng_below(&g->rng, opts->users);
+    }
+
+    switch (ev->type) {
+    case SMM_EV_IMPRESSION:
+    case SMM_EV_VIEW:
+    case SMM_EV_LIKE:
+    case SMM_EV_COMMENT:
+        ev->has_content = 1;
+        break;
+    case SMM_EV_UNLIKE:
+        ev->has_content = 1;
+        /* Undo a recent like; with none, it undoes one from before the stream began. */
+        if (recent_pick(&g->likes, &g->rng, 1.0, &it) == 0) {
+            ev->content = it.content;
+            ev->user = it.user;
+        }
+        break;
+    case SMM_EV_COMMENT_DELETE:
+        ev->has_content = 1;
+        if (recent_pick(&g->comments, &g->rng, 1.0, &it) == 0) {
+            ev->content = it.content;
+            ev->user = it.user;
+        }
+        break;
+    case SMM_EV_SHARE: {
+        const struct share_hist *hist = share_hist_get(g, ev->content, 0);
+
+        ev->has_content = 1;
+        ev->has_followers = 1;
+        if (hist != NULL && hist->count > 0 && rng_unit(&g->rng) < 0.65) {
+            uint32_t kept = hist->count < GEN_SHARE_RING ? hist->count : GEN_SHARE_RING;
+
+            ev->has_parent = 1;
+            ev->parent = hist->n[rng_below(&g->rng, kept)];
+        }
+        break;
+    }
+    case SMM_EV_CLICK:
+    case SMM_EV_REFERRAL:
+        ev->has_content = 1;
+        pick_source(g, &ev->source, &ev->campaign);
+        break;
+    case SMM_EV_CONVERSION:
+        ev->has_content = 1;
+        /* Most conversions are attributed to an earlier click/referral of the same user. */
+        if (rng_unit(&g->rng) < 0.8 && recent_pick(&g->clicks, &g->rng, 0.5, &it) == 0) {
+            ev->content = it.content;
+            ev->user = it.user;
+            ev->source = it.source;
+            ev->campaign = it.campaign;
+        } else {
+            pick_source(g, &ev->source, &ev->campaign);
+        }
+        ev->has_value = 1;
+        ev->value_cents = llround(exp(log(5.0) + rng_unit(&g->rng) * log(40.0)) * 100.0);
+        break;
+    case SMM_EV_MENTION:
+        ev->has_followers = 1;
+        break;
+    case SMM_EV_MESSAGE:
+        ev->has_thread = 1;
+        ev->thread = n;
+        break;
+    case SMM_EV_REPLY:
+        ev->has_thread = 1;
+        /* The account answers one of its open threads (some threads get several replies);
+         * with no open thread at all this becomes a new message instead. */
+        if (recent_pick(&g->messages, &g->rng, 0.7, &it) == 0) {
+            ev->content = it.content;
+            ev->user = it.user;
+            ev->thread = it.n;
+        } else {
+            ev->type = SMM_EV_MESSAGE;
+            ev->thread = n;
+        }
+        break;
+    default:
+        break;
+    }
+
+    ev->account = ev->content % opts->accounts;
+    if (ev->has_followers) {
+        ev->followers = user_followers(g, ev->user);
+    }
+    if (ev->type == SMM_EV_IMPRESSION || ev->type == SMM_EV_VIEW) {
+        ev->follows_author = user_follows_account(g, ev->user, ev->account);
+    }
+    if (rng_unit(&g->rng) >= 0.05) { /* 5% of events come without demographics */
+        uint64_t h = user_hash(g, ev->user);
+
+        ev->region = pick_cum16(region_cum, 5, (uint32_t)(h & 0xffff));
+        ev->segment = pick_cum16(segment_cum, 4, (uint32_t)((h >> 16) & 0xffff));
+    }
+    if (opts->ts_format == TS_RFC3339) {
+        ev->rfc3339 = 1;
+    } else if (opts->ts_format == TS_MIXED) {
+        ev->rfc3339 = rng_unit(&g->rng) < opts->rfc3339_share;
+    }
+}
+
+/* Records a well-formed event so later events can refer to it. */
+static int gen_remember(struct gen *g, const struct gen_event *ev)
+{
+    struct recent_item it = {ev->n, ev->content, ev->user, ev->source, ev->campaign};
+
+    switch (ev->type) {
+    case SMM_EV_LIKE:
+        recent_add(&g->likes, &it);
+        break;
+    case SMM_EV_COMMENT:
+        recent_add(&g->comments, &it);
+        break;
+    case SMM_EV_CLICK:
+    case SMM_EV_REFERRAL:
+        recent_add(&g->clicks, &it);
+        break;
+    case SMM_EV_MESSAGE:
+        recent_add(&g->messages, &it);
+        break;
+    case SMM_EV_SHARE: {
+        struct share_hist *hist = share_hist_get(g, ev->content, 1);
+
+        if (hist == NULL) {
+            return -1;
+        }
+        hist->n[hist->count % GEN_SHARE_RING] = ev->n;
+        hist->count++;
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* Which malformed kind message n gets, or BAD_NONE. Uses only bad_rng. */
+static int gen_bad_pick(struct gen *g, uint64_t *variant)
+{
+    int kind;
+
+    if (g->opts->malformed_rate <= 0.0 || rng_unit(&g->bad_rng) >= g->opts->malformed_rate) {
+        return BAD_NONE;
+    }
+    kind = g->bad_list[g->bad_total % (uint64_t)g->bad_list_len];
+    g->bad_total++;
+    *variant = g->bad_seq[kind]++;
+    return kind;
+}
+
+/* ---- rendering ---- */
+
+static inline char *put_mem(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) ((p) = put_mem((p), (lit), sizeof(lit) - 1))
+
+static inline char *put_str(char *p, const char *s)
+{
+    return put_mem(p, s, strlen(s));
+}
+
+static inline char *put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    int i = 0;
+
+    do {
+        tmp[i++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (i > 0) {
+        *p++ = tmp[--i];
+    }
+    return p;
+}
+
+static inline char *put_i64(char *p, int64_t v)
+{
+    if (v < 0) {
+        *p++ = '-';
+        return put_u64(p, (uint64_t)0 - (uint64_t)v);
+    }
+    return put_u64(p, (uint64_t)v);
+}
+
+/* A field separator unless it is the first field, then the key. */
+static inline char *put_key(char *p, int *first, const char *key, size_t len)
+{
+    if (!*first) {
+        *p++ = ',';
+    }
+    *first = 0;
+    return put_mem(p, key, len);
+}
+
+#define PUT_KEY(p, first, lit) ((p) = put_key((p), &(first), (lit), sizeof(lit) - 1))
+
+static char *put_rfc3339(char *p, int64_t ms)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    int frac = (int)(ms - secs * 1000);
+    time_t tt = (time_t)secs;
+    struct tm tm;
+    char tmp[96];
+    int len;
+
+    if (gmtime_r(&tt, &tm) == NULL) {
+        return put_i64(p, ms); /* out of range for struct tm: not reachable from the flags */
+    }
+    len = snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    return put_mem(p, tmp, (size_t)len);
+}
+
+/* Ends an id value that starts at vstart: padded past 128 bytes, or with a control char. */
+static char *put_id_defect(char *p, const char *vstart, int bad)
+{
+    if (bad == BAD_LONG_ID) {
+        *p++ = '-';
+        while (p - vstart < GEN_LONG_ID_LEN) {
+            *p++ = 'x';
+        }
+    } else if (bad == BAD_CONTROL_CHAR) {
+        PUT_LIT(p, "\\u0001");
+    }
+    return p;
+}
+
+/* Writes the message for ev into buf (GEN_BUF_SIZE bytes), damaged as `bad` says.
+ * `variant` counts earlier messages of the same bad kind (which id gets the defect).
+ * Returns the length; buf is not NUL-terminated. */
+static size_t render(const struct gen *g, const struct gen_event *ev, int bad, uint64_t variant,
+                     char *buf)
+{
+    char *p = buf;
+    const char *vstart;
+    int first = 1;
+    int id_bad = (bad == BAD_LONG_ID || bad == BAD_CONTROL_CHAR) ? (int)(variant % 3) : -1;
+    int64_t ts = ev->ts_ms;
+    size_t len;
+
+    if (bad == BAD_NOT_OBJECT) {
+        PUT_LIT(p, "[\"");
+        p = put_mem(p, g->id_prefix, g->id_prefix_len);
+        p = put_u64(p, ev->n);
+        PUT_LIT(p, "\",\"");
+        p = put_str(p, smm_event_type_name(ev->type));
+        PUT_LIT(p, "\",");
+        p = put_i64(p, ts);
+        *p++ = ']';
+        return (size_t)(p - buf);
+    }
+
+    *p++ = '{';
+    if (bad != BAD_NO_EVENT_ID) {
+        PUT_KEY(p, first, "\"event_id\":\"");
+        vstart = p;
+        p = put_mem(p, g->id_prefix, g->id_prefix_len);
+        p = put_u64(p, ev->n);
+        p = id_bad == 0 ? put_id_defect(p, vstart, bad) : p;
+        *p++ = '"';
+    }
+    if (bad != BAD_NO_TYPE) {
+        PUT_KEY(p, first, "\"type\":\"");
+        if (bad == BAD_UNKNOWN_TYPE) {
+            PUT_LIT(p, "teleport");
+        } else if (bad == BAD_NO_CONTENT && !smm_event_type_needs_content(ev->type)) {
+            PUT_LIT(p, "like");
+        } else {
+            p = put_str(p, smm_event_type_name(ev->type));
+        }
+        *p++ = '"';
+    }
+    PUT_KEY(p, first, "\"ts\":");
+    if (bad == BAD_TS_STRING) {
+        PUT_LIT(p, "\"yesterday\"");
+    } else {
+        ts += bad == BAD_TS_OLD ? -10 * GEN_DAY_MS : bad == BAD_TS_FUTURE ? GEN_DAY_MS : 0;
+        if (ev->rfc3339) {
+            *p++ = '"';
+            p = put_rfc3339(p, ts);
+            *p++ = '"';
+        } else {
+            p = put_i64(p, ts);
+        }
+    }
+    if (bad == BAD_ACCOUNT_NUMBER) {
+        PUT_KEY(p, first, "\"account_id\":");
+        p = put_u64(p, ev->account);
+    } else if (bad != BAD_NO_ACCOUNT) {
+        PUT_KEY(p, first, "\"account_id\":\"");
+        vstart = p;
+        PUT_LIT(p, "acct-");
+        p = put_u64(p, ev->account);
+        p = id_bad == 1 ? put_id_defect(p, vstart, bad) : p;
+        *p++ = '"';
+    }
+    if (ev->has_content && bad != BAD_NO_CONTENT) {
+        PUT_KEY(p, first, "\"content_id\":\"post-");
+        p = put_u64(p, ev->content);
+        *p++ = '"';
+    }
+    PUT_KEY(p, first, "\"user_id\":\"");
+    vstart = p;
+    PUT_LIT(p, "u-");
+    p = put_u64(p, ev->user);
+    p = id_bad == 2 ? put_id_defect(p, vstart, bad) : p;
+    *p++ = '"';
+    if (ev->has_parent) {
+        PUT_KEY(p, first, "\"parent_id\":\"");
+        p = put_mem(p, g->id_prefix, g->id_prefix_len);
+        p = put_u64(p, ev->parent);
+        *p++ = '"';
+    }
+    if (ev->has_followers) {
+        PUT_KEY(p, first, "\"followers\":");
+        p = put_i64(p, ev->followers);
+    }
+    if (ev->follows_author >= 0) {
+        PUT_KEY(p, first, "\"follows_author\":");
+        p = ev->follows_author ? put_mem(p, "true", 4) : put_mem(p, "false", 5);
+    }
+    if (ev->source >= 0) {
+        PUT_KEY(p, first, "\"source\":\"");
+        p = put_str(p, source_names[ev->source]);
+        if (ev->source == GEN_SRC_CAMPAIGN) {
+            p = put_u64(p, ev->campaign);
+        }
+        *p++ = '"';
+    }
+    if (ev->has_value) {
+        PUT_KEY(p, first, "\"value\":");
+        p = put_i64(p, ev->value_cents / 100);
+        *p++ = '.';
+        *p++ = (char)('0' + (ev->value_cents / 10) % 10);
+        *p++ = (char)('0' + ev->value_cents % 10);
+    }
+    if (ev->has_thread) {
+        PUT_KEY(p, first, "\"thread_id\":\"t-");
+        p = put_u64(p, ev->thread);
+        *p++ = '"';
+    }
+    if (ev->region >= 0) {
+        PUT_KEY(p, first, "\"region\":\"");
+        p = put_str(p, region_names[ev->region]);
+        *p++ = '"';
+        PUT_KEY(p, first, "\"segment\":\"");
+        p = put_str(p, segment_names[ev->segment]);
+        *p++ = '"';
+    }
+    if (bad == BAD_OVERSIZE) {
+        PUT_KEY(p, first, "\"padding\":\"");
+        memset(p, 'x', GEN_OVERSIZE_PAD);
+        p += GEN_OVERSIZE_PAD;
+        *p++ = '"';
+    }
+    *p++ = '}';
+    len = (size_t)(p - buf);
+    if (bad == BAD_TRUNCATED) {
+        len /= 2; /* any proper prefix of an object is invalid JSON */
+    }
+    return len;
+}
+
+/* Kafka key: content_id, else account_id (from the undamaged event). */
+static size_t render_key(const struct gen_event *ev, char *buf)
+{
+    char *p = buf;
+
+    if (ev->has_content) {
+        PUT_LIT(p, "post-");
+        p = put_u64(p, ev->content);
+    } else {
+        PUT_LIT(p, "acct-");
+        p = put_u64(p, ev->account);
+    }
+    return (size_t)(p - buf);
+}
+
+/* ---- command line ---- */
+
+enum flag_id {
+    F_COUNT,
+    F_SEED,
+    F_CONTENTS,
+    F_ZIPF,
+    F_ACCOUNTS,
+    F_USERS,
+    F_USER_ZIPF,
+    F_MIX,
+    F_START_MS,
+    F_SPAN_MS,
+    F_DISORDER_MS,
+    F_RATE,
+    F_TS_FORMAT,
+    F_RFC3339_SHARE,
+    F_MALFORMED_RATE,
+    F_MALFORMED_KINDS,
+    F_STDOUT,
+    F_BROKERS,
+    F_TOPIC,
+    F_X,
+    F_PROGRESS,
+    F_QUIET,
+    F_HELP,
+};
+
+struct flag {
+    const char *name;
+    const char *metavar; /* NULL: takes no value */
+    enum flag_id id;
+    const char *help; /* ends with the default */
+};
+
+static const struct flag flags[] = {
+    {"--count", "N", F_COUNT,
+     "events to write; 0 = until SIGINT/SIGTERM (needs --rate). Default 100000"},
+    {"--seed", "S", F_SEED,
+     "random seed (unsigned 64-bit); event ids are \"<S>-<n>\", n = 0..N-1. Default 1"},
+    {"--contents", "N", F_CONTENTS, "number of posts, 1..10000000. Default 100000"},
+    {"--zipf", "S", F_ZIPF,
+     "Zipf exponent of post popularity (0 = uniform), 0..5. Default 1.1"},
+    {"--accounts", "N", F_ACCOUNTS,
+     "number of accounts; post i belongs to acct-(i % N). Default 1000"},
+    {"--users", "N", F_USERS, "number of users u-0..u-(N-1). Default 1000000"},
+    {"--user-zipf", "S", F_USER_ZIPF,
+     "Zipf exponent of user activity, 0 = uniform (>0 needs --users <= 10000000). Default 0"},
+    {"--mix", "LIST", F_MIX,
+     "type weights \"type=w,...\"; unlisted types get 0. Default: the mix shown below"},
+    {"--start-ms", "T", F_START_MS,
+     "epoch ms of the first event. Default: now - span (pass it for repeatable output)"},
+    {"--span-ms", "D", F_SPAN_MS,
+     "event time covered by the N events, non-decreasing with jitter. Default 120000"},
+    {"--disorder-ms", "D", F_DISORDER_MS,
+     "move each ts back by a random 0..D ms (out-of-order input). Default 0"},
+    {"--rate", "R", F_RATE,
+     "real-time mode: R events/s, ts = wall clock when sent (so not with --start-ms or "
+     "--span-ms); 0 = as fast as possible, ts from --start-ms/--span-ms. Default 0"},
+    {"--ts-format", "F", F_TS_FORMAT,
+     "ms (epoch ms number), rfc3339 (\"2026-11-26T03:51:43.123Z\") or mixed. Default ms"},
+    {"--rfc3339-share", "F", F_RFC3339_SHARE,
+     "fraction of RFC 3339 timestamps in mixed mode; implies --ts-format mixed. Default 0.1"},
+    {"--malformed-rate", "F", F_MALFORMED_RATE,
+     "fraction 0..1 of messages that are bad input, cycling through the kinds below. "
+     "Default 0"},
+    {"--malformed-kinds", "LIST", F_MALFORMED_KINDS,
+     "comma-separated subset of the kinds below to cycle through. Default all"},
+    {"--stdout", NULL, F_STDOUT, "write JSON lines to stdout instead of Kafka"},
+    {"--brokers", "B", F_BROKERS, "Kafka bootstrap.servers (required without --stdout)"},
+    {"--topic", "T", F_TOPIC, "Kafka topic (required without --stdout)"},
+    {"-X", "KEY=VALUE", F_X,
+     "librdkafka producer property, repeatable; applied after ours, so it overrides them"},
+    {"--progress", NULL, F_PROGRESS,
+     "progress on stderr every second (default: only when stderr is a terminal)"},
+    {"--quiet", NULL, F_QUIET, "no progress and no notes on stderr (errors still print)"},
+    {"--help", NULL, F_HELP, "this text (also -h)"},
+};
+
+#define FLAG_CNT (sizeof(flags) / sizeof(flags[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: smm-gen [options] --stdout\n"
+            "       smm-gen [options] --brokers B --topic T [-X key=value]...\n"
+            "\n"
+            "Deterministic generator of social-media interaction events, one JSON object per\n"
+            "message: {\"event_id\":\"<seed>-<n>\",\"type\":\"impression\",\"ts\":<epoch ms>,\n"
+            "\"account_id\":\"acct-17\",\"content_id\":\"post-1234\",\"user_id\":\"u-99\",...}.\n"
+            "The same seed and flags (with --start-ms, without --rate) give byte-identical\n"
+            "output, in both output modes. Flags take \"--flag value\" or \"--flag=value\".\n"
+            "\n"
+            "Options:\n");
+    for (size_t i = 0; i < FLAG_CNT; i++) {
+        const char *h = flags[i].help;
+        char head[64];
+        int col;
+
+        snprintf(head, sizeof(head), "%s%s%s", flags[i].name, flags[i].metavar ? " " : "",
+                 flags[i].metavar ? flags[i].metavar : "");
+        fprintf(out, "  %-22s", head);
+        col = 24;
+        /* Word-wrap the help at 80 columns, continuation lines under the first. */
+        while (*h != '\0') {
+            size_t word = strcspn(h, " ");
+
+            if (col + 1 + (int)word > 80 && col > 24) {
+                fprintf(out, "\n%24s", "");
+                col = 24;
+            }
+            fprintf(out, " %.*s", (int)word, h);
+            col += 1 + (int)word;
+            h += word;
+            h += strspn(h, " ");
+        }
+        fprintf(out, "\n");
+    }
+    fprintf(out, "\nDefault type mix (percent):");
+    for (int t = 0; t < SMM_EV__COUNT; t++) {
+        fprintf(out, "%s%s %.1f", t % 5 == 0 ? "\n  " : ", ",
+                smm_event_type_name((enum smm_event_type)t), default_mix[t]);
+    }
+    fprintf(out,
+            "\n"
+            "\n"
+            "Fields: content_id on impression, view, like, unlike, comment, comment_delete,\n"
+            "share, click, referral, conversion; impression/view: follows_author (~70%% true);\n"
+            "share: "
+            "followers and often parent_id (an earlier share of the same post); click,\n"
+            "referral, conversion: source (twitter, facebook, instagram, linkedin, newsletter,\n"
+            "campaign-1..%d); conversion: value (5.00..200.00); mention: followers;\n"
+            "message/reply: thread_id \"t-<n>\" (a reply answers an earlier message of the same\n"
+            "account); region (eu, na, apac, latam, mea) and segment (18-24, 25-34, 35-44, 45+)\n"
+            "on 95%% of events.\n"
+            "\n"
+            "Malformed kinds, in cycle order:",
+            GEN_CAMPAIGNS);
+    for (int k = 0; k < BAD__COUNT; k++) {
+        fprintf(out, "%s%s", k % 5 == 0 ? "\n  " : ", ", bad_names[k]);
+    }
+    fprintf(out,
+            "\n"
+            "  (truncated JSON; a JSON array; no event_id; no type; type \"teleport\";\n"
+            "  \"ts\":\"yesterday\"; \"account_id\":<number>; no account_id; a content type\n"
+            "  without content_id; payload > 64 KiB; an id > 128 bytes; an id with \\u0001;\n"
+            "  ts 10 days early; ts 1 day late. Ids stay unique where the kind has one.)\n"
+            "\n"
+            "Kafka: key = content_id (account_id without content); defaults linger.ms=100,\n"
+            "batch.num.messages=10000, queue.buffering.max.messages=1000000,\n"
+            "compression.codec=none, enable.idempotence=true. Waits for every delivery report,\n"
+            "then prints \"produced N messages (M malformed) in X s\" on stdout.\n"
+            "\n"
+            "Examples:\n"
+            "  smm-gen --stdout --count 1000 --start-ms 1767225600000 > events.jsonl\n"
+            "  smm-gen --brokers \"$BOOT\" --topic events --count 200000 --malformed-rate 0.01\n"
+            "  smm-gen --brokers \"$BOOT\" --topic events --rate 2000 --count 0   # until ^C\n"
+            "  smm-gen --stdout --mix share=1 --contents 20 --count 500         # cascades\n"
+            "  smm-gen --stdout --malformed-rate 1 --malformed-kinds oversize,long_id\n"
+            "\n"
+            "Exit status: 0 when every message was written/delivered (or, with --count 0,\n"
+            "after a signal), 1 on output or delivery failure or an interrupted finite run,\n"
+            "2 on bad usage.\n");
+}
+
+static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) {
+        fprintf(stderr, "smm-gen: %s: expected an integer in %" PRIu64 "..%" PRIu64 ", got '%s'\n",
+                flag, lo, hi, s);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int parse_i64(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end = NULL;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "smm-gen: %s: expected an integer in %" PRId64 "..%" PRId64 ", got '%s'\n",
+                flag, lo, hi, s);
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int parse_double(const char *flag, const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "smm-gen: %s: expected a number in %g..%g, got '%s'\n", flag, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    uint64_t v;
+
+    if (parse_u64(flag, s, lo, hi, &v) != 0) {
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* "type=w,type=w"; unlisted types get weight 0. */
+static int parse_mix(const char *s, double *mix)
+{
+    const char *p = s;
+    double total = 0.0;
+
+    for (int t = 0; t < SMM_EV__COUNT; t++) {
+        mix[t] = 0.0;
+    }
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        char name[32];
+        char num[64];
+        enum smm_event_type type;
+        double w;
+
+        if (eq == NULL || (size_t)(eq - p) >= sizeof(name) ||
+            len - (size_t)(eq - p) - 1 >= sizeof(num)) {
+            fprintf(stderr, "smm-gen: --mix: expected type=weight, got '%.*s'\n", (int)len, p);
+            return -1;
+        }
+        memcpy(name, p, (size_t)(eq - p));
+        name[eq - p] = '\0';
+        memcpy(num, eq + 1, len - (size_t)(eq - p) - 1);
+        num[len - (size_t)(eq - p) - 1] = '\0';
+        if (smm_event_type_parse(name, &type) != SMM_OK) {
+            fprintf(stderr, "smm-gen: --mix: unknown event type '%s'\n", name);
+            return -1;
+        }
+        if (parse_double("--mix", num, 0.0, 1e9, &w) != 0) {
+            return -1;
+        }
+        mix[type] = w;
+        total += w;
+        p = comma ? comma + 1 : p + len;
+    }
+    if (!(total > 0.0)) {
+        fprintf(stderr, "smm-gen: --mix: the weights must not all be 0\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_kinds(const char *s, int *enabled)
+{
+    const char *p = s;
+
+    if (strcmp(s, "all") == 0) {
+        for (int k = 0; k < BAD__COUNT; k++) {
+            enabled[k] = 1;
+        }
+        return 0;
+    }
+    for (int k = 0; k < BAD__COUNT; k++) {
+        enabled[k] = 0;
+    }
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        int found = 0;
+
+        for (int k = 0; k < BAD__COUNT; k++) {
+            if (strlen(bad_names[k]) == len && strncmp(bad_names[k], p, len) == 0) {
+                enabled[k] = 1;
+                found = 1;
+            }
+        }
+        if (!found) {
+            fprintf(stderr, "smm-gen: --malformed-kinds: unknown kind '%.*s' (see --help)\n",
+                    (int)len, p);
+            return -1;
+        }
+        p = comma ? comma + 1 : p + len;
+    }
+    return 0;
+}
+
+/* Fills *opts. Returns 0 to run, 1 after --help, 2 on a usage error. */
+static int parse_args(int argc, char **argv, struct gen_opts *opts)
+{
+    int have_format = 0;
+    int have_share = 0;
+
+    memset(opts, 0, sizeof(*opts));
+    opts->count = 100000;
+    opts->seed = 1;
+    opts->contents = 100000;
+    opts->zipf = 1.1;
+    opts->accounts = 1000;
+    opts->users = 1000000;
+    opts->span_ms = 120000;
+    opts->ts_format = TS_MS;
+    opts->rfc3339_share = 0.1;
+    memcpy(opts->mix, default_mix, sizeof(opts->mix));
+    for (int k = 0; k < BAD__COUNT; k++) {
+        opts->bad_enabled[k] = 1;
+    }
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const struct flag *f = NULL;
+        const char *val = NULL;
+        size_t name_len = strlen(arg);
+        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        int bad = 0;
+
+        if (strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (eq != NULL) {
+            name_len = (size_t)(eq - arg);
+        }
+        for (size_t k = 0; k < FLAG_CNT; k++) {
+            if (strlen(flags[k].name) == name_len && strncmp(flags[k].name, arg, name_len) == 0) {
+                f = &flags[k];
+            }
+        }
+        /* -Xkey=value, as kcat and librdkafka's examples accept it */
+        if (f == NULL && strncmp(arg, "-X", 2) == 0 && arg[2] != '\0') {
+            for (size_t k = 0; k < FLAG_CNT; k++) {
+                f = flags[k].id == F_X ? &flags[k] : f;
+            }
+            val = arg + 2;
+        }
+        if (f == NULL) {
+            fprintf(stderr, "smm-gen: unknown option '%s' (see --help)\n", arg);
+            return 2;
+        }
+        if (f->metavar == NULL) {
+            if (eq != NULL) {
+                fprintf(stderr, "smm-gen: %s: takes no value\n", f->name);
+                return 2;
+            }
+        } else if (val == NULL) {
+            if (eq != NULL) {
+                val = eq + 1;
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                fprintf(stderr, "smm-gen: %s: missing value %s\n", f->name, f->metavar);
+                return 2;
+            }
+        }
+
+        switch (f->id) {
+        case F_COUNT:
+            bad = parse_u64(f->name, val, 0, UINT64_MAX / 2, &opts->count);
+            break;
+        case F_SEED:
+            bad = parse_u64(f->name, val, 0, UINT64_MAX, &opts->seed);
+            break;
+        case F_CONTENTS:
+            bad = parse_u32(f->name, val, 1, GEN_MAX_CONTENTS, &opts->contents);
+            break;
+        case F_ZIPF:
+            bad = parse_double(f->name, val, 0.0, 5.0, &opts->zipf);
+            break;
+        case F_ACCOUNTS:
+            bad = parse_u32(f->name, val, 1, UINT32_MAX, &opts->accounts);
+            break;
+        case F_USERS:
+            bad = parse_u32(f->name, val, 1, UINT32_MAX, &opts->users);
+            break;
+        case F_USER_ZIPF:
+            bad = parse_double(f->name, val, 0.0, 5.0, &opts->user_zipf);
+            break;
+        case F_MIX:
+            bad = parse_mix(val, opts->mix);
+            break;
+        case F_START_MS:
+            bad = parse_i64(f->name, val, 0, 253402300799999LL, &opts->start_ms);
+            opts->start_set = 1;
+            break;
+        case F_SPAN_MS:
+            bad = parse_i64(f->name, val, 0, 100LL * 365 * GEN_DAY_MS, &opts->span_ms);
+            opts->span_set = 1;
+            break;
+        case F_DISORDER_MS:
+            bad = parse_i64(f->name, val, 0, 365 * GEN_DAY_MS, &opts->disorder_ms);
+            break;
+        case F_RATE:
+            bad = parse_double(f->name, val, 0.0, 1e9, &opts->rate);
+            break;
+        case F_TS_FORMAT:
+            have_format = 1;
+            if (strcmp(val, "ms") == 0) {
+                opts->ts_format = TS_MS;
+            } else if (strcmp(val, "rfc3339") == 0) {
+                opts->ts_format = TS_RFC3339;
+            } else if (strcmp(val, "mixed") == 0) {
+                opts->ts_format = TS_MIXED;
+            } else {
+                fprintf(stderr, "smm-gen: --ts-format: expected ms, rfc3339 or mixed, got '%s'\n",
+                        val);
+                bad = -1;
+            }
+            break;
+        case F_RFC3339_SHARE:
+            have_share = 1;
+            bad = parse_double(f->name, val, 0.0, 1.0, &opts->rfc3339_share);
+            break;
+        case F_MALFORMED_RATE:
+            bad = parse_double(f->name, val, 0.0, 1.0, &opts->malformed_rate);
+            break;
+        case F_MALFORMED_KINDS:
+            bad = parse_kinds(val, opts->bad_enabled);
+            break;
+        case F_STDOUT:
+            opts->to_stdout = 1;
+            break;
+        case F_BROKERS:
+            opts->brokers = val;
+            break;
+        case F_TOPIC:
+            opts->topic = val;
+            break;
+        case F_X:
+            if (strchr(val, '=') == NULL || val[0] == '=') {
+                fprintf(stderr, "smm-gen: -X: expected key=value, got '%s'\n", val);
+                bad = -1;
+            } else if (opts->x_cnt == GEN_MAX_X) {
+                fprintf(stderr, "smm-gen: -X: at most %d properties\n", GEN_MAX_X);
+                bad = -1;
+            } else {
+                opts->x_args[opts->x_cnt++] = val;
+            }
+            break;
+        case F_PROGRESS:
+            opts->progress = 1;
+            break;
+        case F_QUIET:
+            opts->quiet = 1;
+            break;
+        case F_HELP:
+            usage(stdout);
+            return 1;
+        }
+        if (bad != 0) {
+            return 2;
+        }
+    }
+
+    if (have_share && !have_format) {
+        opts->ts_format = TS_MIXED;
+    } else if (have_share && opts->ts_format != TS_MIXED) {
+        fprintf(stderr, "smm-gen: --rfc3339-share: only applies to --ts-format mixed\n");
+        return 2;
+    }
+    if (opts->to_stdout && (opts->brokers != NULL || opts->topic != NULL || opts->x_cnt > 0)) {
+        fprintf(stderr, "smm-gen: --stdout: cannot be combined with --brokers, --topic or -X\n");
+        return 2;
+    }
+    if (!opts->to_stdout && (opts->brokers == NULL || opts->topic == NULL)) {
+        fprintf(stderr, "smm-gen: %s: required unless --stdout is given (see --help)\n",
+                opts->brokers == NULL ? "--brokers" : "--topic");
+        return 2;
+    }
+    if (opts->count == 0 && opts->rate <= 0.0) {
+        fprintf(stderr, "smm-gen: --count: 0 (unlimited) needs --rate\n");
+        return 2;
+    }
+    if (opts->rate > 0.0 && (opts->start_set || opts->span_set)) {
+        fprintf(stderr, "smm-gen: --rate: ts is the wall clock; drop --start-ms/--span-ms\n");
+        return 2;
+    }
+    if (opts->user_zipf > 0.0 && opts->users > GEN_MAX_ZIPF_USERS) {
+        fprintf(stderr, "smm-gen: --user-zipf: needs --users <= %d\n", GEN_MAX_ZIPF_USERS);
+        return 2;
+    }
+    if (opts->malformed_rate > 0.0) {
+        int any = 0;
+
+        for (int k = 0; k < BAD__COUNT; k++) {
+            any |= opts->bad_enabled[k];
+        }
+        if (!any) {
+            fprintf(stderr, "smm-gen: --malformed-kinds: no kind enabled\n");
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* ---- clocks, signals, progress ---- */
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (stop_requested < 2) {
+        stop_requested++;
+    }
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
+
+    nanosleep(&ts, NULL); /* a signal cuts it short, which is what we want */
+}
+
+struct progress {
+    int on;
+    int64_t t0_ns;
+    int64_t next_ns;
+    uint64_t last_n;
+    int64_t last_ns;
+};
+
+static void progress_tick(struct progress *pr, const struct gen_opts *opts, uint64_t n,
+                          int64_t now_ns, long in_flight)
+{
+    double dt;
+
+    if (!pr->on || now_ns < pr->next_ns) {
+        return;
+    }
+    dt = (double)(now_ns - pr->last_ns) / 1e9;
+    fprintf(stderr, "smm-gen: %" PRIu64 " events", n);
+    if (opts->count > 0) {
+        fprintf(stderr, " (%.1f%%)", 100.0 * (double)n / (double)opts->count);
+    }
+    fprintf(stderr, ", %.0f ev/s", dt > 0 ? (double)(n - pr->last_n) / dt : 0.0);
+    if (in_flight >= 0) {
+        fprintf(stderr, ", %ld awaiting delivery", in_flight);
+    }
+    fprintf(stderr, "\n");
+    pr->last_n = n;
+    pr->last_ns = now_ns;
+    pr->next_ns = now_ns + 1000000000LL;
+}
+
+/* ---- Kafka output ---- */
+
+struct kafka_out {
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
+    uint64_t delivered;
+    uint64_t failed;
+    int fatal;
+    char first_err[256];
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    struct kafka_out *ko = opaque;
+
+    (void)rk;
+    if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ko->delivered++;
+        return;
+    }
+    if (ko->failed++ == 0) {
+        snprintf(ko->first_err, sizeof(ko->first_err), "%s", rd_kafka_err2str(rkm->err));
+    }
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct kafka_out *ko = opaque;
+    char fatal[256];
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        fprintf(stderr, "smm-gen: kafka fatal error: %s\n", fatal);
+        ko->fatal = 1;
+        return;
+    }
+    fprintf(stderr, "smm-gen: kafka: %s: %s\n", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+            reason);
+}
+
+/* Creates the producer and checks the topic's metadata, so a wrong --brokers or --topic fails
+ * in seconds rather than after message.timeout.ms. Returns 0, or after printing why, 2 for a
+ * bad property (a usage error) and 1 for anything else. */
+static int kafka_open(struct kafka_out *ko, const struct gen_opts *opts)
+{
+    static const char *const defaults[][2] = {
+        {"client.id", "smm-gen"},
+        {"linger.ms", "100"},
+        {"batch.num.messages", "10000"},
+        {"queue.buffering.max.messages", "1000000"},
+        {"compression.codec", "none"},
+        {"enable.idempotence", "true"},
+    };
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err;
+
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", opts->brokers, errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "smm-gen: --brokers: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK) {
+            fprintf(stderr, "smm-gen: %s: %s\n", defaults[i][0], errstr);
+            rd_kafka_conf_destroy(conf);
+            return 1;
+        }
+    }
+    for (int i = 0; i < opts->x_cnt; i++) {
+        char key[256];
+        const char *eq = strchr(opts->x_args[i], '=');
+        size_t klen = (size_t)(eq - opts->x_args[i]);
+
+        if (klen >= sizeof(key)) {
+            fprintf(stderr, "smm-gen: -X: key too long in '%s'\n", opts->x_args[i]);
+            rd_kafka_conf_destroy(conf);
+            return 2;
+        }
+        memcpy(key, opts->x_args[i], klen);
+        key[klen] = '\0';
+        if (rd_kafka_conf_set(conf, key, eq + 1, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+            fprintf(stderr, "smm-gen: -X %s: %s\n", key, errstr);
+            rd_kafka_conf_destroy(conf);
+            return 2;
+        }
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, ko);
+
+    ko->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (ko->rk == NULL) {
+        fprintf(stderr, "smm-gen: rd_kafka_new: %s\n", errstr);
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new() owns conf only on success */
+        return 1;
+    }
+    conf = NULL;
+    ko->rkt = rd_kafka_topic_new(ko->rk, opts->topic, NULL);
+    if (ko->rkt == NULL) {
+        fprintf(stderr, "smm-gen: --topic: %s: %s\n", opts->topic,
+                rd_kafka_err2str(rd_kafka_last_error()));
+        return 1;
+    }
+    err = rd_kafka_metadata(ko->rk, 0, ko->rkt, &md, GEN_METADATA_TIMEOUT_MS);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "smm-gen: --brokers: %s: no metadata within %d ms: %s\n", opts->brokers,
+                GEN_METADATA_TIMEOUT_MS, rd_kafka_err2str(err));
+        return 1;
+    }
+    if (md->topic_cnt < 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "smm-gen: --topic: %s: %s\n", opts->topic,
+                rd_kafka_err2str(md->topic_cnt < 1 ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+                                                   : md->topics[0].err));
+        rd_kafka_metadata_destroy(md);
+        return 1;
+    }
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+/* Queues one message, waiting while the local queue is full. Returns 0 or -1. */
+static int kafka_send(struct kafka_out *ko, const char *payload, size_t len, const char *key,
+                      size_t key_len)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(ko->rk, RD_KAFKA_V_RKT(ko->rkt),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY((void *)key, key_len),
+                              RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_END);
+
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return 0;
+        }
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ko->fatal || stop_requested >= 2) {
+            fprintf(stderr, "smm-gen: produce (%zu bytes): %s\n", len, rd_kafka_err2str(err));
+            return -1;
+        }
+        rd_kafka_poll(ko->rk, 10);
+    }
+}
+
+/* Waits for every outstanding delivery report; a second signal abandons the rest. */
+static void kafka_drain(struct kafka_out *ko, struct progress *pr, const struct gen_opts *opts,
+                        uint64_t n)
+{
+    while (rd_kafka_outq_len(ko->rk) > 0) {
+        if (stop_requested >= 2 || ko->fatal) {
+            fprintf(stderr, "smm-gen: abandoning %d undelivered messages\n",
+                    rd_kafka_outq_len(ko->rk));
+            rd_kafka_purge(ko->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(ko->rk, 1000);
+            return;
+        }
+        rd_kafka_flush(ko->rk, 200);
+        progress_tick(pr, opts, n, mono_ns(), rd_kafka_outq_len(ko->rk));
+    }
+}
+
+static void kafka_close(struct kafka_out *ko)
+{
+    if (ko->rkt != NULL) {
+        rd_kafka_topic_destroy(ko->rkt);
+    }
+    if (ko->rk != NULL) {
+        rd_kafka_destroy(ko->rk);
+    }
+}
+
+/* ---- setup and main loop ---- */
+
+static int gen_init(struct gen *g, const struct gen_opts *opts)
+{
+    struct rng perm_rng;
+    double total = 0.0;
+    double acc = 0.0;
+    int len;
+
+    memset(g, 0, sizeof(*g));
+    g->opts = opts;
+    rng_seed(&g->rng, opts->seed, 1);
+    rng_seed(&g->bad_rng, opts->seed, 2);
+    rng_seed(&perm_rng, opts->seed, 3);
+    g->salt = mix64(opts->seed ^ 0x5bd1e9955bd1e995ULL);
+
+    for (int t = 0; t < SMM_EV__COUNT; t++) {
+        total += opts->mix[t];
+    }
+    for (int t = 0; t < SMM_EV__COUNT; t++) {
+        acc += opts->mix[t];
+        g->type_cum[t] = acc / total;
+    }
+    /* The last type with a weight takes every u up to 1, so rounding in acc / total can never
+     * hand a draw to a zero-weight type after it. */
+    for (int t = SMM_EV__COUNT - 1; t >= 0; t--) {
+        if (opts->mix[t] > 0.0) {
+            g->type_cum[t] = 2.0;
+            break;
+        }
+    }
+
+    g->content_cdf = zipf_cdf_new(opts->contents, opts->zipf);
+    g->rank_content = malloc((size_t)opts->contents * sizeof(*g->rank_content));
+    g->share_slot = calloc(opts->contents, sizeof(*g->share_slot));
+    if (opts->user_zipf > 0.0) {
+        g->user_cdf = zipf_cdf_new(opts->users, opts->user_zipf);
+    }
+    if (g->content_cdf == NULL || g->rank_content == NULL || g->share_slot == NULL ||
+        (opts->user_zipf > 0.0 && g->user_cdf == NULL)) {
+        fprintf(stderr, "smm-gen: out of memory for --contents %" PRIu32 "\n", opts->contents);
+        return -1;
+    }
+    /* Fisher-Yates: rank -> content index. */
+    for (uint32_t i = 0; i < opts->contents; i++) {
+        g->rank_content[i] = i;
+    }
+    for (uint32_t i = opts->contents - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)rng_below(&perm_rng, (uint64_t)i + 1);
+        uint32_t tmp = g->rank_content[i];
+
+        g->rank_content[i] = g->rank_content[j];
+        g->rank_content[j] = tmp;
+    }
+
+    for (int k = 0; k < BAD__COUNT; k++) {
+        if (opts->bad_enabled[k]) {
+            g->bad_list[g->bad_list_len++] = k;
+        }
+    }
+    len = snprintf(g->id_prefix, sizeof(g->id_prefix), "%" PRIu64 "-", opts->seed);
+    g->id_prefix_len = (size_t)len;
+    return 0;
+}
+
+static void gen_free(struct gen *g)
+{
+    free(g->content_cdf);
+    free(g->rank_content);
+    free(g->user_cdf);
+    free(g->share_slot);
+    free(g->share_pool);
+}
+
+int main(int argc, char **argv)
+{
+    struct gen_opts opts;
+    struct gen *g = NULL;
+    struct kafka_out ko;
+    struct progress pr;
+    struct gen_event ev;
+    struct sigaction sa;
+    char *buf = NULL;
+    char key[64];
+    uint64_t n = 0;
+    uint64_t bad_cnt = 0;
+    int64_t t0_ns;
+    double secs;
+    int rc;
+
+    rc = parse_args(argc, argv, &opts);
+    if (rc != 0) {
+        return rc == 1 ? 0 : 2;
+    }
+    rc = 1;
+    memset(&ko, 0, sizeof(ko));
+    memset(&pr, 0, sizeof(pr));
+
+    if (opts.rate <= 0.0 && !opts.start_set) {
+        opts.start_ms = wall_ms() - opts.span_ms;
+        if (!opts.quiet) {
+            fprintf(stderr, "smm-gen: --start-ms %" PRId64 " (now - --span-ms); pass it to repeat"
+                            " this run\n", opts.start_ms);
+        }
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    g = malloc(sizeof(*g));
+    buf = malloc(GEN_BUF_SIZE);
+    if (g == NULL || buf == NULL) {
+        fprintf(stderr, "smm-gen: out of memory\n");
+        goto out;
+    }
+    if (gen_init(g, &opts) != 0) {
+        goto out;
+    }
+    if (opts.to_stdout) {
+        setvbuf(stdout, NULL, _IOFBF, 1 << 20);
+    } else if ((rc = kafka_open(&ko, &opts)) != 0) {
+        goto out;
+    }
+    rc = 1;
+
+    pr.on = !opts.quiet && (opts.progress || isatty(STDERR_FILENO));
+    t0_ns = mono_ns();
+    pr.t0_ns = pr.last_ns = t0_ns;
+    pr.next_ns = t0_ns + 1000000000LL;
+
+    for (n = 0; (opts.count == 0 || n < opts.count) && stop_requested == 0; n++) {
+        int64_t ts;
+        uint64_t variant = 0;
+        int bad;
+        size_t len;
+
+        if (opts.rate > 0.0) {
+            int64_t due = t0_ns + (int64_t)((double)n * 1e9 / opts.rate);
+            int64_t now = mono_ns();
+
+            if (due > now) {
+                if (opts.to_stdout) {
+                    fflush(stdout); /* real-time consumers should see events when they happen */
+                }
+                sleep_ns(due - now);
+                if (stop_requested != 0) {
+                    break;
+                }
+            }
+            ts = wall_ms();
+        } else {
+            double frac = ((double)n + rng_unit(&g->rng)) / (double)opts.count;
+
+            ts = opts.start_ms + (int64_t)(frac * (double)opts.span_ms);
+        }
+        if (opts.disorder_ms > 0) {
+            ts -= (int64_t)rng_below(&g->rng, (uint64_t)opts.disorder_ms + 1);
+        }
+
+        bad = gen_bad_pick(g, &variant);
+        gen_event_make(g, &ev, n, ts);
+        len = render(g, &ev, bad, variant, buf);
+        if (bad == BAD_NONE) {
+            if (gen_remember(g, &ev) != 0) {
+                fprintf(stderr, "smm-gen: out of memory for share history\n");
+                goto out;
+            }
+        } else {
+            bad_cnt++;
+        }
+
+        if (opts.to_stdout) {
+            buf[len] = '\n';
+            if (fwrite(buf, 1, len + 1, stdout) != len + 1) {
+                fprintf(stderr, "smm-gen: stdout: %s\n", strerror(errno));
+                goto out;
+            }
+        } else {
+            size_t key_len = render_key(&ev, key);
+
+            if (kafka_send(&ko, buf, len, key, key_len) != 0) {
+                n++; /* the loop's n++ is skipped: count the message that failed */
+                goto drain;
+            }
+            if ((n & 1023) == 0 || opts.rate > 0.0) {
+                rd_kafka_poll(ko.rk, 0); /* serve delivery reports */
+            }
+            if (ko.fatal) {
+                n++;
+                goto drain;
+            }
+        }
+        if ((n & 1023) == 0 || opts.rate > 0.0) {
+            progress_tick(&pr, &opts, n + 1, mono_ns(), -1);
+        }
+    }
+
+drain:
+    if (opts.to_stdout) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "smm-gen: stdout: %s\n", strerror(errno));
+            goto out;
+        }
+    } else {
+        kafka_drain(&ko, &pr, &opts, n);
+    }
+    secs = (double)(mono_ns() - t0_ns) / 1e9;
+
+    if (opts.to_stdout) {
+        if (!opts.quiet) {
+            fprintf(stderr, "smm-gen: wrote %" PRIu64 " messages (%" PRIu64
+                            " malformed) in %.2f s (%.0f msg/s)\n",
+                    n, bad_cnt, secs, secs > 0 ? (double)n / secs : 0.0);
+        }
+        rc = 0;
+    } else {
+        printf("produced %" PRIu64 " messages (%" PRIu64 " malformed) in %.2f s (%.0f msg/s)\n",
+               ko.delivered, bad_cnt, secs, secs > 0 ? (double)ko.delivered / secs : 0.0);
+        fflush(stdout);
+        rc = 0;
+        if (ko.failed > 0 || ko.delivered != n) {
+            fprintf(stderr,
+                    "smm-gen: %" PRIu64 " of %" PRIu64 " messages not delivered%s%s\n",
+                    n - ko.delivered, n, ko.failed > 0 ? "; first error: " : "",
+                    ko.failed > 0 ? ko.first_err : "");
+            rc = 1;
+        }
+        if (ko.fatal) {
+            rc = 1;
+        }
+    }
+    if (stop_requested != 0 && opts.count != 0 && n < opts.count) {
+        fprintf(stderr, "smm-gen: interrupted after %" PRIu64 " of %" PRIu64 " messages\n", n,
+                opts.count);
+        rc = 1;
+    }
+
+out:
+    kafka_close(&ko);
+    if (g != NULL) {
+        gen_free(g);
+    }
+    free(g);
+    free(buf);
+    return rc;
+}
