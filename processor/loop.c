@@ -42,14 +42,6 @@ struct part {
     struct smm_batch batch;
 };
 
-/* Entities whose reach rates the next ticks refresh: a FIFO of unique strings. */
-struct refresh {
-    char **items;
-    int head, n, cap;
-    char **set; /* open addressing over the same strings */
-    size_t set_size;
-};
-
 struct smm_loop {
     const struct smm_config *cfg;
     struct smm_loop_opts opts;
@@ -59,7 +51,6 @@ struct smm_loop {
     struct part **parts;
     int n_parts, cap_parts;
     struct smm_argv av;
-    struct refresh refresh;
     uint64_t token_seq;
     char token_base[128];
     int fatal;
@@ -86,107 +77,6 @@ static int64_t mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* ---- refresh queue ---- */
-
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
-}
-
-#define REFRESH_MAX 262144
-
-static void refresh_push(struct refresh *r, const char *kind, const char *id)
-{
-    if (r->n >= REFRESH_MAX) {
-        return; /* refreshed the next time it is touched */
-    }
-    if (!r->set) {
-        r->set_size = 2 * REFRESH_MAX;
-        r->set = calloc(r->set_size, sizeof(*r->set));
-        r->cap = REFRESH_MAX;
-        r->items = calloc((size_t)r->cap, sizeof(*r->items));
-        if (!r->set || !r->items) {
-            return;
-        }
-    }
-    char buf[SMM_EVENT_ID_MAX + 4];
-    snprintf(buf, sizeof(buf), "%s:%s", kind, id);
-    size_t j = str_hash(buf) & (r->set_size - 1);
-    for (; r->set[j]; j = (j + 1) & (r->set_size - 1)) {
-        if (strcmp(r->set[j], buf) == 0) {
-            return;
-        }
-    }
-    char *copy = strdup(buf);
-    if (!copy) {
-        return;
-    }
-    r->set[j] = copy;
-    r->items[(r->head + r->n) % r->cap] = copy;
-    r->n++;
-}
-
-/* Removes up to max items into out[] (caller frees them with refresh_release). */
-static int refresh_take(struct refresh *r, char **out, int max)
-{
-    int k = 0;
-    while (k < max && r->n > 0) {
-        out[k++] = r->items[r->head];
-        r->head = (r->head + 1) % r->cap;
-        r->n--;
-    }
-    return k;
-}
-
-static void refresh_requeue(struct refresh *r, char **items, int k)
-{
-    for (int i = k - 1; i >= 0; i--) {
-        r->head = (r->head + r->cap - 1) % r->cap;
-        r->items[r->head] = items[i];
-        r->n++;
-    }
-}
-
-static void refresh_release(struct refresh *r, char **items, int k)
-{
-    /* Rebuild membership lazily: delete each from the set by re-inserting the rest of
-     * its probe cluster (standard linear-probing deletion). */
-    for (int i = 0; i < k; i++) {
-        size_t j = str_hash(items[i]) & (r->set_size - 1);
-        while (r->set[j] && r->set[j] != items[i]) {
-            j = (j + 1) & (r->set_size - 1);
-        }
-        if (r->set[j]) {
-            r->set[j] = NULL;
-            for (size_t x = (j + 1) & (r->set_size - 1); r->set[x];
-                 x = (x + 1) & (r->set_size - 1)) {
-                char *s = r->set[x];
-                r->set[x] = NULL;
-                size_t y = str_hash(s) & (r->set_size - 1);
-                while (r->set[y]) {
-                    y = (y + 1) & (r->set_size - 1);
-                }
-                r->set[y] = s;
-            }
-        }
-        free(items[i]);
-    }
-}
-
-static void refresh_free(struct refresh *r)
-{
-    for (int i = 0; i < r->n; i++) {
-        free(r->items[(r->head + i) % r->cap]);
-    }
-    free(r->items);
-    free(r->set);
-    memset(r, 0, sizeof(*r));
 }
 
 /* ---- partitions ---- */
@@ -390,13 +280,6 @@ static void committed(struct smm_loop *loop, struct part *p)
     }
     loop->dead_lettered += rejected;
     loop->counted += p->batch.messages - rejected;
-    const struct smm_agg *agg = p->batch.agg;
-    for (int e = 0; e < smm_agg_entities(agg); e++) {
-        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        if (ent->first_user >= 0 || ent->kind == SMM_AGG_ACCOUNT) {
-            refresh_push(&loop->refresh, ent->kind == SMM_AGG_CONTENT ? "c" : "a", ent->id);
-        }
-    }
     p->base = p->next;
     part_reset(loop, p);
     smm_kafka_source_store(loop->src, p->topic, p->partition, p->base);
@@ -548,28 +431,16 @@ static void tick(struct smm_loop *loop, int64_t now)
             smm_kafka_source_seek(loop->src, p->topic, p->partition, p->base);
         }
     }
-    int max = (int)loop->cfg->reach_refresh_max;
-    char **items = malloc((size_t)max * sizeof(*items));
-    if (!items) {
+    if (smm_pipeline_encode_tick(loop->pipe, now, loop->cfg->reach_refresh_max, &loop->av) !=
+        SMM_OK) {
         return;
     }
-    int k = refresh_take(&loop->refresh, items, max);
-    if (smm_pipeline_encode_tick(loop->pipe, now, (const char *const *)items, k, &loop->av) ==
-        SMM_OK) {
-        int64_t retired = 0, merged = 0;
-        if (smm_redis_sink_tick(loop->sink, &loop->av, &retired, &merged) != SMM_SINK_OK) {
-            /* Put them back (still in the set) so a Redis outage loses no refresh. */
-            refresh_requeue(&loop->refresh, items, k);
-            free(items);
-            return;
-        }
-        if (retired || merged) {
-            smm_log(SMM_LOG_DEBUG, "tick: retired %lld minute bucket(s), merged %lld hour(s)",
-                    (long long)retired, (long long)merged);
-        }
+    int64_t retired = 0, merged = 0;
+    if (smm_redis_sink_tick(loop->sink, &loop->av, &retired, &merged) == SMM_SINK_OK &&
+        (retired || merged)) {
+        smm_log(SMM_LOG_DEBUG, "tick: retired %lld minute bucket(s), merged %lld hour(s)",
+                (long long)retired, (long long)merged);
     }
-    refresh_release(&loop->refresh, items, k);
-    free(items);
 }
 
 static void stats_line(struct smm_loop *loop, int64_t now)
@@ -773,6 +644,5 @@ void smm_loop_destroy(struct smm_loop *loop)
     smm_redis_sink_destroy(loop->sink);
     smm_pipeline_destroy(loop->pipe);
     smm_argv_free(&loop->av);
-    refresh_free(&loop->refresh);
     free(loop);
 }

@@ -240,14 +240,9 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
 }
 
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
-                             const char *const *ents, int n, struct smm_argv *av)
+                             int64_t max_refresh, struct smm_argv *av)
 {
     int rc = header(pipe, "tick", now_ms, av);
-    rc |= smm_argv_add_int(av, n);
-    for (int i = 0; i < n && !rc; i++) {
-        /* "c:<id>" -> kind, id */
-        rc |= smm_argv_add(av, ents[i], 1);
-        rc |= smm_argv_add_str(av, ents[i] + 2);
-    }
+    rc |= smm_argv_add_int(av, max_refresh);
     return rc ? SMM_ERR : SMM_OK;
 }

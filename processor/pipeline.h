@@ -52,10 +52,10 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
                                    const char *tp, const char *token, int64_t base,
                                    int64_t next, struct smm_argv *av);
 int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
-/* Encodes a tick at now_ms that refreshes the reach of the n entities ents[] (strings
- * "c:<id>" / "a:<id>"). */
+/* Encodes a tick at now_ms that refreshes the reach rates of at most max_refresh of the
+ * entities the flushes marked dirty. */
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
-                             const char *const *ents, int n, struct smm_argv *av);
+                             int64_t max_refresh, struct smm_argv *av);
 
 /* Minute of an epoch-ms time (floor division, also before 1970). */
 int64_t smm_pipeline_minute(int64_t ts_ms);

@@ -24,7 +24,7 @@
 --          n_reach, {kind, id, k, {minute, user}*k}*n_reach,
 --          n_stats, {field, delta}*n_stats
 --        -> {'OK'} or {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
--- tick:  n_refresh, {kind, id}*n_refresh -> {'OK', retired_minutes, merged_hours}
+-- tick:  max_refresh -> {'OK', retired_minutes, merged_hours}
 local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
@@ -188,6 +188,7 @@ if MODE == 'flush' then
   -- 2. Counters: bucket, lifetime and each window the minute still belongs to.
   local life = target(P .. 'total', true, false)
   local buckets = {}
+  local dirty = {}
   for _, part in ipairs(parts) do
     i = part.groups_at + 1
     for _ = 1, tonumber(ARGV[part.groups_at]) do
@@ -197,6 +198,7 @@ if MODE == 'flush' then
       i = i + 4
       local ts = {target(P .. 'm:' .. minute, false, false), life}
       buckets[minute] = true
+      dirty[ent] = true
       for _, w in ipairs(wins) do
         if minute > w.retired then
           ts[#ts + 1] = target(w.key, true, true)
@@ -213,6 +215,12 @@ if MODE == 'flush' then
     end
   end
   apply_targets()
+  -- Entities whose reach and er_reach the tick must refresh (durable across restarts).
+  local dl = {}
+  for ent in pairs(dirty) do
+    dl[#dl + 1] = ent
+  end
+  range_call('SADD', P .. 'dirty', dl)
   for minute in pairs(buckets) do
     redis.call('EXPIREAT', P .. 'm:' .. minute, (minute + 1 + keep) * 60)
     redis.call('ZADD', P .. 'minutes', minute, minute)
@@ -369,42 +377,67 @@ for h = merged + 1, now_hour - 1 do
 end
 redis.call('HSET', P .. 'meta', 'hour_merged', math.max(merged, now_hour - 1))
 
--- 3. Refresh reach and er_reach: lifetime for contents and accounts, windows for accounts.
-local n = tonumber(ARGV[6])
-local i = 7
-for _ = 1, n do
-  refresh[ARGV[i] .. ':' .. ARGV[i + 1]] = true
-  i = i + 2
+-- 3. Refresh reach and er_reach for up to ARGV[6] dirty entities (plus the accounts whose
+-- window reach changed above): lifetime for contents and accounts, windows for accounts.
+local popped = call('SPOP', P .. 'dirty', tonumber(ARGV[6]))
+for _, ent in ipairs(popped) do
+  refresh[ent] = true
 end
-local function set_reach(key, ent, reach)
-  if reach > 0 then
-    local eng = tonumber(redis.call('HGET', key, ent .. ':engagement') or '0')
-    redis.call('HSET', key, ent .. ':reach', reach, ent .. ':er_reach', rate(eng, reach))
-  else
-    redis.call('HDEL', key, ent .. ':reach', ent .. ':er_reach')
+local function set_reach(key, ents, reach)
+  local fields = {}
+  for j, ent in ipairs(ents) do
+    fields[j] = ent .. ':engagement'
   end
-end
-for ent in pairs(refresh) do
-  local base_key = P .. ent .. ':reach'
-  set_reach(P .. 'total', ent, redis.call('PFCOUNT', base_key))
-  if string.sub(ent, 1, 2) == 'a:' then
-    for _, w in ipairs(wins) do
-      local keys = {}
-      local first = now_min - w.len + 1
-      if w.len <= 60 then
-        for m = first, now_min do
-          keys[#keys + 1] = base_key .. ':m:' .. m
-        end
+  local sets, dels = {}, {}
+  for s = 1, #fields, CHUNK do
+    local e = s + CHUNK - 1 < #fields and s + CHUNK - 1 or #fields
+    local got = call('HMGET', key, unpack(fields, s, e))
+    for j = s, e do
+      local ent, r = ents[j], reach[j]
+      if r > 0 then
+        local n = #sets
+        sets[n + 1] = ent .. ':reach'
+        sets[n + 2] = r
+        sets[n + 3] = ent .. ':er_reach'
+        sets[n + 4] = rate(tonumber(got[j - s + 1]) or 0, r)
       else
-        for m = now_hour * 60, now_min do
-          keys[#keys + 1] = base_key .. ':m:' .. m
-        end
-        for h = math.floor(first / 60), now_hour - 1 do
-          keys[#keys + 1] = base_key .. ':h:' .. h
-        end
+        dels[#dels + 1] = ent .. ':reach'
+        dels[#dels + 1] = ent .. ':er_reach'
       end
-      set_reach(w.key, ent, redis.call('PFCOUNT', unpack(keys)))
     end
   end
+  range_call('HSET', key, sets)
+  range_call('HDEL', key, dels)
+end
+local all, all_reach, accts = {}, {}, {}
+for ent in pairs(refresh) do
+  all[#all + 1] = ent
+  all_reach[#all] = call('PFCOUNT', P .. ent .. ':reach')
+  if string.sub(ent, 1, 2) == 'a:' then
+    accts[#accts + 1] = ent
+  end
+end
+set_reach(P .. 'total', all, all_reach)
+for _, w in ipairs(wins) do
+  local wreach = {}
+  local first = now_min - w.len + 1
+  for j, ent in ipairs(accts) do
+    local base_key = P .. ent .. ':reach'
+    local keys = {}
+    if w.len <= 60 then
+      for m = first, now_min do
+        keys[#keys + 1] = base_key .. ':m:' .. m
+      end
+    else
+      for m = now_hour * 60, now_min do
+        keys[#keys + 1] = base_key .. ':m:' .. m
+      end
+      for h = floor(first / 60), now_hour - 1 do
+        keys[#keys + 1] = base_key .. ':h:' .. h
+      end
+    end
+    wreach[j] = call('PFCOUNT', unpack(keys))
+  end
+  set_reach(w.key, accts, wreach)
 end
 return {'OK', retired_count, merged_count}

@@ -1,0 +1,406 @@
+/* tests/integration/harness.c - see harness.h. */
+#include "tests/integration/harness.h"
+
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SMM_BUILD_DIR
+#error "SMM_BUILD_DIR must point at the build tree"
+#endif
+
+int64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(fd >= 0);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void h_tmpdir(char *out, size_t size, const char *name)
+{
+    const char *base = getenv("SMM_TEST_TMP");
+    snprintf(out, size, "%s/%s-%d-XXXXXX", base ? base : "/tmp", name, (int)getpid());
+    cr_assert(mkdtemp(out) != NULL, "mkdtemp %s: %s", out, strerror(errno));
+}
+
+void h_run(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    cr_assert(rc == 0, "command failed (%d): %s", rc, cmd);
+}
+
+static pid_t spawn(char *const argv[], const char *logfile, int stdout_pipe[2])
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        int fd = open(logfile ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (stdout_pipe) {
+            dup2(stdout_pipe[1], 1);
+            close(stdout_pipe[0]);
+        } else {
+            dup2(fd, 1);
+        }
+        dup2(fd, 2);
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int h_wait(pid_t pid, int timeout_ms)
+{
+    int status;
+    int64_t deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, timeout_ms > 0 ? WNOHANG : 0);
+        if (r == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        if (r < 0) {
+            return -1;
+        }
+        if (timeout_ms > 0 && h_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -2;
+        }
+        h_sleep_ms(20);
+    }
+}
+
+/* ---- Redis ---- */
+
+redisContext *h_redis_connect(const struct h_redis *r)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    cr_assert(c && !c->err, "redis connect: %s", c ? c->errstr : "oom");
+    return c;
+}
+
+static void redis_spawn(struct h_redis *r)
+{
+    char port[16], log[300];
+    snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(log, sizeof(log), "%s/redis.log", r->dir);
+    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir,
+                    "--save", "", "--appendonly", r->aof ? "yes" : "no", "--appendfsync",
+                    "everysec", "--daemonize", "no", NULL};
+    r->pid = spawn(argv, log, NULL);
+    for (int i = 0; i < 200; i++) {
+        struct timeval tv = {1, 0};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+        if (c && !c->err) {
+            redisReply *rep = redisCommand(c, "PING");
+            int ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+            if (rep) {
+                freeReplyObject(rep);
+            }
+            redisFree(c);
+            if (ok) {
+                return;
+            }
+        } else if (c) {
+            redisFree(c);
+        }
+        h_sleep_ms(25);
+    }
+    cr_assert_fail("redis-server did not start on port %d (see %s)", r->port, log);
+}
+
+void h_redis_start(struct h_redis *r, int aof)
+{
+    memset(r, 0, sizeof(*r));
+    r->aof = aof;
+    r->port = h_free_port();
+    h_tmpdir(r->dir, sizeof(r->dir), "redis");
+    redis_spawn(r);
+}
+
+void h_redis_kill(struct h_redis *r, int sig)
+{
+    if (r->pid > 0) {
+        kill(r->pid, sig);
+        h_wait(r->pid, 10000);
+        r->pid = 0;
+    }
+}
+
+void h_redis_restart(struct h_redis *r)
+{
+    redis_spawn(r);
+}
+
+void h_redis_stop(struct h_redis *r)
+{
+    h_redis_kill(r, SIGKILL);
+}
+
+/* ---- Kafka ---- */
+
+void h_kafka_start(struct h_kafka *k, const char *prefix, int partitions)
+{
+    static int seq;
+    memset(k, 0, sizeof(*k));
+    snprintf(k->topic, sizeof(k->topic), "%s-%d-%d", prefix, (int)getpid(), ++seq);
+    snprintf(k->dlq, sizeof(k->dlq), "%s.dlq", k->topic);
+    const char *ext = getenv("SMM_TEST_BOOTSTRAP");
+    if (ext && *ext) {
+        snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", ext);
+        const char *tool = getenv("SMM_TEST_KAFKA_TOOL");
+        cr_assert(tool && *tool, "SMM_TEST_BOOTSTRAP needs SMM_TEST_KAFKA_TOOL (broker.sh)");
+        h_run("%s create-topic %s %s %d >/dev/null", tool, k->bootstrap, k->topic, partitions);
+        h_run("%s create-topic %s %s 1 >/dev/null", tool, k->bootstrap, k->dlq);
+        return;
+    }
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    char t1[200], t2[200];
+    snprintf(t1, sizeof(t1), "%s:%d", k->topic, partitions);
+    snprintf(t2, sizeof(t2), "%s:1", k->dlq);
+    char *argv[] = {SMM_BUILD_DIR "/tools/smm-mock-kafka", "--topic", t1, "--topic", t2,
+                    "--quiet", NULL};
+    k->pid = spawn(argv, NULL, p);
+    close(p[1]);
+    FILE *f = fdopen(p[0], "r");
+    cr_assert(f && fgets(k->bootstrap, sizeof(k->bootstrap), f), "mock kafka did not start");
+    k->bootstrap[strcspn(k->bootstrap, "\r\n")] = '\0';
+    fclose(f);
+}
+
+void h_kafka_stop(struct h_kafka *k)
+{
+    if (k->pid > 0) {
+        kill(k->pid, SIGTERM);
+        if (h_wait(k->pid, 5000) == -2) {
+            kill(k->pid, SIGKILL);
+        }
+        k->pid = 0;
+    }
+}
+
+static rd_kafka_conf_t *conf_for(const struct h_kafka *k)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", k->bootstrap, err, sizeof(err));
+    const char *extra = getenv("SMM_TEST_KAFKA_CONF"); /* "k=v,k=v" for SASL tests */
+    if (extra && *extra) {
+        char *copy = strdup(extra);
+        for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+            char *eq = strchr(tok, '=');
+            if (eq) {
+                *eq = '\0';
+                rd_kafka_conf_set(conf, tok, eq + 1, err, sizeof(err));
+            }
+        }
+        free(copy);
+    }
+    return conf;
+}
+
+static int delivered_fail;
+static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (m->err) {
+        delivered_fail++;
+    }
+}
+
+void h_produce(const struct h_kafka *k, const char *topic, const struct h_msg *msgs, size_t n)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = conf_for(k);
+    rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
+    rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err, sizeof(err));
+    rd_kafka_conf_set(conf, "message.max.bytes", "2000000", err, sizeof(err));
+    rd_kafka_conf_set_dr_msg_cb(conf, dr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    cr_assert(rk, "producer: %s", err);
+    delivered_fail = 0;
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t e;
+        do {
+            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                  RD_KAFKA_V_VALUE(msgs[i].payload, msgs[i].len),
+                                  RD_KAFKA_V_KEY(msgs[i].key, msgs[i].key ? strlen(msgs[i].key) : 0),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(rk, 50);
+            }
+        } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        cr_assert(e == 0, "produce: %s", rd_kafka_err2str(e));
+        rd_kafka_poll(rk, 0);
+    }
+    cr_assert(rd_kafka_flush(rk, 60000) == 0, "produce: flush timed out");
+    cr_assert(delivered_fail == 0, "produce: %d deliveries failed", delivered_fail);
+    rd_kafka_destroy(rk);
+}
+
+size_t h_consume_all(const struct h_kafka *k, const char *topic, int idle_ms,
+                     void (*each)(void *, const char *, size_t, const char *), void *opaque)
+{
+    char err[256], group[64];
+    snprintf(group, sizeof(group), "h-reader-%d-%lld", (int)getpid(), (long long)h_now_ms());
+    rd_kafka_conf_t *conf = conf_for(k);
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+    rd_kafka_conf_set(conf, "session.timeout.ms", "6000", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    cr_assert(rk, "consumer: %s", err);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    size_t n = 0;
+    int64_t last = h_now_ms(), start = last;
+    int got_any_assignment = 0;
+    while (h_now_ms() - last < idle_ms || (!got_any_assignment && h_now_ms() - start < 30000)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            rd_kafka_topic_partition_list_t *a = NULL;
+            if (!got_any_assignment && rd_kafka_assignment(rk, &a) == 0 && a) {
+                if (a->cnt > 0) {
+                    got_any_assignment = 1;
+                    last = h_now_ms();
+                }
+                rd_kafka_topic_partition_list_destroy(a);
+            }
+            continue;
+        }
+        if (!m->err) {
+            const void *val = NULL;
+            size_t vlen = 0;
+            char reason[64] = "";
+            rd_kafka_headers_t *hdrs = NULL;
+            if (rd_kafka_message_headers(m, &hdrs) == 0 &&
+                rd_kafka_header_get_last(hdrs, "smm.reason", &val, &vlen) == 0 && val) {
+                snprintf(reason, sizeof(reason), "%.*s", (int)vlen, (const char *)val);
+            }
+            if (each) {
+                each(opaque, m->payload, m->len, reason);
+            }
+            n++;
+            last = h_now_ms();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* ---- processor ---- */
+
+pid_t h_processor_start(const struct h_kafka *k, const struct h_redis *r, const char *logfile,
+                        const char *const *extra)
+{
+    char redis[64];
+    snprintf(redis, sizeof(redis), "127.0.0.1:%d", r->port);
+    const char *argv[64] = {SMM_BUILD_DIR "/processor/smm-processor",
+                            "--brokers", k->bootstrap, "--topic", k->topic, "--redis", redis,
+                            "--set", "kafka.session.timeout.ms=6000",
+                            "--set", "kafka.heartbeat.interval.ms=500",
+                            "--set", "stats.interval_ms=1000",
+                            "--set", "reach.refresh_max=1000000",
+                            "--set", "redis.timeout_ms=1000"};
+    int n = 17;
+    for (int i = 0; extra && extra[i] && n < 60; i++) {
+        argv[n++] = "--set";
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    return spawn((char *const *)argv, logfile, NULL);
+}
+
+/* ---- messages ---- */
+
+struct h_msg *h_load_jsonl(const char *path, size_t *n_out)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "open %s", path);
+    size_t cap = 1024, n = 0;
+    struct h_msg *msgs = malloc(cap * sizeof(*msgs));
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &lcap, f)) > 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+            line[--len] = '\0';
+        }
+        if (n == cap) {
+            cap *= 2;
+            msgs = realloc(msgs, cap * sizeof(*msgs));
+        }
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+        const cJSON *key = j ? cJSON_GetObjectItemCaseSensitive(j, "content_id") : NULL;
+        if (!cJSON_IsString(key)) {
+            key = j ? cJSON_GetObjectItemCaseSensitive(j, "account_id") : NULL;
+        }
+        msgs[n].key = cJSON_IsString(key) ? strdup(key->valuestring) : NULL;
+        msgs[n].payload = strdup(line);
+        msgs[n].len = (size_t)len;
+        n++;
+        cJSON_Delete(j);
+    }
+    free(line);
+    fclose(f);
+    *n_out = n;
+    return msgs;
+}
+
+void h_free_msgs(struct h_msg *msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(msgs[i].key);
+        free(msgs[i].payload);
+    }
+    free(msgs);
+}
