@@ -270,10 +270,12 @@ static int load_tree(struct smm_config *cfg, const cJSON *node, char *path, size
         } else if (cJSON_IsString(it)) {
             rc = smm_config_set(cfg, path, it->valuestring, origin, errstr, errstr_size);
         } else if (cJSON_IsNumber(it)) {
-            if (it->valuedouble != (double)(long long)it->valuedouble) {
-                snprintf(buf, sizeof(buf), "%.17g", it->valuedouble);
+            /* Range-check before the cast: converting an out-of-range double is UB. */
+            double d = it->valuedouble;
+            if (d > -9.2e18 && d < 9.2e18 && d == (double)(long long)d) {
+                snprintf(buf, sizeof(buf), "%lld", (long long)d);
             } else {
-                snprintf(buf, sizeof(buf), "%lld", (long long)it->valuedouble);
+                snprintf(buf, sizeof(buf), "%.17g", d);
             }
             rc = smm_config_set(cfg, path, buf, origin, errstr, errstr_size);
         } else if (cJSON_IsBool(it)) {
@@ -320,16 +322,27 @@ int smm_config_load_file(struct smm_config *cfg, const char *path, char *errstr,
     fclose(f);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!root || !cJSON_IsObject(root)) {
+    /* Only whitespace may follow the object: a second document or stray text would
+     * otherwise be ignored silently, with settings the operator believes applied. */
+    const char *trail = NULL;
+    for (const char *p = root ? end : NULL; p && p < buf + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            trail = p;
+            break;
+        }
+    }
+    if (!root || trail || !cJSON_IsObject(root)) {
+        const char *what = !root ? "invalid JSON"
+                           : trail ? "invalid JSON (content after the top-level value)"
+                                   : "top level must be an object";
         int line = 1;
-        const char *stop = root ? buf : (end ? end : buf);
+        const char *stop = trail ? trail : root ? buf : (end ? end : buf);
         for (const char *p = buf; p < stop && p < buf + len; p++) {
             line += *p == '\n';
         }
         cJSON_Delete(root);
         free(buf);
-        return fail(errstr, errstr_size, "config file %s line %d: %s", path, line,
-                    root ? "top level must be an object" : "invalid JSON");
+        return fail(errstr, errstr_size, "config file %s line %d: %s", path, line, what);
     }
     char origin[300];
     snprintf(origin, sizeof(origin), "config file %s", path);

@@ -147,6 +147,12 @@ static int check_id(const char *name, const char *s, size_t max, struct smm_reje
         if (k == 2 && c < 0xc2) {
             return reject(rej, SMM_REJECT_BAD_ID, "%s: overlong UTF-8 at byte %zu", name, i);
         }
+        /* RFC 3629: no overlong 3/4-byte forms, no UTF-16 surrogates, nothing past U+10FFFF. */
+        unsigned c1 = p[i + 1];
+        if ((k == 3 && ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0))) ||
+            (k == 4 && (c > 0xf4 || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)))) {
+            return reject(rej, SMM_REJECT_BAD_ID, "%s: invalid UTF-8 at byte %zu", name, i);
+        }
         i += k;
     }
     return SMM_OK;
@@ -305,6 +311,21 @@ int smm_event_json_decode(const void *buf, size_t len, int64_t kafka_ts_ms, int6
     }
     if (len == 0 || buf == NULL) {
         return reject(rej, SMM_REJECT_INVALID_JSON, "empty payload");
+    }
+    /* cJSON decodes \u0000 into a NUL that silently truncates the string ("acct\u0000x"
+     * would count as "acct"). Every backslash in valid JSON is inside a string, so a scan
+     * of the escapes finds them without tracking quotes. */
+    for (const char *p = buf, *stop = (const char *)buf + len;
+         (p = memchr(p, '\\', (size_t)(stop - p))) != NULL; p += 2) {
+        if (p + 1 >= stop) {
+            break;
+        }
+        if (p[1] == 'u' && stop - p >= 6 && p[2] == '0' && p[3] == '0' && p[4] == '0' &&
+            p[5] == '0') {
+            return reject(rej, SMM_REJECT_INVALID_JSON,
+                          "NUL character (\\u0000) at byte %zu is not accepted",
+                          (size_t)(p - (const char *)buf));
+        }
     }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);

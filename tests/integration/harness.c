@@ -187,6 +187,15 @@ void h_kafka_start(struct h_kafka *k, const char *prefix, int partitions)
     snprintf(k->topic, sizeof(k->topic), "%s-%d-%d", prefix, (int)getpid(), ++seq);
     snprintf(k->dlq, sizeof(k->dlq), "%s.dlq", k->topic);
     const char *ext = getenv("SMM_TEST_BOOTSTRAP");
+    const char *ext_file = getenv("SMM_TEST_BOOTSTRAP_FILE");
+    char from_file[256] = "";
+    if ((!ext || !*ext) && ext_file && *ext_file) {
+        FILE *bf = fopen(ext_file, "r");
+        cr_assert(bf && fgets(from_file, sizeof(from_file), bf), "cannot read %s", ext_file);
+        fclose(bf);
+        from_file[strcspn(from_file, "\r\n")] = '\0';
+        ext = from_file;
+    }
     if (ext && *ext) {
         snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", ext);
         const char *tool = getenv("SMM_TEST_KAFKA_TOOL");

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh - install what smm-stream needs from Debian 12 packages.
+# Idempotent: only calls apt-get when a package is missing. Pass --with-java for the real
+# Kafka broker used by the test suite (OpenJDK 17 + Maven), --with-fuzz for clang.
+set -euo pipefail
+
+pkgs=(build-essential cmake ninja-build pkg-config git ca-certificates
+      librdkafka-dev libcjson-dev libhiredis-dev libcriterion-dev libmicrohttpd-dev
+      redis-server redis-tools kcat python3 procps)
+for arg in "$@"; do
+  case "$arg" in
+    --with-java) pkgs+=(openjdk-17-jdk-headless maven) ;;
+    --with-fuzz) pkgs+=(clang libclang-rt-14-dev valgrind) ;;
+    *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Java/Maven may come from elsewhere (e.g. a JDK already on PATH): accept those.
+if command -v java >/dev/null && command -v mvn >/dev/null; then
+  keep=()
+  for p in "${missing[@]}"; do
+    case "$p" in openjdk-*|maven) ;; *) keep+=("$p") ;; esac
+  done
+  missing=("${keep[@]}")
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "Installing: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

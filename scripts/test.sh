@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# scripts/test.sh - the whole test suite, from a fresh Debian 12 machine: installs what is
+# missing (including Java 17 + Maven for the real Kafka broker), builds, and runs ctest.
+# Every service is started by the tests themselves: redis-server on free ports, the
+# librdkafka mock cluster, and (through a CTest fixture) a real Apache Kafka broker that is
+# always stopped at the end. .ci/run calls exactly this script.
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh -L unit         only the fast unit tests (any ctest arguments work)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --with-java --with-fuzz
+build=${SMM_BUILD_DIR:-build}
+scripts/build.sh
+export SMM_TEST_TMP
+SMM_TEST_TMP=$(mktemp -d /tmp/smm-test.XXXXXX)
+echo "Test scratch directory: $SMM_TEST_TMP"
+cd "$build"
+ctest --output-on-failure --timeout 1800 "$@"

@@ -1,0 +1,786 @@
+/* tests/unit/test_config.c - the configuration table and its sources (processor/config.c).
+ *
+ * Defaults, the one setter, the JSON file (written to a mkstemp() file), environment
+ * variables (a fake envp array, never the real environment), the cross-key checks of
+ * smm_config_finish() and secret masking in smm_config_print(). Every error test checks
+ * that the message names the key, since that is what an operator reads. Links smm_core. */
+#include <criterion/criterion.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "metrics/event.h"
+#include "processor/config.h"
+
+static void cfg_init(struct smm_config *cfg)
+{
+    char err[256] = "";
+    cr_assert_eq(smm_config_init(cfg, err, sizeof(err)), SMM_OK, "init: %s", err);
+}
+
+static void set_ok(struct smm_config *cfg, const char *key, const char *value)
+{
+    char err[256] = "";
+    cr_assert_eq(smm_config_set(cfg, key, value, "--set", err, sizeof(err)), SMM_OK,
+                 "%s=%s: %s", key, value, err);
+}
+
+/* Asserts smm_config_set fails and that errstr contains each of the needles. */
+static void set_fails(struct smm_config *cfg, const char *key, const char *value,
+                      const char *needle1, const char *needle2)
+{
+    char err[256] = "";
+    cr_assert_eq(smm_config_set(cfg, key, value, "--set", err, sizeof(err)), SMM_ERR,
+                 "%s=%s accepted", key, value);
+    cr_assert(strstr(err, needle1) != NULL, "\"%s\" does not mention \"%s\"", err, needle1);
+    if (needle2) {
+        cr_assert(strstr(err, needle2) != NULL, "\"%s\" does not mention \"%s\"", err, needle2);
+    }
+}
+
+static void finish_ok(struct smm_config *cfg)
+{
+    char err[256] = "";
+    cr_assert_eq(smm_config_finish(cfg, err, sizeof(err)), SMM_OK, "finish: %s", err);
+}
+
+static void finish_fails(struct smm_config *cfg, const char *needle)
+{
+    char err[256] = "";
+    cr_assert_eq(smm_config_finish(cfg, err, sizeof(err)), SMM_ERR, "finish accepted");
+    cr_assert(strstr(err, needle) != NULL, "\"%s\" does not mention \"%s\"", err, needle);
+}
+
+/* Writes text to a fresh temp file; the caller unlinks path. */
+static void write_temp(char *path, size_t size, const char *text)
+{
+    snprintf(path, size, "/tmp/smm-test-config-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0, "mkstemp failed");
+    size_t len = strlen(text);
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+static const char *kafka_get(const struct smm_config *cfg, const char *key)
+{
+    for (int i = 0; i < cfg->n_kafka; i++) {
+        if (strcmp(cfg->kafka_key[i], key) == 0) {
+            return cfg->kafka_val[i];
+        }
+    }
+    return NULL;
+}
+
+/* A config that passes finish(): defaults plus a bootstrap server. */
+static void cfg_ready(struct smm_config *cfg)
+{
+    cfg_init(cfg);
+    set_ok(cfg, "kafka.bootstrap.servers", "x:1");
+}
+
+/* ---- defaults and the setter ---- */
+
+Test(config, defaults)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    cr_assert_str_eq(cfg.topic, "smm.events");
+    cr_assert_str_eq(cfg.dlq_topic, "");
+    cr_assert_str_eq(cfg.group_id, "smm-processor");
+    cr_assert_str_eq(cfg.prefix, "smm:");
+    cr_assert_str_eq(cfg.redis_host, "127.0.0.1");
+    cr_assert_eq(cfg.redis_port, 6379);
+    cr_assert_str_eq(cfg.redis_unix_socket, "");
+    cr_assert_eq(cfg.redis_db, 0);
+    cr_assert_str_eq(cfg.redis_username, "");
+    cr_assert_str_eq(cfg.redis_password, "");
+    cr_assert_str_eq(cfg.redis_password_file, "");
+    cr_assert_eq(cfg.redis_timeout_ms, 2000);
+    cr_assert_eq(cfg.flush_interval_ms, 250);
+    cr_assert_eq(cfg.flush_max_events, 200000);
+    cr_assert_eq(cfg.tick_ms, 1000);
+    cr_assert_eq(cfg.stats_interval_ms, 10000);
+    cr_assert_str_eq(cfg.windows, "5m,1h,24h");
+    cr_assert_eq(cfg.window_grace_ms, 3600000);
+    cr_assert_eq(cfg.retention_ms, 0);
+    cr_assert_eq(cfg.max_future_ms, 300000);
+    cr_assert_str_eq(cfg.engagement, "like,comment,share,click");
+    cr_assert_eq(cfg.max_payload_bytes, 65536);
+    cr_assert_eq(cfg.max_id_bytes, 128);
+    cr_assert_eq(cfg.reach_refresh_max, 2000);
+    cr_assert_str_eq(cfg.log_level, "info");
+    cr_assert_str_eq(cfg.log_format, "text");
+    cr_assert_eq(cfg.n_kafka, 0);
+    cr_assert_eq(cfg.n_windows, 0); /* derived only by finish() */
+    smm_config_free(&cfg);
+    /* free() is idempotent on a freed config. */
+    smm_config_free(&cfg);
+    smm_config_free(NULL);
+}
+
+Test(config, set_values)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_ok(&cfg, "redis.port", "6380");
+    cr_assert_eq(cfg.redis_port, 6380);
+    set_ok(&cfg, "redis.host", "cache.internal");
+    cr_assert_str_eq(cfg.redis_host, "cache.internal");
+    set_ok(&cfg, "redis.host", "");
+    cr_assert_str_eq(cfg.redis_host, "");
+    /* Durations: bare ms and every suffix. */
+    set_ok(&cfg, "redis.timeout_ms", "1500");
+    cr_assert_eq(cfg.redis_timeout_ms, 1500);
+    set_ok(&cfg, "redis.timeout_ms", "1500ms");
+    cr_assert_eq(cfg.redis_timeout_ms, 1500);
+    set_ok(&cfg, "redis.timeout_ms", "10s");
+    cr_assert_eq(cfg.redis_timeout_ms, 10000);
+    set_ok(&cfg, "redis.timeout_ms", "2m");
+    cr_assert_eq(cfg.redis_timeout_ms, 120000);
+    set_ok(&cfg, "window.grace_ms", "2h");
+    cr_assert_eq(cfg.window_grace_ms, 7200000);
+    set_ok(&cfg, "window.grace_ms", "1d");
+    cr_assert_eq(cfg.window_grace_ms, 86400000);
+    /* Bounds are inclusive. */
+    set_ok(&cfg, "redis.port", "1");
+    set_ok(&cfg, "redis.port", "65535");
+    set_ok(&cfg, "tick_ms", "50");
+    set_ok(&cfg, "tick_ms", "1m");
+    cr_assert_eq(cfg.tick_ms, 60000);
+    set_ok(&cfg, "limits.max_id_bytes", "128");
+    smm_config_free(&cfg);
+}
+
+Test(config, set_bad_int_names_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "redis.port", "abc", "redis.port", "abc");
+    set_fails(&cfg, "redis.port", "12x", "redis.port", "12x");
+    set_fails(&cfg, "redis.port", "", "redis.port", NULL);
+    set_fails(&cfg, "redis.db", "1.5", "redis.db", NULL);
+    set_fails(&cfg, "flush.max_events", "99999999999999999999999", "flush.max_events", NULL);
+    cr_assert_eq(cfg.redis_port, 6379, "failed set changed the value");
+    cr_assert_eq(cfg.redis_db, 0);
+    /* The origin prefixes the message. */
+    set_fails(&cfg, "redis.port", "abc", "--set", NULL);
+    smm_config_free(&cfg);
+}
+
+Test(config, set_bad_duration_names_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "tick_ms", "5x", "tick_ms", "5x");
+    set_fails(&cfg, "tick_ms", "1 s", "tick_ms", NULL);
+    set_fails(&cfg, "redis.timeout_ms", "s", "redis.timeout_ms", NULL);
+    set_fails(&cfg, "redis.timeout_ms", "", "redis.timeout_ms", NULL);
+    set_fails(&cfg, "flush.interval_ms", "10sec", "flush.interval_ms", NULL);
+    set_fails(&cfg, "window.grace_ms", "9223372036854775807d", "window.grace_ms", NULL);
+    cr_assert_eq(cfg.tick_ms, 1000);
+    cr_assert_eq(cfg.redis_timeout_ms, 2000);
+    smm_config_free(&cfg);
+}
+
+Test(config, set_out_of_range_names_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "redis.port", "0", "redis.port", "0");
+    set_fails(&cfg, "redis.port", "65536", "redis.port", "65536");
+    set_fails(&cfg, "redis.port", "-1", "redis.port", NULL);
+    set_fails(&cfg, "redis.db", "16", "redis.db", NULL);
+    set_fails(&cfg, "tick_ms", "49", "tick_ms", NULL);
+    set_fails(&cfg, "tick_ms", "61s", "tick_ms", "61000");
+    set_fails(&cfg, "limits.max_id_bytes", "129", "limits.max_id_bytes", NULL);
+    set_fails(&cfg, "limits.max_payload_bytes", "63", "limits.max_payload_bytes", NULL);
+    set_fails(&cfg, "max_future_ms", "2d", "max_future_ms", NULL);
+    cr_assert_eq(cfg.redis_port, 6379);
+    cr_assert_eq(cfg.tick_ms, 1000);
+    cr_assert_eq(cfg.max_id_bytes, 128);
+    smm_config_free(&cfg);
+}
+
+Test(config, unknown_key_names_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "redis.hots", "h", "redis.hots", "unknown");
+    set_fails(&cfg, "Redis.port", "1", "Redis.port", NULL);
+    set_fails(&cfg, "", "1", "unknown", NULL);
+    set_fails(&cfg, "kafka.", "x", "kafka.", NULL);
+    smm_config_free(&cfg);
+}
+
+Test(config, kafka_passthrough)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_ok(&cfg, "kafka.bootstrap.servers", "b1:9092");
+    set_ok(&cfg, "kafka.security.protocol", "SASL_SSL");
+    set_ok(&cfg, "kafka.sasl.username", "u");
+    cr_assert_eq(cfg.n_kafka, 3);
+    cr_assert_str_eq(cfg.kafka_key[0], "bootstrap.servers");
+    cr_assert_str_eq(cfg.kafka_val[0], "b1:9092");
+    cr_assert_str_eq(cfg.kafka_key[1], "security.protocol");
+    cr_assert_str_eq(cfg.kafka_val[1], "SASL_SSL");
+    cr_assert_str_eq(cfg.kafka_key[2], "sasl.username");
+    /* Setting a key again replaces its value in place. */
+    set_ok(&cfg, "kafka.bootstrap.servers", "b2:9092");
+    cr_assert_eq(cfg.n_kafka, 3);
+    cr_assert_str_eq(cfg.kafka_key[0], "bootstrap.servers");
+    cr_assert_str_eq(cfg.kafka_val[0], "b2:9092");
+    /* Values are taken verbatim, unvalidated (librdkafka judges them). */
+    set_ok(&cfg, "kafka.some.future.property", "");
+    cr_assert_str_eq(kafka_get(&cfg, "some.future.property"), "");
+    smm_config_free(&cfg);
+}
+
+Test(config, kafka_passthrough_limit)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char key[64];
+    for (int i = 0; i < SMM_CFG_MAX_KAFKA; i++) {
+        snprintf(key, sizeof(key), "kafka.p%d", i);
+        set_ok(&cfg, key, "v");
+    }
+    set_fails(&cfg, "kafka.one.too.many", "v", "kafka.one.too.many", NULL);
+    cr_assert_eq(cfg.n_kafka, SMM_CFG_MAX_KAFKA);
+    smm_config_free(&cfg);
+}
+
+Test(config, kafka_reserved_keys_rejected)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "kafka.enable.auto.offset.store", "true", "kafka.enable.auto.offset.store",
+              NULL);
+    set_fails(&cfg, "kafka.group.id", "g", "kafka.group.id", "group_id");
+    set_fails(&cfg, "kafka.enable.partition.eof", "true", "kafka.enable.partition.eof", NULL);
+    cr_assert_eq(cfg.n_kafka, 0);
+    smm_config_free(&cfg);
+}
+
+/* ---- JSON file ---- */
+
+Test(config, load_file_nested)
+{
+    char path[64];
+    write_temp(path, sizeof(path),
+               "{\n"
+               "  \"redis\": {\"port\": 6380, \"host\": \"r1\"},\n"
+               "  \"kafka\": {\"bootstrap.servers\": \"h:1\", \"enable.ssl.certificate."
+               "verification\": false},\n"
+               "  \"flush\": {\"interval_ms\": \"1s\"},\n"
+               "  \"limits\": {\"max_id_bytes\": 64},\n"
+               "  \"windows\": \"10m,2h\",\n"
+               "  \"topic\": \"events\"\n"
+               "}\n");
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    int rc = smm_config_load_file(&cfg, path, err, sizeof(err));
+    unlink(path);
+    cr_assert_eq(rc, SMM_OK, "%s", err);
+    cr_assert_eq(cfg.redis_port, 6380);
+    cr_assert_str_eq(cfg.redis_host, "r1");
+    cr_assert_str_eq(kafka_get(&cfg, "bootstrap.servers"), "h:1");
+    cr_assert_str_eq(kafka_get(&cfg, "enable.ssl.certificate.verification"), "false");
+    cr_assert_eq(cfg.n_kafka, 2);
+    cr_assert_eq(cfg.flush_interval_ms, 1000);
+    cr_assert_eq(cfg.max_id_bytes, 64);
+    cr_assert_str_eq(cfg.windows, "10m,2h");
+    cr_assert_str_eq(cfg.topic, "events");
+    /* Keys the file did not name keep their defaults. */
+    cr_assert_eq(cfg.redis_db, 0);
+    cr_assert_eq(cfg.tick_ms, 1000);
+    smm_config_free(&cfg);
+}
+
+Test(config, load_file_dotted_keys_at_top_level)
+{
+    char path[64];
+    write_temp(path, sizeof(path), "{\"redis.port\": 6390, \"kafka.client.id\": \"c\"}");
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    int rc = smm_config_load_file(&cfg, path, err, sizeof(err));
+    unlink(path);
+    cr_assert_eq(rc, SMM_OK, "%s", err);
+    cr_assert_eq(cfg.redis_port, 6390);
+    cr_assert_str_eq(kafka_get(&cfg, "client.id"), "c");
+    smm_config_free(&cfg);
+}
+
+static void load_fails(const char *text, const char *needle1, const char *needle2)
+{
+    char path[64];
+    write_temp(path, sizeof(path), text);
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    int rc = smm_config_load_file(&cfg, path, err, sizeof(err));
+    unlink(path);
+    cr_assert_eq(rc, SMM_ERR, "accepted: %s", text);
+    cr_assert(strstr(err, path) != NULL, "\"%s\" does not name the file %s", err, path);
+    cr_assert(strstr(err, needle1) != NULL, "\"%s\" does not mention \"%s\"", err, needle1);
+    if (needle2) {
+        cr_assert(strstr(err, needle2) != NULL, "\"%s\" does not mention \"%s\"", err, needle2);
+    }
+    smm_config_free(&cfg);
+}
+
+Test(config, load_file_invalid_json_names_file)
+{
+    load_fails("{\"redis\": {\"port\": 6380", "invalid JSON", NULL);
+    load_fails("{\n\"redis\": {\n\"port\": ,\n}}\n", "invalid JSON", "line 3");
+    load_fails("", "invalid JSON", NULL);
+    load_fails("[1, 2]", "object", NULL);
+    load_fails("\"redis\"", "object", NULL);
+}
+
+Test(config, load_file_trailing_garbage_rejected)
+{
+    /* A second document or stray text after the object is a broken file, not a comment:
+     * silently ignoring it would drop settings the operator believes are applied. */
+    load_fails("{\"redis\": {\"port\": 6380}}\n{\"redis\": {\"port\": 6381}}\n", "invalid JSON",
+               NULL);
+    load_fails("{\"redis\": {\"port\": 6380}} x", "invalid JSON", NULL);
+    /* Trailing whitespace is fine. */
+    char path[64];
+    write_temp(path, sizeof(path), "{\"redis\": {\"port\": 6380}}\n\n  \t\r\n");
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    int rc = smm_config_load_file(&cfg, path, err, sizeof(err));
+    unlink(path);
+    cr_assert_eq(rc, SMM_OK, "%s", err);
+    cr_assert_eq(cfg.redis_port, 6380);
+    smm_config_free(&cfg);
+}
+
+Test(config, load_file_bad_values_name_key_and_file)
+{
+    load_fails("{\"redis\": {\"prot\": 6380}}", "redis.prot", "unknown");
+    load_fails("{\"redis\": {\"port\": 70000}}", "redis.port", "70000");
+    load_fails("{\"redis\": {\"port\": 1.5}}", "redis.port", NULL);
+    load_fails("{\"redis\": {\"port\": null}}", "redis.port", NULL);
+    load_fails("{\"windows\": [\"5m\"]}", "windows", NULL);
+    load_fails("{\"kafka\": {\"group.id\": \"g\"}}", "kafka.group.id", NULL);
+    /* Numbers beyond the int64 range must be reported, not converted (UB in C). */
+    load_fails("{\"redis\": {\"port\": 1e300}}", "redis.port", NULL);
+    load_fails("{\"redis\": {\"port\": -1e300}}", "redis.port", NULL);
+    load_fails("{\"redis\": {\"port\": 9223372036854775808}}", "redis.port", NULL);
+}
+
+Test(config, load_file_missing_names_file)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    const char *path = "/nonexistent/smm-test/config.json";
+    cr_assert_eq(smm_config_load_file(&cfg, path, err, sizeof(err)), SMM_ERR);
+    cr_assert(strstr(err, path) != NULL, "%s", err);
+    smm_config_free(&cfg);
+}
+
+/* ---- environment ---- */
+
+Test(config, load_env)
+{
+    char *envp[] = {
+        "PATH=/usr/bin",
+        "SMM_REDIS_PORT=7000",
+        "SMM_REDIS_UNIX_SOCKET=/x",
+        "SMM_KAFKA_BOOTSTRAP_SERVERS=b1:9092,b2:9092",
+        "SMM_WINDOW_GRACE_MS=1m",
+        "SMM_LIMITS_MAX_PAYLOAD_BYTES=1024",
+        "SMM_DLQ_TOPIC=dead",
+        "SMMX_REDIS_PORT=1",
+        "SMM_=ignored",
+        "SMM_NOEQUALS",
+        "smm_redis_port=2",
+        NULL,
+    };
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    cr_assert_eq(smm_config_load_env(&cfg, envp, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(cfg.redis_port, 7000);
+    cr_assert_str_eq(cfg.redis_unix_socket, "/x");
+    cr_assert_eq(cfg.n_kafka, 1);
+    cr_assert_str_eq(kafka_get(&cfg, "bootstrap.servers"), "b1:9092,b2:9092");
+    cr_assert_eq(cfg.window_grace_ms, 60000);
+    cr_assert_eq(cfg.max_payload_bytes, 1024);
+    cr_assert_str_eq(cfg.dlq_topic, "dead");
+    /* NULL envp is an empty environment. */
+    cr_assert_eq(smm_config_load_env(&cfg, NULL, err, sizeof(err)), SMM_OK);
+    smm_config_free(&cfg);
+}
+
+Test(config, load_env_overrides_file)
+{
+    char path[64];
+    write_temp(path, sizeof(path), "{\"redis\": {\"port\": 6380, \"host\": \"file-host\"}}");
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    int rc = smm_config_load_file(&cfg, path, err, sizeof(err));
+    unlink(path);
+    cr_assert_eq(rc, SMM_OK, "%s", err);
+    char *envp[] = {"SMM_REDIS_PORT=7000", NULL};
+    cr_assert_eq(smm_config_load_env(&cfg, envp, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(cfg.redis_port, 7000);
+    cr_assert_str_eq(cfg.redis_host, "file-host");
+    smm_config_free(&cfg);
+}
+
+Test(config, load_env_errors_name_variable_and_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    char *bad_port[] = {"SMM_REDIS_PORT=abc", NULL};
+    cr_assert_eq(smm_config_load_env(&cfg, bad_port, err, sizeof(err)), SMM_ERR);
+    cr_assert(strstr(err, "SMM_REDIS_PORT") != NULL, "%s", err);
+    cr_assert(strstr(err, "redis.port") != NULL, "%s", err);
+    char *unknown[] = {"SMM_REDIS_PROT=1", NULL};
+    cr_assert_eq(smm_config_load_env(&cfg, unknown, err, sizeof(err)), SMM_ERR);
+    cr_assert(strstr(err, "SMM_REDIS_PROT") != NULL, "%s", err);
+    cr_assert(strstr(err, "unknown") != NULL, "%s", err);
+    char *reserved[] = {"SMM_KAFKA_GROUP_ID=g", NULL};
+    cr_assert_eq(smm_config_load_env(&cfg, reserved, err, sizeof(err)), SMM_ERR);
+    cr_assert(strstr(err, "kafka.group.id") != NULL, "%s", err);
+    cr_assert_eq(cfg.redis_port, 6379);
+    smm_config_free(&cfg);
+}
+
+/* ---- finish ---- */
+
+Test(config, finish_defaults)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.n_windows, 3);
+    cr_assert_eq(cfg.window_min[0], 5);
+    cr_assert_eq(cfg.window_min[1], 60);
+    cr_assert_eq(cfg.window_min[2], 1440);
+    cr_assert_eq(cfg.retention_ms, 1440LL * 60000, "retention defaults to the longest window");
+    cr_assert_str_eq(cfg.dlq_topic, "smm.events.dlq");
+    smm_config_free(&cfg);
+}
+
+Test(config, finish_windows_sorted)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "windows", "24h,5m,1h");
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.n_windows, 3);
+    cr_assert_eq(cfg.window_min[0], 5);
+    cr_assert_eq(cfg.window_min[1], 60);
+    cr_assert_eq(cfg.window_min[2], 1440);
+    smm_config_free(&cfg);
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "windows", "7d,1m,120s,3h,15m");
+    set_ok(&cfg, "window.grace_ms", "7d");
+    finish_ok(&cfg);
+    static const int64_t want[] = {1, 2, 15, 180, 10080};
+    cr_assert_eq(cfg.n_windows, 5);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(cfg.window_min[i], want[i], "window %d: %lld", i,
+                     (long long)cfg.window_min[i]);
+    }
+    smm_config_free(&cfg);
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "windows", "1h");
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.n_windows, 1);
+    cr_assert_eq(cfg.window_min[0], 60);
+    cr_assert_eq(cfg.retention_ms, 3600000);
+    smm_config_free(&cfg);
+}
+
+static void windows_fail(const char *windows, const char *needle)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "windows", windows);
+    finish_fails(&cfg, "windows");
+    if (needle) {
+        finish_fails(&cfg, needle);
+    }
+    smm_config_free(&cfg);
+}
+
+Test(config, finish_windows_rejected)
+{
+    windows_fail("5m,1h,60m", "given twice");   /* same length, different spelling */
+    windows_fail("5m,5m", "given twice");
+    windows_fail("1h,5m,1h", "given twice");
+    windows_fail("90s", "90s");                 /* not whole minutes */
+    windows_fail("5m,1500ms", "1500ms");
+    windows_fail("0m", "0m");
+    windows_fail("-5m", "-5m");
+    windows_fail("31d", "31d");
+    windows_fail("5x", "5x");
+    windows_fail("", "at least one");
+    windows_fail(",5m", NULL);
+    windows_fail("5m,,1h", NULL);
+    windows_fail("1m,2m,3m,4m,5m,6m,7m,8m,9m", "at most");
+}
+
+Test(config, finish_engagement_mask)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.engagement_mask, (1u << SMM_EV_LIKE) | (1u << SMM_EV_COMMENT) |
+                                          (1u << SMM_EV_SHARE) | (1u << SMM_EV_CLICK),
+                 "mask 0x%x", cfg.engagement_mask);
+    smm_config_free(&cfg);
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "engagement", "share,conversion,like");
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.engagement_mask,
+                 (1u << SMM_EV_SHARE) | (1u << SMM_EV_CONVERSION) | (1u << SMM_EV_LIKE));
+    smm_config_free(&cfg);
+
+    /* An empty set is allowed: nothing counts as engagement. */
+    cfg_ready(&cfg);
+    set_ok(&cfg, "engagement", "");
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.engagement_mask, 0u);
+    smm_config_free(&cfg);
+}
+
+Test(config, finish_engagement_rejected)
+{
+    static const char *const bad[] = {"like,unlike", "comment_delete", "like,bogus", "Like",
+                                      "like,,share"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct smm_config cfg;
+        cfg_ready(&cfg);
+        set_ok(&cfg, "engagement", bad[i]);
+        finish_fails(&cfg, "engagement");
+        smm_config_free(&cfg);
+    }
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "engagement", "like,unlike");
+    finish_fails(&cfg, "\"unlike\"");
+    smm_config_free(&cfg);
+}
+
+Test(config, finish_requires_bootstrap_servers)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_ok(&cfg, "kafka.client.id", "x");
+    finish_fails(&cfg, "kafka.bootstrap.servers");
+    smm_config_free(&cfg);
+    /* librdkafka's alias counts. */
+    cfg_init(&cfg);
+    set_ok(&cfg, "kafka.metadata.broker.list", "h:1");
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+}
+
+Test(config, finish_dlq_topic)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "topic", "social.in");
+    finish_ok(&cfg);
+    cr_assert_str_eq(cfg.dlq_topic, "social.in.dlq");
+    smm_config_free(&cfg);
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "dlq_topic", "rejects");
+    finish_ok(&cfg);
+    cr_assert_str_eq(cfg.dlq_topic, "rejects");
+    smm_config_free(&cfg);
+}
+
+Test(config, finish_other_checks_name_key)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "topic", "");
+    finish_fails(&cfg, "topic");
+    smm_config_free(&cfg);
+
+    static const char *const prefixes[] = {"", "a b", "smm{1}:", "s*", "x\t"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        cfg_ready(&cfg);
+        set_ok(&cfg, "prefix", prefixes[i]);
+        finish_fails(&cfg, "prefix");
+        smm_config_free(&cfg);
+    }
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "log.level", "verbose");
+    finish_fails(&cfg, "log.level");
+    smm_config_free(&cfg);
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "log.format", "xml");
+    finish_fails(&cfg, "log.format");
+    smm_config_free(&cfg);
+
+    /* Retention beyond the longest window plus grace would write expired buckets. */
+    cfg_ready(&cfg);
+    set_ok(&cfg, "retention_ms", "26h");
+    finish_fails(&cfg, "retention_ms");
+    smm_config_free(&cfg);
+    cfg_ready(&cfg);
+    set_ok(&cfg, "retention_ms", "25h"); /* exactly 24h + 1h grace */
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.retention_ms, 25LL * 3600000);
+    smm_config_free(&cfg);
+}
+
+Test(config, finish_reads_password_file)
+{
+    char path[64];
+    write_temp(path, sizeof(path), "s3cr3t-pw\nsecond line ignored\n");
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "redis.password", "overridden");
+    set_ok(&cfg, "redis.password_file", path);
+    finish_ok(&cfg);
+    unlink(path);
+    cr_assert_str_eq(cfg.redis_password, "s3cr3t-pw");
+    smm_config_free(&cfg);
+
+    /* CRLF line ending and a file without a newline. */
+    write_temp(path, sizeof(path), "pw2\r\n");
+    cfg_ready(&cfg);
+    set_ok(&cfg, "redis.password_file", path);
+    finish_ok(&cfg);
+    unlink(path);
+    cr_assert_str_eq(cfg.redis_password, "pw2");
+    smm_config_free(&cfg);
+
+    write_temp(path, sizeof(path), "pw3");
+    cfg_ready(&cfg);
+    set_ok(&cfg, "redis.password_file", path);
+    finish_ok(&cfg);
+    unlink(path);
+    cr_assert_str_eq(cfg.redis_password, "pw3");
+    smm_config_free(&cfg);
+
+    /* A missing file is an error naming the key and the path. */
+    cfg_ready(&cfg);
+    set_ok(&cfg, "redis.password_file", "/nonexistent/smm-test/pw");
+    finish_fails(&cfg, "redis.password_file");
+    finish_fails(&cfg, "/nonexistent/smm-test/pw");
+    smm_config_free(&cfg);
+}
+
+/* ---- printing ---- */
+
+static char *print_to_string(const struct smm_config *cfg)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    cr_assert_not_null(f);
+    smm_config_print(cfg, f);
+    fclose(f);
+    cr_assert_not_null(text);
+    return text;
+}
+
+Test(config, print_masks_secrets)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "redis.password", "hunter2-redis");
+    set_ok(&cfg, "redis.username", "svc");
+    set_ok(&cfg, "kafka.sasl.username", "kuser");
+    set_ok(&cfg, "kafka.sasl.password", "hunter2-kafka");
+    set_ok(&cfg, "kafka.ssl.key.password", "hunter2-key");
+    set_ok(&cfg, "kafka.sasl.oauthbearer.config", "clientSecret=hunter2-oauth");
+    finish_ok(&cfg);
+    char *text = print_to_string(&cfg);
+    cr_assert(strstr(text, "hunter2") == NULL, "secret printed:\n%s", text);
+    cr_assert(strstr(text, "redis.password = ********\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "kafka.sasl.password = ********\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "kafka.ssl.key.password = ********\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "kafka.sasl.oauthbearer.config = ********\n") != NULL, "%s", text);
+    /* Non-secrets are printed as they are. */
+    cr_assert(strstr(text, "redis.username = svc\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "kafka.sasl.username = kuser\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "kafka.bootstrap.servers = x:1\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "redis.port = 6379\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "windows = 5m,1h,24h\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "topic = smm.events\n") != NULL, "%s", text);
+    free(text);
+    smm_config_free(&cfg);
+}
+
+Test(config, print_masks_password_from_file)
+{
+    char path[64];
+    write_temp(path, sizeof(path), "hunter2-file\n");
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "redis.password_file", path);
+    finish_ok(&cfg);
+    unlink(path);
+    char *text = print_to_string(&cfg);
+    cr_assert(strstr(text, "hunter2") == NULL, "secret printed:\n%s", text);
+    cr_assert(strstr(text, "redis.password = ********\n") != NULL, "%s", text);
+    free(text);
+    smm_config_free(&cfg);
+}
+
+Test(config, print_empty_secret_not_masked)
+{
+    /* An unset password prints empty, so an operator can tell it is unset. */
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    char *text = print_to_string(&cfg);
+    cr_assert(strstr(text, "redis.password = \n") != NULL, "%s", text);
+    free(text);
+    smm_config_free(&cfg);
+}
+
+Test(config, is_secret)
+{
+    cr_assert(smm_config_is_secret("redis.password"));
+    cr_assert(smm_config_is_secret("sasl.password"));
+    cr_assert(smm_config_is_secret("ssl.key.password"));
+    cr_assert(smm_config_is_secret("sasl.oauthbearer.client.secret"));
+    cr_assert(smm_config_is_secret("sasl.oauthbearer.config"));
+    cr_assert(smm_config_is_secret("ssl.key.pem"));
+    cr_assert(!smm_config_is_secret("redis.host"));
+    cr_assert(!smm_config_is_secret("sasl.username"));
+    cr_assert(!smm_config_is_secret("bootstrap.servers"));
+}
+
+Test(config, print_help_lists_every_key)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    cr_assert_not_null(f);
+    smm_config_print_help(f);
+    fclose(f);
+    static const char *const names[] = {"topic", "redis.port", "redis.unix_socket", "windows",
+                                        "engagement", "limits.max_id_bytes", "kafka.<property>"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        cr_assert(strstr(text, names[i]) != NULL, "help lacks %s", names[i]);
+    }
+    free(text);
+}

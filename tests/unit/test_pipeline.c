@@ -1,0 +1,739 @@
+/* tests/unit/test_pipeline.c - bytes in, script arguments out (processor/pipeline.c).
+ *
+ * Events are fed as bytes with a synthetic clock, and the encoded argument list is read
+ * back by a small parser that walks it exactly as connectors/lua/smm.lua does (same
+ * offsets, same tonumber() on the same arguments), so a drift between the encoder and the
+ * script fails here before it fails in Redis. Parsed sections are rendered as sorted text
+ * lines: the script folds groups, users and stats order-independently, so the test does
+ * not pin their order either. Links smm_core. */
+#include <criterion/criterion.h>
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "processor/pipeline.h"
+
+/* 2026-11-26T03:51:43Z = 1795665103000 ms = minute 29927751 + 43 s. */
+#define NOW 1795665103000LL
+#define NOW_MIN 29927751LL
+#define DAY_MS (24LL * 3600 * 1000)
+
+struct fixture {
+    struct smm_config cfg;
+    struct smm_pipeline *pipe;
+};
+
+static void fixture_open(struct fixture *fx, const char *windows)
+{
+    char err[256] = "";
+    cr_assert_eq(smm_config_init(&fx->cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(smm_config_set(&fx->cfg, "kafka.bootstrap.servers", "x:1", "test", err,
+                                sizeof(err)),
+                 SMM_OK, "%s", err);
+    if (windows) {
+        cr_assert_eq(smm_config_set(&fx->cfg, "windows", windows, "test", err, sizeof(err)),
+                     SMM_OK, "%s", err);
+    }
+    cr_assert_eq(smm_config_finish(&fx->cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    fx->pipe = smm_pipeline_new(&fx->cfg, err, sizeof(err));
+    cr_assert_not_null(fx->pipe, "%s", err);
+}
+
+static void fixture_close(struct fixture *fx)
+{
+    smm_pipeline_destroy(fx->pipe);
+    smm_config_free(&fx->cfg);
+}
+
+static void batch_open(struct fixture *fx, struct smm_batch *b)
+{
+    char err[256] = "";
+    cr_assert_eq(smm_batch_init(b, fx->pipe, err, sizeof(err)), SMM_OK, "%s", err);
+}
+
+/* Feeds one message (an exact-size heap copy, not NUL-terminated) and checks the outcome. */
+static void feed(struct fixture *fx, struct smm_batch *b, const char *json, int64_t kafka_ts,
+                 enum smm_reject_reason want)
+{
+    size_t len = strlen(json);
+    char *copy = malloc(len ? len : 1);
+    cr_assert_not_null(copy);
+    memcpy(copy, json, len);
+    struct smm_reject rej;
+    int rc = smm_pipeline_feed(fx->pipe, b, copy, len, kafka_ts, NOW, &rej);
+    free(copy);
+    if (want == SMM_REJECT_NONE) {
+        cr_assert_eq(rc, SMM_OK, "rejected (%s: %s): %s", smm_reject_reason_name(rej.reason),
+                     rej.detail, json);
+    } else {
+        cr_assert_eq(rc, SMM_ERR, "accepted: %s", json);
+        cr_assert_eq(rej.reason, want, "%s, want %s: %s", smm_reject_reason_name(rej.reason),
+                     smm_reject_reason_name(want), json);
+    }
+}
+
+/* ---- a reader of the argument list that follows connectors/lua/smm.lua ---- */
+
+struct lua_argv {
+    int n;
+    char **arg; /* arg[0] is ARGV[1] */
+};
+
+static void lua_argv_load(struct lua_argv *la, struct smm_argv *av)
+{
+    cr_assert_eq(smm_argv_finish(av), 0);
+    la->n = av->n;
+    la->arg = calloc((size_t)(av->n ? av->n : 1), sizeof(char *));
+    cr_assert_not_null(la->arg);
+    for (int i = 0; i < av->n; i++) {
+        /* Arguments are binary-safe; ours never contain NUL, which the copy checks. */
+        cr_assert_null(memchr(av->ptrs[i], '\0', av->len[i]), "NUL in argument %d", i);
+        la->arg[i] = malloc(av->len[i] + 1);
+        cr_assert_not_null(la->arg[i]);
+        memcpy(la->arg[i], av->ptrs[i], av->len[i]);
+        la->arg[i][av->len[i]] = '\0';
+    }
+}
+
+static void lua_argv_free(struct lua_argv *la)
+{
+    for (int i = 0; i < la->n; i++) {
+        free(la->arg[i]);
+    }
+    free(la->arg);
+}
+
+/* ARGV[i], 1-based as in the script; out of range fails the test (Lua would get nil). */
+static const char *ARGV(const struct lua_argv *la, int i)
+{
+    cr_assert(i >= 1 && i <= la->n, "ARGV[%d] read past the end (%d arguments)", i, la->n);
+    return la->arg[i - 1];
+}
+
+/* tonumber() on an integer argument: decimal digits with an optional '-', leading zeros
+ * allowed (the patched placeholders have them). */
+static int64_t tonumber(const struct lua_argv *la, int i)
+{
+    const char *s = ARGV(la, i);
+    const char *p = s + (*s == '-');
+    cr_assert(*p != '\0', "ARGV[%d] \"%s\" is not a number", i, s);
+    int64_t v = 0;
+    for (; *p; p++) {
+        cr_assert(*p >= '0' && *p <= '9', "ARGV[%d] \"%s\" is not a number", i, s);
+        v = v * 10 + (*p - '0');
+    }
+    return *s == '-' ? -v : v;
+}
+
+struct lines {
+    int n;
+    char *line[256];
+};
+
+static void lines_add(struct lines *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void lines_add(struct lines *l, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    cr_assert(l->n < 256);
+    l->line[l->n] = strdup(buf);
+    cr_assert_not_null(l->line[l->n]);
+    l->n++;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted lines joined with '\n' (caller frees), and the lines freed. */
+static char *lines_join(struct lines *l)
+{
+    qsort(l->line, (size_t)l->n, sizeof(l->line[0]), cmp_str);
+    size_t size = 1;
+    for (int i = 0; i < l->n; i++) {
+        size += strlen(l->line[i]) + 1;
+    }
+    char *out = malloc(size);
+    cr_assert_not_null(out);
+    out[0] = '\0';
+    for (int i = 0; i < l->n; i++) {
+        strcat(out, l->line[i]);
+        strcat(out, "\n");
+        free(l->line[i]);
+    }
+    l->n = 0;
+    return out;
+}
+
+struct part {
+    char tp[64], token[64], base[32], next[32];
+    char *groups; /* "kind|id|minute|metric=delta,..." per group, sorted */
+    char *reach;  /* "kind|id|minute|user" per user, sorted */
+    char *stats;  /* "field=delta" per field, sorted */
+    int n_groups, n_reach, n_stats;
+};
+
+struct flush {
+    char mode[16], prefix[64], windows[128];
+    int64_t now_min, keep;
+    int n_parts;
+    struct part parts[8];
+};
+
+/* Walks a 'flush' argument list the way the script does and checks it is consumed
+ * exactly: the fence loop computes each section's position, then the apply loops read
+ * them. */
+static void parse_flush(struct lua_argv *la, struct flush *fl)
+{
+    memset(fl, 0, sizeof(*fl));
+    snprintf(fl->mode, sizeof(fl->mode), "%s", ARGV(la, 1));
+    snprintf(fl->prefix, sizeof(fl->prefix), "%s", ARGV(la, 2));
+    fl->now_min = tonumber(la, 3);
+    snprintf(fl->windows, sizeof(fl->windows), "%s", ARGV(la, 4));
+    fl->keep = tonumber(la, 5);
+    fl->n_parts = (int)tonumber(la, 6);
+    cr_assert(fl->n_parts >= 0 && fl->n_parts <= 8);
+    int i = 7;
+    int groups_at[8], reach_at[8], stats_at[8];
+    /* 1. the fence loop: positions only */
+    for (int pi = 0; pi < fl->n_parts; pi++) {
+        struct part *p = &fl->parts[pi];
+        snprintf(p->tp, sizeof(p->tp), "%s", ARGV(la, i));
+        snprintf(p->token, sizeof(p->token), "%s", ARGV(la, i + 1));
+        snprintf(p->base, sizeof(p->base), "%s", ARGV(la, i + 2));
+        snprintf(p->next, sizeof(p->next), "%s", ARGV(la, i + 3));
+        i += 4;
+        groups_at[pi] = i;
+        int64_t n = tonumber(la, i);
+        i++;
+        for (int64_t g = 0; g < n; g++) {
+            i = i + 4 + 2 * (int)tonumber(la, i + 3);
+        }
+        reach_at[pi] = i;
+        n = tonumber(la, i);
+        i++;
+        for (int64_t r = 0; r < n; r++) {
+            i = i + 3 + 2 * (int)tonumber(la, i + 2);
+        }
+        stats_at[pi] = i;
+        i = i + 1 + 2 * (int)tonumber(la, i);
+    }
+    cr_assert_eq(i, la->n + 1, "flush has %d arguments, the script reads %d", la->n, i - 1);
+
+    /* 2-4. the apply loops */
+    for (int pi = 0; pi < fl->n_parts; pi++) {
+        struct part *p = &fl->parts[pi];
+        struct lines l = {0};
+        i = groups_at[pi] + 1;
+        p->n_groups = (int)tonumber(la, groups_at[pi]);
+        for (int g = 0; g < p->n_groups; g++) {
+            char buf[400];
+            int64_t minute = tonumber(la, i + 2);
+            int64_t k = tonumber(la, i + 3);
+            cr_assert(k > 0, "empty group");
+            int used = snprintf(buf, sizeof(buf), "%s|%s|%lld|", ARGV(la, i), ARGV(la, i + 1),
+                                (long long)minute);
+            i += 4;
+            for (int64_t x = 0; x < k; x++) {
+                used += snprintf(buf + used, sizeof(buf) - (size_t)used, "%s%s=%lld",
+                                 x ? "," : "", ARGV(la, i), (long long)tonumber(la, i + 1));
+                i += 2;
+            }
+            lines_add(&l, "%s", buf);
+        }
+        p->groups = lines_join(&l);
+
+        i = reach_at[pi] + 1;
+        p->n_reach = (int)tonumber(la, reach_at[pi]);
+        for (int r = 0; r < p->n_reach; r++) {
+            const char *kind = ARGV(la, i), *id = ARGV(la, i + 1);
+            int64_t k = tonumber(la, i + 2);
+            cr_assert(k > 0, "empty reach group");
+            i += 3;
+            for (int64_t x = 0; x < k; x++) {
+                lines_add(&l, "%s|%s|%lld|%s", kind, id, (long long)tonumber(la, i),
+                          ARGV(la, i + 1));
+                i += 2;
+            }
+        }
+        p->reach = lines_join(&l);
+
+        i = stats_at[pi] + 1;
+        p->n_stats = (int)tonumber(la, stats_at[pi]);
+        for (int s = 0; s < p->n_stats; s++) {
+            lines_add(&l, "%s=%lld", ARGV(la, i), (long long)tonumber(la, i + 1));
+            i += 2;
+        }
+        p->stats = lines_join(&l);
+    }
+}
+
+static void flush_free(struct flush *fl)
+{
+    for (int pi = 0; pi < fl->n_parts; pi++) {
+        free(fl->parts[pi].groups);
+        free(fl->parts[pi].reach);
+        free(fl->parts[pi].stats);
+    }
+}
+
+/* ---- tests ---- */
+
+Test(pipeline, minute_floor)
+{
+    cr_assert_eq(smm_pipeline_minute(0), 0);
+    cr_assert_eq(smm_pipeline_minute(59999), 0);
+    cr_assert_eq(smm_pipeline_minute(60000), 1);
+    cr_assert_eq(smm_pipeline_minute(-1), -1);
+    cr_assert_eq(smm_pipeline_minute(-60000), -1);
+    cr_assert_eq(smm_pipeline_minute(-60001), -2);
+    cr_assert_eq(smm_pipeline_minute(NOW), NOW_MIN);
+}
+
+Test(pipeline, feed_counts_messages_and_rejects)
+{
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    char ok[256];
+    snprintf(ok, sizeof(ok),
+             "{\"event_id\":\"e1\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a1\","
+             "\"content_id\":\"c1\"}",
+             NOW);
+    feed(&fx, &b, ok, -1, SMM_REJECT_NONE);
+    feed(&fx, &b, "{", -1, SMM_REJECT_INVALID_JSON);
+    feed(&fx, &b, "", -1, SMM_REJECT_INVALID_JSON);
+    feed(&fx, &b, "[1,2]", -1, SMM_REJECT_NOT_OBJECT);
+    feed(&fx, &b, "{\"event_id\":\"e\",\"type\":\"poke\",\"account_id\":\"a\"}", NOW,
+         SMM_REJECT_UNKNOWN_TYPE);
+    /* Retention defaults to the longest window (24h). */
+    char old[256];
+    snprintf(old, sizeof(old),
+             "{\"event_id\":\"e\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"content_id\":\"c\"}",
+             NOW - DAY_MS - 1);
+    feed(&fx, &b, old, -1, SMM_REJECT_TOO_OLD);
+    /* max_future_ms defaults to 5 minutes. */
+    char future[256];
+    snprintf(future, sizeof(future),
+             "{\"event_id\":\"e\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"content_id\":\"c\"}",
+             NOW + 300001);
+    feed(&fx, &b, future, -1, SMM_REJECT_IN_FUTURE);
+    feed(&fx, &b, ok, -1, SMM_REJECT_NONE); /* duplicates are counted: dedup is not ours */
+
+    cr_assert_eq(b.messages, 8);
+    cr_assert_eq(b.rejects[SMM_REJECT_NONE], 0);
+    cr_assert_eq(b.rejects[SMM_REJECT_INVALID_JSON], 2);
+    cr_assert_eq(b.rejects[SMM_REJECT_NOT_OBJECT], 1);
+    cr_assert_eq(b.rejects[SMM_REJECT_UNKNOWN_TYPE], 1);
+    cr_assert_eq(b.rejects[SMM_REJECT_TOO_OLD], 1);
+    cr_assert_eq(b.rejects[SMM_REJECT_IN_FUTURE], 1);
+    cr_assert_eq(b.rejects[SMM_REJECT_TOO_LARGE], 0);
+    cr_assert_eq(smm_agg_events(b.agg), 2);
+
+    smm_batch_clear(&b);
+    cr_assert_eq(b.messages, 0);
+    for (int r = 0; r < SMM_REJECT__COUNT; r++) {
+        cr_assert_eq(b.rejects[r], 0);
+    }
+    cr_assert_eq(smm_agg_events(b.agg), 0);
+    cr_assert_eq(smm_agg_entities(b.agg), 0);
+    smm_batch_free(&b);
+    smm_batch_free(&b); /* safe twice: agg is NULLed */
+    fixture_close(&fx);
+}
+
+Test(pipeline, feed_uses_configured_limits)
+{
+    struct fixture fx;
+    char err[256] = "";
+    cr_assert_eq(smm_config_init(&fx.cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(smm_config_set(&fx.cfg, "kafka.bootstrap.servers", "x:1", "t", err, sizeof(err)),
+                 SMM_OK);
+    cr_assert_eq(smm_config_set(&fx.cfg, "limits.max_id_bytes", "4", "t", err, sizeof(err)),
+                 SMM_OK);
+    cr_assert_eq(smm_config_set(&fx.cfg, "limits.max_payload_bytes", "100", "t", err,
+                                sizeof(err)),
+                 SMM_OK);
+    cr_assert_eq(smm_config_set(&fx.cfg, "max_future_ms", "0", "t", err, sizeof(err)), SMM_OK);
+    cr_assert_eq(smm_config_set(&fx.cfg, "retention_ms", "1h", "t", err, sizeof(err)), SMM_OK);
+    cr_assert_eq(smm_config_finish(&fx.cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    fx.pipe = smm_pipeline_new(&fx.cfg, err, sizeof(err));
+    cr_assert_not_null(fx.pipe);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"follow\",\"ts\":%lld,\"account_id\":\"abcd\"}",
+             NOW);
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"follow\",\"ts\":%lld,\"account_id\":\"abcde\"}",
+             NOW);
+    feed(&fx, &b, json, -1, SMM_REJECT_ID_TOO_LONG);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"follow\",\"ts\":%lld,\"account_id\":\"a\"}",
+             NOW + 1);
+    feed(&fx, &b, json, -1, SMM_REJECT_IN_FUTURE);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"follow\",\"ts\":%lld,\"account_id\":\"a\"}",
+             NOW - 3600001);
+    feed(&fx, &b, json, -1, SMM_REJECT_TOO_OLD);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"follow\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"padding\":\"%040d\"}",
+             NOW, 0);
+    feed(&fx, &b, json, -1, SMM_REJECT_TOO_LARGE);
+    cr_assert_eq(b.messages, 5);
+    smm_batch_free(&b);
+    fixture_close(&fx);
+}
+
+/* Two partitions in one flush: the layout, every header value, every part's fence values,
+ * counter groups, reach users and exactly-once stats. */
+Test(pipeline, encode_flush_two_parts)
+{
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_batch b1, b2;
+    batch_open(&fx, &b1);
+    batch_open(&fx, &b2);
+    char json[512];
+
+    /* Partition 0: three accepted events over two minutes, four rejects. */
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e1\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a1\","
+             "\"content_id\":\"c1\"}",
+             NOW - 1000); /* minute NOW_MIN */
+    feed(&fx, &b1, json, -1, SMM_REJECT_NONE);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e2\",\"type\":\"impression\",\"ts\":%lld,\"account_id\":\"a1\","
+             "\"content_id\":\"c1\",\"user_id\":\"u1\"}",
+             NOW - 60000); /* minute NOW_MIN - 1 */
+    feed(&fx, &b1, json, -1, SMM_REJECT_NONE);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e3\",\"type\":\"mention\",\"ts\":%lld,\"account_id\":\"a1\","
+             "\"user_id\":\"u2\"}",
+             NOW);
+    feed(&fx, &b1, json, -1, SMM_REJECT_NONE);
+    feed(&fx, &b1, "{", -1, SMM_REJECT_INVALID_JSON);
+    feed(&fx, &b1, "{} x", -1, SMM_REJECT_INVALID_JSON);
+    feed(&fx, &b1, "{\"event_id\":\"e\",\"type\":\"poke\",\"account_id\":\"a\"}", NOW,
+         SMM_REJECT_UNKNOWN_TYPE);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"content_id\":\"c\"}",
+             NOW - 2 * DAY_MS);
+    feed(&fx, &b1, json, -1, SMM_REJECT_TOO_OLD);
+    cr_assert_eq(b1.messages, 7);
+
+    /* Partition 1: a view with a reach user (Kafka timestamp) and an unlike. */
+    feed(&fx, &b2,
+         "{\"event_id\":\"e4\",\"type\":\"view\",\"account_id\":\"a2\",\"content_id\":\"c2\","
+         "\"user_id\":\"u9\"}",
+         NOW, SMM_REJECT_NONE);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e5\",\"type\":\"unlike\",\"ts\":%lld,\"account_id\":\"a2\","
+             "\"content_id\":\"c2\"}",
+             NOW);
+    feed(&fx, &b2, json, -1, SMM_REJECT_NONE);
+    cr_assert_eq(b2.messages, 2);
+
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b1, "smm.events:0", "tok-0", 41, 48,
+                                                &av),
+                 SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b2, "smm.events:1", "tok-1", -1, 2,
+                                                &av),
+                 SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 2), SMM_OK);
+
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    struct flush fl;
+    parse_flush(&la, &fl);
+
+    cr_assert_str_eq(fl.mode, "flush");
+    cr_assert_str_eq(fl.prefix, "smm:");
+    cr_assert_eq(fl.now_min, NOW_MIN);
+    cr_assert_str_eq(fl.windows, "5:5m,60:1h,1440:24h");
+    cr_assert_eq(fl.keep, 1440 + 60, "keep = longest window + grace (1h)");
+    cr_assert_eq(fl.n_parts, 2);
+
+    struct part *p = &fl.parts[0];
+    cr_assert_str_eq(p->tp, "smm.events:0");
+    cr_assert_str_eq(p->token, "tok-0");
+    cr_assert_str_eq(p->base, "41"); /* compared as a string with HGET by the script */
+    cr_assert_str_eq(p->next, "48");
+    cr_assert_eq(p->n_groups, 4);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "a|a1|%lld|impression=1\n"
+             "a|a1|%lld|like=1,mention=1,engagement=1\n"
+             "c|c1|%lld|impression=1\n"
+             "c|c1|%lld|like=1,engagement=1\n",
+             NOW_MIN - 1, NOW_MIN, NOW_MIN - 1, NOW_MIN);
+    cr_assert_str_eq(p->groups, want);
+    cr_assert_eq(p->n_reach, 2); /* the mention's user is not reach */
+    snprintf(want, sizeof(want), "a|a1|%lld|u1\nc|c1|%lld|u1\n", NOW_MIN - 1, NOW_MIN - 1);
+    cr_assert_str_eq(p->reach, want);
+    cr_assert_eq(p->n_stats, 6);
+    cr_assert_str_eq(p->stats, "dead_letter:invalid_json=2\n"
+                               "dead_letter:too_old=1\n"
+                               "dead_letter:unknown_type=1\n"
+                               "dead_letter=4\n"
+                               "events_counted=3\n"
+                               "messages=7\n");
+
+    p = &fl.parts[1];
+    cr_assert_str_eq(p->tp, "smm.events:1");
+    cr_assert_str_eq(p->token, "tok-1");
+    cr_assert_str_eq(p->base, "-1"); /* the script's "no stored offset" */
+    cr_assert_str_eq(p->next, "2");
+    cr_assert_eq(p->n_groups, 2);
+    snprintf(want, sizeof(want),
+             "a|a2|%lld|view=1,unlike=1,engagement=-1\n"
+             "c|c2|%lld|view=1,unlike=1,engagement=-1\n",
+             NOW_MIN, NOW_MIN);
+    cr_assert_str_eq(p->groups, want);
+    cr_assert_eq(p->n_reach, 2);
+    snprintf(want, sizeof(want), "a|a2|%lld|u9\nc|c2|%lld|u9\n", NOW_MIN, NOW_MIN);
+    cr_assert_str_eq(p->reach, want);
+    cr_assert_eq(p->n_stats, 2);
+    cr_assert_str_eq(p->stats, "events_counted=2\nmessages=2\n");
+
+    flush_free(&fl);
+    lua_argv_free(&la);
+
+    /* The same argv is reused for the next flush: begin() resets it. */
+    smm_batch_clear(&b1);
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW + 60000, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b1, "smm.events:0", "tok-0", 48, 48,
+                                                &av),
+                 SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
+    lua_argv_load(&la, &av);
+    parse_flush(&la, &fl);
+    cr_assert_eq(fl.now_min, NOW_MIN + 1);
+    cr_assert_eq(fl.n_parts, 1);
+    cr_assert_eq(fl.parts[0].n_groups, 0);
+    cr_assert_eq(fl.parts[0].n_reach, 0);
+    cr_assert_eq(fl.parts[0].n_stats, 0);
+    cr_assert_eq(la.n, 6 + 4 + 3, "an empty part is its fence and three zero counts");
+    flush_free(&fl);
+    lua_argv_free(&la);
+
+    smm_argv_free(&av);
+    smm_batch_free(&b1);
+    smm_batch_free(&b2);
+    fixture_close(&fx);
+}
+
+/* Exact argument positions for a tiny flush, independent of the parser above. */
+Test(pipeline, encode_flush_exact_positions)
+{
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"follow\",\"ts\":%lld,\"account_id\":\"acc\"}", NOW);
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b, "t:3", "tk", 7, 8, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    char now_min[32];
+    snprintf(now_min, sizeof(now_min), "%lld", NOW_MIN);
+    const char *want[] = {
+        "flush", "smm:", now_min, "5:5m,60:1h,1440:24h", "1500", "1", /* header, n_parts */
+        "t:3", "tk", "7", "8",                                         /* fence */
+        "1", "a", "acc", now_min, "1", "follow", "1",                  /* one group */
+        "0",                                                           /* no reach */
+        "2", "messages", "1", "events_counted", "1",                   /* stats */
+    };
+    int n_want = (int)(sizeof(want) / sizeof(want[0]));
+    cr_assert_eq(la.n, n_want, "%d arguments, want %d", la.n, n_want);
+    for (int i = 0; i < n_want; i++) {
+        /* Counts patched into placeholders carry leading zeros; compare as numbers. */
+        if (i == 5 || i == 10 || i == 17 || i == 18) {
+            cr_assert_eq(tonumber(&la, i + 1), strtoll(want[i], NULL, 10), "ARGV[%d] = %s",
+                         i + 1, la.arg[i]);
+        } else {
+            cr_assert_str_eq(la.arg[i], want[i], "ARGV[%d]", i + 1);
+        }
+    }
+    lua_argv_free(&la);
+    smm_argv_free(&av);
+    smm_batch_free(&b);
+    fixture_close(&fx);
+}
+
+Test(pipeline, like_unlike_cancel_keeps_type_counts)
+{
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"content_id\":\"c\"}",
+             NOW);
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e\",\"type\":\"unlike\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"content_id\":\"c\"}",
+             NOW);
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b, "t:0", "tk", -1, 2, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    struct flush fl;
+    parse_flush(&la, &fl);
+    char want[256];
+    snprintf(want, sizeof(want), "a|a|%lld|like=1,unlike=1\nc|c|%lld|like=1,unlike=1\n", NOW_MIN,
+             NOW_MIN);
+    cr_assert_str_eq(fl.parts[0].groups, want);
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_argv_free(&av);
+    smm_batch_free(&b);
+    fixture_close(&fx);
+}
+
+Test(pipeline, encode_flush_many_entities)
+{
+    /* Enough groups that the argv buffers grow several times while placeholders wait to be
+     * patched; the parser then checks every count still matches its section. */
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    char json[256];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(json, sizeof(json),
+                 "{\"event_id\":\"e%d\",\"type\":\"impression\",\"ts\":%lld,"
+                 "\"account_id\":\"acct-%d\",\"content_id\":\"content-%d\",\"user_id\":\"u%d\"}",
+                 i, NOW - (i % 3) * 60000, i % 10, i, i % 100);
+        feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    }
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b, "t:0", "tk", -1, 20000, &av),
+                 SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    /* Walk like the fence loop and count. */
+    int i = 7 + 4;
+    int64_t n_groups = tonumber(&la, i), impressions = 0;
+    i++;
+    for (int64_t g = 0; g < n_groups; g++) {
+        int64_t k = tonumber(&la, i + 3);
+        cr_assert_eq(k, 1);
+        cr_assert_str_eq(ARGV(&la, i + 4), "impression");
+        if (strcmp(ARGV(&la, i), "c") == 0) {
+            impressions += tonumber(&la, i + 5);
+        }
+        i += 4 + 2 * (int)k;
+    }
+    /* 20000 contents x 1 minute + 10 accounts x 3 minutes */
+    cr_assert_eq(n_groups, 20000 + 30);
+    cr_assert_eq(impressions, 20000);
+    int64_t n_reach = tonumber(&la, i);
+    cr_assert_eq(n_reach, 20000 + 10);
+    i++;
+    int64_t users = 0;
+    for (int64_t r = 0; r < n_reach; r++) {
+        int64_t k = tonumber(&la, i + 2);
+        users += k;
+        i += 3 + 2 * (int)k;
+    }
+    /* Each content saw one user. Account j's events are i = j, j+10, ..., so two in a row
+     * never share a user (i % 100 moves by 10): none is folded, 2000 users per account. */
+    cr_assert_eq(users, 20000 + 10 * 2000);
+    int64_t n_stats = tonumber(&la, i);
+    cr_assert_eq(n_stats, 2);
+    cr_assert_eq(i + 1 + 2 * (int)n_stats, la.n + 1);
+    lua_argv_free(&la);
+    smm_argv_free(&av);
+    smm_batch_free(&b);
+    fixture_close(&fx);
+}
+
+Test(pipeline, encode_tick)
+{
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_tick(fx.pipe, NOW, 2000, &av), SMM_OK);
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    /* tick: the common header, then max_refresh (the script's SPOP count). */
+    cr_assert_eq(la.n, 6);
+    cr_assert_str_eq(ARGV(&la, 1), "tick");
+    cr_assert_str_eq(ARGV(&la, 2), "smm:");
+    cr_assert_eq(tonumber(&la, 3), NOW_MIN);
+    cr_assert_str_eq(ARGV(&la, 4), "5:5m,60:1h,1440:24h");
+    cr_assert_eq(tonumber(&la, 5), 1500);
+    cr_assert_str_eq(ARGV(&la, 6), "2000");
+    lua_argv_free(&la);
+
+    /* The same argv after a flush: the tick resets it first. */
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 0), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_tick(fx.pipe, NOW + 59999 - 43000, 0, &av), SMM_OK);
+    lua_argv_load(&la, &av);
+    cr_assert_eq(la.n, 6);
+    cr_assert_str_eq(ARGV(&la, 1), "tick");
+    cr_assert_eq(tonumber(&la, 3), NOW_MIN);
+    cr_assert_str_eq(ARGV(&la, 6), "0");
+    lua_argv_free(&la);
+    smm_argv_free(&av);
+    fixture_close(&fx);
+}
+
+Test(pipeline, window_labels_and_keep)
+{
+    struct fixture fx;
+    fixture_open(&fx, "2d,90m,2h,1m");
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_tick(fx.pipe, 0, 1, &av), SMM_OK);
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    cr_assert_str_eq(ARGV(&la, 4), "1:1m,90:90m,120:2h,2880:2d");
+    cr_assert_eq(tonumber(&la, 5), 2880 + 60);
+    cr_assert_eq(tonumber(&la, 3), 0);
+    lua_argv_free(&la);
+    /* Before 1970 the minute is floored, as the script's buckets are. */
+    cr_assert_eq(smm_pipeline_encode_tick(fx.pipe, -1, 1, &av), SMM_OK);
+    lua_argv_load(&la, &av);
+    cr_assert_eq(tonumber(&la, 3), -1);
+    lua_argv_free(&la);
+    smm_argv_free(&av);
+    fixture_close(&fx);
+}
