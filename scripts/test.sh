@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --with-java --with-fuzz
 build=${SMM_BUILD_DIR:-build}
 scripts/build.sh
-export SMM_TEST_TMP
-SMM_TEST_TMP=$(mktemp -d /tmp/smm-test.XXXXXX)
-echo "Test scratch directory: $SMM_TEST_TMP"
+export SMMT_TMP
+SMMT_TMP=$(mktemp -d /tmp/smm-test.XXXXXX)
+echo "Test scratch directory: $SMMT_TMP"
 cd "$build"
 ctest --output-on-failure --timeout 1800 "$@"

@@ -50,7 +50,7 @@ int h_free_port(void)
 
 void h_tmpdir(char *out, size_t size, const char *name)
 {
-    const char *base = getenv("SMM_TEST_TMP");
+    const char *base = getenv("SMMT_TMP");
     snprintf(out, size, "%s/%s-%d-XXXXXX", base ? base : "/tmp", name, (int)getpid());
     cr_assert(mkdtemp(out) != NULL, "mkdtemp %s: %s", out, strerror(errno));
 }
@@ -186,8 +186,8 @@ void h_kafka_start(struct h_kafka *k, const char *prefix, int partitions)
     memset(k, 0, sizeof(*k));
     snprintf(k->topic, sizeof(k->topic), "%s-%d-%d", prefix, (int)getpid(), ++seq);
     snprintf(k->dlq, sizeof(k->dlq), "%s.dlq", k->topic);
-    const char *ext = getenv("SMM_TEST_BOOTSTRAP");
-    const char *ext_file = getenv("SMM_TEST_BOOTSTRAP_FILE");
+    const char *ext = getenv("SMMT_BOOTSTRAP");
+    const char *ext_file = getenv("SMMT_BOOTSTRAP_FILE");
     char from_file[256] = "";
     if ((!ext || !*ext) && ext_file && *ext_file) {
         FILE *bf = fopen(ext_file, "r");
@@ -198,8 +198,8 @@ void h_kafka_start(struct h_kafka *k, const char *prefix, int partitions)
     }
     if (ext && *ext) {
         snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", ext);
-        const char *tool = getenv("SMM_TEST_KAFKA_TOOL");
-        cr_assert(tool && *tool, "SMM_TEST_BOOTSTRAP needs SMM_TEST_KAFKA_TOOL (broker.sh)");
+        const char *tool = getenv("SMMT_KAFKA_TOOL");
+        cr_assert(tool && *tool, "SMMT_BOOTSTRAP needs SMMT_KAFKA_TOOL (broker.sh)");
         h_run("%s create-topic %s %s %d >/dev/null", tool, k->bootstrap, k->topic, partitions);
         h_run("%s create-topic %s %s 1 >/dev/null", tool, k->bootstrap, k->dlq);
         return;
@@ -235,7 +235,7 @@ static rd_kafka_conf_t *conf_for(const struct h_kafka *k)
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", k->bootstrap, err, sizeof(err));
-    const char *extra = getenv("SMM_TEST_KAFKA_CONF"); /* "k=v,k=v" for SASL tests */
+    const char *extra = getenv("SMMT_KAFKA_CONF"); /* "k=v,k=v" for SASL tests */
     if (extra && *extra) {
         char *copy = strdup(extra);
         for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {

@@ -1,7 +1,7 @@
 /* tests/integration/harness.h - real services for integration tests.
  *
  * Starts a private redis-server on a free port and a Kafka that speaks the real protocol:
- * the broker named by SMM_TEST_BOOTSTRAP (a real Apache Kafka started by .ci/run), or else
+ * the broker named by SMMT_BOOTSTRAP (a real Apache Kafka started by .ci/run), or else
  * our librdkafka mock cluster (smm-mock-kafka) in its own process. Spawns smm-processor
  * and kills it; produces and consumes messages with librdkafka directly. */
 #ifndef SMM_TESTS_HARNESS_H

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
@@ -214,13 +215,17 @@ static int64_t stored_offsets(struct run *run)
     return sum;
 }
 
-static void wait_offsets(struct run *run, int64_t want, int timeout_ms, const char *log)
+/* Waits until Redis accounts for `want` messages; fails at once if the processor exits. */
+static void wait_offsets(struct run *run, pid_t pid, int64_t want, int timeout_ms,
+                         const char *log)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     int64_t sum;
     while ((sum = stored_offsets(run)) < want) {
         cr_assert(h_now_ms() < deadline, "timed out at %lld of %lld messages (see %s)",
                   (long long)sum, (long long)want, log);
+        int status;
+        cr_assert(waitpid(pid, &status, WNOHANG) == 0, "processor exited early (see %s)", log);
         h_sleep_ms(100);
     }
 }
@@ -255,7 +260,7 @@ Test(e2e, exact_counters_and_dead_letters, .timeout = 240)
     char log[300];
     setup_run(&run, "e2e", 0, 6, 20000);
     pid_t pid = start(&run, "1", log, sizeof(log));
-    wait_offsets(&run, run.messages, 180000, log);
+    wait_offsets(&run, pid, run.messages, 180000, log);
     stop(pid, log);
     finish_run(&run);
 }
@@ -291,7 +296,7 @@ Test(e2e, kill9_restarts_exact, .timeout = 400)
     cr_log_info("killed the processor %d times mid-stream", kills);
     cr_assert(kills >= 2, "the stream finished too fast to kill the processor mid-way");
     pid_t pid = start(&run, "final", log, sizeof(log));
-    wait_offsets(&run, run.messages, 180000, log);
+    wait_offsets(&run, pid, run.messages, 180000, log);
     stop(pid, log);
     finish_run(&run);
 }
@@ -312,7 +317,7 @@ Test(e2e, redis_kill9_restart_exact, .timeout = 300)
     h_redis_kill(&run.redis, SIGKILL);
     h_sleep_ms(3000); /* the processor sees Redis gone: pauses and backs off */
     h_redis_restart(&run.redis);
-    wait_offsets(&run, run.messages, 180000, log);
+    wait_offsets(&run, pid, run.messages, 180000, log);
     stop(pid, log);
     finish_run(&run);
 }
