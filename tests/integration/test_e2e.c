@@ -321,3 +321,41 @@ Test(e2e, redis_kill9_restart_exact, .timeout = 300)
     stop(pid, log);
     finish_run(&run);
 }
+
+/* A zombie: an instance frozen (SIGSTOP) past its session timeout while holding unflushed
+ * counts. Another instance takes its partitions; when the zombie wakes, its flush must be
+ * refused by the owner fence, and the end state is exact. */
+Test(e2e, zombie_is_fenced, .timeout = 300)
+{
+    struct run run;
+    char log_a[300], log_b[300];
+    setup_run(&run, "zombie", 0, 4, 20000);
+    static const char *const slow[] = {"group_id=e2e", "flush.interval_ms=30000",
+                                       "flush.max_events=10000000", NULL};
+    pid_t a = start_with(&run, "zombie", log_a, sizeof(log_a), slow);
+    /* Let A consume (its first flush is 30 s away), then freeze it with counts in memory. */
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "grep -q 'consumed [1-9]' %s", log_a);
+    int64_t deadline = h_now_ms() + 60000;
+    while (system(cmd) != 0 && h_now_ms() < deadline) {
+        h_sleep_ms(100);
+    }
+    kill(a, SIGSTOP);
+    int64_t frozen_at = stored_offsets(&run);
+    pid_t b = start(&run, "heir", log_b, sizeof(log_b));
+    wait_offsets(&run, b, run.messages, 180000, log_b);
+    kill(a, SIGCONT); /* wakes, flushes what it held: must be fenced */
+    h_sleep_ms(5000);
+    stop(b, log_b);
+    kill(a, SIGTERM);
+    cr_assert_eq(h_wait(a, 30000), 0, "zombie exit status (see %s)", log_a);
+    /* Either its flush was refused by the fence, or librdkafka told it first that the
+     * partitions were lost and it dropped them; the exact end state proves it wrote
+     * nothing for them (tests/integration/test_fence.c forces the fence path). */
+    snprintf(cmd, sizeof(cmd), "grep -Eq 'fenced|\\(lost\\)' %s", log_a);
+    cr_assert(frozen_at < run.messages && system(cmd) == 0,
+              "the zombie neither was fenced nor lost its partitions (stored %lld of %lld "
+              "when frozen; see %s)",
+              (long long)frozen_at, (long long)run.messages, log_a);
+    finish_run(&run);
+}
