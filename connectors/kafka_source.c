@@ -22,6 +22,7 @@ struct smm_kafka_source {
     struct smm_kafka_callbacks cb;
     char *topic;
     int assigned;
+    int ever_assigned; /* a partition was assigned once: past startup */
     int fatal;
     int64_t dlq_outstanding;
     int64_t dlq_failed;
@@ -65,6 +66,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_assign(rk, parts);
         }
         src->assigned += parts->cnt;
+        src->ever_assigned = 1;
         logf_(src, SMM_LOG_INFO, "assigned %d partition(s)", parts->cnt);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         int lost = rd_kafka_assignment_lost(rk);
@@ -103,6 +105,17 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         snprintf(src->errstr, sizeof(src->errstr), "kafka fatal error: %s", buf);
         src->fatal = 1;
         logf_(src, SMM_LOG_ERROR, "%s", src->errstr);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION && !src->ever_assigned) {
+        /* Rejected credentials at startup: retrying cannot fix them, so stop and say so
+         * (librdkafka's reason names the broker, never the password). Later, while running,
+         * it may be a transient broker-side problem: fall through and let librdkafka retry. */
+        snprintf(src->errstr, sizeof(src->errstr),
+                 "Kafka SASL authentication failed (check kafka.sasl.username, "
+                 "kafka.sasl.password and kafka.sasl.mechanisms): %s",
+                 reason);
+        src->fatal = 1;
         return;
     }
     /* Broker down, transport errors: librdkafka retries by itself; report, go on. */

@@ -47,6 +47,8 @@ static const struct smm_config_key keys[] = {
      "Connect and command timeout"},
     {"flush.interval_ms", CFG_DURATION, "250", 1, 600000, OFF(flush_interval_ms),
      "Flush pre-aggregated deltas at least this often"},
+    {"flush.max_interval_ms", CFG_DURATION, "2000", 1, 600000, OFF(flush_max_interval_ms),
+     "While behind (a backlog), batch for up to this long"},
     {"flush.max_events", CFG_INT, "200000", 1, 100000000, OFF(flush_max_events),
      "...or when this many events are pending"},
     {"tick_ms", CFG_DURATION, "1000", 50, 60000, OFF(tick_ms),
@@ -501,6 +503,9 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
                     "retention_ms: %lld exceeds the longest window plus window.grace_ms (%lld): "
                     "late events would land in expired buckets",
                     (long long)cfg->retention_ms, (long long)(longest_ms + cfg->window_grace_ms));
+    }
+    if (cfg->flush_max_interval_ms < cfg->flush_interval_ms) {
+        cfg->flush_max_interval_ms = cfg->flush_interval_ms;
     }
     if (cfg->dlq_topic[0] == '\0') {
         size_t n = strlen(cfg->topic) + 5;

@@ -29,6 +29,7 @@ struct smm_config {
     char *redis_password_file;
     int64_t redis_timeout_ms;
     int64_t flush_interval_ms;
+    int64_t flush_max_interval_ms;
     int64_t flush_max_events;
     int64_t tick_ms;
     int64_t stats_interval_ms;

@@ -574,12 +574,18 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
     loop->last_msg_ms = now;
     smm_log(SMM_LOG_INFO, "consuming %s into Redis with prefix %s (flush every %lld ms)",
             cfg->topic, cfg->prefix, (long long)cfg->flush_interval_ms);
+    int64_t last_flush = now;
+    int behind = 0; /* the last poll filled its batch: more is waiting locally */
     while (!*stop && !loop->fatal) {
         now = clock_ms();
-        int due = now >= next_flush || loop->pending >= cfg->flush_max_events;
+        /* When behind, batch up to flush.max_interval_ms: a bigger batch repeats more keys,
+         * so Redis does less work per event exactly when throughput matters. */
+        int due = loop->pending >= cfg->flush_max_events ||
+                  (now >= next_flush && (!behind || now >= last_flush + cfg->flush_max_interval_ms));
         if (due && (loop->retry_at_ms == 0 || now >= loop->retry_at_ms)) {
             flush_all(loop, now);
             next_flush = now + cfg->flush_interval_ms;
+            last_flush = now;
         }
         if (now >= next_tick) {
             tick(loop, now);
@@ -607,11 +613,13 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
         if (room <= 0) {
             room = 1;
         }
-        if (smm_kafka_source_poll(loop->src, (int)wait, room > 10000 ? 10000 : (int)room, on_msg,
-                                  loop) < 0) {
+        int want = room > 10000 ? 10000 : (int)room;
+        int got = smm_kafka_source_poll(loop->src, behind ? 0 : (int)wait, want, on_msg, loop);
+        if (got < 0) {
             smm_log(SMM_LOG_ERROR, "%s", smm_kafka_source_errstr(loop->src));
             loop->fatal = 1;
         }
+        behind = got == want;
     }
     if (!loop->fatal) {
         /* Final flush; keep trying for a while if Redis is away. */

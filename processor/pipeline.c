@@ -152,33 +152,38 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
     rc |= smm_argv_add_int(av, base);
     rc |= smm_argv_add_int(av, next);
 
-    /* Counter groups: kind, id, minute, k, {metric, delta}*k */
+    /* Counter groups: entity, minute, rated, k, {field, delta}*k. Field names are built
+     * here, once, rather than by string concatenation in the script. */
     int groups_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t groups = 0;
     int n_ents = smm_agg_entities(agg);
+    char field[SMM_EVENT_ID_MAX + 32];
     for (int e = 0; e < n_ents && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        const char *kind = ent->kind == SMM_AGG_CONTENT ? "c" : "a";
+        int len = snprintf(field, sizeof(field), "%s:%s", ent->kind == SMM_AGG_CONTENT ? "c" : "a",
+                           ent->id);
         for (int mi = ent->first_minute; mi >= 0 && !rc;) {
             const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
             int k = 0;
             for (int x = 0; x < SMM_AGG_METRICS; x++) {
                 k += m->delta[x] != 0;
             }
-            /* A minute whose deltas cancel out (like then unlike) still needs its
-             * counters touched for the type counts; skip only truly empty ones. */
             if (k > 0) {
-                rc |= smm_argv_add_str(av, kind);
-                rc |= smm_argv_add_str(av, ent->id);
+                int rated = m->delta[SMM_AGG_ENGAGEMENT] != 0 || m->delta[SMM_EV_IMPRESSION] != 0;
+                rc |= smm_argv_add(av, field, (size_t)len);
                 rc |= smm_argv_add_int(av, m->minute);
+                rc |= smm_argv_add_str(av, rated ? "1" : "0");
                 rc |= smm_argv_add_int(av, k);
                 for (int x = 0; x < SMM_AGG_METRICS; x++) {
                     if (m->delta[x] != 0) {
-                        rc |= smm_argv_add_str(av, metric_name(x));
+                        int fl = snprintf(field + len, sizeof(field) - (size_t)len, ":%s",
+                                          metric_name(x));
+                        rc |= smm_argv_add(av, field, (size_t)(len + fl));
                         rc |= smm_argv_add_int(av, m->delta[x]);
                     }
                 }
+                field[len] = '\0';
                 groups++;
             }
             mi = m->next;
@@ -215,9 +220,9 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
     int64_t rejected = 0;
     for (int r = 1; r < SMM_REJECT__COUNT; r++) {
         if (b->rejects[r]) {
-            char field[64];
-            snprintf(field, sizeof(field), "dead_letter:%s", smm_reject_reason_name(r));
-            rc |= smm_argv_add_str(av, field);
+            char name[64];
+            snprintf(name, sizeof(name), "dead_letter:%s", smm_reject_reason_name(r));
+            rc |= smm_argv_add_str(av, name);
             rc |= smm_argv_add_int(av, b->rejects[r]);
             rejected += b->rejects[r];
             stats++;

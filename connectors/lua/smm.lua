@@ -20,7 +20,9 @@
 -- ARGV common: mode, prefix, now_minute, windows ("5:5m,60:1h,1440:24h"), keep_minutes
 -- flush: n_parts, then per part:
 --          tp, token, base_offset, next_offset,
---          n_groups, {kind, id, minute, k, {metric, delta}*k}*n_groups,
+--          n_groups, {entity, minute, rated, k, {field, delta}*k}*n_groups,
+--            (entity "c:<id>" or "a:<id>"; field "<entity>:<metric>"; rated "1" when
+--             engagement or impression changed, so er_impr must be recomputed)
 --          n_reach, {kind, id, k, {minute, user}*k}*n_reach,
 --          n_stats, {field, delta}*n_stats
 --        -> {'OK'} or {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
@@ -71,73 +73,90 @@ for i, w in ipairs(wins) do
   end
 end
 
--- targets[key] = {deltas = {field = d}, ents = {entity = true}, derived, drop_zero}
--- derived: keep er_impr (engagement per impression) current for touched entities.
--- drop_zero: delete fields that reach 0 (window hashes only hold live entities).
+-- A delta set: {d = {field = delta}, rate = {entity = true}}; rate lists the entities
+-- whose er_impr (engagement per impression) must be recomputed. Several target hashes
+-- usually share one set (lifetime and every window get the same deltas), so each field is
+-- accumulated once, and its field list is built once.
+local function new_set()
+  return {d = {}, rate = {}}
+end
+
+-- targets: {key, set, derived (keep er_impr), drop_zero (windows hold only live fields)}
 local targets = {}
-local function target(key, derived, drop_zero)
-  local t = targets[key]
-  if not t then
-    t = {deltas = {}, ents = {}, derived = derived, drop_zero = drop_zero}
-    targets[key] = t
+local function target(key, set, derived, drop_zero)
+  targets[#targets + 1] = {key = key, set = set, derived = derived, drop_zero = drop_zero}
+end
+
+local function field_list(set, derived)
+  local cache = derived and 'fd' or 'fp'
+  if set[cache] then
+    return set[cache]
   end
-  return t
+  local fields, n = {}, 0
+  local d = set.d
+  for f in pairs(d) do
+    n = n + 1
+    fields[n] = f
+  end
+  if derived then
+    -- er_impr needs both operands even when only one changed: read (not write) the other.
+    for ent in pairs(set.rate) do
+      local fe, fi = ent .. ':engagement', ent .. ':impression'
+      if not d[fe] then
+        n = n + 1
+        fields[n] = fe
+      end
+      if not d[fi] then
+        n = n + 1
+        fields[n] = fi
+      end
+    end
+  end
+  set[cache] = fields
+  return fields
 end
 
 local function apply_targets()
-  for key, t in pairs(targets) do
-    local deltas = t.deltas
-    -- er_impr needs both operands, but only where one of them changed.
-    local rates = {}
-    if t.derived then
-      for ent in pairs(t.ents) do
-        local fe, fi = ent .. ':engagement', ent .. ':impression'
-        if deltas[fe] or deltas[fi] then
-          deltas[fe] = deltas[fe] or 0
-          deltas[fi] = deltas[fi] or 0
-          rates[#rates + 1] = ent
-        end
-      end
-    end
-    local fields = {}
-    local n = 0
-    for f in pairs(deltas) do
-      n = n + 1
-      fields[n] = f
-    end
-    local values = {}
+  for _, t in ipairs(targets) do
+    local key, d, drop_zero = t.key, t.set.d, t.drop_zero
+    local fields = field_list(t.set, t.derived)
+    local n = #fields
+    local sets, dels = {}, {}
+    local ns, nd = 0, 0
+    local values = t.derived and {} or nil
     for s = 1, n, CHUNK do
       local e = s + CHUNK - 1 < n and s + CHUNK - 1 or n
       local got = call('HMGET', key, unpack(fields, s, e))
       for j = s, e do
         local f = fields[j]
-        values[f] = (tonumber(got[j - s + 1]) or 0) + deltas[f]
+        local delta = d[f]
+        local v = (tonumber(got[j - s + 1]) or 0) + (delta or 0)
+        if values then
+          values[f] = v
+        end
+        if delta and delta ~= 0 then
+          if v == 0 and drop_zero then
+            nd = nd + 1
+            dels[nd] = f
+          else
+            sets[ns + 1] = f
+            sets[ns + 2] = fmt(v)
+            ns = ns + 2
+          end
+        end
       end
     end
-    local sets, dels = {}, {}
-    local ns, nd = 0, 0
-    local drop_zero = t.drop_zero
-    for j = 1, n do
-      local f = fields[j]
-      local v = values[f]
-      if v == 0 and drop_zero then
-        nd = nd + 1
-        dels[nd] = f
-      elseif deltas[f] ~= 0 then
-        sets[ns + 1] = f
-        sets[ns + 2] = fmt(v)
-        ns = ns + 2
-      end
-    end
-    for _, ent in ipairs(rates) do
-      local impr = values[ent .. ':impression']
-      if impr > 0 then
-        sets[ns + 1] = ent .. ':er_impr'
-        sets[ns + 2] = rate(values[ent .. ':engagement'], impr)
-        ns = ns + 2
-      else
-        nd = nd + 1
-        dels[nd] = ent .. ':er_impr'
+    if values then
+      for ent in pairs(t.set.rate) do
+        local impr = values[ent .. ':impression']
+        if impr > 0 then
+          sets[ns + 1] = ent .. ':er_impr'
+          sets[ns + 2] = rate(values[ent .. ':engagement'], impr)
+          ns = ns + 2
+        else
+          nd = nd + 1
+          dels[nd] = ent .. ':er_impr'
+        end
       end
     end
     range_call('HSET', key, sets)
@@ -185,33 +204,70 @@ if MODE == 'flush' then
     return {'REJECT', rejects}
   end
 
-  -- 2. Counters: bucket, lifetime and each window the minute still belongs to.
-  local life = target(P .. 'total', true, false)
-  local buckets = {}
+  -- 2. Counters: one delta set per event-time minute; lifetime gets their sum, each
+  -- window the sum of the minutes it still holds (usually all of them: the same set).
+  local per_min, minutes = {}, {}
   local dirty = {}
   for _, part in ipairs(parts) do
     i = part.groups_at + 1
     for _ = 1, tonumber(ARGV[part.groups_at]) do
-      local ent = ARGV[i] .. ':' .. ARGV[i + 1]
-      local minute = tonumber(ARGV[i + 2])
-      local k = tonumber(ARGV[i + 3])
+      local ent, minute, rated, k = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
       i = i + 4
-      local ts = {target(P .. 'm:' .. minute, false, false), life}
-      buckets[minute] = true
+      local set = per_min[minute]
+      if not set then
+        set = new_set()
+        per_min[minute] = set
+        minutes[#minutes + 1] = minute
+      end
       dirty[ent] = true
-      for _, w in ipairs(wins) do
-        if minute > w.retired then
-          ts[#ts + 1] = target(w.key, true, true)
-        end
+      if rated == '1' then
+        set.rate[ent] = true
       end
+      local d = set.d
       for _ = 1, k do
-        local f, d = ent .. ':' .. ARGV[i], tonumber(ARGV[i + 1])
+        local f = ARGV[i]
+        d[f] = (d[f] or 0) + tonumber(ARGV[i + 1])
         i = i + 2
-        for _, t in ipairs(ts) do
-          t.deltas[f] = (t.deltas[f] or 0) + d
-          t.ents[ent] = true
-        end
       end
+    end
+  end
+  local function sum_of(pred)
+    local chosen = {}
+    for _, m in ipairs(minutes) do
+      if pred(m) then
+        chosen[#chosen + 1] = per_min[m]
+      end
+    end
+    if #chosen == 1 then
+      return chosen[1]
+    end
+    local out = new_set()
+    for _, set in ipairs(chosen) do
+      for f, v in pairs(set.d) do
+        out.d[f] = (out.d[f] or 0) + v
+      end
+      for ent in pairs(set.rate) do
+        out.rate[ent] = true
+      end
+    end
+    return out
+  end
+  local all = sum_of(function() return true end)
+  for _, m in ipairs(minutes) do
+    target(P .. 'm:' .. m, per_min[m], false, false)
+  end
+  target(P .. 'total', all, true, false)
+  for _, w in ipairs(wins) do
+    local inside = 0
+    for _, m in ipairs(minutes) do
+      if m > w.retired then
+        inside = inside + 1
+      end
+    end
+    if inside == #minutes then
+      target(w.key, all, true, true)
+    elseif inside > 0 then
+      target(w.key, sum_of(function(m) return m > w.retired end), true, true)
     end
   end
   apply_targets()
@@ -221,9 +277,9 @@ if MODE == 'flush' then
     dl[#dl + 1] = ent
   end
   range_call('SADD', P .. 'dirty', dl)
-  for minute in pairs(buckets) do
-    redis.call('EXPIREAT', P .. 'm:' .. minute, (minute + 1 + keep) * 60)
-    redis.call('ZADD', P .. 'minutes', minute, minute)
+  for _, minute in ipairs(minutes) do
+    call('EXPIREAT', P .. 'm:' .. minute, (minute + 1 + keep) * 60)
+    call('ZADD', P .. 'minutes', minute, minute)
   end
 
   -- 3. Reach. Users of one entity are merged across partitions before PFADD.
@@ -317,14 +373,14 @@ for _, w in ipairs(wins) do
   local goal = now_min - w.len
   if goal > w.retired then
     local minutes = redis.call('ZRANGEBYSCORE', P .. 'minutes', '(' .. w.retired, goal)
-    local t = target(w.key, true, true)
+    local set = new_set()
     for _, minute in ipairs(minutes) do
       local kv = redis.call('HGETALL', P .. 'm:' .. minute)
       for j = 1, #kv, 2 do
         local ent = string.match(kv[j], '^(.*):[%w_]+$')
         if ent then
-          t.deltas[kv[j]] = (t.deltas[kv[j]] or 0) - tonumber(kv[j + 1])
-          t.ents[ent] = true
+          set.d[kv[j]] = (set.d[kv[j]] or 0) - tonumber(kv[j + 1])
+          set.rate[ent] = true
           if string.sub(ent, 1, 2) == 'a:' then
             refresh[ent] = true
           end
@@ -332,6 +388,7 @@ for _, w in ipairs(wins) do
       end
       retired_count = retired_count + 1
     end
+    target(w.key, set, true, true)
     apply_targets()
     redis.call('HSET', P .. 'meta', 'retired:' .. w.label, goal)
     w.retired = goal

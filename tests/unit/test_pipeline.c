@@ -235,18 +235,31 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         i = groups_at[pi] + 1;
         p->n_groups = (int)tonumber(la, groups_at[pi]);
         for (int g = 0; g < p->n_groups; g++) {
+            /* entity, minute, rated, k, {field, delta}*k; shown as kind|id|minute|m=d,... */
             char buf[400];
-            int64_t minute = tonumber(la, i + 2);
+            const char *ent = ARGV(la, i);
+            size_t elen = strlen(ent);
+            cr_assert(elen > 2 && ent[1] == ':' && (ent[0] == 'c' || ent[0] == 'a'),
+                      "bad entity %s", ent);
+            int64_t minute = tonumber(la, i + 1);
+            const char *rated = ARGV(la, i + 2);
             int64_t k = tonumber(la, i + 3);
             cr_assert(k > 0, "empty group");
-            int used = snprintf(buf, sizeof(buf), "%s|%s|%lld|", ARGV(la, i), ARGV(la, i + 1),
+            int used = snprintf(buf, sizeof(buf), "%c|%s|%lld|", ent[0], ent + 2,
                                 (long long)minute);
             i += 4;
+            int rate_inputs = 0;
             for (int64_t x = 0; x < k; x++) {
+                const char *f = ARGV(la, i);
+                cr_assert(strncmp(f, ent, elen) == 0 && f[elen] == ':',
+                          "field %s does not belong to %s", f, ent);
+                const char *metric = f + elen + 1;
+                rate_inputs |= !strcmp(metric, "engagement") || !strcmp(metric, "impression");
                 used += snprintf(buf + used, sizeof(buf) - (size_t)used, "%s%s=%lld",
-                                 x ? "," : "", ARGV(la, i), (long long)tonumber(la, i + 1));
+                                 x ? "," : "", metric, (long long)tonumber(la, i + 1));
                 i += 2;
             }
+            cr_assert_str_eq(rated, rate_inputs ? "1" : "0", "rated flag of %s", ent);
             lines_add(&l, "%s", buf);
         }
         p->groups = lines_join(&l);
@@ -564,7 +577,7 @@ Test(pipeline, encode_flush_exact_positions)
     const char *want[] = {
         "flush", "smm:", now_min, "5:5m,60:1h,1440:24h", "1500", "1", /* header, n_parts */
         "t:3", "tk", "7", "8",                                         /* fence */
-        "1", "a", "acc", now_min, "1", "follow", "1",                  /* one group */
+        "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
         "0",                                                           /* no reach */
         "2", "messages", "1", "events_counted", "1",                   /* stats */
     };
@@ -572,7 +585,7 @@ Test(pipeline, encode_flush_exact_positions)
     cr_assert_eq(la.n, n_want, "%d arguments, want %d", la.n, n_want);
     for (int i = 0; i < n_want; i++) {
         /* Counts patched into placeholders carry leading zeros; compare as numbers. */
-        if (i == 5 || i == 10 || i == 17 || i == 18) {
+        if (i == 5 || i == 10 || i == 17 || i == 18) { /* n_parts, n_groups, n_reach, n_stats */
             cr_assert_eq(tonumber(&la, i + 1), strtoll(want[i], NULL, 10), "ARGV[%d] = %s",
                          i + 1, la.arg[i]);
         } else {
@@ -653,8 +666,9 @@ Test(pipeline, encode_flush_many_entities)
     for (int64_t g = 0; g < n_groups; g++) {
         int64_t k = tonumber(&la, i + 3);
         cr_assert_eq(k, 1);
-        cr_assert_str_eq(ARGV(&la, i + 4), "impression");
-        if (strcmp(ARGV(&la, i), "c") == 0) {
+        const char *f = ARGV(&la, i + 4);
+        cr_assert(strlen(f) > 11 && !strcmp(f + strlen(f) - 11, ":impression"), "%s", f);
+        if (strncmp(ARGV(&la, i), "c:", 2) == 0) {
             impressions += tonumber(&la, i + 5);
         }
         i += 4 + 2 * (int)k;
