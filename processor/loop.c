@@ -416,6 +416,7 @@ static void flush_all(struct smm_loop *loop, int64_t now)
         if (loop->paused) {
             smm_kafka_source_pause(loop->src, 0);
             loop->paused = 0;
+            loop->last_msg_ms = now; /* the idle exit counts from the resume */
             smm_log(SMM_LOG_INFO, "Redis is back: consumption resumed");
         }
     }

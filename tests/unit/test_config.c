@@ -99,9 +99,9 @@ Test(config, defaults)
     cr_assert_str_eq(cfg.redis_username, "");
     cr_assert_str_eq(cfg.redis_password, "");
     cr_assert_str_eq(cfg.redis_password_file, "");
-    cr_assert_eq(cfg.redis_timeout_ms, 2000);
+    cr_assert_eq(cfg.redis_timeout_ms, 5000);
     cr_assert_eq(cfg.flush_interval_ms, 250);
-    cr_assert_eq(cfg.flush_max_events, 200000);
+    cr_assert_eq(cfg.flush_max_events, 50000);
     cr_assert_eq(cfg.tick_ms, 1000);
     cr_assert_eq(cfg.stats_interval_ms, 10000);
     cr_assert_str_eq(cfg.windows, "5m,1h,24h");
@@ -182,7 +182,7 @@ Test(config, set_bad_duration_names_key)
     set_fails(&cfg, "flush.interval_ms", "10sec", "flush.interval_ms", NULL);
     set_fails(&cfg, "window.grace_ms", "9223372036854775807d", "window.grace_ms", NULL);
     cr_assert_eq(cfg.tick_ms, 1000);
-    cr_assert_eq(cfg.redis_timeout_ms, 2000);
+    cr_assert_eq(cfg.redis_timeout_ms, 5000);
     smm_config_free(&cfg);
 }
 
