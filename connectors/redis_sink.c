@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/time.h>
 
 extern const char smm_lua_script[];
@@ -211,64 +212,36 @@ int smm_redis_sink_connect(struct smm_redis_sink *sink)
     return SMM_SINK_OK;
 }
 
-/* EVALSHA <sha> 0 <av...>; reloads the script once on NOSCRIPT (a restarted server). */
+static int send_eval(struct smm_redis_sink *sink, struct smm_argv *av);
+
+/* EVALSHA <sha> 0 <av...>, waiting for the reply; reloads the script once on NOSCRIPT (a
+ * restarted server). */
 static int eval(struct smm_redis_sink *sink, struct smm_argv *av, redisReply **out)
 {
-    int rc = smm_redis_sink_connect(sink);
-    if (rc != SMM_SINK_OK) {
-        return rc;
-    }
-    if (smm_argv_finish(av) != 0) {
-        set_err(sink, "out of memory");
-        return SMM_SINK_ERROR;
-    }
-    int argc = av->n + 3;
-    const char **argv = malloc((size_t)argc * sizeof(*argv));
-    size_t *lens = malloc((size_t)argc * sizeof(*lens));
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        set_err(sink, "out of memory");
-        return SMM_SINK_ERROR;
-    }
-    argv[0] = "EVALSHA";
-    lens[0] = 7;
-    argv[1] = sink->sha;
-    lens[1] = strlen(sink->sha);
-    argv[2] = "0";
-    lens[2] = 1;
-    memcpy(argv + 3, av->ptrs, (size_t)av->n * sizeof(*argv));
-    memcpy(lens + 3, av->len, (size_t)av->n * sizeof(*lens));
     redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
-        rc = command(sink, &r, argc, argv, lens, "EVALSHA");
+        int rc = send_eval(sink, av);
         if (rc != SMM_SINK_OK) {
-            break;
+            return rc;
+        }
+        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
+            return io_fail(sink, "EVALSHA reply");
         }
         if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
             freeReplyObject(r);
             r = NULL;
             drop(sink); /* reconnecting reloads the script */
-            if ((rc = smm_redis_sink_connect(sink)) != SMM_SINK_OK) {
-                break;
-            }
-            argv[1] = sink->sha;
             continue;
         }
         break;
     }
-    free(argv);
-    free(lens);
-    if (rc != SMM_SINK_OK) {
-        return rc;
-    }
     if (r->type == REDIS_REPLY_ERROR) {
         sink->errors++;
         set_err(sink, "redis script: %s", r->str);
-        rc = strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
-                     strncmp(r->str, "OOM", 3) == 0 || strncmp(r->str, "MISCONF", 7) == 0
-                 ? SMM_SINK_RETRY
-                 : SMM_SINK_ERROR;
+        int rc = strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
+                         strncmp(r->str, "OOM", 3) == 0 || strncmp(r->str, "MISCONF", 7) == 0
+                     ? SMM_SINK_RETRY
+                     : SMM_SINK_ERROR;
         freeReplyObject(r);
         if (rc == SMM_SINK_RETRY) {
             drop(sink);
@@ -290,14 +263,10 @@ static int64_t reply_int(const redisReply *r)
     return -1;
 }
 
-int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
-                         struct smm_flush_reject *rejects, int max, int *n_rejects)
+/* Reads a flush reply (freed here). */
+static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
+                             struct smm_flush_reject *rejects, int max, int *n_rejects)
 {
-    redisReply *r;
-    int rc = eval(sink, av, &r);
-    if (rc != SMM_SINK_OK) {
-        return rc;
-    }
     *n_rejects = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_STRING) {
@@ -340,6 +309,113 @@ int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
     }
     freeReplyObject(r);
     return SMM_SINK_OK;
+}
+
+
+/* Queues EVALSHA <sha> 0 <av...> and writes it out without waiting for the reply. */
+static int send_eval(struct smm_redis_sink *sink, struct smm_argv *av)
+{
+    int rc = smm_redis_sink_connect(sink);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    if (smm_argv_finish(av) != 0) {
+        set_err(sink, "out of memory");
+        return SMM_SINK_ERROR;
+    }
+    int argc = av->n + 3;
+    const char **argv = malloc((size_t)argc * sizeof(*argv));
+    size_t *lens = malloc((size_t)argc * sizeof(*lens));
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        set_err(sink, "out of memory");
+        return SMM_SINK_ERROR;
+    }
+    argv[0] = "EVALSHA";
+    lens[0] = 7;
+    argv[1] = sink->sha;
+    lens[1] = strlen(sink->sha);
+    argv[2] = "0";
+    lens[2] = 1;
+    memcpy(argv + 3, av->ptrs, (size_t)av->n * sizeof(*argv));
+    memcpy(lens + 3, av->len, (size_t)av->n * sizeof(*lens));
+    rc = redisAppendCommandArgv(sink->c, argc, argv, lens);
+    free(argv);
+    free(lens);
+    if (rc != REDIS_OK) {
+        return io_fail(sink, "EVALSHA");
+    }
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(sink->c, &done) != REDIS_OK) {
+            return io_fail(sink, "EVALSHA");
+        }
+    }
+    return SMM_SINK_OK;
+}
+
+int smm_redis_sink_flush_send(struct smm_redis_sink *sink, struct smm_argv *av)
+{
+    return send_eval(sink, av);
+}
+
+int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
+                              struct smm_flush_reject *rejects, int max, int *n_rejects)
+{
+    if (!sink->c) {
+        set_err(sink, "redis: connection lost with a flush in flight");
+        return SMM_SINK_RETRY;
+    }
+    redisReply *r = NULL;
+    if (wait) {
+        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
+            return io_fail(sink, "EVALSHA reply");
+        }
+    } else {
+        if (redisGetReplyFromReader(sink->c, (void **)&r) != REDIS_OK) {
+            return io_fail(sink, "EVALSHA reply");
+        }
+        if (!r) {
+            struct pollfd pfd = {.fd = sink->c->fd, .events = POLLIN};
+            if (poll(&pfd, 1, 0) <= 0) {
+                return SMM_SINK_PENDING;
+            }
+            if (redisBufferRead(sink->c) != REDIS_OK ||
+                redisGetReplyFromReader(sink->c, (void **)&r) != REDIS_OK) {
+                return io_fail(sink, "EVALSHA reply");
+            }
+            if (!r) {
+                return SMM_SINK_PENDING;
+            }
+        }
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        sink->errors++;
+        set_err(sink, "redis script: %s", r->str);
+        int noscript = strncmp(r->str, "NOSCRIPT", 8) == 0;
+        int retry = noscript || strncmp(r->str, "LOADING", 7) == 0 ||
+                    strncmp(r->str, "BUSY", 4) == 0 || strncmp(r->str, "OOM", 3) == 0 ||
+                    strncmp(r->str, "MISCONF", 7) == 0;
+        freeReplyObject(r);
+        if (retry) {
+            drop(sink); /* reconnecting reloads the script */
+            return SMM_SINK_RETRY;
+        }
+        return SMM_SINK_ERROR;
+    }
+    return parse_flush_reply(sink, r, rejects, max, n_rejects);
+}
+
+int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
+                         struct smm_flush_reject *rejects, int max, int *n_rejects)
+{
+    redisReply *r;
+    int rc = eval(sink, av, &r);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    return parse_flush_reply(sink, r, rejects, max, n_rejects);
 }
 
 int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *retired,

@@ -53,6 +53,13 @@ const char *smm_redis_sink_errstr(const struct smm_redis_sink *sink);
  * answers DUP for partitions that were. */
 int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
                          struct smm_flush_reject *rejects, int max, int *n_rejects);
+/* The same in two steps, so the caller can go on consuming while Redis works: send()
+ * writes the call out; poll() answers SMM_SINK_PENDING until the reply is there (wait = 0),
+ * or blocks for it up to the timeout (wait = 1), then answers like smm_redis_sink_flush().
+ * At most one call may be in flight, and nothing else may use the sink meanwhile. */
+int smm_redis_sink_flush_send(struct smm_redis_sink *sink, struct smm_argv *av);
+int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
+                              struct smm_flush_reject *rejects, int max, int *n_rejects);
 /* Runs the script in tick mode. Writes the number of retired minute buckets and merged
  * hours when the pointers are not NULL. */
 int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *retired,

@@ -9,5 +9,6 @@
 #define SMM_SINK_OK 0
 #define SMM_SINK_RETRY 1
 #define SMM_SINK_ERROR 2
+#define SMM_SINK_PENDING 3 /* asynchronous call: no answer yet */
 
 #endif

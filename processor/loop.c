@@ -39,7 +39,10 @@ struct part {
     int64_t next; /* offset after the last folded message (-1 none yet) */
     int64_t lag;  /* from librdkafka statistics, -1 unknown */
     int dead_letters; /* dead letters produced into the current batch */
-    struct smm_batch batch;
+    struct smm_batch batch;  /* filling: covers [flight_next or base, next) */
+    struct smm_batch flight; /* sent to Redis, reply pending: covers [base, flight_next) */
+    int64_t flight_next;
+    int in_flight;
 };
 
 struct smm_loop {
@@ -63,6 +66,11 @@ struct smm_loop {
     int64_t rejects[SMM_REJECT__COUNT];
     int64_t iv_consumed, iv_flush_us_sum, iv_flush_us_max, iv_flushes;
     int64_t iv_start_ms;
+    /* the flush in flight (at most one): its partitions and when it was sent */
+    int inflight;
+    struct part **flight_parts;
+    int n_flight;
+    int64_t flight_t0_us;
 };
 
 static int64_t clock_ms(void)
@@ -105,6 +113,7 @@ static void part_remove(struct smm_loop *loop, struct part *p)
         loop->pending = 0;
     }
     smm_batch_free(&p->batch);
+    smm_batch_free(&p->flight);
     free(p);
 }
 
@@ -115,11 +124,16 @@ static void part_reset(struct smm_loop *loop, struct part *p)
         loop->pending = 0;
     }
     smm_batch_clear(&p->batch);
+    smm_batch_clear(&p->flight);
+    p->in_flight = 0;
     p->dead_letters = 0;
 }
 
+static int complete(struct smm_loop *loop, int wait, int64_t now);
+
 static int claim(struct smm_loop *loop, struct part *p)
 {
+    complete(loop, 1, clock_ms()); /* the sink carries one call at a time */
     snprintf(p->token, sizeof(p->token), "%s/%llu", loop->token_base,
              (unsigned long long)++loop->token_seq);
     int64_t stored = -1;
@@ -147,7 +161,11 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     char err[256];
     if (!p) {
         p = calloc(1, sizeof(*p));
-        if (!p || smm_batch_init(&p->batch, loop->pipe, err, sizeof(err)) != SMM_OK) {
+        if (!p || smm_batch_init(&p->batch, loop->pipe, err, sizeof(err)) != SMM_OK ||
+            smm_batch_init(&p->flight, loop->pipe, err, sizeof(err)) != SMM_OK) {
+            if (p) {
+                smm_batch_free(&p->batch);
+            }
             free(p);
             smm_log(SMM_LOG_ERROR, "out of memory on assignment");
             loop->fatal = 1;
@@ -162,6 +180,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
             struct part **np = realloc(loop->parts, (size_t)ncap * sizeof(*np));
             if (!np) {
                 smm_batch_free(&p->batch);
+                smm_batch_free(&p->flight);
                 free(p);
                 loop->fatal = 1;
                 return;
@@ -179,7 +198,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     }
 }
 
-static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t now);
+static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t now, int flight);
 
 static void on_revoke(void *opaque, const char *topic, int32_t partition, int lost)
 {
@@ -188,11 +207,16 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition, int lo
     if (!p) {
         return;
     }
+    /* The flush in flight may hold this partition: settle it first (the fence decides). */
+    complete(loop, 1, clock_ms());
     if (!lost && p->state == PART_ACTIVE) {
         /* Hand over cleanly: what we counted is stored before the next owner starts. The
          * fence makes this safe even if the next owner was faster. */
         struct part *one = p;
-        flush_parts(loop, &one, 1, clock_ms());
+        if (!p->in_flight || flush_parts(loop, &one, 1, clock_ms(), 1) == SMM_OK) {
+            one = p;
+            flush_parts(loop, &one, 1, clock_ms(), 0);
+        }
     }
     part_remove(loop, p);
 }
@@ -270,37 +294,106 @@ static void rewind_part(struct smm_loop *loop, struct part *p, int64_t to)
     smm_kafka_source_seek(loop->src, p->topic, p->partition, to);
 }
 
-/* The batch of p is stored (applied now, or found applied by an earlier attempt). */
-static void committed(struct smm_loop *loop, struct part *p)
+/* Which batch of a partition a flush carries: the filling one, or the one in flight. */
+static struct smm_batch *slot(struct part *p, int flight)
 {
+    return flight ? &p->flight : &p->batch;
+}
+
+static int64_t slot_end(const struct part *p, int flight)
+{
+    return flight ? p->flight_next : p->next;
+}
+
+/* The batch is stored (applied now, or found applied by an earlier attempt). */
+static void committed(struct smm_loop *loop, struct part *p, int flight)
+{
+    struct smm_batch *b = slot(p, flight);
     int64_t rejected = 0;
     for (int r = 0; r < SMM_REJECT__COUNT; r++) {
-        loop->rejects[r] += p->batch.rejects[r];
-        rejected += p->batch.rejects[r];
+        loop->rejects[r] += b->rejects[r];
+        rejected += b->rejects[r];
     }
     loop->dead_lettered += rejected;
-    loop->counted += p->batch.messages - rejected;
-    p->base = p->next;
-    part_reset(loop, p);
+    loop->counted += b->messages - rejected;
+    p->base = slot_end(p, flight);
+    if (flight) {
+        smm_batch_clear(&p->flight);
+        p->in_flight = 0;
+    } else {
+        loop->pending -= p->batch.messages;
+        if (loop->pending < 0) {
+            loop->pending = 0;
+        }
+        smm_batch_clear(&p->batch);
+        p->dead_letters = 0;
+    }
     smm_kafka_source_store(loop->src, p->topic, p->partition, p->base);
 }
 
-static int has_pending(const struct part *p)
+/* The filling batch has messages to flush (and nothing of this partition is in flight). */
+static int has_pending(const struct part *p, int flight)
 {
-    return p->state == PART_ACTIVE && p->next >= 0 && p->next != p->base;
+    if (flight) {
+        return p->in_flight && p->state == PART_ACTIVE;
+    }
+    return p->state == PART_ACTIVE && !p->in_flight && p->next >= 0 && p->next != p->base;
 }
 
-/* Flushes the pending batches of ps[0..n) in one atomic unit. A partition whose fence
- * fails is handled (DUP = done, FENCED = dropped, STALE = rewound) and the others are
- * sent again. Returns SMM_OK when nothing is left pending, SMM_ERR to retry later. */
-static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t now)
+static void note_flush(struct smm_loop *loop, int64_t us)
+{
+    loop->flushes++;
+    loop->iv_flushes++;
+    loop->iv_flush_us_sum += us;
+    if (us > loop->iv_flush_us_max) {
+        loop->iv_flush_us_max = us;
+    }
+}
+
+/* Acts on the partitions whose fence failed; the others of the call are untouched. */
+static void handle_rejects(struct smm_loop *loop, struct part **ps, int n,
+                           const struct smm_flush_reject *rejects, int n_rej, int flight)
+{
+    for (int r = 0; r < n_rej; r++) {
+        if (rejects[r].part < 0 || rejects[r].part >= n) {
+            continue;
+        }
+        struct part *p = ps[rejects[r].part];
+        switch (rejects[r].status) {
+        case SMM_FLUSH_DUP:
+            committed(loop, p, flight);
+            break;
+        case SMM_FLUSH_FENCED:
+            loop->fenced++;
+            smm_log(SMM_LOG_WARN, "partition %s: fenced (now owned by %s); dropping its batch",
+                    p->tp, rejects[r].owner[0] ? rejects[r].owner : "nobody");
+            part_reset(loop, p);
+            p->state = PART_FENCED;
+            break;
+        default:
+            loop->stale++;
+            smm_log(SMM_LOG_WARN,
+                    "partition %s: Redis holds offset %lld, we expected %lld (restored from an "
+                    "older state?); re-reading from there",
+                    p->tp, (long long)rejects[r].stored_offset, (long long)p->base);
+            rewind_part(loop, p, rejects[r].stored_offset);
+            break;
+        }
+    }
+}
+
+/* Flushes the filling (flight = 0) or in-flight (flight = 1: a resend) batches of
+ * ps[0..n) in one atomic unit and waits for the answer. A partition whose fence fails is
+ * handled (DUP = done, FENCED = dropped, STALE = rewound) and the others are sent again.
+ * Returns SMM_OK when nothing is left pending, SMM_ERR to retry later. */
+static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t now, int flight)
 {
     struct smm_flush_reject rejects[64];
     for (int round = 0; round < 4; round++) {
         int dead_letters = 0;
         int k = 0;
         for (int i = 0; i < n; i++) {
-            if (has_pending(ps[i])) {
+            if (has_pending(ps[i], flight)) {
                 ps[k++] = ps[i];
                 dead_letters += ps[i]->dead_letters;
             }
@@ -309,7 +402,7 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
         if (n == 0) {
             return SMM_OK;
         }
-        if (dead_letters) {
+        if (dead_letters && !flight) {
             /* Dead letters must be in Kafka before the offset moves past them. */
             int w = smm_kafka_source_dlq_wait(loop->src, 10000);
             if (w > 0) {
@@ -330,8 +423,8 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
         int rc = smm_pipeline_encode_flush_begin(loop->pipe, now, &loop->av);
         for (int i = 0; i < n && rc == SMM_OK; i++) {
             struct part *p = ps[i];
-            rc = smm_pipeline_encode_flush_part(loop->pipe, &p->batch, p->tp, p->token, p->base,
-                                                p->next, &loop->av);
+            rc = smm_pipeline_encode_flush_part(loop->pipe, slot(p, flight), p->tp, p->token,
+                                                p->base, slot_end(p, flight), &loop->av);
         }
         if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK) {
             smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
@@ -348,58 +441,22 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
                     "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));
             return SMM_ERR;
         }
-        loop->flushes++;
-        loop->iv_flushes++;
-        loop->iv_flush_us_sum += us;
-        if (us > loop->iv_flush_us_max) {
-            loop->iv_flush_us_max = us;
-        }
+        note_flush(loop, us);
         if (n_rej == 0) {
             for (int i = 0; i < n; i++) {
-                committed(loop, ps[i]);
+                committed(loop, ps[i], flight);
             }
             return SMM_OK;
         }
-        for (int r = 0; r < n_rej; r++) {
-            if (rejects[r].part < 0 || rejects[r].part >= n) {
-                continue;
-            }
-            struct part *p = ps[rejects[r].part];
-            switch (rejects[r].status) {
-            case SMM_FLUSH_DUP:
-                committed(loop, p);
-                break;
-            case SMM_FLUSH_FENCED:
-                loop->fenced++;
-                smm_log(SMM_LOG_WARN, "partition %s: fenced (now owned by %s); dropping its batch",
-                        p->tp, rejects[r].owner[0] ? rejects[r].owner : "nobody");
-                part_reset(loop, p);
-                p->state = PART_FENCED;
-                break;
-            default:
-                loop->stale++;
-                smm_log(SMM_LOG_WARN,
-                        "partition %s: Redis holds offset %lld, we expected %lld (restored from "
-                        "an older state?); re-reading from there",
-                        p->tp, (long long)rejects[r].stored_offset, (long long)p->base);
-                rewind_part(loop, p, rejects[r].stored_offset);
-                break;
-            }
-        }
+        handle_rejects(loop, ps, n, rejects, n_rej, flight);
     }
     return SMM_ERR;
 }
 
-static void flush_all(struct smm_loop *loop, int64_t now)
+/* Pauses consumption and backs off after a failed flush; resumes after a good one. */
+static void flush_outcome(struct smm_loop *loop, int ok, int64_t now)
 {
-    struct part **ps = malloc((size_t)(loop->n_parts ? loop->n_parts : 1) * sizeof(*ps));
-    if (!ps) {
-        return;
-    }
-    memcpy(ps, loop->parts, (size_t)loop->n_parts * sizeof(*ps));
-    int failed = flush_parts(loop, ps, loop->n_parts, now) != SMM_OK;
-    free(ps);
-    if (failed) {
+    if (!ok) {
         if (!loop->paused) {
             smm_kafka_source_pause(loop->src, 1);
             loop->paused = 1;
@@ -410,22 +467,160 @@ static void flush_all(struct smm_loop *loop, int64_t now)
             loop->backoff_ms = 5000;
         }
         loop->retry_at_ms = now + loop->backoff_ms;
-    } else {
-        loop->backoff_ms = 0;
-        loop->retry_at_ms = 0;
-        if (loop->paused) {
-            smm_kafka_source_pause(loop->src, 0);
-            loop->paused = 0;
-            loop->last_msg_ms = now; /* the idle exit counts from the resume */
-            smm_log(SMM_LOG_INFO, "Redis is back: consumption resumed");
+        return;
+    }
+    loop->backoff_ms = 0;
+    loop->retry_at_ms = 0;
+    if (loop->paused) {
+        smm_kafka_source_pause(loop->src, 0);
+        loop->paused = 0;
+        loop->last_msg_ms = now; /* the idle exit counts from the resume */
+        smm_log(SMM_LOG_INFO, "Redis is back: consumption resumed");
+    }
+}
+
+/* Collects the partitions with a pending batch of the given kind into a new array. */
+static struct part **pending_parts(struct smm_loop *loop, int flight, int *n_out)
+{
+    struct part **ps = malloc((size_t)(loop->n_parts ? loop->n_parts : 1) * sizeof(*ps));
+    int n = 0;
+    for (int i = 0; ps && i < loop->n_parts; i++) {
+        if (has_pending(loop->parts[i], flight)) {
+            ps[n++] = loop->parts[i];
         }
     }
+    *n_out = n;
+    return ps;
+}
+
+/* Settles the flush in flight. wait = 0 answers SMM_SINK_PENDING if Redis has not replied
+ * yet. On a lost reply or refused partitions, what is left is resent synchronously.
+ * Returns SMM_OK, SMM_SINK_PENDING, or SMM_ERR (batches stay in flight for a resend). */
+static int complete(struct smm_loop *loop, int wait, int64_t now)
+{
+    if (!loop->inflight) {
+        return SMM_OK;
+    }
+    struct smm_flush_reject rejects[64];
+    int n_rej = 0;
+    int rc = smm_redis_sink_flush_poll(loop->sink, wait, rejects, 64, &n_rej);
+    if (rc == SMM_SINK_PENDING) {
+        return SMM_SINK_PENDING;
+    }
+    struct part **ps = loop->flight_parts;
+    int n = loop->n_flight;
+    loop->inflight = 0;
+    loop->flight_parts = NULL;
+    loop->n_flight = 0;
+    if (rc == SMM_SINK_OK) {
+        note_flush(loop, mono_us() - loop->flight_t0_us);
+        if (n_rej == 0) {
+            for (int i = 0; i < n; i++) {
+                committed(loop, ps[i], 1);
+            }
+        } else {
+            handle_rejects(loop, ps, n, rejects, n_rej, 1);
+        }
+    } else {
+        loop->flush_failures++;
+        smm_log(SMM_LOG_WARN, "flush failed, will resend: %s", smm_redis_sink_errstr(loop->sink));
+    }
+    /* Whatever is still in flight (lost reply, or partitions beside a refused one). */
+    rc = flush_parts(loop, ps, n, now, 1);
+    free(ps);
+    return rc;
+}
+
+/* Sends the filling batches of every partition as one flush and returns without waiting;
+ * they become the batches in flight. Returns SMM_OK or SMM_ERR (nothing sent). */
+static int launch(struct smm_loop *loop, int64_t now)
+{
+    int n;
+    struct part **ps = pending_parts(loop, 0, &n);
+    if (!ps) {
+        return SMM_ERR;
+    }
+    int dead_letters = 0;
+    for (int i = 0; i < n; i++) {
+        dead_letters += ps[i]->dead_letters;
+    }
+    if (dead_letters) {
+        /* Leave the dead-letter wait and its failure handling to the synchronous path. */
+        int rc = flush_parts(loop, ps, n, now, 0);
+        free(ps);
+        return rc;
+    }
+    if (n == 0) {
+        free(ps);
+        return SMM_OK;
+    }
+    int rc = smm_pipeline_encode_flush_begin(loop->pipe, now, &loop->av);
+    for (int i = 0; i < n && rc == SMM_OK; i++) {
+        rc = smm_pipeline_encode_flush_part(loop->pipe, &ps[i]->batch, ps[i]->tp, ps[i]->token,
+                                            ps[i]->base, ps[i]->next, &loop->av);
+    }
+    if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK) {
+        smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
+        loop->fatal = 1;
+        free(ps);
+        return SMM_ERR;
+    }
+    loop->flight_t0_us = mono_us();
+    if (smm_redis_sink_flush_send(loop->sink, &loop->av) != SMM_SINK_OK) {
+        loop->flush_failures++;
+        smm_log(SMM_LOG_WARN, "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));
+        free(ps);
+        return SMM_ERR;
+    }
+    for (int i = 0; i < n; i++) {
+        struct part *p = ps[i];
+        struct smm_batch tmp = p->flight;
+        p->flight = p->batch;
+        p->batch = tmp;
+        p->flight_next = p->next;
+        p->in_flight = 1;
+        loop->pending -= p->flight.messages;
+    }
+    if (loop->pending < 0) {
+        loop->pending = 0;
+    }
+    loop->inflight = 1;
+    loop->flight_parts = ps;
+    loop->n_flight = n;
+    return SMM_OK;
+}
+
+/* One flush round. async: leave the new flush in flight (the main loop); otherwise wait
+ * for everything to be stored (revocation, shutdown). */
+static void flush_all(struct smm_loop *loop, int64_t now, int async)
+{
+    int rc = complete(loop, 1, now);
+    if (rc == SMM_OK) {
+        int n;
+        struct part **ps = pending_parts(loop, 1, &n); /* leftovers of a failed resend */
+        rc = ps && n ? flush_parts(loop, ps, n, now, 1) : SMM_OK;
+        free(ps);
+    }
+    if (rc == SMM_OK) {
+        if (async) {
+            rc = launch(loop, now);
+        } else {
+            int n;
+            struct part **ps = pending_parts(loop, 0, &n);
+            rc = ps ? flush_parts(loop, ps, n, now, 0) : SMM_ERR;
+            free(ps);
+        }
+    }
+    flush_outcome(loop, rc == SMM_OK, now);
 }
 
 /* ---- tick and stats ---- */
 
 static void tick(struct smm_loop *loop, int64_t now)
 {
+    if (complete(loop, 1, now) == SMM_ERR) {
+        flush_outcome(loop, 0, now);
+    }
     for (int i = 0; i < loop->n_parts; i++) {
         struct part *p = loop->parts[i];
         if (p->state == PART_UNCLAIMED && claim(loop, p) == SMM_OK) {
@@ -583,8 +778,14 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
          * so Redis does less work per event exactly when throughput matters. */
         int due = loop->pending >= cfg->flush_max_events ||
                   (now >= next_flush && (!behind || now >= last_flush + cfg->flush_max_interval_ms));
+        if (loop->inflight) {
+            int rc = complete(loop, 0, now); /* collect the reply if it is there */
+            if (rc == SMM_ERR) {
+                flush_outcome(loop, 0, now);
+            }
+        }
         if (due && (loop->retry_at_ms == 0 || now >= loop->retry_at_ms)) {
-            flush_all(loop, now);
+            flush_all(loop, now, 1);
             next_flush = now + cfg->flush_interval_ms;
             last_flush = now;
         }
@@ -596,7 +797,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             stats_line(loop, now);
             next_stats = now + cfg->stats_interval_ms;
         }
-        if (loop->opts.idle_exit_ms > 0 && loop->pending == 0 &&
+        if (loop->opts.idle_exit_ms > 0 && loop->pending == 0 && !loop->inflight &&
             now - loop->last_msg_ms >= loop->opts.idle_exit_ms &&
             smm_kafka_source_assigned(loop->src) > 0) {
             smm_log(SMM_LOG_INFO, "idle for %lld ms: exiting", (long long)loop->opts.idle_exit_ms);
@@ -627,7 +828,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
         for (int attempt = 0; attempt < 50; attempt++) {
             now = clock_ms();
             loop->retry_at_ms = 0;
-            flush_all(loop, now);
+            flush_all(loop, now, 0);
             if (!loop->paused) {
                 break;
             }
