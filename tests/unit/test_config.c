@@ -101,7 +101,7 @@ Test(config, defaults)
     cr_assert_str_eq(cfg.redis_password_file, "");
     cr_assert_eq(cfg.redis_timeout_ms, 5000);
     cr_assert_eq(cfg.flush_interval_ms, 250);
-    cr_assert_eq(cfg.flush_max_events, 50000);
+    cr_assert_eq(cfg.flush_max_events, 100000);
     cr_assert_eq(cfg.tick_ms, 1000);
     cr_assert_eq(cfg.stats_interval_ms, 10000);
     cr_assert_str_eq(cfg.windows, "5m,1h,24h");
@@ -111,7 +111,7 @@ Test(config, defaults)
     cr_assert_str_eq(cfg.engagement, "like,comment,share,click");
     cr_assert_eq(cfg.max_payload_bytes, 65536);
     cr_assert_eq(cfg.max_id_bytes, 128);
-    cr_assert_eq(cfg.reach_refresh_max, 2000);
+    cr_assert_eq(cfg.reach_refresh_max, 1000);
     cr_assert_str_eq(cfg.log_level, "info");
     cr_assert_str_eq(cfg.log_format, "text");
     cr_assert_eq(cfg.n_kafka, 0);
