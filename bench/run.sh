@@ -1,0 +1,601 @@
+#!/usr/bin/env bash
+# bench/run.sh - the benchmark: smm-processor against a plain librdkafka consumer and a plain
+# Python consumer, on the same topic, in one run. See bench/README.md for what the figures
+# mean and their caveats.
+#
+# It starts a private redis-server (free loopback port, no persistence, in a temp dir) and
+# smm-mock-kafka, then for each round:
+#   0. produces N events with smm-gen into a fresh topic (same seed every round; timestamps
+#      end "now", so every round sees the same window membership) and checks the partition
+#      watermarks: no partition may have dropped data (low watermarks 0, sum of highs = N);
+#   a. smm-raw-consume reads all N (fresh group);
+#   b. FLUSHALL + CONFIG RESETSTAT, then smm-processor (fresh group, --idle-exit-ms) runs
+#      until Redis HVALS smm:offsets sums to N; Redis commands per event from INFO
+#      commandstats; peak RSS (ru_maxrss) of the processor;
+#   c. the same for python_baseline.py (fresh group, its own key prefix).
+# and prints a table per round and medians (min-max) over the rounds, also written as
+# markdown to bench/results.md. Every process it starts is stopped on exit.
+#
+# Usage: bench/run.sh [--events N] [--rounds R] [--partitions P] [--build DIR] [--quick]
+#                     [--keyed] [--no-python] [--check] [--keep] [--smm-set K=V]... [--out FILE]
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+CMDLINE="bench/run.sh${*:+ $*}"
+
+EVENTS=1000000
+ROUNDS=3
+PARTITIONS=64
+BUILD=./build
+KEYED=0
+PYTHON_RUN=1
+CHECK=0
+KEEP_LOGS=0
+OUT="$BENCH_DIR/results.md"
+SEED=20261126
+CONTENTS=100000
+ZIPF=1.1
+FLUSH_MS=250
+IDLE_EXIT_MS=2000
+PY=${PYTHON:-python3}
+SMM_SET=() # extra --set KEY=VALUE for smm-processor (--smm-set)
+
+usage() {
+    cat <<'EOF'
+Usage: bench/run.sh [options]
+
+Measures, in one run on the same topic, (a) a plain librdkafka consumer
+(smm-raw-consume), (b) smm-processor end to end into Redis and (c) a plain Python
+consumer doing a subset of the same job (bench/python_baseline.py), and prints
+events/s of each, the ratios smm/raw and smm/python, Redis commands per event
+(INFO commandstats) and peak RSS, per round and as medians (min-max).
+
+Options:
+  --events N       events per round (default 1000000)
+  --rounds R       rounds (default 3)
+  --partitions P   topic partitions (default 64: the mock broker keeps only ~5 MiB
+                   per partition, and 1M events of ~180-260 B need >= 40)
+  --build DIR      build directory with processor/, tools/ and bench/ (default ./build)
+  --quick          100000 events, 1 round (a smoke test)
+  --keyed          produce with smm-gen's own key partitioning (key = content_id).
+                   The hottest post then lands in one partition (~13% of all events
+                   under Zipf 1.1): fine for 100k events, dropped data beyond ~300k.
+                   Default: partitioner=random, which spreads events evenly.
+  --no-python      skip the Python baseline
+  --check          exit 3 if a floor is missed (ratio smm/raw >= 0.5, <= 0.2 Redis
+                   commands/event, peak RSS <= 200 MB)
+  --out FILE       markdown summary (default bench/results.md, overwritten)
+  --keep           keep the temp dir (logs of every step, per-command stats as JSON)
+  --smm-set K=V    extra smm-processor --set (repeatable), for what-if runs, e.g.
+                   --smm-set kafka.queued.max.messages.kbytes=65536; recorded in
+                   the summary. The Python baseline is not affected.
+  -h, --help       this text
+
+Needs: redis-server, python3 with the packages of bench/requirements.txt, and the
+build (smm-processor, smm-gen, smm-mock-kafka; smm-raw-consume is compiled into the
+temp dir with cc and pkg-config if DIR/bench/smm-raw-consume is missing).
+Exit status: 0 measured, 1 a step failed, 2 bad usage, 3 a floor missed (--check).
+EOF
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --events) EVENTS=${2:?}; shift 2 ;;
+    --events=*) EVENTS=${1#*=}; shift ;;
+    --rounds) ROUNDS=${2:?}; shift 2 ;;
+    --rounds=*) ROUNDS=${1#*=}; shift ;;
+    --partitions) PARTITIONS=${2:?}; shift 2 ;;
+    --partitions=*) PARTITIONS=${1#*=}; shift ;;
+    --build) BUILD=${2:?}; shift 2 ;;
+    --build=*) BUILD=${1#*=}; shift ;;
+    --out) OUT=${2:?}; shift 2 ;;
+    --out=*) OUT=${1#*=}; shift ;;
+    --quick) EVENTS=100000; ROUNDS=1; shift ;;
+    --keyed) KEYED=1; shift ;;
+    --no-python) PYTHON_RUN=0; shift ;;
+    --keep) KEEP_LOGS=1; shift ;;
+    --smm-set) SMM_SET+=(-s "${2:?}"); shift 2 ;;
+    --smm-set=*) SMM_SET+=(-s "${1#*=}"); shift ;;
+    --check) CHECK=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+for v in EVENTS ROUNDS PARTITIONS; do
+    if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
+        echo "run.sh: --${v,,} must be a positive integer, got '${!v}'" >&2
+        exit 2
+    fi
+done
+
+BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run.sh: no build directory '$BUILD'" >&2; exit 2; }
+PROC=$BUILD/processor/smm-processor
+GEN=$BUILD/tools/smm-gen
+MOCK=$BUILD/tools/smm-mock-kafka
+RAW=$BUILD/bench/smm-raw-consume
+for b in "$PROC" "$GEN" "$MOCK"; do
+    [ -x "$b" ] || { echo "run.sh: $b not built (cmake --build $BUILD)" >&2; exit 2; }
+done
+command -v redis-server >/dev/null || { echo "run.sh: redis-server not found" >&2; exit 2; }
+if ! "$PY" -c 'import confluent_kafka, redis' 2>/dev/null; then
+    echo "run.sh: $PY lacks confluent-kafka or redis: pip install -r bench/requirements.txt" >&2
+    exit 2
+fi
+
+# ---- processes and cleanup ----
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/smm-bench.XXXXXX")
+PIDS=()
+KEEP_TMP=0
+# stop_pid PID - TERM, up to 5 s of grace, then KILL.
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    # The consumer under test first (the harness leaves its pid in a file), while Redis and
+    # the broker still run: smm-processor retries its final flush for a while if Redis is
+    # gone. Then our own children (steps, then services) in reverse order of start.
+    for f in "$TMP"/*.childpid; do
+        if [ -f "$f" ]; then
+            stop_pid "$(cat "$f")"
+        fi
+    done
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${PIDS[i]}"
+        wait "${PIDS[i]}" 2>/dev/null || true
+    done
+    if { [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; } || [ "$KEEP_LOGS" = 1 ]; then
+        KEEP_TMP=1
+    fi
+    if [ "$KEEP_TMP" = 1 ]; then
+        echo "run.sh: logs kept in $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+    echo "run.sh: $*" >&2
+    exit 1
+}
+
+# run_bg SECONDS LOG CMD... - run a bounded step in the background (so a signal to us is
+# handled at once) and wait for it; returns its exit status.
+run_bg() {
+    local secs=$1 log=$2
+    shift 2
+    timeout -k 5 "$secs" "$@" >"$log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    local rc=0
+    wait "$pid" || rc=$?
+    unset 'PIDS[-1]'
+    return "$rc"
+}
+
+log() {
+    printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+if [ ! -x "$RAW" ]; then
+    log "$RAW not built; compiling bench/raw_consume.c into $TMP"
+    RAW=$TMP/smm-raw-consume
+    # shellcheck disable=SC2046 # pkg-config output is a list of flags
+    cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -o "$RAW" "$BENCH_DIR/raw_consume.c" \
+        $(pkg-config --cflags --libs rdkafka) || die "cannot compile raw_consume.c"
+fi
+
+# The harness: launches one consumer, polls Redis on one persistent connection until the
+# offsets sum to N, and reports spans, ru_maxrss/CPU (wait4) and INFO commandstats.
+cat >"$TMP/harness.py" <<'PYEOF'
+import json, os, signal, subprocess, sys, time
+import redis
+
+a = json.loads(sys.argv[1])
+cmd = sys.argv[2:]
+r = redis.Redis(host="127.0.0.1", port=a["port"], socket_timeout=30)
+r.flushall()
+r.config_resetstat()  # after our connection handshake, so it is not counted
+own = {"hlen": 0, "hvals": 0}  # our polling commands, subtracted exactly below
+cpu0 = r.info("cpu")
+child = None
+rusage = None
+
+def stop(signum, frame):
+    # Let the consumer stop (smm-processor flushes on SIGTERM) while Redis still runs.
+    if child is not None and rusage is None:
+        child.terminate()
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    sys.exit(128 + signum)
+
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+out = open(a["log"], "wb")
+t0 = time.monotonic()
+child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+with open(a["pidfile"], "w") as f:
+    f.write(str(child.pid))
+deadline = t0 + a["timeout"]
+res = {"ok": False}
+t_assign = t_first = t_done = None
+rusage = None
+status = None
+
+def reap(block):
+    global rusage, status
+    if rusage is None:
+        pid, st, ru = os.wait4(child.pid, 0 if block else os.WNOHANG)
+        if pid == child.pid:
+            rusage, status = ru, st
+            child.returncode = os.waitstatus_to_exitcode(st)
+    return rusage is not None
+
+while time.monotonic() < deadline:
+    now = time.monotonic()
+    if a.get("owner_key") and t_assign is None:
+        own["hlen"] += 1
+        if r.hlen(a["owner_key"]) >= a["partitions"]:
+            t_assign = time.monotonic()
+    own["hvals"] += 1
+    s = sum(int(v) for v in r.hvals(a["offsets_key"]))
+    if s > 0 and t_first is None:
+        t_first = time.monotonic()
+    if s >= a["events"]:
+        t_done = time.monotonic()
+        res["offsets_sum"] = s
+        break
+    if reap(False):
+        break
+    time.sleep(0.01 if (a.get("owner_key") and t_assign is None) else 0.05)
+
+if t_done is None:
+    res["error"] = "offsets did not reach %d (child %s)" % (
+        a["events"], "exited %s" % child.returncode if rusage else "timed out")
+    if rusage is None:
+        child.terminate()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        reap(True)
+else:
+    # The processor leaves by itself after --idle-exit-ms; bound the wait anyway.
+    end = time.monotonic() + a["exit_wait"]
+    while not reap(False) and time.monotonic() < end:
+        time.sleep(0.05)
+    if rusage is None:
+        child.terminate()
+        res["note"] = "did not exit by itself; terminated"
+        reap(True)
+    res["ok"] = True
+os.unlink(a["pidfile"])
+cpu1 = r.info("cpu")
+stats = r.info("commandstats")
+cmds = {}
+for k, v in stats.items():
+    name = k[len("cmdstat_"):] if k.startswith("cmdstat_") else k
+    cmds[name] = {"calls": int(v["calls"]), "usec": int(v["usec"])}
+for name, n in own.items():
+    if name in cmds:
+        cmds[name]["calls"] -= n
+        if cmds[name]["calls"] <= 0:
+            del cmds[name]
+# Excluded: the harness's own CONFIG RESETSTAT and INFO calls, and the connection
+# handshake of redis-py (HELLO, CLIENT SETINFO) when a client sends it; everything the
+# consumer sends, EVALSHA and each command its script runs, is counted.
+excluded = {"config|resetstat", "info", "hello", "client|setinfo"}
+res["excluded"] = {k: cmds.pop(k)["calls"] for k in list(cmds) if k in excluded}
+res["commands"] = cmds
+res["calls"] = sum(v["calls"] for v in cmds.values())
+res["exit"] = child.returncode
+res["span_launch"] = (t_done - t0) if t_done else None
+res["span_assign"] = (t_done - t_assign) if (t_done and t_assign) else None
+res["span_first_flush"] = (t_done - t_first) if (t_done and t_first) else None
+res["maxrss_kb"] = rusage.ru_maxrss if rusage else None
+res["cpu_s"] = (rusage.ru_utime + rusage.ru_stime) if rusage else None
+res["redis_cpu_s"] = (cpu1["used_cpu_user"] + cpu1["used_cpu_sys"]
+                      - cpu0["used_cpu_user"] - cpu0["used_cpu_sys"])
+res["redis_used_memory"] = r.info("memory")["used_memory"]
+res["slowlog"] = [[e.get("duration"), str(e.get("command"))[:80]] for e in r.slowlog_get(5)]
+json.dump(res, open(a["out"], "w"))
+sys.exit(0 if res["ok"] else 1)
+PYEOF
+
+# ---- services ----
+PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly no --dir "$TMP" \
+    --logfile "$TMP/redis.log" --daemonize no --protected-mode yes &
+PIDS+=("$!")
+for _ in $(seq 100); do
+    redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+redis-cli -p "$PORT" ping >/dev/null 2>&1 || die "redis-server did not start (see $TMP/redis.log)"
+
+TOPIC_ARGS=()
+for r in $(seq "$ROUNDS"); do
+    TOPIC_ARGS+=(--topic "bench-$r:$PARTITIONS")
+done
+"$MOCK" "${TOPIC_ARGS[@]}" >"$TMP/mock.bs" 2>"$TMP/mock.err" &
+PIDS+=("$!")
+for _ in $(seq 100); do
+    [ -s "$TMP/mock.bs" ] && break
+    sleep 0.1
+done
+BOOT=$(head -1 "$TMP/mock.bs" 2>/dev/null)
+[ -n "$BOOT" ] || die "smm-mock-kafka did not start (see $TMP/mock.err)"
+case "$BOOT" in 127.0.0.1:* | localhost:*) ;; *) die "mock broker is not on loopback: $BOOT" ;; esac
+log "redis-server on 127.0.0.1:$PORT, mock Kafka at $BOOT, $EVENTS events x $ROUNDS round(s), $PARTITIONS partitions"
+
+# Generous bounds: 60 s plus 1 s per 2,000 events (a processor at 2k events/s would fail).
+STEP_TIMEOUT=$((60 + EVENTS / 2000))
+GEN_X=()
+[ "$KEYED" = 1 ] || GEN_X=(-X partitioner=random)
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+RESULTS=$TMP/rounds.jsonl
+: >"$RESULTS"
+for r in $(seq "$ROUNDS"); do
+    TOPIC=bench-$r
+    START_MS=$(($(date +%s%3N) - 120000))
+    log "round $r: producing $EVENTS events into $TOPIC"
+    run_bg "$STEP_TIMEOUT" "$TMP/gen-$r.log" "$GEN" --brokers "$BOOT" --topic "$TOPIC" \
+        --count "$EVENTS" --contents "$CONTENTS" --zipf "$ZIPF" --seed "$SEED" \
+        --start-ms "$START_MS" --span-ms 120000 --quiet "${GEN_X[@]}" ||
+        die "smm-gen failed: $(tail -3 "$TMP/gen-$r.log")"
+    run_bg 60 "$TMP/wm-$r.log" "$RAW" -b "$BOOT" -t "$TOPIC" --watermarks ||
+        die "watermark query failed: $(tail -3 "$TMP/wm-$r.log")"
+    read -r _ _ wm_parts _ wm_low _ wm_high _ wm_nzlow _ wm_max \
+        <<<"$(grep '^watermarks:' "$TMP/wm-$r.log")"
+    if [ "$wm_low" != 0 ] || [ "$wm_high" != "$EVENTS" ] || [ "$wm_nzlow" != 0 ]; then
+        die "the mock broker dropped data in $TOPIC: low sum $wm_low, high sum $wm_high (want $EVENTS), largest partition $wm_max; use more --partitions (or no --keyed)"
+    fi
+    log "round $r: watermarks ok ($wm_parts partitions, sum of highs $wm_high, largest $wm_max)"
+
+    log "round $r: (a) raw librdkafka consume"
+    run_bg "$STEP_TIMEOUT" "$TMP/raw-$r.log" "$RAW" -b "$BOOT" -t "$TOPIC" -n "$EVENTS" \
+        -g "bench-raw-$r-$$" --timeout-ms $((STEP_TIMEOUT * 1000 - 5000)) ||
+        die "smm-raw-consume failed: $(tail -3 "$TMP/raw-$r.log")"
+
+    log "round $r: (b) smm-processor into Redis"
+    HARGS=$(printf '{"port":%d,"events":%d,"partitions":%d,"timeout":%d,"exit_wait":%d,"owner_key":"smm:owner","offsets_key":"smm:offsets","log":"%s","pidfile":"%s","out":"%s"}' \
+        "$PORT" "$EVENTS" "$PARTITIONS" "$STEP_TIMEOUT" $((IDLE_EXIT_MS / 1000 + 30)) \
+        "$TMP/smm-$r.log" "$TMP/smm-$r.childpid" "$TMP/smm-$r.json")
+    run_bg $((STEP_TIMEOUT + 60)) "$TMP/harness-smm-$r.log" "$PY" "$TMP/harness.py" "$HARGS" \
+        "$PROC" -b "$BOOT" -t "$TOPIC" -r "127.0.0.1:$PORT" -s "group_id=bench-smm-$r-$$" \
+        -s "flush.interval_ms=$FLUSH_MS" ${SMM_SET[@]+"${SMM_SET[@]}"} --idle-exit-ms "$IDLE_EXIT_MS" ||
+        die "smm-processor step failed: $(tail -3 "$TMP/harness-smm-$r.log") $(tail -3 "$TMP/smm-$r.log")"
+    SMM_MSGS=$(redis-cli -p "$PORT" hget smm:stats messages)
+    [ "$SMM_MSGS" = "$EVENTS" ] || die "smm:stats messages = $SMM_MSGS, want $EVENTS"
+
+    if [ "$PYTHON_RUN" = 1 ]; then
+        log "round $r: (c) Python baseline into Redis"
+        HARGS=$(printf '{"port":%d,"events":%d,"partitions":%d,"timeout":%d,"exit_wait":30,"owner_key":"","offsets_key":"py:offsets","log":"%s","pidfile":"%s","out":"%s"}' \
+            "$PORT" "$EVENTS" "$PARTITIONS" "$STEP_TIMEOUT" \
+            "$TMP/py-$r.log" "$TMP/py-$r.childpid" "$TMP/py-$r.json")
+        run_bg $((STEP_TIMEOUT + 60)) "$TMP/harness-py-$r.log" "$PY" "$TMP/harness.py" "$HARGS" \
+            "$PY" "$BENCH_DIR/python_baseline.py" -b "$BOOT" -t "$TOPIC" -n "$EVENTS" \
+            -g "bench-py-$r-$$" --redis-port "$PORT" --flush-ms "$FLUSH_MS" \
+            --timeout-s "$STEP_TIMEOUT" ||
+            die "python baseline failed: $(tail -3 "$TMP/harness-py-$r.log") $(tail -3 "$TMP/py-$r.log")"
+    fi
+    "$PY" - "$r" "$TMP" "$PYTHON_RUN" >>"$RESULTS" <<'PYEOF'
+import json, re, sys
+r, tmp, py = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+def num(line, label):
+    m = re.search(label + r" ([0-9.]+) s = ([0-9]+) msg/s", line)
+    return (float(m.group(1)), float(m.group(2))) if m else (None, None)
+raw = open("%s/raw-%s.log" % (tmp, r)).read()
+raw_line = [l for l in raw.splitlines() if l.startswith("raw:")][0]
+n = int(re.search(r"raw: (\d+) msgs", raw_line).group(1))
+row = {"round": int(r), "events": n}
+row["raw_s"], row["raw_rate"] = num(raw_line, "from assignment")
+row["raw_launch_s"], row["raw_launch_rate"] = num(raw_line, "from start")
+row["raw_cpu_rate"] = float(re.search(r"= ([0-9]+) msg/cpu-s", raw_line).group(1))
+s = json.load(open("%s/smm-%s.json" % (tmp, r)))
+row["smm_s"] = s["span_assign"]
+row["smm_rate"] = n / s["span_assign"]
+row["smm_launch_rate"] = n / s["span_launch"]
+row["smm_cpu_rate"] = n / s["cpu_s"]
+row["smm_rss_mb"] = s["maxrss_kb"] / 1024.0
+row["smm_cmds_per_event"] = s["calls"] / n
+row["smm_commands"] = s["commands"]
+row["smm_excluded"] = s["excluded"]
+row["redis_cpu_s_smm"] = s["redis_cpu_s"]
+row["redis_used_memory_mb"] = s["redis_used_memory"] / 1048576.0
+row["slowlog"] = s["slowlog"]
+row["ratio_smm_raw"] = row["smm_rate"] / row["raw_rate"]
+if py:
+    p = json.load(open("%s/py-%s.json" % (tmp, r)))
+    pl = [l for l in open("%s/py-%s.log" % (tmp, r)).read().splitlines() if l.startswith("python:")][0]
+    row["py_s"], row["py_rate"] = num(pl, "from assignment")
+    row["py_launch_rate"] = n / p["span_launch"]
+    row["py_cpu_rate"] = n / p["cpu_s"]
+    row["py_rss_mb"] = p["maxrss_kb"] / 1024.0
+    row["py_cmds_per_event"] = p["calls"] / n
+    row["redis_cpu_s_py"] = p["redis_cpu_s"]
+    row["ratio_smm_py"] = row["smm_rate"] / row["py_rate"]
+print(json.dumps(row))
+PYEOF
+    tail -1 "$RESULTS" | "$PY" -c '
+import json, sys
+x = json.loads(sys.stdin.read())
+f = lambda k, fmt: (fmt % x[k]) if x.get(k) is not None else "-"
+print("round %d: raw %s msg/s | smm %s msg/s (ratio %s) | python %s msg/s (smm/python %s) | "
+      "%s Redis cmds/event | smm peak RSS %s MB" % (x["round"], f("raw_rate", "%.0f"),
+      f("smm_rate", "%.0f"), f("ratio_smm_raw", "%.3f"), f("py_rate", "%.0f"),
+      f("ratio_smm_py", "%.2f"), f("smm_cmds_per_event", "%.4f"), f("smm_rss_mb", "%.1f")))'
+done
+
+# ---- summary ----
+MACHINE_CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+MACHINE_RAM=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+V_RDKAFKA=$(pkg-config --modversion rdkafka 2>/dev/null || echo '?')
+V_REDIS=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+V_PY=$("$PY" -c 'import sys, confluent_kafka, redis; print("%s (confluent-kafka %s with librdkafka %s, redis-py %s)" % (sys.version.split()[0], confluent_kafka.__version__, confluent_kafka.libversion()[0], redis.__version__))')
+V_SMM=$("$PROC" --version 2>/dev/null | head -1)
+# What was measured: the source tree the build directory was configured from.
+SRC_DIR=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+SRC_DIR=${SRC_DIR:-$REPO}
+if V_GIT=$(git -C "$SRC_DIR" rev-parse --short HEAD 2>/dev/null); then
+    V_GIT="commit $V_GIT"
+    if [ -n "$(git -C "$SRC_DIR" status --porcelain -- processor connectors metrics tools 2>/dev/null)" ]; then
+        V_GIT="$V_GIT + uncommitted changes in processor/ connectors/ metrics/ tools/"
+    fi
+else
+    V_GIT="source $SRC_DIR (not a git checkout)"
+fi
+if [ -n "$(find "$SRC_DIR/processor" "$SRC_DIR/connectors" "$SRC_DIR/metrics" -newer "$PROC" -type f 2>/dev/null | head -1)" ]; then
+    V_GIT="$V_GIT; WARNING: smm-processor is older than its sources"
+fi
+export SMM_SET_DESC="${SMM_SET[*]+${SMM_SET[*]}}"
+export MACHINE_CPU MACHINE_RAM V_RDKAFKA V_REDIS V_PY V_SMM V_GIT CMDLINE EVENTS ROUNDS \
+    PARTITIONS KEYED SEED CONTENTS ZIPF FLUSH_MS CHECK PYTHON_RUN
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+MACHINE_NPROC=$(nproc)
+MACHINE_KERNEL=$(uname -r)
+RUN_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+export LOAD_START LOAD_END MACHINE_NPROC MACHINE_KERNEL RUN_DATE
+rc=0
+"$PY" - "$RESULTS" "$OUT" <<'PYEOF' || rc=$?
+import json, os, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+e = os.environ
+py = e["PYTHON_RUN"] == "1"
+def stat(k):
+    v = [x[k] for x in rows if x.get(k) is not None]
+    if not v:
+        return None
+    return statistics.median(v), min(v), max(v)
+def fmt(k, f):
+    s = stat(k)
+    if s is None:
+        return "-"
+    if len(rows) == 1:
+        return f % s[0]
+    return (f + " (" + f + "-" + f + ")") % s
+metrics = [
+    ("raw librdkafka consume, msg/s", "raw_rate", "%.0f"),
+    ("smm-processor end to end into Redis, msg/s", "smm_rate", "%.0f"),
+    ("ratio smm / raw", "ratio_smm_raw", "%.3f"),
+]
+if py:
+    metrics += [("Python baseline (subset of the job), msg/s", "py_rate", "%.0f"),
+                ("ratio smm / python", "ratio_smm_py", "%.2f")]
+metrics += [
+    ("Redis commands per event (smm)", "smm_cmds_per_event", "%.4f"),
+    ("peak RSS of smm-processor, MB", "smm_rss_mb", "%.1f"),
+    ("-- from launch (group join included): raw msg/s", "raw_launch_rate", "%.0f"),
+    ("-- from launch: smm msg/s", "smm_launch_rate", "%.0f"),
+    ("-- msgs per CPU-second: raw", "raw_cpu_rate", "%.0f"),
+    ("-- msgs per CPU-second: smm-processor (its process only)", "smm_cpu_rate", "%.0f"),
+    ("-- redis-server CPU seconds during the smm step", "redis_cpu_s_smm", "%.2f"),
+]
+if py:
+    metrics += [
+        ("-- from launch: python msg/s", "py_launch_rate", "%.0f"),
+        ("-- msgs per CPU-second: python (its process only)", "py_cpu_rate", "%.0f"),
+        ("-- redis-server CPU seconds during the python step", "redis_cpu_s_py", "%.2f"),
+        ("-- Redis commands per event (python)", "py_cmds_per_event", "%.4f"),
+        ("-- peak RSS of python, MB", "py_rss_mb", "%.1f"),
+    ]
+n = rows[0]["events"]
+floors = []
+def floor(name, k, ok):
+    s = stat(k)
+    if s is None:
+        return
+    floors.append((name, "%.4g" % s[0], "PASS" if ok(s[0]) else "MISS"))
+floor("ratio smm/raw >= 0.5", "ratio_smm_raw", lambda v: v >= 0.5)
+floor("Redis commands/event <= 0.2", "smm_cmds_per_event", lambda v: v <= 0.2)
+floor("peak RSS <= 200 MB" + ("" if n >= 1000000 else " (floor is set at 1M events)"),
+      "smm_rss_mb", lambda v: v <= 200)
+
+# Per-command breakdown of the median round by commands/event.
+mid = sorted(rows, key=lambda x: x["smm_cmds_per_event"])[len(rows) // 2]
+cmds = sorted(mid["smm_commands"].items(), key=lambda kv: -kv[1]["calls"])
+
+L = []
+L.append("# smm-stream benchmark results\n")
+L.append("Generated by `%s` on %s. Medians over %d round(s)%s.\n"
+         % (e["CMDLINE"], e["RUN_DATE"], len(rows), ", (min-max) in brackets" if len(rows) > 1 else ""))
+L.append("- **Machine:** %s vCPU, %s, %s RAM, Linux %s; Kafka = smm-mock-kafka (librdkafka's mock "
+         "cluster, 1 broker) and redis-server on the same machine, loopback only; load average "
+         "(1, 5, 15 min) %s at the start, %s at the end."
+         % (e["MACHINE_NPROC"], e["MACHINE_CPU"], e["MACHINE_RAM"], e["MACHINE_KERNEL"],
+            e["LOAD_START"], e["LOAD_END"]))
+L.append("- **Versions:** %s (%s); librdkafka %s; redis-server %s; Python %s."
+         % (e["V_SMM"], e["V_GIT"], e["V_RDKAFKA"], e["V_REDIS"], e["V_PY"]))
+L.append("- **Workload:** %d events per round (smm-gen --seed %s --contents %s --zipf %s, "
+         "timestamps over the 2 min before each round), %s partitions, %s; "
+         "a fresh topic per round, read by all three consumers; flush.interval_ms=%s for "
+         "smm-processor and the Python baseline.\n"
+         % (n, e["SEED"], e["CONTENTS"], e["ZIPF"], e["PARTITIONS"],
+            "keyed by content_id" if e["KEYED"] == "1" else "partitioner=random",
+            e["FLUSH_MS"]))
+if e.get("SMM_SET_DESC"):
+    L.append("- **Non-default smm-processor settings (what-if run):** `%s`\n" % e["SMM_SET_DESC"])
+L.append("| Metric | Median%s |" % (" (min-max)" if len(rows) > 1 else ""))
+L.append("|---|---|")
+for name, k, f in metrics:
+    L.append("| %s | %s |" % (name, fmt(k, f)))
+L.append("")
+L.append("| Floor (issue) | Median | |")
+L.append("|---|---|---|")
+for name, v, ok in floors:
+    L.append("| %s | %s | %s |" % (name, v, ok))
+L.append("")
+L.append("Per round:\n")
+hdr = "| Round | raw msg/s | smm msg/s | smm/raw | "
+hdr += "python msg/s | smm/python | " if py else ""
+hdr += "cmds/event | smm RSS MB | smm CPU msg/s | Redis CPU s |"
+L.append(hdr)
+L.append("|" + "---|" * (hdr.count("|") - 1))
+for x in rows:
+    c = ["%d" % x["round"], "%.0f" % x["raw_rate"], "%.0f" % x["smm_rate"],
+         "%.3f" % x["ratio_smm_raw"]]
+    if py:
+        c += ["%.0f" % x["py_rate"], "%.2f" % x["ratio_smm_py"]]
+    c += ["%.4f" % x["smm_cmds_per_event"], "%.1f" % x["smm_rss_mb"], "%.0f" % x["smm_cpu_rate"],
+          "%.2f" % x["redis_cpu_s_smm"]]
+    L.append("| " + " | ".join(c) + " |")
+L.append("")
+L.append("Redis commands of smm-processor, round %d (calls, calls/event, total usec in Redis; "
+         "commands run by the Lua script are counted, and so is the EVALSHA that ran them):\n"
+         % mid["round"])
+L.append("| Command | Calls | Per event | usec |")
+L.append("|---|---|---|---|")
+for name, v in cmds:
+    L.append("| %s | %d | %.4f | %d |" % (name, v["calls"], v["calls"] / n, v["usec"]))
+L.append("")
+L.append("Excluded from the count: the harness's own `CONFIG RESETSTAT` and `INFO`, and its "
+         "polling `HLEN smm:owner` / `HVALS smm:offsets` (subtracted by exact count).")
+L.append("Rates are N / (time from the consumer's partition assignment to its last event): for "
+         "raw, to the N-th message; for smm-processor and Python, until Redis holds all N "
+         "offsets (polled every 50 ms). The mock's group join (~3 s) is excluded, as it "
+         "would dominate short runs; the from-launch figures include it.")
+text = "\n".join(L) + "\n"
+open(sys.argv[2], "w").write(text)
+print()
+print(text)
+if e["CHECK"] == "1" and any(ok == "MISS" for _, _, ok in floors):
+    sys.exit(3)
+PYEOF
+log "summary written to $OUT"
+exit "$rc"
