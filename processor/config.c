@@ -71,6 +71,8 @@ static const struct smm_config_key keys[] = {
      "Longer ids are dead-lettered"},
     {"reach.refresh_max", CFG_INT, "1000", 1, 1000000, OFF(reach_refresh_max),
      "Entities whose reach rates are refreshed per tick"},
+    {"reach.window_refresh_ms", CFG_DURATION, "5000", 0, 3600000, OFF(reach_window_refresh_ms),
+     "Window reach of active accounts is recomputed this often"},
     {"log.level", CFG_STR, "info", 0, 0, OFF(log_level), "debug, info, warn or error"},
     {"log.format", CFG_STR, "text", 0, 0, OFF(log_format), "text or json"},
 };

@@ -41,6 +41,7 @@ struct smm_config {
     int64_t max_payload_bytes;
     int64_t max_id_bytes;
     int64_t reach_refresh_max;
+    int64_t reach_window_refresh_ms;
     char *log_level;
     char *log_format;
     /* Derived by smm_config_finish(): */

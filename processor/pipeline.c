@@ -249,5 +249,7 @@ int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
 {
     int rc = header(pipe, "tick", now_ms, av);
     rc |= smm_argv_add_int(av, max_refresh);
+    rc |= smm_argv_add_int(av, now_ms);
+    rc |= smm_argv_add_int(av, pipe->cfg->reach_window_refresh_ms);
     return rc ? SMM_ERR : SMM_OK;
 }

@@ -53,7 +53,8 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
                                    int64_t next, struct smm_argv *av);
 int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
 /* Encodes a tick at now_ms that refreshes the reach rates of at most max_refresh of the
- * entities the flushes marked dirty. */
+ * entities the flushes marked dirty (and, every reach.window_refresh_ms, the window reach
+ * of the dirty accounts). */
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
                              int64_t max_refresh, struct smm_argv *av);
 

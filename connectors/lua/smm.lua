@@ -26,7 +26,7 @@
 --          n_reach, {kind, id, k, {minute, user}*k}*n_reach,
 --          n_stats, {field, delta}*n_stats
 --        -> {'OK'} or {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
--- tick:  max_refresh -> {'OK', retired_minutes, merged_hours}
+-- tick:  max_refresh, now_ms, window_refresh_ms -> {'OK', retired_minutes, merged_hours}
 local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
@@ -277,6 +277,13 @@ if MODE == 'flush' then
     dl[#dl + 1] = ent
   end
   range_call('SADD', P .. 'dirty', dl)
+  local accts = {}
+  for _, ent in ipairs(dl) do
+    if string.sub(ent, 1, 2) == 'a:' then
+      accts[#accts + 1] = ent
+    end
+  end
+  range_call('SADD', P .. 'dirty_w', accts)
   for _, minute in ipairs(minutes) do
     call('EXPIREAT', P .. 'm:' .. minute, (minute + 1 + keep) * 60)
     call('ZADD', P .. 'minutes', minute, minute)
@@ -367,6 +374,7 @@ end
 
 -- 1. Retire minutes that left each window: subtract their bucket from the window hash.
 local refresh = {} -- entity -> true, for the reach refresh below
+local wdirty = {}  -- accounts whose window reach changed: refreshed with the window pass
 local longest = wins[#wins]
 local retired_count = 0
 for _, w in ipairs(wins) do
@@ -382,7 +390,7 @@ for _, w in ipairs(wins) do
           set.d[kv[j]] = (set.d[kv[j]] or 0) - tonumber(kv[j + 1])
           set.rate[ent] = true
           if string.sub(ent, 1, 2) == 'a:' then
-            refresh[ent] = true
+            wdirty[ent] = true
           end
         end
       end
@@ -428,14 +436,19 @@ for h = merged + 1, now_hour - 1 do
     for m = h * 60, h * 60 + 59 do
       redis.call('EXPIREAT', base_key .. ':m:' .. m, (m + 1 + minute_keep) * 60)
     end
-    refresh['a:' .. id] = true
+    wdirty['a:' .. id] = true
   end
   merged_count = merged_count + 1
 end
 redis.call('HSET', P .. 'meta', 'hour_merged', math.max(merged, now_hour - 1))
 
--- 3. Refresh reach and er_reach for up to ARGV[6] dirty entities (plus the accounts whose
--- window reach changed above): lifetime for contents and accounts, windows for accounts.
+-- 3. Refresh reach and er_reach: lifetime for up to ARGV[6] dirty entities every tick;
+-- window reach of dirty accounts (a union of up to 84 sketches each) only every ARGV[8] ms.
+local wl = {}
+for ent in pairs(wdirty) do
+  wl[#wl + 1] = ent
+end
+range_call('SADD', P .. 'dirty_w', wl)
 local popped = call('SPOP', P .. 'dirty', tonumber(ARGV[6]))
 for _, ent in ipairs(popped) do
   refresh[ent] = true
@@ -466,15 +479,19 @@ local function set_reach(key, ents, reach)
   range_call('HSET', key, sets)
   range_call('HDEL', key, dels)
 end
-local all, all_reach, accts = {}, {}, {}
+local all, all_reach = {}, {}
 for ent in pairs(refresh) do
   all[#all + 1] = ent
   all_reach[#all] = call('PFCOUNT', P .. ent .. ':reach')
-  if string.sub(ent, 1, 2) == 'a:' then
-    accts[#accts + 1] = ent
-  end
 end
 set_reach(P .. 'total', all, all_reach)
+local now_ms, period = tonumber(ARGV[7]), tonumber(ARGV[8])
+local last = tonumber(call('HGET', P .. 'meta', 'window_reach_at') or '0')
+local accts = {}
+if now_ms - last >= period then
+  call('HSET', P .. 'meta', 'window_reach_at', now_ms)
+  accts = call('SPOP', P .. 'dirty_w', 100000)
+end
 for _, w in ipairs(wins) do
   local wreach = {}
   local first = now_min - w.len + 1

@@ -706,14 +706,17 @@ Test(pipeline, encode_tick)
     cr_assert_eq(smm_pipeline_encode_tick(fx.pipe, NOW, 2000, &av), SMM_OK);
     struct lua_argv la;
     lua_argv_load(&la, &av);
-    /* tick: the common header, then max_refresh (the script's SPOP count). */
-    cr_assert_eq(la.n, 6);
+    /* tick: the common header, max_refresh (the script's SPOP count), now in ms and the
+     * window-reach refresh period. */
+    cr_assert_eq(la.n, 8);
     cr_assert_str_eq(ARGV(&la, 1), "tick");
     cr_assert_str_eq(ARGV(&la, 2), "smm:");
     cr_assert_eq(tonumber(&la, 3), NOW_MIN);
     cr_assert_str_eq(ARGV(&la, 4), "5:5m,60:1h,1440:24h");
     cr_assert_eq(tonumber(&la, 5), 1500);
     cr_assert_str_eq(ARGV(&la, 6), "2000");
+    cr_assert_eq(tonumber(&la, 7), NOW);
+    cr_assert_eq(tonumber(&la, 8), 5000);
     lua_argv_free(&la);
 
     /* The same argv after a flush: the tick resets it first. */
@@ -721,10 +724,11 @@ Test(pipeline, encode_tick)
     cr_assert_eq(smm_pipeline_encode_flush_end(&av, 0), SMM_OK);
     cr_assert_eq(smm_pipeline_encode_tick(fx.pipe, NOW + 59999 - 43000, 0, &av), SMM_OK);
     lua_argv_load(&la, &av);
-    cr_assert_eq(la.n, 6);
+    cr_assert_eq(la.n, 8);
     cr_assert_str_eq(ARGV(&la, 1), "tick");
     cr_assert_eq(tonumber(&la, 3), NOW_MIN);
     cr_assert_str_eq(ARGV(&la, 6), "0");
+    cr_assert_eq(tonumber(&la, 7), NOW + 59999 - 43000);
     lua_argv_free(&la);
     smm_argv_free(&av);
     fixture_close(&fx);
