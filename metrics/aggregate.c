@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_CHUNK (256 * 1024)
+#define ARENA_CHUNK (64 * 1024)
 
 struct arena_chunk {
     struct arena_chunk *next;
@@ -82,7 +82,7 @@ static int grow(void **arr, int *cap, size_t elem, int need)
     if (need <= *cap) {
         return SMM_OK;
     }
-    int ncap = *cap ? *cap * 2 : 1024;
+    int ncap = *cap ? *cap * 2 : 256;
     while (ncap < need) {
         ncap *= 2;
     }
@@ -126,7 +126,7 @@ static int rehash(struct smm_agg *agg, size_t n_slots)
 struct smm_agg *smm_agg_new(unsigned engagement_mask, char *errstr, size_t errstr_size)
 {
     struct smm_agg *agg = calloc(1, sizeof(*agg));
-    if (!agg || rehash(agg, 4096) != SMM_OK) {
+    if (!agg || rehash(agg, 1024) != SMM_OK) {
         snprintf(errstr, errstr_size, "out of memory");
         smm_agg_destroy(agg);
         return NULL;
