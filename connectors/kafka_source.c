@@ -210,6 +210,7 @@ struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
         {"auto.commit.interval.ms", "1000"},
         {"queued.min.messages", "10000"},
         {"queued.max.messages.kbytes", "32768"},
+        {"fetch.max.bytes", "8388608"}, /* 50 MB by default: a memory spike per fetch */
         {"statistics.interval.ms", "10000"},
         {"session.timeout.ms", "10000"},
     };

@@ -774,10 +774,12 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
     int behind = 0; /* the last poll filled its batch: more is waiting locally */
     while (!*stop && !loop->fatal) {
         now = clock_ms();
-        /* When behind, batch up to flush.max_interval_ms: a bigger batch repeats more keys,
-         * so Redis does less work per event exactly when throughput matters. */
+        /* When behind, or while the previous flush is still running in Redis, batch up to
+         * flush.max_interval_ms: a bigger batch repeats more keys, so Redis does less work
+         * per event exactly when throughput matters. */
+        int late = now >= last_flush + cfg->flush_max_interval_ms;
         int due = loop->pending >= cfg->flush_max_events ||
-                  (now >= next_flush && (!behind || now >= last_flush + cfg->flush_max_interval_ms));
+                  (now >= next_flush && (!behind || late) && (!loop->inflight || late));
         if (loop->inflight) {
             int rc = complete(loop, 0, now); /* collect the reply if it is there */
             if (rc == SMM_ERR) {
