@@ -201,7 +201,16 @@ int smm_redis_sink_connect(struct smm_redis_sink *sink)
         sink->errors++;
         rc = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0 ? SMM_SINK_RETRY
                                                                                  : SMM_SINK_ERROR;
-        set_err(sink, "redis SCRIPT LOAD: %s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        /* Without AUTH, Redis 7 answers the script (over 16 KiB) with "Protocol error:
+         * unauthenticated bulk length" rather than NOAUTH: name the real cause. */
+        int noauth = r->type == REDIS_REPLY_ERROR &&
+                     (strncmp(r->str, "NOAUTH", 6) == 0 || strstr(r->str, "unauthenticated"));
+        set_err(sink,
+                noauth ? "redis authentication required (NOAUTH: set redis.password or "
+                         "redis.password_file, and redis.username for an ACL user): "
+                         "SCRIPT LOAD: %s"
+                       : "redis SCRIPT LOAD: %s",
+                r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
         freeReplyObject(r);
         drop(sink);
         return rc;

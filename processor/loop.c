@@ -131,6 +131,26 @@ static void part_reset(struct smm_loop *loop, struct part *p)
 
 static int complete(struct smm_loop *loop, int wait, int64_t now);
 
+/* Redis refused something retrying cannot fix: an ACL without our keys or one of the
+ * script's commands (NOPERM, "can't access", "can't run"), or credentials changed under us.
+ * Stop with the reason instead of retrying forever, or running on without counting. */
+static int refused(struct smm_loop *loop, const char *what)
+{
+    const char *e = smm_redis_sink_errstr(loop->sink);
+    if (!strstr(e, "NOPERM") && !strstr(e, "NOAUTH") && !strstr(e, "WRONGPASS") &&
+        !strstr(e, "can't access") && !strstr(e, "can't run")) {
+        return 0;
+    }
+    if (!loop->fatal) {
+        smm_log(SMM_LOG_ERROR,
+                "%s: Redis refused access: %s (the Redis user needs the keys %s* and the "
+                "commands listed in docs/security.md); stopping",
+                what, e, loop->cfg->prefix);
+    }
+    loop->fatal = 1;
+    return 1;
+}
+
 static int claim(struct smm_loop *loop, struct part *p)
 {
     complete(loop, 1, clock_ms()); /* the sink carries one call at a time */
@@ -139,8 +159,10 @@ static int claim(struct smm_loop *loop, struct part *p)
     int64_t stored = -1;
     int rc = smm_redis_sink_claim(loop->sink, loop->cfg->prefix, p->tp, p->token, &stored);
     if (rc != SMM_SINK_OK) {
-        smm_log(SMM_LOG_WARN, "partition %s: cannot claim in Redis yet: %s", p->tp,
-                smm_redis_sink_errstr(loop->sink));
+        if (rc != SMM_SINK_ERROR || !refused(loop, p->tp)) {
+            smm_log(SMM_LOG_WARN, "partition %s: cannot claim in Redis yet: %s", p->tp,
+                    smm_redis_sink_errstr(loop->sink));
+        }
         p->state = PART_UNCLAIMED;
         return SMM_ERR;
     }
@@ -437,6 +459,9 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
         int64_t us = mono_us() - t0;
         if (rc != SMM_SINK_OK) {
             loop->flush_failures++;
+            if (rc == SMM_SINK_ERROR && refused(loop, "flush")) {
+                return SMM_ERR;
+            }
             smm_log(rc == SMM_SINK_ERROR ? SMM_LOG_ERROR : SMM_LOG_WARN,
                     "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));
             return SMM_ERR;
@@ -523,6 +548,10 @@ static int complete(struct smm_loop *loop, int wait, int64_t now)
         }
     } else {
         loop->flush_failures++;
+        if (rc == SMM_SINK_ERROR && refused(loop, "flush")) {
+            free(ps);
+            return SMM_ERR;
+        }
         smm_log(SMM_LOG_WARN, "flush failed, will resend: %s", smm_redis_sink_errstr(loop->sink));
     }
     /* Whatever is still in flight (lost reply, or partitions beside a refused one). */
@@ -632,8 +661,10 @@ static void tick(struct smm_loop *loop, int64_t now)
         return;
     }
     int64_t retired = 0, merged = 0;
-    if (smm_redis_sink_tick(loop->sink, &loop->av, &retired, &merged) == SMM_SINK_OK &&
-        (retired || merged)) {
+    int rc = smm_redis_sink_tick(loop->sink, &loop->av, &retired, &merged);
+    if (rc == SMM_SINK_ERROR) {
+        refused(loop, "tick");
+    } else if (rc == SMM_SINK_OK && (retired || merged)) {
         smm_log(SMM_LOG_DEBUG, "tick: retired %lld minute bucket(s), merged %lld hour(s)",
                 (long long)retired, (long long)merged);
     }

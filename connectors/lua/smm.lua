@@ -34,6 +34,24 @@ local CHUNK = 2000
 local tonumber, tostring, floor, format = tonumber, tostring, math.floor, string.format
 local call, unpack, pairs, ipairs = redis.call, unpack, pairs, ipairs
 
+-- Redis does not roll a script back when a command fails: a command or key the ACL refuses
+-- half-way would leave counters without the offsets that cover them (counted again after
+-- the fix). So check every command this script may run before the first write (Redis 7+).
+if redis.acl_check_cmd then
+  local k = P .. 'total'
+  for _, c in ipairs({{'HSET', k, 'f', '1'}, {'HGET', k, 'f'}, {'HMGET', k, 'f'},
+                      {'HGETALL', k}, {'HINCRBY', k, 'f', '1'}, {'HDEL', k, 'f'}, {'DEL', k},
+                      {'EXPIREAT', k, '1'}, {'PFADD', k, 'u'}, {'PFCOUNT', k},
+                      {'PFMERGE', k, k}, {'SADD', k, 'm'}, {'SMEMBERS', k}, {'SPOP', k, '1'},
+                      {'ZADD', k, '1', 'm'}, {'ZRANGEBYSCORE', k, '0', '1'},
+                      {'ZREMRANGEBYSCORE', k, '0', '1'}}) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return redis.error_reply('NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k ..
+                               ' (nothing was written)')
+    end
+  end
+end
+
 -- Lua 5.1 prints integers below 1e14 exactly with tostring(), much faster than format().
 local function fmt(v)
   if v == floor(v) then

@@ -250,6 +250,13 @@ static pid_t start(struct run *run, const char *tag, char *log, size_t log_size)
 
 static void stop(pid_t pid, const char *log)
 {
+    /* A SIGTERM before main() installs its handler would kill it with 143: wait until the
+     * processor says it is consuming (or exited). */
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "grep -q 'consuming' %s 2>/dev/null", log);
+    for (int i = 0; i < 200 && system(cmd) != 0 && waitpid(pid, NULL, WNOHANG) == 0; i++) {
+        h_sleep_ms(50);
+    }
     kill(pid, SIGTERM);
     cr_assert_eq(h_wait(pid, 30000), 0, "processor exit status (see %s)", log);
 }
