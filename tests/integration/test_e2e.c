@@ -254,7 +254,7 @@ static void stop(pid_t pid, const char *log)
      * processor says it is consuming (or exited). */
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "grep -q 'consuming' %s 2>/dev/null", log);
-    for (int i = 0; i < 200 && system(cmd) != 0 && waitpid(pid, NULL, WNOHANG) == 0; i++) {
+    for (int i = 0; i < 200 && system(cmd) != 0; i++) {
         h_sleep_ms(50);
     }
     kill(pid, SIGTERM);
