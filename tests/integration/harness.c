@@ -413,3 +413,258 @@ void h_free_msgs(struct h_msg *msgs, size_t n)
     }
     free(msgs);
 }
+
+/* ---- streaming producer (see harness.h) ---- */
+
+struct h_stream {
+    rd_kafka_t *rk;
+    char topic[256];
+    int32_t *part;
+    int64_t *off;
+    int64_t delivered, failed; /* __atomic */
+};
+
+static void stream_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    struct h_stream *s = opaque;
+    size_t idx = (size_t)(uintptr_t)m->_private;
+    if (m->err) {
+        __atomic_add_fetch(&s->failed, 1, __ATOMIC_SEQ_CST);
+        return;
+    }
+    __atomic_store_n(&s->part[idx], m->partition, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&s->off[idx], m->offset, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&s->delivered, 1, __ATOMIC_SEQ_CST);
+}
+
+struct h_stream *h_stream_new(const struct h_kafka *k, const char *topic, int32_t *part,
+                              int64_t *off, char *err, size_t err_size)
+{
+    struct h_stream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    snprintf(s->topic, sizeof(s->topic), "%s", topic);
+    s->part = part;
+    s->off = off;
+    rd_kafka_conf_t *conf = conf_for(k);
+    static const char *const kv[][2] = {
+        {"linger.ms", "10"},
+        {"enable.idempotence", "true"},
+        {"queue.buffering.max.messages", "1000000"},
+        {"message.max.bytes", "2000000"},
+        {"message.timeout.ms", "300000"},
+    };
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+        if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, err_size) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            free(s);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, stream_dr);
+    rd_kafka_conf_set_opaque(conf, s);
+    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_size);
+    if (!s->rk) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int h_stream_send(struct h_stream *s, const struct h_msg *m, size_t idx)
+{
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            s->rk, RD_KAFKA_V_TOPIC(s->topic), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)idx),
+            RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(s->rk, 50);
+            continue;
+        }
+        rd_kafka_poll(s->rk, 0);
+        return e ? -1 : 0;
+    }
+}
+
+void h_stream_poll(struct h_stream *s, int ms)
+{
+    rd_kafka_poll(s->rk, ms);
+}
+
+int64_t h_stream_flush(struct h_stream *s, int timeout_ms)
+{
+    if (rd_kafka_flush(s->rk, timeout_ms) != 0) {
+        return -1;
+    }
+    return __atomic_load_n(&s->failed, __ATOMIC_SEQ_CST);
+}
+
+int64_t h_stream_delivered(const struct h_stream *s)
+{
+    return __atomic_load_n(&s->delivered, __ATOMIC_SEQ_CST);
+}
+
+void h_stream_destroy(struct h_stream *s)
+{
+    if (s) {
+        rd_kafka_destroy(s->rk);
+        free(s);
+    }
+}
+
+/* ---- authenticated Redis, processor with arguments and environment (added for
+ * tests/integration/test_security.c) ---- */
+
+void h_redis_start_args(struct h_redis *r, const char *const *args)
+{
+    memset(r, 0, sizeof(*r));
+    r->port = h_free_port();
+    h_tmpdir(r->dir, sizeof(r->dir), "redis");
+    char port[16], log[300];
+    snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(log, sizeof(log), "%s/redis.log", r->dir);
+    const char *argv[64] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
+                            r->dir, "--save", "", "--appendonly", "no", "--daemonize", "no"};
+    int n = 13;
+    for (int i = 0; args && args[i] && n < 62; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    r->pid = spawn((char *const *)argv, log, NULL);
+    /* Up = any reply to PING: with requirepass it is the NOAUTH error. */
+    for (int i = 0; i < 200; i++) {
+        struct timeval tv = {1, 0};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+        int ok = 0;
+        if (c && !c->err) {
+            redisReply *rep = redisCommand(c, "PING");
+            ok = rep != NULL;
+            if (rep) {
+                freeReplyObject(rep);
+            }
+        }
+        if (c) {
+            redisFree(c);
+        }
+        if (ok) {
+            return;
+        }
+        h_sleep_ms(25);
+    }
+    cr_assert_fail("redis-server did not start on port %d (see %s)", r->port, log);
+}
+
+redisContext *h_redis_connect_auth(const struct h_redis *r, const char *user,
+                                   const char *password)
+{
+    redisContext *c = h_redis_connect(r);
+    redisReply *rep = user && *user ? redisCommand(c, "AUTH %s %s", user, password)
+                                    : redisCommand(c, "AUTH %s", password);
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "redis AUTH as %s failed: %s",
+              user && *user ? user : "default", rep && rep->str ? rep->str : "no reply");
+    freeReplyObject(rep);
+    return c;
+}
+
+pid_t h_processor_start_ex(const struct h_kafka *k, const struct h_redis *r, const char *logfile,
+                           const char *const *sets, const char *const *args,
+                           const char *const *env)
+{
+    char redis[64];
+    const char *argv[128] = {SMM_BUILD_DIR "/processor/smm-processor"};
+    int n = 1;
+    if (k) {
+        argv[n++] = "--brokers";
+        argv[n++] = k->bootstrap;
+        argv[n++] = "--topic";
+        argv[n++] = k->topic;
+    }
+    if (r) {
+        snprintf(redis, sizeof(redis), "127.0.0.1:%d", r->port);
+        argv[n++] = "--redis";
+        argv[n++] = redis;
+    }
+    static const char *const common[] = {"kafka.session.timeout.ms=6000",
+                                         "kafka.heartbeat.interval.ms=500",
+                                         "stats.interval_ms=1000", "reach.refresh_max=1000000",
+                                         "redis.timeout_ms=1000"};
+    for (size_t i = 0; k && i < sizeof(common) / sizeof(common[0]); i++) {
+        argv[n++] = "--set";
+        argv[n++] = common[i];
+    }
+    for (int i = 0; sets && sets[i] && n < 100; i++) {
+        argv[n++] = "--set";
+        argv[n++] = sets[i];
+    }
+    for (int i = 0; args && args[i] && n < 126; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        /* Only the variables given here: none inherited from whoever runs the tests. */
+        extern char **environ;
+        for (int again = 1; again;) {
+            again = 0;
+            for (char **e = environ; *e; e++) {
+                if (strncmp(*e, "SMM_", 4) == 0) {
+                    char name[256];
+                    snprintf(name, sizeof(name), "%.*s", (int)strcspn(*e, "="), *e);
+                    unsetenv(name);
+                    again = 1;
+                    break;
+                }
+            }
+        }
+        for (int i = 0; env && env[i]; i++) {
+            char name[256];
+            size_t len = strcspn(env[i], "=");
+            snprintf(name, sizeof(name), "%.*s", (int)len, env[i]);
+            setenv(name, env[i][len] ? env[i] + len + 1 : "", 1);
+        }
+        setpgid(0, 0);
+        int fd = open(logfile ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+char *h_read_file(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    cr_assert(buf);
+    while (f) {
+        if (len + 4096 > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            cr_assert(buf);
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        if (got == 0) {
+            break;
+        }
+        len += got;
+    }
+    if (f) {
+        fclose(f);
+    }
+    buf[len] = '\0';
+    if (len_out) {
+        *len_out = len;
+    }
+    return buf;
+}

@@ -71,4 +71,44 @@ void h_free_msgs(struct h_msg *msgs, size_t n);
 /* Runs a shell command; aborts the test if it fails. */
 void h_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- streaming producer (added for tests/integration/test_faults.c) ----
+ * One long-lived idempotent producer that a background thread can feed while the test's
+ * main thread injects faults: it never asserts (Criterion asserts must stay on the main
+ * thread), survives a broker outage (librdkafka retries until message.timeout.ms, 300 s),
+ * and records where every message landed: part[idx] / off[idx] are filled by the delivery
+ * report of message idx (written with __atomic stores; -1 until delivered). */
+struct h_stream;
+/* NULL on failure (err filled). part and off must hold every idx the caller will send. */
+struct h_stream *h_stream_new(const struct h_kafka *k, const char *topic, int32_t *part,
+                              int64_t *off, char *err, size_t err_size);
+/* Queues a copy of m as message idx (waits while the local queue is full). 0 or -1. */
+int h_stream_send(struct h_stream *s, const struct h_msg *m, size_t idx);
+/* Serves delivery reports for up to ms milliseconds. */
+void h_stream_poll(struct h_stream *s, int ms);
+/* Waits until everything queued is acknowledged. Returns the number of failed deliveries
+ * so far, or -1 when timeout_ms passed first. */
+int64_t h_stream_flush(struct h_stream *s, int timeout_ms);
+/* Acknowledged (ok) deliveries so far; safe from any thread. */
+int64_t h_stream_delivered(const struct h_stream *s);
+void h_stream_destroy(struct h_stream *s);
+
+/* ---- authenticated Redis, processor with arguments and environment (added for
+ * tests/integration/test_security.c) ---- */
+/* Like h_redis_start(r, 0) with extra redis-server arguments (NULL-terminated), e.g.
+ * {"--requirepass", pw, NULL}. Ready when PING gets any reply (NOAUTH included). */
+void h_redis_start_args(struct h_redis *r, const char *const *args);
+/* Connects and authenticates (AUTH password, or AUTH user password when user is set). */
+redisContext *h_redis_connect_auth(const struct h_redis *r, const char *user,
+                                   const char *password);
+/* Like h_processor_start, but k and/or r may be NULL (no --brokers/--topic and common
+ * kafka settings, or no --redis), sets are "k=v" passed as --set, args are raw arguments
+ * appended last (e.g. "-c", file, "--print-config"), and the processor's environment has
+ * no inherited SMM_* variable, only those in env ("NAME=VALUE"). All lists NULL-terminated
+ * or NULL. stdout and stderr go to logfile. */
+pid_t h_processor_start_ex(const struct h_kafka *k, const struct h_redis *r, const char *logfile,
+                           const char *const *sets, const char *const *args,
+                           const char *const *env);
+/* A whole file, NUL-terminated ("" when it cannot be read); *len_out may be NULL. Free it. */
+char *h_read_file(const char *path, size_t *len_out);
+
 #endif

@@ -418,3 +418,148 @@ void oracle_check(struct oracle *o, redisContext *c, int64_t messages,
     cr_assert_eq(sum, messages, "sum of stored offsets %lld != messages %lld", (long long)sum,
                  (long long)messages);
 }
+
+/* ---- oracle_diff: the same expectation, measured instead of asserted ---- */
+
+static const char *const event_types[] = {
+    "impression", "view",     "like",    "unlike",  "comment", "comment_delete", "share",
+    "click",      "referral", "conversion", "mention", "message", "reply",       "follow"};
+
+static int is_event_type(const char *m)
+{
+    for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]); i++) {
+        if (!strcmp(m, event_types[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* An account per-type field "a:<id>:<type>" (ids may contain ':'; the metric is the part
+ * after the last one). */
+static int is_account_event_field(const char *f)
+{
+    return f[0] == 'a' && f[1] == ':' && is_event_type(metric_of(f));
+}
+
+/* load_hash without asserting: 0, or -1 on a Redis error. */
+static int load_hash_try(redisContext *c, const char *key, struct map *out)
+{
+    redisReply *r = redisCommand(c, "HGETALL %s", key);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *v = r->element[i + 1]->str;
+        char *end;
+        long long iv = strtoll(v, &end, 10);
+        if (*end == '.') {
+            iv = llround(strtod(v, NULL) * 10000.0);
+        }
+        map_add(out, r->element[i]->str, iv);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Counts the count fields (not rates, not reach) where exp and act differ, both ways. */
+static int64_t count_differing(struct map *exp, struct map *act)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < exp->cap; i++) {
+        if (exp->k[i] && map_get(act, exp->k[i]) != exp->v[i]) {
+            n++;
+        }
+    }
+    for (size_t i = 0; i < act->cap; i++) {
+        if (act->k[i] && !is_rate(metric_of(act->k[i])) && act->v[i] != 0 &&
+            !map_slot(exp, act->k[i], 0)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+int oracle_diff(struct oracle *o, redisContext *c, struct oracle_diff *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->expected_dead_letter = o->rejected;
+    int rc = 0;
+
+    /* 1. Lifetime totals: event units from the account per-type fields. */
+    struct map act = {0};
+    if (load_hash_try(c, "smm:total", &act) != 0) {
+        rc = -1;
+    }
+    for (size_t i = 0; i < o->total.cap; i++) {
+        if (o->total.k[i] && is_account_event_field(o->total.k[i])) {
+            int64_t e = o->total.v[i], a = map_get(&act, o->total.k[i]);
+            d->expected_events += e;
+            d->lost += e > a ? e - a : 0;
+            d->double_counted += a > e ? a - e : 0;
+        }
+    }
+    for (size_t i = 0; i < act.cap; i++) {
+        if (act.k[i] && is_account_event_field(act.k[i])) {
+            d->counted += act.v[i];
+            if (!map_slot(&o->total, act.k[i], 0) && act.v[i] > 0) {
+                d->double_counted += act.v[i];
+            }
+        }
+    }
+    d->fields_differing += count_differing(&o->total, &act);
+    map_free(&act);
+
+    /* 2. Minute buckets the oracle expects. */
+    for (size_t i = 0; i < o->minutes.cap; i++) {
+        if (!o->minutes.k[i]) {
+            continue;
+        }
+        struct map exp = {0}, got = {0};
+        size_t plen = strlen(o->minutes.k[i]);
+        for (size_t j = 0; j < o->minute.cap; j++) {
+            if (o->minute.k[j] && !strncmp(o->minute.k[j], o->minutes.k[i], plen) &&
+                o->minute.k[j][plen] == '|') {
+                map_add(&exp, o->minute.k[j] + plen + 1, o->minute.v[j]);
+            }
+        }
+        char key[64];
+        snprintf(key, sizeof(key), "smm:m:%s", o->minutes.k[i]);
+        if (load_hash_try(c, key, &got) != 0) {
+            rc = -1;
+        }
+        d->fields_differing += count_differing(&exp, &got);
+        map_free(&exp);
+        map_free(&got);
+    }
+
+    /* 3. Windows, given the retirement markers Redis holds. */
+    static const char *const labels[] = {"5m", "1h", "24h"};
+    for (int w = 0; w < 3; w++) {
+        char mark[32], key[32];
+        snprintf(mark, sizeof(mark), "retired:%s", labels[w]);
+        int64_t retired = hget_ll(c, "smm:meta", mark, INT64_MIN);
+        struct map exp = {0}, got = {0};
+        for (size_t j = 0; j < o->minute.cap; j++) {
+            if (o->minute.k[j] && strtoll(o->minute.k[j], NULL, 10) > retired) {
+                map_add(&exp, strchr(o->minute.k[j], '|') + 1, o->minute.v[j]);
+            }
+        }
+        snprintf(key, sizeof(key), "smm:w:%s", labels[w]);
+        if (load_hash_try(c, key, &got) != 0) {
+            rc = -1;
+        }
+        d->fields_differing += count_differing(&exp, &got);
+        map_free(&exp);
+        map_free(&got);
+    }
+
+    /* 4. Exactly-once statistics. */
+    d->stats_messages = hget_ll(c, "smm:stats", "messages", 0);
+    d->stats_counted = hget_ll(c, "smm:stats", "events_counted", 0);
+    d->stats_dead_letter = hget_ll(c, "smm:stats", "dead_letter", 0);
+    return rc;
+}
