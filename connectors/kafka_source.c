@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct smm_kafka_source {
     rd_kafka_t *rk;  /* consumer */
@@ -26,6 +27,8 @@ struct smm_kafka_source {
     int fatal;
     int64_t dlq_outstanding;
     int64_t dlq_failed;
+    rd_kafka_topic_partition_list_t *to_commit; /* offsets stored since the last commit */
+    int64_t last_commit_ms;
     char errstr[512];
 };
 
@@ -40,6 +43,53 @@ static void logf_(struct smm_kafka_source *src, enum smm_log_level lvl, const ch
         src->cb.log(src->cb.opaque, lvl, buf);
     }
 }
+
+/* Commits for lag monitoring carry this metadata, so a committed offset can be recognised
+ * as ours: if Redis holds no offset for a partition that we committed before, Redis lost
+ * its state (restored from before the first flush) and the partition must be replayed
+ * from the start, not resumed from the commit. */
+#define COMMIT_MARK "smm-processor"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* For the partitions the caller had no offset for: replay from the start those whose
+ * committed offset is one of ours (see COMMIT_MARK). */
+static void check_own_commits(struct smm_kafka_source *src, rd_kafka_t *rk,
+                              rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].offset == RD_KAFKA_OFFSET_INVALID) {
+            rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, parts->elems[i].partition);
+        }
+    }
+    if (l->cnt > 0 && rd_kafka_committed(rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            rd_kafka_topic_partition_t *c = &l->elems[i];
+            size_t n = strlen(COMMIT_MARK);
+            if (c->offset < 0 || c->metadata_size != n || memcmp(c->metadata, COMMIT_MARK, n)) {
+                continue;
+            }
+            rd_kafka_topic_partition_t *p =
+                rd_kafka_topic_partition_list_find(parts, c->topic, c->partition);
+            if (p) {
+                p->offset = RD_KAFKA_OFFSET_BEGINNING;
+                logf_(src, SMM_LOG_WARN,
+                      "%s [%d]: Redis holds no offset but smm-processor committed %lld: Redis "
+                      "lost its state, replaying the partition from the earliest offset",
+                      c->topic, (int)c->partition, (long long)c->offset);
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void commit_stored(struct smm_kafka_source *src, int force);
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -56,6 +106,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             /* Always overwrite: the list may carry stale offsets (librdkafka #1767). */
             p->offset = off == SMM_KAFKA_OFFSET_DEFAULT ? RD_KAFKA_OFFSET_INVALID : off;
         }
+        check_own_commits(src, rk, parts);
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e) {
@@ -76,6 +127,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                   parts->elems[i].partition, lost);
             }
         }
+        commit_stored(src, 1); /* the final offsets of what we hand over */
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
             if (e) {
@@ -206,8 +258,7 @@ struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
     conf = rd_kafka_conf_new();
     static const char *const defaults[][2] = {
         {"auto.offset.reset", "earliest"},
-        {"enable.auto.commit", "true"},
-        {"auto.commit.interval.ms", "1000"},
+        {"enable.auto.commit", "false"}, /* we commit, with COMMIT_MARK, after each flush */
         {"queued.min.messages", "10000"},
         {"queued.max.messages.kbytes", "32768"},
         {"fetch.max.bytes", "8388608"}, /* 50 MB by default: a memory spike per fetch */
@@ -295,6 +346,11 @@ fail:
 void smm_kafka_source_close(struct smm_kafka_source *src)
 {
     if (src && src->rk) {
+        if (src->to_commit && src->to_commit->cnt > 0) {
+            rd_kafka_commit(src->rk, src->to_commit, 0); /* last lag figure, synchronously */
+            rd_kafka_topic_partition_list_destroy(src->to_commit);
+            src->to_commit = NULL;
+        }
         rd_kafka_consumer_close(src->rk);
     }
 }
@@ -315,6 +371,9 @@ void smm_kafka_source_destroy(struct smm_kafka_source *src)
     }
     if (src->rk) {
         rd_kafka_destroy(src->rk);
+    }
+    if (src->to_commit) {
+        rd_kafka_topic_partition_list_destroy(src->to_commit);
     }
     free(src->topic);
     free(src);
@@ -363,6 +422,7 @@ int smm_kafka_source_poll(struct smm_kafka_source *src, int timeout_ms, int max_
 {
     int n = 0;
     rd_kafka_poll(src->dlq, 0); /* serve dead-letter delivery reports */
+    commit_stored(src, 0);
     rd_kafka_message_t *m = rd_kafka_consumer_poll(src->rk, timeout_ms);
     while (m) {
         n += deliver(src, m, on_msg, opaque);
@@ -395,10 +455,31 @@ int smm_kafka_source_seek(struct smm_kafka_source *src, const char *topic, int32
 void smm_kafka_source_store(struct smm_kafka_source *src, const char *topic, int32_t partition,
                             int64_t next_offset)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
-    rd_kafka_offsets_store(src->rk, l); /* fails harmlessly for revoked partitions */
-    rd_kafka_topic_partition_list_destroy(l);
+    if (!src->to_commit) {
+        src->to_commit = rd_kafka_topic_partition_list_new(16);
+    }
+    rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_find(src->to_commit, topic, partition);
+    if (!p) {
+        p = rd_kafka_topic_partition_list_add(src->to_commit, topic, partition);
+        p->metadata = strdup(COMMIT_MARK); /* freed with the list */
+        p->metadata_size = p->metadata ? strlen(COMMIT_MARK) : 0;
+    }
+    p->offset = next_offset;
+}
+
+/* Commits the stored offsets at most once a second (asynchronously; a commit for a
+ * partition we no longer own fails harmlessly). */
+static void commit_stored(struct smm_kafka_source *src, int force)
+{
+    int64_t now = now_ms();
+    if (!src->to_commit || src->to_commit->cnt == 0 || (!force && now - src->last_commit_ms < 1000)) {
+        return;
+    }
+    rd_kafka_commit(src->rk, src->to_commit, 1);
+    rd_kafka_topic_partition_list_destroy(src->to_commit);
+    src->to_commit = NULL;
+    src->last_commit_ms = now;
 }
 
 void smm_kafka_source_pause(struct smm_kafka_source *src, int pause)
