@@ -259,9 +259,9 @@ struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
     static const char *const defaults[][2] = {
         {"auto.offset.reset", "earliest"},
         {"enable.auto.commit", "false"}, /* we commit, with COMMIT_MARK, after each flush */
-        {"queued.min.messages", "10000"},
+        {"queued.min.messages", "20000"},
         {"queued.max.messages.kbytes", "32768"},
-        {"fetch.max.bytes", "8388608"}, /* 50 MB by default: a memory spike per fetch */
+        {"fetch.max.bytes", "16777216"}, /* 50 MB by default: a memory spike per fetch */
         {"statistics.interval.ms", "10000"},
         {"session.timeout.ms", "10000"},
     };

@@ -61,6 +61,7 @@ struct smm_loop {
     int64_t pending; /* messages folded since the last successful flush */
     int64_t retry_at_ms, backoff_ms;
     int64_t last_msg_ms;
+    int64_t last_msg_kafka_ts; /* Kafka timestamp of the last message folded, -1 unknown */
     /* totals and per-interval figures for the stats line */
     int64_t consumed, counted, dead_lettered, flushes, flush_failures, stale, fenced;
     int64_t rejects[SMM_REJECT__COUNT];
@@ -304,6 +305,7 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
     p->next = msg->offset + 1;
     loop->pending++;
     loop->last_msg_ms = now;
+    loop->last_msg_kafka_ts = msg->timestamp_ms;
 }
 
 /* ---- flushing ---- */
@@ -854,7 +856,10 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             smm_log(SMM_LOG_ERROR, "%s", smm_kafka_source_errstr(loop->src));
             loop->fatal = 1;
         }
-        behind = got == want;
+        /* Behind: the local queue had more, or what we read was written a while ago. */
+        behind = got == want ||
+                 (got > 0 && loop->last_msg_kafka_ts > 0 &&
+                  now - loop->last_msg_kafka_ts > 4 * cfg->flush_interval_ms);
     }
     if (!loop->fatal) {
         /* Final flush; keep trying for a while if Redis is away. */
