@@ -171,9 +171,13 @@ static int claim(struct smm_loop *loop, struct part *p)
     p->base = stored;
     p->next = stored;
     part_reset(loop, p);
-    smm_log(SMM_LOG_INFO, "partition %s: claimed, resuming at %s%lld", p->tp,
-            stored < 0 ? "the committed offset (none stored) " : "offset ",
-            (long long)stored);
+    if (stored < 0) {
+        smm_log(SMM_LOG_INFO, "partition %s: claimed; no offset in Redis (none stored): "
+                "starting at the group's committed offset or auto.offset.reset", p->tp);
+    } else {
+        smm_log(SMM_LOG_INFO, "partition %s: claimed, resuming at offset %lld", p->tp,
+                (long long)stored);
+    }
     return SMM_OK;
 }
 
