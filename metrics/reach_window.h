@@ -79,8 +79,9 @@ void smm_rwin_destroy(struct smm_rwin *w);
  *  SMM_OK         recorded (or already implied by a newer sighting of the same user).
  *  SMM_RWIN_LATE  minute <= newest - horizon (newest: the newest minute accepted so far):
  *                 ignored, nothing changed.
- *  SMM_ERR        w NULL, |minute| > SMM_RWIN_MINUTE_MAX, or out of memory: nothing
- *                 changed that any count() could see.
+ *  SMM_ERR        w NULL or |minute| > SMM_RWIN_MINUTE_MAX (nothing changed), or out of
+ *                 memory: the sighting is not recorded, though a minute newer than newest
+ *                 still advances newest (and with it the horizon).
  * Exact mode: amortised O(1). Sketch mode: O(entries of one register), typically < 10. */
 int smm_rwin_add(struct smm_rwin *w, uint64_t user_hash, int64_t minute);
 
