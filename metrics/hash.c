@@ -28,11 +28,14 @@
  * 20,000 sequential 64-bit inputs, flipping any one input bit flips every output bit with
  * probability 0.5 +- 0.016 (the sampling noise alone gives about +- 0.014 at that count).
  *
- * Measured (tests/unit/test_reach_window.c, hash suite): avalanche of smm_hash64 over 16-
- * and 5-byte random inputs and of smm_hash64_u64 within 0.5 +- 0.05 on every (input bit,
- * output bit) pair at 4,000 samples; chi-square of 1,024 buckets over 1,000,000
- * "user:<n>" keys taken from the low and from the high 10 bits within the 1 - 1e-6
- * acceptance band; no collision among those keys. */
+ * Measured (tests/unit/test_reach_window.c, hash suite, 4,000 random inputs): flipping one
+ * input bit flips each output bit with probability within 0.5 +- 0.034 for 16-byte and
+ * 5-byte inputs and for smm_hash64_u64 (sampling noise alone reaches about +- 0.032 over
+ * the 8,192 bit pairs); 1,000,000 keys "user:<n>" spread over 1,024 buckets with
+ * chi-square 1051.8 by the low 10 bits and 981.0 by the high 10 bits (1023 degrees of
+ * freedom: mean 1023, sd 45), with no collision. HyperLogLog built on it matches the
+ * accuracy it has with ideal random keys (metrics/reach_window.c). About 4 ns for a
+ * 16-byte key (bench/rwin_bench.c). */
 #include "metrics/hash.h"
 
 #define K0 0x9e3779b97f4a7c15ull /* 2^64 / golden ratio */

@@ -1,6 +1,97 @@
 /* metrics/reach_window.c - sliding-window distinct counter: exact table, then sliding HLL.
  *
- * DESIGN (placeholder, completed below with measurements). */
+ * One object per post, asked "distinct users in the last W minutes" for W up to the
+ * horizon H, often and for many posts at once; most posts have a handful of viewers, a few
+ * have millions. A ring of per-minute HyperLogLogs read as a union (notes/metrics.md 2.8)
+ * would cost H x m bytes per post (120 KB for H = 60, m = 2048) and H x m register reads
+ * per count; the sliding HyperLogLog below holds 28-95 KB for a huge post (measured, see
+ * MEMORY) and reads each register's short list once per count.
+ *
+ * DESIGN.
+ * Keys. key = smm_hash64_u64(user_hash): a bijection, so distinct user hashes stay
+ * distinct (exact mode stays exact) while plain integer ids get random-looking bits.
+ * Register j = the top p bits of key (p = SMM_RWIN_PRECISION, m = 2^p); rank r = 1 +
+ * the number of leading zeros of the other 64 - p bits, 65 - p when they are all zero.
+ *
+ * Minutes are stored as 32-bit offsets from a per-object base (minute - base >= 1 for all
+ * live data); base = newest - H when it is set, so an offset fits 24 bits for 2^24
+ * minutes (32 years) of continuous traffic, after which rebase() moves it up (tested).
+ * When an accepted minute is H or more past newest, everything held is stale: the object
+ * is reset (sketch freed) and starts over in exact mode.
+ *
+ * Exact mode. Open addressing with linear probing: keys[slots] then offsets[slots]
+ * (12 bytes a slot, offset 0 = free), slots a power of two >= 4 and at most 3/4 full.
+ * A sighting raises the user's offset to the newest seen. When the table is full it is
+ * rebuilt without stale users (offset <= newest - H - base), doubling when more than 3/8
+ * of the slots are live; at 1024 slots a live 769th user moves everything into the sketch.
+ * count() scans the slots: users with offset in (max(now - W, newest - H), now].
+ *
+ * Sliding HyperLogLog (Chabchoub and Hebrail, "Sliding HyperLogLog: estimating cardinality
+ * in a data stream over a sliding window", ICDM Workshops 2010, adapted to event minutes
+ * arriving out of order). Register j keeps a list of (minute, rank) pairs sorted by minute,
+ * minutes strictly increasing and ranks strictly decreasing: a pair is kept only while no
+ * other pair has a later-or-equal minute and a higher-or-equal rank. A dropped pair could
+ * never be a window's maximum for a window ending at or after newest: the dominating pair
+ * is inside every such window that contains the dropped one. So, for now >= newest, the
+ * maximum of register j over (lo, now] is the rank of the first pair with minute > lo, and
+ * the registers equal those of a plain HyperLogLog of exactly the users whose latest
+ * sighting lies in the window (the tests check equality with one rebuilt from scratch).
+ * Insertion of (t, r): find the first pair with minute >= t; if its rank >= r the new pair
+ * is dominated (the common case once a register has seen this minute); otherwise it
+ * replaces the run of older pairs with rank <= r (and a same-minute pair of lower rank),
+ * and later pairs, all ranking lower, stay. Stale pairs lead the list and are cut when a
+ * register is touched or the arena is compacted; count() skips them by the window bound.
+ * A list holds at most min(65 - p, H) pairs; with n distinct users per register in the
+ * horizon it holds about log2(n) / 2 + 1 on average.
+ *
+ * Entries are 32 bits: offset (24 bits) << 8 | rank. Lists live in one arena: register j
+ * owns a region of cap[j] entries (0 or a power of two <= 64) at start[j]. A list that
+ * outgrows its region moves to a region twice as large at the end (the old one becomes a
+ * hole); when the arena has no room left, compact() copies every list into a new arena
+ * with regions trimmed to the next power of two of its length, plus a quarter spare.
+ *
+ * Estimator. Ertl's improved estimator ("New cardinality estimation algorithms for
+ * HyperLogLog sketches", arXiv:1702.01284, 2017), from the histogram C_k of register
+ * values, q = 64 - p:
+ *     E = alpha_inf m^2 / (m sigma(C_0/m) + sum_{k=1..q} C_k 2^-k + m tau(1 - C_{q+1}/m) 2^-q)
+ *     alpha_inf = 1 / (2 ln 2),  sigma(x) = x + sum_{k>=1} x^(2^k) 2^(k-1),
+ *     tau(x) = (1 - x - sum_{k>=1} (1 - x^(2^-k))^2 2^-k) / 3.
+ * The sigma term is the small-range (linear counting) correction and tau the large-range
+ * one, folded into one formula without empirical bias tables. Why not the textbook switch
+ * (raw alpha_m m^2 / sum 2^-M_j, linear counting m ln(m/V) below 2.5 m): measured over 400
+ * sets of random keys each (m = 2048), its bias is +1.5 % at 2.44 m and +1.8 % at 2.69 m,
+ * RMS error 3.4 % at 2.44 m, and 3-4 sets in 400 land beyond 3 standard errors between
+ * 2.2 m and 2.7 m; the improved estimator stays within +-0.3 % bias and 1.7-2.3 % RMS at
+ * every size from 100 to 100,000 (below 2.5 m, where no register is saturated, both give
+ * nearly the same answers). Both agree with 1.04 / sqrt(m) for large n.
+ *
+ * ACCURACY (bench/rwin_bench.c, p = 11, m = 2048, standard error 1.04 / sqrt(m) = 2.30 %;
+ * n users spread over 60 minutes, count of the 60-minute window, 300 independent user sets
+ * up to 30,000 users, 100 beyond):
+ *        n     bias     RMS    max |err|   beyond 3 SE
+ *    1,000   +0.07 %  1.71 %   6.1 %       0 / 300
+ *    5,000   +0.17 %  1.88 %   6.7 %       0 / 300
+ *   10,000   +0.03 %  2.21 %   6.3 %       0 / 300
+ *  100,000   -0.24 %  2.24 %   6.0 %       0 / 100
+ *  1,000,000 +0.03 %  2.17 %   7.0 %       1 / 100
+ * and 1.5-2.5 % RMS for the 5-minute window (n / 12 users) of the same sets. Exact mode
+ * (up to 768 live users) has no error.
+ *
+ * MEMORY (x86-64, malloc overhead excluded). Header 48 bytes. Exact: + 12 bytes a slot:
+ * 96 bytes for 1-3 users, 144 for 4-6, 240 for 7-12, 12,336 at 768. Sketch: + 12,304
+ * (arena pointer and counters, start/len/cap per register) + 4 bytes an arena entry.
+ * Worst case: the arena never exceeds 64 m x 5/4 + 64 entries (every register at
+ * cap 64, which needs 54 distinct ranks in 54 distinct minutes per register), so 48 +
+ * 12,304 + 655,616 = 667,968 bytes at p = 11. Measured: 16,448 bytes right after the
+ * switch; 28 KB with 10,000 users, 49 KB with 100,000 and 63-68 KB with 1,000,000 users
+ * in 2 hours (H = 60); 76 KB with 1,000,000 and 93 KB with 10,000,000 users in 2 days
+ * (H = 1440).
+ *
+ * COST (bench/rwin_bench.c, x86-64, -O2, one core of a shared 2-core machine). add: about
+ * 50 ns for a tiny post (new object, first users), 25 ns in a full exact table, 18-45 ns
+ * in sketch mode (the least when most sightings are dominated). count: 8 ns for a tiny
+ * post, 0.8 us for a full exact table (1,024 slots), 2.5-7.5 us in sketch mode (2,048
+ * lists plus the estimator's series). */
 #include "metrics/reach_window.h"
 
 #include <math.h>
@@ -441,13 +532,48 @@ int smm_rwin_add(struct smm_rwin *w, uint64_t user_hash, int64_t minute)
     return exact_add(w, key, off);
 }
 
-/* 2^-r for r = 0..64, exactly: the IEEE 754 double with exponent -r and no fraction. */
-static double inv_pow2(int r)
+/* sigma(x) = x + sum_{k>=1} x^(2^k) 2^(k-1), x in [0, 1]; infinite at 1. */
+static double ertl_sigma(double x)
 {
-    uint64_t bits = (uint64_t)(1023 - r) << 52;
-    double d;
-    memcpy(&d, &bits, sizeof(d));
-    return d;
+    if (x == 1.0) {
+        return INFINITY;
+    }
+    double y = 1.0, z = x, prev;
+    do {
+        x *= x;
+        prev = z;
+        z += x * y;
+        y += y;
+    } while (z != prev);
+    return z;
+}
+
+/* tau(x) = (1 - x - sum_{k>=1} (1 - x^(2^-k))^2 2^-k) / 3, x in [0, 1]. */
+static double ertl_tau(double x)
+{
+    if (x == 0.0 || x == 1.0) {
+        return 0.0;
+    }
+    double y = 1.0, z = 1.0 - x, prev;
+    do {
+        x = sqrt(x);
+        prev = z;
+        y *= 0.5;
+        z -= (1.0 - x) * (1.0 - x) * y;
+    } while (z != prev);
+    return z / 3.0;
+}
+
+/* Ertl's improved estimator from the histogram c[0..RHO_MAX] of register values. */
+static double estimate(const uint32_t *c)
+{
+    double m = (double)M;
+    double z = m * ertl_tau(1.0 - c[RHO_MAX] / m);
+    for (int k = RHO_MAX - 1; k >= 1; k--) {
+        z = 0.5 * (z + c[k]);
+    }
+    z += m * ertl_sigma(c[0] / m);
+    return m * m / (2.0 * log(2.0)) / z;
 }
 
 double smm_rwin_count(const struct smm_rwin *w, int64_t now_minute, int window_minutes)
@@ -477,8 +603,7 @@ double smm_rwin_count(const struct smm_rwin *w, int64_t now_minute, int window_m
         return (double)n;
     }
     const struct sketch *sk = w->sk;
-    double sum = 0.0;
-    uint32_t zeros = 0;
+    uint32_t hist[RHO_MAX + 1] = {0};
     for (uint32_t j = 0; j < M; j++) {
         const uint32_t *list = sk->ent + sk->start[j];
         int k = sk->len[j], i = 0;
@@ -486,16 +611,9 @@ double smm_rwin_count(const struct smm_rwin *w, int64_t now_minute, int window_m
             i++;
         }
         /* The oldest pair inside the window ranks highest among those inside. */
-        int r = (i < k && ENT_OFF(list[i]) <= hi) ? ENT_RHO(list[i]) : 0;
-        sum += inv_pow2(r);
-        zeros += r == 0;
+        hist[(i < k && ENT_OFF(list[i]) <= hi) ? ENT_RHO(list[i]) : 0]++;
     }
-    double m = (double)M;
-    double est = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
-    if (est <= 2.5 * m && zeros > 0) {
-        est = m * log(m / (double)zeros); /* linear counting */
-    }
-    return est;
+    return estimate(hist);
 }
 
 size_t smm_rwin_memory_bytes(const struct smm_rwin *w)

@@ -26,16 +26,19 @@
  *           its next accepted sighting.
  *
  * Accuracy (sketch mode, p = 11, m = 2048): standard error 1.04 / sqrt(m) = 2.30 %.
- * Measured by bench/rwin_bench.c over 200 independent user sets per size, window counts
- * from 1,000 to 1,000,000 users: see metrics/reach_window.c for the table; the relative
- * RMS error stays at or below the standard error, bias below 0.5 %.
+ * The estimate is Ertl's improved HyperLogLog estimator (the textbook switch to linear
+ * counting at 2.5 m is biased by up to +1.8 % around the switch). Measured by
+ * bench/rwin_bench.c from 1,000 to 1,000,000 users (100-300 independent user sets each):
+ * RMS relative error 1.7-2.3 %, bias within +-0.3 %; table in metrics/reach_window.c.
+ * Exact mode has no error.
  *
  * Memory (x86-64; smm_rwin_memory_bytes() reports the current figure, malloc overhead
  * excluded): 48 bytes empty; exact mode adds 12 bytes per hash slot, the table a power of
- * two of at least 4 slots at most 3/4 full: 96 bytes for 1-3 users, 144 for 4-6, up to
- * 48 + 1024 x 12 = 12,336 bytes at SMM_RWIN_EXACT_MAX users. Sketch mode holds 48 +
- * 12,304 + 4 bytes per arena entry; see metrics/reach_window.c for measured totals and
- * the worst-case bound.
+ * two of at least 4 slots at most 3/4 full: 96 bytes for 1-3 users, 144 for 4-6, 240 for
+ * 7-12, up to 48 + 1024 x 12 = 12,336 bytes at SMM_RWIN_EXACT_MAX users. Sketch mode:
+ * 16 KB after the switch, measured 28 KB at 10,000 users, 49 KB at 100,000, 63-68 KB at
+ * 1,000,000 (H = 60) and 93 KB at 10,000,000 users in two days (H = 1440); worst case
+ * 667,968 bytes (adversarial hashes only; derivation in metrics/reach_window.c).
  *
  * Time is an argument: minutes are floor(event_ms / 60000); nothing here reads a clock.
  * Not thread-safe: one owner thread per object. */
@@ -76,8 +79,9 @@ void smm_rwin_destroy(struct smm_rwin *w);
  *  SMM_OK         recorded (or already implied by a newer sighting of the same user).
  *  SMM_RWIN_LATE  minute <= newest - horizon (newest: the newest minute accepted so far):
  *                 ignored, nothing changed.
- *  SMM_ERR        w NULL, |minute| > SMM_RWIN_MINUTE_MAX, or out of memory: nothing
- *                 changed that any count() could see.
+ *  SMM_ERR        w NULL or |minute| > SMM_RWIN_MINUTE_MAX (nothing changed), or out of
+ *                 memory: the sighting is not recorded, though a minute newer than newest
+ *                 still advances newest (and with it the horizon).
  * Exact mode: amortised O(1). Sketch mode: O(entries of one register), typically < 10. */
 int smm_rwin_add(struct smm_rwin *w, uint64_t user_hash, int64_t minute);
 
@@ -88,7 +92,7 @@ int smm_rwin_add(struct smm_rwin *w, uint64_t user_hash, int64_t minute);
  * When now_minute < newest, exact mode still answers exactly; sketch mode may undercount,
  * because a pair older than now_minute is dropped once a newer pair of the same register
  * has an equal or higher rank. Cost: O(table slots) <= 1024 slots in exact mode,
- * O(2^SMM_RWIN_PRECISION) in sketch mode (about 10 us at p = 11; metrics/reach_window.c). */
+ * O(2^SMM_RWIN_PRECISION) in sketch mode (2.5-7.5 us at p = 11; metrics/reach_window.c). */
 double smm_rwin_count(const struct smm_rwin *w, int64_t now_minute, int window_minutes);
 
 /* Bytes currently allocated for this counter, header included (malloc overhead not). */
