@@ -63,6 +63,10 @@ struct smm_config {
     int n_viral_over;
     struct smm_viral_override viral_over[SMM_CFG_MAX_VIRAL_OVERRIDES];
     int64_t alerts_stream_max;
+    int64_t http_enabled; /* 0/1 */
+    char *http_address;
+    int64_t http_port;
+    char *http_token; /* secret; "" = no authentication */
     /* Derived by smm_config_finish(): */
     int n_windows;
     int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */
