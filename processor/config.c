@@ -15,7 +15,7 @@
 
 #include "metrics/event.h"
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_DURATION };
+enum cfg_type { CFG_STR, CFG_INT, CFG_DURATION, CFG_BOOL };
 
 struct smm_config_key {
     const char *name;
@@ -75,6 +75,12 @@ static const struct smm_config_key keys[] = {
      "Window reach of active accounts is recomputed this often"},
     {"log.level", CFG_STR, "info", 0, 0, OFF(log_level), "debug, info, warn or error"},
     {"log.format", CFG_STR, "text", 0, 0, OFF(log_format), "text or json"},
+    {"alerts.kafka", CFG_BOOL, "true", 0, 1, OFF(alerts_kafka),
+     "Relay the alerts stream into the Kafka alerts topic, exactly once (docs/alerts.md)"},
+    {"alerts.topic", CFG_STR, "", 0, 0, OFF(alerts_topic),
+     "Kafka alerts topic (default <topic>.alerts)"},
+    {"alerts.stream_max", CFG_INT, "10000", 100, 100000000, OFF(alerts_stream_max),
+     "Alerts kept in the Redis stream <prefix>alerts (XADD MAXLEN ~)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -198,7 +204,18 @@ int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
         return SMM_OK;
     }
     int64_t v;
-    if (k->type == CFG_DURATION) {
+    if (k->type == CFG_BOOL) {
+        if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes") ||
+            !strcmp(value, "on")) {
+            v = 1;
+        } else if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no") ||
+                   !strcmp(value, "off")) {
+            v = 0;
+        } else {
+            return fail(errstr, errstr_size, "%s: %s: expected true or false, got \"%s\"",
+                        origin, key, value);
+        }
+    } else if (k->type == CFG_DURATION) {
         if (parse_duration(value, &v) != SMM_OK) {
             return fail(errstr, errstr_size,
                         "%s: %s: expected milliseconds or a duration like 250ms, 10s, 5m; got "
@@ -519,6 +536,16 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
         free(cfg->dlq_topic);
         cfg->dlq_topic = d;
     }
+    if (cfg->alerts_topic[0] == '\0') {
+        size_t n = strlen(cfg->topic) + 8;
+        char *t = malloc(n);
+        if (!t) {
+            return fail(errstr, errstr_size, "out of memory");
+        }
+        snprintf(t, n, "%s.alerts", cfg->topic);
+        free(cfg->alerts_topic);
+        cfg->alerts_topic = t;
+    }
     if (cfg->redis_password_file[0]) {
         FILE *f = fopen(cfg->redis_password_file, "r");
         if (!f) {
@@ -558,6 +585,8 @@ void smm_config_print(const struct smm_config *cfg, FILE *f)
             const char *v = *(char *const *)(base + k->off);
             fprintf(f, "%s = %s\n", k->name,
                     smm_config_is_secret(k->name) && v && *v ? "********" : (v ? v : ""));
+        } else if (k->type == CFG_BOOL) {
+            fprintf(f, "%s = %s\n", k->name, *(const int64_t *)(base + k->off) ? "true" : "false");
         } else {
             fprintf(f, "%s = %lld\n", k->name, (long long)*(const int64_t *)(base + k->off));
         }

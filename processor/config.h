@@ -44,6 +44,9 @@ struct smm_config {
     int64_t reach_window_refresh_ms;
     char *log_level;
     char *log_format;
+    int64_t alerts_kafka;      /* bool */
+    char *alerts_topic;        /* "" = <topic>.alerts */
+    int64_t alerts_stream_max; /* MAXLEN ~ of <prefix>alerts */
     /* Derived by smm_config_finish(): */
     int n_windows;
     int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */
