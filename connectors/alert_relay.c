@@ -468,6 +468,9 @@ struct smm_alert_relay *smm_alert_relay_new(const struct smm_alert_relay_opts *o
     r->timeout_ms = o->redis.timeout_ms > 0 ? o->redis.timeout_ms : 2000;
     r->budget_ms = o->budget_ms > 0 ? o->budget_ms : 250;
     r->lease_ms = o->poll_interval_ms * 5 > LEASE_MIN_MS ? o->poll_interval_ms * 5 : LEASE_MIN_MS;
+    if (o->lease_ms > 0) {
+        r->lease_ms = o->lease_ms;
+    }
     r->opaque = o->opaque;
     r->log = o->log;
     r->hook = o->hook;
@@ -1086,8 +1089,10 @@ static int relay_batch(struct smm_alert_relay *r, int64_t deadline, int64_t *rel
             r->rk, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_VALUE((void *)json, jl),
             RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER("smm.alert_id", alert, (ssize_t)al),
-            RD_KAFKA_V_HEADER("smm.stream_id", ent->element[0]->str, ent->element[0]->len),
-            RD_KAFKA_V_HEADER("smm.stream_seq", seqs, seq0 >= 0 ? -1 : 0), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADER("smm.stream_id", ent->element[0]->str,
+                              (ssize_t)ent->element[0]->len),
+            RD_KAFKA_V_HEADER("smm.stream_seq", seqs, (ssize_t)(seq0 >= 0 ? -1 : 0)),
+            RD_KAFKA_V_END); /* header lengths are read as ssize_t from the varargs */
         if (pe) {
             rc = fail(r, SMM_SINK_RETRY, "produce to %s: %s", r->topic, rd_kafka_err2str(pe));
             freeReplyObject(rep);

@@ -36,6 +36,7 @@ struct smm_alert_relay_opts {
     int batch_max;        /* entries per transaction; 0 = 500 */
     int budget_ms;        /* time one poll may spend on Kafka calls; 0 = 250 */
     int poll_interval_ms; /* how often the caller polls; the lease lasts max(10 s, 5x this) */
+    int lease_ms;         /* > 0: the lease lasts exactly this long instead (tests) */
     const char *instance; /* lease holder name for logs; NULL = host/pid/random */
     void *opaque;         /* passed to log and hook */
     void (*log)(void *opaque, enum smm_log_level level, const char *msg);
