@@ -918,10 +918,12 @@ static int after_commit(struct smm_alert_relay *r, rd_kafka_error_t *e, int64_t 
         return SMM_SINK_OK;
     }
     if (rd_kafka_error_is_retriable(e) && !rd_kafka_error_txn_requires_abort(e)) {
-        r->st = ST_COMMIT; /* timed out: the next poll resumes the commit */
-        int rc = fail(r, SMM_SINK_RETRY, "commit_transaction: %s", rd_kafka_error_string(e));
+        r->st = ST_COMMIT; /* timed out: the next poll resumes the commit (not an error) */
+        snprintf(r->errstr, sizeof(r->errstr), "commit_transaction: %s",
+                 rd_kafka_error_string(e));
+        logf_(r, SMM_LOG_DEBUG, "alert relay: %s; resuming at the next poll", r->errstr);
         rd_kafka_error_destroy(e);
-        return rc;
+        return SMM_SINK_RETRY;
     }
     int rc = fail(r, SMM_SINK_RETRY, "commit_transaction%s: %s",
                   rd_kafka_error_is_fatal(e) ? " (fatal)" : "", rd_kafka_error_string(e));
