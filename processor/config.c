@@ -119,8 +119,6 @@ static const struct smm_config_key keys[] = {
     {"viral.warmup_messages", CFG_INT, "200000", 0, 100000000, OFF(viral_warmup_messages),
      "On assignment, re-read this many messages before the stored offset into the viral "
      "tracker only (rebuilds windows and cascades after a restart; 0 = off)"},
-    {"alerts.stream_max", CFG_INT, "10000", 10, 100000000, OFF(alerts_stream_max),
-     "Entries kept in the <prefix>alerts stream (approximately)"},
     {"http.enabled", CFG_BOOL, "true", 0, 1, OFF(http_enabled),
      "Serve /healthz, /readyz, /metrics, /events, the API and the dashboard"},
     {"http.address", CFG_STR, "127.0.0.1", 0, 0, OFF(http_address),
@@ -128,6 +126,12 @@ static const struct smm_config_key keys[] = {
     {"http.port", CFG_INT, "8080", 0, 65535, OFF(http_port), "HTTP port (0 = ephemeral, logged)"},
     {"http.token", CFG_STR, "", 0, 0, OFF(http_token),
      "Bearer token required on every route but /healthz (secret)"},
+    {"alerts.kafka", CFG_BOOL, "true", 0, 1, OFF(alerts_kafka),
+     "Relay the alerts stream into the Kafka alerts topic, exactly once (docs/alerts.md)"},
+    {"alerts.topic", CFG_STR, "", 0, 0, OFF(alerts_topic),
+     "Kafka alerts topic (default <topic>.alerts)"},
+    {"alerts.stream_max", CFG_INT, "10000", 100, 100000000, OFF(alerts_stream_max),
+     "Alerts kept in the Redis stream <prefix>alerts (XADD MAXLEN ~)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -706,6 +710,16 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
         snprintf(d, n, "%s.dlq", cfg->topic);
         free(cfg->dlq_topic);
         cfg->dlq_topic = d;
+    }
+    if (cfg->alerts_topic[0] == '\0') {
+        size_t n = strlen(cfg->topic) + 8;
+        char *t = malloc(n);
+        if (!t) {
+            return fail(errstr, errstr_size, "out of memory");
+        }
+        snprintf(t, n, "%s.alerts", cfg->topic);
+        free(cfg->alerts_topic);
+        cfg->alerts_topic = t;
     }
     if (cfg->redis_password_file[0]) {
         FILE *f = fopen(cfg->redis_password_file, "r");

@@ -62,11 +62,13 @@ struct smm_config {
     double viral_n_star, viral_sd_floor;
     int n_viral_over;
     struct smm_viral_override viral_over[SMM_CFG_MAX_VIRAL_OVERRIDES];
-    int64_t alerts_stream_max;
     int64_t http_enabled; /* 0/1 */
     char *http_address;
     int64_t http_port;
     char *http_token; /* secret; "" = no authentication */
+    int64_t alerts_kafka;      /* bool */
+    char *alerts_topic;        /* "" = <topic>.alerts */
+    int64_t alerts_stream_max; /* MAXLEN ~ of <prefix>alerts */
     /* Derived by smm_config_finish(): */
     int n_windows;
     int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connectors/alert_relay.h"
 #include "connectors/kafka_source.h"
 #include "connectors/redis_sink.h"
 #include "processor/log.h"
@@ -56,6 +57,7 @@ struct smm_loop {
     struct smm_viral *viral; /* NULL when viral.enabled = 0 */
     struct smm_kafka_source *src;
     struct smm_redis_sink *sink;
+    struct smm_alert_relay *relay; /* NULL when alerts.kafka is off */
     struct part **parts;
     int n_parts, cap_parts;
     struct smm_argv av;
@@ -778,6 +780,9 @@ static void tick(struct smm_loop *loop, int64_t now)
             smm_kafka_source_seek(loop->src, p->topic, p->partition, p->base);
         }
     }
+    if (loop->relay) {
+        smm_alert_relay_poll(loop->relay, now, NULL); /* bounded; logs its own errors */
+    }
     if (smm_pipeline_encode_tick(loop->pipe, now, loop->cfg->reach_refresh_max, &loop->av) !=
             SMM_OK ||
         encode_viral(loop, now, 1) != SMM_OK) {
@@ -966,6 +971,17 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
     if (!loop->src) {
         goto fail;
     }
+    if (cfg->alerts_kafka) {
+        struct smm_alert_relay_opts ao = {
+            .topic = cfg->alerts_topic, .prefix = cfg->prefix, .group_id = cfg->group_id,
+            .n_conf = cfg->n_kafka, .conf_key = cfg->kafka_key, .conf_val = cfg->kafka_val,
+            .redis = ro, .poll_interval_ms = (int)cfg->tick_ms, .log = smm_log_cb,
+        };
+        loop->relay = smm_alert_relay_new(&ao, errstr, errstr_size);
+        if (!loop->relay) {
+            goto fail;
+        }
+    }
     return loop;
 fail:
     smm_loop_destroy(loop);
@@ -1066,6 +1082,7 @@ void smm_loop_destroy(struct smm_loop *loop)
     if (!loop) {
         return;
     }
+    smm_alert_relay_destroy(loop->relay);
     smm_kafka_source_destroy(loop->src);
     while (loop->n_parts > 0) {
         part_remove(loop, loop->parts[0]);

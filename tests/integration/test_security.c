@@ -343,13 +343,16 @@ Test(security, redis_requirepass, .timeout = 300, .fini = kill_children)
 /* ---- Redis: ACL user limited to the key prefix ---- */
 
 /* Everything the processor sends: SCRIPT LOAD and EVALSHA (connectors/redis_sink.c), HSET
- * and HGET (the partition claim), and every command connectors/lua/smm.lua calls; Redis 7
- * checks the commands a script runs against the caller's ACL too. SELECT only when
+ * and HGET (the partition claim), and every command connectors/lua/smm.lua and the alert
+ * relay's lease script call; Redis 7 checks the commands a script runs against the
+ * caller's ACL too. SELECT only when
  * redis.db is not 0; AUTH needs no permission. */
 static const char *const acl_commands[] = {
     "script|load", "evalsha", "hset", "hget", "hmget", "hgetall", "hincrby", "hdel",
     "del", "expireat", "pfadd", "pfcount", "pfmerge", "sadd", "smembers", "spop",
-    "zadd", "zrangebyscore", "zremrangebyscore", NULL};
+    "zadd", "zrangebyscore", "zremrangebyscore",
+    /* the alert relay's lease script (connectors/alert_relay.c) */
+    "exists", "get", "set", "pexpire", "xinfo", "xrange", "xrevrange", NULL};
 
 /* ACL SETUSER user reset on >pw ~<keys> resetchannels -@all +cmd... (without `skip`). */
 static void acl_setuser(redisContext *admin, const char *user, const char *pw, const char *keys,
