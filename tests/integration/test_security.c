@@ -352,14 +352,17 @@ static const char *const acl_commands[] = {
     "del", "expireat", "pfadd", "pfcount", "pfmerge", "sadd", "smembers", "spop",
     "zadd", "zrangebyscore", "zremrangebyscore",
     /* the alert relay's lease script (connectors/alert_relay.c) */
-    "exists", "get", "set", "pexpire", "xinfo", "xrange", "xrevrange", NULL};
+    "exists", "get", "set", "pexpire", "xinfo", "xrange", "xrevrange",
+    /* viral leaderboards and alerts (connectors/lua/smm.lua), the HTTP API's reads */
+    "zrem", "zremrangebyrank", "zrange", "xadd", "publish", "ping", "zrevrange", "xread",
+    NULL};
 
 /* ACL SETUSER user reset on >pw ~<keys> resetchannels -@all +cmd... (without `skip`). */
 static void acl_setuser(redisContext *admin, const char *user, const char *pw, const char *keys,
                         const char *skip)
 {
-    const char *argv[64];
-    char pass[128], pattern[128], cmds[32][40];
+    const char *argv[96];
+    char pass[128], pattern[128], channels[128], cmds[64][40];
     int n = 0, k = 0;
     snprintf(pass, sizeof(pass), ">%s", pw);
     snprintf(pattern, sizeof(pattern), "~%s", keys);
@@ -371,6 +374,8 @@ static void acl_setuser(redisContext *admin, const char *user, const char *pw, c
     argv[n++] = pass;
     argv[n++] = pattern;
     argv[n++] = "resetchannels";
+    snprintf(channels, sizeof(channels), "&%s", keys);
+    argv[n++] = channels;
     argv[n++] = "-@all";
     for (int i = 0; acl_commands[i]; i++) {
         if (skip && strcmp(skip, acl_commands[i]) == 0) {
@@ -995,6 +1000,12 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
                      !strcmp(rest, "dirty_w") ||
                      !strcmp(rest, "minutes") || !strcmp(rest, "w:5m") ||
                      !strcmp(rest, "w:1h") || !strcmp(rest, "w:24h") ||
+                     !strcmp(rest, "top:engagement:total") || !strcmp(rest, "top:engagement:5m") ||
+                     !strcmp(rest, "top:engagement:1h") || !strcmp(rest, "top:engagement:24h") ||
+                     !strcmp(rest, "viral:velocity") || !strcmp(rest, "viral:predicted") ||
+                     !strcmp(rest, "viral:active") || !strcmp(rest, "alerts") ||
+                     !strcmp(rest, "alerts:relay") ||
+                     (!strncmp(rest, "v:", 2) && idset_has(&contents, rest + 2, strlen(rest + 2))) ||
                      (!strncmp(rest, "m:", 2) && is_number(rest + 2)) ||
                      (!strncmp(rest, "reach_accounts:h:", 17) && is_number(rest + 17)) ||
                      entity_with_suffix(rest, &accts, &contents, ":reach", 0) ||
@@ -1015,6 +1026,17 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
             const char *m = r->element[i]->str;
             cr_assert(entity_with_suffix(m, &accts, &contents, "", 0), "%s member \"%s\"",
                       sets[k], m);
+        }
+        freeReplyObject(r);
+    }
+    /* Leaderboard members are content ids we sent, whatever bytes they hold. */
+    static const char *const boards[] = {"t1:top:engagement:total", "t1:top:engagement:5m",
+                                         "t1:viral:velocity", "t1:viral:predicted"};
+    for (int k = 0; k < 4; k++) {
+        redisReply *r = cmd(c, "ZRANGE %s 0 -1", boards[k]);
+        for (size_t i = 0; i < r->elements; i++) {
+            cr_assert(idset_has(&contents, r->element[i]->str, r->element[i]->len),
+                      "%s member \"%s\"", boards[k], r->element[i]->str);
         }
         freeReplyObject(r);
     }
