@@ -33,7 +33,7 @@
   var intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
   var oneFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
   var timeFmt = new Intl.DateTimeFormat(undefined,
-    { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 
   var state = {
     rate: [], lag: [], lastTs: 0, lastSummaryAt: 0, updates: 0,
