@@ -22,8 +22,8 @@
   var HISTORY = 120;          /* summary points kept for the throughput/lag history (1/s) */
   var LIST_MS = 5000;         /* top, viral refresh */
   var ALERTS_MS = 15000;      /* alert feed refetch (the stream delivers them live) */
-  var POLL_MS = 2000;         /* summary polling when the stream is silent */
-  var STALE_MS = 3500;        /* the stream is silent after this long without a summary */
+  var POLL_MS = 2000;         /* summary polling while the stream is not open... */
+  var STALE_MS = 3500;        /* ...or silent for this long */
   var SERIES_TTL_MS = 15000;  /* per-content series cache (minute buckets) */
   var RESPONSE_MS = 30000;    /* probe of /api/v1/response */
   var ALERTS_MAX = 100;
@@ -170,7 +170,8 @@
 
   function pollSummary() {
     if (document.hidden) return;
-    if (Date.now() - state.lastSummaryAt < STALE_MS) return;
+    var open = state.es && state.es.readyState === EventSource.OPEN;
+    if (open && Date.now() - state.lastSummaryAt < STALE_MS) return;
     api("api/v1/summary").then(function (r) {
       if (r.status === 200) {
         applySummary(r.body);
