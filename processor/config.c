@@ -6,6 +6,7 @@
  * the few the exactly-once design owns (see reserved_kafka[]), which are rejected. */
 #include "processor/config.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -15,7 +16,7 @@
 
 #include "metrics/event.h"
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_DURATION };
+enum cfg_type { CFG_STR, CFG_INT, CFG_DURATION, CFG_BOOL };
 
 struct smm_config_key {
     const char *name;
@@ -75,6 +76,13 @@ static const struct smm_config_key keys[] = {
      "Window reach of active accounts is recomputed this often"},
     {"log.level", CFG_STR, "info", 0, 0, OFF(log_level), "debug, info, warn or error"},
     {"log.format", CFG_STR, "text", 0, 0, OFF(log_format), "text or json"},
+    {"http.enabled", CFG_BOOL, "true", 0, 1, OFF(http_enabled),
+     "Serve /healthz, /readyz, /metrics, /events, the API and the dashboard"},
+    {"http.address", CFG_STR, "127.0.0.1", 0, 0, OFF(http_address),
+     "HTTP listen address (IPv4 or IPv6 literal)"},
+    {"http.port", CFG_INT, "8080", 0, 65535, OFF(http_port), "HTTP port (0 = ephemeral, logged)"},
+    {"http.token", CFG_STR, "", 0, 0, OFF(http_token),
+     "Bearer token required on every route but /healthz (secret)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -95,6 +103,7 @@ static int fail(char *errstr, size_t errstr_size, const char *fmt, ...)
 int smm_config_is_secret(const char *key)
 {
     return strstr(key, "password") != NULL || strstr(key, "secret") != NULL ||
+           strstr(key, "token") != NULL ||
            strstr(key, "sasl.oauthbearer.config") != NULL || strstr(key, ".key.pem") != NULL;
 }
 
@@ -198,7 +207,18 @@ int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
         return SMM_OK;
     }
     int64_t v;
-    if (k->type == CFG_DURATION) {
+    if (k->type == CFG_BOOL) {
+        if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes") ||
+            !strcmp(value, "on")) {
+            v = 1;
+        } else if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no") ||
+                   !strcmp(value, "off")) {
+            v = 0;
+        } else {
+            return fail(errstr, errstr_size, "%s: %s: expected true or false, got \"%s\"",
+                        origin, key, value);
+        }
+    } else if (k->type == CFG_DURATION) {
         if (parse_duration(value, &v) != SMM_OK) {
             return fail(errstr, errstr_size,
                         "%s: %s: expected milliseconds or a duration like 250ms, 10s, 5m; got "
@@ -492,6 +512,12 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
         return fail(errstr, errstr_size, "log.format: expected text or json, got \"%s\"",
                     cfg->log_format);
     }
+    unsigned char addr[16];
+    if (cfg->http_enabled && inet_pton(AF_INET, cfg->http_address, addr) != 1 &&
+        inet_pton(AF_INET6, cfg->http_address, addr) != 1) {
+        return fail(errstr, errstr_size, "http.address: expected an IPv4 or IPv6 address, got \"%s\"",
+                    cfg->http_address);
+    }
     if (parse_windows(cfg, errstr, errstr_size) != SMM_OK ||
         parse_engagement(cfg, errstr, errstr_size) != SMM_OK) {
         return SMM_ERR;
@@ -558,6 +584,8 @@ void smm_config_print(const struct smm_config *cfg, FILE *f)
             const char *v = *(char *const *)(base + k->off);
             fprintf(f, "%s = %s\n", k->name,
                     smm_config_is_secret(k->name) && v && *v ? "********" : (v ? v : ""));
+        } else if (k->type == CFG_BOOL) {
+            fprintf(f, "%s = %s\n", k->name, *(const int64_t *)(base + k->off) ? "true" : "false");
         } else {
             fprintf(f, "%s = %lld\n", k->name, (long long)*(const int64_t *)(base + k->off));
         }

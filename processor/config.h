@@ -44,6 +44,10 @@ struct smm_config {
     int64_t reach_window_refresh_ms;
     char *log_level;
     char *log_format;
+    int64_t http_enabled; /* 0/1 */
+    char *http_address;
+    int64_t http_port;
+    char *http_token; /* secret; "" = no authentication */
     /* Derived by smm_config_finish(): */
     int n_windows;
     int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */

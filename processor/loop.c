@@ -26,6 +26,7 @@
 #include "connectors/redis_sink.h"
 #include "processor/log.h"
 #include "processor/pipeline.h"
+#include "processor/status.h"
 
 enum part_state { PART_ACTIVE, PART_UNCLAIMED, PART_FENCED };
 
@@ -72,6 +73,8 @@ struct smm_loop {
     struct part **flight_parts;
     int n_flight;
     int64_t flight_t0_us;
+    int64_t retries;         /* failed flush rounds scheduled again (for /metrics) */
+    int64_t next_publish_ms; /* next copy into opts.status */
 };
 
 static int64_t clock_ms(void)
@@ -376,6 +379,9 @@ static void note_flush(struct smm_loop *loop, int64_t us)
     if (us > loop->iv_flush_us_max) {
         loop->iv_flush_us_max = us;
     }
+    if (loop->opts.status) {
+        smm_status_flush(loop->opts.status, us);
+    }
 }
 
 /* Acts on the partitions whose fence failed; the others of the call are untouched. */
@@ -488,6 +494,7 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
 static void flush_outcome(struct smm_loop *loop, int ok, int64_t now)
 {
     if (!ok) {
+        loop->retries++;
         if (!loop->paused) {
             smm_kafka_source_pause(loop->src, 1);
             loop->paused = 1;
@@ -718,6 +725,37 @@ static void stats_line(struct smm_loop *loop, int64_t now)
     loop->iv_start_ms = now;
 }
 
+/* Copies the counters into the status the HTTP server reads, at most every 100 ms (force:
+ * now). The copy is memcpy-sized under the status mutex: readers never hold it longer. */
+static void publish(struct smm_loop *loop, int64_t now, int force)
+{
+    struct smm_status *st = loop->opts.status;
+    if (!st || (!force && now < loop->next_publish_ms)) {
+        return;
+    }
+    loop->next_publish_ms = now + 100;
+    struct smm_status_counts c = {
+        .consumed = loop->consumed,
+        .counted = loop->counted,
+        .dead_lettered = loop->dead_lettered,
+        .late = smm_pipeline_late(loop->pipe),
+        .flushes = loop->flushes,
+        .flush_failures = loop->flush_failures,
+        .redis_errors = smm_redis_sink_errors(loop->sink),
+        .redis_retries = loop->retries,
+        .redis_up = smm_redis_sink_connected(loop->sink),
+        .paused = loop->paused,
+        .partitions = loop->n_parts,
+    };
+    memcpy(c.rejects, loop->rejects, sizeof(c.rejects));
+    smm_status_begin(st, &c, now);
+    for (int i = 0; i < loop->n_parts; i++) {
+        struct part *p = loop->parts[i];
+        smm_status_part(st, p->topic, p->partition, p->lag, p->base);
+    }
+    smm_status_end(st);
+}
+
 /* ---- lifecycle ---- */
 
 struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loop_opts *opts,
@@ -836,6 +874,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             stats_line(loop, now);
             next_stats = now + cfg->stats_interval_ms;
         }
+        publish(loop, now, 0);
         if (loop->opts.idle_exit_ms > 0 && loop->pending == 0 && !loop->inflight &&
             now - loop->last_msg_ms >= loop->opts.idle_exit_ms &&
             smm_kafka_source_assigned(loop->src) > 0) {
@@ -880,6 +919,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
     }
     stats_line(loop, clock_ms());
     smm_kafka_source_close(loop->src); /* revoke callbacks flush what is left */
+    publish(loop, clock_ms(), 1);
     return loop->fatal ? 1 : 0;
 }
 

@@ -12,10 +12,12 @@
 #include "processor/config.h"
 
 struct smm_loop;
+struct smm_status;
 
 struct smm_loop_opts {
     int64_t idle_exit_ms; /* > 0: exit after this long with nothing consumed and all flushed */
     int top;              /* live terminal summary on stderr */
+    struct smm_status *status; /* NULL, or published into every 100 ms (processor/status.h) */
 };
 
 /* Connects Kafka and Redis (fails fast on bad credentials). Returns NULL with errstr. */

@@ -10,6 +10,8 @@
 #include "processor/config.h"
 #include "processor/log.h"
 #include "processor/loop.h"
+#include "processor/status.h"
+#include "connectors/http_server.h"
 
 extern char **environ;
 
@@ -188,14 +190,29 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* HTTP first, so /healthz answers (and /readyz says why not ready) while we connect. */
+    struct smm_status *status = smm_status_new();
+    struct smm_http_server *http = NULL;
+    if (!status || (cfg.http_enabled && !(http = smm_status_serve(status, &cfg, err,
+                                                                   sizeof(err))))) {
+        smm_log(SMM_LOG_ERROR, "startup failed: %s", status ? err : "out of memory");
+        smm_status_destroy(status);
+        smm_config_free(&cfg);
+        return 1;
+    }
+    lopts.status = status;
     struct smm_loop *loop = smm_loop_new(&cfg, &lopts, err, sizeof(err));
     if (!loop) {
         smm_log(SMM_LOG_ERROR, "startup failed: %s", err);
+        smm_http_server_stop(http);
+        smm_status_destroy(status);
         smm_config_free(&cfg);
         return 1;
     }
     int rc = smm_loop_run(loop, &stop_flag);
     smm_loop_destroy(loop);
+    smm_http_server_stop(http);
+    smm_status_destroy(status);
     smm_config_free(&cfg);
     smm_log(SMM_LOG_INFO, "stopped");
     return rc;

@@ -14,6 +14,7 @@ struct smm_pipeline {
     struct smm_decode_limits lim;
     char windows[256]; /* "5:5m,60:1h,1440:24h" */
     int64_t keep_minutes;
+    int64_t late; /* see smm_pipeline_late() */
 };
 
 int64_t smm_pipeline_minute(int64_t ts_ms)
@@ -35,6 +36,16 @@ static void window_label(int64_t minutes, char *out, size_t size)
     if (minutes == 1440) {
         snprintf(out, size, "24h");
     }
+}
+
+void smm_pipeline_window_label(int64_t minutes, char *out, size_t size)
+{
+    window_label(minutes, out, size);
+}
+
+int64_t smm_pipeline_late(const struct smm_pipeline *pipe)
+{
+    return pipe->late;
 }
 
 struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr,
@@ -103,6 +114,7 @@ int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void
         b->messages--;
         return SMM_PIPELINE_OOM;
     }
+    pipe->late += ev.ts_ms < now_ms - SMM_PIPELINE_LATE_MS;
     return SMM_OK;
 }
 

@@ -58,6 +58,13 @@ int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
                              int64_t max_refresh, struct smm_argv *av);
 
+/* Events folded so far whose event time was more than SMM_PIPELINE_LATE_MS behind now_ms
+ * (counted when folded: a re-read after a rewind counts again). For /metrics. */
+#define SMM_PIPELINE_LATE_MS 60000
+int64_t smm_pipeline_late(const struct smm_pipeline *pipe);
+/* The label of a window of this many minutes ("5m", "1h", "24h"), as in Redis keys. */
+void smm_pipeline_window_label(int64_t minutes, char *out, size_t size);
+
 /* Minute of an epoch-ms time (floor division, also before 1970). */
 int64_t smm_pipeline_minute(int64_t ts_ms);
 

@@ -1,0 +1,1330 @@
+/* connectors/http_server.c - libmicrohttpd routes: health, metrics, SSE, JSON API, assets.
+ *
+ * DESIGN: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION) with
+ * a connection limit, so an event stream may simply block in its content callback (waiting
+ * in XREAD BLOCK for the next alert, at most until the next one-second summary) without
+ * stalling other clients, and nothing here ever runs on the processor's loop thread. What
+ * the loop knows comes through smm_http_ops (a snapshot copied under the status mutex);
+ * Redis is read on connections this file owns: a small pool for API requests and one
+ * connection per event stream, all with short timeouts, so a slow or absent Redis turns
+ * into a 503, never into a stuck loop.
+ *
+ * Ids in paths are arbitrary bytes: we keep libmicrohttpd from unescaping the path (a
+ * no-op unescape callback), split the raw path first and percent-decode the id after, so
+ * "%2F" is part of an id and not a separator. Keys and fields are built as length-counted
+ * arguments (redisAppendCommandArgv), never by formatting a command string, so no id can
+ * inject a command or reach another key than the one it names. Every request does bounded
+ * work: limits are capped, a content or account lookup is a fixed pipeline of 36 calls. */
+#include "connectors/http_server.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "connectors/argv.h"
+#include "connectors/web_assets.h"
+
+#define POOL_MAX 8
+#define LIMIT_MAX 1000
+#define ID_MAX 1024
+#define SERIES_MINUTES 30
+#define SSE_BLOCK_MS 1000
+
+struct smm_http_server {
+    struct MHD_Daemon *d;
+    int port;
+    char *token, *prefix;
+    char *redis_host, *redis_unix_socket, *redis_username, *redis_password;
+    int redis_port, redis_db, redis_timeout_ms;
+    char **windows;
+    int n_windows;
+    char **metrics;
+    int n_metrics;
+    struct smm_http_ops ops;
+    void (*log)(void *opaque, enum smm_log_level level, const char *msg);
+    int max_sse;
+    int sse_open;  /* guarded by mu */
+    int stopping;  /* __atomic */
+    pthread_mutex_t mu;
+    redisContext *pool[POOL_MAX]; /* idle API connections, guarded by mu */
+    int n_pool;
+};
+
+static void logf_(struct smm_http_server *srv, enum smm_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void logf_(struct smm_http_server *srv, enum smm_log_level level, const char *fmt, ...)
+{
+    if (!srv->log) {
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    srv->log(NULL, level, msg);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long smm_http_url_decode(const char *s, size_t len, char *out, int plus)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            if (i + 2 >= len) {
+                return -1;
+            }
+            int v = 0;
+            for (int k = 1; k <= 2; k++) {
+                char h = s[i + k];
+                v <<= 4;
+                if (h >= '0' && h <= '9') {
+                    v |= h - '0';
+                } else if (h >= 'a' && h <= 'f') {
+                    v |= h - 'a' + 10;
+                } else if (h >= 'A' && h <= 'F') {
+                    v |= h - 'A' + 10;
+                } else {
+                    return -1;
+                }
+            }
+            out[o++] = (char)v;
+            i += 2;
+        } else if (ch == '+' && plus) {
+            out[o++] = ' ';
+        } else {
+            out[o++] = ch;
+        }
+    }
+    return (long)o;
+}
+
+/* ---- Redis ---- */
+
+static redisContext *redis_open(struct smm_http_server *srv, int timeout_ms, char *err,
+                                size_t err_size)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = srv->redis_unix_socket[0]
+                          ? redisConnectUnixWithTimeout(srv->redis_unix_socket, tv)
+                          : redisConnectWithTimeout(srv->redis_host, srv->redis_port, tv);
+    if (!c || c->err) {
+        snprintf(err, err_size, "redis connect: %s", c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    const char *argv[3];
+    size_t lens[3];
+    int argc = 0;
+    redisReply *r;
+    if (srv->redis_password[0]) {
+        argv[argc++] = "AUTH";
+        if (srv->redis_username[0]) {
+            argv[argc++] = srv->redis_username;
+        }
+        argv[argc++] = srv->redis_password;
+        for (int i = 0; i < argc; i++) {
+            lens[i] = strlen(argv[i]);
+        }
+        r = redisCommandArgv(c, argc, argv, lens);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            /* The reply names the cause (WRONGPASS...), never the password. */
+            snprintf(err, err_size, "redis AUTH: %s", r ? r->str : c->errstr);
+            freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    if (srv->redis_db != 0) {
+        r = redisCommand(c, "SELECT %d", srv->redis_db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, err_size, "redis SELECT: %s", r ? r->str : c->errstr);
+            freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    return c;
+}
+
+/* An idle connection has nothing to read; if it has, the server closed it (restart,
+ * timeout) or sent something we never asked for: either way it is of no use. */
+static int idle_ok(const redisContext *c)
+{
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 0;
+}
+
+static redisContext *pool_get(struct smm_http_server *srv, char *err, size_t err_size)
+{
+    for (;;) {
+        redisContext *c = NULL;
+        pthread_mutex_lock(&srv->mu);
+        if (srv->n_pool > 0) {
+            c = srv->pool[--srv->n_pool];
+        }
+        pthread_mutex_unlock(&srv->mu);
+        if (!c) {
+            return redis_open(srv, srv->redis_timeout_ms, err, err_size);
+        }
+        if (idle_ok(c)) {
+            return c;
+        }
+        redisFree(c);
+    }
+}
+
+/* Returns a healthy connection to the pool; a failed one (c->err) is closed. */
+static void pool_put(struct smm_http_server *srv, redisContext *c)
+{
+    if (!c) {
+        return;
+    }
+    if (!c->err) {
+        pthread_mutex_lock(&srv->mu);
+        if (srv->n_pool < POOL_MAX) {
+            srv->pool[srv->n_pool++] = c;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&srv->mu);
+    }
+    redisFree(c);
+}
+
+static int append(redisContext *c, struct smm_argv *av)
+{
+    if (smm_argv_finish(av) != 0) {
+        return -1;
+    }
+    return redisAppendCommandArgv(c, av->n, av->ptrs, av->len) == REDIS_OK ? 0 : -1;
+}
+
+/* Appends prefix + a + b (binary) as one argument. */
+static int add_cat(struct smm_argv *av, const char *prefix, const char *a, const char *b,
+                   size_t blen, const char *c)
+{
+    size_t pl = strlen(prefix), al = strlen(a), cl = c ? strlen(c) : 0;
+    char stack[2048];
+    size_t n = pl + al + blen + cl;
+    char *buf = n <= sizeof(stack) ? stack : malloc(n);
+    if (!buf) {
+        return -1;
+    }
+    memcpy(buf, prefix, pl);
+    memcpy(buf + pl, a, al);
+    memcpy(buf + pl + al, b, blen);
+    if (cl) {
+        memcpy(buf + pl + al + blen, c, cl);
+    }
+    int rc = smm_argv_add(av, buf, n);
+    if (buf != stack) {
+        free(buf);
+    }
+    return rc;
+}
+
+/* ---- JSON helpers ---- */
+
+/* A Redis value as a JSON number when it is one (finite), else as a string. */
+static cJSON *value_json(const char *s, size_t len)
+{
+    if (len > 0 && len < 64) {
+        char tmp[64];
+        memcpy(tmp, s, len);
+        tmp[len] = '\0';
+        char *end;
+        double v = strtod(tmp, &end);
+        if (end == tmp + len && isfinite(v) && tmp[0] != ' ') {
+            return cJSON_CreateNumber(v);
+        }
+    }
+    char *z = malloc(len + 1);
+    if (!z) {
+        return NULL;
+    }
+    memcpy(z, s, len);
+    z[len] = '\0';
+    cJSON *j = cJSON_CreateString(z);
+    free(z);
+    return j;
+}
+
+static int reply_str(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* An alert from a stream entry's field/value list: its `json` field when that parses to an
+ * object, else an object of the plain fields. */
+static cJSON *alert_json(const redisReply *fields)
+{
+    if (!fields || fields->type != REDIS_REPLY_ARRAY) {
+        return cJSON_CreateObject();
+    }
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+        if (reply_str(f) && reply_str(v) && f->len == 4 && memcmp(f->str, "json", 4) == 0) {
+            cJSON *j = cJSON_ParseWithLength(v->str, v->len);
+            if (cJSON_IsObject(j)) {
+                return j;
+            }
+            cJSON_Delete(j);
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i + 1 < fields->elements; i += 2) {
+        const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+        if (!reply_str(f) || !reply_str(v) || memchr(f->str, '\0', f->len) ||
+            (f->len == 4 && memcmp(f->str, "json", 4) == 0)) {
+            continue;
+        }
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)(f->len < 127 ? f->len : 127), f->str);
+        cJSON_AddItemToObject(o, name, value_json(v->str, v->len));
+    }
+    return o;
+}
+
+/* ---- responses ---- */
+
+static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status, const char *type,
+                                char *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+    if (!resp) {
+        if (mode == MHD_RESPMEM_MUST_FREE) {
+            free(body);
+        }
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (mode != MHD_RESPMEM_PERSISTENT || status != MHD_HTTP_OK) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
+    if (status == MHD_HTTP_UNAUTHORIZED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"smm\"");
+    }
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* Sends j (consumed) as the JSON body. */
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, cJSON *j)
+{
+    char *body = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!body) {
+        static char oom[] = "{\"error\":\"out of memory\"}";
+        return send_buf(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", oom,
+                        sizeof(oom) - 1, MHD_RESPMEM_PERSISTENT);
+    }
+    return send_buf(conn, status, "application/json", body, strlen(body), MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                  ...) __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                  ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", msg);
+    return send_json(conn, status, j);
+}
+
+/* ---- parameters ---- */
+
+/* A query parameter, percent-decoded into out; def when absent. 0, or -1 when malformed. */
+static int param(struct MHD_Connection *conn, const char *name, const char *def, char *out,
+                 size_t out_size)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v) {
+        snprintf(out, out_size, "%s", def);
+        return 0;
+    }
+    size_t len = strlen(v);
+    if (len >= out_size) {
+        return -1;
+    }
+    long n = smm_http_url_decode(v, len, out, 1);
+    if (n < 0 || memchr(out, '\0', (size_t)n)) {
+        return -1;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* limit=N with 1 <= N <= max. 0, or -1 (and a 400 sent by the caller). */
+static int param_limit(struct MHD_Connection *conn, int def, int max, int *out)
+{
+    char buf[32];
+    if (param(conn, "limit", "", buf, sizeof(buf)) != 0) {
+        return -1;
+    }
+    if (!buf[0]) {
+        *out = def;
+        return 0;
+    }
+    long v = 0;
+    for (const char *p = buf; *p; p++) {
+        if (*p < '0' || *p > '9' || v > max) {
+            return -1;
+        }
+        v = v * 10 + (*p - '0');
+    }
+    if (v < 1 || v > max) {
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* 1 when s[0..len) is valid UTF-8 without NUL: anything else cannot be an id the event
+ * decoder accepted, and could not be printed as a JSON string. Overlongs and surrogates
+ * are left to Redis to not find. */
+static int valid_id(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t more;
+        if (c == 0) {
+            return 0;
+        } else if (c < 0x80) {
+            more = 0;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+        } else {
+            return 0;
+        }
+        if (more >= len - i) {
+            return 0;
+        }
+        for (size_t k = 1; k <= more; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) {
+                return 0;
+            }
+        }
+        i += more + 1;
+    }
+    return 1;
+}
+
+/* ---- routes ---- */
+
+static enum MHD_Result redis_unavailable(struct MHD_Connection *conn, const char *why)
+{
+    return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "redis unavailable: %s", why);
+}
+
+/* Reads replies 0..n) of a pipeline into r[]; on failure frees what was read. */
+static int read_replies(redisContext *c, redisReply **r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        void *rep = NULL;
+        if (redisGetReply(c, &rep) != REDIS_OK || !rep) {
+            for (int k = 0; k < i; k++) {
+                freeReplyObject(r[k]);
+            }
+            return -1;
+        }
+        r[i] = rep;
+    }
+    return 0;
+}
+
+static void free_replies(redisReply **r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        freeReplyObject(r[i]);
+    }
+}
+
+/* Fills obj with metric -> value for the non-nil elements of an HMGET reply. */
+static void add_fields(struct smm_http_server *srv, cJSON *obj, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+    for (size_t i = 0; i < r->elements && i < (size_t)srv->n_metrics; i++) {
+        const redisReply *e = r->element[i];
+        if (reply_str(e)) {
+            cJSON_AddItemToObject(obj, srv->metrics[i], value_json(e->str, e->len));
+        }
+    }
+}
+
+/* GET /api/v1/content/<id> (kind 'c') and /api/v1/account/<id> (kind 'a'). */
+static enum MHD_Result route_entity(struct smm_http_server *srv, struct MHD_Connection *conn,
+                                   char kind, const char *raw)
+{
+    const char *what = kind == 'c' ? "content" : "account";
+    size_t rawlen = strlen(raw);
+    if (rawlen == 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s id missing", what);
+    }
+    if (rawlen > ID_MAX * 3) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s id too long", what);
+    }
+    char id[ID_MAX * 3 + 1];
+    long idlen = smm_http_url_decode(raw, rawlen, id, 0);
+    if (idlen < 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s id: malformed percent-encoding", what);
+    }
+    if (idlen > ID_MAX) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s id too long", what);
+    }
+    id[idlen] = '\0';
+    if (!valid_id((const unsigned char *)id, (size_t)idlen)) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s id: not valid UTF-8 (or has NUL)",
+                          what);
+    }
+    char ent[3] = {kind, ':', '\0'};
+    struct smm_argv fields, av;
+    smm_argv_init(&fields);
+    smm_argv_init(&av);
+    int bad = 0;
+    for (int m = 0; m < srv->n_metrics; m++) {
+        char suffix[64];
+        snprintf(suffix, sizeof(suffix), ":%s", srv->metrics[m]);
+        bad |= add_cat(&fields, "", ent, id, (size_t)idlen, suffix);
+    }
+    char err[256];
+    redisContext *c = bad ? NULL : pool_get(srv, err, sizeof(err));
+    if (!c) {
+        smm_argv_free(&fields);
+        return bad ? send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory")
+                   : redis_unavailable(conn, err);
+    }
+    int n = 0;
+    /* 0: lifetime; 1..n_windows: windows; then reach, viral (content), minute series. */
+    for (int w = -1; w < srv->n_windows; w++) {
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "HMGET");
+        bad |= w < 0 ? add_cat(&av, srv->prefix, "total", "", 0, NULL)
+                     : add_cat(&av, srv->prefix, "w:", srv->windows[w], strlen(srv->windows[w]),
+                               NULL);
+        for (int f = 0; f < fields.n; f++) {
+            bad |= smm_argv_add(&av, fields.buf + fields.off[f], fields.len[f]);
+        }
+        bad |= bad ? -1 : append(c, &av);
+        n++;
+    }
+    int at_reach = n;
+    smm_argv_reset(&av);
+    bad |= smm_argv_add_str(&av, "PFCOUNT");
+    bad |= add_cat(&av, srv->prefix, ent, id, (size_t)idlen, ":reach");
+    bad |= bad ? -1 : append(c, &av);
+    n++;
+    int at_viral = -1;
+    if (kind == 'c') {
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "HGETALL");
+        bad |= add_cat(&av, srv->prefix, "v:", id, (size_t)idlen, NULL);
+        bad |= bad ? -1 : append(c, &av);
+        at_viral = n++;
+    }
+    int at_series = n;
+    int64_t minute = wall_ms() / 60000;
+    for (int i = 0; i < SERIES_MINUTES; i++) {
+        char key[48];
+        snprintf(key, sizeof(key), "m:%lld", (long long)(minute - (SERIES_MINUTES - 1) + i));
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "HMGET");
+        bad |= add_cat(&av, srv->prefix, key, "", 0, NULL);
+        bad |= add_cat(&av, "", ent, id, (size_t)idlen, ":engagement");
+        bad |= add_cat(&av, "", ent, id, (size_t)idlen, ":impression");
+        bad |= bad ? -1 : append(c, &av);
+        n++;
+    }
+    smm_argv_free(&fields);
+    smm_argv_free(&av);
+    redisReply *r[64];
+    if (bad || read_replies(c, r, n) != 0) {
+        snprintf(err, sizeof(err), "%s", c->err ? c->errstr : "out of memory");
+        c->err = c->err ? c->err : REDIS_ERR_OOM;
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
+    pool_put(srv, c);
+    for (int i = 0; i < n; i++) {
+        if (r[i]->type == REDIS_REPLY_ERROR) {
+            snprintf(err, sizeof(err), "%s", r[i]->str);
+            free_replies(r, n);
+            return redis_unavailable(conn, err);
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, kind == 'c' ? "content_id" : "account_id", cJSON_CreateString(id));
+    cJSON *life = cJSON_AddObjectToObject(o, "lifetime");
+    add_fields(srv, life, r[0]);
+    cJSON *wins = cJSON_AddObjectToObject(o, "windows");
+    for (int w = 0; w < srv->n_windows; w++) {
+        add_fields(srv, cJSON_AddObjectToObject(wins, srv->windows[w]), r[1 + w]);
+    }
+    long long reach = r[at_reach]->type == REDIS_REPLY_INTEGER ? r[at_reach]->integer : 0;
+    cJSON_AddNumberToObject(o, "reach", (double)reach);
+    int viral_fields = 0;
+    if (at_viral >= 0) {
+        cJSON *v = cJSON_AddObjectToObject(o, "viral");
+        const redisReply *h = r[at_viral];
+        for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+            const redisReply *f = h->element[i], *val = h->element[i + 1];
+            if (!reply_str(f) || !reply_str(val) || memchr(f->str, '\0', f->len) ||
+                f->len > 127) {
+                continue;
+            }
+            char name[128];
+            memcpy(name, f->str, f->len);
+            name[f->len] = '\0';
+            /* account and state are text even when they look like numbers */
+            cJSON *item = strcmp(name, "account") == 0 || strcmp(name, "state") == 0
+                              ? cJSON_CreateString(val->str)
+                              : value_json(val->str, val->len);
+            cJSON_AddItemToObject(v, name, item);
+            viral_fields++;
+        }
+    }
+    cJSON *series = cJSON_AddObjectToObject(o, "series");
+    cJSON *eng = cJSON_AddArrayToObject(series, "engagement");
+    cJSON *imp = cJSON_AddArrayToObject(series, "impression");
+    for (int i = 0; i < SERIES_MINUTES; i++) {
+        const redisReply *m = r[at_series + i];
+        double e = 0, im = 0;
+        if (m->type == REDIS_REPLY_ARRAY && m->elements == 2) {
+            e = reply_str(m->element[0]) ? strtod(m->element[0]->str, NULL) : 0;
+            im = reply_str(m->element[1]) ? strtod(m->element[1]->str, NULL) : 0;
+        }
+        cJSON_AddItemToArray(eng, cJSON_CreateNumber(e));
+        cJSON_AddItemToArray(imp, cJSON_CreateNumber(im));
+    }
+    int known = cJSON_GetArraySize(life) > 0 || reach > 0 || viral_fields > 0;
+    free_replies(r, n);
+    if (!known) {
+        cJSON_Delete(o);
+        return send_error(conn, MHD_HTTP_NOT_FOUND, "unknown %s", what);
+    }
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* ZREVRANGE key 0 limit-1 WITHSCORES into *out (caller frees). NULL + err on failure. */
+static redisReply *zrevrange(struct smm_http_server *srv, redisContext *c, const char *suffix,
+                             int limit, char *err, size_t err_size)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = smm_argv_add_str(&av, "ZREVRANGE");
+    bad |= add_cat(&av, srv->prefix, suffix, "", 0, NULL);
+    bad |= smm_argv_add_str(&av, "0");
+    bad |= smm_argv_add_int(&av, limit - 1);
+    bad |= smm_argv_add_str(&av, "WITHSCORES");
+    redisReply *r = NULL;
+    if (!bad && append(c, &av) == 0) {
+        void *rep = NULL;
+        if (redisGetReply(c, &rep) == REDIS_OK) {
+            r = rep;
+        }
+    }
+    smm_argv_free(&av);
+    if (!r) {
+        snprintf(err, err_size, "%s", c->err ? c->errstr : "out of memory");
+        return NULL;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, err_size, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+static enum MHD_Result route_top(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char window[64];
+    int limit;
+    if (param(conn, "window", srv->n_windows ? srv->windows[0] : "total", window,
+              sizeof(window)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "window: malformed");
+    }
+    int ok = strcmp(window, "total") == 0;
+    for (int w = 0; w < srv->n_windows; w++) {
+        ok |= strcmp(window, srv->windows[w]) == 0;
+    }
+    if (!ok) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                          "window: expected one of the configured windows or total");
+    }
+    if (param_limit(conn, 10, LIMIT_MAX, &limit) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "limit: expected an integer from 1 to %d",
+                          LIMIT_MAX);
+    }
+    char err[256], key[96];
+    snprintf(key, sizeof(key), "top:engagement:%s", window);
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    redisReply *r = c ? zrevrange(srv, c, key, limit, err, sizeof(err)) : NULL;
+    pool_put(srv, c);
+    if (!r) {
+        return redis_unavailable(conn, err);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *items = cJSON_AddArrayToObject(o, "items");
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *m = r->element[i], *s = r->element[i + 1];
+        if (!reply_str(m) || !reply_str(s)) {
+            continue;
+        }
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddItemToObject(it, "content_id", cJSON_CreateString(m->str));
+        cJSON_AddNumberToObject(it, "value", strtod(s->str, NULL));
+        cJSON_AddItemToArray(items, it);
+    }
+    freeReplyObject(r);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result route_viral(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char by[32];
+    int limit;
+    if (param(conn, "by", "velocity", by, sizeof(by)) != 0 ||
+        (strcmp(by, "velocity") != 0 && strcmp(by, "predicted") != 0)) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "by: expected velocity or predicted");
+    }
+    if (param_limit(conn, 10, LIMIT_MAX, &limit) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "limit: expected an integer from 1 to %d",
+                          LIMIT_MAX);
+    }
+    char err[256], key[64];
+    snprintf(key, sizeof(key), "viral:%s", by);
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    redisReply *r = c ? zrevrange(srv, c, key, limit, err, sizeof(err)) : NULL;
+    if (!r) {
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
+    /* The state and account of each, in one pipeline. */
+    int n = 0, bad = 0;
+    struct smm_argv av;
+    smm_argv_init(&av);
+    for (size_t i = 0; i + 1 < r->elements && !bad; i += 2) {
+        const redisReply *m = r->element[i];
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "HMGET");
+        bad |= add_cat(&av, srv->prefix, "v:", reply_str(m) ? m->str : "",
+                       reply_str(m) ? m->len : 0, NULL);
+        bad |= smm_argv_add_str(&av, "state");
+        bad |= smm_argv_add_str(&av, "account");
+        bad |= bad ? -1 : append(c, &av);
+        n++;
+    }
+    smm_argv_free(&av);
+    redisReply **h = calloc((size_t)(n ? n : 1), sizeof(*h));
+    if (bad || !h || read_replies(c, h, n) != 0) {
+        snprintf(err, sizeof(err), "%s", c->err ? c->errstr : "out of memory");
+        c->err = c->err ? c->err : REDIS_ERR_OOM;
+        pool_put(srv, c);
+        freeReplyObject(r);
+        free(h);
+        return redis_unavailable(conn, err);
+    }
+    pool_put(srv, c);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *items = cJSON_AddArrayToObject(o, "items");
+    for (int i = 0; i < n; i++) {
+        const redisReply *m = r->element[2 * i], *s = r->element[2 * i + 1];
+        if (!reply_str(m) || !reply_str(s)) {
+            continue;
+        }
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddItemToObject(it, "content_id", cJSON_CreateString(m->str));
+        cJSON_AddNumberToObject(it, "score", strtod(s->str, NULL));
+        const redisReply *st = h[i]->type == REDIS_REPLY_ARRAY && h[i]->elements == 2
+                                   ? h[i]->element[0] : NULL;
+        const redisReply *ac = st ? h[i]->element[1] : NULL;
+        cJSON_AddItemToObject(it, "state",
+                              reply_str(st) ? cJSON_CreateString(st->str) : cJSON_CreateNull());
+        cJSON_AddItemToObject(it, "account",
+                              reply_str(ac) ? cJSON_CreateString(ac->str) : cJSON_CreateNull());
+        cJSON_AddItemToArray(items, it);
+    }
+    free_replies(h, n);
+    free(h);
+    freeReplyObject(r);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result route_alerts(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    int limit;
+    if (param_limit(conn, 50, LIMIT_MAX, &limit) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "limit: expected an integer from 1 to %d",
+                          LIMIT_MAX);
+    }
+    char err[256];
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (!c) {
+        return redis_unavailable(conn, err);
+    }
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = smm_argv_add_str(&av, "XREVRANGE");
+    bad |= add_cat(&av, srv->prefix, "alerts", "", 0, NULL);
+    bad |= smm_argv_add_str(&av, "+");
+    bad |= smm_argv_add_str(&av, "-");
+    bad |= smm_argv_add_str(&av, "COUNT");
+    bad |= smm_argv_add_int(&av, limit);
+    redisReply *r = NULL;
+    if (!bad && append(c, &av) == 0) {
+        void *rep = NULL;
+        if (redisGetReply(c, &rep) == REDIS_OK) {
+            r = rep;
+        }
+    }
+    smm_argv_free(&av);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, sizeof(err), "%s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : c->err ? c->errstr : "bad reply");
+        freeReplyObject(r);
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
+    pool_put(srv, c);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *items = cJSON_AddArrayToObject(o, "items");
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2) {
+            cJSON_AddItemToArray(items, alert_json(e->element[1]));
+        }
+    }
+    freeReplyObject(r);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result route_readyz(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char why[512] = "";
+    int ready = srv->ops.ready ? srv->ops.ready(srv->ops.opaque, why, sizeof(why)) : 1;
+    /* Our own look at Redis too: the loop notices an outage only at its next call. */
+    char err[256] = "";
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (c) {
+        redisReply *r = redisCommand(c, "PING");
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, sizeof(err), "redis PING: %s", r ? r->str : c->errstr);
+            c->err = c->err ? c->err : REDIS_ERR_OTHER;
+        }
+        freeReplyObject(r);
+        pool_put(srv, c);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *reasons = cJSON_CreateArray();
+    if (!ready) {
+        for (char *p = why, *save = NULL, *tok; (tok = strtok_r(p, ";", &save)); p = NULL) {
+            while (*tok == ' ') {
+                tok++;
+            }
+            cJSON_AddItemToArray(reasons, cJSON_CreateString(tok));
+        }
+    }
+    if (err[0]) {
+        ready = 0;
+        cJSON_AddItemToArray(reasons, cJSON_CreateString(err));
+    }
+    cJSON_AddBoolToObject(o, "ready", ready);
+    cJSON_AddItemToObject(o, "reasons", reasons);
+    return send_json(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
+}
+
+/* ---- Server-Sent Events ---- */
+
+struct sse {
+    struct smm_http_server *srv;
+    redisContext *c;
+    char last_id[64]; /* the last alert stream id delivered ("" = not resolved yet) */
+    int64_t next_summary_ms;
+    int64_t retry_at_ms;
+    char *buf;
+    size_t len, off, cap;
+};
+
+static int sse_put(struct sse *s, const char *a, size_t alen)
+{
+    if (s->len + alen > s->cap) {
+        size_t ncap = (s->len + alen) * 2;
+        char *nb = realloc(s->buf, ncap);
+        if (!nb) {
+            return -1;
+        }
+        s->buf = nb;
+        s->cap = ncap;
+    }
+    memcpy(s->buf + s->len, a, alen);
+    s->len += alen;
+    return 0;
+}
+
+static int sse_event(struct sse *s, const char *event, const char *id, const char *data)
+{
+    char head[160];
+    int n = id ? snprintf(head, sizeof(head), "event: %s\nid: %s\ndata: ", event, id)
+               : snprintf(head, sizeof(head), "event: %s\ndata: ", event);
+    return sse_put(s, head, (size_t)n) | sse_put(s, data, strlen(data)) | sse_put(s, "\n\n", 2);
+}
+
+static void sse_drop_redis(struct sse *s)
+{
+    redisFree(s->c);
+    s->c = NULL;
+    s->retry_at_ms = mono_ms() + 500;
+}
+
+/* Waits up to ms for new alerts and queues them as events. */
+static void sse_alerts(struct sse *s, int64_t ms)
+{
+    struct smm_http_server *srv = s->srv;
+    if (!s->c && mono_ms() >= s->retry_at_ms) {
+        char err[256];
+        s->c = redis_open(srv, srv->redis_timeout_ms, err, sizeof(err));
+        if (!s->c) {
+            s->retry_at_ms = mono_ms() + 500;
+        }
+    }
+    if (!s->c) {
+        int64_t nap = ms < 200 ? ms : 200;
+        nanosleep(&(struct timespec){(time_t)(nap / 1000), (long)(nap % 1000) * 1000000}, NULL);
+        return;
+    }
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = 0;
+    if (!s->last_id[0]) {
+        /* Start after the newest entry: a client gets the alerts from now on. */
+        bad |= smm_argv_add_str(&av, "XREVRANGE");
+        bad |= add_cat(&av, srv->prefix, "alerts", "", 0, NULL);
+        bad |= smm_argv_add_str(&av, "+");
+        bad |= smm_argv_add_str(&av, "-");
+        bad |= smm_argv_add_str(&av, "COUNT");
+        bad |= smm_argv_add_str(&av, "1");
+    } else {
+        bad |= smm_argv_add_str(&av, "XREAD");
+        bad |= smm_argv_add_str(&av, "COUNT");
+        bad |= smm_argv_add_str(&av, "100");
+        bad |= smm_argv_add_str(&av, "BLOCK");
+        bad |= smm_argv_add_int(&av, ms > 0 ? ms : 1);
+        bad |= smm_argv_add_str(&av, "STREAMS");
+        bad |= add_cat(&av, srv->prefix, "alerts", "", 0, NULL);
+        bad |= smm_argv_add_str(&av, s->last_id);
+    }
+    struct timeval tv = {(time_t)((ms + srv->redis_timeout_ms) / 1000),
+                         (suseconds_t)(((ms + srv->redis_timeout_ms) % 1000) * 1000)};
+    redisSetTimeout(s->c, tv);
+    redisReply *r = NULL;
+    if (!bad && append(s->c, &av) == 0) {
+        void *rep = NULL;
+        if (redisGetReply(s->c, &rep) == REDIS_OK) {
+            r = rep;
+        }
+    }
+    smm_argv_free(&av);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        sse_drop_redis(s);
+        return;
+    }
+    const redisReply *entries = NULL;
+    if (!s->last_id[0]) {
+        snprintf(s->last_id, sizeof(s->last_id), "0-0");
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+            r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
+            reply_str(r->element[0]->element[0])) {
+            snprintf(s->last_id, sizeof(s->last_id), "%s", r->element[0]->element[0]->str);
+        }
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+               r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2) {
+        entries = r->element[0]->element[1];
+    }
+    for (size_t i = 0; entries && entries->type == REDIS_REPLY_ARRAY && i < entries->elements;
+         i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !reply_str(e->element[0])) {
+            continue;
+        }
+        snprintf(s->last_id, sizeof(s->last_id), "%s", e->element[0]->str);
+        cJSON *j = alert_json(e->element[1]);
+        char *data = j ? cJSON_PrintUnformatted(j) : NULL;
+        cJSON_Delete(j);
+        if (data) {
+            sse_event(s, "alert", s->last_id, data);
+            free(data);
+        }
+    }
+    freeReplyObject(r);
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct sse *s = cls;
+    for (;;) {
+        if (__atomic_load_n(&s->srv->stopping, __ATOMIC_ACQUIRE)) {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (s->off < s->len) {
+            size_t n = s->len - s->off < max ? s->len - s->off : max;
+            memcpy(buf, s->buf + s->off, n);
+            s->off += n;
+            return (ssize_t)n;
+        }
+        s->off = s->len = 0;
+        int64_t now = mono_ms();
+        if (now >= s->next_summary_ms) {
+            char *json = s->srv->ops.summary ? s->srv->ops.summary(s->srv->ops.opaque) : NULL;
+            if (!json || sse_event(s, "summary", NULL, json) != 0) {
+                free(json);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            free(json);
+            s->next_summary_ms = now + 1000;
+            continue;
+        }
+        sse_alerts(s, s->next_summary_ms - now);
+    }
+}
+
+static void sse_free(void *cls)
+{
+    struct sse *s = cls;
+    pthread_mutex_lock(&s->srv->mu);
+    s->srv->sse_open--;
+    pthread_mutex_unlock(&s->srv->mu);
+    redisFree(s->c);
+    free(s->buf);
+    free(s);
+}
+
+static enum MHD_Result route_events(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    pthread_mutex_lock(&srv->mu);
+    int full = srv->sse_open >= srv->max_sse;
+    if (!full) {
+        srv->sse_open++;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (full) {
+        return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams (%d)",
+                          srv->max_sse);
+    }
+    struct sse *s = calloc(1, sizeof(*s));
+    struct MHD_Response *resp =
+        s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free)
+          : NULL;
+    if (!resp) {
+        if (s) {
+            s->srv = srv;
+            sse_free(s);
+        } else {
+            pthread_mutex_lock(&srv->mu);
+            srv->sse_open--;
+            pthread_mutex_unlock(&srv->mu);
+        }
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    s->srv = srv;
+    /* Tell EventSource to reconnect after 2 s if the stream ends. */
+    sse_put(s, "retry: 2000\n\n", 13);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* ---- dispatch ---- */
+
+/* Constant-time comparison, so the token cannot be guessed byte by byte from timings. */
+static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    if (!srv->token[0]) {
+        return 1;
+    }
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        return 0;
+    }
+    h += 7;
+    while (*h == ' ') {
+        h++;
+    }
+    size_t a = strlen(h), b = strlen(srv->token);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < b; i++) {
+        diff |= (unsigned char)(i < a ? h[i] : 0) ^ (unsigned char)srv->token[i];
+    }
+    return diff == 0;
+}
+
+static enum MHD_Result send_doc(struct MHD_Connection *conn, char *doc, const char *type)
+{
+    if (!doc) {
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    return send_buf(conn, MHD_HTTP_OK, type, doc, strlen(doc), MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    (void)upload;
+    (void)con_cls;
+    struct smm_http_server *srv = cls;
+    *upload_size = 0; /* a body on GET is ignored */
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        static char ok[] = "{\"status\":\"ok\"}";
+        return send_buf(conn, MHD_HTTP_OK, "application/json", ok, sizeof(ok) - 1,
+                        MHD_RESPMEM_PERSISTENT);
+    }
+    if (!authorized(srv, conn)) {
+        return send_error(conn, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    if (strcmp(url, "/readyz") == 0) {
+        return route_readyz(srv, conn);
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        return send_doc(conn, srv->ops.metrics ? srv->ops.metrics(srv->ops.opaque) : NULL,
+                        "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (strcmp(url, "/events") == 0) {
+        return route_events(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/summary") == 0) {
+        return send_doc(conn, srv->ops.summary ? srv->ops.summary(srv->ops.opaque) : NULL,
+                        "application/json");
+    }
+    if (strncmp(url, "/api/v1/content/", 16) == 0) {
+        return route_entity(srv, conn, 'c', url + 16);
+    }
+    if (strncmp(url, "/api/v1/account/", 16) == 0) {
+        return route_entity(srv, conn, 'a', url + 16);
+    }
+    if (strcmp(url, "/api/v1/top") == 0) {
+        return route_top(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/viral") == 0) {
+        return route_viral(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/alerts") == 0) {
+        return route_alerts(srv, conn);
+    }
+    for (const struct smm_web_asset *a = smm_web_assets; a->path; a++) {
+        if (strcmp(url, a->path) == 0) {
+            return send_buf(conn, MHD_HTTP_OK, a->content_type, (char *)a->data, a->len,
+                            MHD_RESPMEM_PERSISTENT);
+        }
+    }
+    return send_error(conn, MHD_HTTP_NOT_FOUND, "no such route");
+}
+
+/* Leaves the path and the query values escaped: we split first, then decode (see top). */
+static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct smm_http_server *srv = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    logf_(srv, SMM_LOG_WARN, "http: %s", msg);
+}
+
+/* ---- lifecycle ---- */
+
+static char **dup_list(const char *const *v, int n)
+{
+    char **out = calloc((size_t)(n ? n : 1), sizeof(*out));
+    for (int i = 0; out && i < n; i++) {
+        out[i] = strdup(v[i]);
+        if (!out[i]) {
+            for (int k = 0; k < i; k++) {
+                free(out[k]);
+            }
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static void free_list(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static void srv_free(struct smm_http_server *srv)
+{
+    for (int i = 0; i < srv->n_pool; i++) {
+        redisFree(srv->pool[i]);
+    }
+    if (srv->token) {
+        memset(srv->token, 0, strlen(srv->token));
+    }
+    if (srv->redis_password) {
+        memset(srv->redis_password, 0, strlen(srv->redis_password));
+    }
+    free(srv->token);
+    free(srv->prefix);
+    free(srv->redis_host);
+    free(srv->redis_unix_socket);
+    free(srv->redis_username);
+    free(srv->redis_password);
+    free_list(srv->windows, srv->n_windows);
+    free_list(srv->metrics, srv->n_metrics);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
+struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, char *errstr,
+                                              size_t errstr_size)
+{
+    struct smm_http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv || pthread_mutex_init(&srv->mu, NULL) != 0) {
+        free(srv);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    srv->token = strdup(o->token ? o->token : "");
+    srv->prefix = strdup(o->prefix ? o->prefix : "smm:");
+    srv->redis_host = strdup(o->redis_host ? o->redis_host : "127.0.0.1");
+    srv->redis_unix_socket = strdup(o->redis_unix_socket ? o->redis_unix_socket : "");
+    srv->redis_username = strdup(o->redis_username ? o->redis_username : "");
+    srv->redis_password = strdup(o->redis_password ? o->redis_password : "");
+    srv->windows = dup_list(o->windows, o->n_windows);
+    srv->metrics = dup_list(o->metrics, o->n_metrics);
+    srv->n_windows = srv->windows ? o->n_windows : 0;
+    srv->n_metrics = srv->metrics ? o->n_metrics : 0;
+    srv->redis_port = o->redis_port;
+    srv->redis_db = o->redis_db;
+    srv->redis_timeout_ms = o->redis_timeout_ms > 0 ? o->redis_timeout_ms : 1000;
+    srv->ops = o->ops;
+    srv->log = o->log;
+    int max_conn = o->max_connections > 0 ? o->max_connections : 64;
+    srv->max_sse = max_conn / 2;
+    if (!srv->token || !srv->prefix || !srv->redis_host || !srv->redis_unix_socket ||
+        !srv->redis_username || !srv->redis_password || !srv->windows || !srv->metrics ||
+        o->n_metrics > 32) {
+        snprintf(errstr, errstr_size, "out of memory");
+        srv_free(srv);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, o->address, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)o->port);
+    } else if (inet_pton(AF_INET6, o->address, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)o->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(errstr, errstr_size, "http.address: \"%s\" is not an IPv4 or IPv6 address",
+                 o->address);
+        srv_free(srv);
+        return NULL;
+    }
+    srv->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, handle, srv,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                              MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+                              MHD_OPTION_END);
+    if (!srv->d) {
+        snprintf(errstr, errstr_size, "http: cannot listen on %s:%d (in use, or not permitted)",
+                 o->address, o->port);
+        srv_free(srv);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? (int)info->port : o->port;
+    return srv;
+}
+
+int smm_http_server_port(const struct smm_http_server *srv)
+{
+    return srv->port;
+}
+
+void smm_http_server_stop(struct smm_http_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    __atomic_store_n(&srv->stopping, 1, __ATOMIC_RELEASE);
+    MHD_stop_daemon(srv->d); /* joins the connection threads: streams end within ~1 s */
+    srv_free(srv);
+}

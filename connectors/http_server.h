@@ -1,0 +1,60 @@
+/* connectors/http_server.h - the embedded HTTP server (libmicrohttpd): health, readiness,
+ * Prometheus metrics, Server-Sent Events, the JSON API over Redis, the dashboard assets.
+ *
+ * The server knows nothing of the processor: what the loop knows reaches it through
+ * struct smm_http_ops (function + opaque pointer, called from the server's threads), and
+ * it reads Redis itself on connections it owns. Routes and shapes: docs/api.md. */
+#ifndef SMM_CONNECTORS_HTTP_SERVER_H
+#define SMM_CONNECTORS_HTTP_SERVER_H
+
+#include <stddef.h>
+
+#include "connectors/kafka_source.h" /* enum smm_log_level */
+
+/* Called from the HTTP threads, concurrently: each must be thread-safe. */
+struct smm_http_ops {
+    void *opaque;
+    /* Each returns a malloc'd NUL-terminated document (caller frees), or NULL on OOM. */
+    char *(*metrics)(void *opaque); /* Prometheus text exposition */
+    char *(*summary)(void *opaque); /* the JSON object of /api/v1/summary */
+    /* 1 when ready; otherwise 0 and why holds the reasons, separated by "; ". */
+    int (*ready)(void *opaque, char *why, size_t why_size);
+};
+
+struct smm_http_opts {
+    const char *address; /* IPv4 or IPv6 literal to bind */
+    int port;            /* 0 = ephemeral (see smm_http_server_port()) */
+    const char *token;   /* NULL or "" = no authentication */
+    int max_connections; /* <= 0: 64 */
+    const char *prefix;  /* Redis key prefix, e.g. "smm:" */
+    const char *redis_host;
+    int redis_port;
+    const char *redis_unix_socket; /* NULL or "" = TCP */
+    int redis_db;
+    const char *redis_username;
+    const char *redis_password;
+    int redis_timeout_ms; /* connect and reply timeout of the API's Redis calls */
+    const char *const *windows; /* window labels ("5m", "1h", "24h"), n_windows of them */
+    int n_windows;
+    const char *const *metrics; /* field suffixes read per entity ("impression", ...) */
+    int n_metrics;
+    struct smm_http_ops ops;
+    void (*log)(void *opaque, enum smm_log_level level, const char *msg); /* thread-safe */
+};
+
+struct smm_http_server;
+
+/* Copies opts (strings included) and starts listening: thread per connection, at most
+ * max_connections at once. Returns NULL with errstr (never containing a secret). */
+struct smm_http_server *smm_http_server_start(const struct smm_http_opts *opts, char *errstr,
+                                              size_t errstr_size);
+/* The port it listens on (the chosen one when opts.port was 0). */
+int smm_http_server_port(const struct smm_http_server *srv);
+/* Ends open event streams (within about a second), stops, frees. NULL is a no-op. */
+void smm_http_server_stop(struct smm_http_server *srv);
+
+/* Decodes %XX escapes (and '+' when plus is set) of s[0..len) into out (room for len
+ * bytes). Returns the decoded length, or -1 on a malformed escape. Pure; for tests. */
+long smm_http_url_decode(const char *s, size_t len, char *out, int plus);
+
+#endif
