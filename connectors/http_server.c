@@ -64,10 +64,10 @@ struct smm_http_server {
     int n_pool;
 };
 
-static void logf_(struct smm_http_server *srv, enum smm_log_level level, const char *fmt, ...)
+static void log_msg(struct smm_http_server *srv, enum smm_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void logf_(struct smm_http_server *srv, enum smm_log_level level, const char *fmt, ...)
+static void log_msg(struct smm_http_server *srv, enum smm_log_level level, const char *fmt, ...)
 {
     if (!srv->log) {
         return;
@@ -1192,7 +1192,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    logf_(srv, SMM_LOG_WARN, "http: %s", msg);
+    log_msg(srv, SMM_LOG_WARN, "http: %s", msg);
 }
 
 /* ---- lifecycle ---- */

@@ -515,7 +515,8 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
     unsigned char addr[16];
     if (cfg->http_enabled && inet_pton(AF_INET, cfg->http_address, addr) != 1 &&
         inet_pton(AF_INET6, cfg->http_address, addr) != 1) {
-        return fail(errstr, errstr_size, "http.address: expected an IPv4 or IPv6 address, got \"%s\"",
+        return fail(errstr, errstr_size,
+                    "http.address: expected an IPv4 or IPv6 address, got \"%s\"",
                     cfg->http_address);
     }
     if (parse_windows(cfg, errstr, errstr_size) != SMM_OK ||

@@ -359,8 +359,10 @@ pid_t h_processor_start(const struct h_kafka *k, const struct h_redis *r, const 
                             "--set", "kafka.heartbeat.interval.ms=500",
                             "--set", "stats.interval_ms=1000",
                             "--set", "reach.refresh_max=1000000",
-                            "--set", "redis.timeout_ms=1000"};
-    int n = 17;
+                            "--set", "redis.timeout_ms=1000",
+                            /* an ephemeral HTTP port: tests run processors side by side */
+                            "--set", "http.port=0"};
+    int n = 19;
     for (int i = 0; extra && extra[i] && n < 60; i++) {
         argv[n++] = "--set";
         argv[n++] = extra[i];
@@ -597,6 +599,8 @@ pid_t h_processor_start_ex(const struct h_kafka *k, const struct h_redis *r, con
         argv[n++] = "--set";
         argv[n++] = common[i];
     }
+    argv[n++] = "--set";
+    argv[n++] = "http.port=0"; /* ephemeral: tests run processors side by side */
     for (int i = 0; sets && sets[i] && n < 100; i++) {
         argv[n++] = "--set";
         argv[n++] = sets[i];

@@ -784,3 +784,56 @@ Test(config, print_help_lists_every_key)
     }
     free(text);
 }
+
+/* ---- http.* (the embedded HTTP server) ---- */
+
+Test(config, http_keys)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    cr_assert_eq(cfg.http_enabled, 1);
+    cr_assert_str_eq(cfg.http_address, "127.0.0.1");
+    cr_assert_eq(cfg.http_port, 8080);
+    cr_assert_str_eq(cfg.http_token, "");
+    set_ok(&cfg, "http.enabled", "false");
+    cr_assert_eq(cfg.http_enabled, 0);
+    set_ok(&cfg, "http.enabled", "on");
+    cr_assert_eq(cfg.http_enabled, 1);
+    set_ok(&cfg, "http.port", "0");
+    cr_assert_eq(cfg.http_port, 0);
+    set_ok(&cfg, "http.address", "::1");
+    finish_ok(&cfg);
+    set_fails(&cfg, "http.enabled", "maybe", "http.enabled", "true or false");
+    set_fails(&cfg, "http.port", "65536", "http.port", "65535");
+    set_ok(&cfg, "http.address", "localhost");
+    finish_fails(&cfg, "http.address");
+    set_ok(&cfg, "http.enabled", "false"); /* not serving: the address is not used */
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+}
+
+Test(config, http_token_is_secret)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "http.token", "t0psecret-token");
+    finish_ok(&cfg);
+    cr_assert(smm_config_is_secret("http.token"));
+    char *text = print_to_string(&cfg);
+    cr_assert(strstr(text, "t0psecret") == NULL, "token printed:\n%s", text);
+    cr_assert(strstr(text, "http.token = ********\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "http.enabled = true\n") != NULL, "%s", text);
+    free(text);
+    char *help = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&help, &size);
+    smm_config_print_help(f);
+    fclose(f);
+    static const char *const names[] = {"http.enabled", "http.address", "http.port",
+                                        "http.token"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        cr_assert(strstr(help, names[i]) != NULL, "help lacks %s", names[i]);
+    }
+    free(help);
+    smm_config_free(&cfg);
+}
