@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/install-deps.sh - install what smm-stream needs from Debian 12 packages.
 # Idempotent: only calls apt-get when a package is missing. Pass --with-java for the real
-# Kafka broker used by the test suite (OpenJDK 17 + Maven), --with-fuzz for clang.
+# Kafka broker used by the test suite (OpenJDK 17 + Maven), --with-fuzz for clang,
+# --with-browser for headless Chromium (tests/browser/test_dashboard.py drives the dashboard).
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config git ca-certificates
@@ -11,6 +12,7 @@ for arg in "$@"; do
   case "$arg" in
     --with-java) pkgs+=(openjdk-17-jdk-headless maven) ;;
     --with-fuzz) pkgs+=(clang libclang-rt-14-dev valgrind) ;;
+    --with-browser) pkgs+=(chromium) ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite, from a fresh Debian 12 machine: installs what is
-# missing (including Java 17 + Maven for the real Kafka broker), builds, and runs ctest.
+# missing (including Java 17 + Maven for the real Kafka broker and headless Chromium for the
+# dashboard test), builds, and runs ctest.
 # Every service is started by the tests themselves: redis-server on free ports, the
 # librdkafka mock cluster, and (through a CTest fixture) a real Apache Kafka broker that is
 # always stopped at the end. .ci/run calls exactly this script.
@@ -11,7 +12,7 @@
 #                                   arguments, only ctest runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh --with-java --with-fuzz
+scripts/install-deps.sh --with-java --with-fuzz --with-browser
 build=${SMM_BUILD_DIR:-build}
 scripts/build.sh
 export SMMT_TMP

@@ -1,0 +1,450 @@
+/* connectors/web/app.js - the dashboard's only script: no framework, no external requests.
+ *
+ * DESIGN
+ * - Live numbers come from the server-sent events of /events (`summary` once a second,
+ *   `alert` per new alert). When that stream is down (or the server does not offer it)
+ *   the page polls /api/v1/summary every 2 s instead, so it never shows stale numbers
+ *   for long. The lists (top content, viral leaderboard, response times) are fetched
+ *   every 5 s; the alert feed is loaded once and then merged by alert_id, from the stream
+ *   and from a slower refetch that covers gaps in the stream.
+ * - Auth: a bearer token given as ?token= in the page URL is sent as an Authorization
+ *   header on every fetch(); EventSource cannot send headers, so /events gets ?token=.
+ * - Everything that comes from data (ids, reasons) is written with textContent, never as
+ *   HTML: content ids are user input of the event stream.
+ * - Test hooks: key numbers carry stable ids and data-value (the raw number; the text is
+ *   formatted for the locale); lists carry data-count and data-ts-ms (when they were
+ *   fetched); rows carry data-content-id / data-value / data-state. Read by
+ *   tests/browser/test_dashboard.py.
+ * - Sparklines are inline SVG polylines drawn here (a few lines; no chart library). */
+(function () {
+  "use strict";
+
+  var HISTORY = 120;          /* summary points kept for the throughput/lag history (1/s) */
+  var LIST_MS = 5000;         /* top, viral refresh */
+  var ALERTS_MS = 15000;      /* alert feed refetch (the stream delivers them live) */
+  var POLL_MS = 2000;         /* summary polling while the stream is not open... */
+  var STALE_MS = 3500;        /* ...or silent for this long */
+  var SERIES_TTL_MS = 15000;  /* per-content series cache (minute buckets) */
+  var RESPONSE_MS = 30000;    /* probe of /api/v1/response */
+  var ALERTS_MAX = 100;
+
+  var token = new URLSearchParams(window.location.search).get("token") || "";
+  var $ = function (id) { return document.getElementById(id); };
+  var intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  var oneFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  var timeFmt = new Intl.DateTimeFormat(undefined,
+    { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
+  var state = {
+    rate: [], lag: [], lastTs: 0, lastSummaryAt: 0, updates: 0,
+    es: null, esRetry: null,
+    series: new Map(),       /* content_id -> {at, values} */
+    alerts: new Map()        /* alert_id -> at_ms */
+  };
+
+  /* ---- helpers ---- */
+
+  function isNum(v) { return typeof v === "number" && isFinite(v); }
+
+  function fmtRate(v) { return v < 100 ? oneFmt.format(v) : intFmt.format(v); }
+
+  /* Writes a number as text (formatted) and as data-value (raw). */
+  function setNum(id, v, fmt) {
+    var el = $(id);
+    if (!isNum(v)) { el.textContent = "–"; el.dataset.value = ""; return; }
+    el.textContent = (fmt || intFmt.format)(v);
+    el.dataset.value = String(v);
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function showError(msg) {
+    var e = $("error");
+    if (msg) { e.textContent = msg; e.hidden = false; } else { e.hidden = true; e.textContent = ""; }
+  }
+
+  function setPill(id, st, text) {
+    var p = $(id);
+    p.dataset.state = st;
+    p.textContent = text;
+  }
+
+  /* GET a JSON route; resolves to {status, body}. body is null unless 200. */
+  function api(path) {
+    var headers = { "Accept": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    return fetch(path, { headers: headers, cache: "no-store" }).then(function (r) {
+      if (r.status === 401) {
+        showError(token ? "The server refused the token (401). Check ?token= in the address."
+                        : "This server needs a token: open the page as /?token=<http.token>.");
+      }
+      if (r.status !== 200) return { status: r.status, body: null };
+      showError(null);
+      return r.json().then(function (b) { return { status: 200, body: b }; });
+    });
+  }
+
+  /* ---- sparklines ---- */
+
+  /* Draws values (oldest first) into svg as a line over a filled area, scaled to the
+   * viewBox. The y axis starts at 0 so a flat line near the top means "steady and high". */
+  function spark(svg, values, label) {
+    var vb = svg.viewBox.baseVal, w = vb.width, h = vb.height;
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    var vals = values.filter(isNum);
+    if (vals.length < 2) {
+      svg.setAttribute("aria-label", label + ": not enough data yet");
+      return;
+    }
+    var max = Math.max.apply(null, vals), min = Math.min(0, Math.min.apply(null, vals));
+    var span = max - min || 1, pad = 1.5;
+    var pts = vals.map(function (v, i) {
+      var x = (i / (vals.length - 1)) * w;
+      var y = pad + (h - 2 * pad) * (1 - (v - min) / span);
+      return x.toFixed(2) + "," + y.toFixed(2);
+    });
+    var ns = "http://www.w3.org/2000/svg";
+    var area = document.createElementNS(ns, "polygon");
+    area.setAttribute("class", "area");
+    area.setAttribute("points", "0," + h + " " + pts.join(" ") + " " + w + "," + h);
+    var line = document.createElementNS(ns, "polyline");
+    line.setAttribute("class", "line");
+    line.setAttribute("points", pts.join(" "));
+    svg.appendChild(area);
+    svg.appendChild(line);
+    svg.setAttribute("aria-label", label + ": " + vals.length + " points, min " +
+      intFmt.format(Math.min.apply(null, vals)) + ", max " + intFmt.format(max) +
+      ", last " + intFmt.format(vals[vals.length - 1]));
+  }
+
+  function rangeText(vals, fmt) {
+    var v = vals.filter(isNum);
+    if (!v.length) return "last 2 min";
+    var secs = v.length;
+    return "last " + (secs >= 120 ? "2 min" : secs + " s") + " · min " +
+      fmt(Math.min.apply(null, v)) + " · max " + fmt(Math.max.apply(null, v));
+  }
+
+  /* ---- summary ---- */
+
+  function applySummary(s) {
+    if (!s || typeof s !== "object") return;
+    state.lastSummaryAt = Date.now();
+    state.updates++;
+    setNum("events-per-sec", s.events_per_sec, fmtRate);
+    setNum("lag", s.lag);
+    setNum("consumed", s.consumed);
+    setNum("counted", s.counted);
+    setNum("dead-lettered", s.dead_lettered);
+    setNum("flush-ms", s.flush_ms_avg, oneFmt.format);
+    setNum("partitions", s.partitions);
+    if (s.redis) setPill("redis", s.redis === "up" ? "up" : "down", "Redis " + s.redis);
+    if (typeof s.ready === "boolean") {
+      setPill("ready", s.ready ? "yes" : "no", s.ready ? "ready" : "not ready");
+    }
+    var ts = isNum(s.ts_ms) ? s.ts_ms : Date.now();
+    var u = $("updated");
+    u.dataset.tsMs = String(ts);
+    u.dateTime = new Date(ts).toISOString();
+    u.textContent = timeFmt.format(new Date(ts));
+    document.body.dataset.updates = String(state.updates);
+    document.body.dataset.state = "ok";
+    /* One history point per distinct server timestamp (polling may repeat one). */
+    if (ts !== state.lastTs) {
+      state.lastTs = ts;
+      state.rate.push(isNum(s.events_per_sec) ? s.events_per_sec : NaN);
+      state.lag.push(isNum(s.lag) ? s.lag : NaN);
+      if (state.rate.length > HISTORY) state.rate.shift();
+      if (state.lag.length > HISTORY) state.lag.shift();
+      spark($("rate-spark"), state.rate, "throughput history");
+      spark($("lag-spark"), state.lag, "lag history");
+      $("rate-range").textContent = rangeText(state.rate, fmtRate);
+      $("lag-range").textContent = rangeText(state.lag, intFmt.format);
+    }
+  }
+
+  function pollSummary() {
+    if (document.hidden) return;
+    var open = state.es && state.es.readyState === EventSource.OPEN;
+    if (open && Date.now() - state.lastSummaryAt < STALE_MS) return;
+    api("api/v1/summary").then(function (r) {
+      if (r.status === 200) {
+        applySummary(r.body);
+        if (!state.es || state.es.readyState !== EventSource.OPEN) {
+          setPill("conn", "polling", "polling");
+        }
+      }
+    }).catch(function (e) { lostContact(e); });
+  }
+
+  function lostContact(e) {
+    setPill("conn", "error", "offline");
+    document.body.dataset.state = "error";
+    showError("Lost contact with the server (" + (e && e.message ? e.message : e) + "); retrying.");
+  }
+
+  /* ---- the event stream ---- */
+
+  function connectEvents() {
+    if (!window.EventSource) return;
+    var url = "events" + (token ? "?token=" + encodeURIComponent(token) : "");
+    var es = new EventSource(url);
+    state.es = es;
+    es.addEventListener("open", function () { setPill("conn", "live", "live"); });
+    es.addEventListener("summary", function (ev) {
+      try { applySummary(JSON.parse(ev.data)); } catch (err) { return; }
+      setPill("conn", "live", "live");
+      showError(null);
+    });
+    es.addEventListener("alert", function (ev) {
+      try { addAlert(JSON.parse(ev.data), true); } catch (err) { /* ignore a bad event */ }
+    });
+    es.addEventListener("error", function () {
+      /* The browser reconnects by itself unless the server answered with an error status
+       * (CLOSED); then try again later, and let polling keep the numbers fresh. */
+      if (es.readyState === EventSource.CLOSED) {
+        setPill("conn", "polling", "polling");
+        if (!state.esRetry) {
+          state.esRetry = setTimeout(function () { state.esRetry = null; connectEvents(); }, 15000);
+        }
+      }
+    });
+  }
+
+  /* ---- top content ---- */
+
+  function contentSeries(id) {
+    var c = state.series.get(id);
+    if (c && Date.now() - c.at < SERIES_TTL_MS) return Promise.resolve(c.values);
+    return api("api/v1/content/" + encodeURIComponent(id)).then(function (r) {
+      var vals = r.body && r.body.series && Array.isArray(r.body.series.engagement)
+        ? r.body.series.engagement : [];
+      state.series.set(id, { at: Date.now(), values: vals });
+      return vals;
+    });
+  }
+
+  function renderTop(items) {
+    var tb = $("top-list");
+    var rows = document.createDocumentFragment();
+    var seen = new Set();
+    items.forEach(function (it, i) {
+      var tr = el("tr");
+      tr.dataset.contentId = it.content_id;
+      tr.dataset.value = String(it.value);
+      tr.appendChild(el("td", "num", i + 1));
+      tr.appendChild(el("td", "id", it.content_id));
+      tr.appendChild(el("td", "num", isNum(it.value) ? intFmt.format(it.value) : "–"));
+      var td = el("td");
+      var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+      svg.setAttribute("class", "spark small");
+      svg.setAttribute("viewBox", "0 0 100 20");
+      svg.setAttribute("preserveAspectRatio", "none");
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", "engagement per minute of " + it.content_id);
+      td.appendChild(svg);
+      tr.appendChild(td);
+      rows.appendChild(tr);
+      seen.add(it.content_id);
+      var cached = state.series.get(it.content_id);
+      if (cached) spark(svg, cached.values, "engagement per minute, last 30 min");
+      contentSeries(it.content_id).then(function (vals) {
+        spark(svg, vals, "engagement per minute, last 30 min");
+      }).catch(function () { /* keep the cached line */ });
+    });
+    while (tb.firstChild) tb.removeChild(tb.firstChild);
+    tb.appendChild(rows);
+    tb.dataset.count = String(items.length);
+    tb.dataset.tsMs = String(Date.now());
+    $("top-empty").hidden = items.length > 0;
+    state.series.forEach(function (_, id) { if (!seen.has(id)) state.series.delete(id); });
+  }
+
+  function refreshTop() {
+    return api("api/v1/top?window=5m&limit=10").then(function (r) {
+      if (r.status === 200 && r.body && Array.isArray(r.body.items)) renderTop(r.body.items);
+    });
+  }
+
+  /* ---- viral leaderboard ---- */
+
+  function badge(st) {
+    var b = el("span", "badge", st || "normal");
+    b.dataset.state = st || "normal";
+    return b;
+  }
+
+  function refreshViral() {
+    return api("api/v1/viral?by=velocity&limit=10").then(function (r) {
+      if (r.status !== 200 || !r.body || !Array.isArray(r.body.items)) return;
+      var tb = $("viral-list");
+      var rows = document.createDocumentFragment();
+      r.body.items.forEach(function (it, i) {
+        var tr = el("tr");
+        tr.dataset.contentId = it.content_id;
+        tr.dataset.value = String(it.score);
+        tr.dataset.state = it.state || "normal";
+        tr.appendChild(el("td", "num", i + 1));
+        tr.appendChild(el("td", "id", it.content_id));
+        tr.appendChild(el("td", "id", it.account || "–"));
+        tr.appendChild(el("td", "num", isNum(it.score) ? oneFmt.format(it.score) : "–"));
+        var td = el("td");
+        td.appendChild(badge(it.state));
+        tr.appendChild(td);
+        rows.appendChild(tr);
+      });
+      while (tb.firstChild) tb.removeChild(tb.firstChild);
+      tb.appendChild(rows);
+      tb.dataset.count = String(r.body.items.length);
+      tb.dataset.tsMs = String(Date.now());
+      $("viral-empty").hidden = r.body.items.length > 0;
+    });
+  }
+
+  /* ---- alerts ---- */
+
+  function alertItem(a, fresh) {
+    var li = el("li", fresh ? "new" : "");
+    li.dataset.alertId = a.alert_id;
+    li.dataset.kind = a.kind || "";
+    li.dataset.atMs = String(isNum(a.at_ms) ? a.at_ms : 0);
+    if (isNum(a.at_ms)) {
+      var t = el("time", "when", timeFmt.format(new Date(a.at_ms)));
+      t.dateTime = new Date(a.at_ms).toISOString();
+      li.appendChild(t);
+    }
+    if (a.kind === "viral" && a.to) {
+      if (a.from) { li.appendChild(badge(a.from)); li.appendChild(document.createTextNode(" → ")); }
+      li.appendChild(badge(a.to));
+      li.appendChild(document.createTextNode(" "));
+    } else {
+      li.appendChild(el("strong", "", (a.kind || "alert").replace(/_/g, " ")));
+      li.appendChild(document.createTextNode(" "));
+    }
+    if (a.content_id) li.appendChild(el("span", "id", a.content_id));
+    if (a.account_id) li.appendChild(el("span", "muted", (a.content_id ? " · " : "") + a.account_id));
+    if (Array.isArray(a.reasons) && a.reasons.length) {
+      li.appendChild(el("span", "reasons", a.reasons.join("; ")));
+    }
+    return li;
+  }
+
+  /* Inserts one alert in at_ms order (newest first) unless it is already shown. */
+  function addAlert(a, fresh) {
+    if (!a || typeof a.alert_id !== "string" || state.alerts.has(a.alert_id)) return;
+    var at = isNum(a.at_ms) ? a.at_ms : Date.now();
+    state.alerts.set(a.alert_id, at);
+    var feed = $("alert-feed");
+    var li = alertItem(a, fresh);
+    var before = null;
+    for (var n = feed.firstElementChild; n; n = n.nextElementSibling) {
+      if (Number(n.dataset.atMs) < at) { before = n; break; }
+    }
+    feed.insertBefore(li, before);
+    while (feed.children.length > ALERTS_MAX) {
+      var last = feed.lastElementChild;
+      state.alerts.delete(last.dataset.alertId);
+      feed.removeChild(last);
+    }
+    feed.dataset.count = String(feed.children.length);
+    $("alerts-empty").hidden = feed.children.length > 0;
+  }
+
+  function refreshAlerts(initial) {
+    return api("api/v1/alerts?limit=50").then(function (r) {
+      if (r.status !== 200 || !r.body || !Array.isArray(r.body.items)) return;
+      r.body.items.forEach(function (a) { addAlert(a, !initial); });
+      $("alert-feed").dataset.tsMs = String(Date.now());
+    });
+  }
+
+  /* ---- response times (shown only while the server has the route) ---- */
+
+  /* The route's shape is not fixed yet: render {"items":[{...}]} (or any top-level array
+   * property) as a table whose columns are the items' keys, in first-seen order. */
+  function renderResponse(body) {
+    var items = null;
+    if (Array.isArray(body)) items = body;
+    else if (body && Array.isArray(body.items)) items = body.items;
+    else if (body) {
+      Object.keys(body).some(function (k) {
+        if (Array.isArray(body[k])) { items = body[k]; return true; }
+        return false;
+      });
+    }
+    items = (items || []).filter(function (x) { return x && typeof x === "object"; });
+    var cols = [];
+    items.forEach(function (it) {
+      Object.keys(it).forEach(function (k) {
+        if (cols.indexOf(k) < 0 && typeof it[k] !== "object") cols.push(k);
+      });
+    });
+    var head = $("response-head");
+    while (head.firstChild) head.removeChild(head.firstChild);
+    cols.forEach(function (c) {
+      var th = el("th", "", c.replace(/_/g, " "));
+      th.scope = "col";
+      if (items.length && isNum(items[0][c])) th.className = "num";
+      head.appendChild(th);
+    });
+    var tb = $("response-list");
+    while (tb.firstChild) tb.removeChild(tb.firstChild);
+    items.forEach(function (it) {
+      var tr = el("tr");
+      if (it.account_id || it.account) tr.dataset.account = it.account_id || it.account;
+      cols.forEach(function (c) {
+        var v = it[c];
+        tr.appendChild(el("td", isNum(v) ? "num" : "id",
+          v === undefined || v === null ? "–" : isNum(v) ? oneFmt.format(v) : v));
+      });
+      tb.appendChild(tr);
+    });
+    tb.dataset.count = String(items.length);
+    $("response-empty").hidden = items.length > 0;
+  }
+
+  function refreshResponse() {
+    return api("api/v1/response").then(function (r) {
+      var panel = $("response-panel");
+      if (r.status === 200) { panel.hidden = false; renderResponse(r.body); }
+      else if (r.status === 404) panel.hidden = true;
+      panel.dataset.status = String(r.status);
+    });
+  }
+
+  /* ---- scheduling ---- */
+
+  function every(ms, fn) {
+    setInterval(function () {
+      if (document.hidden) return;
+      fn().catch(function (e) { lostContact(e); });
+    }, ms);
+  }
+
+  function refreshLists() { return Promise.all([refreshTop(), refreshViral()]); }
+
+  function start() {
+    if (token) $("conn").title = "authenticated with the token from the page address";
+    connectEvents();
+    api("api/v1/summary").then(function (r) {
+      if (r.status === 200) { applySummary(r.body); if (!state.es) setPill("conn", "polling", "polling"); }
+    }).catch(lostContact);
+    refreshLists().catch(lostContact);
+    refreshAlerts(true).catch(lostContact);
+    refreshResponse().catch(lostContact);
+    setInterval(pollSummary, POLL_MS);
+    every(LIST_MS, refreshLists);
+    every(ALERTS_MS, function () { return refreshAlerts(false); });
+    every(RESPONSE_MS, refreshResponse);
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) { pollSummary(); refreshLists().catch(lostContact); }
+    });
+  }
+
+  start();
+})();
