@@ -330,6 +330,11 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status, co
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (strncmp(type, "text/html", 9) == 0) {
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'self'; img-src 'self' data:");
+    }
     if (mode != MHD_RESPMEM_PERSISTENT || status != MHD_HTTP_OK) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     }
@@ -1090,18 +1095,26 @@ static enum MHD_Result route_events(struct smm_http_server *srv, struct MHD_Conn
 
 /* ---- dispatch ---- */
 
-/* Constant-time comparison, so the token cannot be guessed byte by byte from timings. */
-static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn)
+/* Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+ * query_ok: also accept ?token= (only /events: a browser's EventSource cannot send
+ * headers; the token then shows in access logs of proxies, so prefer the header). */
+static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn, int query_ok)
 {
     if (!srv->token[0]) {
         return 1;
     }
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        h += 7;
+    } else if (query_ok) {
+        h = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+    } else {
+        h = NULL;
+    }
+    if (!h) {
         return 0;
     }
-    h += 7;
     while (*h == ' ') {
         h++;
     }
@@ -1138,7 +1151,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return send_buf(conn, MHD_HTTP_OK, "application/json", ok, sizeof(ok) - 1,
                         MHD_RESPMEM_PERSISTENT);
     }
-    if (!authorized(srv, conn)) {
+    /* The page's own files hold no data: served without the token, so a browser can load
+     * the dashboard, which then sends the token (from its ?token=) on every request. */
+    for (const struct smm_web_asset *a = smm_web_assets; a->path; a++) {
+        if (strcmp(url, a->path) == 0) {
+            return send_buf(conn, MHD_HTTP_OK, a->content_type, (char *)a->data, a->len,
+                            MHD_RESPMEM_PERSISTENT);
+        }
+    }
+    if (!authorized(srv, conn, strcmp(url, "/events") == 0)) {
         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
     }
     if (strcmp(url, "/readyz") == 0) {
@@ -1169,12 +1190,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     }
     if (strcmp(url, "/api/v1/alerts") == 0) {
         return route_alerts(srv, conn);
-    }
-    for (const struct smm_web_asset *a = smm_web_assets; a->path; a++) {
-        if (strcmp(url, a->path) == 0) {
-            return send_buf(conn, MHD_HTTP_OK, a->content_type, (char *)a->data, a->len,
-                            MHD_RESPMEM_PERSISTENT);
-        }
     }
     return send_error(conn, MHD_HTTP_NOT_FOUND, "no such route");
 }

@@ -481,11 +481,14 @@ Test(http, api_metrics_auth_and_secrets, .timeout = 180)
     setup(&run, "http-api", 1);
     const char *tok = TOKEN;
 
-    /* /healthz is open; everything else needs the token. */
+    /* /healthz and the page's own files are open; everything with data needs the token
+     * (the header; /events also takes ?token= for EventSource). */
     cJSON *j = get_json(run.port, "/healthz", NULL, 200);
     cJSON_Delete(j);
+    cJSON_Delete(get_json(run.port, "/events?token=wrong-token", NULL, 401));
+    cJSON_Delete(get_json(run.port, "/api/v1/summary?token=" TOKEN, NULL, 401));
     static const char *const closed[] = {"/readyz", "/metrics", "/api/v1/summary",
-                                         "/api/v1/content/post-a", "/", "/events"};
+                                         "/api/v1/content/post-a", "/events"};
     for (size_t i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
         cJSON_Delete(get_json(run.port, closed[i], NULL, 401));
         cJSON_Delete(get_json(run.port, closed[i], "wrong-token", 401));
@@ -636,11 +639,13 @@ Test(http, api_metrics_auth_and_secrets, .timeout = 180)
         cr_assert(cJSON_IsString(cJSON_GetObjectItem(j, "error")), "%s", missing[i]);
         cJSON_Delete(j);
     }
-    /* The dashboard page. */
-    struct resp page = http_get(run.port, "/", tok);
+    /* The dashboard page: no data in it, so no token needed; locked to its own origin. */
+    struct resp page = http_get(run.port, "/", NULL);
     cr_assert_eq(page.status, 200);
     cr_assert(strstr(page.head, "Content-Type: text/html") != NULL, "%s", page.head);
-    cr_assert(strstr(page.body, "/api/v1/summary") != NULL);
+    cr_assert(strstr(page.head, "Content-Security-Policy: default-src 'self'") != NULL, "%s",
+              page.head);
+    cr_assert(strstr(page.body, "app.js") != NULL);
     resp_free(&page);
 
     teardown(&run, 1);
