@@ -231,6 +231,13 @@ done
 [ "$(offsets_sum)" -ge "$PRODUCED" ] || die "Redis offsets reached $(offsets_sum) of $PRODUCED in 120 s"
 log "drained; settling ${SETTLE_S} s for the detector's last ticks"
 sleep "$SETTLE_S"
+# Every event must have been counted: a dead-lettered scenario event would make the score
+# meaningless, so it is printed in the report.
+read -r S_MSGS S_COUNTED S_DEAD <<<"$(rcli HMGET smm:stats messages events_counted dead_letter | tr '\n' ' ')"
+COUNTS="consumed ${S_MSGS:-0} of $PRODUCED messages, counted ${S_COUNTED:-0}, dead-lettered ${S_DEAD:-0}"
+if [ "${S_COUNTED:-0}" != "$PRODUCED" ]; then
+    log "WARNING: $COUNTS"
+fi
 
 # ---- report ----
 V_SMM=$("$PROC" --version 2>/dev/null | head -1)
@@ -257,6 +264,7 @@ rc=0
     --json-out "$TMP/figures.json" \
     --meta "Command=\`$CMDLINE\` on $(date -u '+%Y-%m-%d %H:%M UTC')" \
     --meta "Build=$V_SMM ($V_GIT)" \
+    --meta "Processor=$COUNTS" \
     --meta "Detector settings=$DETECTOR${SMM_SET[*]+, ${SMM_SET[*]}}; everything else at its defaults" \
     --meta "Scenario=smm-gen --scenario viral --seed $SEED --viral-threshold $THRESHOLD --duration-s $DURATION_S --cascade-s $CASCADE_S: $SCEN" \
     --meta "Pipeline=smm-gen (real time, linger.ms=5) -> smm-mock-kafka ($PARTITIONS partitions) -> smm-processor -> redis-server, all on this machine ($(nproc) vCPU; load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)" \
