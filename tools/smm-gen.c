@@ -1757,7 +1757,10 @@ static const char *const vstyle_names[] = {"organic", "near_miss", "broadcast", 
 #define V_DEEP_R0 2.5              /* deep: expected direct shares of the post */
 #define V_HUB_OVERSHOOT 1.15       /* broadcast: the hub alone would bring 1.15 x target */
 
-/* One post of the scenario: its role, its cascade's summary, and the ground truth. */
+/* One post of the scenario: its role, its cascade's summary, and the ground truth. The
+ * simulation figures (reach, shares, max_depth) describe the whole planned cascade; the
+ * emitted ones (events, first/last ts, peak, crossing) what was written, which differs only
+ * in an interrupted run. */
 struct vpost {
     uint32_t account;
     int64_t author_followers;
@@ -1773,8 +1776,9 @@ struct vpost {
     uint32_t max_depth;
     uint32_t n_events;
     int64_t hub_followers; /* broadcast shape: the hub's followers */
-    /* from the emitted events */
-    int64_t first_ts;
+    /* from the emitted events (all of them, unless the run was interrupted) */
+    uint32_t n_emitted;
+    int64_t first_ts; /* 0: nothing emitted yet */
     int64_t last_ts;
     int64_t crossing_ts; /* -1: never */
     uint32_t peak_5m;
@@ -2454,9 +2458,9 @@ static int vtruth_write(const struct vscen *sc, const struct gen_opts *opts)
                 vp->style == VS_BROADCAST || vp->style == VS_DEEP ? "true" : "false",
                 vstyle_names[vp->style], opts->viral_threshold, vp->author_followers, vp->target,
                 vp->reach, vp->peak_5m, vp->shares, vp->max_depth, vp->hub_followers,
-                vp->n_events);
-        put_opt_ms(f, "first_ms", vp->n_events > 0 ? vp->first_ts : -1);
-        put_opt_ms(f, "last_ms", vp->n_events > 0 ? vp->last_ts : -1);
+                vp->n_emitted);
+        put_opt_ms(f, "first_ms", vp->n_emitted > 0 ? vp->first_ts : -1);
+        put_opt_ms(f, "last_ms", vp->n_emitted > 0 ? vp->last_ts : -1);
         put_opt_ms(f, "crossing_ms", vp->crossing_ts);
         fprintf(f, "}\n");
     }
@@ -2598,7 +2602,7 @@ static int viral_main(const struct gen_opts *opts_in)
         len = render(g, &ev, BAD_NONE, 0, buf);
 
         /* Ground truth from exactly what is written. */
-        if (vp->first_ts == 0) {
+        if (vp->n_emitted++ == 0) {
             vp->first_ts = ts;
         }
         vp->last_ts = ts;
