@@ -452,6 +452,21 @@ int smm_kafka_source_seek(struct smm_kafka_source *src, const char *topic, int32
     return 0;
 }
 
+int smm_kafka_source_low_watermark(struct smm_kafka_source *src, const char *topic,
+                                   int32_t partition, int timeout_ms, int64_t *low)
+{
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(src->rk, topic, partition, &lo, &hi, timeout_ms);
+    if (e) {
+        logf_(src, SMM_LOG_WARN, "watermarks of %s [%d]: %s", topic, partition,
+              rd_kafka_err2str(e));
+        return -1;
+    }
+    *low = lo;
+    return 0;
+}
+
 void smm_kafka_source_store(struct smm_kafka_source *src, const char *topic, int32_t partition,
                             int64_t next_offset)
 {

@@ -72,6 +72,10 @@ const char *smm_kafka_source_errstr(const struct smm_kafka_source *src);
 /* Restarts consumption of a partition at offset (after a rejected flush). */
 int smm_kafka_source_seek(struct smm_kafka_source *src, const char *topic, int32_t partition,
                           int64_t offset);
+/* The partition's first offset still in the log (blocks up to timeout_ms). Returns 0, or
+ * -1 when the broker did not answer. */
+int smm_kafka_source_low_watermark(struct smm_kafka_source *src, const char *topic,
+                                   int32_t partition, int timeout_ms, int64_t *low);
 /* Records the next offset to commit for lag monitoring. */
 void smm_kafka_source_store(struct smm_kafka_source *src, const char *topic, int32_t partition,
                             int64_t next_offset);

@@ -25,6 +25,9 @@ struct smm_redis_sink {
     char sha[48];
     int64_t errors;
     char errstr[256];
+    smm_redis_change_cb change_cb;
+    void *change_opaque;
+    int64_t changes;
 };
 
 static char *dup_or_empty(const char *s)
@@ -272,6 +275,34 @@ static int64_t reply_int(const redisReply *r)
     return -1;
 }
 
+static void report_changes(struct smm_redis_sink *sink, const redisReply *list)
+{
+    if (list->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+    for (size_t i = 0; i + 1 < list->elements; i += 2) {
+        const redisReply *c = list->element[i], *st = list->element[i + 1];
+        if (c->type != REDIS_REPLY_STRING || st->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        sink->changes++;
+        if (sink->change_cb) {
+            sink->change_cb(sink->change_opaque, c->str, c->len, st->str, st->len);
+        }
+    }
+}
+
+void smm_redis_sink_on_change(struct smm_redis_sink *sink, smm_redis_change_cb cb, void *opaque)
+{
+    sink->change_cb = cb;
+    sink->change_opaque = opaque;
+}
+
+int64_t smm_redis_sink_changes(const struct smm_redis_sink *sink)
+{
+    return sink->changes;
+}
+
 /* Reads a flush reply (freed here). */
 static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
                              struct smm_flush_reject *rejects, int max, int *n_rejects)
@@ -284,6 +315,9 @@ static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
         return SMM_SINK_ERROR;
     }
     if (strcmp(r->element[0]->str, "OK") == 0) {
+        if (r->elements >= 2) {
+            report_changes(sink, r->element[1]);
+        }
         freeReplyObject(r);
         return SMM_SINK_OK;
     }
@@ -441,6 +475,9 @@ int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_
         }
         if (merged) {
             *merged = reply_int(r->element[2]);
+        }
+        if (r->elements >= 4) {
+            report_changes(sink, r->element[3]);
         }
     }
     freeReplyObject(r);

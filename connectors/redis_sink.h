@@ -69,6 +69,14 @@ int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_
 int smm_redis_sink_claim(struct smm_redis_sink *sink, const char *prefix, const char *tp,
                          const char *token, int64_t *stored);
 
+/* Called for each viral state change a flush or tick reports (content id, new state),
+ * while the reply is read. */
+typedef void (*smm_redis_change_cb)(void *opaque, const char *content_id, size_t len,
+                                    const char *state, size_t state_len);
+void smm_redis_sink_on_change(struct smm_redis_sink *sink, smm_redis_change_cb cb, void *opaque);
+/* Viral state changes reported since creation. */
+int64_t smm_redis_sink_changes(const struct smm_redis_sink *sink);
+
 /* Number of commands sent and replies with errors since creation, for /metrics. */
 int64_t smm_redis_sink_errors(const struct smm_redis_sink *sink);
 

@@ -44,12 +44,14 @@ enum smm_event_type {
 #define SMM_EVF_REGION (1u << 8)
 #define SMM_EVF_SEGMENT (1u << 9)
 #define SMM_EVF_TS (1u << 10)
+#define SMM_EVF_AUTHOR_FOLLOWERS (1u << 11)
 
 struct smm_event {
     enum smm_event_type type;
     unsigned flags;     /* SMM_EVF_* */
     int64_t ts_ms;      /* event time, epoch ms (Kafka timestamp when absent) */
     int64_t followers;  /* author's/sharer's follower count, when SMM_EVF_FOLLOWERS */
+    int64_t author_followers; /* the content author's followers, SMM_EVF_AUTHOR_FOLLOWERS */
     double value;       /* conversion value, when SMM_EVF_VALUE */
     int follows_author; /* 0/1, when SMM_EVF_FOLLOWS_AUTHOR */
     char event_id[SMM_EVENT_ID_MAX + 1];

@@ -15,7 +15,7 @@
 
 #include "metrics/event.h"
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_DURATION };
+enum cfg_type { CFG_STR, CFG_INT, CFG_DURATION, CFG_NUM };
 
 struct smm_config_key {
     const char *name;
@@ -75,6 +75,51 @@ static const struct smm_config_key keys[] = {
      "Window reach of active accounts is recomputed this often"},
     {"log.level", CFG_STR, "info", 0, 0, OFF(log_level), "debug, info, warn or error"},
     {"log.format", CFG_STR, "text", 0, 0, OFF(log_format), "text or json"},
+    {"viral.enabled", CFG_INT, "1", 0, 1, OFF(viral_enabled),
+     "Track cascades and flag viral posts (1) or not (0)"},
+    {"viral.reach_min", CFG_NUM, "1000", 1, 1000000000, OFF(viral.reach_min),
+     "Audience threshold floor: unique viewers in 5 min"},
+    {"viral.reach_alpha", CFG_NUM, "0.1", 0, 1000, OFF(viral.reach_alpha),
+     "Threshold = max(reach_min, reach_alpha x author_followers)"},
+    {"viral.share_z", CFG_NUM, "0", 0, 1000, OFF(viral.share_z),
+     "Viral also needs this share-velocity z-score (0 = off)"},
+    {"viral.nf_share", CFG_NUM, "0", 0, 100, OFF(viral.nf_share),
+     "Viral also needs this % of 5-min reach from non-followers (0 = off)"},
+    {"viral.depth", CFG_INT, "0", 0, 1000000, OFF(viral.depth),
+     "Viral also needs this cascade depth (0 = off)"},
+    {"viral.predicted", CFG_NUM, "0", 0, 1e15, OFF(viral.predicted),
+     "Viral also needs this SEISMIC predicted final size (0 = off)"},
+    {"viral.rise_frac", CFG_NUM, "0.5", 0, 1, OFF(viral.rise_frac),
+     "Rising (early warning) at this fraction of the threshold"},
+    {"viral.rise_z", CFG_NUM, "3", 0, 1000, OFF(viral.rise_z),
+     "Rising at this share-velocity z-score (0 = off)"},
+    {"viral.exit_frac", CFG_NUM, "0.7", 0, 1, OFF(viral.exit_frac),
+     "Viral holds while reach is above this fraction of the threshold"},
+    {"viral.exit_ticks", CFG_INT, "3", 1, 1000, OFF(viral_exit_ticks),
+     "Consecutive ticks below before viral cools / rising falls back"},
+    {"viral.cooldown_ms", CFG_DURATION, "60000", 0, DAY_MS, OFF(viral_cooldown_ms),
+     "Cooling lasts at least this long before normal or viral again"},
+    {"viral.stale_ms", CFG_DURATION, "30000", 1000, DAY_MS, OFF(viral_stale_ms),
+     "A flagged post nobody updates for this long is treated as quiet"},
+    {"viral.max_nodes", CFG_INT, "100000", 1, 4000000, OFF(viral_max_nodes),
+     "Shares stored per cascade tree (more still count in size)"},
+    {"viral.max_posts", CFG_INT, "1000000", 1, 100000000, OFF(viral_max_posts),
+     "Posts tracked in memory at once"},
+    {"viral.evict_ms", CFG_DURATION, "7200000", 60000, 30 * DAY_MS, OFF(viral_evict_ms),
+     "Forget a quiet post after this long (its figures stay in Redis)"},
+    {"viral.n_star", CFG_NUM, "100", 0, 1e9, OFF(viral_n_star),
+     "SEISMIC n*: mean follower count in the network"},
+    {"viral.track_reach", CFG_INT, "100", 0, 1000000000, OFF(viral_track_reach),
+     "Write figures of posts without shares from this 5-min reach"},
+    {"viral.baseline_min", CFG_INT, "5", 1, 1000000, OFF(viral_baseline_min),
+     "Earlier posts needed before the z-score is used"},
+    {"viral.sd_floor", CFG_NUM, "0.2", 0, 1e6, OFF(viral_sd_floor),
+     "z-score denominator floor (shares/min)"},
+    {"viral.warmup_messages", CFG_INT, "200000", 0, 100000000, OFF(viral_warmup_messages),
+     "On assignment, re-read this many messages before the stored offset into the viral "
+     "tracker only (rebuilds windows and cascades after a restart; 0 = off)"},
+    {"alerts.stream_max", CFG_INT, "10000", 10, 100000000, OFF(alerts_stream_max),
+     "Entries kept in the <prefix>alerts stream (approximately)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -176,11 +221,99 @@ static int set_kafka(struct smm_config *cfg, const char *key, const char *value,
     return SMM_OK;
 }
 
+static const char *const viral_rules[] = {"reach_min", "reach_alpha", "share_z",
+                                          "nf_share",  "depth",       "predicted",
+                                          "rise_frac", "rise_z",      "exit_frac"};
+
+static double *viral_rule_slot(struct smm_viral_rules *r, const char *rule, int64_t **islot)
+{
+    *islot = NULL;
+    if (strcmp(rule, "depth") == 0) {
+        *islot = &r->depth;
+        return NULL;
+    }
+    double *slots[] = {&r->reach_min, &r->reach_alpha, &r->share_z, &r->nf_share, NULL,
+                       &r->predicted, &r->rise_frac,   &r->rise_z,  &r->exit_frac};
+    for (size_t i = 0; i < sizeof(viral_rules) / sizeof(viral_rules[0]); i++) {
+        if (strcmp(rule, viral_rules[i]) == 0) {
+            return slots[i];
+        }
+    }
+    return NULL;
+}
+
+void smm_config_viral_rules(const struct smm_config *cfg, const char *account,
+                            struct smm_viral_rules *r)
+{
+    for (int i = 0; i < cfg->n_viral_over; i++) {
+        const struct smm_viral_override *o = &cfg->viral_over[i];
+        if (strcmp(o->account, account) == 0) {
+            int64_t *is;
+            double *ds = viral_rule_slot(r, o->rule, &is);
+            if (ds) {
+                *ds = o->value;
+            } else if (is) {
+                *is = (int64_t)o->value;
+            }
+        }
+    }
+}
+
+/* viral.account.<account_id>.<rule>: the account id is everything between the prefix and
+ * the last dot, so ids may contain dots; bounds are those of viral.<rule>. */
+static int set_viral_override(struct smm_config *cfg, const char *key, const char *value,
+                              const char *origin, char *errstr, size_t errstr_size)
+{
+    const char *acct = key + strlen("viral.account.");
+    const char *dot = strrchr(acct, '.');
+    if (!dot || dot == acct) {
+        return fail(errstr, errstr_size,
+                    "%s: %s: expected viral.account.<account_id>.<rule>", origin, key);
+    }
+    char gkey[64];
+    snprintf(gkey, sizeof(gkey), "viral.%s", dot + 1);
+    int64_t *is;
+    struct smm_viral_rules scratch;
+    if (strlen(dot + 1) >= sizeof(cfg->viral_over[0].rule) ||
+        (!viral_rule_slot(&scratch, dot + 1, &is) && !is)) {
+        return fail(errstr, errstr_size,
+                    "%s: %s: unknown rule \"%s\" (reach_min, reach_alpha, share_z, nf_share, "
+                    "depth, predicted, rise_frac, rise_z, exit_frac)",
+                    origin, key, dot + 1);
+    }
+    /* Parse and bound-check through the global key, on a scratch copy. */
+    struct smm_config tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    char err[256];
+    if (smm_config_set(&tmp, gkey, value, origin, err, sizeof(err)) != SMM_OK) {
+        return fail(errstr, errstr_size, "%s: %s: %s", origin, key,
+                    strstr(err, ": ") ? strstr(err, ": ") + 2 : err);
+    }
+    double *ds = viral_rule_slot(&tmp.viral, dot + 1, &is);
+    double v = ds ? *ds : (double)*is;
+    if (cfg->n_viral_over >= SMM_CFG_MAX_VIRAL_OVERRIDES) {
+        return fail(errstr, errstr_size, "%s: %s: more than %d viral.account.* keys", origin,
+                    key, SMM_CFG_MAX_VIRAL_OVERRIDES);
+    }
+    struct smm_viral_override *o = &cfg->viral_over[cfg->n_viral_over];
+    o->account = strndup(acct, (size_t)(dot - acct));
+    if (!o->account) {
+        return fail(errstr, errstr_size, "out of memory");
+    }
+    snprintf(o->rule, sizeof(o->rule), "%s", dot + 1);
+    o->value = v;
+    cfg->n_viral_over++;
+    return SMM_OK;
+}
+
 int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
                    const char *origin, char *errstr, size_t errstr_size)
 {
     if (strncmp(key, "kafka.", 6) == 0) {
         return set_kafka(cfg, key, value, origin, errstr, errstr_size);
+    }
+    if (strncmp(key, "viral.account.", 14) == 0) {
+        return set_viral_override(cfg, key, value, origin, errstr, errstr_size);
     }
     const struct smm_config_key *k = find_key(key);
     if (!k) {
@@ -195,6 +328,21 @@ int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
         char **slot = (char **)(base + k->off);
         free(*slot);
         *slot = v;
+        return SMM_OK;
+    }
+    if (k->type == CFG_NUM) {
+        char *end;
+        errno = 0;
+        double d = strtod(value, &end);
+        if (end == value || *end != '\0' || errno || !(d == d)) {
+            return fail(errstr, errstr_size, "%s: %s: expected a number, got \"%s\"", origin,
+                        key, value);
+        }
+        if (d < (double)k->min || d > (double)k->max) {
+            return fail(errstr, errstr_size, "%s: %s: must be in [%lld, %lld], got %s", origin,
+                        key, (long long)k->min, (long long)k->max, value);
+        }
+        *(double *)(base + k->off) = d;
         return SMM_OK;
     }
     int64_t v;
@@ -253,6 +401,10 @@ void smm_config_free(struct smm_config *cfg)
         free(cfg->kafka_val[i]);
     }
     cfg->n_kafka = 0;
+    for (int i = 0; i < cfg->n_viral_over; i++) {
+        free(cfg->viral_over[i].account);
+    }
+    cfg->n_viral_over = 0;
 }
 
 static int load_tree(struct smm_config *cfg, const cJSON *node, char *path, size_t path_size,
@@ -472,6 +624,15 @@ static int parse_engagement(struct smm_config *cfg, char *errstr, size_t errstr_
 
 int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
 {
+    if (!(cfg->viral_n_star > 0)) {
+        return fail(errstr, errstr_size, "viral.n_star: must be > 0");
+    }
+    if (!(cfg->viral_sd_floor > 0)) {
+        return fail(errstr, errstr_size, "viral.sd_floor: must be > 0");
+    }
+    if (cfg->viral.exit_frac > 1 || cfg->viral.rise_frac > 1) {
+        return fail(errstr, errstr_size, "viral.exit_frac/viral.rise_frac: must be <= 1");
+    }
     if (cfg->topic[0] == '\0') {
         return fail(errstr, errstr_size, "topic: must not be empty");
     }
@@ -558,9 +719,15 @@ void smm_config_print(const struct smm_config *cfg, FILE *f)
             const char *v = *(char *const *)(base + k->off);
             fprintf(f, "%s = %s\n", k->name,
                     smm_config_is_secret(k->name) && v && *v ? "********" : (v ? v : ""));
+        } else if (k->type == CFG_NUM) {
+            fprintf(f, "%s = %g\n", k->name, *(const double *)(base + k->off));
         } else {
             fprintf(f, "%s = %lld\n", k->name, (long long)*(const int64_t *)(base + k->off));
         }
+    }
+    for (int i = 0; i < cfg->n_viral_over; i++) {
+        fprintf(f, "viral.account.%s.%s = %g\n", cfg->viral_over[i].account,
+                cfg->viral_over[i].rule, cfg->viral_over[i].value);
     }
     for (int i = 0; i < cfg->n_kafka; i++) {
         fprintf(f, "kafka.%s = %s\n", cfg->kafka_key[i],

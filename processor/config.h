@@ -12,8 +12,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "metrics/viral.h"
+
 #define SMM_CFG_MAX_WINDOWS 8
 #define SMM_CFG_MAX_KAFKA 64
+#define SMM_CFG_MAX_VIRAL_OVERRIDES 256
+
+/* viral.account.<account_id>.<rule> = value: one per-account rule override. */
+struct smm_viral_override {
+    char *account;
+    char rule[32];
+    double value;
+};
 
 struct smm_config {
     char *topic;
@@ -44,6 +54,15 @@ struct smm_config {
     int64_t reach_window_refresh_ms;
     char *log_level;
     char *log_format;
+    int64_t viral_enabled;
+    struct smm_viral_rules viral; /* the default rules (viral.reach_min, ...) */
+    int64_t viral_exit_ticks, viral_cooldown_ms, viral_stale_ms;
+    int64_t viral_max_nodes, viral_max_posts, viral_evict_ms, viral_track_reach;
+    int64_t viral_baseline_min, viral_warmup_messages;
+    double viral_n_star, viral_sd_floor;
+    int n_viral_over;
+    struct smm_viral_override viral_over[SMM_CFG_MAX_VIRAL_OVERRIDES];
+    int64_t alerts_stream_max;
     /* Derived by smm_config_finish(): */
     int n_windows;
     int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */
@@ -69,6 +88,10 @@ int smm_config_load_env(struct smm_config *cfg, char **envp, char *errstr, size_
 /* Validates cross-key rules and derives window/engagement tables; reads
  * redis.password_file. Call once after all sources. */
 int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size);
+
+/* Applies the overrides of cfg to r for one account (r starts as cfg->viral). */
+void smm_config_viral_rules(const struct smm_config *cfg, const char *account,
+                            struct smm_viral_rules *r);
 
 /* Writes "key = value" lines (secrets masked) to f. */
 void smm_config_print(const struct smm_config *cfg, FILE *f);

@@ -271,14 +271,26 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
         ev->flags |= r ? opt[i].flag : 0;
     }
 
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "followers");
-    if (f && !cJSON_IsNull(f)) {
-        if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble) || f->valuedouble < 0 ||
-            f->valuedouble != floor(f->valuedouble) || f->valuedouble > 1e12) {
-            return reject(rej, SMM_REJECT_WRONG_TYPE, "followers: must be a non-negative integer");
+    static const struct {
+        const char *name;
+        size_t off;
+        unsigned flag;
+    } counts[] = {
+        {"followers", offsetof(struct smm_event, followers), SMM_EVF_FOLLOWERS},
+        {"author_followers", offsetof(struct smm_event, author_followers),
+         SMM_EVF_AUTHOR_FOLLOWERS},
+    };
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, counts[i].name);
+        if (f && !cJSON_IsNull(f)) {
+            if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble) || f->valuedouble < 0 ||
+                f->valuedouble != floor(f->valuedouble) || f->valuedouble > 1e12) {
+                return reject(rej, SMM_REJECT_WRONG_TYPE, "%s: must be a non-negative integer",
+                              counts[i].name);
+            }
+            *(int64_t *)(void *)((char *)ev + counts[i].off) = (int64_t)f->valuedouble;
+            ev->flags |= counts[i].flag;
         }
-        ev->followers = (int64_t)f->valuedouble;
-        ev->flags |= SMM_EVF_FOLLOWERS;
     }
     const cJSON *fa = cJSON_GetObjectItemCaseSensitive(root, "follows_author");
     if (fa && !cJSON_IsNull(fa)) {

@@ -26,6 +26,7 @@
 #include "connectors/redis_sink.h"
 #include "processor/log.h"
 #include "processor/pipeline.h"
+#include "metrics/viral.h"
 
 enum part_state { PART_ACTIVE, PART_UNCLAIMED, PART_FENCED };
 
@@ -43,12 +44,15 @@ struct part {
     struct smm_batch flight; /* sent to Redis, reply pending: covers [base, flight_next) */
     int64_t flight_next;
     int in_flight;
+    int64_t warm_until;       /* viral warm-up: messages before this feed only the tracker */
+    int64_t warm_deadline_ms; /* give up warming by then (e.g. a control record at the end) */
 };
 
 struct smm_loop {
     const struct smm_config *cfg;
     struct smm_loop_opts opts;
     struct smm_pipeline *pipe;
+    struct smm_viral *viral; /* NULL when viral.enabled = 0 */
     struct smm_kafka_source *src;
     struct smm_redis_sink *sink;
     struct part **parts;
@@ -58,6 +62,7 @@ struct smm_loop {
     char token_base[128];
     int fatal;
     int paused;
+    int warming; /* partitions still in their viral warm-up: no viral writes meanwhile */
     int64_t pending; /* messages folded since the last successful flush */
     int64_t retry_at_ms, backoff_ms;
     int64_t last_msg_ms;
@@ -101,8 +106,19 @@ static struct part *part_find(struct smm_loop *loop, const char *topic, int32_t 
     return NULL;
 }
 
+static void warm_done(struct smm_loop *loop, struct part *p, const char *why)
+{
+    if (p->warm_until < 0) {
+        return;
+    }
+    p->warm_until = -1;
+    loop->warming--;
+    smm_log(SMM_LOG_INFO, "partition %s: viral tracker warmed up (%s)", p->tp, why);
+}
+
 static void part_remove(struct smm_loop *loop, struct part *p)
 {
+    warm_done(loop, p, "revoked");
     for (int i = 0; i < loop->n_parts; i++) {
         if (loop->parts[i] == p) {
             loop->parts[i] = loop->parts[--loop->n_parts];
@@ -181,6 +197,30 @@ static int claim(struct smm_loop *loop, struct part *p)
     return SMM_OK;
 }
 
+/* After a restart or a rebalance the viral tracker knows nothing of what happened before
+ * the stored offset. Re-reading the last viral.warmup_messages messages into the tracker
+ * only (not the counters: they are in Redis) rebuilds its windows and cascades, so a post
+ * that is viral stays viral instead of cooling down for lack of memory. */
+static void warm_start(struct smm_loop *loop, struct part *p, int64_t *offset)
+{
+    int64_t want = loop->cfg->viral_warmup_messages;
+    int64_t low;
+    if (!loop->viral || want <= 0 || p->warm_until >= 0 || p->base <= 0 ||
+        smm_kafka_source_low_watermark(loop->src, p->topic, p->partition, 5000, &low) != 0) {
+        return;
+    }
+    int64_t start = p->base - want > low ? p->base - want : low;
+    if (start >= p->base) {
+        return;
+    }
+    p->warm_until = p->base;
+    p->warm_deadline_ms = clock_ms() + 60000;
+    loop->warming++;
+    *offset = start;
+    smm_log(SMM_LOG_INFO, "partition %s: warming the viral tracker from offset %lld "
+            "(%lld messages)", p->tp, (long long)start, (long long)(p->base - start));
+}
+
 static void on_assign(void *opaque, const char *topic, int32_t partition, int64_t *offset)
 {
     struct smm_loop *loop = opaque;
@@ -202,6 +242,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
         p->partition = partition;
         snprintf(p->tp, sizeof(p->tp), "%s:%d", topic, (int)partition);
         p->lag = -1;
+        p->warm_until = -1;
         if (loop->n_parts == loop->cap_parts) {
             int ncap = loop->cap_parts ? loop->cap_parts * 2 : 64;
             struct part **np = realloc(loop->parts, (size_t)ncap * sizeof(*np));
@@ -220,6 +261,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     loop->last_msg_ms = clock_ms(); /* the idle exit counts from the assignment */
     if (claim(loop, p) == SMM_OK && p->base >= 0) {
         *offset = p->base;
+        warm_start(loop, p, offset);
     } else {
         *offset = SMM_KAFKA_OFFSET_DEFAULT;
     }
@@ -280,6 +322,20 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
     if (!p || p->state != PART_ACTIVE) {
         return; /* re-read from the stored offset once the partition is ours */
     }
+    if (p->warm_until >= 0) {
+        if (msg->offset < p->warm_until) {
+            const struct smm_event *ev = smm_pipeline_decode(
+                loop->pipe, msg->payload, msg->len, msg->timestamp_ms, clock_ms());
+            if (ev) {
+                smm_viral_observe(loop->viral, ev, clock_ms());
+            }
+            if (msg->offset + 1 >= p->warm_until) {
+                warm_done(loop, p, "caught up");
+            }
+            return;
+        }
+        warm_done(loop, p, "caught up");
+    }
     if (p->next >= 0 && msg->offset < p->next) {
         return; /* already folded: a fetch from before a seek */
     }
@@ -287,6 +343,10 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
     int64_t now = clock_ms();
     int rc = smm_pipeline_feed(loop->pipe, &p->batch, msg->payload, msg->len, msg->timestamp_ms,
                                now, &rej);
+    if (rc == SMM_OK && loop->viral &&
+        smm_viral_observe(loop->viral, smm_pipeline_last_event(loop->pipe), now) != SMM_OK) {
+        smm_log(SMM_LOG_WARN, "out of memory in the viral tracker; its figures are incomplete");
+    }
     if (rc == SMM_PIPELINE_OOM) {
         smm_log(SMM_LOG_ERROR, "out of memory while aggregating; stopping (a restart resumes "
                                "from the stored offsets)");
@@ -316,6 +376,7 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
 
 static void rewind_part(struct smm_loop *loop, struct part *p, int64_t to)
 {
+    warm_done(loop, p, "rewound");
     part_reset(loop, p);
     p->base = to;
     p->next = to;
@@ -376,6 +437,39 @@ static void note_flush(struct smm_loop *loop, int64_t us)
     if (us > loop->iv_flush_us_max) {
         loop->iv_flush_us_max = us;
     }
+}
+
+/* Appends the viral section to loop->av: the posts whose figures changed (tick: and the
+ * hot ones). Their write is settled by settle_viral() once Redis answers. */
+static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
+{
+    const struct smm_viral_signals *sig = NULL;
+    int n = 0;
+    if (loop->viral && !loop->warming) {
+        n = smm_viral_take(loop->viral, now, tick, &sig);
+        if (n < 0) {
+            smm_viral_settle(loop->viral, 0);
+            n = 0;
+        }
+    }
+    return smm_pipeline_encode_viral(loop->pipe, now, sig, n, &loop->av);
+}
+
+static void settle_viral(struct smm_loop *loop, int applied)
+{
+    if (loop->viral) {
+        smm_viral_settle(loop->viral, applied);
+    }
+}
+
+static void on_change(void *opaque, const char *cid, size_t len, const char *state,
+                      size_t state_len)
+{
+    struct smm_loop *loop = opaque;
+    if (loop->viral) {
+        smm_viral_set_state(loop->viral, cid, len, smm_viral_state_parse(state, state_len));
+    }
+    smm_log(SMM_LOG_INFO, "viral: %.*s is now %.*s", (int)len, cid, (int)state_len, state);
 }
 
 /* Acts on the partitions whose fence failed; the others of the call are untouched. */
@@ -454,7 +548,9 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
             rc = smm_pipeline_encode_flush_part(loop->pipe, slot(p, flight), p->tp, p->token,
                                                 p->base, slot_end(p, flight), &loop->av);
         }
-        if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK) {
+        if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK ||
+            encode_viral(loop, now, 0) != SMM_OK) {
+            settle_viral(loop, 0);
             smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
             loop->fatal = 1;
             return SMM_ERR;
@@ -463,6 +559,7 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
         int n_rej = 0;
         rc = smm_redis_sink_flush(loop->sink, &loop->av, rejects, 64, &n_rej);
         int64_t us = mono_us() - t0;
+        settle_viral(loop, rc == SMM_SINK_OK && n_rej == 0);
         if (rc != SMM_SINK_OK) {
             loop->flush_failures++;
             if (rc == SMM_SINK_ERROR && refused(loop, "flush")) {
@@ -538,6 +635,7 @@ static int complete(struct smm_loop *loop, int wait, int64_t now)
     if (rc == SMM_SINK_PENDING) {
         return SMM_SINK_PENDING;
     }
+    settle_viral(loop, rc == SMM_SINK_OK && n_rej == 0);
     struct part **ps = loop->flight_parts;
     int n = loop->n_flight;
     loop->inflight = 0;
@@ -594,7 +692,9 @@ static int launch(struct smm_loop *loop, int64_t now)
         rc = smm_pipeline_encode_flush_part(loop->pipe, &ps[i]->batch, ps[i]->tp, ps[i]->token,
                                             ps[i]->base, ps[i]->next, &loop->av);
     }
-    if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK) {
+    if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK ||
+        encode_viral(loop, now, 0) != SMM_OK) {
+        settle_viral(loop, 0);
         smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
         loop->fatal = 1;
         free(ps);
@@ -602,6 +702,7 @@ static int launch(struct smm_loop *loop, int64_t now)
     }
     loop->flight_t0_us = mono_us();
     if (smm_redis_sink_flush_send(loop->sink, &loop->av) != SMM_SINK_OK) {
+        settle_viral(loop, 0);
         loop->flush_failures++;
         smm_log(SMM_LOG_WARN, "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));
         free(ps);
@@ -658,16 +759,24 @@ static void tick(struct smm_loop *loop, int64_t now)
     }
     for (int i = 0; i < loop->n_parts; i++) {
         struct part *p = loop->parts[i];
+        if (p->warm_until >= 0 && now > p->warm_deadline_ms) {
+            smm_log(SMM_LOG_WARN, "partition %s: viral warm-up did not reach offset %lld",
+                    p->tp, (long long)p->warm_until);
+            warm_done(loop, p, "timed out");
+        }
         if (p->state == PART_UNCLAIMED && claim(loop, p) == SMM_OK) {
             smm_kafka_source_seek(loop->src, p->topic, p->partition, p->base);
         }
     }
     if (smm_pipeline_encode_tick(loop->pipe, now, loop->cfg->reach_refresh_max, &loop->av) !=
-        SMM_OK) {
+            SMM_OK ||
+        encode_viral(loop, now, 1) != SMM_OK) {
+        settle_viral(loop, 0);
         return;
     }
     int64_t retired = 0, merged = 0;
     int rc = smm_redis_sink_tick(loop->sink, &loop->av, &retired, &merged);
+    settle_viral(loop, rc == SMM_SINK_OK);
     if (rc == SMM_SINK_ERROR) {
         refused(loop, "tick");
     } else if (rc == SMM_SINK_OK && (retired || merged)) {
@@ -754,6 +863,31 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
     loop->sink = smm_redis_sink_new(&ro, errstr, errstr_size);
     if (!loop->sink) {
         goto fail;
+    }
+    smm_redis_sink_on_change(loop->sink, on_change, loop);
+    if (cfg->viral_enabled) {
+        struct smm_viral_opts vo = {
+            .rules = cfg->viral,
+            .max_nodes = (int)cfg->viral_max_nodes,
+            .max_posts = cfg->viral_max_posts,
+            .evict_ms = cfg->viral_evict_ms,
+            .n_star = cfg->viral_n_star,
+            .sd_floor = cfg->viral_sd_floor,
+            .baseline_min = (int)cfg->viral_baseline_min,
+            .track_reach = cfg->viral_track_reach,
+        };
+        loop->viral = smm_viral_new(&vo, errstr, errstr_size);
+        if (!loop->viral) {
+            goto fail;
+        }
+        for (int i = 0; i < cfg->n_viral_over; i++) {
+            struct smm_viral_rules r = cfg->viral;
+            smm_config_viral_rules(cfg, cfg->viral_over[i].account, &r);
+            if (smm_viral_set_rules(loop->viral, cfg->viral_over[i].account, &r) != SMM_OK) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+            }
+        }
     }
     /* Fail fast on what retrying cannot fix (credentials, ACLs); wait for the rest. */
     for (int attempt = 0;; attempt++) {
@@ -894,6 +1028,7 @@ void smm_loop_destroy(struct smm_loop *loop)
     }
     free(loop->parts);
     smm_redis_sink_destroy(loop->sink);
+    smm_viral_destroy(loop->viral);
     smm_pipeline_destroy(loop->pipe);
     smm_argv_free(&loop->av);
     free(loop);

@@ -5,12 +5,14 @@
  * fixed-width placeholders and patched in place. */
 #include "processor/pipeline.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct smm_pipeline {
     const struct smm_config *cfg;
+    struct smm_event ev; /* the last event decoded by feed() */
     struct smm_decode_limits lim;
     char windows[256]; /* "5:5m,60:1h,1440:24h" */
     int64_t keep_minutes;
@@ -91,13 +93,13 @@ void smm_batch_free(struct smm_batch *b)
 int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void *buf,
                       size_t len, int64_t kafka_ts_ms, int64_t now_ms, struct smm_reject *rej)
 {
-    struct smm_event ev;
+    struct smm_event *ev = &pipe->ev;
     b->messages++;
-    if (smm_event_json_decode(buf, len, kafka_ts_ms, now_ms, &pipe->lim, &ev, rej) != SMM_OK) {
+    if (smm_event_json_decode(buf, len, kafka_ts_ms, now_ms, &pipe->lim, ev, rej) != SMM_OK) {
         b->rejects[rej->reason]++;
         return SMM_ERR;
     }
-    if (smm_agg_add(b->agg, &ev) != SMM_OK) {
+    if (smm_agg_add(b->agg, ev) != SMM_OK) {
         /* Out of memory is not the event's fault and must not lose it: the caller stops,
          * and a restart replays from the last stored offset. */
         b->messages--;
@@ -106,6 +108,21 @@ int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void
     return SMM_OK;
 }
 
+const struct smm_event *smm_pipeline_decode(struct smm_pipeline *pipe, const void *buf,
+                                            size_t len, int64_t kafka_ts_ms, int64_t now_ms)
+{
+    struct smm_reject rej;
+    if (smm_event_json_decode(buf, len, kafka_ts_ms, now_ms, &pipe->lim, &pipe->ev, &rej) !=
+        SMM_OK) {
+        return NULL;
+    }
+    return &pipe->ev;
+}
+
+const struct smm_event *smm_pipeline_last_event(const struct smm_pipeline *pipe)
+{
+    return &pipe->ev;
+}
 
 static int header(const struct smm_pipeline *pipe, const char *mode, int64_t now_ms,
                   struct smm_argv *av)
@@ -251,5 +268,83 @@ int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
     rc |= smm_argv_add_int(av, max_refresh);
     rc |= smm_argv_add_int(av, now_ms);
     rc |= smm_argv_add_int(av, pipe->cfg->reach_window_refresh_ms);
+    return rc ? SMM_ERR : SMM_OK;
+}
+
+static int add_num(struct smm_argv *av, const char *field, double v, int integer)
+{
+    char buf[64];
+    if (!isfinite(v)) {
+        snprintf(buf, sizeof(buf), "%s", v > 0 ? "inf" : (v < 0 ? "-inf" : "nan"));
+    } else if (integer) {
+        snprintf(buf, sizeof(buf), "%.0f", v);
+    } else {
+        snprintf(buf, sizeof(buf), "%.6g", v);
+    }
+    return smm_argv_add_str(av, field) | smm_argv_add_str(av, buf);
+}
+
+int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
+                              const struct smm_viral_signals *sig, int n, struct smm_argv *av)
+{
+    const struct smm_config *cfg = pipe->cfg;
+    int rc = smm_argv_add_int(av, now_ms);
+    rc |= smm_argv_add_int(av, cfg->viral_exit_ticks);
+    rc |= smm_argv_add_int(av, cfg->viral_cooldown_ms);
+    rc |= smm_argv_add_int(av, cfg->alerts_stream_max);
+    rc |= smm_argv_add_int(av, cfg->viral_stale_ms);
+    rc |= smm_argv_add_int(av, n);
+    for (int i = 0; i < n && !rc; i++) {
+        const struct smm_viral_signals *s = &sig[i];
+        rc |= smm_argv_add_str(av, s->content_id);
+        rc |= smm_argv_add_str(av, s->account_id);
+        rc |= smm_argv_add_int(av, (int64_t)s->flags);
+        rc |= smm_argv_add_str(av, s->reasons);
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%.6g", s->spm_5m);
+        rc |= smm_argv_add_str(av, buf);
+        if (s->has_estimate) {
+            double pf = s->est.predicted_final;
+            snprintf(buf, sizeof(buf), "%.6g", isfinite(pf) ? pf : 1e15);
+            rc |= smm_argv_add_str(av, buf);
+        } else {
+            rc |= smm_argv_add_str(av, "");
+        }
+        int k_at = av->n;
+        rc |= smm_argv_add_str(av, PLACEHOLDER);
+        int k = 0;
+#define NUM(f, v, integer) (rc |= add_num(av, f, v, integer), k++)
+        NUM("reach_5m", s->reach_5m, 1);
+        NUM("reach_1h", s->reach_1h, 1);
+        NUM("nf_reach_5m", s->nf_reach_5m, 1);
+        NUM("nf_reach_1h", s->nf_reach_1h, 1);
+        NUM("nf_share_5m", s->nf_share_5m, 0);
+        NUM("nf_share_1h", s->nf_share_1h, 0);
+        NUM("spm_5m", s->spm_5m, 0);
+        NUM("spm_1h", s->spm_1h, 0);
+        NUM("accel", s->accel, 0);
+        NUM("share_z", s->share_z, 0);
+        NUM("threshold", s->threshold, 0);
+        NUM("first_ms", (double)s->first_ms, 1);
+        NUM("author_followers", (double)s->author_followers, 1);
+        if (s->has_cascade) {
+            NUM("size", (double)s->cascade.size, 1);
+            NUM("depth", (double)s->cascade.max_depth, 1);
+            NUM("breadth", (double)s->cascade.max_breadth, 1);
+            NUM("exposure", (double)s->cascade.exposure, 1);
+            NUM("virality", s->cascade.virality, 0);
+            NUM("orphans", (double)s->cascade.orphans, 1);
+            NUM("truncated", (double)s->cascade.truncated, 1);
+        }
+        if (s->has_estimate) {
+            NUM("p", s->est.p, 0);
+            NUM("p_low", s->est.p_low, 0);
+            NUM("p_high", s->est.p_high, 0);
+            NUM("predicted_final", s->est.predicted_final, 0);
+            NUM("supercritical", (double)s->est.supercritical, 1);
+        }
+#undef NUM
+        rc |= smm_argv_set_int(av, k_at, k);
+    }
     return rc ? SMM_ERR : SMM_OK;
 }

@@ -12,6 +12,7 @@
 
 #include "connectors/argv.h"
 #include "metrics/aggregate.h"
+#include "metrics/viral.h"
 #include "processor/config.h"
 #include "processor/event_json.h"
 
@@ -42,6 +43,14 @@ void smm_batch_free(struct smm_batch *b);
 int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void *buf,
                       size_t len, int64_t kafka_ts_ms, int64_t now_ms, struct smm_reject *rej);
 
+/* Decodes buf without counting it anywhere (the viral warm-up). Returns the event (valid
+ * until the next decode or feed) or NULL when the message is rejected. */
+const struct smm_event *smm_pipeline_decode(struct smm_pipeline *pipe, const void *buf,
+                                            size_t len, int64_t kafka_ts_ms, int64_t now_ms);
+
+/* The event the last successful feed() decoded (valid until the next feed). */
+const struct smm_event *smm_pipeline_last_event(const struct smm_pipeline *pipe);
+
 /* A flush carries the batches of several partitions in one atomic unit:
  * encode_flush_begin() resets av, then one encode_flush_part() per partition (tp, owner
  * token, stored base offset, new next offset), then encode_flush_end(). Each returns
@@ -57,6 +66,11 @@ int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
  * of the dirty accounts). */
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
                              int64_t max_refresh, struct smm_argv *av);
+
+/* Appends the viral section (after encode_flush_end() or encode_tick()): the figures and
+ * rule flags of n posts, see connectors/lua/smm.lua viral(). */
+int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
+                              const struct smm_viral_signals *sig, int n, struct smm_argv *av);
 
 /* Minute of an epoch-ms time (floor division, also before 1970). */
 int64_t smm_pipeline_minute(int64_t ts_ms);

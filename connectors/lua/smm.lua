@@ -25,8 +25,11 @@
 --             engagement or impression changed, so er_impr must be recomputed)
 --          n_reach, {kind, id, k, {minute, user}*k}*n_reach,
 --          n_stats, {field, delta}*n_stats
---        -> {'OK'} or {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
--- tick:  max_refresh, now_ms, window_refresh_ms -> {'OK', retired_minutes, merged_hours}
+--        then the viral section (see viral() below)
+--        -> {'OK', {content_id, new_state}...} or
+--           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
+-- tick:  max_refresh, now_ms, window_refresh_ms, then the viral section
+--        -> {'OK', retired_minutes, merged_hours, {content_id, new_state}...}
 local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
@@ -44,7 +47,9 @@ if redis.acl_check_cmd then
                       {'EXPIREAT', k, '1'}, {'PFADD', k, 'u'}, {'PFCOUNT', k},
                       {'PFMERGE', k, k}, {'SADD', k, 'm'}, {'SMEMBERS', k}, {'SPOP', k, '1'},
                       {'ZADD', k, '1', 'm'}, {'ZRANGEBYSCORE', k, '0', '1'},
-                      {'ZREMRANGEBYSCORE', k, '0', '1'}}) do
+                      {'ZREMRANGEBYSCORE', k, '0', '1'}, {'ZREM', k, 'm'},
+                      {'ZREMRANGEBYRANK', k, '0', '1'}, {'ZRANGE', k, '0', '1'},
+                      {'XADD', k, 'MAXLEN', '~', '10', '*', 'f', 'v'}, {'PUBLISH', k, 'm'}}) do
     if not redis.acl_check_cmd(unpack(c)) then
       return redis.error_reply('NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k ..
                                ' (nothing was written)')
@@ -101,8 +106,12 @@ end
 
 -- targets: {key, set, derived (keep er_impr), drop_zero (windows hold only live fields)}
 local targets = {}
-local function target(key, set, derived, drop_zero)
-  targets[#targets + 1] = {key = key, set = set, derived = derived, drop_zero = drop_zero}
+-- top: a sorted set that mirrors the content engagement fields of the hash (a leaderboard
+-- for dashboards, trimmed to TOPN members).
+local TOPN = 1000
+local function target(key, set, derived, drop_zero, top)
+  targets[#targets + 1] = {key = key, set = set, derived = derived, drop_zero = drop_zero,
+                           top = top}
 end
 
 local function field_list(set, derived)
@@ -142,6 +151,7 @@ local function apply_targets()
     local sets, dels = {}, {}
     local ns, nd = 0, 0
     local values = t.derived and {} or nil
+    local tops, nt, gone = {}, 0, {}
     for s = 1, n, CHUNK do
       local e = s + CHUNK - 1 < n and s + CHUNK - 1 or n
       local got = call('HMGET', key, unpack(fields, s, e))
@@ -151,6 +161,16 @@ local function apply_targets()
         local v = (tonumber(got[j - s + 1]) or 0) + (delta or 0)
         if values then
           values[f] = v
+        end
+        if delta and delta ~= 0 and t.top and string.byte(f, 1) == 99 and
+           string.sub(f, -11) == ':engagement' then
+          if v > 0 then
+            tops[nt + 1] = v
+            tops[nt + 2] = string.sub(f, 3, -12)
+            nt = nt + 2
+          else
+            gone[#gone + 1] = string.sub(f, 3, -12)
+          end
         end
         if delta and delta ~= 0 then
           if v == 0 and drop_zero then
@@ -179,8 +199,172 @@ local function apply_targets()
     end
     range_call('HSET', key, sets)
     range_call('HDEL', key, dels)
+    if t.top then
+      range_call('ZADD', t.top, tops)
+      range_call('ZREM', t.top, gone)
+      if nt > 0 then
+        call('ZREMRANGEBYRANK', t.top, 0, -(TOPN + 1))
+      end
+    end
   end
   targets = {}
+end
+
+-- Viral posts. The processor computes each post's figures and rule flags (metrics/viral.c);
+-- the state machine lives here so a state change, its alert and the offsets it follows
+-- from commit together: an alert is emitted exactly once, also across kill -9.
+-- Section: now_ms, exit_ticks, cooldown_ms, stream_max, stale_ms, n,
+--          {content_id, account, flags, reasons, spm_5m, predicted, k, {field, value}*k}*n
+-- flags: 1 ENTER (viral rule holds), 2 HOLD (above the exit level), 4 RISE (early
+-- warning), 8 EVAL (run the machine). predicted: '' = no estimate.
+local ENTER, HOLD, RISE, EVAL = 1, 2, 4, 8
+local function has(flags, bit)
+  return math.floor(flags / bit) % 2 == 1
+end
+
+local function emit(v, cid, account, from, to, seq, reasons, kv)
+  local metrics = {}
+  for j = 1, #kv, 2 do
+    local num = tonumber(kv[j + 1])
+    if num and num == num and num > -math.huge and num < math.huge then
+      metrics[kv[j]] = num
+    elseif kv[j + 1] == 'inf' then
+      metrics[kv[j]] = 'inf'
+    end
+  end
+  local rs = {}
+  for r in string.gmatch(reasons, '[^;]+') do
+    rs[#rs + 1] = r
+  end
+  if #rs == 0 then
+    rs[1] = to == 'normal' and 'quiet' or (to == 'cooling' and 'below exit level' or to)
+  end
+  local id = 'viral:' .. cid .. ':' .. seq
+  local json = cjson.encode({alert_id = id, kind = 'viral', content_id = cid,
+                             account_id = account, from = from, to = to, at_ms = v.now,
+                             reasons = rs, metrics = metrics})
+  call('XADD', P .. 'alerts', 'MAXLEN', '~', v.stream_max, '*', 'alert_id', id,
+       'kind', 'viral', 'content_id', cid, 'account_id', account, 'json', json)
+  call('PUBLISH', P .. 'alerts', json)
+  call('HINCRBY', P .. 'stats', 'alerts:viral', 1)
+  v.alerts = v.alerts + 1
+end
+
+-- One evaluation of a post's state. tick: a wall-clock evaluation (counts towards exits).
+local function machine(v, cid, account, flags, reasons, kv, tick)
+  local key = P .. 'v:' .. cid
+  local cur = call('HMGET', key, 'state', 'state_since_ms', 'seq', 'below')
+  local state = cur[1] or 'normal'
+  local since = tonumber(cur[2]) or 0
+  local seq = tonumber(cur[3]) or 0
+  local below = tonumber(cur[4]) or 0
+  local enter, hold, rise = has(flags, ENTER), has(flags, HOLD), has(flags, RISE)
+  local to = nil
+  if state == 'normal' then
+    if enter then
+      to = 'viral'
+    elseif rise then
+      to = 'rising'
+    end
+  elseif state == 'rising' then
+    if enter then
+      to = 'viral'
+    elseif rise then
+      below = 0
+    elseif tick then
+      below = below + 1
+      if below >= v.exit_ticks then
+        to = 'normal'
+      end
+    end
+  elseif state == 'viral' then
+    if enter or hold then
+      below = 0
+    elseif tick then
+      below = below + 1
+      if below >= v.exit_ticks then
+        to = 'cooling'
+      end
+    end
+  else -- cooling: stays at least cooldown_ms, then viral again or normal
+    if v.now - since >= v.cooldown then
+      if enter then
+        to = 'viral'
+      elseif not hold and not rise then
+        to = 'normal'
+      end
+    end
+  end
+  if to then
+    seq = seq + 1
+    emit(v, cid, account, state, to, seq, reasons, kv)
+    call('HSET', key, 'state', to, 'state_since_ms', v.now, 'seq', seq, 'below', 0)
+    if to == 'normal' then
+      call('ZREM', P .. 'viral:active', cid)
+    else
+      call('ZADD', P .. 'viral:active', v.now, cid)
+    end
+    v.changes[#v.changes + 1] = cid
+    v.changes[#v.changes + 1] = to
+  elseif below ~= (tonumber(cur[4]) or 0) then
+    call('HSET', key, 'below', below)
+  end
+end
+
+local function viral(i, tick)
+  if ARGV[i] == nil then
+    return {changes = {}} -- no viral section (viral.enabled = 0 callers may omit it)
+  end
+  local v = {now = tonumber(ARGV[i]), exit_ticks = tonumber(ARGV[i + 1]),
+             cooldown = tonumber(ARGV[i + 2]), stream_max = ARGV[i + 3],
+             stale = tonumber(ARGV[i + 4]), alerts = 0, changes = {}}
+  local n = tonumber(ARGV[i + 5])
+  i = i + 6
+  local seen = {}
+  local vel, vel_gone, pred, pred_gone = {}, {}, {}, {}
+  for _ = 1, n do
+    local cid, account, flags, reasons = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+    local spm, predicted, k = tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6])
+    i = i + 7
+    local kv = {unpack(ARGV, i, i + 2 * k - 1)}
+    i = i + 2 * k
+    seen[cid] = true
+    local key = P .. 'v:' .. cid
+    call('HSET', key, 'account', account, 'updated_ms', v.now, unpack(kv))
+    if spm > 0 then
+      vel[#vel + 1] = spm
+      vel[#vel + 1] = cid
+    else
+      vel_gone[#vel_gone + 1] = cid
+    end
+    if predicted ~= '' then
+      pred[#pred + 1] = predicted
+      pred[#pred + 1] = cid
+    else
+      pred_gone[#pred_gone + 1] = cid
+    end
+    if has(flags, EVAL) then
+      machine(v, cid, account, flags, reasons, kv, tick)
+    end
+  end
+  range_call('ZADD', P .. 'viral:velocity', vel)
+  range_call('ZREM', P .. 'viral:velocity', vel_gone)
+  range_call('ZADD', P .. 'viral:predicted', pred)
+  range_call('ZREM', P .. 'viral:predicted', pred_gone)
+  if tick then
+    -- Flagged posts no instance has updated for stale_ms (their tracker restarted or
+    -- forgot them): treat them as quiet so they cool down on the clock.
+    local active = call('ZRANGE', P .. 'viral:active', 0, -1)
+    for _, cid in ipairs(active) do
+      if not seen[cid] then
+        local cur = call('HMGET', P .. 'v:' .. cid, 'updated_ms', 'account')
+        if v.now - (tonumber(cur[1]) or 0) >= v.stale then
+          machine(v, cid, cur[2] or '', EVAL, '', {}, true)
+        end
+      end
+    end
+  end
+  return v
 end
 
 if MODE == 'flush' then
@@ -221,6 +405,7 @@ if MODE == 'flush' then
   if #rejects > 0 then
     return {'REJECT', rejects}
   end
+  local viral_at = i
 
   -- 2. Counters: one delta set per event-time minute; lifetime gets their sum, each
   -- window the sum of the minutes it still holds (usually all of them: the same set).
@@ -274,7 +459,7 @@ if MODE == 'flush' then
   for _, m in ipairs(minutes) do
     target(P .. 'm:' .. m, per_min[m], false, false)
   end
-  target(P .. 'total', all, true, false)
+  target(P .. 'total', all, true, false, P .. 'top:engagement:total')
   for _, w in ipairs(wins) do
     local inside = 0
     for _, m in ipairs(minutes) do
@@ -282,10 +467,11 @@ if MODE == 'flush' then
         inside = inside + 1
       end
     end
+    local top = P .. 'top:engagement:' .. w.label
     if inside == #minutes then
-      target(w.key, all, true, true)
+      target(w.key, all, true, true, top)
     elseif inside > 0 then
-      target(w.key, sum_of(function(m) return m > w.retired end), true, true)
+      target(w.key, sum_of(function(m) return m > w.retired end), true, true, top)
     end
   end
   apply_targets()
@@ -375,6 +561,7 @@ if MODE == 'flush' then
   for f, d in pairs(st) do
     redis.call('HINCRBY', P .. 'stats', f, d)
   end
+  local v = viral(viral_at, false)
   local offs = {}
   for _, part in ipairs(parts) do
     offs[#offs + 1] = part.tp
@@ -383,7 +570,7 @@ if MODE == 'flush' then
   if #offs > 0 then
     redis.call('HSET', P .. 'offsets', unpack(offs))
   end
-  return {'OK'}
+  return {'OK', v.changes}
 end
 
 if MODE ~= 'tick' then
@@ -414,7 +601,7 @@ for _, w in ipairs(wins) do
       end
       retired_count = retired_count + 1
     end
-    target(w.key, set, true, true)
+    target(w.key, set, true, true, P .. 'top:engagement:' .. w.label)
     apply_targets()
     redis.call('HSET', P .. 'meta', 'retired:' .. w.label, goal)
     w.retired = goal
@@ -532,4 +719,5 @@ for _, w in ipairs(wins) do
   end
   set_reach(w.key, accts, wreach)
 end
-return {'OK', retired_count, merged_count}
+local v = viral(9, true)
+return {'OK', retired_count, merged_count, v.changes}

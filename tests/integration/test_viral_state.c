@@ -1,0 +1,273 @@
+/* tests/integration/test_viral_state.c - the viral state machine of connectors/lua/smm.lua,
+ * driven through the pipeline encoder and the Redis sink against a real redis-server:
+ * normal -> rising -> viral -> cooling -> normal with hysteresis and cooldown; every change
+ * is one alert in the stream, one pub/sub message and one stats count; a resent flush
+ * (DUP) or a refused one emits nothing; a flagged post nobody updates cools on the clock. */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/redis_sink.h"
+#include "processor/config.h"
+#include "processor/pipeline.h"
+#include "tests/integration/harness.h"
+
+static struct h_redis redis;
+static struct smm_config cfg;
+static struct smm_pipeline *pipe_;
+static struct smm_redis_sink *sink;
+static char changes[4096];
+
+static void on_change(void *opaque, const char *cid, size_t len, const char *st, size_t sl)
+{
+    (void)opaque;
+    size_t used = strlen(changes);
+    snprintf(changes + used, sizeof(changes) - used, "%.*s=%.*s ", (int)len, cid, (int)sl, st);
+}
+
+static void setup(void)
+{
+    char err[256];
+    h_redis_start(&redis, 0);
+    cr_assert(smm_config_init(&cfg, err, sizeof(err)) == SMM_OK);
+    cr_assert(smm_config_set(&cfg, "kafka.bootstrap.servers", "x:1", "test", err, sizeof(err)) ==
+              SMM_OK);
+    cr_assert(smm_config_set(&cfg, "viral.cooldown_ms", "10000", "test", err, sizeof(err)) ==
+              SMM_OK);
+    cr_assert(smm_config_finish(&cfg, err, sizeof(err)) == SMM_OK, "%s", err);
+    pipe_ = smm_pipeline_new(&cfg, err, sizeof(err));
+    struct smm_redis_opts o = {.host = "127.0.0.1", .port = redis.port, .timeout_ms = 2000};
+    sink = smm_redis_sink_new(&o, err, sizeof(err));
+    cr_assert(sink && smm_redis_sink_connect(sink) == SMM_SINK_OK);
+    smm_redis_sink_on_change(sink, on_change, NULL);
+    changes[0] = '\0';
+}
+
+static void teardown(void)
+{
+    smm_redis_sink_destroy(sink);
+    smm_pipeline_destroy(pipe_);
+    smm_config_free(&cfg);
+    h_redis_stop(&redis);
+}
+
+TestSuite(viral_state, .init = setup, .fini = teardown, .timeout = 60);
+
+static struct smm_viral_signals sig(const char *post, unsigned flags, double reach)
+{
+    struct smm_viral_signals s;
+    memset(&s, 0, sizeof(s));
+    s.content_id = post;
+    s.account_id = "acct";
+    s.flags = SMM_VIRAL_EVAL | flags;
+    s.reach_5m = reach;
+    s.spm_5m = reach / 100;
+    s.threshold = 1000;
+    if (flags & SMM_VIRAL_ENTER) {
+        snprintf(s.reasons, sizeof(s.reasons), "reach_5m %g >= 1000", reach);
+    }
+    return s;
+}
+
+/* One flush of partition t:0 from base to next, carrying the posts' signals. */
+static int flush(int64_t now, int64_t base, int64_t next, const struct smm_viral_signals *s,
+                 int n, int *n_rej)
+{
+    char err[128];
+    struct smm_batch b;
+    cr_assert(smm_batch_init(&b, pipe_, err, sizeof(err)) == SMM_OK);
+    struct smm_argv av;
+    smm_argv_init(&av);
+    struct smm_flush_reject rej[4];
+    cr_assert(smm_pipeline_encode_flush_begin(pipe_, now, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_part(pipe_, &b, "t:0", "A", base, next, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, s, n, &av) == SMM_OK);
+    int rc = smm_redis_sink_flush(sink, &av, rej, 4, n_rej);
+    smm_argv_free(&av);
+    smm_batch_free(&b);
+    return rc;
+}
+
+static void tick(int64_t now, const struct smm_viral_signals *s, int n)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert(smm_pipeline_encode_tick(pipe_, now, 100, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, s, n, &av) == SMM_OK);
+    cr_assert(smm_redis_sink_tick(sink, &av, NULL, NULL) == SMM_SINK_OK, "%s",
+              smm_redis_sink_errstr(sink));
+    smm_argv_free(&av);
+}
+
+static char *hget(const char *key, const char *field)
+{
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : strdup("");
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* The stream's alerts as "post:from>to" words, checking each entry's JSON. */
+static void alerts(char *out, size_t size)
+{
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "XRANGE smm:alerts - +");
+    out[0] = '\0';
+    for (size_t i = 0; r && i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const char *json = NULL, *id = NULL;
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            if (!strcmp(f->element[j]->str, "json")) {
+                json = f->element[j + 1]->str;
+            } else if (!strcmp(f->element[j]->str, "alert_id")) {
+                id = f->element[j + 1]->str;
+            }
+        }
+        cr_assert(json && id);
+        cJSON *a = cJSON_Parse(json);
+        cr_assert(a, "alert is JSON: %s", json);
+        const char *cid = cJSON_GetObjectItem(a, "content_id")->valuestring;
+        const char *from = cJSON_GetObjectItem(a, "from")->valuestring;
+        const char *to = cJSON_GetObjectItem(a, "to")->valuestring;
+        cr_expect_str_eq(cJSON_GetObjectItem(a, "alert_id")->valuestring, id);
+        cr_expect_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "viral");
+        cr_expect(cJSON_IsArray(cJSON_GetObjectItem(a, "reasons")));
+        cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(a, "at_ms")));
+        size_t used = strlen(out);
+        snprintf(out + used, size - used, "%s:%s>%s ", cid, from, to);
+        cJSON_Delete(a);
+    }
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+Test(viral_state, lifecycle_hysteresis_cooldown_exactly_once)
+{
+    int64_t stored, t = h_now_ms();
+    int n_rej;
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+    redisContext *sub = h_redis_connect(&redis);
+    redisReply *r = redisCommand(sub, "SUBSCRIBE smm:alerts");
+    freeReplyObject(r);
+
+    struct smm_viral_signals s = sig("p", SMM_VIRAL_RISE, 600);
+    cr_assert(flush(t, -1, 10, &s, 1, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    /* The same flush resent (lost reply): DUP, so nothing of it applies again. */
+    cr_assert(flush(t, -1, 10, &s, 1, &n_rej) == SMM_SINK_OK && n_rej == 1);
+    s = sig("p", SMM_VIRAL_RISE | SMM_VIRAL_HOLD | SMM_VIRAL_ENTER, 1200);
+    cr_assert(flush(t + 1000, 10, 20, &s, 1, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    cr_assert(flush(t + 1100, 20, 30, &s, 1, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    char got[1024];
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "p:normal>rising p:rising>viral ");
+    cr_expect_str_eq(changes, "p=rising p=viral ");
+    char *seq = hget("smm:v:p", "seq");
+    cr_expect_str_eq(seq, "2");
+    free(seq);
+
+    /* Below the exit level: two ticks are not enough (exit_ticks = 3), an event in between
+     * that holds resets the count. */
+    s = sig("p", 0, 300);
+    tick(t + 2000, &s, 1);
+    tick(t + 3000, &s, 1);
+    struct smm_viral_signals h = sig("p", SMM_VIRAL_HOLD, 800);
+    tick(t + 4000, &h, 1);
+    tick(t + 5000, &s, 1);
+    tick(t + 6000, &s, 1);
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "p:normal>rising p:rising>viral ");
+    tick(t + 7000, &s, 1);
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "p:normal>rising p:rising>viral p:viral>cooling ");
+    /* Cooling lasts cooldown_ms (10 s) even if the post is quiet, and re-entering viral
+     * inside it does not flap. */
+    struct smm_viral_signals e = sig("p", SMM_VIRAL_ENTER | SMM_VIRAL_HOLD | SMM_VIRAL_RISE, 2000);
+    tick(t + 8000, &e, 1);
+    tick(t + 12000, &s, 1);
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "p:normal>rising p:rising>viral p:viral>cooling ");
+    tick(t + 17001, &s, 1);
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "p:normal>rising p:rising>viral p:viral>cooling p:cooling>normal ");
+    char *state = hget("smm:v:p", "state");
+    cr_expect_str_eq(state, "normal");
+    free(state);
+
+    redisContext *c = h_redis_connect(&redis);
+    r = redisCommand(c, "ZCARD smm:viral:active");
+    cr_expect_eq(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(c, "HGET smm:stats alerts:viral");
+    cr_expect_str_eq(r->str, "4");
+    freeReplyObject(r);
+    redisFree(c);
+
+    /* Each change was published once. */
+    struct timeval tv = {2, 0};
+    redisSetTimeout(sub, tv);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(redisGetReply(sub, (void **)&r) == REDIS_OK, "publish %d", i);
+        cr_expect_str_eq(r->element[0]->str, "message");
+        cr_expect(strstr(r->element[2]->str, "\"alert_id\":\"viral:p:") != NULL);
+        freeReplyObject(r);
+    }
+    redisFree(sub);
+}
+
+Test(viral_state, unowned_flagged_post_cools_on_the_clock)
+{
+    int64_t stored, t = h_now_ms();
+    int n_rej;
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+    struct smm_viral_signals s = sig("q", SMM_VIRAL_ENTER | SMM_VIRAL_HOLD | SMM_VIRAL_RISE, 5000);
+    cr_assert(flush(t, -1, 1, &s, 1, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    /* Nobody sends q again (its tracker restarted): before stale_ms (30 s) nothing moves. */
+    for (int i = 1; i <= 5; i++) {
+        tick(t + i * 1000, NULL, 0);
+    }
+    char got[512];
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "q:normal>viral ");
+    for (int i = 0; i < 3; i++) {
+        tick(t + 31000 + i * 1000, NULL, 0);
+    }
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "q:normal>viral q:viral>cooling ");
+}
+
+Test(viral_state, leaderboards_follow_velocity_and_prediction)
+{
+    int64_t stored, t = h_now_ms();
+    int n_rej;
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+    struct smm_viral_signals s[2] = {sig("a", 0, 500), sig("b", 0, 200)};
+    s[0].has_estimate = 1;
+    s[0].est.predicted_final = 1.0 / 0.0; /* supercritical */
+    s[0].est.supercritical = 1;
+    cr_assert(flush(t, -1, 1, s, 2, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "ZREVRANGE smm:viral:velocity 0 -1 WITHSCORES");
+    cr_assert_eq(r->elements, 4);
+    cr_expect_str_eq(r->element[0]->str, "a");
+    cr_expect_str_eq(r->element[1]->str, "5");
+    cr_expect_str_eq(r->element[2]->str, "b");
+    freeReplyObject(r);
+    r = redisCommand(c, "ZSCORE smm:viral:predicted a");
+    cr_expect_str_eq(r->str, "1000000000000000");
+    freeReplyObject(r);
+    r = redisCommand(c, "HGET smm:v:a predicted_final");
+    cr_expect_str_eq(r->str, "inf");
+    freeReplyObject(r);
+    /* b's velocity decays to zero: it leaves the board. */
+    s[1].spm_5m = 0;
+    tick(t + 1000, &s[1], 1);
+    r = redisCommand(c, "ZRANGE smm:viral:velocity 0 -1");
+    cr_assert_eq(r->elements, 1);
+    cr_expect_str_eq(r->element[0]->str, "a");
+    freeReplyObject(r);
+    redisFree(c);
+}
