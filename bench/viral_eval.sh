@@ -122,7 +122,8 @@ command -v redis-cli >/dev/null || { echo "viral_eval.sh: redis-cli not found" >
 
 VIRAL_SET=(--set "viral.reach_min=$THRESHOLD" --set viral.reach_alpha=0)
 DETECTOR="viral.reach_min=$THRESHOLD, viral.reach_alpha=0"
-if ! "$PROC" --help-config 2>/dev/null | grep -q '^ *viral\.reach_min '; then
+HELP_CONFIG=$("$PROC" --help-config 2>/dev/null || true) # not piped into grep -q: SIGPIPE + pipefail
+if ! grep -q '^ *viral\.reach_min ' <<<"$HELP_CONFIG"; then
     if [ "$ALLOW_NO_DETECTOR" != 1 ]; then
         echo "viral_eval.sh: this smm-processor has no viral.reach_min: the viral detector is" \
              "not built in yet (merge it, or --allow-no-detector for a dry run)" >&2
