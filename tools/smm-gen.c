@@ -25,7 +25,30 @@
  *   parent among the last 8 shares of the same content, so cascades form. Only well-formed
  *   events are remembered, so nothing ever refers to a malformed message.
  * - Speed. Payloads are built by appending literals and integers into one buffer (no cJSON, no
- *   snprintf on the hot path); Kafka delivery reports are served every 1024 messages. */
+ *   snprintf on the hot path); Kafka delivery reports are served every 1024 messages.
+ *
+ * The viral scenario (--scenario viral) is what the viral detector is evaluated on
+ * (bench/viral_eval.sh): ordinary posts, K planted viral cascades and some near misses, with
+ * the right answers written beside the stream (--truth).
+ * - Cascades are a self-exciting branching process, simulated per post in natural time (an
+ *   event queue ordered by time): the post exposes some of the author's followers; each
+ *   viewer may re-share after a log-normal delay; a share exposes a binomial share of the
+ *   sharer's followers (coherent per user, as in the mix), who view after a log-normal delay
+ *   and may re-share in turn, with parent_id = the share they saw. Broadcast cascades get
+ *   one hub (a user with >= 20 x the target reach in followers) among the first viewers;
+ *   deep cascades pass through ordinary users (<= 1500 followers) with 1.5 expected re-shares
+ *   per share, so they grow generation by generation. Spreading stops when the post's target
+ *   of distinct viewers is reached (planted 1.5-2.5 N, near misses 0.6-0.9 N, organic posts at
+ *   most 0.45 N), which stands in for saturation. A cascade that misses its shape (died out,
+ *   depth < 6) is resampled from the same seeded stream, so the result stays deterministic.
+ * - Each cascade is then compressed linearly into 0.75-1 x --cascade-s of wall time (its
+ *   shape kept) and placed in the run; the whole scenario is sorted by time and written in
+ *   real time, ts = the wall clock when written, so alert delays are wall-clock delays (with
+ *   --start-ms: as fast as possible, ts = start + offset, byte-identical per seed).
+ * - The truth is computed from exactly the events written, the way the processor's "5m"
+ *   window counts: at each impression/view, the distinct user_ids of that post whose latest
+ *   view is in the minutes (m - 5, m], m = floor(ts / 60000); crossing_ms is the first ts at
+ *   which that reaches --viral-threshold. */
 #include "metrics/event.h"
 
 #include <librdkafka/rdkafka.h>
@@ -107,6 +130,8 @@ static const double source_cum[] = {0.22, 0.44, 0.62, 0.72, 0.82, 1.0};
 
 enum ts_format { TS_MS, TS_RFC3339, TS_MIXED };
 
+enum scenario { SCEN_MIX, SCEN_VIRAL };
+
 struct gen_opts {
     uint64_t count;
     uint64_t seed;
@@ -133,6 +158,16 @@ struct gen_opts {
     int x_cnt;
     int progress;
     int quiet;
+    /* --scenario viral */
+    enum scenario scenario;
+    uint32_t viral_threshold;
+    uint32_t cascades;
+    uint32_t near_misses;
+    uint32_t posts;
+    double duration_s;
+    double cascade_s;
+    const char *truth_path;
+    uint64_t given; /* bit per enum flag_id seen on the command line */
 };
 
 /* ---- random numbers ---- */
@@ -301,6 +336,8 @@ struct gen_event {
     uint64_t parent;
     int has_followers;
     int64_t followers;
+    int has_author_followers; /* the viral scenario only: the author's follower count */
+    int64_t author_followers;
     int follows_author; /* -1: absent */
     int source;         /* -1: absent */
     uint32_t campaign;
@@ -750,6 +787,10 @@ static size_t render(const struct gen *g, const struct gen_event *ev, int bad, u
         p = put_u64(p, ev->content);
         *p++ = '"';
     }
+    if (ev->has_author_followers) {
+        PUT_KEY(p, first, "\"author_followers\":");
+        p = put_i64(p, ev->author_followers);
+    }
     PUT_KEY(p, first, "\"user_id\":\"");
     vstart = p;
     PUT_LIT(p, "u-");
@@ -852,6 +893,14 @@ enum flag_id {
     F_X,
     F_PROGRESS,
     F_QUIET,
+    F_SCENARIO,
+    F_VIRAL_THRESHOLD,
+    F_CASCADES,
+    F_NEAR_MISSES,
+    F_POSTS,
+    F_DURATION_S,
+    F_CASCADE_S,
+    F_TRUTH,
     F_HELP,
 };
 
@@ -903,10 +952,38 @@ static const struct flag flags[] = {
     {"--progress", NULL, F_PROGRESS,
      "progress on stderr every second (default: only when stderr is a terminal)"},
     {"--quiet", NULL, F_QUIET, "no progress and no notes on stderr (errors still print)"},
+    {"--scenario", "S", F_SCENARIO,
+     "mix (the flags above) or viral (planted cascades with ground truth, below). Default mix"},
+    {"--viral-threshold", "N", F_VIRAL_THRESHOLD,
+     "viral: distinct viewers in the 5 min window that make content viral (the processor's "
+     "viral.reach_min). Default 1000"},
+    {"--cascades", "K", F_CASCADES,
+     "viral: planted viral cascades, alternately broadcast and deep. Default 6"},
+    {"--near-misses", "M", F_NEAR_MISSES,
+     "viral: posts whose reach peaks at 60-90 % of the threshold. Default 6"},
+    {"--posts", "P", F_POSTS, "viral: ordinary (organic) posts. Default 400"},
+    {"--duration-s", "D", F_DURATION_S,
+     "viral: seconds of wall time the scenario takes. Default 180"},
+    {"--cascade-s", "C", F_CASCADE_S,
+     "viral: a planted cascade or near miss lasts 0.75-1 x C seconds, an organic post "
+     "0.3-1 x C; C <= D. Up to 240 every cascade fits in the 5 min window (peak_reach_5m = "
+     "reach); longer ones spread thinner and may never cross. Default 120"},
+    {"--truth", "FILE", F_TRUTH,
+     "viral: write the ground truth there, one JSON object per post"},
     {"--help", NULL, F_HELP, "this text (also -h)"},
 };
 
 #define FLAG_CNT (sizeof(flags) / sizeof(flags[0]))
+
+static const char *flag_name(enum flag_id id)
+{
+    for (size_t k = 0; k < FLAG_CNT; k++) {
+        if (flags[k].id == id) {
+            return flags[k].name;
+        }
+    }
+    return "?";
+}
 
 static void usage(FILE *out)
 {
@@ -975,6 +1052,19 @@ static void usage(FILE *out)
             "  without content_id; payload > 64 KiB; an id > 128 bytes; an id with \\u0001;\n"
             "  ts 10 days early; ts 1 day late. Ids stay unique where the kind has one.)\n"
             "\n"
+            "Viral scenario: --posts organic posts, --cascades planted viral cascades\n"
+            "(alternately broadcast: one big hub, shallow; and deep: chains of depth >= 6) and\n"
+            "--near-misses posts peaking at 60-90 %% of --viral-threshold, over --duration-s of\n"
+            "wall time (ts = the wall clock when written; with --start-ms: as fast as\n"
+            "possible, ts = start + offset). Impressions, views, likes, comments, clicks and\n"
+            "shares, all with author_followers; shares with followers and parent_id (none for\n"
+            "a direct share of the post). --truth FILE gets one JSON object per post:\n"
+            "content_id, account_id, planted, style (broadcast, deep, near_miss, organic),\n"
+            "threshold, author_followers, target_reach, reach (distinct viewers), peak_reach_5m,\n"
+            "shares, max_depth, hub_followers, events, first_ms, last_ms, and crossing_ms: the\n"
+            "first ts at which the distinct viewers in the minutes (m-5, m] reach the threshold\n"
+            "(m = ts / 60000), or null.\n"
+            "\n"
             "Kafka: key = content_id (account_id without content); defaults linger.ms=100,\n"
             "batch.num.messages=10000, queue.buffering.max.messages=1000000,\n"
             "compression.codec=none, enable.idempotence=true. Waits for every delivery report,\n"
@@ -986,6 +1076,7 @@ static void usage(FILE *out)
             "  smm-gen --brokers \"$BOOT\" --topic events --rate 2000 --count 0   # until ^C\n"
             "  smm-gen --stdout --mix share=1 --contents 20 --count 500         # cascades\n"
             "  smm-gen --stdout --malformed-rate 1 --malformed-kinds oversize,long_id\n"
+            "  smm-gen --scenario viral --brokers \"$BOOT\" --topic events --truth truth.jsonl\n"
             "\n"
             "Exit status: 0 when every message was written/delivered (or, with --count 0,\n"
             "after a signal), 1 on output or delivery failure or an interrupted finite run,\n"
@@ -1145,6 +1236,12 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
     opts->span_ms = 120000;
     opts->ts_format = TS_MS;
     opts->rfc3339_share = 0.1;
+    opts->viral_threshold = 1000;
+    opts->cascades = 6;
+    opts->near_misses = 6;
+    opts->posts = 400;
+    opts->duration_s = 180.0;
+    opts->cascade_s = 120.0;
     memcpy(opts->mix, default_mix, sizeof(opts->mix));
     for (int k = 0; k < BAD__COUNT; k++) {
         opts->bad_enabled[k] = 1;
@@ -1286,6 +1383,37 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
         case F_QUIET:
             opts->quiet = 1;
             break;
+        case F_SCENARIO:
+            if (strcmp(val, "mix") == 0) {
+                opts->scenario = SCEN_MIX;
+            } else if (strcmp(val, "viral") == 0) {
+                opts->scenario = SCEN_VIRAL;
+            } else {
+                fprintf(stderr, "smm-gen: --scenario: expected mix or viral, got '%s'\n", val);
+                bad = -1;
+            }
+            break;
+        case F_VIRAL_THRESHOLD:
+            bad = parse_u32(f->name, val, 1, 10000000, &opts->viral_threshold);
+            break;
+        case F_CASCADES:
+            bad = parse_u32(f->name, val, 0, 10000, &opts->cascades);
+            break;
+        case F_NEAR_MISSES:
+            bad = parse_u32(f->name, val, 0, 10000, &opts->near_misses);
+            break;
+        case F_POSTS:
+            bad = parse_u32(f->name, val, 0, 1000000, &opts->posts);
+            break;
+        case F_DURATION_S:
+            bad = parse_double(f->name, val, 0.1, 86400.0, &opts->duration_s);
+            break;
+        case F_CASCADE_S:
+            bad = parse_double(f->name, val, 0.1, 86400.0, &opts->cascade_s);
+            break;
+        case F_TRUTH:
+            opts->truth_path = val;
+            break;
         case F_HELP:
             usage(stdout);
             return 1;
@@ -1293,6 +1421,7 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
         if (bad != 0) {
             return 2;
         }
+        opts->given |= 1ULL << f->id;
     }
 
     if (have_share && !have_format) {
@@ -1309,6 +1438,41 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
         fprintf(stderr, "smm-gen: %s: required unless --stdout is given (see --help)\n",
                 opts->brokers == NULL ? "--brokers" : "--topic");
         return 2;
+    }
+    if (opts->scenario == SCEN_VIRAL) {
+        static const enum flag_id mix_only[] = {F_COUNT, F_CONTENTS, F_ZIPF, F_ACCOUNTS,
+                                                F_USER_ZIPF, F_MIX, F_SPAN_MS, F_DISORDER_MS,
+                                                F_RATE, F_MALFORMED_RATE, F_MALFORMED_KINDS};
+
+        for (size_t k = 0; k < sizeof(mix_only) / sizeof(mix_only[0]); k++) {
+            if (opts->given & (1ULL << mix_only[k])) {
+                fprintf(stderr, "smm-gen: %s: not used by --scenario viral\n",
+                        flag_name(mix_only[k]));
+                return 2;
+            }
+        }
+        if (opts->cascade_s > opts->duration_s) {
+            fprintf(stderr, "smm-gen: --cascade-s: must be <= --duration-s (%g)\n",
+                    opts->duration_s);
+            return 2;
+        }
+        if (opts->posts + opts->cascades + opts->near_misses == 0) {
+            fprintf(stderr, "smm-gen: --scenario viral: no posts at all\n");
+            return 2;
+        }
+        return 0;
+    }
+    {
+        static const enum flag_id viral_only[] = {F_VIRAL_THRESHOLD, F_CASCADES, F_NEAR_MISSES,
+                                                  F_POSTS, F_DURATION_S, F_CASCADE_S, F_TRUTH};
+
+        for (size_t k = 0; k < sizeof(viral_only) / sizeof(viral_only[0]); k++) {
+            if (opts->given & (1ULL << viral_only[k])) {
+                fprintf(stderr, "smm-gen: %s: needs --scenario viral\n",
+                        flag_name(viral_only[k]));
+                return 2;
+            }
+        }
     }
     if (opts->count == 0 && opts->rate <= 0.0) {
         fprintf(stderr, "smm-gen: --count: 0 (unlimited) needs --rate\n");
@@ -1575,6 +1739,945 @@ static void kafka_close(struct kafka_out *ko)
     }
 }
 
+/* ---- the viral scenario (--scenario viral) ---- */
+
+enum vstyle { VS_ORGANIC, VS_NEAR_MISS, VS_BROADCAST, VS_DEEP };
+static const char *const vstyle_names[] = {"organic", "near_miss", "broadcast", "deep"};
+
+#define V_WIN_MINUTES 5            /* the processor's "5m" window: minutes (m - 5, m] */
+#define V_RING 8                   /* minute slots kept per post (> V_WIN_MINUTES) */
+#define V_MAX_TRIES 400            /* resamples of a cascade that misses its style */
+#define V_MIN_DEPTH 6              /* a deep cascade has a share this many hops from the post */
+#define V_DEEP_MAX_FOLLOWERS 1500  /* deep-chain viewers (the potential sharers) */
+#define V_VIEW_MEDIAN_S 120.0      /* exposure -> view delay, natural time (log-normal) */
+#define V_SHARE_MEDIAN_S 60.0      /* view -> re-share delay */
+#define V_ENGAGE_MEDIAN_S 40.0     /* view -> like/comment/click delay */
+#define V_AGAIN_MEDIAN_S 15.0      /* impression -> the same user's view delay */
+#define V_DEEP_R 1.5               /* deep: expected re-shares per share */
+#define V_DEEP_R0 2.5              /* deep: expected direct shares of the post */
+#define V_HUB_OVERSHOOT 1.15       /* broadcast: the hub alone would bring 1.15 x target */
+
+/* One post of the scenario: its role, its cascade's summary, and the ground truth. The
+ * simulation figures (reach, shares, max_depth) describe the whole planned cascade; the
+ * emitted ones (events, first/last ts, peak, crossing) what was written, which differs only
+ * in an interrupted run. */
+struct vpost {
+    uint32_t account;
+    int64_t author_followers;
+    enum vstyle style;
+    enum vstyle shape; /* the process that made it: VS_ORGANIC, VS_BROADCAST or VS_DEEP */
+    uint32_t target;   /* distinct viewers at which the cascade stops spreading */
+    double p_org;      /* chance that one of the author's followers sees the post */
+    int64_t start_ms;  /* offsets from the scenario's start */
+    int64_t span_ms;
+    /* from the simulation */
+    uint32_t reach;
+    uint32_t shares;
+    uint32_t max_depth;
+    uint32_t n_events;
+    int64_t hub_followers; /* broadcast shape: the hub's followers */
+    /* from the emitted events (all of them, unless the run was interrupted) */
+    uint32_t n_emitted;
+    int64_t first_ts; /* 0: nothing emitted yet */
+    int64_t last_ts;
+    int64_t crossing_ts; /* -1: never */
+    uint32_t peak_5m;
+    uint32_t win_cnt[V_RING];   /* distinct viewers whose latest view is in that minute */
+    int64_t win_minute[V_RING]; /* the minute a slot counts */
+};
+
+/* One scheduled event of the scenario, before rendering. */
+struct vev {
+    int64_t at_ms;   /* offset from the scenario's start */
+    uint32_t seq;    /* generation order: the tie-break, and what `parent` refers to */
+    uint32_t post;
+    uint32_t user;
+    uint32_t parent; /* share: 1 + seq of the share it re-shares, 0 = a share of the post */
+    int64_t followers;
+    uint8_t type;
+    int8_t follows; /* impression/view: 0/1, else -1 */
+};
+
+enum vitem_kind { VI_EXPOSE, VI_SHARE, VI_AGAIN, VI_ENGAGE };
+
+/* A pending step of one post's cascade, in natural time. */
+struct vitem {
+    double t;     /* seconds after the post was published */
+    uint32_t tie; /* creation order: equal times pop first in, first out */
+    uint8_t kind;
+    uint8_t type;   /* VI_ENGAGE: like, comment or click */
+    int8_t follows; /* VI_EXPOSE/VI_AGAIN: the viewer follows the author */
+    uint8_t hub;    /* VI_SHARE: the broadcast hub */
+    uint32_t user;  /* VI_SHARE/VI_AGAIN/VI_ENGAGE */
+    uint32_t via;   /* VI_EXPOSE: 1 + local index of the share that exposed it, 0 = the post;
+                     * VI_SHARE: its parent, same encoding */
+    uint32_t depth; /* VI_SHARE: its own depth; VI_EXPOSE: the depth of what exposed it */
+    double q;       /* VI_EXPOSE: chance that this viewer re-shares */
+};
+
+/* One event of one post in natural time, before compression into wall time. */
+struct vlocal {
+    double t;
+    uint32_t user;
+    uint32_t parent; /* share: 1 + local index of the parent share */
+    int64_t followers;
+    uint8_t type;
+    int8_t follows;
+};
+
+/* Scratch space of one cascade simulation, reused from post to post. */
+struct vsim {
+    struct vitem *heap;
+    size_t heap_len;
+    size_t heap_cap;
+    uint32_t tie;
+    struct vlocal *ev;
+    size_t ev_len;
+    size_t ev_cap;
+    uint32_t *viewers; /* distinct viewers so far, for repeat exposures */
+    size_t viewers_len;
+    size_t viewers_cap;
+    uint32_t *set; /* open addressing over user + 1; 0 = empty */
+    size_t set_cap;
+    size_t set_mask; /* this post's table size - 1 (a power of two <= set_cap) */
+};
+
+struct vtruth_slot {
+    uint64_t key;   /* ((post << 32) | user) + 1; 0 = empty */
+    int64_t minute; /* the user's latest view minute of that post */
+};
+
+/* Grows *arr (elements of size sz) to hold at least need. Returns 0 or -1. */
+static int grow(void **arr, size_t *cap, size_t need, size_t sz)
+{
+    size_t c = *cap ? *cap : 256;
+    void *p;
+
+    if (need <= *cap) {
+        return 0;
+    }
+    while (c < need) {
+        c *= 2;
+    }
+    p = realloc(*arr, c * sz);
+    if (p == NULL) {
+        return -1;
+    }
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
+/* Standard normal (Box-Muller, one of the pair). */
+static double rng_normal(struct rng *r)
+{
+    double u1 = ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
+    double u2 = rng_unit(r);
+
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * GEN_PI * u2);
+}
+
+static double rng_lognormal(struct rng *r, double median, double sigma)
+{
+    return median * exp(sigma * rng_normal(r));
+}
+
+/* Log-uniform in [lo, hi]. */
+static double rng_logu(struct rng *r, double lo, double hi)
+{
+    return exp(log(lo) + rng_unit(r) * (log(hi) - log(lo)));
+}
+
+/* Binomial(n, p): exact Poisson limit for small means, normal approximation for large. */
+static uint64_t rng_binomial(struct rng *r, uint64_t n, double p)
+{
+    double mean = (double)n * p;
+    double x;
+
+    if (n == 0 || p <= 0.0) {
+        return 0;
+    }
+    if (mean < 30.0) {
+        double l = exp(-mean);
+        double prod = rng_unit(r);
+        uint64_t k = 0;
+
+        while (prod > l) {
+            k++;
+            prod *= rng_unit(r);
+        }
+        return k < n ? k : n;
+    }
+    x = floor(mean + sqrt(mean * (1.0 - p)) * rng_normal(r) + 0.5);
+    return x < 0.0 ? 0 : x > (double)n ? n : (uint64_t)x;
+}
+
+static int vitem_before(const struct vitem *a, const struct vitem *b)
+{
+    return a->t < b->t || (a->t == b->t && a->tie < b->tie);
+}
+
+static int vsim_push(struct vsim *s, struct vitem it)
+{
+    size_t i;
+
+    if (grow((void **)&s->heap, &s->heap_cap, s->heap_len + 1, sizeof(*s->heap)) != 0) {
+        return -1;
+    }
+    it.tie = s->tie++;
+    i = s->heap_len++;
+    while (i > 0 && vitem_before(&it, &s->heap[(i - 1) / 2])) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->heap[i] = it;
+    return 0;
+}
+
+static struct vitem vsim_pop(struct vsim *s)
+{
+    struct vitem top = s->heap[0];
+    struct vitem last = s->heap[--s->heap_len];
+    size_t i = 0;
+
+    for (;;) {
+        size_t c = 2 * i + 1;
+
+        if (c >= s->heap_len) {
+            break;
+        }
+        if (c + 1 < s->heap_len && vitem_before(&s->heap[c + 1], &s->heap[c])) {
+            c++;
+        }
+        if (!vitem_before(&s->heap[c], &last)) {
+            break;
+        }
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (s->heap_len > 0) {
+        s->heap[i] = last;
+    }
+    return top;
+}
+
+/* Appends an event; returns its local index + 1, or 0 when out of memory. */
+static uint32_t vsim_emit(struct vsim *s, double t, enum smm_event_type type, uint32_t user,
+                          uint32_t parent, int64_t followers, int follows)
+{
+    struct vlocal *e;
+
+    if (grow((void **)&s->ev, &s->ev_cap, s->ev_len + 1, sizeof(*s->ev)) != 0) {
+        return 0;
+    }
+    e = &s->ev[s->ev_len++];
+    e->t = t;
+    e->type = (uint8_t)type;
+    e->user = user;
+    e->parent = parent;
+    e->followers = followers;
+    e->follows = (int8_t)follows;
+    return (uint32_t)s->ev_len;
+}
+
+/* Adds user to the post's viewers: 1 when new, 0 when it had seen the post already. */
+static int vsim_viewer_add(struct vsim *s, uint32_t user)
+{
+    size_t mask = s->set_mask;
+    size_t i = (size_t)mix64(user) & mask;
+
+    while (s->set[i] != 0) {
+        if (s->set[i] == user + 1) {
+            return 0;
+        }
+        i = (i + 1) & mask;
+    }
+    s->set[i] = user + 1;
+    s->viewers[s->viewers_len++] = user;
+    return 1;
+}
+
+/* A random user; deep chains pass their sharers through ordinary users (a cap on followers),
+ * so that no accidental hub turns them into a broadcast. */
+static uint32_t vsim_pick_user(const struct gen *g, struct rng *r, int64_t max_followers)
+{
+    uint32_t u = (uint32_t)rng_below(r, g->opts->users);
+
+    for (int i = 0; i < 64 && max_followers > 0 && user_followers(g, u) > max_followers; i++) {
+        u = (uint32_t)rng_below(r, g->opts->users);
+    }
+    return u;
+}
+
+/* A user with at least min_followers followers (the broadcast hub); the best of 10^6 draws
+ * when the tail is too thin. */
+static uint32_t vsim_pick_hub(const struct gen *g, struct rng *r, int64_t min_followers)
+{
+    uint32_t best = (uint32_t)rng_below(r, g->opts->users);
+
+    for (int i = 0; i < 1000000 && user_followers(g, best) < min_followers; i++) {
+        uint32_t u = (uint32_t)rng_below(r, g->opts->users);
+
+        if (user_followers(g, u) > user_followers(g, best)) {
+            best = u;
+        }
+    }
+    return best;
+}
+
+/* Schedules the n viewers that one share (or the post, via = 0) exposes. Spreading stops at
+ * vp->target viewers anyway, so n is capped at twice that: a sharer with 10^7 followers must
+ * not fill memory. */
+static int vsim_expose(struct vsim *s, struct rng *r, const struct vpost *vp, double t,
+                       uint64_t n, uint32_t via, uint32_t depth)
+{
+    n = n > 2 * (uint64_t)vp->target + 16 ? 2 * (uint64_t)vp->target + 16 : n;
+    for (uint64_t i = 0; i < n; i++) {
+        struct vitem it;
+
+        memset(&it, 0, sizeof(it));
+        it.kind = VI_EXPOSE;
+        it.t = t + rng_lognormal(r, V_VIEW_MEDIAN_S, 1.0);
+        it.via = via;
+        it.depth = depth;
+        /* The post reaches mostly the author's followers (plus 15 % found by the feed); a
+         * share reaches the sharer's followers, 15 % of whom follow the author too. */
+        it.follows = (int8_t)(via == 0 ? rng_unit(r) < 0.85 : rng_unit(r) < 0.15);
+        if (vp->shape == VS_DEEP) {
+            it.q = (via == 0 ? V_DEEP_R0 : V_DEEP_R) / (double)n;
+            it.q = it.q > 1.0 ? 1.0 : it.q;
+        } else {
+            it.q = vp->shape == VS_ORGANIC ? 0.005 : 0.003;
+        }
+        if (vsim_push(s, it) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Runs one post's cascade, a self-exciting branching process in natural time: the post
+ * exposes some of the author's followers; each viewer may re-share after a delay; a share
+ * exposes some of the sharer's followers, who view after a delay, and so on. Spreading stops
+ * once vp->target distinct users have seen the post (saturation); pending likes and repeat
+ * views of those users still happen. Fills vp's simulation fields and s->ev. */
+static int vsim_run(const struct gen *g, struct vsim *s, struct rng *r, struct vpost *vp)
+{
+    double p_view = vp->shape == VS_DEEP ? 0.10 : 0.06; /* a sharer's follower sees it */
+    double p_like = vp->shape == VS_ORGANIC ? 0.04 : 0.06;
+    int64_t max_f = vp->shape == VS_DEEP ? V_DEEP_MAX_FOLLOWERS : 0;
+    uint64_t root = rng_binomial(r, (uint64_t)vp->author_followers, vp->p_org);
+    uint64_t hub_at = 0; /* broadcast: the hub is the hub_at-th viewer reached by the post */
+    uint64_t root_seen = 0;
+    size_t need = 256;
+
+    s->heap_len = 0;
+    s->tie = 0;
+    s->ev_len = 0;
+    s->viewers_len = 0;
+    vp->reach = vp->shares = vp->max_depth = 0;
+    vp->hub_followers = 0;
+    while (need < 2 * (size_t)vp->target + 16) {
+        need *= 2;
+    }
+    if (grow((void **)&s->set, &s->set_cap, need, sizeof(*s->set)) != 0 ||
+        grow((void **)&s->viewers, &s->viewers_cap, vp->target + 1, sizeof(*s->viewers)) != 0) {
+        return -1;
+    }
+    memset(s->set, 0, need * sizeof(*s->set));
+    s->set_mask = need - 1;
+
+    root = root < 1 ? 1 : root;
+    if (vp->shape == VS_BROADCAST) {
+        hub_at = 3 + rng_below(r, 12);
+        hub_at = hub_at > root ? root : hub_at;
+    }
+    if (vsim_expose(s, r, vp, 0.0, root, 0, 0) != 0) {
+        return -1;
+    }
+    while (s->heap_len > 0) {
+        struct vitem it = vsim_pop(s);
+        int spreading = vp->reach < vp->target;
+        uint32_t idx;
+
+        switch (it.kind) {
+        case VI_EXPOSE: {
+            int fresh = 0;
+            uint32_t user;
+            struct vitem nx;
+
+            if (!spreading) {
+                break;
+            }
+            root_seen += it.via == 0;
+            if (hub_at > 0 && root_seen == hub_at && it.via == 0) {
+                user = vsim_pick_hub(g, r, (int64_t)(20.0 * vp->target) > 5000
+                                               ? (int64_t)(20.0 * vp->target) : 5000);
+                fresh = vsim_viewer_add(s, user);
+                it.q = fresh ? 1.0 : 0.0;
+            } else if (s->viewers_len > 0 && rng_unit(r) < 0.04) {
+                user = s->viewers[rng_below(r, s->viewers_len)]; /* seen it via someone else */
+            } else {
+                user = vsim_pick_user(g, r, max_f);
+                fresh = vsim_viewer_add(s, user);
+            }
+            if (vsim_emit(s, it.t, rng_unit(r) < 0.75 ? SMM_EV_IMPRESSION : SMM_EV_VIEW, user, 0,
+                          0, it.follows) == 0) {
+                return -1;
+            }
+            if (!fresh) {
+                break;
+            }
+            vp->reach++;
+            memset(&nx, 0, sizeof(nx));
+            nx.user = user;
+            nx.follows = it.follows;
+            if (rng_unit(r) < 0.3) {
+                nx.kind = VI_AGAIN;
+                nx.t = it.t + rng_lognormal(r, V_AGAIN_MEDIAN_S, 0.6);
+                if (vsim_push(s, nx) != 0) {
+                    return -1;
+                }
+            }
+            for (int k = 0; k < 3; k++) {
+                static const double p_other[3] = {0.0, 0.008, 0.012};
+                static const uint8_t etype[3] = {SMM_EV_LIKE, SMM_EV_COMMENT, SMM_EV_CLICK};
+
+                if (rng_unit(r) < (k == 0 ? p_like : p_other[k])) {
+                    nx.kind = VI_ENGAGE;
+                    nx.type = etype[k];
+                    nx.t = it.t + rng_lognormal(r, V_ENGAGE_MEDIAN_S, 0.8);
+                    if (vsim_push(s, nx) != 0) {
+                        return -1;
+                    }
+                }
+            }
+            if (rng_unit(r) < it.q) {
+                nx.kind = VI_SHARE;
+                nx.hub = hub_at > 0 && root_seen == hub_at && it.via == 0;
+                nx.via = it.via;
+                nx.depth = it.depth + 1;
+                nx.t = it.t + rng_lognormal(r, V_SHARE_MEDIAN_S, 0.7);
+                if (vsim_push(s, nx) != 0) {
+                    return -1;
+                }
+            }
+            break;
+        }
+        case VI_SHARE: {
+            int64_t f = user_followers(g, it.user);
+            double p = p_view;
+
+            if (!spreading) {
+                break;
+            }
+            if (it.hub) {
+                p = V_HUB_OVERSHOOT * (double)vp->target / (double)(f > 0 ? f : 1);
+                p = p > 0.5 ? 0.5 : p;
+                vp->hub_followers = f;
+            }
+            idx = vsim_emit(s, it.t, SMM_EV_SHARE, it.user, it.via, f, -1);
+            if (idx == 0) {
+                return -1;
+            }
+            vp->shares++;
+            vp->max_depth = it.depth > vp->max_depth ? it.depth : vp->max_depth;
+            if (vsim_expose(s, r, vp, it.t, rng_binomial(r, (uint64_t)f, p), idx, it.depth) != 0) {
+                return -1;
+            }
+            break;
+        }
+        case VI_AGAIN:
+            if (vsim_emit(s, it.t, SMM_EV_VIEW, it.user, 0, 0, it.follows) == 0) {
+                return -1;
+            }
+            break;
+        default:
+            if (vsim_emit(s, it.t, (enum smm_event_type)it.type, it.user, 0, 0, -1) == 0) {
+                return -1;
+            }
+            break;
+        }
+    }
+    vp->n_events = (uint32_t)s->ev_len;
+    return 0;
+}
+
+/* Whether a simulated cascade has the shape its role needs. */
+static int vsim_fits(const struct vpost *vp)
+{
+    switch (vp->style) {
+    case VS_BROADCAST:
+        return vp->reach == vp->target && vp->hub_followers > 0;
+    case VS_DEEP:
+        return vp->reach == vp->target && vp->max_depth >= V_MIN_DEPTH;
+    case VS_NEAR_MISS:
+        return vp->reach == vp->target;
+    default:
+        return 1;
+    }
+}
+
+static int vev_cmp(const void *a, const void *b)
+{
+    const struct vev *x = a;
+    const struct vev *y = b;
+
+    if (x->at_ms != y->at_ms) {
+        return x->at_ms < y->at_ms ? -1 : 1;
+    }
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+struct vscen {
+    struct vpost *posts;
+    uint32_t n_posts;
+    struct vev *ev;
+    size_t ev_len;
+    size_t ev_cap;
+    size_t n_views; /* impressions and views */
+    struct vtruth_slot *tab;
+    size_t tab_cap;
+};
+
+/* Lays out the posts (roles, authors, start times), simulates every cascade and sorts the
+ * whole scenario by time. Returns 0, or -1 after printing why. */
+static int vscen_build(struct gen *g, struct vscen *sc)
+{
+    const struct gen_opts *opts = g->opts;
+    uint32_t special = opts->cascades + opts->near_misses;
+    uint32_t n = opts->posts + special;
+    uint32_t org_accounts = opts->posts / 4 > 0 ? opts->posts / 4 : 1;
+    double thr = (double)opts->viral_threshold;
+    int64_t dur_ms = (int64_t)(opts->duration_s * 1000.0);
+    int64_t casc_ms = (int64_t)(opts->cascade_s * 1000.0);
+    int64_t *acct_followers = NULL;
+    uint32_t *role = NULL; /* post index -> 0..special-1 for special posts, else special */
+    struct vsim s;
+    int rc = -1;
+
+    memset(&s, 0, sizeof(s));
+    sc->n_posts = n;
+    sc->posts = calloc(n, sizeof(*sc->posts));
+    acct_followers = malloc((size_t)org_accounts * sizeof(*acct_followers));
+    role = malloc((size_t)n * sizeof(*role));
+    if (sc->posts == NULL || acct_followers == NULL || role == NULL) {
+        goto oom;
+    }
+    /* Organic accounts: log-uniform 200 .. 5 N followers, so that even the biggest one's
+     * organic reach (2-8 % of its followers) stays under the threshold. */
+    for (uint32_t a = 0; a < org_accounts; a++) {
+        acct_followers[a] = (int64_t)rng_logu(&g->rng, 200.0, 5.0 * thr > 400.0 ? 5.0 * thr : 400.0);
+    }
+    /* Which post index gets which role: a seeded shuffle, so ids say nothing. */
+    for (uint32_t i = 0; i < n; i++) {
+        role[i] = i < special ? i : special;
+    }
+    for (uint32_t i = n - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)rng_below(&g->rng, (uint64_t)i + 1);
+        uint32_t t = role[i];
+
+        role[i] = role[j];
+        role[j] = t;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct vpost *vp = &sc->posts[i];
+        uint32_t k = role[i];
+
+        vp->crossing_ts = -1;
+        if (k == special) {
+            vp->style = vp->shape = VS_ORGANIC;
+            vp->account = (uint32_t)rng_below(&g->rng, org_accounts);
+            vp->author_followers = acct_followers[vp->account];
+            vp->target = (uint32_t)(0.45 * thr) > 0 ? (uint32_t)(0.45 * thr) : 1;
+            vp->p_org = 0.02 + 0.06 * rng_unit(&g->rng);
+            vp->span_ms = (int64_t)((0.3 + 0.7 * rng_unit(&g->rng)) * (double)casc_ms);
+            vp->start_ms = (int64_t)(rng_unit(&g->rng) * (double)(dur_ms - vp->span_ms));
+            continue;
+        }
+        /* Special posts have accounts of their own, after the organic ones; their starts are
+         * spread evenly over the part of the run that leaves room for a whole cascade. */
+        vp->account = org_accounts + k;
+        if (k < opts->cascades) {
+            vp->style = vp->shape = k % 2 == 0 ? VS_BROADCAST : VS_DEEP;
+            vp->target = (uint32_t)ceil(thr * (1.5 + rng_unit(&g->rng)));
+        } else {
+            vp->style = VS_NEAR_MISS;
+            vp->shape = k % 2 == 0 ? VS_BROADCAST : VS_DEEP;
+            vp->target = (uint32_t)floor(thr * (0.6 + 0.3 * rng_unit(&g->rng)));
+            vp->target = vp->target > 0 ? vp->target : 1;
+        }
+        if (vp->shape == VS_DEEP) {
+            vp->author_followers = (int64_t)rng_logu(&g->rng, thr / 4.0 + 20.0, 2.0 * thr + 40.0);
+            vp->p_org = 0.05;
+        } else {
+            vp->author_followers = (int64_t)rng_logu(&g->rng, thr / 2.0 + 20.0, 5.0 * thr + 40.0);
+            vp->p_org = 0.02 + 0.06 * rng_unit(&g->rng);
+        }
+        vp->span_ms = (int64_t)((0.75 + 0.25 * rng_unit(&g->rng)) * (double)casc_ms);
+        vp->start_ms = (int64_t)(((double)k + 0.8 * rng_unit(&g->rng)) / (double)special *
+                                 (double)(dur_ms - casc_ms));
+    }
+
+    for (uint32_t i = 0; i < n; i++) {
+        struct vpost *vp = &sc->posts[i];
+        double last = 0.0;
+        size_t base;
+        int tries = 0;
+
+        do {
+            if (tries++ == V_MAX_TRIES) {
+                fprintf(stderr, "smm-gen: post-%" PRIu32 " (%s): no cascade of that shape in %d"
+                                " tries; change --seed or --viral-threshold\n",
+                        i, vstyle_names[vp->style], V_MAX_TRIES);
+                goto out;
+            }
+            if (vsim_run(g, &s, &g->rng, vp) != 0) {
+                goto oom;
+            }
+        } while (!vsim_fits(vp));
+
+        /* Compress natural time linearly into the post's span of wall time. */
+        for (size_t e = 0; e < s.ev_len; e++) {
+            last = s.ev[e].t > last ? s.ev[e].t : last;
+        }
+        if (sc->ev_len + s.ev_len > UINT32_MAX - 1 ||
+            grow((void **)&sc->ev, &sc->ev_cap, sc->ev_len + s.ev_len, sizeof(*sc->ev)) != 0) {
+            goto oom;
+        }
+        base = sc->ev_len;
+        for (size_t e = 0; e < s.ev_len; e++) {
+            struct vev *v = &sc->ev[sc->ev_len++];
+            const struct vlocal *l = &s.ev[e];
+
+            v->at_ms = vp->start_ms +
+                       (last > 0.0 ? llround(l->t / last * (double)vp->span_ms) : 0);
+            v->seq = (uint32_t)(base + e);
+            v->post = i;
+            v->user = l->user;
+            v->parent = l->parent != 0 ? (uint32_t)(base + l->parent) : 0;
+            v->followers = l->followers;
+            v->type = l->type;
+            v->follows = l->follows;
+            sc->n_views += l->type == SMM_EV_IMPRESSION || l->type == SMM_EV_VIEW;
+        }
+    }
+    qsort(sc->ev, sc->ev_len, sizeof(*sc->ev), vev_cmp);
+    sc->tab_cap = 16;
+    while (sc->tab_cap < 2 * sc->n_views + 16) {
+        sc->tab_cap *= 2;
+    }
+    sc->tab = calloc(sc->tab_cap, sizeof(*sc->tab));
+    if (sc->tab == NULL) {
+        goto oom;
+    }
+    rc = 0;
+    goto out;
+oom:
+    fprintf(stderr, "smm-gen: out of memory for the viral scenario\n");
+out:
+    free(s.heap);
+    free(s.ev);
+    free(s.viewers);
+    free(s.set);
+    free(acct_followers);
+    free(role);
+    return rc;
+}
+
+/* The number of distinct viewers of post `post` in the window that ends with the minute of
+ * ts, after counting a view by `user` at ts. Requires non-decreasing ts. */
+static uint32_t vtruth_view(struct vscen *sc, uint32_t post, uint32_t user, int64_t ts)
+{
+    struct vpost *vp = &sc->posts[post];
+    int64_t m = ts / 60000; /* ts > 0 */
+    uint64_t key = (((uint64_t)post << 32) | user) + 1;
+    size_t mask = sc->tab_cap - 1;
+    size_t i = (size_t)mix64(key) & mask;
+    int slot = (int)(m % V_RING);
+    uint32_t sum = 0;
+
+    while (sc->tab[i].key != 0 && sc->tab[i].key != key) {
+        i = (i + 1) & mask;
+    }
+    if (vp->win_minute[slot] != m) {
+        vp->win_minute[slot] = m;
+        vp->win_cnt[slot] = 0;
+    }
+    if (sc->tab[i].key == 0) {
+        sc->tab[i].key = key;
+        sc->tab[i].minute = m;
+        vp->win_cnt[slot]++;
+    } else if (sc->tab[i].minute != m) {
+        int64_t lm = sc->tab[i].minute;
+        int old = (int)(lm % V_RING);
+
+        if (vp->win_minute[old] == lm) {
+            vp->win_cnt[old]--;
+        }
+        sc->tab[i].minute = m;
+        vp->win_cnt[slot]++;
+    }
+    for (int64_t k = m - V_WIN_MINUTES + 1; k <= m; k++) {
+        int ks = (int)(k % V_RING);
+
+        if (k >= 0 && vp->win_minute[ks] == k) {
+            sum += vp->win_cnt[ks];
+        }
+    }
+    return sum;
+}
+
+static void put_opt_ms(FILE *f, const char *key, int64_t v)
+{
+    if (v < 0) {
+        fprintf(f, ",\"%s\":null", key);
+    } else {
+        fprintf(f, ",\"%s\":%" PRId64, key, v);
+    }
+}
+
+/* One JSON line per post (see --help). Returns 0, or -1 after printing why. */
+static int vtruth_write(const struct vscen *sc, const struct gen_opts *opts)
+{
+    FILE *f = fopen(opts->truth_path, "w");
+
+    if (f == NULL) {
+        fprintf(stderr, "smm-gen: --truth: %s: %s\n", opts->truth_path, strerror(errno));
+        return -1;
+    }
+    for (uint32_t i = 0; i < sc->n_posts; i++) {
+        const struct vpost *vp = &sc->posts[i];
+
+        fprintf(f, "{\"content_id\":\"post-%" PRIu32 "\",\"account_id\":\"acct-%" PRIu32
+                   "\",\"planted\":%s,\"style\":\"%s\",\"threshold\":%" PRIu32
+                   ",\"author_followers\":%" PRId64 ",\"target_reach\":%" PRIu32
+                   ",\"reach\":%" PRIu32 ",\"peak_reach_5m\":%" PRIu32 ",\"shares\":%" PRIu32
+                   ",\"max_depth\":%" PRIu32 ",\"hub_followers\":%" PRId64 ",\"events\":%" PRIu32,
+                i, vp->account,
+                vp->style == VS_BROADCAST || vp->style == VS_DEEP ? "true" : "false",
+                vstyle_names[vp->style], opts->viral_threshold, vp->author_followers, vp->target,
+                vp->reach, vp->peak_5m, vp->shares, vp->max_depth, vp->hub_followers,
+                vp->n_emitted);
+        put_opt_ms(f, "first_ms", vp->n_emitted > 0 ? vp->first_ts : -1);
+        put_opt_ms(f, "last_ms", vp->n_emitted > 0 ? vp->last_ts : -1);
+        put_opt_ms(f, "crossing_ms", vp->crossing_ts);
+        fprintf(f, "}\n");
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "smm-gen: --truth: %s: %s\n", opts->truth_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* --scenario viral: builds the scenario, then writes it (in real time unless --start-ms) and
+ * the ground truth. Returns the exit status. */
+static int viral_main(const struct gen_opts *opts_in)
+{
+    struct gen_opts opts = *opts_in;
+    struct gen *g = calloc(1, sizeof(*g));
+    struct vscen sc;
+    struct kafka_out ko;
+    struct progress pr;
+    struct rng demo_rng;
+    uint32_t *emit_n = NULL; /* seq -> event number n */
+    char *buf = malloc(GEN_BUF_SIZE);
+    char key[64];
+    int64_t t0_ns;
+    int64_t prev_ts = 0;
+    uint64_t n = 0;
+    uint32_t k_posts[4] = {0, 0, 0, 0};
+    int rc = 1;
+
+    memset(&sc, 0, sizeof(sc));
+    memset(&ko, 0, sizeof(ko));
+    memset(&pr, 0, sizeof(pr));
+    if (g == NULL || buf == NULL) {
+        fprintf(stderr, "smm-gen: out of memory\n");
+        goto out;
+    }
+    g->opts = &opts;
+    rng_seed(&g->rng, opts.seed, 4);
+    rng_seed(&demo_rng, opts.seed, 5);
+    g->salt = mix64(opts.seed ^ 0x5bd1e9955bd1e995ULL);
+    g->id_prefix_len = (size_t)snprintf(g->id_prefix, sizeof(g->id_prefix), "%" PRIu64 "-",
+                                        opts.seed);
+    if (vscen_build(g, &sc) != 0) {
+        goto out;
+    }
+    emit_n = malloc((sc.ev_len + 1) * sizeof(*emit_n));
+    if (emit_n == NULL) {
+        fprintf(stderr, "smm-gen: out of memory\n");
+        goto out;
+    }
+    for (uint32_t i = 0; i < sc.n_posts; i++) {
+        k_posts[sc.posts[i].style]++;
+    }
+    opts.count = sc.ev_len; /* for the progress percentage */
+    if (!opts.quiet) {
+        fprintf(stderr, "smm-gen: viral scenario: %" PRIu32 " posts (%" PRIu32 " broadcast + %"
+                        PRIu32 " deep planted, %" PRIu32 " near misses, %" PRIu32
+                        " organic), %zu events over %.1f s, threshold %" PRIu32 " viewers/5m%s\n",
+                sc.n_posts, k_posts[VS_BROADCAST], k_posts[VS_DEEP], k_posts[VS_NEAR_MISS],
+                k_posts[VS_ORGANIC], sc.ev_len, opts.duration_s, opts.viral_threshold,
+                opts.start_set ? "" : ", real time");
+    }
+    if (opts.to_stdout) {
+        setvbuf(stdout, NULL, _IOFBF, 1 << 20);
+    } else if ((rc = kafka_open(&ko, &opts)) != 0) {
+        goto out;
+    }
+    rc = 1;
+
+    pr.on = !opts.quiet && (opts.progress || isatty(STDERR_FILENO));
+    t0_ns = mono_ns();
+    pr.t0_ns = pr.last_ns = t0_ns;
+    pr.next_ns = t0_ns + 1000000000LL;
+    for (n = 0; n < sc.ev_len && stop_requested == 0; n++) {
+        const struct vev *v = &sc.ev[n];
+        struct vpost *vp = &sc.posts[v->post];
+        struct gen_event ev;
+        int64_t ts;
+        size_t len;
+
+        if (opts.start_set) {
+            ts = opts.start_ms + v->at_ms;
+        } else {
+            int64_t due = t0_ns + v->at_ms * 1000000LL;
+            int64_t now = mono_ns();
+
+            if (due > now) {
+                if (opts.to_stdout) {
+                    fflush(stdout);
+                } else {
+                    rd_kafka_poll(ko.rk, 0);
+                }
+                sleep_ns(due - now);
+                if (stop_requested != 0) {
+                    break;
+                }
+            }
+            ts = wall_ms();
+        }
+        ts = ts < prev_ts ? prev_ts : ts; /* the truth needs time order; a clock step back */
+        prev_ts = ts;
+        emit_n[v->seq] = (uint32_t)n;
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = (enum smm_event_type)v->type;
+        ev.n = n;
+        ev.ts_ms = ts;
+        ev.content = v->post;
+        ev.account = vp->account;
+        ev.user = v->user;
+        ev.has_content = 1;
+        ev.has_author_followers = 1;
+        ev.author_followers = vp->author_followers;
+        ev.follows_author = v->follows;
+        ev.source = -1;
+        ev.region = -1;
+        ev.segment = -1;
+        if (ev.type == SMM_EV_SHARE) {
+            ev.has_followers = 1;
+            ev.followers = v->followers;
+            if (v->parent != 0) {
+                ev.has_parent = 1;
+                ev.parent = emit_n[v->parent - 1]; /* a parent share comes first */
+            }
+        } else if (ev.type == SMM_EV_CLICK) {
+            pick_source(g, &ev.source, &ev.campaign);
+        }
+        if (rng_unit(&demo_rng) >= 0.05) {
+            uint64_t h = user_hash(g, ev.user);
+
+            ev.region = pick_cum16(region_cum, 5, (uint32_t)(h & 0xffff));
+            ev.segment = pick_cum16(segment_cum, 4, (uint32_t)((h >> 16) & 0xffff));
+        }
+        if (opts.ts_format == TS_RFC3339) {
+            ev.rfc3339 = 1;
+        } else if (opts.ts_format == TS_MIXED) {
+            ev.rfc3339 = rng_unit(&demo_rng) < opts.rfc3339_share;
+        }
+        len = render(g, &ev, BAD_NONE, 0, buf);
+
+        /* Ground truth from exactly what is written. */
+        if (vp->n_emitted++ == 0) {
+            vp->first_ts = ts;
+        }
+        vp->last_ts = ts;
+        if (ev.type == SMM_EV_IMPRESSION || ev.type == SMM_EV_VIEW) {
+            uint32_t reach = vtruth_view(&sc, v->post, v->user, ts);
+
+            vp->peak_5m = reach > vp->peak_5m ? reach : vp->peak_5m;
+            if (vp->crossing_ts < 0 && reach >= opts.viral_threshold) {
+                vp->crossing_ts = ts;
+            }
+        }
+
+        if (opts.to_stdout) {
+            buf[len] = '\n';
+            if (fwrite(buf, 1, len + 1, stdout) != len + 1) {
+                fprintf(stderr, "smm-gen: stdout: %s\n", strerror(errno));
+                goto out;
+            }
+        } else {
+            size_t key_len = render_key(&ev, key);
+
+            if (kafka_send(&ko, buf, len, key, key_len) != 0 || ko.fatal) {
+                n++;
+                goto drain;
+            }
+            if ((n & 255) == 0) {
+                rd_kafka_poll(ko.rk, 0);
+            }
+        }
+        if ((n & 1023) == 0) {
+            progress_tick(&pr, &opts, n + 1, mono_ns(), -1);
+        }
+    }
+
+drain:
+    if (opts.to_stdout) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "smm-gen: stdout: %s\n", strerror(errno));
+            goto out;
+        }
+        rc = 0;
+    } else {
+        kafka_drain(&ko, &pr, &opts, n);
+        printf("produced %" PRIu64 " messages (0 malformed) in %.2f s (%.0f msg/s)\n",
+               ko.delivered, (double)(mono_ns() - t0_ns) / 1e9,
+               (double)ko.delivered * 1e9 / (double)(mono_ns() - t0_ns + 1));
+        fflush(stdout);
+        rc = 0;
+        if (ko.failed > 0 || ko.delivered != n || ko.fatal) {
+            fprintf(stderr, "smm-gen: %" PRIu64 " of %" PRIu64 " messages not delivered%s%s\n",
+                    n - ko.delivered, n, ko.failed > 0 ? "; first error: " : "",
+                    ko.failed > 0 ? ko.first_err : "");
+            rc = 1;
+        }
+    }
+    if (n < sc.ev_len) {
+        fprintf(stderr, "smm-gen: interrupted after %" PRIu64 " of %zu events; the truth covers"
+                        " what was written\n", n, sc.ev_len);
+        rc = 1;
+    }
+    if (opts.truth_path != NULL && vtruth_write(&sc, &opts) != 0) {
+        rc = 1;
+    }
+
+out:
+    kafka_close(&ko);
+    free(sc.posts);
+    free(sc.ev);
+    free(sc.tab);
+    free(emit_n);
+    free(g);
+    free(buf);
+    return rc;
+}
+
 /* ---- setup and main loop ---- */
 
 static int gen_init(struct gen *g, const struct gen_opts *opts)
@@ -1668,6 +2771,14 @@ int main(int argc, char **argv)
     rc = parse_args(argc, argv, &opts);
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
+    }
+    if (opts.scenario == SCEN_VIRAL) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        return viral_main(&opts);
     }
     rc = 1;
     memset(&ko, 0, sizeof(ko));
