@@ -517,7 +517,8 @@ static void evaluate(struct smm_viral *v, struct post *p, int64_t now_ms,
             append_reason(s->reasons, sizeof(s->reasons), "share_z", s->share_z, ru->rise_z);
         }
     }
-    if (s->has_estimate && s->est.supercritical_conservative && s->cascade.size >= 10) {
+    if (s->has_estimate && s->est.supercritical_conservative && s->cascade.size >= 10 &&
+        s->reach_5m >= ru->rise_seismic_frac * T) {
         rise = 1;
         if (!enter) {
             append_reason(s->reasons, sizeof(s->reasons), "p_low x n_star", s->est.p_low *

@@ -23,7 +23,9 @@
  *          predicted final size; 0 = rule off)
  *   HOLD   reach_5m >= exit_frac x T        (viral stays viral while HOLD)
  *   RISE   reach_5m >= rise_frac x T, or share_z >= rise_z with spm_5m >= 1, or SEISMIC's
- *          conservative bound says supercritical with at least 10 shares (early warning)
+ *          conservative bound says supercritical with at least 10 shares and reach_5m >=
+ *          rise_seismic_frac x T (early warning; the reach floor keeps small posts with a
+ *          burst of shares from raising alarms)
  *
  * What is sent: smm_viral_take() returns the posts whose figures changed since the last
  * take (flush) or, on a tick, every post that is hot (a flag set, a non-normal state, or a
@@ -64,6 +66,7 @@ struct smm_viral_rules {
     double rise_frac;   /* RISE at reach_5m >= rise_frac x T */
     double rise_z;      /* RISE at share_z >= rise_z (and >= 1 share/min); 0 = off */
     double exit_frac;   /* HOLD while reach_5m >= exit_frac x T */
+    double rise_seismic_frac; /* SEISMIC's early warning needs reach_5m >= it x T too */
 };
 
 struct smm_viral_opts {

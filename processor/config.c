@@ -94,6 +94,8 @@ static const struct smm_config_key keys[] = {
      "Rising (early warning) at this fraction of the threshold"},
     {"viral.rise_z", CFG_NUM, "3", 0, 1000, OFF(viral.rise_z),
      "Rising at this share-velocity z-score (0 = off)"},
+    {"viral.rise_seismic_frac", CFG_NUM, "0.25", 0, 1, OFF(viral.rise_seismic_frac),
+     "SEISMIC's supercritical early warning also needs this fraction of the threshold"},
     {"viral.exit_frac", CFG_NUM, "0.7", 0, 1, OFF(viral.exit_frac),
      "Viral holds while reach is above this fraction of the threshold"},
     {"viral.exit_ticks", CFG_INT, "3", 1, 1000, OFF(viral_exit_ticks),
@@ -236,7 +238,8 @@ static int set_kafka(struct smm_config *cfg, const char *key, const char *value,
 
 static const char *const viral_rules[] = {"reach_min", "reach_alpha", "share_z",
                                           "nf_share",  "depth",       "predicted",
-                                          "rise_frac", "rise_z",      "exit_frac"};
+                                          "rise_frac", "rise_z",      "exit_frac",
+                                          "rise_seismic_frac"};
 
 static double *viral_rule_slot(struct smm_viral_rules *r, const char *rule, int64_t **islot)
 {
@@ -245,8 +248,9 @@ static double *viral_rule_slot(struct smm_viral_rules *r, const char *rule, int6
         *islot = &r->depth;
         return NULL;
     }
-    double *slots[] = {&r->reach_min, &r->reach_alpha, &r->share_z, &r->nf_share, NULL,
-                       &r->predicted, &r->rise_frac,   &r->rise_z,  &r->exit_frac};
+    double *slots[] = {&r->reach_min, &r->reach_alpha, &r->share_z,  &r->nf_share,
+                       NULL,          &r->predicted,   &r->rise_frac, &r->rise_z,
+                       &r->exit_frac, &r->rise_seismic_frac};
     for (size_t i = 0; i < sizeof(viral_rules) / sizeof(viral_rules[0]); i++) {
         if (strcmp(rule, viral_rules[i]) == 0) {
             return slots[i];
@@ -291,7 +295,7 @@ static int set_viral_override(struct smm_config *cfg, const char *key, const cha
         (!viral_rule_slot(&scratch, dot + 1, &is) && !is)) {
         return fail(errstr, errstr_size,
                     "%s: %s: unknown rule \"%s\" (reach_min, reach_alpha, share_z, nf_share, "
-                    "depth, predicted, rise_frac, rise_z, exit_frac)",
+                    "depth, predicted, rise_frac, rise_z, exit_frac, rise_seismic_frac)",
                     origin, key, dot + 1);
     }
     /* Parse and bound-check through the global key, on a scratch copy. */

@@ -332,6 +332,8 @@ int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
         NUM("nf_reach_1h", s->nf_reach_1h, 1);
         NUM("nf_share_5m", s->nf_share_5m, 0);
         NUM("nf_share_1h", s->nf_share_1h, 0);
+        NUM("rpm_5m", s->reach_5m / 5.0, 0);
+        NUM("rpm_1h", s->reach_1h / 60.0, 0);
         NUM("spm_5m", s->spm_5m, 0);
         NUM("spm_1h", s->spm_1h, 0);
         NUM("accel", s->accel, 0);
