@@ -75,6 +75,8 @@ static const struct smm_config_key keys[] = {
      "Window reach of active accounts is recomputed this often"},
     {"log.level", CFG_STR, "info", 0, 0, OFF(log_level), "debug, info, warn or error"},
     {"log.format", CFG_STR, "text", 0, 0, OFF(log_format), "text or json"},
+    {"log.rate_limit_ms", CFG_DURATION, "1000", 0, 3600000, OFF(log_rate_limit_ms),
+     "Identical log lines within this window are counted, then summarised (0 = off)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -44,6 +44,7 @@ struct smm_config {
     int64_t reach_window_refresh_ms;
     char *log_level;
     char *log_format;
+    int64_t log_rate_limit_ms;
     /* Derived by smm_config_finish(): */
     int n_windows;
     int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */
