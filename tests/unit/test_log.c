@@ -122,7 +122,8 @@ Test(log, text_one_line_and_summaries)
     smm_log_format(line, sizeof(line), TS, SMM_LOG_WARN, 0, "Redis down", 41, 0);
     cr_assert_str_eq(line, "2025-11-26T06:53:20.123Z warn  Redis down (repeated 41 times)\n");
     smm_log_format(line, sizeof(line), TS, SMM_LOG_WARN, 0, "dead letter 9", 5, 1);
-    cr_assert_str_eq(line, "2025-11-26T06:53:20.123Z warn  dead letter 9 (and 5 similar messages)\n");
+    cr_assert_str_eq(line,
+                     "2025-11-26T06:53:20.123Z warn  dead letter 9 (and 5 similar messages)\n");
     n = smm_log_format(line, sizeof(line), TS, SMM_LOG_WARN, 1, "dead letter 9", 5, 1);
     cJSON *o = parse_line(line, n);
     cr_assert_eq(cJSON_GetObjectItem(o, "similar")->valueint, 5);
