@@ -282,6 +282,8 @@ int smm_log_limiter_admit(struct smm_log_limiter *lim, const void *site,
         }
         /* else: an ended window still owing its summary; the caller drains it first. */
     }
+    /* Look again: the call-site slot may just have taken the free slot found above. */
+    ts = slot_for(lim, tkey, &found);
     if (ts && (!found || ts->suppressed == 0)) {
         claim(ts, tkey, now_ms, level, msg);
     }

@@ -231,3 +231,21 @@ Test(log, limiter_off_and_full_table)
     }
     cr_assert(suppressed > 0 && suppressed <= SMM_LOG_SLOTS, "suppressed %ld", suppressed);
 }
+
+/* Regression: the call-site slot and the text slot must not claim the same free slot (the
+ * cap then never engaged, depending on where the format string happened to live). Many
+ * site addresses make such an overlap certain. */
+Test(log, limiter_site_and_text_slots_distinct)
+{
+    static const char sites[64];
+    char text[64];
+    for (int s = 0; s < 64; s++) {
+        smm_log_limiter_init(&lim, 1000, 3);
+        int printed = 0;
+        for (int i = 0; i < 8; i++) {
+            snprintf(text, sizeof(text), "site %d text %d", s, i);
+            printed += smm_log_limiter_admit(&lim, &sites[s], SMM_LOG_WARN, text, i);
+        }
+        cr_assert_eq(printed, 3, "site %d: %d printed", s, printed);
+    }
+}
