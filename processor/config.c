@@ -134,6 +134,8 @@ static const struct smm_config_key keys[] = {
      "Kafka alerts topic (default <topic>.alerts)"},
     {"alerts.stream_max", CFG_INT, "10000", 100, 100000000, OFF(alerts_stream_max),
      "Alerts kept in the Redis stream <prefix>alerts (XADD MAXLEN ~)"},
+    {"log.rate_limit_ms", CFG_DURATION, "1000", 0, 3600000, OFF(log_rate_limit_ms),
+     "Identical log lines within this window are counted, then summarised (0 = off)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

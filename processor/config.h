@@ -69,6 +69,7 @@ struct smm_config {
     int64_t alerts_kafka;      /* bool */
     char *alerts_topic;        /* "" = <topic>.alerts */
     int64_t alerts_stream_max; /* MAXLEN ~ of <prefix>alerts */
+    int64_t log_rate_limit_ms;
     /* Derived by smm_config_finish(): */
     int n_windows;
     int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */

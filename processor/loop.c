@@ -29,6 +29,7 @@
 #include "processor/pipeline.h"
 #include "metrics/viral.h"
 #include "processor/status.h"
+#include "processor/top.h"
 
 enum part_state { PART_ACTIVE, PART_UNCLAIMED, PART_FENCED };
 
@@ -82,6 +83,8 @@ struct smm_loop {
     int64_t flight_t0_us;
     int64_t retries;         /* failed flush rounds scheduled again (for /metrics) */
     int64_t next_publish_ms; /* next copy into opts.status */
+    struct smm_top *top;    /* --top view, NULL without it */
+    int64_t flush_us_total; /* for the --top view's latency */
 };
 
 static int64_t clock_ms(void)
@@ -439,6 +442,7 @@ static void note_flush(struct smm_loop *loop, int64_t us)
     loop->flushes++;
     loop->iv_flushes++;
     loop->iv_flush_us_sum += us;
+    loop->flush_us_total += us;
     if (us > loop->iv_flush_us_max) {
         loop->iv_flush_us_max = us;
     }
@@ -874,6 +878,26 @@ static void publish(struct smm_loop *loop, int64_t now, int force)
     smm_status_end(st);
 }
 
+/* The --top view (processor/top.c) gets a snapshot; it derives the rates itself. */
+static void top_refresh(struct smm_loop *loop, int64_t now)
+{
+    struct smm_top_part parts[512];
+    int n = 0;
+    for (int i = 0; i < loop->n_parts && n < 512; i++) {
+        parts[n].partition = loop->parts[i]->partition;
+        parts[n++].lag = loop->parts[i]->lag;
+    }
+    struct smm_top_view v = {
+        .now_ms = now, .topic = loop->cfg->topic, .consumed = loop->consumed,
+        .counted = loop->counted, .dead_lettered = loop->dead_lettered,
+        .rejects = loop->rejects, .n_rejects = SMM_REJECT__COUNT, .flushes = loop->flushes,
+        .flush_failures = loop->flush_failures, .flush_us_total = loop->flush_us_total,
+        .redis_up = smm_redis_sink_connected(loop->sink), .paused = loop->paused,
+        .n_parts = n, .parts = parts,
+    };
+    smm_top_update(loop->top, &v);
+}
+
 /* ---- lifecycle ---- */
 
 struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loop_opts *opts,
@@ -982,6 +1006,10 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
             goto fail;
         }
     }
+    if (opts->top && !(loop->top = smm_top_new())) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
     return loop;
 fail:
     smm_loop_destroy(loop);
@@ -995,6 +1023,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
     int64_t next_flush = now + cfg->flush_interval_ms;
     int64_t next_tick = now;
     int64_t next_stats = cfg->stats_interval_ms ? now + cfg->stats_interval_ms : INT64_MAX;
+    int64_t next_top = now + 1000;
     loop->iv_start_ms = now;
     loop->last_msg_ms = now;
     smm_log(SMM_LOG_INFO, "consuming %s into Redis with prefix %s (flush every %lld ms)",
@@ -1029,6 +1058,10 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             next_stats = now + cfg->stats_interval_ms;
         }
         publish(loop, now, 0);
+        if (loop->top && now >= next_top) {
+            top_refresh(loop, now);
+            next_top = now + 1000;
+        }
         if (loop->opts.idle_exit_ms > 0 && loop->pending == 0 && !loop->inflight &&
             now - loop->last_msg_ms >= loop->opts.idle_exit_ms &&
             smm_kafka_source_assigned(loop->src) > 0) {
@@ -1083,6 +1116,7 @@ void smm_loop_destroy(struct smm_loop *loop)
         return;
     }
     smm_alert_relay_destroy(loop->relay);
+    smm_top_destroy(loop->top);
     smm_kafka_source_destroy(loop->src);
     while (loop->n_parts > 0) {
         part_remove(loop, loop->parts[0]);

@@ -41,6 +41,9 @@ static void usage(FILE *f)
 "      --print-config     print the effective configuration (secrets masked) and exit\n"
 "      --help-config      list every configuration key with its default\n"
 "      --idle-exit-ms N   exit after N ms with nothing consumed and everything flushed\n"
+"      --top              live summary on stderr, redrawn every second when stderr is a\n"
+"                         terminal (events/s, totals, lag per partition, flush latency,\n"
+"                         Redis); one plain \"top:\" line a second otherwise\n"
 "  -h, --help             this help\n"
 "  -V, --version          print the version\n"
 "\n"
@@ -159,6 +162,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--idle-exit-ms")) {
             lopts.idle_exit_ms = atoll(v);
             i++;
+        } else if (!strcmp(a, "--top")) {
+            lopts.top = 1;
         } else if (!strcmp(a, "--check-config")) {
             check = 1;
         } else if (!strcmp(a, "--print-config")) {
@@ -183,6 +188,7 @@ int main(int argc, char **argv)
     }
 
     smm_log_setup(cfg.log_level, cfg.log_format);
+    smm_log_set_rate_limit(cfg.log_rate_limit_ms);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -206,6 +212,7 @@ int main(int argc, char **argv)
         smm_log(SMM_LOG_ERROR, "startup failed: %s", err);
         smm_http_server_stop(http);
         smm_status_destroy(status);
+        smm_log_flush();
         smm_config_free(&cfg);
         return 1;
     }
@@ -215,6 +222,7 @@ int main(int argc, char **argv)
     smm_status_destroy(status);
     smm_config_free(&cfg);
     smm_log(SMM_LOG_INFO, "stopped");
+    smm_log_flush(); /* summaries of suppressed repeats still pending */
     return rc;
 
 bad:

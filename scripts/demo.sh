@@ -4,7 +4,8 @@
 # Installs what is missing, builds, starts a private redis-server and an embedded Kafka
 # (librdkafka's mock cluster: real protocol over TCP on 127.0.0.1, no Java), streams
 # realistic generated events (1% malformed) through smm-processor and shows the metrics
-# moving, read back from Redis. Stops after --seconds N (default: until Ctrl-C).
+# moving, read back from Redis, under the processor's live --top view when run on a
+# terminal. Stops after --seconds N (default: until Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=0
@@ -27,8 +28,11 @@ B=${SMM_BUILD_DIR:-build}
 work=$(mktemp -d /tmp/smm-demo.XXXXXX)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Newest first: generator and processor (final flush) stop before Kafka and Redis.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
   echo "Logs kept in $work"
 }
 trap cleanup EXIT
@@ -44,8 +48,19 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$work/bootstrap" ] && redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 brokers=$(head -1 "$work/bootstrap")
 
-"$B/processor/smm-processor" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
-  --set kafka.session.timeout.ms=6000 > "$work/processor.log" 2>&1 &
+# On a terminal the processor's --top view owns the top rows of the screen (events/s, dead
+# letters by reason, flush latency, Redis, lag per partition) and the account table below
+# scrolls under it; only errors are logged there (per-message dead-letter warnings would
+# drown the table). Otherwise the processor logs to a file and its plain "top:" line is shown.
+tty=0
+[ -t 1 ] && [ -t 2 ] && [ "${TERM:-dumb}" != dumb ] && tty=1
+if [ "$tty" = 1 ]; then
+  "$B/processor/smm-processor" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
+    --set kafka.session.timeout.ms=6000 --set log.level=error --top > "$work/processor.log" &
+else
+  "$B/processor/smm-processor" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
+    --set kafka.session.timeout.ms=6000 --top > "$work/processor.log" 2>&1 &
+fi
 pids+=($!)
 "$B/tools/smm-gen" --brokers "$brokers" --topic smm.events --rate "$rate" --count 0 \
   --contents 20000 --accounts 50 --malformed-rate 0.01 --quiet > "$work/gen.log" 2>&1 &
@@ -58,10 +73,11 @@ Read the same values yourself:  redis-cli -p $port HGETALL smm:stats
 MSG
 start=$(date +%s)
 r() { redis-cli -p "$port" "$@" 2>/dev/null; }
+[ "$tty" = 1 ] && sleep 2 # let --top set up its screen first
 while :; do
   now=$(date +%s)
   if [ "$seconds" -gt 0 ] && [ $((now - start)) -ge "$seconds" ]; then break; fi
-  [ -t 1 ] && printf '\033[H\033[2J'
+  echo
   echo "smm-stream demo - $(date -u +%H:%M:%S) UTC - $((now - start)) s (Ctrl-C stops)"
   read -r msgs counted dead <<<"$(r HMGET smm:stats messages events_counted dead_letter | tr '\n' ' ')"
   printf 'messages %-10s counted %-10s dead-lettered %-8s\n' "${msgs:-0}" "${counted:-0}" "${dead:-0}"
@@ -72,7 +88,8 @@ while :; do
     read -r he <<<"$(r HMGET smm:w:1h a:acct-$a:engagement | tr '\n' ' ')"
     printf '%-9s %12s %10s %10s %10s %9s %9s\n' "acct-$a" "${li:-0}" "${wi:-0}" "${we:-0}" "${he:-0}" "${lr:--}" "${lre:--}"
   done
-  echo "processor: $(grep 'stats:' "$work/processor.log" | tail -1 | cut -c26-200)"
-  [ -t 1 ] || echo
-  sleep 2
+  if [ "$tty" = 0 ]; then
+    echo "processor: $(grep 'top:' "$work/processor.log" | tail -1 | cut -c32-300)"
+  fi
+  sleep 3
 done

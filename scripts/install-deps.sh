@@ -3,11 +3,14 @@
 # Idempotent: only calls apt-get when a package is missing. Pass --with-java for the real
 # Kafka broker used by the test suite (OpenJDK 17 + Maven), --with-fuzz for clang,
 # --with-browser for headless Chromium (tests/browser/test_dashboard.py drives the dashboard).
+# python3-yaml, systemd (systemd-analyze) and binutils (readelf) serve the deploy/ checks
+# (tests/deploy/check_deploy.py).
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config git ca-certificates
       librdkafka-dev libcjson-dev libhiredis-dev libcriterion-dev libmicrohttpd-dev
-      redis-server redis-tools kcat python3 procps)
+      redis-server redis-tools kcat python3 procps
+      python3-yaml systemd binutils)
 for arg in "$@"; do
   case "$arg" in
     --with-java) pkgs+=(openjdk-17-jdk-headless maven) ;;

@@ -21,8 +21,8 @@
  *   and every counter field is <kind>:<id>:<metric>. Ids with a newline are dead letters
  *   (bad_id), exactly.
  * - secrets_never_logged: passwords given by file, environment and --set never show in
- *   --print-config, --check-config, the log (stats every 500 ms, librdkafka debug on, text and
- *   JSON format) or error messages.
+ *   --print-config, --check-config, the log (log.level=debug in every variant, stats every
+ *   500 ms, the --top lines, librdkafka debug on, text and JSON format) or error messages.
  * There is no /metrics endpoint yet, so nothing checks it. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -1162,7 +1162,8 @@ Test(security, secrets_never_logged, .timeout = 300, .fini = kill_children)
         const char *const *env;
     } variants[] = {
         {"file", NULL, LIST("-c", cfg_both), NULL},
-        {"env", NULL, NULL, LIST(env_r, env_k)},
+        /* --top without a terminal: its plain "top:" lines go through the same log */
+        {"env", NULL, LIST("--top"), LIST(env_r, env_k)},
         {"set", LIST(set_r, set_k), NULL, NULL},
         /* password file via the environment, Kafka password from a file; JSON log with
          * librdkafka's debug output on: its configuration dump must stay redacted */
@@ -1174,8 +1175,10 @@ Test(security, secrets_never_logged, .timeout = 300, .fini = kill_children)
         char out[400], log[400], prefix[64], group[64];
         snprintf(prefix, sizeof(prefix), "prefix=v%zu:", v);
         snprintf(group, sizeof(group), "group_id=sec-log-%zu", v);
-        const char *sets[16] = {prefix, group, "kafka.sasl.username=smm", "stats.interval_ms=500"};
-        int ns = 4;
+        /* Every variant logs at debug level (the most verbose our code gets). */
+        const char *sets[16] = {prefix, group, "kafka.sasl.username=smm", "stats.interval_ms=500",
+                                "log.level=debug"};
+        int ns = 5;
         for (int i = 0; va->sets && va->sets[i]; i++) {
             sets[ns++] = va->sets[i];
         }
@@ -1210,6 +1213,9 @@ Test(security, secrets_never_logged, .timeout = 300, .fini = kill_children)
         h_sleep_ms(1200);
         stop_processor(pid, log);
         cr_assert(count_in_file(log, "stats:") >= 2, "fewer than 2 stats lines in %s", log);
+        if (va->args && strcmp(va->args[0], "--top") == 0) {
+            cr_assert(count_in_file(log, "top: ") >= 2, "fewer than 2 --top lines in %s", log);
+        }
         assert_lacks(log, secrets);
     }
 

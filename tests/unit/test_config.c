@@ -114,6 +114,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.reach_refresh_max, 500);
     cr_assert_str_eq(cfg.log_level, "info");
     cr_assert_str_eq(cfg.log_format, "text");
+    cr_assert_eq(cfg.log_rate_limit_ms, 1000);
     cr_assert_eq(cfg.n_kafka, 0);
     cr_assert_eq(cfg.n_windows, 0); /* derived only by finish() */
     smm_config_free(&cfg);
@@ -183,6 +184,21 @@ Test(config, set_bad_duration_names_key)
     set_fails(&cfg, "window.grace_ms", "9223372036854775807d", "window.grace_ms", NULL);
     cr_assert_eq(cfg.tick_ms, 1000);
     cr_assert_eq(cfg.redis_timeout_ms, 5000);
+    smm_config_free(&cfg);
+}
+
+Test(config, log_rate_limit_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_ok(&cfg, "log.rate_limit_ms", "0");
+    cr_assert_eq(cfg.log_rate_limit_ms, 0);
+    set_fails(&cfg, "log.rate_limit_ms", "-1", "log.rate_limit_ms", NULL);
+    set_fails(&cfg, "log.rate_limit_ms", "2h", "log.rate_limit_ms", NULL);
+    char *envp[] = {"SMM_LOG_RATE_LIMIT_MS=5s", NULL};
+    char err[256] = "";
+    cr_assert_eq(smm_config_load_env(&cfg, envp, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(cfg.log_rate_limit_ms, 5000);
     smm_config_free(&cfg);
 }
 
