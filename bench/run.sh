@@ -378,7 +378,7 @@ for r in $(seq "$ROUNDS"); do
         "$PORT" "$EVENTS" "$PARTITIONS" "$STEP_TIMEOUT" $((IDLE_EXIT_MS / 1000 + 30)) \
         "$TMP/smm-$r.log" "$TMP/smm-$r.childpid" "$TMP/smm-$r.json")
     run_bg $((STEP_TIMEOUT + 60)) "$TMP/harness-smm-$r.log" "$PY" "$TMP/harness.py" "$HARGS" \
-        "$PROC" -b "$BOOT" -t "$TOPIC" -r "127.0.0.1:$PORT" -s "group_id=bench-smm-$r-$$" \
+        "$PROC" -b "$BOOT" -t "$TOPIC" -r "127.0.0.1:$PORT" -s "group_id=bench-smm-$r-$$" -s http.port=0 \
         -s "flush.interval_ms=$FLUSH_MS" ${SMM_SET[@]+"${SMM_SET[@]}"} --idle-exit-ms "$IDLE_EXIT_MS" ||
         die "smm-processor step failed: $(tail -3 "$TMP/harness-smm-$r.log") $(tail -3 "$TMP/smm-$r.log")"
     SMM_MSGS=$(redis-cli -p "$PORT" hget smm:stats messages)

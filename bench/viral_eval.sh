@@ -192,7 +192,7 @@ rcli ping >/dev/null 2>&1 || die "redis-server did not start (see $TMP/redis.log
 BROKERS=$(head -1 "$TMP/bootstrap")
 log "redis 127.0.0.1:$PORT, mock Kafka $BROKERS ($PARTITIONS partitions)"
 
-"$PROC" --brokers "$BROKERS" --topic smm.events --redis "127.0.0.1:$PORT" \
+"$PROC" --brokers "$BROKERS" --topic smm.events --redis "127.0.0.1:$PORT" --set http.port=0 \
     --set kafka.session.timeout.ms=6000 ${VIRAL_SET[@]+"${VIRAL_SET[@]}"} \
     ${SMM_SET[@]+"${SMM_SET[@]}"} >"$TMP/processor.log" 2>&1 &
 PROC_PID=$!

@@ -47,6 +47,12 @@ pids+=($!)
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/bootstrap" ] && redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 brokers=$(head -1 "$work/bootstrap")
+# The dashboard on 8080 when it is free, else on any free port.
+http_port=$(python3 -c 'import socket
+s=socket.socket()
+try: s.bind(("127.0.0.1",8080))
+except OSError: s.bind(("127.0.0.1",0))
+print(s.getsockname()[1])')
 
 # On a terminal the processor's --top view owns the top rows of the screen (events/s, dead
 # letters by reason, flush latency, Redis, lag per partition) and the account table below
@@ -56,10 +62,10 @@ tty=0
 [ -t 1 ] && [ -t 2 ] && [ "${TERM:-dumb}" != dumb ] && tty=1
 if [ "$tty" = 1 ]; then
   "$B/processor/smm-processor" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
-    --set kafka.session.timeout.ms=6000 --set log.level=error --top > "$work/processor.log" &
+    --set kafka.session.timeout.ms=6000 --set http.port="$http_port" --set log.level=error --top > "$work/processor.log" &
 else
   "$B/processor/smm-processor" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
-    --set kafka.session.timeout.ms=6000 --top > "$work/processor.log" 2>&1 &
+    --set kafka.session.timeout.ms=6000 --set http.port="$http_port" --top > "$work/processor.log" 2>&1 &
 fi
 pids+=($!)
 "$B/tools/smm-gen" --brokers "$brokers" --topic smm.events --rate "$rate" --count 0 \
@@ -68,6 +74,7 @@ pids+=($!)
 
 cat <<MSG
 Kafka (mock) at $brokers, Redis at 127.0.0.1:$port, generator at $rate events/s.
+Dashboard: http://127.0.0.1:$http_port/   (metrics: /metrics, API: /api/v1/summary)
 Read the same values yourself:  redis-cli -p $port HGETALL smm:stats
                                 redis-cli -p $port HMGET smm:w:5m a:acct-1:impression a:acct-1:engagement
 MSG

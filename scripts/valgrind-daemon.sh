@@ -79,7 +79,7 @@ rc=0
 timeout -k 60 -s INT "$tmo" valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --num-callers=30 \
   --log-file="$work/valgrind.log" \
-  "$build/processor/smm-processor" --brokers "$boot" --topic "$topic" \
+  "$build/processor/smm-processor" --brokers "$boot" --topic "$topic" --set http.port=0 \
   --redis "127.0.0.1:$port" --idle-exit-ms 3000 --set group_id=valgrind \
   --set stats.interval_ms=5000 --set kafka.session.timeout.ms=30000 \
   >"$work/processor.log" 2>&1 || rc=$?
