@@ -275,7 +275,7 @@ static int64_t reply_int(const redisReply *r)
     return -1;
 }
 
-static void report_changes(struct smm_redis_sink *sink, const redisReply *list)
+static void report_changes(struct smm_redis_sink *sink, const redisReply *list, int changed)
 {
     if (list->type != REDIS_REPLY_ARRAY) {
         return;
@@ -285,9 +285,9 @@ static void report_changes(struct smm_redis_sink *sink, const redisReply *list)
         if (c->type != REDIS_REPLY_STRING || st->type != REDIS_REPLY_STRING) {
             continue;
         }
-        sink->changes++;
+        sink->changes += changed;
         if (sink->change_cb) {
-            sink->change_cb(sink->change_opaque, c->str, c->len, st->str, st->len);
+            sink->change_cb(sink->change_opaque, c->str, c->len, st->str, st->len, changed);
         }
     }
 }
@@ -316,7 +316,10 @@ static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
     }
     if (strcmp(r->element[0]->str, "OK") == 0) {
         if (r->elements >= 2) {
-            report_changes(sink, r->element[1]);
+            report_changes(sink, r->element[1], 1);
+        }
+        if (r->elements >= 3) {
+            report_changes(sink, r->element[2], 0);
         }
         freeReplyObject(r);
         return SMM_SINK_OK;
@@ -477,7 +480,10 @@ int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_
             *merged = reply_int(r->element[2]);
         }
         if (r->elements >= 4) {
-            report_changes(sink, r->element[3]);
+            report_changes(sink, r->element[3], 1);
+        }
+        if (r->elements >= 5) {
+            report_changes(sink, r->element[4], 0);
         }
     }
     freeReplyObject(r);

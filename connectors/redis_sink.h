@@ -69,10 +69,11 @@ int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_
 int smm_redis_sink_claim(struct smm_redis_sink *sink, const char *prefix, const char *tp,
                          const char *token, int64_t *stored);
 
-/* Called for each viral state change a flush or tick reports (content id, new state),
- * while the reply is read. */
+/* Called for each viral state a flush or tick reports (content id, state) while the reply
+ * is read: changed = 1 for a state change (one alert), 0 for the unchanged state of a
+ * flagged post (so a restarted processor learns what Redis holds). */
 typedef void (*smm_redis_change_cb)(void *opaque, const char *content_id, size_t len,
-                                    const char *state, size_t state_len);
+                                    const char *state, size_t state_len, int changed);
 void smm_redis_sink_on_change(struct smm_redis_sink *sink, smm_redis_change_cb cb, void *opaque);
 /* Viral state changes reported since creation. */
 int64_t smm_redis_sink_changes(const struct smm_redis_sink *sink);

@@ -42,6 +42,7 @@ struct post {
     double sent_spm, sent_pred; /* leaderboard scores last written */
     double last_spm;            /* spm_5m at the last evaluation, for the baseline */
     int bucket;                 /* age bucket of the last evaluation, -1 none */
+    int64_t written_ms;         /* wall clock of the last take that wrote it */
     int state;
     int changed, taken;
 };
@@ -525,8 +526,12 @@ static void evaluate(struct smm_viral *v, struct post *p, int64_t now_ms,
                           v->o.n_star, 1.0);
         }
     }
-    s->flags = SMM_VIRAL_EVAL | (enter ? SMM_VIRAL_ENTER : 0) | (rise ? SMM_VIRAL_RISE : 0) |
+    s->flags = (enter ? SMM_VIRAL_ENTER : 0) | (rise ? SMM_VIRAL_RISE : 0) |
                (s->reach_5m >= ru->exit_frac * T ? SMM_VIRAL_HOLD : 0);
+    /* A normal post with no flag cannot change state: no need to run the machine. */
+    if (s->flags || p->state != SMM_VS_NORMAL) {
+        s->flags |= SMM_VIRAL_EVAL;
+    }
 }
 
 static int out_push(struct smm_viral *v, struct post *p, int64_t now_ms)
@@ -545,10 +550,17 @@ static int out_push(struct smm_viral *v, struct post *p, int64_t now_ms)
         v->out_posts = np;
         v->out_cap = ncap;
     }
-    evaluate(v, p, now_ms, &v->out[v->n_out]);
+    struct smm_viral_signals *s = &v->out[v->n_out];
+    evaluate(v, p, now_ms, s);
+    /* Quiet posts (no flag, normal) refresh their figures at most every write_ms: they
+     * stay dirty until then. Flagged ones are written on every take. */
+    if (!(s->flags & SMM_VIRAL_EVAL) && p->written_ms && now_ms - p->written_ms < v->o.write_ms) {
+        return 1;
+    }
     v->out_posts[v->n_out++] = p;
     p->taken = 1;
     p->changed = 0;
+    p->written_ms = now_ms;
     return SMM_OK;
 }
 
@@ -570,8 +582,9 @@ static int push_if_worth(struct smm_viral *v, struct post *p, int64_t now_ms)
         p->changed = 0; /* below the bar: nothing to write */
         return SMM_OK;
     }
-    if (out_push(v, p, now_ms) != SMM_OK) {
-        return SMM_ERR;
+    int rc = out_push(v, p, now_ms);
+    if (rc != SMM_OK) {
+        return rc; /* SMM_ERR, or 1: deferred (still changed) */
     }
     struct smm_viral_signals *s = &v->out[v->n_out - 1];
     p->sent_spm = s->spm_5m;
@@ -583,13 +596,22 @@ int smm_viral_take(struct smm_viral *v, int64_t now_ms, int tick,
 {
     v->n_out = 0;
     *out = v->out;
+    size_t keep = 0; /* deferred posts stay in the dirty list */
     for (size_t i = 0; i < v->n_dirty; i++) {
         struct post *p = v->dirty[i];
-        if (p->changed && push_if_worth(v, p, now_ms) != SMM_OK) {
+        if (!p->changed) {
+            continue;
+        }
+        int rc = push_if_worth(v, p, now_ms);
+        if (rc == SMM_ERR) {
+            v->n_dirty = keep;
             return -1;
         }
+        if (rc == 1) {
+            v->dirty[keep++] = p;
+        }
     }
-    v->n_dirty = 0;
+    v->n_dirty = keep;
     if (!tick && !v->oom) {
         *out = v->out;
         return v->n_out;
@@ -614,9 +636,12 @@ int smm_viral_take(struct smm_viral *v, int64_t now_ms, int tick,
             /* Hot posts: the state may move on the clock alone, or a leaderboard score
              * must decay to zero. */
             if (p->changed || p->state != SMM_VS_NORMAL || p->sent_spm > 0) {
-                p->changed = 1;
-                if (push_if_worth(v, p, now_ms) != SMM_OK) {
+                int rc = push_if_worth(v, p, now_ms);
+                if (rc == SMM_ERR) {
                     return -1;
+                }
+                if (rc == 1 && !p->changed) {
+                    mark_changed(v, p); /* a decaying score: written when its time comes */
                 }
             } else if (p->bucket != age_bucket(now_ms - p->first_ms)) {
                 /* A quiet post ageing out of a bucket still feeds the baseline. */

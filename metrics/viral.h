@@ -29,7 +29,9 @@
  *
  * What is sent: smm_viral_take() returns the posts whose figures changed since the last
  * take (flush) or, on a tick, every post that is hot (a flag set, a non-normal state, or a
- * velocity that must decay on the leaderboard). The caller writes them and then calls
+ * velocity that must decay on the leaderboard). A quiet post (no flag, state normal) is
+ * rewritten at most every write_ms and then without SMM_VIRAL_EVAL: it cannot change state,
+ * so Redis skips its state machine. The caller writes them and then calls
  * smm_viral_settle(): if the write did not apply, the posts are taken again next time.
  *
  * Memory: a post costs about 200 bytes plus its reach windows (metrics/reach_window.h,
@@ -78,6 +80,7 @@ struct smm_viral_opts {
     double sd_floor;    /* z-score denominator floor, shares/min */
     int baseline_min;   /* samples before a baseline bucket is used */
     int64_t track_reach; /* figures are written for posts with shares or reach_5m >= this */
+    int64_t write_ms;    /* quiet posts (no flag, normal) are rewritten at most this often */
 };
 
 /* What one post looks like now. */

@@ -114,6 +114,8 @@ static const struct smm_config_key keys[] = {
      "SEISMIC n*: mean follower count in the network"},
     {"viral.track_reach", CFG_INT, "100", 0, 1000000000, OFF(viral_track_reach),
      "Write figures of posts without shares from this 5-min reach"},
+    {"viral.write_ms", CFG_DURATION, "5000", 0, 3600000, OFF(viral_write_ms),
+     "Quiet posts (no rule near its threshold) rewrite their figures at most this often"},
     {"viral.baseline_min", CFG_INT, "5", 1, 1000000, OFF(viral_baseline_min),
      "Earlier posts needed before the z-score is used"},
     {"viral.sd_floor", CFG_NUM, "0.2", 0, 1e6, OFF(viral_sd_floor),

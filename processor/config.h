@@ -58,7 +58,7 @@ struct smm_config {
     struct smm_viral_rules viral; /* the default rules (viral.reach_min, ...) */
     int64_t viral_exit_ticks, viral_cooldown_ms, viral_stale_ms;
     int64_t viral_max_nodes, viral_max_posts, viral_evict_ms, viral_track_reach;
-    int64_t viral_baseline_min, viral_warmup_messages;
+    int64_t viral_baseline_min, viral_warmup_messages, viral_write_ms;
     double viral_n_star, viral_sd_floor;
     int n_viral_over;
     struct smm_viral_override viral_over[SMM_CFG_MAX_VIRAL_OVERRIDES];

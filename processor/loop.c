@@ -475,11 +475,14 @@ static void settle_viral(struct smm_loop *loop, int applied)
 }
 
 static void on_change(void *opaque, const char *cid, size_t len, const char *state,
-                      size_t state_len)
+                      size_t state_len, int changed)
 {
     struct smm_loop *loop = opaque;
     if (loop->viral) {
         smm_viral_set_state(loop->viral, cid, len, smm_viral_state_parse(state, state_len));
+    }
+    if (!changed) {
+        return;
     }
     if (loop->opts.status) {
         smm_status_alert(loop->opts.status, "viral", 1);
@@ -946,6 +949,7 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
             .sd_floor = cfg->viral_sd_floor,
             .baseline_min = (int)cfg->viral_baseline_min,
             .track_reach = cfg->viral_track_reach,
+            .write_ms = cfg->viral_write_ms,
         };
         loop->viral = smm_viral_new(&vo, errstr, errstr_size);
         if (!loop->viral) {

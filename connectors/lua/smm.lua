@@ -26,10 +26,11 @@
 --          n_reach, {kind, id, k, {minute, user}*k}*n_reach,
 --          n_stats, {field, delta}*n_stats
 --        then the viral section (see viral() below)
---        -> {'OK', {content_id, new_state}...} or
+--        -> {'OK', {content_id, new_state}..., {content_id, state}...} (changes, then the
+--           unchanged non-normal states of the posts evaluated) or
 --           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
 -- tick:  max_refresh, now_ms, window_refresh_ms, then the viral section
---        -> {'OK', retired_minutes, merged_hours, {content_id, new_state}...}
+--        -> {'OK', retired_minutes, merged_hours, changes, states}
 local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
@@ -306,18 +307,26 @@ local function machine(v, cid, account, flags, reasons, kv, tick)
     end
     v.changes[#v.changes + 1] = cid
     v.changes[#v.changes + 1] = to
-  elseif below ~= (tonumber(cur[4]) or 0) then
-    call('HSET', key, 'below', below)
+  else
+    if below ~= (tonumber(cur[4]) or 0) then
+      call('HSET', key, 'below', below)
+    end
+    if state ~= 'normal' then
+      -- The processor mirrors states (a restarted one learns them here): it keeps sending
+      -- flagged posts on every tick.
+      v.states[#v.states + 1] = cid
+      v.states[#v.states + 1] = state
+    end
   end
 end
 
 local function viral(i, tick)
   if ARGV[i] == nil then
-    return {changes = {}} -- no viral section (viral.enabled = 0 callers may omit it)
+    return {changes = {}, states = {}} -- no viral section (callers may omit it)
   end
   local v = {now = tonumber(ARGV[i]), exit_ticks = tonumber(ARGV[i + 1]),
              cooldown = tonumber(ARGV[i + 2]), stream_max = ARGV[i + 3],
-             stale = tonumber(ARGV[i + 4]), alerts = 0, changes = {}}
+             stale = tonumber(ARGV[i + 4]), alerts = 0, changes = {}, states = {}}
   local n = tonumber(ARGV[i + 5])
   i = i + 6
   local seen = {}
@@ -330,7 +339,12 @@ local function viral(i, tick)
     i = i + 2 * k
     seen[cid] = true
     local key = P .. 'v:' .. cid
-    call('HSET', key, 'account', account, 'updated_ms', v.now, unpack(kv))
+    if has(flags, EVAL) then
+      -- updated_ms: the last evaluation (a flagged post without one for stale_ms cools)
+      call('HSET', key, 'account', account, 'updated_ms', v.now, unpack(kv))
+    else
+      call('HSET', key, 'account', account, unpack(kv))
+    end
     if spm > 0 then
       vel[#vel + 1] = spm
       vel[#vel + 1] = cid
@@ -570,7 +584,7 @@ if MODE == 'flush' then
   if #offs > 0 then
     redis.call('HSET', P .. 'offsets', unpack(offs))
   end
-  return {'OK', v.changes}
+  return {'OK', v.changes, v.states}
 end
 
 if MODE ~= 'tick' then
@@ -720,4 +734,4 @@ for _, w in ipairs(wins) do
   set_reach(w.key, accts, wreach)
 end
 local v = viral(9, true)
-return {'OK', retired_count, merged_count, v.changes}
+return {'OK', retired_count, merged_count, v.changes, v.states}

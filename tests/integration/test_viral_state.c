@@ -17,13 +17,15 @@ static struct h_redis redis;
 static struct smm_config cfg;
 static struct smm_pipeline *pipe_;
 static struct smm_redis_sink *sink;
-static char changes[4096];
+static char changes[4096], states[4096];
 
-static void on_change(void *opaque, const char *cid, size_t len, const char *st, size_t sl)
+static void on_change(void *opaque, const char *cid, size_t len, const char *st, size_t sl,
+                      int changed)
 {
     (void)opaque;
-    size_t used = strlen(changes);
-    snprintf(changes + used, sizeof(changes) - used, "%.*s=%.*s ", (int)len, cid, (int)sl, st);
+    char *out = changed ? changes : states;
+    size_t used = strlen(out);
+    snprintf(out + used, sizeof(changes) - used, "%.*s=%.*s ", (int)len, cid, (int)sl, st);
 }
 
 static void setup(void)
@@ -41,7 +43,7 @@ static void setup(void)
     sink = smm_redis_sink_new(&o, err, sizeof(err));
     cr_assert(sink && smm_redis_sink_connect(sink) == SMM_SINK_OK);
     smm_redis_sink_on_change(sink, on_change, NULL);
-    changes[0] = '\0';
+    changes[0] = states[0] = '\0';
 }
 
 static void teardown(void)
@@ -165,6 +167,7 @@ Test(viral_state, lifecycle_hysteresis_cooldown_exactly_once)
     alerts(got, sizeof(got));
     cr_expect_str_eq(got, "p:normal>rising p:rising>viral ");
     cr_expect_str_eq(changes, "p=rising p=viral ");
+    cr_expect_str_eq(states, "p=viral ", "the unchanged state of an evaluated flagged post");
     char *seq = hget("smm:v:p", "seq");
     cr_expect_str_eq(seq, "2");
     free(seq);

@@ -318,3 +318,30 @@ Test(viral, cascade_depth_and_seismic_estimate)
     smm_viral_settle(v, 1);
     smm_viral_destroy(v);
 }
+
+Test(viral, quiet_posts_rewritten_at_most_every_write_ms)
+{
+    struct smm_viral_opts o = opts();
+    o.write_ms = 5000;
+    struct smm_viral *v = new_viral(&o);
+    const struct smm_viral_signals *s;
+    shares(v, "a", "q", 0, 1, T0);
+    cr_assert_eq(smm_viral_take(v, T0, 0, &s), 1, "first write at once");
+    cr_expect_eq(s[0].flags, 0, "no flag, normal: no state machine run (no EVAL)");
+    smm_viral_settle(v, 1);
+    shares(v, "a", "q", 1, 1, T0 + 1000);
+    cr_assert_eq(smm_viral_take(v, T0 + 1000, 0, &s), 0, "deferred: written 1 s ago");
+    smm_viral_settle(v, 1);
+    cr_assert_eq(smm_viral_take(v, T0 + 5000, 0, &s), 1, "still dirty, written when due");
+    cr_expect_eq(s[0].cascade.size, 2);
+    smm_viral_settle(v, 1);
+    /* A flagged post is written on every take. */
+    views(v, "a", "hot", 60, T0 + 5000);
+    cr_assert_eq(smm_viral_take(v, T0 + 5000, 0, &s), 1);
+    smm_viral_settle(v, 1);
+    views(v, "a", "hot", 61, T0 + 5500);
+    cr_assert_eq(smm_viral_take(v, T0 + 5500, 0, &s), 1);
+    cr_expect(s[0].flags & SMM_VIRAL_EVAL);
+    smm_viral_settle(v, 1);
+    smm_viral_destroy(v);
+}
