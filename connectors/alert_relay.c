@@ -57,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connectors/redis_conn.h"
+
 #define LEASE_MIN_MS 10000
 #define DEDUP_SLOTS 4096  /* alert_ids remembered (the last relayed ones) */
 #define DEDUP_ID_MAX 200  /* longer alert_ids are compared by hash plus this prefix */
@@ -568,34 +570,15 @@ static int redis_connect(struct smm_alert_relay *r)
         return SMM_SINK_OK;
     }
     /* Connecting must not stall the caller's tick: at most 1 s, commands get the timeout. */
-    int cms = r->timeout_ms < 1000 ? r->timeout_ms : 1000;
-    struct timeval ctv = {cms / 1000, (cms % 1000) * 1000};
-    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-    r->c = r->unix_socket[0] ? redisConnectUnixWithTimeout(r->unix_socket, ctv)
-                             : redisConnectWithTimeout(r->host, r->port, ctv);
-    if (!r->c || r->c->err) {
-        int rc = fail(r, SMM_SINK_RETRY, "redis connect: %s", r->c ? r->c->errstr : "out of memory");
-        redis_drop(r);
-        return rc;
-    }
-    redisSetTimeout(r->c, tv);
-    redisEnableKeepAlive(r->c);
+    struct smm_redis_opts o = {
+        .host = r->host, .port = r->port, .unix_socket = r->unix_socket, .db = r->db,
+        .username = r->username, .password = r->password, .timeout_ms = r->timeout_ms,
+    };
+    char err[256];
     int rc;
-    if (r->password[0]) {
-        const char *a3[] = {"AUTH", r->username, r->password};
-        const char *a2[] = {"AUTH", r->password};
-        rc = r->username[0] ? redis_simple(r, 3, a3, "AUTH") : redis_simple(r, 2, a2, "AUTH");
-        if (rc != SMM_SINK_OK) {
-            return rc;
-        }
-    }
-    if (r->db) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", r->db);
-        const char *sel[] = {"SELECT", db};
-        if ((rc = redis_simple(r, 2, sel, "SELECT")) != SMM_SINK_OK) {
-            return rc;
-        }
+    r->c = smm_redis_open(&o, r->timeout_ms < 1000 ? r->timeout_ms : 1000, &rc, err, sizeof(err));
+    if (!r->c) {
+        return fail(r, rc, "%s", err);
     }
     const char *load[] = {"SCRIPT", "LOAD", lease_script};
     return redis_simple(r, 3, load, "SCRIPT LOAD");

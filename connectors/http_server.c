@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "connectors/argv.h"
+#include "connectors/redis_conn.h"
 #include "connectors/web_assets.h"
 
 #define POOL_MAX 8
@@ -133,50 +134,14 @@ long smm_http_url_decode(const char *s, size_t len, char *out, int plus)
 static redisContext *redis_open(struct smm_http_server *srv, int timeout_ms, char *err,
                                 size_t err_size)
 {
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = srv->redis_unix_socket[0]
-                          ? redisConnectUnixWithTimeout(srv->redis_unix_socket, tv)
-                          : redisConnectWithTimeout(srv->redis_host, srv->redis_port, tv);
-    if (!c || c->err) {
-        snprintf(err, err_size, "redis connect: %s", c ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    const char *argv[3];
-    size_t lens[3];
-    int argc = 0;
-    redisReply *r;
-    if (srv->redis_password[0]) {
-        argv[argc++] = "AUTH";
-        if (srv->redis_username[0]) {
-            argv[argc++] = srv->redis_username;
-        }
-        argv[argc++] = srv->redis_password;
-        for (int i = 0; i < argc; i++) {
-            lens[i] = strlen(argv[i]);
-        }
-        r = redisCommandArgv(c, argc, argv, lens);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            /* The reply names the cause (WRONGPASS...), never the password. */
-            snprintf(err, err_size, "redis AUTH: %s", r ? r->str : c->errstr);
-            freeReplyObject(r);
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    if (srv->redis_db != 0) {
-        r = redisCommand(c, "SELECT %d", srv->redis_db);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, err_size, "redis SELECT: %s", r ? r->str : c->errstr);
-            freeReplyObject(r);
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    return c;
+    struct smm_redis_opts o = {
+        .host = srv->redis_host, .port = srv->redis_port,
+        .unix_socket = srv->redis_unix_socket, .db = srv->redis_db,
+        .username = srv->redis_username, .password = srv->redis_password,
+        .timeout_ms = timeout_ms,
+    };
+    int rc;
+    return smm_redis_open(&o, timeout_ms, &rc, err, err_size);
 }
 
 /* An idle connection has nothing to read; if it has, the server closed it (restart,

@@ -128,71 +128,21 @@ static int command(struct smm_redis_sink *sink, redisReply **out, int argc, cons
     return SMM_SINK_OK;
 }
 
-static int simple(struct smm_redis_sink *sink, const char *what, int argc, const char **argv)
-{
-    size_t lens[8];
-    for (int i = 0; i < argc; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-    redisReply *r;
-    if (command(sink, &r, argc, argv, lens, what) != SMM_SINK_OK) {
-        return SMM_SINK_RETRY;
-    }
-    int rc = SMM_SINK_OK;
-    if (r->type == REDIS_REPLY_ERROR) {
-        sink->errors++;
-        /* LOADING and similar are transient; WRONGPASS/NOAUTH/NOPERM are not. */
-        rc = strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0
-                 ? SMM_SINK_RETRY
-                 : SMM_SINK_ERROR;
-        set_err(sink, "redis %s: %s", what, r->str);
-        drop(sink);
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
 int smm_redis_sink_connect(struct smm_redis_sink *sink)
 {
     if (sink->c) {
         return SMM_SINK_OK;
     }
-    struct timeval tv = {sink->timeout_ms / 1000, (sink->timeout_ms % 1000) * 1000};
-    if (sink->unix_socket[0]) {
-        sink->c = redisConnectUnixWithTimeout(sink->unix_socket, tv);
-    } else {
-        sink->c = redisConnectWithTimeout(sink->host, sink->port, tv);
-    }
-    if (!sink->c || sink->c->err) {
-        sink->errors++;
-        if (sink->unix_socket[0]) {
-            set_err(sink, "redis connect %s: %s", sink->unix_socket,
-                    sink->c ? sink->c->errstr : "out of memory");
-        } else {
-            set_err(sink, "redis connect %s:%d: %s", sink->host, sink->port,
-                    sink->c ? sink->c->errstr : "out of memory");
-        }
-        drop(sink);
-        return SMM_SINK_RETRY;
-    }
-    redisSetTimeout(sink->c, tv);
-    redisEnableKeepAlive(sink->c);
+    struct smm_redis_opts o = {
+        .host = sink->host, .port = sink->port, .unix_socket = sink->unix_socket,
+        .db = sink->db, .username = sink->username, .password = sink->password,
+        .timeout_ms = sink->timeout_ms,
+    };
     int rc;
-    if (sink->password[0]) {
-        const char *auth_user[] = {"AUTH", sink->username, sink->password};
-        const char *auth[] = {"AUTH", sink->password};
-        rc = sink->username[0] ? simple(sink, "AUTH", 3, auth_user) : simple(sink, "AUTH", 2, auth);
-        if (rc != SMM_SINK_OK) {
-            return rc;
-        }
-    }
-    if (sink->db) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", sink->db);
-        const char *sel[] = {"SELECT", db};
-        if ((rc = simple(sink, "SELECT", 2, sel)) != SMM_SINK_OK) {
-            return rc;
-        }
+    sink->c = smm_redis_open(&o, sink->timeout_ms, &rc, sink->errstr, sizeof(sink->errstr));
+    if (!sink->c) {
+        sink->errors++;
+        return rc;
     }
     const char *load[] = {"SCRIPT", "LOAD", smm_lua_script};
     size_t lens[] = {6, 4, strlen(smm_lua_script)};

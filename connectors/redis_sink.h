@@ -10,17 +10,9 @@
 #include <stdint.h>
 
 #include "connectors/argv.h"
+#include "connectors/redis_conn.h"
 #include "connectors/sink.h"
 
-struct smm_redis_opts {
-    const char *host;
-    int port;
-    const char *unix_socket; /* NULL or "" = TCP */
-    int db;
-    const char *username; /* NULL or "" = AUTH with password only */
-    const char *password; /* NULL or "" = no AUTH */
-    int timeout_ms;
-};
 
 enum smm_flush_status { SMM_FLUSH_APPLIED, SMM_FLUSH_DUP, SMM_FLUSH_FENCED, SMM_FLUSH_STALE };
 
