@@ -22,8 +22,10 @@ done
 
 scripts/install-deps.sh
 echo "Building..."
-scripts/build.sh >/dev/null
 B=${SMM_BUILD_DIR:-build}
+# The processor refuses unknown SMM_* environment variables: keep ours out of its way.
+unset SMM_BUILD_DIR
+SMM_BUILD_DIR=$B scripts/build.sh >/dev/null
 
 work=$(mktemp -d /tmp/smm-demo.XXXXXX)
 pids=()

@@ -23,6 +23,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${SMM_ASAN_BUILD_DIR:-build-asan}
 real_kafka=${SMM_ASAN_REAL_KAFKA:-0}
+# The processor refuses unknown SMM_* environment variables: keep ours out of its way.
+unset SMM_BUILD_DIR SMM_ASAN_BUILD_DIR SMM_ASAN_REAL_KAFKA
 
 if [ "$real_kafka" = 1 ]; then
   scripts/install-deps.sh --with-java

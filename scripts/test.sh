@@ -14,7 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --with-java --with-fuzz --with-browser
 build=${SMM_BUILD_DIR:-build}
-scripts/build.sh
+# The processor refuses unknown SMM_* environment variables: keep ours out of its way.
+unset SMM_BUILD_DIR
+SMM_BUILD_DIR=$build scripts/build.sh
 export SMMT_TMP
 SMMT_TMP=$(mktemp -d /tmp/smm-test.XXXXXX)
 echo "Test scratch directory: $SMMT_TMP"

@@ -15,12 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${SMM_BUILD_DIR:-build}
+# The processor refuses unknown SMM_* environment variables: keep ours out of its way.
 events=${SMM_VG_EVENTS:-5000}
 topic=valgrind
 tmo=${SMM_VG_TIMEOUT:-600} # seconds for the processor under valgrind
+unset SMM_BUILD_DIR SMM_VG_EVENTS SMM_VG_TIMEOUT
 
 scripts/install-deps.sh --with-fuzz # valgrind comes with the fuzzing tools
-scripts/build.sh
+SMM_BUILD_DIR=$build scripts/build.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/smm-valgrind.XXXXXX")
 redis_pid=""
