@@ -52,8 +52,11 @@ SMMT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/smm-asan.XXXXXX")
 echo "Sanitizer test scratch directory: $SMMT_TMP"
 
 args=("$@")
+# deploy/ checks read the binaries' shared libraries: a sanitizer build links libasan.
 if [ "$real_kafka" != 1 ]; then
-  args=(-LE kafka "${args[@]}")
+  args=(-LE "kafka|deploy" "${args[@]}")
+else
+  args=(-LE deploy "${args[@]}")
 fi
 # A test that fails an assertion stops before its cleanup, so the redis-server or
 # smm-mock-kafka it spawned keeps running. Every such process inherited SMMT_TMP, which is
