@@ -17,12 +17,43 @@
 #define SMM_CFG_MAX_WINDOWS 8
 #define SMM_CFG_MAX_KAFKA 64
 #define SMM_CFG_MAX_VIRAL_OVERRIDES 256
+#define SMM_CFG_MAX_RESPONSE_ACCOUNTS 256
+#define SMM_CFG_MAX_SOV_SETS 64
+#define SMM_CFG_MAX_GOALS 64
 
 /* viral.account.<account_id>.<rule> = value: one per-account rule override. */
 struct smm_viral_override {
     char *account;
     char rule[32];
     double value;
+};
+
+/* response.account.<account_id>.{tz,hours,sla}: an account's own business hours, time
+ * zone or reply deadline. NULL / -1 = the global response.* value. */
+struct smm_response_account {
+    char *account;
+    char *tz;
+    char *hours;
+    int64_t sla_ms;
+};
+
+/* sov.set.<name> = "brandA,brandB,...": a competitor set for share of voice. */
+struct smm_sov_set {
+    char *name;
+    int n_brands;
+    char **brands;
+};
+
+/* goal.<id>.{account,metric,kind,target,start,days}: one business goal (docs/goals.md). */
+struct smm_goal_cfg {
+    char *id;
+    char *account;
+    char *metric;     /* an account metric field ("conversion", ...) or "response_rate" */
+    char *kind;       /* "increase" or "at_least" */
+    double target;    /* percent for increase; the value for at_least */
+    char *start;      /* YYYY-MM-DD, UTC */
+    int64_t start_day; /* derived: days since 1970-01-01 */
+    int64_t days;
 };
 
 struct smm_config {
@@ -70,6 +101,23 @@ struct smm_config {
     char *alerts_topic;        /* "" = <topic>.alerts */
     int64_t alerts_stream_max; /* MAXLEN ~ of <prefix>alerts */
     int64_t log_rate_limit_ms;
+    /* Response time, share of voice, referrals, segments, goals (docs/insights.md). */
+    char *response_tz;           /* response.tz: default zone of business hours */
+    char *response_hours;        /* response.hours: "mon-fri 09:00-17:00" */
+    int64_t response_sla_ms;     /* response.sla */
+    int64_t response_max_open;   /* response.max_open: open waits kept per account */
+    int64_t response_reorder_ms; /* response.reorder: how long a reply waits for its message */
+    int n_response_accounts;
+    struct smm_response_account response_accounts[SMM_CFG_MAX_RESPONSE_ACCOUNTS];
+    int n_sov_sets;
+    struct smm_sov_set sov_sets[SMM_CFG_MAX_SOV_SETS];
+    int64_t segments_top_n;      /* segments.top_n */
+    int64_t referral_window_ms;  /* referral.window */
+    int64_t referral_max_depth;  /* referral.max_depth */
+    int64_t days_keep;           /* days.keep: daily account buckets kept */
+    int64_t goals_eval_ms;       /* goals.eval_ms */
+    int n_goals;
+    struct smm_goal_cfg goals[SMM_CFG_MAX_GOALS];
     /* Derived by smm_config_finish(): */
     int n_windows;
     int64_t window_min[SMM_CFG_MAX_WINDOWS]; /* window lengths in minutes, ascending */
@@ -99,6 +147,10 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size);
 /* Applies the overrides of cfg to r for one account (r starts as cfg->viral). */
 void smm_config_viral_rules(const struct smm_config *cfg, const char *account,
                             struct smm_viral_rules *r);
+
+/* An account's response settings: its own tz/hours/sla where set, else the global ones. */
+void smm_config_response_for(const struct smm_config *cfg, const char *account,
+                             const char **tz, const char **hours, int64_t *sla_ms);
 
 /* Writes "key = value" lines (secrets masked) to f. */
 void smm_config_print(const struct smm_config *cfg, FILE *f);
