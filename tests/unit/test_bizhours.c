@@ -345,6 +345,18 @@ Test(tz, load_new_york_and_berlin_2026)
     cr_expect_eq(smm_bizhours_offset(&bh, utc(2026, 3, 29, 1, 0) - 1), 3600);
     cr_expect_eq(smm_bizhours_offset(&bh, utc(2026, 3, 29, 1, 0)), 7200);
     free(be);
+
+    /* A start off the hour grid: the hourly samples miss the changes by 17 min 23 s, the
+     * bisection still finds the exact seconds. */
+    char err[256] = "";
+    int64_t from = utc(2026, 1, 1, 0, 17) + 23456;
+    cr_assert_eq(smm_tz_load("America/New_York", from, utc(2027, 1, 1, 0, 0), &ny, &n, err,
+                             sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(n, 3);
+    cr_expect_eq(ny[0].from_ms, from);
+    cr_expect_eq(ny[1].from_ms, utc(2026, 3, 8, 7, 0));
+    cr_expect_eq(ny[2].from_ms, utc(2026, 11, 1, 6, 0));
+    free(ny);
 }
 
 Test(tz, utc_and_long_ranges)
