@@ -4,13 +4,14 @@
 # Kafka broker used by the test suite (OpenJDK 17 + Maven), --with-fuzz for clang,
 # --with-browser for headless Chromium (tests/browser/test_dashboard.py drives the dashboard).
 # python3-yaml, systemd (systemd-analyze) and binutils (readelf) serve the deploy/ checks
-# (tests/deploy/check_deploy.py).
+# (tests/deploy/check_deploy.py). tzdata: business-hours time zones (processor/tz.c reads
+# /usr/share/zoneinfo; minimal Debian 12 systems and containers lack it).
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config git ca-certificates
       librdkafka-dev libcjson-dev libhiredis-dev libcriterion-dev libmicrohttpd-dev
       redis-server redis-tools kcat python3 procps
-      python3-yaml systemd binutils)
+      python3-yaml systemd binutils tzdata)
 for arg in "$@"; do
   case "$arg" in
     --with-java) pkgs+=(openjdk-17-jdk-headless maven) ;;
