@@ -327,45 +327,30 @@ static int set_viral_override(struct smm_config *cfg, const char *key, const cha
     return SMM_OK;
 }
 
-int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
-                   const char *origin, char *errstr, size_t errstr_size)
+/* Parses value as a number of key type k (CFG_NUM) within its bounds; errors name `key`,
+ * which may differ from k->name (a dynamic key checked against its global one). */
+static int parse_num(const struct smm_config_key *k, const char *key, const char *value,
+                     const char *origin, double *out, char *errstr, size_t errstr_size)
 {
-    if (strncmp(key, "kafka.", 6) == 0) {
-        return set_kafka(cfg, key, value, origin, errstr, errstr_size);
+    char *end;
+    errno = 0;
+    double d = strtod(value, &end);
+    if (end == value || *end != '\0' || errno || !(d == d)) {
+        return fail(errstr, errstr_size, "%s: %s: expected a number, got \"%s\"", origin, key,
+                    value);
     }
-    if (strncmp(key, "viral.account.", 14) == 0) {
-        return set_viral_override(cfg, key, value, origin, errstr, errstr_size);
+    if (d < (double)k->min || d > (double)k->max) {
+        return fail(errstr, errstr_size, "%s: %s: must be in [%lld, %lld], got %s", origin, key,
+                    (long long)k->min, (long long)k->max, value);
     }
-    const struct smm_config_key *k = find_key(key);
-    if (!k) {
-        return fail(errstr, errstr_size, "%s: %s: unknown key (see --help-config)", origin, key);
-    }
-    char *base = (char *)cfg;
-    if (k->type == CFG_STR) {
-        char *v = strdup(value);
-        if (!v) {
-            return fail(errstr, errstr_size, "out of memory");
-        }
-        char **slot = (char **)(base + k->off);
-        free(*slot);
-        *slot = v;
-        return SMM_OK;
-    }
-    if (k->type == CFG_NUM) {
-        char *end;
-        errno = 0;
-        double d = strtod(value, &end);
-        if (end == value || *end != '\0' || errno || !(d == d)) {
-            return fail(errstr, errstr_size, "%s: %s: expected a number, got \"%s\"", origin,
-                        key, value);
-        }
-        if (d < (double)k->min || d > (double)k->max) {
-            return fail(errstr, errstr_size, "%s: %s: must be in [%lld, %lld], got %s", origin,
-                        key, (long long)k->min, (long long)k->max, value);
-        }
-        *(double *)(base + k->off) = d;
-        return SMM_OK;
-    }
+    *out = d;
+    return SMM_OK;
+}
+
+/* The same for CFG_INT, CFG_DURATION and CFG_BOOL (stored as int64). */
+static int parse_int(const struct smm_config_key *k, const char *key, const char *value,
+                     const char *origin, int64_t *out, char *errstr, size_t errstr_size)
+{
     int64_t v;
     if (k->type == CFG_BOOL) {
         if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes") ||
@@ -399,8 +384,38 @@ int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
         return fail(errstr, errstr_size, "%s: %s: must be in [%lld, %lld], got %lld", origin,
                     key, (long long)k->min, (long long)k->max, (long long)v);
     }
-    *(int64_t *)(base + k->off) = v;
+    *out = v;
     return SMM_OK;
+}
+
+int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
+                   const char *origin, char *errstr, size_t errstr_size)
+{
+    if (strncmp(key, "kafka.", 6) == 0) {
+        return set_kafka(cfg, key, value, origin, errstr, errstr_size);
+    }
+    if (strncmp(key, "viral.account.", 14) == 0) {
+        return set_viral_override(cfg, key, value, origin, errstr, errstr_size);
+    }
+    const struct smm_config_key *k = find_key(key);
+    if (!k) {
+        return fail(errstr, errstr_size, "%s: %s: unknown key (see --help-config)", origin, key);
+    }
+    char *base = (char *)cfg;
+    if (k->type == CFG_STR) {
+        char *v = strdup(value);
+        if (!v) {
+            return fail(errstr, errstr_size, "out of memory");
+        }
+        char **slot = (char **)(base + k->off);
+        free(*slot);
+        *slot = v;
+        return SMM_OK;
+    }
+    if (k->type == CFG_NUM) {
+        return parse_num(k, key, value, origin, (double *)(base + k->off), errstr, errstr_size);
+    }
+    return parse_int(k, key, value, origin, (int64_t *)(base + k->off), errstr, errstr_size);
 }
 
 int smm_config_init(struct smm_config *cfg, char *errstr, size_t errstr_size)
