@@ -138,6 +138,26 @@ static const struct smm_config_key keys[] = {
      "Alerts kept in the Redis stream <prefix>alerts (XADD MAXLEN ~)"},
     {"log.rate_limit_ms", CFG_DURATION, "1000", 0, 3600000, OFF(log_rate_limit_ms),
      "Identical log lines within this window are counted, then summarised (0 = off)"},
+    {"response.tz", CFG_STR, "UTC", 0, 0, OFF(response_tz),
+     "Time zone (IANA name) of response.hours; per account: response.account.<id>.tz"},
+    {"response.hours", CFG_STR, "mon-fri 09:00-17:00", 0, 0, OFF(response_hours),
+     "Opening hours for business-hours response time; per account: ...<id>.hours"},
+    {"response.sla", CFG_DURATION, "60m", 1, 30 * DAY_MS, OFF(response_sla_ms),
+     "Reply deadline: a later first reply raises an sla alert; per account: ...<id>.sla"},
+    {"response.max_open", CFG_INT, "100000", 1, 100000000, OFF(response_max_open),
+     "Cap on the open (unanswered) waits tracked per account"},
+    {"response.reorder", CFG_DURATION, "10m", 0, DAY_MS, OFF(response_reorder_ms),
+     "How long a reply that arrives before its message waits for it"},
+    {"segments.top_n", CFG_INT, "20", 1, 1000, OFF(segments_top_n),
+     "Distinct region/segment/source values kept per account; later ones count as other"},
+    {"referral.window", CFG_DURATION, "30d", 1, 365 * DAY_MS, OFF(referral_window_ms),
+     "A conversion is attributed to a referral at most this long before it"},
+    {"referral.max_depth", CFG_INT, "3", 1, 10, OFF(referral_max_depth),
+     "Referrers credited up a referral chain"},
+    {"days.keep", CFG_INT, "400", 1, 3650, OFF(days_keep),
+     "Daily account buckets (<prefix>d:<day>) kept, in days; goals read them"},
+    {"goals.eval_ms", CFG_DURATION, "60s", 50, DAY_MS, OFF(goals_eval_ms),
+     "Goals (goal.<id>.*) are evaluated this often"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -699,6 +719,14 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
     if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json")) {
         return fail(errstr, errstr_size, "log.format: expected text or json, got \"%s\"",
                     cfg->log_format);
+    }
+    /* The zone and hours syntax belong to metrics/bizhours; empty is never meant. */
+    if (cfg->response_tz[0] == '\0') {
+        return fail(errstr, errstr_size, "response.tz: must not be empty (e.g. UTC)");
+    }
+    if (cfg->response_hours[0] == '\0') {
+        return fail(errstr, errstr_size,
+                    "response.hours: must not be empty (e.g. mon-fri 09:00-17:00)");
     }
     unsigned char addr[16];
     if (cfg->http_enabled && inet_pton(AF_INET, cfg->http_address, addr) != 1 &&

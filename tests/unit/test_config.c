@@ -853,3 +853,128 @@ Test(config, http_token_is_secret)
     free(help);
     smm_config_free(&cfg);
 }
+
+/* ---- issue 5: response time, segments, referrals, daily buckets, goals ---- */
+
+Test(config, insight_keys_defaults)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    cr_assert_str_eq(cfg.response_tz, "UTC");
+    cr_assert_str_eq(cfg.response_hours, "mon-fri 09:00-17:00");
+    cr_assert_eq(cfg.response_sla_ms, 3600000);
+    cr_assert_eq(cfg.response_max_open, 100000);
+    cr_assert_eq(cfg.response_reorder_ms, 600000);
+    cr_assert_eq(cfg.segments_top_n, 20);
+    cr_assert_eq(cfg.referral_window_ms, 30LL * 86400000);
+    cr_assert_eq(cfg.referral_max_depth, 3);
+    cr_assert_eq(cfg.days_keep, 400);
+    cr_assert_eq(cfg.goals_eval_ms, 60000);
+    cr_assert_eq(cfg.n_response_accounts, 0);
+    cr_assert_eq(cfg.n_sov_sets, 0);
+    cr_assert_eq(cfg.n_goals, 0);
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+}
+
+Test(config, insight_keys_set)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.tz", "Europe/Berlin");
+    cr_assert_str_eq(cfg.response_tz, "Europe/Berlin");
+    set_ok(&cfg, "response.hours", "mon-sat 08:00-20:00");
+    cr_assert_str_eq(cfg.response_hours, "mon-sat 08:00-20:00");
+    set_ok(&cfg, "response.sla", "15m");
+    cr_assert_eq(cfg.response_sla_ms, 900000);
+    set_ok(&cfg, "response.sla", "1d");
+    cr_assert_eq(cfg.response_sla_ms, 86400000);
+    set_ok(&cfg, "response.max_open", "1");
+    cr_assert_eq(cfg.response_max_open, 1);
+    set_ok(&cfg, "response.reorder", "0");
+    cr_assert_eq(cfg.response_reorder_ms, 0);
+    set_ok(&cfg, "response.reorder", "30s");
+    cr_assert_eq(cfg.response_reorder_ms, 30000);
+    set_ok(&cfg, "segments.top_n", "1");
+    set_ok(&cfg, "segments.top_n", "1000");
+    cr_assert_eq(cfg.segments_top_n, 1000);
+    set_ok(&cfg, "referral.window", "7d");
+    cr_assert_eq(cfg.referral_window_ms, 7LL * 86400000);
+    set_ok(&cfg, "referral.window", "12h");
+    cr_assert_eq(cfg.referral_window_ms, 12LL * 3600000);
+    set_ok(&cfg, "referral.max_depth", "1");
+    set_ok(&cfg, "referral.max_depth", "10");
+    cr_assert_eq(cfg.referral_max_depth, 10);
+    set_ok(&cfg, "days.keep", "1");
+    set_ok(&cfg, "days.keep", "3650");
+    cr_assert_eq(cfg.days_keep, 3650);
+    set_ok(&cfg, "goals.eval_ms", "5m");
+    cr_assert_eq(cfg.goals_eval_ms, 300000);
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+}
+
+Test(config, insight_keys_bad_values_name_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "response.sla", "soon", "response.sla", "soon");
+    set_fails(&cfg, "response.sla", "0", "response.sla", NULL);
+    set_fails(&cfg, "response.sla", "31d", "response.sla", NULL);
+    set_fails(&cfg, "response.max_open", "0", "response.max_open", NULL);
+    set_fails(&cfg, "response.max_open", "many", "response.max_open", "many");
+    set_fails(&cfg, "response.reorder", "-1s", "response.reorder", NULL);
+    set_fails(&cfg, "segments.top_n", "0", "segments.top_n", NULL);
+    set_fails(&cfg, "segments.top_n", "1001", "segments.top_n", "1001");
+    set_fails(&cfg, "referral.window", "30x", "referral.window", NULL);
+    set_fails(&cfg, "referral.window", "0", "referral.window", NULL);
+    set_fails(&cfg, "referral.window", "366d", "referral.window", NULL);
+    set_fails(&cfg, "referral.max_depth", "0", "referral.max_depth", NULL);
+    set_fails(&cfg, "referral.max_depth", "11", "referral.max_depth", NULL);
+    set_fails(&cfg, "days.keep", "0", "days.keep", NULL);
+    set_fails(&cfg, "days.keep", "3651", "days.keep", NULL);
+    set_fails(&cfg, "goals.eval_ms", "10", "goals.eval_ms", NULL);
+    set_fails(&cfg, "goals.eval_ms", "2d", "goals.eval_ms", NULL);
+    /* Failed sets leave the defaults. */
+    cr_assert_eq(cfg.response_sla_ms, 3600000);
+    cr_assert_eq(cfg.segments_top_n, 20);
+    cr_assert_eq(cfg.days_keep, 400);
+    smm_config_free(&cfg);
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.tz", "");
+    finish_fails(&cfg, "response.tz");
+    smm_config_free(&cfg);
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.hours", "");
+    finish_fails(&cfg, "response.hours");
+    smm_config_free(&cfg);
+}
+
+Test(config, insight_keys_env)
+{
+    char *envp[] = {"SMM_RESPONSE_SLA=90s",      "SMM_RESPONSE_MAX_OPEN=500",
+                    "SMM_RESPONSE_TZ=Asia/Tokyo", "SMM_SEGMENTS_TOP_N=5",
+                    "SMM_REFERRAL_WINDOW=2d",    "SMM_REFERRAL_MAX_DEPTH=2",
+                    "SMM_DAYS_KEEP=90",          "SMM_GOALS_EVAL_MS=10s",
+                    NULL};
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    cr_assert_eq(smm_config_load_env(&cfg, envp, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(cfg.response_sla_ms, 90000);
+    cr_assert_eq(cfg.response_max_open, 500);
+    /* Values keep their case; only the key is lower-cased. */
+    cr_assert_str_eq(cfg.response_tz, "Asia/Tokyo");
+    cr_assert_eq(cfg.segments_top_n, 5);
+    cr_assert_eq(cfg.referral_window_ms, 2LL * 86400000);
+    cr_assert_eq(cfg.referral_max_depth, 2);
+    cr_assert_eq(cfg.days_keep, 90);
+    cr_assert_eq(cfg.goals_eval_ms, 10000);
+    char *bad[] = {"SMM_RESPONSE_SLA=later", NULL};
+    cr_assert_eq(smm_config_load_env(&cfg, bad, err, sizeof(err)), SMM_ERR);
+    cr_assert(strstr(err, "SMM_RESPONSE_SLA") != NULL, "%s", err);
+    cr_assert(strstr(err, "response.sla") != NULL, "%s", err);
+    cr_assert_eq(cfg.response_sla_ms, 90000);
+    smm_config_free(&cfg);
+}
