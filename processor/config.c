@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,26 @@ static const struct smm_config_key keys[] = {
      "Alerts kept in the Redis stream <prefix>alerts (XADD MAXLEN ~)"},
     {"log.rate_limit_ms", CFG_DURATION, "1000", 0, 3600000, OFF(log_rate_limit_ms),
      "Identical log lines within this window are counted, then summarised (0 = off)"},
+    {"response.tz", CFG_STR, "UTC", 0, 0, OFF(response_tz),
+     "Time zone (IANA name) of response.hours; per account: response.account.<id>.tz"},
+    {"response.hours", CFG_STR, "mon-fri 09:00-17:00", 0, 0, OFF(response_hours),
+     "Opening hours for business-hours response time; per account: ...<id>.hours"},
+    {"response.sla", CFG_DURATION, "60m", 1, 30 * DAY_MS, OFF(response_sla_ms),
+     "Reply deadline: a later first reply raises an sla alert; per account: ...<id>.sla"},
+    {"response.max_open", CFG_INT, "100000", 1, 100000000, OFF(response_max_open),
+     "Cap on the open (unanswered) waits tracked per account"},
+    {"response.reorder", CFG_DURATION, "10m", 0, DAY_MS, OFF(response_reorder_ms),
+     "How long a reply that arrives before its message waits for it"},
+    {"segments.top_n", CFG_INT, "20", 1, 1000, OFF(segments_top_n),
+     "Distinct region/segment/source values kept per account; later ones count as other"},
+    {"referral.window", CFG_DURATION, "30d", 1, 365 * DAY_MS, OFF(referral_window_ms),
+     "A conversion is attributed to a referral at most this long before it"},
+    {"referral.max_depth", CFG_INT, "3", 1, 10, OFF(referral_max_depth),
+     "Referrers credited up a referral chain"},
+    {"days.keep", CFG_INT, "400", 1, 3650, OFF(days_keep),
+     "Daily account buckets (<prefix>d:<day>) kept, in days; goals read them"},
+    {"goals.eval_ms", CFG_DURATION, "60s", 50, DAY_MS, OFF(goals_eval_ms),
+     "Goals (goal.<id>.*) are evaluated this often"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -327,45 +348,30 @@ static int set_viral_override(struct smm_config *cfg, const char *key, const cha
     return SMM_OK;
 }
 
-int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
-                   const char *origin, char *errstr, size_t errstr_size)
+/* Parses value as a number of key type k (CFG_NUM) within its bounds; errors name `key`,
+ * which may differ from k->name (a dynamic key checked against its global one). */
+static int parse_num(const struct smm_config_key *k, const char *key, const char *value,
+                     const char *origin, double *out, char *errstr, size_t errstr_size)
 {
-    if (strncmp(key, "kafka.", 6) == 0) {
-        return set_kafka(cfg, key, value, origin, errstr, errstr_size);
+    char *end;
+    errno = 0;
+    double d = strtod(value, &end);
+    if (end == value || *end != '\0' || errno || !(d == d)) {
+        return fail(errstr, errstr_size, "%s: %s: expected a number, got \"%s\"", origin, key,
+                    value);
     }
-    if (strncmp(key, "viral.account.", 14) == 0) {
-        return set_viral_override(cfg, key, value, origin, errstr, errstr_size);
+    if (d < (double)k->min || d > (double)k->max) {
+        return fail(errstr, errstr_size, "%s: %s: must be in [%lld, %lld], got %s", origin, key,
+                    (long long)k->min, (long long)k->max, value);
     }
-    const struct smm_config_key *k = find_key(key);
-    if (!k) {
-        return fail(errstr, errstr_size, "%s: %s: unknown key (see --help-config)", origin, key);
-    }
-    char *base = (char *)cfg;
-    if (k->type == CFG_STR) {
-        char *v = strdup(value);
-        if (!v) {
-            return fail(errstr, errstr_size, "out of memory");
-        }
-        char **slot = (char **)(base + k->off);
-        free(*slot);
-        *slot = v;
-        return SMM_OK;
-    }
-    if (k->type == CFG_NUM) {
-        char *end;
-        errno = 0;
-        double d = strtod(value, &end);
-        if (end == value || *end != '\0' || errno || !(d == d)) {
-            return fail(errstr, errstr_size, "%s: %s: expected a number, got \"%s\"", origin,
-                        key, value);
-        }
-        if (d < (double)k->min || d > (double)k->max) {
-            return fail(errstr, errstr_size, "%s: %s: must be in [%lld, %lld], got %s", origin,
-                        key, (long long)k->min, (long long)k->max, value);
-        }
-        *(double *)(base + k->off) = d;
-        return SMM_OK;
-    }
+    *out = d;
+    return SMM_OK;
+}
+
+/* The same for CFG_INT, CFG_DURATION and CFG_BOOL (stored as int64). */
+static int parse_int(const struct smm_config_key *k, const char *key, const char *value,
+                     const char *origin, int64_t *out, char *errstr, size_t errstr_size)
+{
     int64_t v;
     if (k->type == CFG_BOOL) {
         if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes") ||
@@ -399,8 +405,481 @@ int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
         return fail(errstr, errstr_size, "%s: %s: must be in [%lld, %lld], got %lld", origin,
                     key, (long long)k->min, (long long)k->max, (long long)v);
     }
-    *(int64_t *)(base + k->off) = v;
+    *out = v;
     return SMM_OK;
+}
+
+/* A dynamic key <prefix><id>.<sub>: the id is everything between the prefix and the last
+ * dot, so ids may contain dots. SMM_ERR when the id or the sub-key is empty. */
+static int split_dynamic(const char *key, size_t prefix_len, const char **id, size_t *id_len,
+                         const char **sub)
+{
+    const char *s = key + prefix_len;
+    const char *dot = strrchr(s, '.');
+    if (!dot || dot == s || dot[1] == '\0') {
+        return SMM_ERR;
+    }
+    *id = s;
+    *id_len = (size_t)(dot - s);
+    *sub = dot + 1;
+    return SMM_OK;
+}
+
+static int same_id(const char *s, const char *id, size_t id_len)
+{
+    return strlen(s) == id_len && memcmp(s, id, id_len) == 0;
+}
+
+/* response.account.<account_id>.{tz,hours,sla}: all keys of one account fill one entry;
+ * the sla has the bounds of response.sla. */
+static int set_response_account(struct smm_config *cfg, const char *key, const char *value,
+                                 const char *origin, char *errstr, size_t errstr_size)
+{
+    const char *id, *sub;
+    size_t id_len;
+    if (split_dynamic(key, strlen("response.account."), &id, &id_len, &sub) != SMM_OK) {
+        return fail(errstr, errstr_size,
+                    "%s: %s: expected response.account.<account_id>.<tz|hours|sla>", origin,
+                    key);
+    }
+    int is_tz = strcmp(sub, "tz") == 0, is_sla = strcmp(sub, "sla") == 0;
+    if (!is_tz && !is_sla && strcmp(sub, "hours") != 0) {
+        return fail(errstr, errstr_size, "%s: %s: unknown setting \"%s\" (tz, hours, sla)",
+                    origin, key, sub);
+    }
+    int64_t sla = -1;
+    if (is_sla) {
+        if (parse_int(find_key("response.sla"), key, value, origin, &sla, errstr,
+                      errstr_size) != SMM_OK) {
+            return SMM_ERR;
+        }
+    } else if (value[0] == '\0') {
+        return fail(errstr, errstr_size, "%s: %s: must not be empty", origin, key);
+    }
+    struct smm_response_account *ra = NULL;
+    for (int i = 0; i < cfg->n_response_accounts && !ra; i++) {
+        if (same_id(cfg->response_accounts[i].account, id, id_len)) {
+            ra = &cfg->response_accounts[i];
+        }
+    }
+    if (!ra) {
+        if (cfg->n_response_accounts >= SMM_CFG_MAX_RESPONSE_ACCOUNTS) {
+            return fail(errstr, errstr_size,
+                        "%s: %s: response.account.* keys for more than %d accounts", origin, key,
+                        SMM_CFG_MAX_RESPONSE_ACCOUNTS);
+        }
+        ra = &cfg->response_accounts[cfg->n_response_accounts];
+        ra->account = strndup(id, id_len);
+        if (!ra->account) {
+            return fail(errstr, errstr_size, "out of memory");
+        }
+        ra->tz = NULL;
+        ra->hours = NULL;
+        ra->sla_ms = -1;
+        cfg->n_response_accounts++;
+    }
+    if (is_sla) {
+        ra->sla_ms = sla;
+        return SMM_OK;
+    }
+    char *v = strdup(value);
+    if (!v) {
+        return fail(errstr, errstr_size, "out of memory");
+    }
+    char **slot = is_tz ? &ra->tz : &ra->hours;
+    free(*slot);
+    *slot = v;
+    return SMM_OK;
+}
+
+void smm_config_response_for(const struct smm_config *cfg, const char *account,
+                             const char **tz, const char **hours, int64_t *sla_ms)
+{
+    const struct smm_response_account *ra = NULL;
+    for (int i = 0; account && i < cfg->n_response_accounts && !ra; i++) {
+        if (strcmp(cfg->response_accounts[i].account, account) == 0) {
+            ra = &cfg->response_accounts[i];
+        }
+    }
+    if (tz) {
+        *tz = ra && ra->tz ? ra->tz : cfg->response_tz;
+    }
+    if (hours) {
+        *hours = ra && ra->hours ? ra->hours : cfg->response_hours;
+    }
+    if (sla_ms) {
+        *sla_ms = ra && ra->sla_ms >= 0 ? ra->sla_ms : cfg->response_sla_ms;
+    }
+}
+
+static void free_strv(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+/* sov.set.<name> = "brandA, brandB": names trimmed, none empty, none twice, at least two
+ * (a share of one is always 100 %). The name ends up in fields "v:<name>|<brand>:<metric>",
+ * hence no '|' or ':' in it. Setting a set again replaces its list. */
+static int set_sov_set(struct smm_config *cfg, const char *key, const char *value,
+                       const char *origin, char *errstr, size_t errstr_size)
+{
+    const char *name = key + strlen("sov.set.");
+    if (*name == '\0') {
+        return fail(errstr, errstr_size, "%s: %s: expected sov.set.<name>", origin, key);
+    }
+    if (strpbrk(name, "|:")) {
+        return fail(errstr, errstr_size, "%s: %s: a set name must not contain '|' or ':'",
+                    origin, key);
+    }
+    int cap = 1;
+    for (const char *p = value; *p; p++) {
+        cap += *p == ',';
+    }
+    char **brands = calloc((size_t)cap, sizeof(*brands));
+    if (!brands) {
+        return fail(errstr, errstr_size, "out of memory");
+    }
+    int nb = 0;
+    const char *p = value;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        const char *b = p, *e = p + n;
+        while (b < e && isspace((unsigned char)*b)) {
+            b++;
+        }
+        while (e > b && isspace((unsigned char)e[-1])) {
+            e--;
+        }
+        if (b == e) {
+            free_strv(brands, nb);
+            if (cap == 1) {
+                return fail(errstr, errstr_size,
+                            "%s: %s: needs at least 2 brands, e.g. \"brandA,brandB\"", origin,
+                            key);
+            }
+            return fail(errstr, errstr_size, "%s: %s: empty brand name in \"%s\"", origin, key,
+                        value);
+        }
+        for (int i = 0; i < nb; i++) {
+            if (same_id(brands[i], b, (size_t)(e - b))) {
+                free_strv(brands, nb);
+                return fail(errstr, errstr_size, "%s: %s: brand \"%.*s\" listed twice", origin,
+                            key, (int)(e - b), b);
+            }
+        }
+        brands[nb] = strndup(b, (size_t)(e - b));
+        if (!brands[nb]) {
+            free_strv(brands, nb);
+            return fail(errstr, errstr_size, "out of memory");
+        }
+        nb++;
+        if (p[n] == '\0') {
+            break;
+        }
+        p += n + 1;
+    }
+    if (nb < 2) {
+        free_strv(brands, nb);
+        return fail(errstr, errstr_size,
+                    "%s: %s: needs at least 2 brands, e.g. \"brandA,brandB\"; got \"%s\"", origin,
+                    key, value);
+    }
+    struct smm_sov_set *set = NULL;
+    for (int i = 0; i < cfg->n_sov_sets && !set; i++) {
+        if (strcmp(cfg->sov_sets[i].name, name) == 0) {
+            set = &cfg->sov_sets[i];
+        }
+    }
+    if (!set) {
+        if (cfg->n_sov_sets >= SMM_CFG_MAX_SOV_SETS) {
+            free_strv(brands, nb);
+            return fail(errstr, errstr_size, "%s: %s: more than %d sov.set.* keys", origin, key,
+                        SMM_CFG_MAX_SOV_SETS);
+        }
+        set = &cfg->sov_sets[cfg->n_sov_sets];
+        set->name = strdup(name);
+        if (!set->name) {
+            free_strv(brands, nb);
+            return fail(errstr, errstr_size, "out of memory");
+        }
+        set->brands = NULL;
+        set->n_brands = 0;
+        cfg->n_sov_sets++;
+    }
+    free_strv(set->brands, set->n_brands);
+    set->brands = brands;
+    set->n_brands = nb;
+    return SMM_OK;
+}
+
+/* ---- goal.<id>.<field> (docs/goals.md) ---- */
+
+enum goal_field { GF_ACCOUNT, GF_METRIC, GF_KIND, GF_TARGET, GF_START, GF_DAYS, GF__COUNT };
+
+static const char *const goal_fields[GF__COUNT] = {"account", "metric", "kind",
+                                                   "target",  "start",  "days"};
+
+/* Account metric fields a goal can follow (sums), and the one rate. */
+static const char *const goal_metrics[] = {
+    "impression", "view",         "like",          "comment",
+    "share",      "click",        "referral",      "conversion",
+    "mention",    "message",      "reply",         "follow",
+    "engagement", "value_cents",  "threads",       "answered",
+    "indirect_conversions",       "indirect_value_cents",
+    "mention_reach",              "response_rate"};
+
+static const struct smm_config_key goal_target_key = {
+    "goal.<id>.target", CFG_NUM, NULL, 0, 1000000000000000LL, 0, NULL};
+static const struct smm_config_key goal_days_key = {
+    "goal.<id>.days", CFG_INT, NULL, 1, 3650, 0, NULL};
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Strict "YYYY-MM-DD", 1970-01-01 .. 9999-12-31 -> days since the epoch. */
+static int parse_date(const char *s, int64_t *day)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    for (int i = 0; i < 10; i++) {
+        int want_dash = i == 4 || i == 7;
+        if (want_dash ? s[i] != '-' : !isdigit((unsigned char)s[i])) {
+            return SMM_ERR;
+        }
+    }
+    if (s[10] != '\0') {
+        return SMM_ERR;
+    }
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int m = (s[5] - '0') * 10 + (s[6] - '0');
+    int d = (s[8] - '0') * 10 + (s[9] - '0');
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (m == 2 && leap)) {
+        return SMM_ERR;
+    }
+    *day = days_from_civil(y, m, d);
+    return SMM_OK;
+}
+
+/* Checks one goal value; numbers are parsed into *num / *i64 (start: its day). `key` is
+ * the full key, for the message. */
+static int goal_check(enum goal_field f, const char *key, const char *value, const char *origin,
+                      double *num, int64_t *i64, char *errstr, size_t errstr_size)
+{
+    switch (f) {
+    case GF_ACCOUNT:
+        if (value[0] == '\0') {
+            return fail(errstr, errstr_size, "%s: %s: must not be empty", origin, key);
+        }
+        return SMM_OK;
+    case GF_METRIC:
+        for (size_t i = 0; i < sizeof(goal_metrics) / sizeof(goal_metrics[0]); i++) {
+            if (strcmp(value, goal_metrics[i]) == 0) {
+                return SMM_OK;
+            }
+        }
+        return fail(errstr, errstr_size,
+                    "%s: %s: \"%s\" is not an account metric (e.g. conversion, value_cents, "
+                    "engagement, response_rate; docs/goals.md)",
+                    origin, key, value);
+    case GF_KIND:
+        if (strcmp(value, "increase") == 0 || strcmp(value, "at_least") == 0) {
+            return SMM_OK;
+        }
+        return fail(errstr, errstr_size, "%s: %s: expected increase or at_least, got \"%s\"",
+                    origin, key, value);
+    case GF_TARGET:
+        return parse_num(&goal_target_key, key, value, origin, num, errstr, errstr_size);
+    case GF_START:
+        if (parse_date(value, i64) != SMM_OK) {
+            return fail(errstr, errstr_size,
+                        "%s: %s: expected a date YYYY-MM-DD (UTC, from 1970), got \"%s\"", origin,
+                        key, value);
+        }
+        return SMM_OK;
+    case GF_DAYS:
+        return parse_int(&goal_days_key, key, value, origin, i64, errstr, errstr_size);
+    default:
+        return SMM_ERR;
+    }
+}
+
+/* goal.<id>.<field>: the id is everything between "goal." and the last dot. It names
+ * Redis keys (<prefix>goal:<id>) and alert ids, hence a plain character set. Values are
+ * checked as they are set; smm_config_finish() checks each goal is complete. */
+static int set_goal(struct smm_config *cfg, const char *key, const char *value,
+                    const char *origin, char *errstr, size_t errstr_size)
+{
+    const char *id, *sub;
+    size_t id_len;
+    if (split_dynamic(key, strlen("goal."), &id, &id_len, &sub) != SMM_OK) {
+        return fail(errstr, errstr_size,
+                    "%s: %s: expected goal.<id>.<account|metric|kind|target|start|days>", origin,
+                    key);
+    }
+    for (size_t i = 0; i < id_len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!isalnum(c) && c != '_' && c != '-' && c != '.') {
+            return fail(errstr, errstr_size,
+                        "%s: %s: a goal id may hold only letters, digits, '_', '-' and '.'",
+                        origin, key);
+        }
+    }
+    int f = 0;
+    while (f < GF__COUNT && strcmp(sub, goal_fields[f]) != 0) {
+        f++;
+    }
+    if (f == GF__COUNT) {
+        return fail(errstr, errstr_size,
+                    "%s: %s: unknown setting \"%s\" (account, metric, kind, target, start, days)",
+                    origin, key, sub);
+    }
+    double num = 0;
+    int64_t i64 = 0;
+    if (goal_check((enum goal_field)f, key, value, origin, &num, &i64, errstr, errstr_size) !=
+        SMM_OK) {
+        return SMM_ERR;
+    }
+    struct smm_goal_cfg *g = NULL;
+    for (int i = 0; i < cfg->n_goals && !g; i++) {
+        if (same_id(cfg->goals[i].id, id, id_len)) {
+            g = &cfg->goals[i];
+        }
+    }
+    if (!g) {
+        if (cfg->n_goals >= SMM_CFG_MAX_GOALS) {
+            return fail(errstr, errstr_size, "%s: %s: more than %d goals", origin, key,
+                        SMM_CFG_MAX_GOALS);
+        }
+        g = &cfg->goals[cfg->n_goals];
+        memset(g, 0, sizeof(*g));
+        g->id = strndup(id, id_len);
+        if (!g->id) {
+            return fail(errstr, errstr_size, "out of memory");
+        }
+        g->target = NAN; /* unset until goal.<id>.target */
+        cfg->n_goals++;
+    }
+    if (f == GF_TARGET) {
+        g->target = num;
+        return SMM_OK;
+    }
+    if (f == GF_DAYS) {
+        g->days = i64;
+        return SMM_OK;
+    }
+    char *v = strdup(value);
+    if (!v) {
+        return fail(errstr, errstr_size, "out of memory");
+    }
+    char **slot = f == GF_ACCOUNT ? &g->account
+                  : f == GF_METRIC ? &g->metric
+                  : f == GF_KIND   ? &g->kind
+                                   : &g->start;
+    free(*slot);
+    *slot = v;
+    if (f == GF_START) {
+        g->start_day = i64;
+    }
+    return SMM_OK;
+}
+
+/* Every goal complete and consistent with days.keep (the daily buckets it reads). */
+static int finish_goals(struct smm_config *cfg, char *errstr, size_t errstr_size)
+{
+    for (int i = 0; i < cfg->n_goals; i++) {
+        struct smm_goal_cfg *g = &cfg->goals[i];
+        const int set[GF__COUNT] = {g->account != NULL, g->metric != NULL, g->kind != NULL,
+                                    !isnan(g->target),  g->start != NULL,  g->days > 0};
+        for (int f = 0; f < GF__COUNT; f++) {
+            if (!set[f]) {
+                return fail(errstr, errstr_size,
+                            "goal.%s.%s: required (a goal needs account, metric, kind, target, "
+                            "start and days)",
+                            g->id, goal_fields[f]);
+            }
+        }
+        /* Checked when set; again here for configs assembled by other means. */
+        const char *text[GF__COUNT] = {g->account, g->metric, g->kind, NULL, g->start, NULL};
+        for (int f = 0; f < GF__COUNT; f++) {
+            char key[300];
+            double num;
+            int64_t i64;
+            snprintf(key, sizeof(key), "goal.%s.%s", g->id, goal_fields[f]);
+            if (text[f] &&
+                goal_check((enum goal_field)f, key, text[f], "config", &num, &i64, errstr,
+                           errstr_size) != SMM_OK) {
+                return SMM_ERR;
+            }
+            if (f == GF_START && text[f]) {
+                g->start_day = i64;
+            }
+        }
+        int increase = strcmp(g->kind, "increase") == 0;
+        if (!increase && strcmp(g->metric, "response_rate") == 0 && g->target > 100) {
+            return fail(errstr, errstr_size,
+                        "goal.%s.target: a response_rate is a percentage; %g can never be met",
+                        g->id, g->target);
+        }
+        /* The baseline of an increase covers the `days` days before start as well. */
+        int64_t need = increase ? 2 * g->days : g->days;
+        if (need > cfg->days_keep) {
+            return fail(errstr, errstr_size,
+                        "goal.%s.days: %lld needs %lld days of daily buckets but days.keep is "
+                        "%lld",
+                        g->id, (long long)g->days, (long long)need, (long long)cfg->days_keep);
+        }
+    }
+    return SMM_OK;
+}
+
+int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
+                   const char *origin, char *errstr, size_t errstr_size)
+{
+    if (strncmp(key, "kafka.", 6) == 0) {
+        return set_kafka(cfg, key, value, origin, errstr, errstr_size);
+    }
+    if (strncmp(key, "viral.account.", 14) == 0) {
+        return set_viral_override(cfg, key, value, origin, errstr, errstr_size);
+    }
+    if (strncmp(key, "response.account.", 17) == 0) {
+        return set_response_account(cfg, key, value, origin, errstr, errstr_size);
+    }
+    if (strncmp(key, "sov.set.", 8) == 0) {
+        return set_sov_set(cfg, key, value, origin, errstr, errstr_size);
+    }
+    if (strncmp(key, "goal.", 5) == 0) {
+        return set_goal(cfg, key, value, origin, errstr, errstr_size);
+    }
+    const struct smm_config_key *k = find_key(key);
+    if (!k) {
+        return fail(errstr, errstr_size, "%s: %s: unknown key (see --help-config)", origin, key);
+    }
+    char *base = (char *)cfg;
+    if (k->type == CFG_STR) {
+        char *v = strdup(value);
+        if (!v) {
+            return fail(errstr, errstr_size, "out of memory");
+        }
+        char **slot = (char **)(base + k->off);
+        free(*slot);
+        *slot = v;
+        return SMM_OK;
+    }
+    if (k->type == CFG_NUM) {
+        return parse_num(k, key, value, origin, (double *)(base + k->off), errstr, errstr_size);
+    }
+    return parse_int(k, key, value, origin, (int64_t *)(base + k->off), errstr, errstr_size);
 }
 
 int smm_config_init(struct smm_config *cfg, char *errstr, size_t errstr_size)
@@ -437,6 +916,61 @@ void smm_config_free(struct smm_config *cfg)
         free(cfg->viral_over[i].account);
     }
     cfg->n_viral_over = 0;
+    for (int i = 0; i < cfg->n_response_accounts; i++) {
+        struct smm_response_account *ra = &cfg->response_accounts[i];
+        free(ra->account);
+        free(ra->tz);
+        free(ra->hours);
+    }
+    cfg->n_response_accounts = 0;
+    for (int i = 0; i < cfg->n_sov_sets; i++) {
+        free(cfg->sov_sets[i].name);
+        free_strv(cfg->sov_sets[i].brands, cfg->sov_sets[i].n_brands);
+    }
+    cfg->n_sov_sets = 0;
+    for (int i = 0; i < cfg->n_goals; i++) {
+        struct smm_goal_cfg *g = &cfg->goals[i];
+        free(g->id);
+        free(g->account);
+        free(g->metric);
+        free(g->kind);
+        free(g->start);
+    }
+    cfg->n_goals = 0;
+}
+
+/* {"sov": {"set": {"coffee": ["a", "b"]}}}: a competitor set may be a JSON array of
+ * brand names; it is joined with commas and parsed like the string form. Only this key
+ * family takes arrays: elsewhere a list is one comma string, and an array is an error. */
+static int set_joined(struct smm_config *cfg, const cJSON *arr, const char *path,
+                      const char *origin, char *errstr, size_t errstr_size)
+{
+    size_t len = 1;
+    for (const cJSON *e = arr->child; e; e = e->next) {
+        if (!cJSON_IsString(e) || strchr(e->valuestring, ',')) {
+            return fail(errstr, errstr_size,
+                        "%s: %s: expected an array of brand names (strings without ',')", origin,
+                        path);
+        }
+        len += strlen(e->valuestring) + 1;
+    }
+    char *joined = malloc(len);
+    if (!joined) {
+        return fail(errstr, errstr_size, "out of memory");
+    }
+    size_t n = 0;
+    for (const cJSON *e = arr->child; e; e = e->next) {
+        size_t l = strlen(e->valuestring);
+        if (n) {
+            joined[n++] = ',';
+        }
+        memcpy(joined + n, e->valuestring, l);
+        n += l;
+    }
+    joined[n] = '\0';
+    int rc = smm_config_set(cfg, path, joined, origin, errstr, errstr_size);
+    free(joined);
+    return rc;
 }
 
 static int load_tree(struct smm_config *cfg, const cJSON *node, char *path, size_t path_size,
@@ -469,6 +1003,8 @@ static int load_tree(struct smm_config *cfg, const cJSON *node, char *path, size
         } else if (cJSON_IsBool(it)) {
             rc = smm_config_set(cfg, path, cJSON_IsTrue(it) ? "true" : "false", origin, errstr,
                                 errstr_size);
+        } else if (cJSON_IsArray(it) && strncmp(path, "sov.set.", 8) == 0) {
+            rc = set_joined(cfg, it, path, origin, errstr, errstr_size);
         } else {
             rc = fail(errstr, errstr_size, "%s: %s: expected a string, number, boolean or object",
                       origin, path);
@@ -685,6 +1221,14 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
         return fail(errstr, errstr_size, "log.format: expected text or json, got \"%s\"",
                     cfg->log_format);
     }
+    /* The zone and hours syntax belong to metrics/bizhours; empty is never meant. */
+    if (cfg->response_tz[0] == '\0') {
+        return fail(errstr, errstr_size, "response.tz: must not be empty (e.g. UTC)");
+    }
+    if (cfg->response_hours[0] == '\0') {
+        return fail(errstr, errstr_size,
+                    "response.hours: must not be empty (e.g. mon-fri 09:00-17:00)");
+    }
     unsigned char addr[16];
     if (cfg->http_enabled && inet_pton(AF_INET, cfg->http_address, addr) != 1 &&
         inet_pton(AF_INET6, cfg->http_address, addr) != 1) {
@@ -693,7 +1237,8 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
                     cfg->http_address);
     }
     if (parse_windows(cfg, errstr, errstr_size) != SMM_OK ||
-        parse_engagement(cfg, errstr, errstr_size) != SMM_OK) {
+        parse_engagement(cfg, errstr, errstr_size) != SMM_OK ||
+        finish_goals(cfg, errstr, errstr_size) != SMM_OK) {
         return SMM_ERR;
     }
     int64_t longest_ms = cfg->window_min[cfg->n_windows - 1] * 60000;
@@ -780,6 +1325,43 @@ void smm_config_print(const struct smm_config *cfg, FILE *f)
         fprintf(f, "viral.account.%s.%s = %g\n", cfg->viral_over[i].account,
                 cfg->viral_over[i].rule, cfg->viral_over[i].value);
     }
+    for (int i = 0; i < cfg->n_response_accounts; i++) {
+        const struct smm_response_account *ra = &cfg->response_accounts[i];
+        if (ra->tz) {
+            fprintf(f, "response.account.%s.tz = %s\n", ra->account, ra->tz);
+        }
+        if (ra->hours) {
+            fprintf(f, "response.account.%s.hours = %s\n", ra->account, ra->hours);
+        }
+        if (ra->sla_ms >= 0) {
+            fprintf(f, "response.account.%s.sla = %lld\n", ra->account, (long long)ra->sla_ms);
+        }
+    }
+    for (int i = 0; i < cfg->n_sov_sets; i++) {
+        fprintf(f, "sov.set.%s = ", cfg->sov_sets[i].name);
+        for (int j = 0; j < cfg->sov_sets[i].n_brands; j++) {
+            fprintf(f, "%s%s", j ? "," : "", cfg->sov_sets[i].brands[j]);
+        }
+        fputc('\n', f);
+    }
+    for (int i = 0; i < cfg->n_goals; i++) {
+        const struct smm_goal_cfg *g = &cfg->goals[i];
+        const char *text[] = {g->account, g->metric, g->kind};
+        for (int j = 0; j < 3; j++) {
+            if (text[j]) {
+                fprintf(f, "goal.%s.%s = %s\n", g->id, goal_fields[j], text[j]);
+            }
+        }
+        if (!isnan(g->target)) {
+            fprintf(f, "goal.%s.target = %.15g\n", g->id, g->target);
+        }
+        if (g->start) {
+            fprintf(f, "goal.%s.start = %s\n", g->id, g->start);
+        }
+        if (g->days > 0) {
+            fprintf(f, "goal.%s.days = %lld\n", g->id, (long long)g->days);
+        }
+    }
     for (int i = 0; i < cfg->n_kafka; i++) {
         fprintf(f, "kafka.%s = %s\n", cfg->kafka_key[i],
                 smm_config_is_secret(cfg->kafka_key[i]) ? "********" : cfg->kafka_val[i]);
@@ -792,6 +1374,17 @@ void smm_config_print_help(FILE *f)
     for (size_t i = 0; i < N_KEYS; i++) {
         fprintf(f, "  %-26s default \"%s\"\n      %s\n", keys[i].name, keys[i].def, keys[i].help);
     }
+    fprintf(f, "  %-26s\n      one account's own zone, opening hours or reply deadline\n"
+               "      (unset: response.tz, response.hours, response.sla)\n",
+            "response.account.<account_id>.tz|hours|sla");
+    fprintf(f, "  %-26s\n      competitor set for share of voice: \"brandA,brandB,...\" (at least\n"
+               "      2 brands; in a JSON file also an array of strings); the name has no | or :\n",
+            "sov.set.<name>");
+    fprintf(f, "  %-26s\n"
+               "      a business goal (docs/goals.md): account; metric (an account metric\n"
+               "      or response_rate); kind increase (target = percent over the baseline) or\n"
+               "      at_least (target = the value); start YYYY-MM-DD (UTC); days >= 1\n",
+            "goal.<id>.account|metric|kind|target|start|days");
     fprintf(f, "  %-26s\n      any librdkafka property, e.g. kafka.bootstrap.servers,\n"
                "      kafka.security.protocol, kafka.sasl.username (see librdkafka "
                "CONFIGURATION.md)\n",

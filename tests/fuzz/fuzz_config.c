@@ -181,6 +181,26 @@ static void check_finished(const struct smm_config *cfg, const uint8_t *data, si
     if (cfg->n_kafka < 1 || cfg->n_kafka > SMM_CFG_MAX_KAFKA) {
         die("n_kafka out of range", data, size);
     }
+    for (int i = 0; i < cfg->n_sov_sets; i++) {
+        if (cfg->sov_sets[i].n_brands < 2 || strpbrk(cfg->sov_sets[i].name, "|:")) {
+            die("sov set with fewer than 2 brands or a '|'/':' in its name", data, size);
+        }
+    }
+    for (int i = 0; i < cfg->n_goals; i++) {
+        const struct smm_goal_cfg *g = &cfg->goals[i];
+        if (!g->account || !g->metric || !g->kind || !g->start || g->days < 1 ||
+            !(g->target >= 0) || g->start_day < 0) {
+            die("incomplete goal after finish", data, size);
+        }
+    }
+    for (int i = 0; i < cfg->n_response_accounts; i++) {
+        const char *tz, *hours;
+        int64_t sla;
+        smm_config_response_for(cfg, cfg->response_accounts[i].account, &tz, &hours, &sla);
+        if (!tz || !*tz || !hours || !*hours || sla < 1) {
+            die("response settings of an account unset after finish", data, size);
+        }
+    }
 }
 
 int smm_fuzz_config_one(const uint8_t *data, size_t size)

@@ -853,3 +853,669 @@ Test(config, http_token_is_secret)
     free(help);
     smm_config_free(&cfg);
 }
+
+/* ---- issue 5: response time, segments, referrals, daily buckets, goals ---- */
+
+Test(config, insight_keys_defaults)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    cr_assert_str_eq(cfg.response_tz, "UTC");
+    cr_assert_str_eq(cfg.response_hours, "mon-fri 09:00-17:00");
+    cr_assert_eq(cfg.response_sla_ms, 3600000);
+    cr_assert_eq(cfg.response_max_open, 100000);
+    cr_assert_eq(cfg.response_reorder_ms, 600000);
+    cr_assert_eq(cfg.segments_top_n, 20);
+    cr_assert_eq(cfg.referral_window_ms, 30LL * 86400000);
+    cr_assert_eq(cfg.referral_max_depth, 3);
+    cr_assert_eq(cfg.days_keep, 400);
+    cr_assert_eq(cfg.goals_eval_ms, 60000);
+    cr_assert_eq(cfg.n_response_accounts, 0);
+    cr_assert_eq(cfg.n_sov_sets, 0);
+    cr_assert_eq(cfg.n_goals, 0);
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+}
+
+Test(config, insight_keys_set)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.tz", "Europe/Berlin");
+    cr_assert_str_eq(cfg.response_tz, "Europe/Berlin");
+    set_ok(&cfg, "response.hours", "mon-sat 08:00-20:00");
+    cr_assert_str_eq(cfg.response_hours, "mon-sat 08:00-20:00");
+    set_ok(&cfg, "response.sla", "15m");
+    cr_assert_eq(cfg.response_sla_ms, 900000);
+    set_ok(&cfg, "response.sla", "1d");
+    cr_assert_eq(cfg.response_sla_ms, 86400000);
+    set_ok(&cfg, "response.max_open", "1");
+    cr_assert_eq(cfg.response_max_open, 1);
+    set_ok(&cfg, "response.reorder", "0");
+    cr_assert_eq(cfg.response_reorder_ms, 0);
+    set_ok(&cfg, "response.reorder", "30s");
+    cr_assert_eq(cfg.response_reorder_ms, 30000);
+    set_ok(&cfg, "segments.top_n", "1");
+    set_ok(&cfg, "segments.top_n", "1000");
+    cr_assert_eq(cfg.segments_top_n, 1000);
+    set_ok(&cfg, "referral.window", "7d");
+    cr_assert_eq(cfg.referral_window_ms, 7LL * 86400000);
+    set_ok(&cfg, "referral.window", "12h");
+    cr_assert_eq(cfg.referral_window_ms, 12LL * 3600000);
+    set_ok(&cfg, "referral.max_depth", "1");
+    set_ok(&cfg, "referral.max_depth", "10");
+    cr_assert_eq(cfg.referral_max_depth, 10);
+    set_ok(&cfg, "days.keep", "1");
+    set_ok(&cfg, "days.keep", "3650");
+    cr_assert_eq(cfg.days_keep, 3650);
+    set_ok(&cfg, "goals.eval_ms", "5m");
+    cr_assert_eq(cfg.goals_eval_ms, 300000);
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+}
+
+Test(config, insight_keys_bad_values_name_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "response.sla", "soon", "response.sla", "soon");
+    set_fails(&cfg, "response.sla", "0", "response.sla", NULL);
+    set_fails(&cfg, "response.sla", "31d", "response.sla", NULL);
+    set_fails(&cfg, "response.max_open", "0", "response.max_open", NULL);
+    set_fails(&cfg, "response.max_open", "many", "response.max_open", "many");
+    set_fails(&cfg, "response.reorder", "-1s", "response.reorder", NULL);
+    set_fails(&cfg, "segments.top_n", "0", "segments.top_n", NULL);
+    set_fails(&cfg, "segments.top_n", "1001", "segments.top_n", "1001");
+    set_fails(&cfg, "referral.window", "30x", "referral.window", NULL);
+    set_fails(&cfg, "referral.window", "0", "referral.window", NULL);
+    set_fails(&cfg, "referral.window", "366d", "referral.window", NULL);
+    set_fails(&cfg, "referral.max_depth", "0", "referral.max_depth", NULL);
+    set_fails(&cfg, "referral.max_depth", "11", "referral.max_depth", NULL);
+    set_fails(&cfg, "days.keep", "0", "days.keep", NULL);
+    set_fails(&cfg, "days.keep", "3651", "days.keep", NULL);
+    set_fails(&cfg, "goals.eval_ms", "10", "goals.eval_ms", NULL);
+    set_fails(&cfg, "goals.eval_ms", "2d", "goals.eval_ms", NULL);
+    /* Failed sets leave the defaults. */
+    cr_assert_eq(cfg.response_sla_ms, 3600000);
+    cr_assert_eq(cfg.segments_top_n, 20);
+    cr_assert_eq(cfg.days_keep, 400);
+    smm_config_free(&cfg);
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.tz", "");
+    finish_fails(&cfg, "response.tz");
+    smm_config_free(&cfg);
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.hours", "");
+    finish_fails(&cfg, "response.hours");
+    smm_config_free(&cfg);
+}
+
+Test(config, insight_keys_env)
+{
+    char *envp[] = {"SMM_RESPONSE_SLA=90s",      "SMM_RESPONSE_MAX_OPEN=500",
+                    "SMM_RESPONSE_TZ=Asia/Tokyo", "SMM_SEGMENTS_TOP_N=5",
+                    "SMM_REFERRAL_WINDOW=2d",    "SMM_REFERRAL_MAX_DEPTH=2",
+                    "SMM_DAYS_KEEP=90",          "SMM_GOALS_EVAL_MS=10s",
+                    NULL};
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    cr_assert_eq(smm_config_load_env(&cfg, envp, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(cfg.response_sla_ms, 90000);
+    cr_assert_eq(cfg.response_max_open, 500);
+    /* Values keep their case; only the key is lower-cased. */
+    cr_assert_str_eq(cfg.response_tz, "Asia/Tokyo");
+    cr_assert_eq(cfg.segments_top_n, 5);
+    cr_assert_eq(cfg.referral_window_ms, 2LL * 86400000);
+    cr_assert_eq(cfg.referral_max_depth, 2);
+    cr_assert_eq(cfg.days_keep, 90);
+    cr_assert_eq(cfg.goals_eval_ms, 10000);
+    char *bad[] = {"SMM_RESPONSE_SLA=later", NULL};
+    cr_assert_eq(smm_config_load_env(&cfg, bad, err, sizeof(err)), SMM_ERR);
+    cr_assert(strstr(err, "SMM_RESPONSE_SLA") != NULL, "%s", err);
+    cr_assert(strstr(err, "response.sla") != NULL, "%s", err);
+    cr_assert_eq(cfg.response_sla_ms, 90000);
+    smm_config_free(&cfg);
+}
+
+static const struct smm_response_account *resp_get(const struct smm_config *cfg,
+                                                   const char *account)
+{
+    for (int i = 0; i < cfg->n_response_accounts; i++) {
+        if (strcmp(cfg->response_accounts[i].account, account) == 0) {
+            return &cfg->response_accounts[i];
+        }
+    }
+    return NULL;
+}
+
+Test(config, response_account_keys)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.account.acme.tz", "America/New_York");
+    set_ok(&cfg, "response.account.acme.sla", "30m");
+    set_ok(&cfg, "response.account.acme.hours", "mon-sun 00:00-24:00");
+    /* The account id is everything up to the last dot. */
+    set_ok(&cfg, "response.account.shop.example.com.sla", "2h");
+    set_ok(&cfg, "response.account.beta.hours", "sat-sun 10:00-14:00");
+    cr_assert_eq(cfg.n_response_accounts, 3, "several keys of one account fill one entry");
+    const struct smm_response_account *a = resp_get(&cfg, "acme");
+    cr_assert_not_null(a);
+    cr_assert_str_eq(a->tz, "America/New_York");
+    cr_assert_str_eq(a->hours, "mon-sun 00:00-24:00");
+    cr_assert_eq(a->sla_ms, 1800000);
+    const struct smm_response_account *s = resp_get(&cfg, "shop.example.com");
+    cr_assert_not_null(s);
+    cr_assert_null(s->tz, "unset = NULL");
+    cr_assert_null(s->hours);
+    cr_assert_eq(s->sla_ms, 7200000);
+    const struct smm_response_account *b = resp_get(&cfg, "beta");
+    cr_assert_not_null(b);
+    cr_assert_eq(b->sla_ms, -1, "unset = -1");
+    /* Setting again replaces. */
+    set_ok(&cfg, "response.account.acme.tz", "Europe/Paris");
+    cr_assert_str_eq(resp_get(&cfg, "acme")->tz, "Europe/Paris");
+    cr_assert_eq(cfg.n_response_accounts, 3);
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+}
+
+Test(config, response_for_falls_back_to_globals)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.tz", "Europe/London");
+    set_ok(&cfg, "response.sla", "45m");
+    set_ok(&cfg, "response.account.acme.tz", "Asia/Tokyo");
+    set_ok(&cfg, "response.account.acme.sla", "5m");
+    set_ok(&cfg, "response.account.beta.hours", "mon-fri 10:00-18:00");
+    finish_ok(&cfg);
+    const char *tz, *hours;
+    int64_t sla;
+    smm_config_response_for(&cfg, "acme", &tz, &hours, &sla);
+    cr_assert_str_eq(tz, "Asia/Tokyo");
+    cr_assert_str_eq(hours, "mon-fri 09:00-17:00");
+    cr_assert_eq(sla, 300000);
+    smm_config_response_for(&cfg, "beta", &tz, &hours, &sla);
+    cr_assert_str_eq(tz, "Europe/London");
+    cr_assert_str_eq(hours, "mon-fri 10:00-18:00");
+    cr_assert_eq(sla, 2700000);
+    smm_config_response_for(&cfg, "nobody", &tz, &hours, &sla);
+    cr_assert_str_eq(tz, "Europe/London");
+    cr_assert_str_eq(hours, "mon-fri 09:00-17:00");
+    cr_assert_eq(sla, 2700000);
+    /* A prefix of a configured id is another account. */
+    smm_config_response_for(&cfg, "acm", &tz, &hours, &sla);
+    cr_assert_str_eq(tz, "Europe/London");
+    smm_config_free(&cfg);
+}
+
+Test(config, response_account_bad_keys_name_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "response.account.acme.timezone", "UTC", "response.account.acme.timezone",
+              "unknown");
+    set_fails(&cfg, "response.account.acme.sla", "soon", "response.account.acme.sla", "soon");
+    set_fails(&cfg, "response.account.acme.sla", "0", "response.account.acme.sla", NULL);
+    set_fails(&cfg, "response.account.acme.sla", "31d", "response.account.acme.sla", NULL);
+    set_fails(&cfg, "response.account.acme.tz", "", "response.account.acme.tz", "empty");
+    set_fails(&cfg, "response.account.acme", "UTC", "response.account.acme", NULL);
+    set_fails(&cfg, "response.account..tz", "UTC", "response.account..tz", NULL);
+    set_fails(&cfg, "response.account.acme.", "UTC", "response.account.acme.", NULL);
+    set_fails(&cfg, "response.account.", "UTC", "response.account.", NULL);
+    cr_assert_eq(cfg.n_response_accounts, 0, "a rejected key adds no account");
+    smm_config_free(&cfg);
+}
+
+Test(config, response_account_limit)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char key[64];
+    for (int i = 0; i < SMM_CFG_MAX_RESPONSE_ACCOUNTS; i++) {
+        snprintf(key, sizeof(key), "response.account.a%d.sla", i);
+        set_ok(&cfg, key, "1m");
+        snprintf(key, sizeof(key), "response.account.a%d.tz", i);
+        set_ok(&cfg, key, "UTC");
+    }
+    cr_assert_eq(cfg.n_response_accounts, SMM_CFG_MAX_RESPONSE_ACCOUNTS);
+    set_ok(&cfg, "response.account.a0.hours", "mon 09:00-10:00"); /* existing: fine */
+    set_fails(&cfg, "response.account.one.more.sla", "1m", "response.account.one.more.sla",
+              NULL);
+    cr_assert_eq(cfg.n_response_accounts, SMM_CFG_MAX_RESPONSE_ACCOUNTS);
+    smm_config_free(&cfg);
+}
+
+static const struct smm_sov_set *sov_get(const struct smm_config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->n_sov_sets; i++) {
+        if (strcmp(cfg->sov_sets[i].name, name) == 0) {
+            return &cfg->sov_sets[i];
+        }
+    }
+    return NULL;
+}
+
+Test(config, sov_sets)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "sov.set.coffee", "starbrew, beanco ,\tcupjoy");
+    set_ok(&cfg, "sov.set.cars.eu", "a,b");
+    cr_assert_eq(cfg.n_sov_sets, 2);
+    const struct smm_sov_set *c = sov_get(&cfg, "coffee");
+    cr_assert_not_null(c);
+    cr_assert_eq(c->n_brands, 3);
+    cr_assert_str_eq(c->brands[0], "starbrew", "trimmed");
+    cr_assert_str_eq(c->brands[1], "beanco");
+    cr_assert_str_eq(c->brands[2], "cupjoy");
+    const struct smm_sov_set *e = sov_get(&cfg, "cars.eu");
+    cr_assert_not_null(e);
+    cr_assert_eq(e->n_brands, 2);
+    /* Setting a set again replaces its list. */
+    set_ok(&cfg, "sov.set.coffee", "x,y");
+    c = sov_get(&cfg, "coffee");
+    cr_assert_eq(cfg.n_sov_sets, 2);
+    cr_assert_eq(c->n_brands, 2);
+    cr_assert_str_eq(c->brands[0], "x");
+    cr_assert_str_eq(c->brands[1], "y");
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+}
+
+Test(config, sov_sets_bad_name_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "sov.set.coffee", "onlyone", "sov.set.coffee", "at least 2");
+    set_fails(&cfg, "sov.set.coffee", "", "sov.set.coffee", "at least 2");
+    set_fails(&cfg, "sov.set.coffee", "  ", "sov.set.coffee", "at least 2");
+    set_fails(&cfg, "sov.set.coffee", "a,a", "sov.set.coffee", "twice");
+    set_fails(&cfg, "sov.set.coffee", "a, b ,a", "sov.set.coffee", "twice");
+    set_fails(&cfg, "sov.set.coffee", "a,,b", "sov.set.coffee", "empty");
+    set_fails(&cfg, "sov.set.coffee", "a,b,", "sov.set.coffee", "empty");
+    set_fails(&cfg, "sov.set.coffee", ",a,b", "sov.set.coffee", "empty");
+    set_fails(&cfg, "sov.set.co|ffee", "a,b", "sov.set.co|ffee", "'|'");
+    set_fails(&cfg, "sov.set.co:ffee", "a,b", "sov.set.co:ffee", NULL);
+    set_fails(&cfg, "sov.set.", "a,b", "sov.set.", NULL);
+    set_fails(&cfg, "sov.sets.coffee", "a,b", "sov.sets.coffee", "unknown");
+    cr_assert_eq(cfg.n_sov_sets, 0);
+    /* A rejected value leaves an existing set as it was. */
+    set_ok(&cfg, "sov.set.tea", "a,b");
+    set_fails(&cfg, "sov.set.tea", "c", "sov.set.tea", NULL);
+    cr_assert_eq(sov_get(&cfg, "tea")->n_brands, 2);
+    cr_assert_str_eq(sov_get(&cfg, "tea")->brands[1], "b");
+    smm_config_free(&cfg);
+}
+
+Test(config, sov_sets_limit)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char key[64];
+    for (int i = 0; i < SMM_CFG_MAX_SOV_SETS; i++) {
+        snprintf(key, sizeof(key), "sov.set.s%d", i);
+        set_ok(&cfg, key, "a,b");
+    }
+    set_ok(&cfg, "sov.set.s0", "c,d"); /* replacing is not a new set */
+    set_fails(&cfg, "sov.set.extra", "a,b", "sov.set.extra", NULL);
+    cr_assert_eq(cfg.n_sov_sets, SMM_CFG_MAX_SOV_SETS);
+    smm_config_free(&cfg);
+}
+
+Test(config, sov_sets_json)
+{
+    char path[64];
+    write_temp(path, sizeof(path),
+               "{\"sov\": {\"set\": {\"coffee\": [\"starbrew\", \"beanco\"],\n"
+               "                   \"tea\": \"leafy, steep\"}}}\n");
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    char err[512] = "";
+    int rc = smm_config_load_file(&cfg, path, err, sizeof(err));
+    unlink(path);
+    cr_assert_eq(rc, SMM_OK, "%s", err);
+    cr_assert_eq(cfg.n_sov_sets, 2);
+    const struct smm_sov_set *c = sov_get(&cfg, "coffee");
+    cr_assert_not_null(c);
+    cr_assert_eq(c->n_brands, 2);
+    cr_assert_str_eq(c->brands[0], "starbrew");
+    cr_assert_str_eq(c->brands[1], "beanco");
+    cr_assert_eq(sov_get(&cfg, "tea")->n_brands, 2);
+    cr_assert_str_eq(sov_get(&cfg, "tea")->brands[1], "steep");
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+
+    load_fails("{\"sov\": {\"set\": {\"coffee\": [\"a,b\", \"c\"]}}}", "sov.set.coffee", "','");
+    load_fails("{\"sov\": {\"set\": {\"coffee\": [\"a\", 2]}}}", "sov.set.coffee", NULL);
+    load_fails("{\"sov\": {\"set\": {\"coffee\": [\"a\"]}}}", "sov.set.coffee", "at least 2");
+    load_fails("{\"sov\": {\"set\": {\"coffee\": []}}}", "sov.set.coffee", "at least 2");
+    load_fails("{\"sov\": {\"set\": {\"coffee\": [\"a\", \"a\"]}}}", "sov.set.coffee", "twice");
+    /* Arrays stay an error for every other key. */
+    load_fails("{\"engagement\": [\"like\", \"share\"]}", "engagement", NULL);
+    load_fails("{\"sov\": {\"set\": [\"a\", \"b\"]}}", "sov.set", NULL);
+}
+
+Test(config, sov_sets_env)
+{
+    char *envp[] = {"SMM_SOV_SET_COFFEE=starbrew,beanco", NULL};
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char err[512] = "";
+    cr_assert_eq(smm_config_load_env(&cfg, envp, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(cfg.n_sov_sets, 1);
+    cr_assert_str_eq(cfg.sov_sets[0].name, "coffee");
+    cr_assert_eq(cfg.sov_sets[0].n_brands, 2);
+    smm_config_free(&cfg);
+}
+
+/* ---- goals ---- */
+
+static const struct smm_goal_cfg *goal_get(const struct smm_config *cfg, const char *id)
+{
+    for (int i = 0; i < cfg->n_goals; i++) {
+        if (strcmp(cfg->goals[i].id, id) == 0) {
+            return &cfg->goals[i];
+        }
+    }
+    return NULL;
+}
+
+/* Sets all six keys of goal `id`. */
+static void goal_set(struct smm_config *cfg, const char *id, const char *account,
+                     const char *metric, const char *kind, const char *target,
+                     const char *start, const char *days)
+{
+    const char *fields[] = {"account", "metric", "kind", "target", "start", "days"};
+    const char *values[] = {account, metric, kind, target, start, days};
+    for (int i = 0; i < 6; i++) {
+        if (values[i]) {
+            char key[128];
+            snprintf(key, sizeof(key), "goal.%s.%s", id, fields[i]);
+            set_ok(cfg, key, values[i]);
+        }
+    }
+}
+
+Test(config, goals)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    goal_set(&cfg, "q1-conv", "acme", "conversion", "increase", "10", "2024-01-01", "90");
+    goal_set(&cfg, "rr.eu", "acme.eu", "response_rate", "at_least", "95.5", "2024-03-01", "30");
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.n_goals, 2);
+    const struct smm_goal_cfg *g = goal_get(&cfg, "q1-conv");
+    cr_assert_not_null(g);
+    cr_assert_str_eq(g->account, "acme");
+    cr_assert_str_eq(g->metric, "conversion");
+    cr_assert_str_eq(g->kind, "increase");
+    cr_assert_float_eq(g->target, 10.0, 1e-12);
+    cr_assert_str_eq(g->start, "2024-01-01");
+    cr_assert_eq(g->start_day, 19723, "2024-01-01 = day %lld", (long long)g->start_day);
+    cr_assert_eq(g->days, 90);
+    /* The id is everything between "goal." and the last dot. */
+    g = goal_get(&cfg, "rr.eu");
+    cr_assert_not_null(g);
+    cr_assert_str_eq(g->account, "acme.eu");
+    cr_assert_str_eq(g->metric, "response_rate");
+    cr_assert_float_eq(g->target, 95.5, 1e-12);
+    cr_assert_eq(g->start_day, 19783); /* 2024 is a leap year: 19723 + 31 + 29 */
+    smm_config_free(&cfg);
+}
+
+Test(config, goal_start_days)
+{
+    static const struct {
+        const char *date;
+        long long day;
+    } cases[] = {{"1970-01-01", 0},     {"1970-01-02", 1},     {"1970-12-31", 364},
+                 {"1972-02-29", 789},   {"2000-02-29", 11016}, {"2000-03-01", 11017},
+                 {"2023-12-31", 19722}, {"2024-02-29", 19782}, {"9999-12-31", 2932896}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct smm_config cfg;
+        cfg_init(&cfg);
+        set_ok(&cfg, "goal.g.start", cases[i].date);
+        cr_assert_eq(cfg.goals[0].start_day, cases[i].day, "%s: %lld", cases[i].date,
+                     (long long)cfg.goals[0].start_day);
+        smm_config_free(&cfg);
+    }
+}
+
+Test(config, goal_every_metric)
+{
+    static const char *const metrics[] = {
+        "impression", "view",         "like",          "comment",     "share",
+        "click",      "referral",     "conversion",    "mention",     "message",
+        "reply",      "follow",       "engagement",    "value_cents", "threads",
+        "answered",   "indirect_conversions",          "indirect_value_cents",
+        "mention_reach",              "response_rate"};
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+        set_ok(&cfg, "goal.g.metric", metrics[i]);
+    }
+    set_fails(&cfg, "goal.g.metric", "unlike", "goal.g.metric", "unlike");
+    set_fails(&cfg, "goal.g.metric", "frt_ms", "goal.g.metric", NULL);
+    set_fails(&cfg, "goal.g.metric", "Conversion", "goal.g.metric", NULL);
+    set_fails(&cfg, "goal.g.metric", "", "goal.g.metric", NULL);
+    smm_config_free(&cfg);
+}
+
+Test(config, goal_bad_values_name_key)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "goal.g.kind", "decrease", "goal.g.kind", "increase or at_least");
+    set_fails(&cfg, "goal.g.target", "ten", "goal.g.target", "ten");
+    set_fails(&cfg, "goal.g.target", "-5", "goal.g.target", NULL);
+    set_fails(&cfg, "goal.g.target", "nan", "goal.g.target", NULL);
+    set_fails(&cfg, "goal.g.days", "0", "goal.g.days", NULL);
+    set_fails(&cfg, "goal.g.days", "3651", "goal.g.days", NULL);
+    set_fails(&cfg, "goal.g.days", "1.5", "goal.g.days", NULL);
+    set_fails(&cfg, "goal.g.account", "", "goal.g.account", "empty");
+    static const char *const bad_dates[] = {"2024-1-01",  "2024-01-1",  "24-01-01",
+                                            "2024/01/01", "2024-13-01", "2024-00-10",
+                                            "2024-01-00", "2024-01-32", "2023-02-29",
+                                            "1900-02-29", "1969-12-31", "2024-01-01T00:00",
+                                            "",           "2024-01-01 "};
+    for (size_t i = 0; i < sizeof(bad_dates) / sizeof(bad_dates[0]); i++) {
+        set_fails(&cfg, "goal.g.start", bad_dates[i], "goal.g.start", "YYYY-MM-DD");
+    }
+    set_fails(&cfg, "goal.g.colour", "red", "goal.g.colour", "unknown");
+    set_fails(&cfg, "goal.g", "x", "goal.g", NULL);
+    set_fails(&cfg, "goal..kind", "increase", "goal..kind", NULL);
+    set_fails(&cfg, "goal.a b.kind", "increase", "goal.a b.kind", "goal id");
+    set_fails(&cfg, "goal.a:b.kind", "increase", "goal.a:b.kind", "goal id");
+    set_fails(&cfg, "goal.{x}.kind", "increase", "goal.{x}.kind", "goal id");
+    cr_assert_eq(cfg.n_goals, 0, "a rejected key adds no goal");
+    smm_config_free(&cfg);
+}
+
+Test(config, goal_incomplete_names_missing_key)
+{
+    static const char *const fields[] = {"account", "metric", "kind", "target", "start", "days"};
+    for (int skip = 0; skip < 6; skip++) {
+        struct smm_config cfg;
+        cfg_ready(&cfg);
+        goal_set(&cfg, "ok", "acme", "click", "at_least", "100", "2024-05-01", "7");
+        const char *v[] = {"acme", "like", "increase", "5", "2024-05-01", "14"};
+        v[skip] = NULL;
+        goal_set(&cfg, "partial", v[0], v[1], v[2], v[3], v[4], v[5]);
+        char want[64];
+        snprintf(want, sizeof(want), "goal.partial.%s", fields[skip]);
+        finish_fails(&cfg, want);
+        finish_fails(&cfg, "required");
+        smm_config_free(&cfg);
+    }
+}
+
+Test(config, goal_finish_cross_checks)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    goal_set(&cfg, "rr", "acme", "response_rate", "at_least", "101", "2024-05-01", "7");
+    finish_fails(&cfg, "goal.rr.target");
+    set_ok(&cfg, "goal.rr.target", "100");
+    finish_ok(&cfg);
+    /* An increase of a rate may go beyond 100 % of the baseline. */
+    set_ok(&cfg, "goal.rr.kind", "increase");
+    set_ok(&cfg, "goal.rr.target", "150");
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+
+    /* The daily buckets must cover what a goal reads: its days, and as many before its
+     * start for the baseline of an increase. */
+    cfg_ready(&cfg);
+    set_ok(&cfg, "days.keep", "100");
+    goal_set(&cfg, "g", "acme", "click", "at_least", "5", "2024-05-01", "100");
+    finish_ok(&cfg);
+    set_ok(&cfg, "goal.g.days", "101");
+    finish_fails(&cfg, "goal.g.days");
+    finish_fails(&cfg, "days.keep");
+    set_ok(&cfg, "goal.g.days", "50");
+    set_ok(&cfg, "goal.g.kind", "increase");
+    finish_ok(&cfg);
+    set_ok(&cfg, "goal.g.days", "51");
+    finish_fails(&cfg, "goal.g.days");
+    smm_config_free(&cfg);
+}
+
+Test(config, goals_limit)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    char key[64];
+    for (int i = 0; i < SMM_CFG_MAX_GOALS; i++) {
+        snprintf(key, sizeof(key), "goal.g%d.kind", i);
+        set_ok(&cfg, key, "increase");
+    }
+    set_ok(&cfg, "goal.g0.days", "5");
+    set_fails(&cfg, "goal.extra.kind", "increase", "goal.extra.kind", NULL);
+    cr_assert_eq(cfg.n_goals, SMM_CFG_MAX_GOALS);
+    smm_config_free(&cfg);
+}
+
+Test(config, goals_json_nested)
+{
+    char path[64];
+    write_temp(path, sizeof(path),
+               "{\"goal\": {\n"
+               "  \"q2\": {\"account\": \"acme\", \"metric\": \"value_cents\", \"kind\": "
+               "\"increase\",\n"
+               "         \"target\": 12.5, \"start\": \"2024-04-01\", \"days\": 91},\n"
+               "  \"rr\": {\"account\": \"acme\", \"metric\": \"response_rate\",\n"
+               "         \"kind\": \"at_least\", \"target\": 90, \"start\": \"2024-04-01\",\n"
+               "         \"days\": \"30\"}\n"
+               "}, \"response\": {\"sla\": \"20m\", \"account\": {\"acme\": {\"sla\": \"10m\",\n"
+               "  \"tz\": \"Europe/Berlin\"}}}}\n");
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    char err[512] = "";
+    int rc = smm_config_load_file(&cfg, path, err, sizeof(err));
+    unlink(path);
+    cr_assert_eq(rc, SMM_OK, "%s", err);
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.n_goals, 2);
+    const struct smm_goal_cfg *g = goal_get(&cfg, "q2");
+    cr_assert_not_null(g);
+    cr_assert_str_eq(g->metric, "value_cents");
+    cr_assert_float_eq(g->target, 12.5, 1e-12);
+    cr_assert_eq(g->days, 91);
+    cr_assert_eq(g->start_day, 19814);
+    g = goal_get(&cfg, "rr");
+    cr_assert_not_null(g);
+    cr_assert_float_eq(g->target, 90.0, 1e-12);
+    cr_assert_eq(g->days, 30);
+    cr_assert_eq(cfg.response_sla_ms, 1200000);
+    const char *tz, *hours;
+    int64_t sla;
+    smm_config_response_for(&cfg, "acme", &tz, &hours, &sla);
+    cr_assert_str_eq(tz, "Europe/Berlin");
+    cr_assert_eq(sla, 600000);
+    smm_config_free(&cfg);
+
+    load_fails("{\"goal\": {\"g\": {\"kind\": \"more\"}}}", "goal.g.kind", NULL);
+    load_fails("{\"goal\": {\"g\": {\"start\": 20240101}}}", "goal.g.start", NULL);
+    load_fails("{\"response\": {\"account\": {\"acme\": {\"zone\": \"UTC\"}}}}",
+               "response.account.acme.zone", "unknown");
+}
+
+Test(config, goals_and_accounts_env)
+{
+    char *envp[] = {"SMM_GOAL_G1_ACCOUNT=acme",
+                    "SMM_GOAL_G1_METRIC=conversion",
+                    "SMM_GOAL_G1_KIND=at_least",
+                    "SMM_GOAL_G1_TARGET=250",
+                    "SMM_GOAL_G1_START=2024-06-01",
+                    "SMM_GOAL_G1_DAYS=30",
+                    "SMM_RESPONSE_ACCOUNT_ACME_SLA=15m",
+                    NULL};
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    char err[512] = "";
+    cr_assert_eq(smm_config_load_env(&cfg, envp, err, sizeof(err)), SMM_OK, "%s", err);
+    finish_ok(&cfg);
+    const struct smm_goal_cfg *g = goal_get(&cfg, "g1");
+    cr_assert_not_null(g);
+    cr_assert_str_eq(g->account, "acme");
+    cr_assert_float_eq(g->target, 250.0, 1e-12);
+    cr_assert_eq(g->start_day, 19875);
+    cr_assert_eq(resp_get(&cfg, "acme")->sla_ms, 900000);
+    char *bad[] = {"SMM_GOAL_G1_KIND=double", NULL};
+    cr_assert_eq(smm_config_load_env(&cfg, bad, err, sizeof(err)), SMM_ERR);
+    cr_assert(strstr(err, "SMM_GOAL_G1_KIND") != NULL, "%s", err);
+    cr_assert(strstr(err, "goal.g1.kind") != NULL, "%s", err);
+    smm_config_free(&cfg);
+}
+
+Test(config, print_insight_keys)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    set_ok(&cfg, "response.account.acme.tz", "Asia/Tokyo");
+    set_ok(&cfg, "response.account.acme.sla", "5m");
+    set_ok(&cfg, "sov.set.coffee", "a, b");
+    goal_set(&cfg, "g", "acme", "conversion", "increase", "12.5", "2024-01-01", "30");
+    finish_ok(&cfg);
+    char *text = print_to_string(&cfg);
+    static const char *const lines[] = {
+        "response.tz = UTC\n",          "response.hours = mon-fri 09:00-17:00\n",
+        "response.sla = 3600000\n",     "response.max_open = 100000\n",
+        "response.reorder = 600000\n",  "segments.top_n = 20\n",
+        "referral.window = 2592000000\n", "referral.max_depth = 3\n",
+        "days.keep = 400\n",            "goals.eval_ms = 60000\n",
+        "response.account.acme.tz = Asia/Tokyo\n", "response.account.acme.sla = 300000\n",
+        "sov.set.coffee = a,b\n",       "goal.g.account = acme\n",
+        "goal.g.metric = conversion\n", "goal.g.kind = increase\n",
+        "goal.g.target = 12.5\n",       "goal.g.start = 2024-01-01\n",
+        "goal.g.days = 30\n"};
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        cr_assert(strstr(text, lines[i]) != NULL, "no \"%s\" in:\n%s", lines[i], text);
+    }
+    cr_assert(strstr(text, "response.account.acme.hours") == NULL, "unset printed:\n%s", text);
+    free(text);
+    smm_config_free(&cfg);
+}
+
+Test(config, print_help_lists_insight_keys)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    cr_assert_not_null(f);
+    smm_config_print_help(f);
+    fclose(f);
+    static const char *const names[] = {
+        "response.tz",       "response.hours",   "response.sla",       "response.max_open",
+        "response.reorder",  "segments.top_n",   "referral.window",    "referral.max_depth",
+        "days.keep",         "goals.eval_ms",    "response.account.<", "sov.set.<name>",
+        "goal.<id>.account"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        cr_assert(strstr(text, names[i]) != NULL, "help lacks %s", names[i]);
+    }
+    free(text);
+}
