@@ -3,7 +3,10 @@
  * One table (smm_config_keys[]) names every key with its type, default, bounds and help;
  * defaults go through the same parser as user input, so a bad default fails a test rather
  * than a deployment. kafka.* keys are collected verbatim for rd_kafka_conf_set(), except
- * the few the exactly-once design owns (see reserved_kafka[]), which are rejected. */
+ * the few the exactly-once design owns (see reserved_kafka[]), which are rejected.
+ * Key families with an id in the middle (viral.account.<id>.<rule>,
+ * response.account.<id>.<tz|hours|sla>, goal.<id>.<field>; the id runs to the last dot)
+ * and sov.set.<name> have setters of their own that reuse the table's parsers. */
 #include "processor/config.h"
 
 #include <arpa/inet.h>
