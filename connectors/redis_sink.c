@@ -474,3 +474,33 @@ int smm_redis_sink_claim(struct smm_redis_sink *sink, const char *prefix, const 
     freeReplyObject(r2);
     return rc;
 }
+
+int smm_redis_sink_day_sum(struct smm_redis_sink *sink, const char *prefix, const char *field,
+                           int64_t from_day, int64_t to_day, double *sum)
+{
+    *sum = 0;
+    int rc = smm_redis_sink_connect(sink);
+    if (rc != SMM_SINK_OK || to_day < from_day) {
+        return rc;
+    }
+    /* One pipelined HGET per day: a goal reads at most a few hundred fields a minute. */
+    for (int64_t d = from_day; d <= to_day; d++) {
+        redisAppendCommand(sink->c, "HGET %sd:%lld %s", prefix, (long long)d, field);
+    }
+    rc = SMM_SINK_OK;
+    for (int64_t d = from_day; d <= to_day; d++) {
+        redisReply *r = NULL;
+        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
+            return io_fail(sink, "day sum");
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            sink->errors++;
+            set_err(sink, "redis day sum: %s", r->str);
+            rc = SMM_SINK_ERROR;
+        } else if (r->type == REDIS_REPLY_STRING) {
+            *sum += strtod(r->str, NULL);
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}

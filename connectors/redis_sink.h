@@ -61,6 +61,10 @@ int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_
 int smm_redis_sink_claim(struct smm_redis_sink *sink, const char *prefix, const char *tp,
                          const char *token, int64_t *stored);
 
+/* Sums field over the daily hashes <prefix>d:<from_day> .. d:<to_day> (absent = 0). */
+int smm_redis_sink_day_sum(struct smm_redis_sink *sink, const char *prefix, const char *field,
+                           int64_t from_day, int64_t to_day, double *sum);
+
 /* Called for each viral state a flush or tick reports (content id, state) while the reply
  * is read: changed = 1 for a state change (one alert), 0 for the unchanged state of a
  * flagged post (so a restarted processor learns what Redis holds). */

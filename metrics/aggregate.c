@@ -7,6 +7,7 @@
  * entity's minute list is short and walked linearly. */
 #include "metrics/aggregate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ struct smm_agg {
     int n_mins, cap_mins;
     struct smm_agg_user *users;
     int n_users, cap_users;
+    int last_ent; /* the entity count() touched last */
+    struct smm_agg_link *links;
+    int n_links, cap_links;
     int *slots; /* entity index + 1; 0 = empty */
     uint32_t *slot_hash;
     size_t n_slots; /* power of two */
@@ -149,6 +153,7 @@ void smm_agg_destroy(struct smm_agg *agg)
     free(agg->ents);
     free(agg->mins);
     free(agg->users);
+    free(agg->links);
     free(agg->slots);
     free(agg->slot_hash);
     free(agg);
@@ -197,6 +202,7 @@ static int entity_get(struct smm_agg *agg, enum smm_agg_kind kind, const char *i
             e->first_minute = -1;
             e->first_user = -1;
             e->n_users = 0;
+            e->split = 0;
             agg->slots[j] = ++agg->n_ents;
             agg->slot_hash[j] = h;
             return agg->n_ents - 1;
@@ -269,12 +275,20 @@ static int count(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
     if (ent < 0) {
         return SMM_ERR;
     }
+    agg->last_ent = ent;
     struct smm_agg_minute *m = minute_get(agg, ent, minute);
     if (!m) {
         return SMM_ERR;
     }
     m->delta[ev->type]++;
     m->delta[SMM_AGG_ENGAGEMENT] += eng;
+    if (ev->type == SMM_EV_CONVERSION && (ev->flags & SMM_EVF_VALUE)) {
+        m->delta[SMM_AGG_VALUE_CENTS] += smm_agg_cents(ev->value);
+    } else if (ev->type == SMM_EV_MENTION) {
+        m->delta[SMM_AGG_MENTION_REACH] += (ev->flags & SMM_EVF_FOLLOWERS) ? ev->followers : 0;
+        m->delta[SMM_AGG_MENTION_ENGAGEMENT] +=
+            (ev->flags & SMM_EVF_ENGAGEMENT) ? ev->engagement : 0;
+    }
     if ((ev->flags & SMM_EVF_USER) &&
         (ev->type == SMM_EV_IMPRESSION || ev->type == SMM_EV_VIEW)) {
         return add_user(agg, ent, minute, ev->user_id);
@@ -301,6 +315,84 @@ int smm_agg_add(struct smm_agg *agg, const struct smm_event *ev)
     }
     agg->events++;
     return SMM_OK;
+}
+
+int smm_agg_add_to(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
+                   const struct smm_event *ev)
+{
+    return count(agg, kind, id, ev, floor_div(ev->ts_ms, 60000),
+                 smm_agg_engagement_sign(agg, ev->type));
+}
+
+int smm_agg_add_split(struct smm_agg *agg, enum smm_agg_kind kind, const char *id, int split,
+                      const struct smm_event *ev)
+{
+    if (smm_agg_add_to(agg, kind, id, ev) != SMM_OK) {
+        return SMM_ERR;
+    }
+    agg->ents[agg->last_ent].split = split;
+    return SMM_OK;
+}
+
+int64_t smm_agg_cents(double value)
+{
+    return (int64_t)llround(value * 100.0);
+}
+
+const char *smm_agg_kind_prefix(enum smm_agg_kind kind)
+{
+    static const char *const p[SMM_AGG_KINDS] = {"c", "a", "s", "g", "v"};
+    return (unsigned)kind < SMM_AGG_KINDS ? p[kind] : "?";
+}
+
+const char *smm_agg_metric_name(int m)
+{
+    switch (m) {
+    case SMM_AGG_ENGAGEMENT:
+        return "engagement";
+    case SMM_AGG_VALUE_CENTS:
+        return "value_cents";
+    case SMM_AGG_MENTION_REACH:
+        return "mention_reach";
+    case SMM_AGG_MENTION_ENGAGEMENT:
+        return "mention_engagement";
+    default:
+        return smm_event_type_name((enum smm_event_type)m);
+    }
+}
+
+static const char *dup_or_empty(struct smm_agg *agg, const char *s)
+{
+    return s && *s ? arena_dup(agg, s, strlen(s)) : "";
+}
+
+int smm_agg_link_add(struct smm_agg *agg, const struct smm_agg_link *link)
+{
+    if (grow((void **)&agg->links, &agg->cap_links, sizeof(*agg->links), agg->n_links + 1) !=
+        SMM_OK) {
+        return SMM_ERR;
+    }
+    struct smm_agg_link *l = &agg->links[agg->n_links];
+    *l = *link;
+    l->account = dup_or_empty(agg, link->account);
+    l->a = dup_or_empty(agg, link->a);
+    l->b = dup_or_empty(agg, link->b);
+    l->c = dup_or_empty(agg, link->c);
+    if (!l->account || !l->a || !l->b || !l->c) {
+        return SMM_ERR;
+    }
+    agg->n_links++;
+    return SMM_OK;
+}
+
+int smm_agg_links(const struct smm_agg *agg)
+{
+    return agg->n_links;
+}
+
+const struct smm_agg_link *smm_agg_link_at(const struct smm_agg *agg, int i)
+{
+    return &agg->links[i];
 }
 
 int smm_agg_entities(const struct smm_agg *agg)
@@ -340,5 +432,6 @@ void smm_agg_clear(struct smm_agg *agg)
     agg->n_ents = 0;
     agg->n_mins = 0;
     agg->n_users = 0;
+    agg->n_links = 0;
     agg->events = 0;
 }

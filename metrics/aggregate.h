@@ -7,7 +7,13 @@
  *
  * Metrics per entity and minute: one count per event type (enum smm_event_type) and the
  * engagement delta SMM_AGG_ENGAGEMENT = sum over the engagement set of sign(type), where
- * unlike and comment_delete carry -1 when like and comment are in the set. */
+ * unlike and comment_delete carry -1 when like and comment are in the set. Then three sums:
+ * conversion value in cents, and a mention's author followers and own engagement.
+ *
+ * Besides contents and accounts, the pipeline may count an event under further entities
+ * (a source, a segment value, a competitor set: smm_agg_add_to), and it records the events
+ * whose meaning depends on state kept in Redis — messages, replies, referrals,
+ * conversions — as links, in arrival order, for the state script to match. */
 #ifndef SMM_METRICS_AGGREGATE_H
 #define SMM_METRICS_AGGREGATE_H
 
@@ -17,9 +23,34 @@
 #include "metrics/event.h"
 
 #define SMM_AGG_ENGAGEMENT SMM_EV__COUNT /* metric index of engagement */
-#define SMM_AGG_METRICS (SMM_EV__COUNT + 1)
+#define SMM_AGG_VALUE_CENTS (SMM_EV__COUNT + 1)
+#define SMM_AGG_MENTION_REACH (SMM_EV__COUNT + 2)
+#define SMM_AGG_MENTION_ENGAGEMENT (SMM_EV__COUNT + 3)
+#define SMM_AGG_METRICS (SMM_EV__COUNT + 4)
 
-enum smm_agg_kind { SMM_AGG_CONTENT = 0, SMM_AGG_ACCOUNT = 1 };
+/* The letter of each kind is the entity's prefix in Redis fields ("c:post-1:like"). */
+enum smm_agg_kind {
+    SMM_AGG_CONTENT = 0, /* c:<content> */
+    SMM_AGG_ACCOUNT = 1, /* a:<account> */
+    SMM_AGG_SOURCE = 2,  /* s:<account>|<source> */
+    SMM_AGG_SEGMENT = 3, /* g:<account>|<dimension>=<value> */
+    SMM_AGG_VOICE = 4    /* v:<set>|<brand>, v:<set> */
+};
+#define SMM_AGG_KINDS 5
+/* "c", "a", "s", "g", "v" */
+const char *smm_agg_kind_prefix(enum smm_agg_kind kind);
+/* The Redis field name of metric m ("like", "engagement", "value_cents", ...). */
+const char *smm_agg_metric_name(int m);
+
+/* One event the state script must see by itself (see connectors/lua/smm.lua links):
+ * message {a = thread, b = customer, x = reply deadline in ms}, reply {a = thread},
+ * referral {a = visitor, b = referrer, c = source}, conversion {a = user, c = source,
+ * x = value in cents}. biz_ms is the account's business clock at ts_ms. */
+struct smm_agg_link {
+    enum smm_event_type type;
+    const char *account, *a, *b, *c; /* owned by the agg's arena; "" when absent */
+    int64_t ts_ms, biz_ms, x;
+};
 
 struct smm_agg;
 
@@ -43,6 +74,7 @@ struct smm_agg_entity {
     int first_minute; /* -1 when no counter was touched */
     int first_user;   /* -1 when no user was seen */
     int n_users;
+    int split; /* source/segment: length of the account part of id ("acct|..."), else 0 */
 };
 
 /* engagement_mask: bit (1 << type) for each type in the engagement set.
@@ -54,6 +86,23 @@ void smm_agg_destroy(struct smm_agg *agg);
  * account-only events (mention, message, ...) count under the account. Events carrying a
  * user_id on impression/view add to reach. Returns SMM_OK, or SMM_ERR on out-of-memory. */
 int smm_agg_add(struct smm_agg *agg, const struct smm_event *ev);
+
+/* Counts ev under one more entity (kind, id): its type count, engagement, sums and, for an
+ * impression/view with a user, reach. Returns SMM_OK, or SMM_ERR on out-of-memory. */
+int smm_agg_add_to(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
+                   const struct smm_event *ev);
+/* The same for a source or segment entity "<account>|<rest>": split is strlen(account), so
+ * the encoder can name the account without parsing ids that may hold '|' themselves. */
+int smm_agg_add_split(struct smm_agg *agg, enum smm_agg_kind kind, const char *id, int split,
+                      const struct smm_event *ev);
+
+/* Records a link (strings are copied). Returns SMM_OK, or SMM_ERR on out-of-memory. */
+int smm_agg_link_add(struct smm_agg *agg, const struct smm_agg_link *link);
+int smm_agg_links(const struct smm_agg *agg);
+const struct smm_agg_link *smm_agg_link_at(const struct smm_agg *agg, int i);
+
+/* A conversion value in integer cents (rounded half away from zero). */
+int64_t smm_agg_cents(double value);
 
 /* Engagement delta of one event type under the agg's engagement set: +1, -1 or 0. */
 int smm_agg_engagement_sign(const struct smm_agg *agg, enum smm_event_type type);

@@ -45,6 +45,8 @@ enum smm_event_type {
 #define SMM_EVF_SEGMENT (1u << 9)
 #define SMM_EVF_TS (1u << 10)
 #define SMM_EVF_AUTHOR_FOLLOWERS (1u << 11)
+#define SMM_EVF_REFERRER (1u << 12)
+#define SMM_EVF_ENGAGEMENT (1u << 13)
 
 struct smm_event {
     enum smm_event_type type;
@@ -52,6 +54,7 @@ struct smm_event {
     int64_t ts_ms;      /* event time, epoch ms (Kafka timestamp when absent) */
     int64_t followers;  /* author's/sharer's follower count, when SMM_EVF_FOLLOWERS */
     int64_t author_followers; /* the content author's followers, SMM_EVF_AUTHOR_FOLLOWERS */
+    int64_t engagement; /* a mention's own engagement, when SMM_EVF_ENGAGEMENT */
     double value;       /* conversion value, when SMM_EVF_VALUE */
     int follows_author; /* 0/1, when SMM_EVF_FOLLOWS_AUTHOR */
     char event_id[SMM_EVENT_ID_MAX + 1];
@@ -63,6 +66,7 @@ struct smm_event {
     char thread_id[SMM_EVENT_ID_MAX + 1];
     char region[SMM_EVENT_ID_MAX + 1];
     char segment[SMM_EVENT_ID_MAX + 1];
+    char referrer_id[SMM_EVENT_ID_MAX + 1]; /* referral: the referring user */
 };
 
 /* The wire name of a type ("impression", ...); NULL for an out-of-range value. */

@@ -194,6 +194,7 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
     memset(ev, 0, offsetof(struct smm_event, event_id));
     ev->account_id[0] = ev->content_id[0] = ev->user_id[0] = ev->parent_id[0] = '\0';
     ev->source[0] = ev->thread_id[0] = ev->region[0] = ev->segment[0] = '\0';
+    ev->referrer_id[0] = '\0';
 
     if (get_id(root, "event_id", 1, ev->event_id, max, rej) < 0) {
         return SMM_ERR;
@@ -262,6 +263,7 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
         {"thread_id", offsetof(struct smm_event, thread_id), SMM_EVF_THREAD},
         {"region", offsetof(struct smm_event, region), SMM_EVF_REGION},
         {"segment", offsetof(struct smm_event, segment), SMM_EVF_SEGMENT},
+        {"referrer_id", offsetof(struct smm_event, referrer_id), SMM_EVF_REFERRER},
     };
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
         r = get_id(root, opt[i].name, 0, (char *)ev + opt[i].off, max, rej);
@@ -279,6 +281,7 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
         {"followers", offsetof(struct smm_event, followers), SMM_EVF_FOLLOWERS},
         {"author_followers", offsetof(struct smm_event, author_followers),
          SMM_EVF_AUTHOR_FOLLOWERS},
+        {"engagement", offsetof(struct smm_event, engagement), SMM_EVF_ENGAGEMENT},
     };
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, counts[i].name);

@@ -83,6 +83,8 @@ struct smm_loop {
     int64_t flight_t0_us;
     int64_t retries;         /* failed flush rounds scheduled again (for /metrics) */
     int64_t next_publish_ms; /* next copy into opts.status */
+    int64_t next_goals_ms;   /* next goal evaluation (tick) */
+    struct smm_goal_report goals[SMM_CFG_MAX_GOALS];
     struct smm_top *top;    /* --top view, NULL without it */
     int64_t flush_us_total; /* for the --top view's latency */
 };
@@ -451,6 +453,52 @@ static void note_flush(struct smm_loop *loop, int64_t us)
     }
 }
 
+/* Evaluates the goals every goals.eval_ms from the daily account buckets (metrics/goals.c);
+ * the tick hands the results to the script, which keeps them and alerts on transitions.
+ * Returns how many reports loop->goals holds for this tick (0 between evaluations, or
+ * when Redis could not be read: the next tick tries again). */
+static int eval_goals(struct smm_loop *loop, int64_t now)
+{
+    const struct smm_config *cfg = loop->cfg;
+    if (cfg->n_goals == 0 || now < loop->next_goals_ms) {
+        return 0;
+    }
+    for (int i = 0; i < cfg->n_goals; i++) {
+        const struct smm_goal_cfg *g = &cfg->goals[i];
+        struct smm_goal_input in = {0};
+        in.kind = strcmp(g->kind, "increase") == 0 ? SMM_GOAL_INCREASE : SMM_GOAL_AT_LEAST;
+        in.target_param = g->target;
+        in.is_rate = strcmp(g->metric, "response_rate") == 0;
+        in.start_day = g->start_day;
+        in.days = g->days;
+        in.now_ms = now;
+        int64_t bf, bt, cf, ct;
+        smm_goal_days(&in, &bf, &bt, &cf, &ct);
+        char num[300], den[300];
+        snprintf(num, sizeof(num), "a:%s:%s", g->account, in.is_rate ? "answered" : g->metric);
+        snprintf(den, sizeof(den), "a:%s:threads", g->account);
+        int rc = smm_redis_sink_day_sum(loop->sink, cfg->prefix, num, bf, bt, &in.base_num);
+        if (rc == SMM_SINK_OK) {
+            rc = smm_redis_sink_day_sum(loop->sink, cfg->prefix, num, cf, ct, &in.cur_num);
+        }
+        if (rc == SMM_SINK_OK && in.is_rate) {
+            rc = smm_redis_sink_day_sum(loop->sink, cfg->prefix, den, bf, bt, &in.base_den);
+            if (rc == SMM_SINK_OK) {
+                rc = smm_redis_sink_day_sum(loop->sink, cfg->prefix, den, cf, ct, &in.cur_den);
+            }
+        }
+        if (rc != SMM_SINK_OK) {
+            smm_log(SMM_LOG_WARN, "goals: cannot read daily buckets: %s",
+                    smm_redis_sink_errstr(loop->sink));
+            return 0;
+        }
+        loop->goals[i].cfg = g;
+        smm_goal_eval(&in, &loop->goals[i].st);
+    }
+    loop->next_goals_ms = now + cfg->goals_eval_ms;
+    return cfg->n_goals;
+}
+
 /* Appends the viral section to loop->av: the posts whose figures changed (tick: and the
  * hot ones). Their write is settled by settle_viral() once Redis answers. */
 static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
@@ -464,7 +512,15 @@ static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
             n = 0;
         }
     }
-    return smm_pipeline_encode_viral(loop->pipe, now, sig, n, &loop->av);
+    if (smm_pipeline_encode_viral(loop->pipe, now, sig, n, &loop->av) != SMM_OK) {
+        return SMM_ERR;
+    }
+    int rc = smm_pipeline_encode_insights(loop->pipe, now, &loop->av);
+    if (tick && rc == SMM_OK) {
+        rc = smm_pipeline_encode_goals(loop->pipe, loop->goals, eval_goals(loop, now),
+                                       &loop->av);
+    }
+    return rc;
 }
 
 static void settle_viral(struct smm_loop *loop, int applied)

@@ -9,9 +9,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "metrics/bizhours.h"
+#include "processor/tz.h"
+
+/* An account's business hours and reply deadline; accounts without their own entry share
+ * the default (index 0). Zones are loaded once per distinct name. */
+struct resp_account {
+    const char *account; /* NULL for the default */
+    struct smm_bizhours bh;
+    int64_t sla_ms;
+};
+
+struct tz_cache {
+    const char *name;
+    struct smm_tz_span *spans;
+    int n;
+};
 
 struct smm_pipeline {
     const struct smm_config *cfg;
+    struct resp_account *resp;
+    int n_resp;
+    struct tz_cache *zones;
+    int n_zones;
     struct smm_event ev; /* the last event decoded by feed() */
     struct smm_decode_limits lim;
     char windows[256]; /* "5:5m,60:1h,1440:24h" */
@@ -50,13 +72,95 @@ int64_t smm_pipeline_late(const struct smm_pipeline *pipe)
     return pipe->late;
 }
 
+/* Loads (or reuses) the span table of a zone. key names the setting for errors. */
+static int zone_get(struct smm_pipeline *pipe, const char *name, const char *key,
+                    const struct smm_tz_span **spans, int *n, char *errstr, size_t errstr_size)
+{
+    for (int i = 0; i < pipe->n_zones; i++) {
+        if (strcmp(pipe->zones[i].name, name) == 0) {
+            *spans = pipe->zones[i].spans;
+            *n = pipe->zones[i].n;
+            return SMM_OK;
+        }
+    }
+    struct tz_cache *z = &pipe->zones[pipe->n_zones];
+    /* Spans cover every event time the processor accepts, and three years ahead. Set-up
+     * reads the clock once; decoding and folding never do. */
+    int64_t now = (int64_t)time(NULL) * 1000;
+    int64_t from = now - pipe->cfg->retention_ms - 2 * 86400000LL;
+    int64_t to = now + 3 * 366 * 86400000LL;
+    char err[256];
+    if (smm_tz_load(name, from, to, &z->spans, &z->n, err, sizeof(err)) != SMM_OK) {
+        snprintf(errstr, errstr_size, "%s: %s", key, err);
+        return SMM_ERR;
+    }
+    z->name = name;
+    pipe->n_zones++;
+    *spans = z->spans;
+    *n = z->n;
+    return SMM_OK;
+}
+
+static int resp_setup(struct smm_pipeline *pipe, struct resp_account *r, const char *account,
+                      char *errstr, size_t errstr_size)
+{
+    const struct smm_config *cfg = pipe->cfg;
+    const char *tz, *hours;
+    int64_t sla;
+    char key_tz[300], key_hours[300];
+    if (account) {
+        smm_config_response_for(cfg, account, &tz, &hours, &sla);
+        snprintf(key_tz, sizeof(key_tz), "response.account.%s.tz", account);
+        snprintf(key_hours, sizeof(key_hours), "response.account.%s.hours", account);
+    } else {
+        tz = cfg->response_tz;
+        hours = cfg->response_hours;
+        sla = cfg->response_sla_ms;
+        snprintf(key_tz, sizeof(key_tz), "response.tz");
+        snprintf(key_hours, sizeof(key_hours), "response.hours");
+    }
+    char err[256];
+    r->account = account;
+    r->sla_ms = sla;
+    if (smm_bizhours_parse(hours, &r->bh, err, sizeof(err)) != SMM_OK) {
+        snprintf(errstr, errstr_size, "%s: %s", key_hours, err);
+        return SMM_ERR;
+    }
+    return zone_get(pipe, tz, key_tz, &r->bh.tz, &r->bh.n_tz, errstr, errstr_size);
+}
+
+static const struct resp_account *resp_for(const struct smm_pipeline *pipe, const char *account)
+{
+    for (int i = 1; i < pipe->n_resp; i++) {
+        if (strcmp(pipe->resp[i].account, account) == 0) {
+            return &pipe->resp[i];
+        }
+    }
+    return &pipe->resp[0];
+}
+
 struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr,
                                       size_t errstr_size)
 {
     struct smm_pipeline *pipe = calloc(1, sizeof(*pipe));
-    if (!pipe) {
+    int n = cfg->n_response_accounts + 1;
+    if (pipe) {
+        pipe->resp = calloc((size_t)n, sizeof(*pipe->resp));
+        pipe->zones = calloc((size_t)n, sizeof(*pipe->zones));
+    }
+    if (!pipe || !pipe->resp || !pipe->zones) {
         snprintf(errstr, errstr_size, "out of memory");
+        smm_pipeline_destroy(pipe);
         return NULL;
+    }
+    pipe->cfg = cfg;
+    for (int i = 0; i < n; i++) {
+        const char *acct = i ? cfg->response_accounts[i - 1].account : NULL;
+        if (resp_setup(pipe, &pipe->resp[i], acct, errstr, errstr_size) != SMM_OK) {
+            smm_pipeline_destroy(pipe);
+            return NULL;
+        }
+        pipe->n_resp++;
     }
     pipe->cfg = cfg;
     pipe->lim.max_payload_bytes = (size_t)cfg->max_payload_bytes;
@@ -77,6 +181,14 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
 
 void smm_pipeline_destroy(struct smm_pipeline *pipe)
 {
+    if (!pipe) {
+        return;
+    }
+    for (int i = 0; i < pipe->n_zones; i++) {
+        free(pipe->zones[i].spans);
+    }
+    free(pipe->zones);
+    free(pipe->resp);
     free(pipe);
 }
 
@@ -101,6 +213,67 @@ void smm_batch_free(struct smm_batch *b)
     b->agg = NULL;
 }
 
+/* The entities beyond content and account an event counts under (source, region, segment,
+ * competitor sets), and the links the state script matches (docs/insights.md). */
+static int route(const struct smm_pipeline *pipe, struct smm_agg *agg,
+                 const struct smm_event *ev)
+{
+    const struct smm_config *cfg = pipe->cfg;
+    char id[2 * SMM_EVENT_ID_MAX + 32];
+    int split = (int)strlen(ev->account_id);
+    int rc = 0;
+    if (ev->flags & SMM_EVF_SOURCE) {
+        snprintf(id, sizeof(id), "%s|%s", ev->account_id, ev->source);
+        rc |= smm_agg_add_split(agg, SMM_AGG_SOURCE, id, split, ev);
+    }
+    if (ev->flags & SMM_EVF_REGION) {
+        snprintf(id, sizeof(id), "%s|region=%s", ev->account_id, ev->region);
+        rc |= smm_agg_add_split(agg, SMM_AGG_SEGMENT, id, split, ev);
+    }
+    if (ev->flags & SMM_EVF_SEGMENT) {
+        snprintf(id, sizeof(id), "%s|segment=%s", ev->account_id, ev->segment);
+        rc |= smm_agg_add_split(agg, SMM_AGG_SEGMENT, id, split, ev);
+    }
+    if (ev->type == SMM_EV_MENTION) {
+        for (int i = 0; i < cfg->n_sov_sets; i++) {
+            const struct smm_sov_set *set = &cfg->sov_sets[i];
+            for (int j = 0; j < set->n_brands; j++) {
+                if (strcmp(set->brands[j], ev->account_id) == 0) {
+                    snprintf(id, sizeof(id), "%s|%s", set->name, ev->account_id);
+                    rc |= smm_agg_add_to(agg, SMM_AGG_VOICE, id, ev);
+                    rc |= smm_agg_add_to(agg, SMM_AGG_VOICE, set->name, ev);
+                    break;
+                }
+            }
+        }
+    }
+    struct smm_agg_link l = {.type = ev->type, .account = ev->account_id, .ts_ms = ev->ts_ms};
+    int linked = 0;
+    if ((ev->type == SMM_EV_MESSAGE || ev->type == SMM_EV_REPLY) &&
+        (ev->flags & SMM_EVF_THREAD)) {
+        const struct resp_account *r = resp_for(pipe, ev->account_id);
+        l.a = ev->thread_id;
+        l.b = ev->type == SMM_EV_MESSAGE ? ev->user_id : "";
+        l.biz_ms = smm_bizhours_clock(&r->bh, ev->ts_ms);
+        l.x = ev->type == SMM_EV_MESSAGE ? r->sla_ms : 0;
+        linked = 1;
+    } else if (ev->type == SMM_EV_REFERRAL && (ev->flags & SMM_EVF_USER)) {
+        l.a = ev->user_id;
+        l.b = ev->referrer_id;
+        l.c = ev->source;
+        linked = 1;
+    } else if (ev->type == SMM_EV_CONVERSION && (ev->flags & SMM_EVF_USER)) {
+        l.a = ev->user_id;
+        l.c = ev->source;
+        l.x = (ev->flags & SMM_EVF_VALUE) ? smm_agg_cents(ev->value) : 0;
+        linked = 1;
+    }
+    if (linked) {
+        rc |= smm_agg_link_add(agg, &l);
+    }
+    return rc ? SMM_ERR : SMM_OK;
+}
+
 int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void *buf,
                       size_t len, int64_t kafka_ts_ms, int64_t now_ms, struct smm_reject *rej)
 {
@@ -110,7 +283,7 @@ int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void
         b->rejects[rej->reason]++;
         return SMM_ERR;
     }
-    if (smm_agg_add(b->agg, ev) != SMM_OK) {
+    if (smm_agg_add(b->agg, ev) != SMM_OK || route(pipe, b->agg, ev) != SMM_OK) {
         /* Out of memory is not the event's fault and must not lose it: the caller stops,
          * and a restart replays from the last stored offset. */
         b->messages--;
@@ -148,10 +321,6 @@ static int header(const struct smm_pipeline *pipe, const char *mode, int64_t now
     return rc ? SMM_ERR : SMM_OK;
 }
 
-static const char *metric_name(int m)
-{
-    return m == SMM_AGG_ENGAGEMENT ? "engagement" : smm_event_type_name((enum smm_event_type)m);
-}
 
 #define PLACEHOLDER "0000000000" /* ten digits: room for any count we produce */
 #define PARTS_AT 5                /* argument index of the partition count */
@@ -190,7 +359,7 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
     char field[SMM_EVENT_ID_MAX + 32];
     for (int e = 0; e < n_ents && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        int len = snprintf(field, sizeof(field), "%s:%s", ent->kind == SMM_AGG_CONTENT ? "c" : "a",
+        int len = snprintf(field, sizeof(field), "%s:%s", smm_agg_kind_prefix(ent->kind),
                            ent->id);
         for (int mi = ent->first_minute; mi >= 0 && !rc;) {
             const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
@@ -207,7 +376,7 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
                 for (int x = 0; x < SMM_AGG_METRICS; x++) {
                     if (m->delta[x] != 0) {
                         int fl = snprintf(field + len, sizeof(field) - (size_t)len, ":%s",
-                                          metric_name(x));
+                                          smm_agg_metric_name(x));
                         rc |= smm_argv_add(av, field, (size_t)(len + fl));
                         rc |= smm_argv_add_int(av, m->delta[x]);
                     }
@@ -229,7 +398,7 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
         if (ent->first_user < 0) {
             continue;
         }
-        rc |= smm_argv_add_str(av, ent->kind == SMM_AGG_CONTENT ? "c" : "a");
+        rc |= smm_argv_add_str(av, smm_agg_kind_prefix(ent->kind));
         rc |= smm_argv_add_str(av, ent->id);
         rc |= smm_argv_add_int(av, ent->n_users);
         for (int ui = ent->first_user; ui >= 0;) {
@@ -270,6 +439,92 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
         stats++;
     }
     rc |= smm_argv_set_int(av, stats_at, stats);
+
+    /* Links, in arrival order: type, account, a, b, c, ts, biz, x (see aggregate.h). */
+    int n_links = smm_agg_links(agg);
+    rc |= smm_argv_add_int(av, n_links);
+    for (int i = 0; i < n_links && !rc; i++) {
+        const struct smm_agg_link *l = smm_agg_link_at(agg, i);
+        const char *t = l->type == SMM_EV_MESSAGE ? "m"
+                        : l->type == SMM_EV_REPLY ? "r"
+                        : l->type == SMM_EV_REFERRAL ? "f"
+                                                     : "v";
+        rc |= smm_argv_add_str(av, t);
+        rc |= smm_argv_add_str(av, l->account);
+        rc |= smm_argv_add_str(av, l->a);
+        rc |= smm_argv_add_str(av, l->b);
+        rc |= smm_argv_add_str(av, l->c);
+        rc |= smm_argv_add_int(av, l->ts_ms);
+        rc |= smm_argv_add_int(av, l->biz_ms);
+        rc |= smm_argv_add_int(av, l->x);
+    }
+
+    /* Admissions: each source or segment entity with its account, dimension and value, so
+     * the script can fold values beyond segments.top_n into "other". */
+    int adm_at = av->n;
+    rc |= smm_argv_add_str(av, PLACEHOLDER);
+    int64_t adm = 0;
+    for (int e = 0; e < n_ents && !rc; e++) {
+        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+        if (ent->kind != SMM_AGG_SOURCE && ent->kind != SMM_AGG_SEGMENT) {
+            continue;
+        }
+        const char *rest = ent->id + ent->split + 1; /* after "<account>|" */
+        const char *eq = ent->kind == SMM_AGG_SEGMENT ? strchr(rest, '=') : NULL;
+        rc |= smm_argv_add_str(av, ent->kind == SMM_AGG_SOURCE ? "s" : "g");
+        rc |= smm_argv_add_str(av, ent->id);
+        rc |= smm_argv_add(av, ent->id, (size_t)ent->split);
+        if (eq) {
+            rc |= smm_argv_add(av, rest, (size_t)(eq - rest));
+            rc |= smm_argv_add_str(av, eq + 1);
+        } else {
+            rc |= smm_argv_add_str(av, "source");
+            rc |= smm_argv_add_str(av, rest);
+        }
+        adm++;
+    }
+    rc |= smm_argv_set_int(av, adm_at, adm);
+    return rc ? SMM_ERR : SMM_OK;
+}
+
+int smm_pipeline_encode_insights(const struct smm_pipeline *pipe, int64_t now_ms,
+                                 struct smm_argv *av)
+{
+    const struct smm_config *cfg = pipe->cfg;
+    int rc = smm_argv_add_int(av, now_ms);
+    rc |= smm_argv_add_int(av, cfg->days_keep);
+    rc |= smm_argv_add_int(av, cfg->segments_top_n);
+    rc |= smm_argv_add_int(av, cfg->response_max_open);
+    rc |= smm_argv_add_int(av, cfg->response_reorder_ms);
+    rc |= smm_argv_add_int(av, cfg->referral_window_ms);
+    rc |= smm_argv_add_int(av, cfg->referral_max_depth);
+    return rc ? SMM_ERR : SMM_OK;
+}
+
+int smm_pipeline_encode_goals(const struct smm_pipeline *pipe, const struct smm_goal_report *g,
+                              int n, struct smm_argv *av)
+{
+    (void)pipe;
+    int rc = smm_argv_add_int(av, n);
+    for (int i = 0; i < n && !rc; i++) {
+        const struct smm_goal_cfg *c = g[i].cfg;
+        const struct smm_goal_status *st = &g[i].st;
+        char buf[64];
+        rc |= smm_argv_add_str(av, c->id);
+        rc |= smm_argv_add_str(av, c->account);
+        rc |= smm_argv_add_str(av, c->metric);
+        rc |= smm_argv_add_str(av, c->kind);
+        rc |= smm_argv_add_int(av, c->start_day);
+        rc |= smm_argv_add_int(av, c->start_day + c->days - 1);
+        double nums[] = {st->baseline, st->current, st->target, st->expected, st->progress_pct};
+        for (size_t j = 0; j < sizeof(nums) / sizeof(nums[0]); j++) {
+            snprintf(buf, sizeof(buf), "%.4f", isfinite(nums[j]) ? nums[j] : 0.0);
+            rc |= smm_argv_add_str(av, buf);
+        }
+        rc |= smm_argv_add_int(av, st->on_track);
+        rc |= smm_argv_add_int(av, st->reached);
+        rc |= smm_argv_add_int(av, st->ended);
+    }
     return rc ? SMM_ERR : SMM_OK;
 }
 

@@ -12,6 +12,7 @@
 
 #include "connectors/argv.h"
 #include "metrics/aggregate.h"
+#include "metrics/goals.h"
 #include "metrics/viral.h"
 #include "processor/config.h"
 #include "processor/event_json.h"
@@ -71,6 +72,20 @@ int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
  * rule flags of n posts, see connectors/lua/smm.lua viral(). */
 int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
                               const struct smm_viral_signals *sig, int n, struct smm_argv *av);
+/* Appends the insights settings (after the viral section of a flush or tick): now_ms,
+ * days.keep, segments.top_n, response.max_open, response.reorder, referral.window and
+ * referral.max_depth. */
+int smm_pipeline_encode_insights(const struct smm_pipeline *pipe, int64_t now_ms,
+                                 struct smm_argv *av);
+
+/* One goal's evaluation, for the tick's goal section (after the viral section). */
+struct smm_goal_report {
+    const struct smm_goal_cfg *cfg;
+    struct smm_goal_status st;
+};
+int smm_pipeline_encode_goals(const struct smm_pipeline *pipe, const struct smm_goal_report *g,
+                              int n, struct smm_argv *av);
+
 /* Events folded so far whose event time was more than SMM_PIPELINE_LATE_MS behind now_ms
  * (counted when folded: a re-read after a rewind counts again). For /metrics. */
 #define SMM_PIPELINE_LATE_MS 60000

@@ -25,11 +25,15 @@
 --             engagement or impression changed, so er_impr must be recomputed)
 --          n_reach, {kind, id, k, {minute, user}*k}*n_reach,
 --          n_stats, {field, delta}*n_stats
---        then the viral section (see viral() below)
+--          n_links, {type, account, a, b, c, ts_ms, biz_ms, x}*n_links  (see links below)
+--          n_adm, {kind, entity_id, account, dimension, value}*n_adm   (see admit below)
+--        then the viral section (see viral() below), then the insights settings:
+--          now_ms, days_keep, top_n, max_open, reorder_ms, referral_window_ms, max_depth
 --        -> {'OK', {content_id, new_state}..., {content_id, state}...} (changes, then the
 --           unchanged non-normal states of the posts evaluated) or
 --           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
--- tick:  max_refresh, now_ms, window_refresh_ms, then the viral section
+-- tick:  max_refresh, now_ms, window_refresh_ms, then the viral section, the insights
+--        settings and the goal section (see goals below)
 --        -> {'OK', retired_minutes, merged_hours, changes, states}
 local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
@@ -50,6 +54,7 @@ if redis.acl_check_cmd then
                       {'ZADD', k, '1', 'm'}, {'ZRANGEBYSCORE', k, '0', '1'},
                       {'ZREMRANGEBYSCORE', k, '0', '1'}, {'ZREM', k, 'm'},
                       {'ZREMRANGEBYRANK', k, '0', '1'}, {'ZRANGE', k, '0', '1'},
+                      {'ZINCRBY', k, '1', 'm'}, {'SISMEMBER', k, 'm'}, {'SCARD', k},
                       {'XADD', k, 'MAXLEN', '~', '10', '*', 'f', 'v'}, {'PUBLISH', k, 'm'}}) do
     if not redis.acl_check_cmd(unpack(c)) then
       return redis.error_reply('NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k ..
@@ -378,7 +383,299 @@ local function viral(i, tick)
       end
     end
   end
+  v.next = i
   return v
+end
+
+-- Where the viral section starting at i ends (the insights settings follow it).
+local function viral_end(i)
+  if ARGV[i] == nil then
+    return i
+  end
+  local n = tonumber(ARGV[i + 5])
+  i = i + 6
+  for _ = 1, n do
+    i = i + 7 + 2 * tonumber(ARGV[i + 6])
+  end
+  return i
+end
+
+-------------------------------------------------------------------------------------------
+-- Insights: response times and SLA alerts, referrals and conversions, segment admission,
+-- goals (docs/insights.md). Settings: now_ms, days_keep, top_n, max_open, reorder_ms,
+-- referral_window_ms, max_depth (absent in old callers: then defaults).
+local function insights_settings(i)
+  local function n(j, dflt)
+    return tonumber(ARGV[i + j] or '') or dflt
+  end
+  return {now = n(0, 0), days_keep = n(1, 400), top_n = n(2, 20), max_open = n(3, 100000),
+          reorder = n(4, 600000), ref_window = n(5, 2592000000), max_depth = n(6, 3),
+          next = i + 7, stream_max = 10000, open = {}, seg = {}}
+end
+
+-- Alerts other than viral ones share the stream, the channel and the relay.
+local function alert(ins, kind, id, account, fields)
+  fields.alert_id = id
+  fields.kind = kind
+  fields.account_id = account
+  fields.at_ms = ins.now
+  local json = cjson.encode(fields)
+  call('XADD', P .. 'alerts', 'MAXLEN', '~', ins.stream_max, '*', 'alert_id', id,
+       'kind', kind, 'account_id', account, 'json', json)
+  call('PUBLISH', P .. 'alerts', json)
+  call('HINCRBY', P .. 'stats', 'alerts:' .. kind, 1)
+end
+
+-- Segment admission: the first top_n distinct values of a dimension per account keep their
+-- own series; later ones fold into "other". Returns the renamed entity, or nil to keep it.
+local function admit(ins, kind, account, dim, value)
+  local skey = P .. 'seg:' .. account .. ':' .. dim
+  local ck = skey .. '\n' .. value
+  local ok = ins.seg[ck]
+  if ok == nil then
+    ok = call('SISMEMBER', skey, value) == 1
+    if not ok and call('SCARD', skey) < ins.top_n then
+      call('SADD', skey, value)
+      ok = true
+    end
+    ins.seg[ck] = ok
+  end
+  if ok then
+    return nil
+  end
+  return kind .. ':' .. account .. '|' .. (kind == 's' and 'other' or dim .. '=other')
+end
+
+-- First-response-time histogram: bucket b holds (1.04^(b-1), 1.04^b] ms, 0 holds <= 1 ms
+-- (metrics/response.h computes the same index and reads the percentiles).
+local LOG_GAMMA = math.log(1.04)
+local function frt_bucket(ms)
+  if ms <= 1 then
+    return 0
+  end
+  return math.ceil(math.log(ms) / LOG_GAMMA)
+end
+
+-- Thread state, P rt:<account> field <thread>:
+--   "o,<msg_ts>,<msg_biz>,<deadline>,<breached>"  an open wait for the brand's first reply
+--   "p,<reply_ts>,<reply_biz>"                    a reply that came before its message
+-- P rt:due orders both by when the tick must look again (SLA deadline / pending expiry).
+local function thread_get(key, thread)
+  local raw = call('HGET', key, thread)
+  if not raw then
+    return nil
+  end
+  local t = {}
+  for x in string.gmatch(raw, '[^,]+') do
+    t[#t + 1] = x
+  end
+  return {kind = t[1], ts = tonumber(t[2]), biz = tonumber(t[3]), deadline = tonumber(t[4]),
+          breached = t[5] == '1'}
+end
+
+local function open_count(ins, account)
+  local c = ins.open[account]
+  if c == nil then
+    c = tonumber(call('HGET', P .. 'rt:open', account) or '0')
+  end
+  return c
+end
+
+local function open_add(ins, account, d)
+  ins.open[account] = open_count(ins, account) + d
+  call('HINCRBY', P .. 'rt:open', account, d)
+end
+
+local function links(ins, at, bump)
+  local i = at + 1
+  for _ = 1, tonumber(ARGV[at]) do
+    local t, account, a, b, c = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local ts, biz, x = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+    i = i + 8
+    local e = 'a:' .. account
+    if t == 'm' or t == 'r' then
+      local key, member = P .. 'rt:' .. account, account .. '\n' .. a
+      local st = thread_get(key, a)
+      local function answer(msg_ts, msg_biz, reply_ts, reply_biz, breached)
+        local minute = floor(reply_ts / 60000)
+        local frt = reply_ts - msg_ts
+        local frtb = reply_biz - msg_biz
+        if frtb < 0 then
+          frtb = 0
+        end
+        bump(minute, e .. ':answered', 1)
+        bump(minute, e .. ':frt_ms', frt)
+        bump(minute, e .. ':frtb_ms', frtb)
+        bump(minute, e .. ':frt_' .. frt_bucket(frt), 1)
+        bump(minute, e .. ':frtb_' .. frt_bucket(frtb), 1)
+        if breached then
+          alert(ins, 'sla', 'sla:' .. account .. ':' .. a .. ':' .. fmt(msg_ts) .. ':resolved',
+                account, {thread_id = a, to = 'resolved', message_ts_ms = msg_ts,
+                          reply_ts_ms = reply_ts, waited_ms = frt})
+        end
+      end
+      if t == 'm' then
+        local function open()
+          bump(floor(ts / 60000), e .. ':threads', 1)
+          if open_count(ins, account) >= ins.max_open then
+            call('HINCRBY', P .. 'stats', 'response:untracked', 1)
+            if st then
+              call('HDEL', key, a)
+              call('ZREM', P .. 'rt:due', member)
+            end
+            return
+          end
+          local deadline = ts + x
+          if deadline < ins.now then
+            -- Already overdue on arrival (a backlog): leave the reply reorder_ms to arrive.
+            deadline = ins.now + ins.reorder
+          end
+          call('HSET', key, a, 'o,' .. fmt(ts) .. ',' .. fmt(biz) .. ',' .. fmt(ts + x) .. ',0')
+          call('ZADD', P .. 'rt:due', deadline, member)
+          open_add(ins, account, 1)
+        end
+        if not st then
+          open()
+        elseif st.kind == 'o' then
+          if ts < st.ts and not st.breached then
+            -- An earlier message of the same wait arrived late: the wait starts there.
+            call('HSET', key, a, 'o,' .. fmt(ts) .. ',' .. fmt(biz) .. ',' .. fmt(ts + x) .. ',0')
+            call('ZADD', P .. 'rt:due', math.max(ts + x, ins.now + ins.reorder), member)
+          end
+        elseif st.ts >= ts then
+          -- The reply came first (out of order) and answers this message.
+          bump(floor(ts / 60000), e .. ':threads', 1)
+          call('HDEL', key, a)
+          call('ZREM', P .. 'rt:due', member)
+          answer(ts, biz, st.ts, st.biz, false)
+        else
+          open() -- the pending reply predates this message: it does not answer it
+        end
+      else -- reply
+        if st and st.kind == 'o' then
+          if ts >= st.ts then
+            call('HDEL', key, a)
+            call('ZREM', P .. 'rt:due', member)
+            open_add(ins, account, -1)
+            answer(st.ts, st.biz, ts, biz, st.breached)
+          end
+        elseif not st or ts < st.ts then
+          -- No open wait: keep the reply reorder_ms (processing time) for its message.
+          call('HSET', key, a, 'p,' .. fmt(ts) .. ',' .. fmt(biz))
+          call('ZADD', P .. 'rt:due', ins.now + ins.reorder, member)
+        end
+      end
+    elseif t == 'f' then
+      -- Referral: the visitor a came through referrer b (may be '') via source c. The
+      -- latest referral before a conversion is the one credited.
+      local key = P .. 'ref:' .. account
+      local old = call('HGET', key, a)
+      local old_ts = old and tonumber(string.match(old, '\t([^\t]*)$')) or nil
+      if not old_ts or old_ts <= ts then
+        call('HSET', key, a, b .. '\t' .. c .. '\t' .. fmt(ts))
+        call('ZADD', P .. 'ref:due', math.max(ts, ins.now) + ins.ref_window, account .. '\n' .. a)
+      end
+    else -- conversion of user a, value x cents
+      if x ~= 0 then
+        call('ZINCRBY', P .. 'cv:direct:' .. account, x, a)
+      end
+      local key = P .. 'ref:' .. account
+      local function referral_of(user)
+        local raw = call('HGET', key, user)
+        if not raw then
+          return nil
+        end
+        local r, src, rts = string.match(raw, '^(.-)\t(.-)\t(.*)$')
+        rts = tonumber(rts)
+        if rts and rts <= ts and ts - rts <= ins.ref_window then
+          return r, src
+        end
+        return nil
+      end
+      local r, src = referral_of(a)
+      if r then
+        local minute = floor(ts / 60000)
+        bump(minute, e .. ':indirect_conversions', 1)
+        bump(minute, e .. ':indirect_value_cents', x)
+        if src ~= '' then
+          local s = admit(ins, 's', account, 'source', src) or ('s:' .. account .. '|' .. src)
+          bump(minute, s .. ':indirect_conversions', 1)
+          bump(minute, s .. ':indirect_value_cents', x)
+        end
+        -- Every referrer up the chain (at most max_depth, each once) earns the value as
+        -- indirect customer value.
+        local seen, depth = {[a] = true}, 0
+        while r and r ~= '' and not seen[r] and depth < ins.max_depth do
+          seen[r] = true
+          depth = depth + 1
+          if x ~= 0 then
+            call('ZINCRBY', P .. 'cv:indirect:' .. account, x, r)
+          end
+          r = referral_of(r)
+        end
+      end
+    end
+  end
+end
+
+-- Tick: SLA deadlines and pending replies that are due, referrals past their window, and
+-- the goal section: n, {id, account, metric, kind, start_day, end_day, baseline, current,
+-- target, expected, progress_pct, on_track, reached, ended}*n (computed by the processor,
+-- metrics/goals.c); the script keeps them and alerts once per transition.
+local function insights_tick(ins, i)
+  local due = call('ZRANGEBYSCORE', P .. 'rt:due', '-inf', ins.now, 'LIMIT', 0, 1000)
+  for _, m in ipairs(due) do
+    local account, thread = string.match(m, '^(.-)\n(.*)$')
+    local key = P .. 'rt:' .. account
+    local st = thread_get(key, thread)
+    if st and st.kind == 'o' and not st.breached then
+      alert(ins, 'sla', 'sla:' .. account .. ':' .. thread .. ':' .. fmt(st.ts), account,
+            {thread_id = thread, to = 'breached', message_ts_ms = st.ts,
+             sla_ms = st.deadline - st.ts, waited_ms = ins.now - st.ts})
+      call('HSET', key, thread, 'o,' .. fmt(st.ts) .. ',' .. fmt(st.biz) .. ',' ..
+           fmt(st.deadline) .. ',1')
+    elseif st and st.kind == 'p' then
+      call('HDEL', key, thread)
+    end
+    call('ZREM', P .. 'rt:due', m)
+  end
+  local old = call('ZRANGEBYSCORE', P .. 'ref:due', '-inf', ins.now, 'LIMIT', 0, 1000)
+  for _, m in ipairs(old) do
+    local account, user = string.match(m, '^(.-)\n(.*)$')
+    call('HDEL', P .. 'ref:' .. account, user)
+    call('ZREM', P .. 'ref:due', m)
+  end
+  local n = tonumber(ARGV[i] or '0') or 0
+  i = i + 1
+  for _ = 1, n do
+    local id, account = ARGV[i], ARGV[i + 1]
+    local key = P .. 'goal:' .. id
+    local prev = call('HMGET', key, 'on_track', 'reached', 'seq')
+    local seq = tonumber(prev[3]) or 0
+    local g = {goal_id = id, metric = ARGV[i + 2], kind = ARGV[i + 3],
+               start_day = tonumber(ARGV[i + 4]), end_day = tonumber(ARGV[i + 5]),
+               baseline = tonumber(ARGV[i + 6]), current = tonumber(ARGV[i + 7]),
+               target = tonumber(ARGV[i + 8]), expected = tonumber(ARGV[i + 9]),
+               progress_pct = tonumber(ARGV[i + 10])}
+    local on_track, reached, ended = ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]
+    i = i + 14
+    local function goal_alert(to)
+      seq = seq + 1
+      g.to = to
+      alert(ins, 'goal', 'goal:' .. id .. ':' .. seq, account, g)
+    end
+    if reached == '1' and prev[2] ~= '1' then
+      goal_alert('reached')
+    end
+    if on_track == '0' and prev[1] ~= '0' and reached ~= '1' then
+      goal_alert('off_track')
+    end
+    call('HSET', key, 'account', account, 'metric', g.metric, 'kind', g.kind,
+         'start_day', ARGV[i - 10], 'end_day', ARGV[i - 9], 'baseline', ARGV[i - 8],
+         'current', ARGV[i - 7], 'target', ARGV[i - 6], 'expected', ARGV[i - 5],
+         'progress_pct', ARGV[i - 4], 'on_track', on_track, 'reached', reached,
+         'ended', ended, 'seq', seq, 'updated_ms', ins.now)
+  end
 end
 
 if MODE == 'flush' then
@@ -405,6 +702,10 @@ if MODE == 'flush' then
     end
     part.stats_at = i
     i = i + 1 + 2 * tonumber(ARGV[i])
+    part.links_at = i
+    i = i + 1 + 8 * tonumber(ARGV[i])
+    part.adm_at = i
+    i = i + 1 + 5 * tonumber(ARGV[i])
     parts[pi] = part
     local owner = redis.call('HGET', P .. 'owner', part.tp)
     if owner ~= part.token then
@@ -420,11 +721,35 @@ if MODE == 'flush' then
     return {'REJECT', rejects}
   end
   local viral_at = i
+  local ins = insights_settings(viral_end(viral_at))
+  ins.stream_max = ARGV[viral_at + 3] or ins.stream_max
+  local per_min, minutes = {}, {}
+  local dirty = {}
+  local function bump(minute, f, d)
+    local set = per_min[minute]
+    if not set then
+      set = new_set()
+      per_min[minute] = set
+      minutes[#minutes + 1] = minute
+    end
+    set.d[f] = (set.d[f] or 0) + d
+  end
 
   -- 2. Counters: one delta set per event-time minute; lifetime gets their sum, each
   -- window the sum of the minutes it still holds (usually all of them: the same set).
-  local per_min, minutes = {}, {}
-  local dirty = {}
+  -- Sources and segment values beyond top_n are renamed to their account's "other".
+  local rename = {}
+  for _, part in ipairs(parts) do
+    i = part.adm_at + 1
+    for _ = 1, tonumber(ARGV[part.adm_at]) do
+      local kind, id = ARGV[i], ARGV[i + 1]
+      local full = kind .. ':' .. id
+      if rename[full] == nil then
+        rename[full] = admit(ins, kind, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]) or false
+      end
+      i = i + 5
+    end
+  end
   for _, part in ipairs(parts) do
     i = part.groups_at + 1
     for _ = 1, tonumber(ARGV[part.groups_at]) do
@@ -436,15 +761,48 @@ if MODE == 'flush' then
         per_min[minute] = set
         minutes[#minutes + 1] = minute
       end
+      local re = rename[ent]
+      local d = set.d
+      if re then
+        local cut = #ent + 1
+        ent = re
+        for _ = 1, k do
+          local f = re .. string.sub(ARGV[i], cut)
+          d[f] = (d[f] or 0) + tonumber(ARGV[i + 1])
+          i = i + 2
+        end
+      else
+        for _ = 1, k do
+          local f = ARGV[i]
+          d[f] = (d[f] or 0) + tonumber(ARGV[i + 1])
+          i = i + 2
+        end
+      end
       dirty[ent] = true
       if rated == '1' then
         set.rate[ent] = true
       end
-      local d = set.d
-      for _ = 1, k do
-        local f = ARGV[i]
-        d[f] = (d[f] or 0) + tonumber(ARGV[i + 1])
-        i = i + 2
+    end
+  end
+  -- Messages, replies, referrals and conversions: matched against state in Redis; what
+  -- they yield (answers, response times, indirect conversions) are counters like the rest.
+  for _, part in ipairs(parts) do
+    links(ins, part.links_at, bump)
+  end
+  -- Daily account buckets (goals, long-range charts): the account fields of every minute.
+  local per_day, days = {}, {}
+  for _, m in ipairs(minutes) do
+    local day = floor(m / 1440)
+    local set = per_day[day]
+    if not set then
+      set = new_set()
+      per_day[day] = set
+      days[#days + 1] = day
+    end
+    local dd = set.d
+    for f, dv in pairs(per_min[m].d) do
+      if string.byte(f, 1) == 97 and string.byte(f, 2) == 58 then -- "a:"
+        dd[f] = (dd[f] or 0) + dv
       end
     end
   end
@@ -488,7 +846,13 @@ if MODE == 'flush' then
       target(w.key, sum_of(function(m) return m > w.retired end), true, true, top)
     end
   end
+  for _, day in ipairs(days) do
+    target(P .. 'd:' .. day, per_day[day], false, false)
+  end
   apply_targets()
+  for _, day in ipairs(days) do
+    call('EXPIREAT', P .. 'd:' .. day, (day + 1 + ins.days_keep) * 86400)
+  end
   -- Entities whose reach and er_reach the tick must refresh (durable across restarts).
   local dl = {}
   for ent in pairs(dirty) do
@@ -497,7 +861,8 @@ if MODE == 'flush' then
   range_call('SADD', P .. 'dirty', dl)
   local accts = {}
   for _, ent in ipairs(dl) do
-    if string.sub(ent, 1, 2) == 'a:' then
+    local k2 = string.sub(ent, 1, 2)
+    if k2 == 'a:' or k2 == 'g:' then
       accts[#accts + 1] = ent
     end
   end
@@ -515,6 +880,10 @@ if MODE == 'flush' then
     for _ = 1, tonumber(ARGV[part.reach_at]) do
       local kind, id, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
       i = i + 3
+      local re = rename[kind .. ':' .. id]
+      if re then
+        id = string.sub(re, 3)
+      end
       local key = P .. kind .. ':' .. id .. ':reach'
       local l = users[key]
       if not l then
@@ -526,11 +895,11 @@ if MODE == 'flush' then
         local minute, user = ARGV[i], ARGV[i + 1]
         i = i + 2
         l[#l + 1] = user
-        if kind == 'a' then
+        if kind == 'a' or kind == 'g' then -- windowed reach: minute sketches
           local mk = key .. ':m:' .. minute
           local ml = minute_users[mk]
           if not ml then
-            ml = {minute = tonumber(minute), id = id, key = key}
+            ml = {minute = tonumber(minute), id = kind .. ':' .. id, key = key}
             minute_users[mk] = ml
           end
           ml[#ml + 1] = user
@@ -557,7 +926,7 @@ if MODE == 'flush' then
       redis.call('EXPIREAT', mk, (ml.minute + 1 + keep) * 60)
     end
   end
-  for hour, ids in pairs(hour_accts) do
+  for hour, ids in pairs(hour_accts) do -- entities ("a:<id>", "g:<id>") with minute sketches
     local hkey = P .. 'reach_accounts:h:' .. hour
     range_call('SADD', hkey, ids)
     redis.call('EXPIREAT', hkey, (hour * 60 + 60 + keep) * 60)
@@ -608,7 +977,8 @@ for _, w in ipairs(wins) do
         if ent then
           set.d[kv[j]] = (set.d[kv[j]] or 0) - tonumber(kv[j + 1])
           set.rate[ent] = true
-          if string.sub(ent, 1, 2) == 'a:' then
+          local k2 = string.sub(ent, 1, 2)
+          if k2 == 'a:' or k2 == 'g:' then
             wdirty[ent] = true
           end
         end
@@ -644,8 +1014,8 @@ end
 local merged_count = 0
 for h = merged + 1, now_hour - 1 do
   local ids = redis.call('SMEMBERS', P .. 'reach_accounts:h:' .. h)
-  for _, id in ipairs(ids) do
-    local base_key = P .. 'a:' .. id .. ':reach'
+  for _, ent in ipairs(ids) do
+    local base_key = P .. ent .. ':reach'
     local srcs = {}
     for m = h * 60, h * 60 + 59 do
       srcs[#srcs + 1] = base_key .. ':m:' .. m
@@ -655,7 +1025,7 @@ for h = merged + 1, now_hour - 1 do
     for m = h * 60, h * 60 + 59 do
       redis.call('EXPIREAT', base_key .. ':m:' .. m, (m + 1 + minute_keep) * 60)
     end
-    wdirty['a:' .. id] = true
+    wdirty[ent] = true
   end
   merged_count = merged_count + 1
 end
@@ -734,4 +1104,9 @@ for _, w in ipairs(wins) do
   set_reach(w.key, accts, wreach)
 end
 local v = viral(9, true)
+if v.next and ARGV[v.next] then
+  local ins = insights_settings(v.next)
+  ins.stream_max = v.stream_max
+  insights_tick(ins, ins.next)
+end
 return {'OK', retired_count, merged_count, v.changes, v.states}

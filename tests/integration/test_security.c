@@ -355,6 +355,8 @@ static const char *const acl_commands[] = {
     "exists", "get", "set", "pexpire", "xinfo", "xrange", "xrevrange",
     /* viral leaderboards and alerts (connectors/lua/smm.lua), the HTTP API's reads */
     "zrem", "zremrangebyrank", "zrange", "xadd", "publish", "ping", "zrevrange", "xread",
+    /* insights: attribution, segment admission, open-thread counts (docs/insights.md) */
+    "zincrby", "sismember", "scard", "hvals",
     NULL};
 
 /* ACL SETUSER user reset on >pw ~<keys> resetchannels -@all +cmd... (without `skip`). */
@@ -826,6 +828,18 @@ static int idset_has(const struct idset *s, const char *id, size_t len)
     return 0;
 }
 
+/* "seg:<account>:<region|segment|source>" for an account we sent. */
+static int seg_key(const char *rest, const struct idset *accts)
+{
+    if (strncmp(rest, "seg:", 4) != 0) {
+        return 0;
+    }
+    const char *dim = strrchr(rest + 4, ':');
+    return dim && (!strcmp(dim, ":region") || !strcmp(dim, ":segment") ||
+                   !strcmp(dim, ":source")) &&
+           idset_has(accts, rest + 4, (size_t)(dim - rest - 4));
+}
+
 /* rest = "<kind>:<id>" + suffix exactly, id one of the ids of that kind. */
 static int entity_with_suffix(const char *rest, const struct idset *accts,
                               const struct idset *contents, const char *suffix,
@@ -1007,6 +1021,16 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
                      !strcmp(rest, "alerts:relay") ||
                      (!strncmp(rest, "v:", 2) && idset_has(&contents, rest + 2, strlen(rest + 2))) ||
                      (!strncmp(rest, "m:", 2) && is_number(rest + 2)) ||
+                     (!strncmp(rest, "d:", 2) && is_number(rest + 2)) ||
+                     !strcmp(rest, "rt:due") || !strcmp(rest, "rt:open") ||
+                     !strcmp(rest, "ref:due") ||
+                     (!strncmp(rest, "rt:", 3) && idset_has(&accts, rest + 3, strlen(rest + 3))) ||
+                     (!strncmp(rest, "ref:", 4) && idset_has(&accts, rest + 4, strlen(rest + 4))) ||
+                     (!strncmp(rest, "cv:direct:", 10) &&
+                      idset_has(&accts, rest + 10, strlen(rest + 10))) ||
+                     (!strncmp(rest, "cv:indirect:", 12) &&
+                      idset_has(&accts, rest + 12, strlen(rest + 12))) ||
+                     seg_key(rest, &accts) ||
                      (!strncmp(rest, "reach_accounts:h:", 17) && is_number(rest + 17)) ||
                      entity_with_suffix(rest, &accts, &contents, ":reach", 0) ||
                      (rest[0] == 'a' &&

@@ -178,7 +178,9 @@ struct part {
     char *groups; /* "kind|id|minute|metric=delta,..." per group, sorted */
     char *reach;  /* "kind|id|minute|user" per user, sorted */
     char *stats;  /* "field=delta" per field, sorted */
-    int n_groups, n_reach, n_stats;
+    char *links;  /* "type|account|a|b|c|ts|biz|x" per link, in order */
+    char *adm;    /* "kind|entity|account|dim|value" per admission, sorted */
+    int n_groups, n_reach, n_stats, n_links, n_adm;
 };
 
 struct flush {
@@ -202,7 +204,7 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
     fl->n_parts = (int)tonumber(la, 6);
     cr_assert(fl->n_parts >= 0 && fl->n_parts <= 8);
     int i = 7;
-    int groups_at[8], reach_at[8], stats_at[8];
+    int groups_at[8], reach_at[8], stats_at[8], links_at[8], adm_at[8];
     /* 1. the fence loop: positions only */
     for (int pi = 0; pi < fl->n_parts; pi++) {
         struct part *p = &fl->parts[pi];
@@ -225,6 +227,10 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         }
         stats_at[pi] = i;
         i = i + 1 + 2 * (int)tonumber(la, i);
+        links_at[pi] = i;
+        i = i + 1 + 8 * (int)tonumber(la, i);
+        adm_at[pi] = i;
+        i = i + 1 + 5 * (int)tonumber(la, i);
     }
     cr_assert_eq(i, la->n + 1, "flush has %d arguments, the script reads %d", la->n, i - 1);
 
@@ -239,8 +245,7 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
             char buf[400];
             const char *ent = ARGV(la, i);
             size_t elen = strlen(ent);
-            cr_assert(elen > 2 && ent[1] == ':' && (ent[0] == 'c' || ent[0] == 'a'),
-                      "bad entity %s", ent);
+            cr_assert(elen > 2 && ent[1] == ':' && strchr("casgv", ent[0]), "bad entity %s", ent);
             int64_t minute = tonumber(la, i + 1);
             const char *rated = ARGV(la, i + 2);
             int64_t k = tonumber(la, i + 3);
@@ -286,6 +291,29 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
             i += 2;
         }
         p->stats = lines_join(&l);
+
+        /* links keep their order: the script matches them one by one */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        cr_assert_not_null(f);
+        i = links_at[pi] + 1;
+        p->n_links = (int)tonumber(la, links_at[pi]);
+        for (int k = 0; k < p->n_links; k++, i += 8) {
+            fprintf(f, "%s|%s|%s|%s|%s|%s|%s|%s\n", ARGV(la, i), ARGV(la, i + 1), ARGV(la, i + 2),
+                    ARGV(la, i + 3), ARGV(la, i + 4), ARGV(la, i + 5), ARGV(la, i + 6),
+                    ARGV(la, i + 7));
+        }
+        fclose(f);
+        p->links = buf;
+        struct lines la2 = {0};
+        i = adm_at[pi] + 1;
+        p->n_adm = (int)tonumber(la, adm_at[pi]);
+        for (int k = 0; k < p->n_adm; k++, i += 5) {
+            lines_add(&la2, "%s|%s|%s|%s|%s", ARGV(la, i), ARGV(la, i + 1), ARGV(la, i + 2),
+                      ARGV(la, i + 3), ARGV(la, i + 4));
+        }
+        p->adm = lines_join(&la2);
     }
 }
 
@@ -295,6 +323,8 @@ static void flush_free(struct flush *fl)
         free(fl->parts[pi].groups);
         free(fl->parts[pi].reach);
         free(fl->parts[pi].stats);
+        free(fl->parts[pi].links);
+        free(fl->parts[pi].adm);
     }
 }
 
@@ -544,7 +574,7 @@ Test(pipeline, encode_flush_two_parts)
     cr_assert_eq(fl.parts[0].n_groups, 0);
     cr_assert_eq(fl.parts[0].n_reach, 0);
     cr_assert_eq(fl.parts[0].n_stats, 0);
-    cr_assert_eq(la.n, 6 + 4 + 3, "an empty part is its fence and three zero counts");
+    cr_assert_eq(la.n, 6 + 4 + 5, "an empty part is its fence and five zero counts");
     flush_free(&fl);
     lua_argv_free(&la);
 
@@ -580,12 +610,15 @@ Test(pipeline, encode_flush_exact_positions)
         "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
         "0",                                                           /* no reach */
         "2", "messages", "1", "events_counted", "1",                   /* stats */
+        "0",                                                           /* no links */
+        "0",                                                           /* no admissions */
     };
     int n_want = (int)(sizeof(want) / sizeof(want[0]));
     cr_assert_eq(la.n, n_want, "%d arguments, want %d", la.n, n_want);
     for (int i = 0; i < n_want; i++) {
         /* Counts patched into placeholders carry leading zeros; compare as numbers. */
-        if (i == 5 || i == 10 || i == 17 || i == 18) { /* n_parts, n_groups, n_reach, n_stats */
+        if (i == 5 || i == 10 || i == 17 || i == 18 || i == 24) {
+            /* n_parts, n_groups, n_reach, n_stats, n_adm */
             cr_assert_eq(tonumber(&la, i + 1), strtoll(want[i], NULL, 10), "ARGV[%d] = %s",
                          i + 1, la.arg[i]);
         } else {
@@ -690,7 +723,10 @@ Test(pipeline, encode_flush_many_entities)
     cr_assert_eq(users, 20000 + 10 * 2000);
     int64_t n_stats = tonumber(&la, i);
     cr_assert_eq(n_stats, 2);
-    cr_assert_eq(i + 1 + 2 * (int)n_stats, la.n + 1);
+    i += 1 + 2 * (int)n_stats;
+    cr_assert_eq(tonumber(&la, i), 0, "no links");
+    cr_assert_eq(tonumber(&la, i + 1), 0, "no admissions");
+    cr_assert_eq(i + 2, la.n + 1);
     lua_argv_free(&la);
     smm_argv_free(&av);
     smm_batch_free(&b);
@@ -753,5 +789,108 @@ Test(pipeline, window_labels_and_keep)
     cr_assert_eq(tonumber(&la, 3), -1);
     lua_argv_free(&la);
     smm_argv_free(&av);
+    fixture_close(&fx);
+}
+
+/* Sources, segments, competitor sets and the links of messages, replies, referrals and
+ * conversions: what the script gets for the insights (docs/insights.md). */
+Test(pipeline, insights_routing_and_links)
+{
+    struct fixture fx;
+    char err[256] = "";
+    cr_assert_eq(smm_config_init(&fx.cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    const char *sets[][2] = {{"kafka.bootstrap.servers", "x:1"},
+                             {"sov.set.cat", "b1,b2"},
+                             {"sov.set.big", "b9,b1"},
+                             {"response.sla", "30m"},
+                             {"response.account.ny.tz", "America/New_York"},
+                             {"response.account.ny.sla", "2h"}};
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        cr_assert_eq(smm_config_set(&fx.cfg, sets[i][0], sets[i][1], "test", err, sizeof(err)),
+                     SMM_OK, "%s", err);
+    }
+    cr_assert_eq(smm_config_finish(&fx.cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    fx.pipe = smm_pipeline_new(&fx.cfg, err, sizeof(err));
+    cr_assert_not_null(fx.pipe, "%s", err);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    char json[512];
+    /* 1795665103000 = 2026-11-26T00:31:43Z, a Thursday: 19:31:43 the day before in New York */
+#define EV(fmt, ...) (snprintf(json, sizeof(json), fmt, __VA_ARGS__), \
+                      feed(&fx, &b, json, -1, SMM_REJECT_NONE))
+    EV("{\"event_id\":\"1\",\"type\":\"impression\",\"ts\":%lld,\"account_id\":\"b1\","
+       "\"content_id\":\"p\",\"user_id\":\"u\",\"source\":\"news\",\"region\":\"eu\","
+       "\"segment\":\"18-24\"}", NOW);
+    EV("{\"event_id\":\"2\",\"type\":\"mention\",\"ts\":%lld,\"account_id\":\"b1\","
+       "\"followers\":120,\"engagement\":7}", NOW);
+    EV("{\"event_id\":\"3\",\"type\":\"mention\",\"ts\":%lld,\"account_id\":\"b3\","
+       "\"followers\":5}", NOW);
+    EV("{\"event_id\":\"4\",\"type\":\"message\",\"ts\":%lld,\"account_id\":\"ny\","
+       "\"thread_id\":\"t\",\"user_id\":\"c\"}", NOW);
+    EV("{\"event_id\":\"5\",\"type\":\"reply\",\"ts\":%lld,\"account_id\":\"b1\","
+       "\"thread_id\":\"t\"}", NOW);
+    EV("{\"event_id\":\"6\",\"type\":\"referral\",\"ts\":%lld,\"account_id\":\"b1\","
+       "\"user_id\":\"v\",\"referrer_id\":\"r\",\"source\":\"news\"}", NOW);
+    EV("{\"event_id\":\"7\",\"type\":\"conversion\",\"ts\":%lld,\"account_id\":\"b1\","
+       "\"content_id\":\"p\",\"user_id\":\"v\",\"value\":19.995}", NOW);
+    EV("{\"event_id\":\"8\",\"type\":\"message\",\"ts\":%lld,\"account_id\":\"b1\","
+       "\"user_id\":\"c\"}", NOW); /* no thread: counted, not linked */
+#undef EV
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b, "t:0", "tk", -1, 8, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    struct flush fl;
+    parse_flush(&la, &fl);
+    const struct part *p = &fl.parts[0];
+    int64_t m = NOW_MIN;
+    /* Compare as sets of groups, whatever the metric order within a group. */
+    const char *groups[] = {"a|b1|", "a|b3|", "a|ny|", "c|p|", "g|b1|region=eu|",
+                            "g|b1|segment=18-24|", "s|b1|news|", "v|big|", "v|big|b1|",
+                            "v|cat|", "v|cat|b1|"};
+    cr_assert_eq(p->n_groups, 11, "groups:\n%s", p->groups);
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "%s%lld|", groups[i], (long long)m);
+        const char *hit = strstr(p->groups, line);
+        while (hit && hit != p->groups && hit[-1] != '\n') {
+            hit = strstr(hit + 1, line);
+        }
+        cr_assert_not_null(hit, "no group %s in\n%s", line, p->groups);
+    }
+    cr_assert_not_null(strstr(p->groups, "value_cents=2000"), "19.995 rounds to 2000 cents");
+    cr_assert_not_null(strstr(p->groups, "mention_reach=120"));
+    cr_assert_not_null(strstr(p->groups, "mention_engagement=7"));
+    /* Links in arrival order. Business clocks: UTC Thu 00:31:43 is before the 09:00
+     * opening, so the default clock stands at Thursday's start of business; New York
+     * (Wed 19:31:43 local) stands at Wednesday's close. Both are checked against the
+     * clock function itself in test_bizhours; here the deadline (sla) and the shape. */
+    char *l1 = strstr(p->links, "m|ny|t|c||");
+    cr_assert_not_null(l1, "links:\n%s", p->links);
+    char want_tail[64];
+    snprintf(want_tail, sizeof(want_tail), "|%lld|", NOW);
+    cr_assert_not_null(strstr(l1, want_tail));
+    cr_assert_not_null(strstr(p->links, "|7200000\n"), "ny's own SLA: 2 h\n%s", p->links);
+    cr_assert_not_null(strstr(p->links, "r|b1|t|||"), "%s", p->links);
+    cr_assert_not_null(strstr(p->links, "f|b1|v|r|news|"), "%s", p->links);
+    cr_assert_not_null(strstr(p->links, "|2000\n"), "conversion value in cents\n%s", p->links);
+    cr_assert_eq(p->n_links, 4, "%s", p->links);
+    const char *order[] = {"m|ny|", "r|b1|", "f|b1|", "v|b1|"};
+    const char *at = p->links;
+    for (size_t i = 0; i < 4; i++) {
+        const char *x = strstr(at, order[i]);
+        cr_assert(x == at, "link %zu is not %s:\n%s", i, order[i], p->links);
+        at = strchr(x, '\n') + 1;
+    }
+    cr_assert_eq(p->n_adm, 3);
+    cr_assert_str_eq(p->adm, "g|b1|region=eu|b1|region|eu\ng|b1|segment=18-24|b1|segment|18-24\n"
+                             "s|b1|news|b1|source|news\n");
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_argv_free(&av);
+    smm_batch_free(&b);
     fixture_close(&fx);
 }
