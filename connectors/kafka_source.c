@@ -467,6 +467,18 @@ int smm_kafka_source_low_watermark(struct smm_kafka_source *src, const char *top
     return 0;
 }
 
+int smm_kafka_source_high_cached(struct smm_kafka_source *src, const char *topic,
+                                 int32_t partition, int64_t *high)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(src->rk, topic, partition, &lo, &hi) ||
+        hi == RD_KAFKA_OFFSET_INVALID) {
+        return -1;
+    }
+    *high = hi;
+    return 0;
+}
+
 void smm_kafka_source_store(struct smm_kafka_source *src, const char *topic, int32_t partition,
                             int64_t next_offset)
 {

@@ -77,6 +77,10 @@ int smm_kafka_source_seek(struct smm_kafka_source *src, const char *topic, int32
 int smm_kafka_source_low_watermark(struct smm_kafka_source *src, const char *topic,
                                    int32_t partition, int timeout_ms, int64_t *low);
 /* Records the next offset to commit for lag monitoring. */
+/* The high watermark the last fetch reported (no broker call). Returns 0, or -1 when
+ * none is known yet. */
+int smm_kafka_source_high_cached(struct smm_kafka_source *src, const char *topic,
+                                 int32_t partition, int64_t *high);
 void smm_kafka_source_store(struct smm_kafka_source *src, const char *topic, int32_t partition,
                             int64_t next_offset);
 /* Pauses (1) or resumes (0) every assigned partition. */

@@ -457,10 +457,29 @@ static void note_flush(struct smm_loop *loop, int64_t us)
  * the tick hands the results to the script, which keeps them and alerts on transitions.
  * Returns how many reports loop->goals holds for this tick (0 between evaluations, or
  * when Redis could not be read: the next tick tries again). */
+static int caught_up(struct smm_loop *loop)
+{
+    if (loop->n_parts == 0 || loop->warming) {
+        return 0;
+    }
+    for (int i = 0; i < loop->n_parts; i++) {
+        const struct part *p = loop->parts[i];
+        int64_t hi, pos = p->next >= 0 ? p->next : p->base;
+        if (p->state != PART_ACTIVE ||
+            smm_kafka_source_high_cached(loop->src, p->topic, p->partition, &hi) != 0 ||
+            pos < hi - loop->cfg->flush_max_events) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int eval_goals(struct smm_loop *loop, int64_t now)
 {
     const struct smm_config *cfg = loop->cfg;
-    if (cfg->n_goals == 0 || now < loop->next_goals_ms) {
+    /* Not before the processor has caught up with its partitions: a restart would
+     * otherwise judge goals on half-read history (a false "off track"). */
+    if (cfg->n_goals == 0 || now < loop->next_goals_ms || !caught_up(loop)) {
         return 0;
     }
     for (int i = 0; i < cfg->n_goals; i++) {
