@@ -40,6 +40,7 @@ FLUSH_MS=250
 IDLE_EXIT_MS=2000
 PY=${PYTHON:-python3}
 SMM_SET=() # extra --set KEY=VALUE for smm-processor (--smm-set)
+GEN_ARGS=() # extra smm-gen arguments (--gen-arg)
 
 usage() {
     cat <<'EOF'
@@ -70,6 +71,9 @@ Options:
   --smm-set K=V    extra smm-processor --set (repeatable), for what-if runs, e.g.
                    --smm-set kafka.queued.max.messages.kbytes=65536; recorded in
                    the summary. The Python baseline is not affected.
+  --gen-arg ARG    extra smm-gen argument (repeatable), e.g. --gen-arg --families
+                   for the insight families (messages/replies, mentions, referrals,
+                   sources, segments); recorded in the summary.
   -h, --help       this text
 
 Needs: redis-server, python3 with the packages of bench/requirements.txt, and the
@@ -97,6 +101,8 @@ while [ $# -gt 0 ]; do
     --keep) KEEP_LOGS=1; shift ;;
     --smm-set) SMM_SET+=(-s "${2:?}"); shift 2 ;;
     --smm-set=*) SMM_SET+=(-s "${1#*=}"); shift ;;
+    --gen-arg) GEN_ARGS+=("${2:?}"); shift 2 ;;
+    --gen-arg=*) GEN_ARGS+=("${1#*=}"); shift ;;
     --check) CHECK=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -357,7 +363,8 @@ for r in $(seq "$ROUNDS"); do
     log "round $r: producing $EVENTS events into $TOPIC"
     run_bg "$STEP_TIMEOUT" "$TMP/gen-$r.log" "$GEN" --brokers "$BOOT" --topic "$TOPIC" \
         --count "$EVENTS" --contents "$CONTENTS" --zipf "$ZIPF" --seed "$SEED" \
-        --start-ms "$START_MS" --span-ms 120000 --quiet "${GEN_X[@]}" ||
+        --start-ms "$START_MS" --span-ms 120000 --quiet "${GEN_X[@]}" \
+        ${GEN_ARGS[@]+"${GEN_ARGS[@]}"} ||
         die "smm-gen failed: $(tail -3 "$TMP/gen-$r.log")"
     run_bg 60 "$TMP/wm-$r.log" "$RAW" -b "$BOOT" -t "$TOPIC" --watermarks ||
         die "watermark query failed: $(tail -3 "$TMP/wm-$r.log")"
@@ -465,6 +472,7 @@ if [ -n "$(find "$SRC_DIR/processor" "$SRC_DIR/connectors" "$SRC_DIR/metrics" -n
     V_GIT="$V_GIT; WARNING: smm-processor is older than its sources"
 fi
 export SMM_SET_DESC="${SMM_SET[*]+${SMM_SET[*]}}"
+export GEN_ARGS_DESC="${GEN_ARGS[*]+${GEN_ARGS[*]}}"
 export MACHINE_CPU MACHINE_RAM V_RDKAFKA V_REDIS V_PY V_SMM V_GIT CMDLINE EVENTS ROUNDS \
     PARTITIONS KEYED SEED CONTENTS ZIPF FLUSH_MS CHECK PYTHON_RUN
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -549,6 +557,8 @@ L.append("- **Workload:** %d events per round (smm-gen --seed %s --contents %s -
          % (n, e["SEED"], e["CONTENTS"], e["ZIPF"], e["PARTITIONS"],
             "keyed by content_id" if e["KEYED"] == "1" else "partitioner=random",
             e["FLUSH_MS"]))
+if e.get("GEN_ARGS_DESC"):
+    L.append("- **Extra smm-gen arguments:** `%s`\n" % e["GEN_ARGS_DESC"])
 if e.get("SMM_SET_DESC"):
     L.append("- **Non-default smm-processor settings (what-if run):** `%s`\n" % e["SMM_SET_DESC"])
 L.append("| Metric | Median%s |" % (" (min-max)" if len(rows) > 1 else ""))
