@@ -27,6 +27,18 @@
  * - Speed. Payloads are built by appending literals and integers into one buffer (no cJSON, no
  *   snprintf on the hot path); Kafka delivery reports are served every 1024 messages.
  *
+ * Families (--families, off by default so the default stream and everything computed from it
+ * stay byte-identical) shape the events of the newer metrics: care conversations, mentions of
+ * competitor brands, referral chains, sourced funnels and region/segment breakdowns.
+ * - A care message plans its whole conversation when it is made: replies (and a second
+ *   message) go into a min-heap on the time they are due, and a well-formed slot whose clock
+ *   has reached the earliest one writes it instead of a fresh event. Holding a message back
+ *   until after its reply (emit time later than ts) makes replies that arrive first. Events
+ *   still planned after the last slot are not written (conversations open at the end).
+ * - Malformed slots never write a planned event and never plan one, so a reply always has a
+ *   well-formed message; referral chains and conversions pick from bags of earlier
+ *   well-formed referrals, clicks and conversions, like the mix does.
+ *
  * The viral scenario (--scenario viral) is what the viral detector is evaluated on
  * (bench/viral_eval.sh): ordinary posts, K planted viral cascades and some near misses, with
  * the right answers written beside the stream (--truth).
@@ -121,12 +133,86 @@ static const uint32_t region_cum[] = {19661, 39322, 55706, 62259, 65536}; /* 30/
 static const char *const segment_names[] = {"18-24", "25-34", "35-44", "45+"};
 static const uint32_t segment_cum[] = {15729, 38010, 53739, 65536}; /* 24/34/24/18 % */
 
-/* Click/referral/conversion sources; the last one is "campaign-<k>", k = 1..GEN_CAMPAIGNS. */
+/* Click/referral/conversion sources; the last one is "campaign-<k>", k = 1..GEN_CAMPAIGNS.
+ * The entries from GEN_SRC_TIKTOK on are used by --families only (see below). */
 #define GEN_CAMPAIGNS 5
-static const char *const source_names[] = {"twitter", "facebook", "instagram", "linkedin",
-                                           "newsletter", "campaign-"};
+static const char *const source_names[] = {"twitter",  "facebook",  "instagram",
+                                           "linkedin", "newsletter", "campaign-",
+                                           "tiktok",   "partner-x", "cmp-"};
 static const double source_cum[] = {0.22, 0.44, 0.62, 0.72, 0.82, 1.0};
+#define GEN_SRC_INSTAGRAM 2
+#define GEN_SRC_NEWSLETTER 4
 #define GEN_SRC_CAMPAIGN 5
+#define GEN_SRC_TIKTOK 6
+#define GEN_SRC_PARTNER 7
+#define GEN_SRC_CMP 8 /* "cmp-<random>": a one-off campaign id, folds into "other" */
+
+/* ---- --families: events for the response-time, share-of-voice, referral, funnel and
+ * segment metrics ----
+ *
+ * Off by default so the default stream stays byte-identical: the integration oracle and
+ * bench/results.md were computed from it. Each family changes only the events it names. */
+enum family {
+    FAM_CARE = 1 << 0,      /* message threads answered by brand replies */
+    FAM_MENTIONS = 1 << 1,  /* mentions of competitor brands, followers + engagement */
+    FAM_REFERRALS = 1 << 2, /* referral chains with referrer_id */
+    FAM_FUNNEL = 1 << 3,    /* impression/click/conversion sources and conversions */
+    FAM_SEGMENTS = 1 << 4,  /* 8 regions, 7 age bands, some hostile values */
+    FAM_ALL = (1 << 5) - 1
+};
+static const char *const family_names[] = {"care", "mentions", "referrals", "funnel",
+                                           "segments"};
+#define FAM_COUNT 5
+
+/* care: a conversation is a customer message, then (88 %) a brand reply after a log-normal
+ * delay (median --reply-median-s, sigma 1.5, 5 s..12 h); 15 % of threads get a second customer
+ * message (a nudge during the wait, or an answer to the reply that is itself answered 75 % of
+ * the time); 5 % of replies are delivered before the message they answer (which arrives
+ * 0.1-10 s after the reply, as from a slow inbox connector). With care, the mix weight of
+ * message is the rate of new threads and replies come only from threads. */
+#define CARE_UNANSWERED 0.12
+#define CARE_SECOND 0.15
+#define CARE_SECOND_ANSWERED 0.75
+#define CARE_EARLY 0.05
+#define CARE_SIGMA 1.5
+#define CARE_MIN_MS 5000LL
+#define CARE_MAX_MS (12LL * 3600 * 1000)
+#define CARE_NUDGE_MEDIAN_S 600.0
+#define CARE_LATE_MAX_MS 10000LL
+#define CARE_DEFAULT_MEDIAN_S 1200.0
+#define CARE_THREAD_WEIGHT 1.2 /* default mix weight of new threads: ~2.5 % care events */
+
+/* mentions: 90 % name a competitor brand (acct-1..acct-7, skewed), 10 % the account of a
+ * random post. The sets below are what the processor needs (--print-config). */
+static const uint32_t mention_brands[] = {1, 2, 3, 4, 5, 6, 7};
+static const double mention_brand_cum[] = {0.30, 0.50, 0.64, 0.74, 0.82, 0.87, 0.90};
+static const struct {
+    const char *name;
+    uint32_t first, last; /* acct-first..acct-last */
+} sov_sets[] = {{"cat-1", 1, 5}, {"cat-2", 5, 7}};
+
+/* funnel/referrals: source weights per event type over newsletter, instagram, tiktok,
+ * partner-x and a one-off "cmp-<k>" (so each source has its own CTR). */
+static const int fam_sources[] = {GEN_SRC_NEWSLETTER, GEN_SRC_INSTAGRAM, GEN_SRC_TIKTOK,
+                                  GEN_SRC_PARTNER, GEN_SRC_CMP};
+static const double fam_src_impression_cum[] = {0.12, 0.52, 0.82, 0.97, 1.0};
+static const double fam_src_click_cum[] = {0.25, 0.55, 0.77, 0.97, 1.0};
+static const double fam_src_referral_cum[] = {0.30, 0.55, 0.75, 0.95, 1.0};
+#define FAM_IMPRESSION_SOURCE 0.5 /* share of impressions that carry a source */
+#define FAM_CLICK_SOURCE 0.85
+
+/* segments: per-user region (80 % of events) and age band (65 %); 1 % of events each get a
+ * random one-off value instead (hostile cardinality, some with ':', '|', '=' and spaces). */
+static const char *const fam_region_names[] = {"eu-west", "eu-central", "eu-north", "na-east",
+                                               "na-west", "apac",       "latam",    "mea"};
+static const uint32_t fam_region_cum[] = {11796, 20972, 24904, 36700, 45875, 56361, 62259, 65536};
+static const char *const fam_segment_names[] = {"13-17", "18-24", "25-34", "35-44",
+                                                "45-54", "55-64", "65+"};
+static const uint32_t fam_segment_cum[] = {2621, 15729, 35390, 49807, 58327, 62915, 65536};
+#define FAM_REGION_SHARE 0.80
+#define FAM_SEGMENT_SHARE 0.65
+#define FAM_HOSTILE_SHARE 0.01
+#define FAM_HOSTILE (-1) /* gen_event fam_region/fam_segment: a random value */
 
 enum ts_format { TS_MS, TS_RFC3339, TS_MIXED };
 
@@ -167,6 +253,10 @@ struct gen_opts {
     double duration_s;
     double cascade_s;
     const char *truth_path;
+    /* --families */
+    unsigned families;
+    double reply_median_s;
+    int print_config;
     uint64_t given; /* bit per enum flag_id seen on the command line */
 };
 
@@ -235,6 +325,41 @@ static inline uint64_t rng_below(struct rng *r, uint64_t n)
     return v < n ? v : n - 1;
 }
 
+/* Grows *arr (elements of size sz) to hold at least need. Returns 0 or -1. */
+static int grow(void **arr, size_t *cap, size_t need, size_t sz)
+{
+    size_t c = *cap ? *cap : 256;
+    void *p;
+
+    if (need <= *cap) {
+        return 0;
+    }
+    while (c < need) {
+        c *= 2;
+    }
+    p = realloc(*arr, c * sz);
+    if (p == NULL) {
+        return -1;
+    }
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
+/* Standard normal (Box-Muller, one of the pair). */
+static double rng_normal(struct rng *r)
+{
+    double u1 = ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
+    double u2 = rng_unit(r);
+
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * GEN_PI * u2);
+}
+
+static double rng_lognormal(struct rng *r, double median, double sigma)
+{
+    return median * exp(sigma * rng_normal(r));
+}
+
 /* ---- Zipf sampling ---- */
 
 /* cdf[k] = P(rank <= k) for weights (k+1)^-s; the last entry is exactly 1. */
@@ -277,13 +402,15 @@ static uint32_t zipf_sample(const double *cdf, uint32_t n, double u)
 
 /* ---- generator state ---- */
 
-/* Something a later event can refer to: a like, comment, click/referral or message. */
+/* Something a later event can refer to: a like, comment, click/referral, message or (with
+ * --families) a conversion. */
 struct recent_item {
     uint64_t n; /* event number (message: also the thread number) */
     uint32_t content;
     uint32_t user;
     int source;
     uint32_t campaign;
+    uint32_t depth; /* referral: hops from a visitor nobody referred */
 };
 
 /* A bag of recent items: appended until full, then the slot `next` is overwritten
@@ -314,8 +441,15 @@ struct gen {
     size_t share_cap;
     struct recent likes;
     struct recent comments;
-    struct recent clicks; /* clicks and referrals, for conversions */
+    struct recent clicks; /* clicks (and referrals without --families referrals) */
     struct recent messages;
+    struct recent visitors;  /* --families referrals: referred users (chain links) */
+    struct recent customers; /* --families: users who converted (referrers too) */
+    struct sched_item *sched; /* --families care: min-heap on (emit_at, seq) */
+    size_t sched_len;
+    size_t sched_cap;
+    uint64_t sched_seq;
+    uint64_t threads; /* care threads started */
     int bad_list[BAD__COUNT]; /* enabled kinds in cycle order */
     int bad_list_len;
     uint64_t bad_total;
@@ -348,6 +482,26 @@ struct gen_event {
     int region;  /* -1: absent */
     int segment; /* -1: absent */
     int rfc3339;
+    /* --families only */
+    int has_engagement;
+    int64_t engagement;
+    int has_referrer;
+    uint32_t referrer;
+    uint32_t depth;      /* referral: hops from the chain's root, for the visitors bag */
+    int thread_fam;      /* thread_id is "t-<seed>-<thread>" */
+    int fam_region;      /* 0: absent, FAM_HOSTILE: region_tok, else 1 + fam_region_names index */
+    int fam_segment;     /* 0: absent, FAM_HOSTILE: segment_tok, else 1 + fam_segment_names ix */
+    uint64_t region_tok;
+    uint64_t segment_tok;
+};
+
+/* A care event planned for later: written at the first slot whose clock reaches emit_at
+ * (ties in planning order). emit_at is the event's ts, except for a message held back
+ * until after its reply. */
+struct sched_item {
+    int64_t emit_at;
+    uint64_t seq;
+    struct gen_event ev;
 };
 
 static void recent_add(struct recent *r, const struct recent_item *it)
@@ -453,12 +607,238 @@ static void pick_source(struct gen *g, int *source, uint32_t *campaign)
     *campaign = i == GEN_SRC_CAMPAIGN ? 1 + (uint32_t)rng_below(&g->rng, GEN_CAMPAIGNS) : 0;
 }
 
-/* Fills *ev: event number n at time ts_ms. Reads the remembered state (and removes the items
- * that an unlike, comment_delete or reply consumes) but adds nothing: see gen_remember(). */
-static void gen_event_make(struct gen *g, struct gen_event *ev, uint64_t n, int64_t ts_ms)
+/* --families: a source from one of the fam_src_*_cum tables; "cmp-<k>" gets a random k. */
+static void fam_pick_source(struct gen *g, const double *cum, int *source, uint32_t *campaign)
+{
+    double u = rng_unit(&g->rng);
+    int i = 0;
+    int last = (int)(sizeof(fam_sources) / sizeof(fam_sources[0])) - 1;
+
+    while (i < last && u >= cum[i]) {
+        i++;
+    }
+    *source = fam_sources[i];
+    *campaign = *source == GEN_SRC_CMP ? (uint32_t)rng_below(&g->rng, 1000000) : 0;
+}
+
+/* Follower count of a mention's author, fixed per user: the users' log-normal counts, and
+ * for 2 % of users (media, influencers) a Pareto(1.1) tail from 20,000 up to 50 million. */
+static int64_t mention_followers(const struct gen *g, uint32_t user)
+{
+    uint64_t h = mix64(user_hash(g, user) ^ 0x4d454e54494f4e53ULL);
+    double f;
+
+    if ((h & 0xffff) >= 1311) { /* 1311 / 65536 = 2 % */
+        return user_followers(g, user);
+    }
+    f = 20000.0 * pow(((double)(h >> 16) + 0.5) * 0x1.0p-48, -1.0 / 1.1);
+    return f > 5e7 ? 50000000 : (int64_t)f;
+}
+
+/* --families segments: region and age band of the user (coherent per user, present on a
+ * share of events), now and then a random value instead. */
+static void fam_demographics(struct gen *g, struct gen_event *ev)
+{
+    uint64_t h = mix64(user_hash(g, ev->user) ^ 0x5345474d454e5453ULL);
+
+    ev->fam_region = 0;
+    ev->fam_segment = 0;
+    if (rng_unit(&g->rng) < FAM_REGION_SHARE) {
+        ev->fam_region = 1 + pick_cum16(fam_region_cum, 8, (uint32_t)(h & 0xffff));
+    }
+    if (rng_unit(&g->rng) < FAM_SEGMENT_SHARE) {
+        ev->fam_segment = 1 + pick_cum16(fam_segment_cum, 7, (uint32_t)((h >> 16) & 0xffff));
+    }
+    if (rng_unit(&g->rng) < FAM_HOSTILE_SHARE) {
+        ev->fam_region = FAM_HOSTILE;
+        ev->region_tok = rng_next(&g->rng);
+    }
+    if (rng_unit(&g->rng) < FAM_HOSTILE_SHARE) {
+        ev->fam_segment = FAM_HOSTILE;
+        ev->segment_tok = rng_next(&g->rng);
+    }
+}
+
+/* The per-user and per-event attributes every event gets last: followers, follows_author,
+ * demographics, the timestamp format. */
+static void gen_event_finish(struct gen *g, struct gen_event *ev)
 {
     const struct gen_opts *opts = g->opts;
+
+    if (ev->has_followers) {
+        ev->followers = ev->type == SMM_EV_MENTION && (opts->families & FAM_MENTIONS)
+                            ? mention_followers(g, ev->user)
+                            : user_followers(g, ev->user);
+    }
+    if (ev->type == SMM_EV_IMPRESSION || ev->type == SMM_EV_VIEW) {
+        ev->follows_author = user_follows_account(g, ev->user, ev->account);
+    }
+    if (opts->families & FAM_SEGMENTS) {
+        fam_demographics(g, ev);
+    } else if (rng_unit(&g->rng) >= 0.05) { /* 5% of events come without demographics */
+        uint64_t h = user_hash(g, ev->user);
+
+        ev->region = pick_cum16(region_cum, 5, (uint32_t)(h & 0xffff));
+        ev->segment = pick_cum16(segment_cum, 4, (uint32_t)((h >> 16) & 0xffff));
+    }
+    if (opts->ts_format == TS_RFC3339) {
+        ev->rfc3339 = 1;
+    } else if (opts->ts_format == TS_MIXED) {
+        ev->rfc3339 = rng_unit(&g->rng) < opts->rfc3339_share;
+    }
+}
+
+/* ---- --families care: planned events ---- */
+
+static int sched_before(const struct sched_item *a, const struct sched_item *b)
+{
+    return a->emit_at < b->emit_at || (a->emit_at == b->emit_at && a->seq < b->seq);
+}
+
+static int sched_push(struct gen *g, int64_t emit_at, const struct gen_event *ev)
+{
+    size_t i;
+
+    if (grow((void **)&g->sched, &g->sched_cap, g->sched_len + 1, sizeof(*g->sched)) != 0) {
+        return -1;
+    }
+    i = g->sched_len++;
+    g->sched[i].emit_at = emit_at;
+    g->sched[i].seq = g->sched_seq++;
+    g->sched[i].ev = *ev;
+    while (i > 0 && sched_before(&g->sched[i], &g->sched[(i - 1) / 2])) {
+        struct sched_item tmp = g->sched[i];
+
+        g->sched[i] = g->sched[(i - 1) / 2];
+        g->sched[(i - 1) / 2] = tmp;
+        i = (i - 1) / 2;
+    }
+    return 0;
+}
+
+/* Removes the earliest planned event into *out (the heap must not be empty). */
+static void sched_pop(struct gen *g, struct gen_event *out)
+{
+    size_t i = 0;
+
+    *out = g->sched[0].ev;
+    g->sched[0] = g->sched[--g->sched_len];
+    for (;;) {
+        size_t l = 2 * i + 1;
+        size_t m = i;
+        struct sched_item tmp;
+
+        if (l < g->sched_len && sched_before(&g->sched[l], &g->sched[m])) {
+            m = l;
+        }
+        if (l + 1 < g->sched_len && sched_before(&g->sched[l + 1], &g->sched[m])) {
+            m = l + 1;
+        }
+        if (m == i) {
+            break;
+        }
+        tmp = g->sched[i];
+        g->sched[i] = g->sched[m];
+        g->sched[m] = tmp;
+        i = m;
+    }
+}
+
+/* A brand reply delay in ms: log-normal around --reply-median-s, within 5 s..12 h. */
+static int64_t care_delay(struct gen *g, double median_s)
+{
+    double ms = rng_lognormal(&g->rng, median_s * 1000.0, CARE_SIGMA);
+
+    if (ms < (double)CARE_MIN_MS) {
+        return CARE_MIN_MS;
+    }
+    return ms > (double)CARE_MAX_MS ? CARE_MAX_MS : (int64_t)ms;
+}
+
+/* A care event of thread *m's conversation at ts (type message or reply), finished. */
+static void care_event(struct gen *g, const struct gen_event *m, enum smm_event_type type,
+                       int64_t ts, struct gen_event *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = type;
+    out->ts_ms = ts;
+    out->content = m->content;
+    out->account = m->account;
+    out->user = m->user;
+    out->has_thread = 1;
+    out->thread = m->thread;
+    out->thread_fam = 1;
+    out->follows_author = -1;
+    out->source = -1;
+    out->region = -1;
+    out->segment = -1;
+    gen_event_finish(g, out);
+}
+
+/* Plans the conversation that the message *m (its first) starts: replies, a second message,
+ * and which message is held back behind its reply. Returns 1 when *m itself is held (the
+ * caller must write something else now), 0 when it is written now, -1 out of memory. */
+static int care_plan(struct gen *g, const struct gen_event *m)
+{
+    double median_s = g->opts->reply_median_s;
+    int answered = rng_unit(&g->rng) >= CARE_UNANSWERED;
+    int early1 = answered && rng_unit(&g->rng) < CARE_EARLY;
+    int second = rng_unit(&g->rng) < CARE_SECOND;
+    int64_t r1_ts = m->ts_ms + care_delay(g, median_s);
+    struct gen_event e;
+
+    if (answered) {
+        care_event(g, m, SMM_EV_REPLY, r1_ts, &e);
+        if (sched_push(g, r1_ts, &e) != 0) {
+            return -1;
+        }
+        if (early1) {
+            /* The reply first, then this message, 0.1-10 s later. */
+            int64_t late = 100 + (int64_t)rng_below(&g->rng, CARE_LATE_MAX_MS - 99);
+
+            if (sched_push(g, r1_ts + late, m) != 0) {
+                return -1;
+            }
+        }
+    }
+    if (second) {
+        double nudge = rng_lognormal(&g->rng, CARE_NUDGE_MEDIAN_S * 1000.0, 1.2);
+        /* With the first message held, the second one comes after the reply, so the held
+         * message is the one the reply answers. */
+        int64_t m2_ts = (early1 ? r1_ts : m->ts_ms) + 1000 + (int64_t)nudge;
+        struct gen_event m2;
+        int64_t m2_emit = m2_ts;
+
+        care_event(g, m, SMM_EV_MESSAGE, m2_ts, &m2);
+        if (answered && m2_ts > r1_ts && rng_unit(&g->rng) < CARE_SECOND_ANSWERED) {
+            int64_t r2_ts = m2_ts + care_delay(g, median_s);
+
+            care_event(g, m, SMM_EV_REPLY, r2_ts, &e);
+            if (sched_push(g, r2_ts, &e) != 0) {
+                return -1;
+            }
+            if (rng_unit(&g->rng) < CARE_EARLY) {
+                m2_emit = r2_ts + 100 + (int64_t)rng_below(&g->rng, CARE_LATE_MAX_MS - 99);
+            }
+        }
+        if (sched_push(g, m2_emit, &m2) != 0) {
+            return -1;
+        }
+    }
+    return early1;
+}
+
+/* Fills *ev: event number n at time ts_ms. Reads the remembered state (and removes the items
+ * that an unlike, comment_delete or reply consumes) but adds nothing: see gen_remember().
+ * `plan` (a well-formed slot): a --families care message starts a planned conversation.
+ * Returns 0, 1 when ev was held back for later (make another one), -1 out of memory. */
+static int gen_event_make(struct gen *g, struct gen_event *ev, uint64_t n, int64_t ts_ms,
+                          int plan)
+{
+    const struct gen_opts *opts = g->opts;
+    unsigned fam = opts->families;
     struct recent_item it;
+    int64_t fixed_account = -1;
     double u;
     int t;
 
@@ -486,6 +866,11 @@ static void gen_event_make(struct gen *g, struct gen_event *ev, uint64_t n, int6
 
     switch (ev->type) {
     case SMM_EV_IMPRESSION:
+        ev->has_content = 1;
+        if ((fam & FAM_FUNNEL) && rng_unit(&g->rng) < FAM_IMPRESSION_SOURCE) {
+            fam_pick_source(g, fam_src_impression_cum, &ev->source, &ev->campaign);
+        }
+        break;
     case SMM_EV_VIEW:
     case SMM_EV_LIKE:
     case SMM_EV_COMMENT:
@@ -520,30 +905,103 @@ static void gen_event_make(struct gen *g, struct gen_event *ev, uint64_t n, int6
         break;
     }
     case SMM_EV_CLICK:
+        ev->has_content = 1;
+        if (!(fam & FAM_FUNNEL)) {
+            pick_source(g, &ev->source, &ev->campaign);
+        } else if (rng_unit(&g->rng) < FAM_CLICK_SOURCE) {
+            fam_pick_source(g, fam_src_click_cum, &ev->source, &ev->campaign);
+        }
+        break;
     case SMM_EV_REFERRAL:
         ev->has_content = 1;
-        pick_source(g, &ev->source, &ev->campaign);
+        if (!(fam & FAM_REFERRALS)) {
+            pick_source(g, &ev->source, &ev->campaign);
+            break;
+        }
+        /* The referrer: a visitor referred earlier (the chain grows), a customer, someone
+         * not seen before, or nobody known. The new visitor is the drawn user. */
+        u = rng_unit(&g->rng);
+        ev->depth = 1;
+        if (u < 0.45 && recent_pick(&g->visitors, &g->rng, 0.0, &it) == 0) {
+            ev->content = it.content;
+            ev->has_referrer = 1;
+            ev->referrer = it.user;
+            ev->depth = it.depth + 1;
+        } else if (u < 0.65 && recent_pick(&g->customers, &g->rng, 0.0, &it) == 0) {
+            ev->content = it.content;
+            ev->has_referrer = 1;
+            ev->referrer = it.user;
+        } else if (u < 0.92) {
+            ev->has_referrer = 1;
+            ev->referrer = (uint32_t)rng_below(&g->rng, opts->users);
+        } else {
+            ev->depth = 0;
+        }
+        if (ev->has_referrer && ev->referrer == ev->user) {
+            ev->user = (uint32_t)(((uint64_t)ev->user + 1) % opts->users);
+        }
+        fam_pick_source(g, fam_src_referral_cum, &ev->source, &ev->campaign);
         break;
     case SMM_EV_CONVERSION:
         ev->has_content = 1;
-        /* Most conversions are attributed to an earlier click/referral of the same user. */
-        if (rng_unit(&g->rng) < 0.8 && recent_pick(&g->clicks, &g->rng, 0.5, &it) == 0) {
-            ev->content = it.content;
-            ev->user = it.user;
-            ev->source = it.source;
-            ev->campaign = it.campaign;
+        if (!(fam & (FAM_FUNNEL | FAM_REFERRALS))) {
+            /* Most conversions are attributed to an earlier click/referral of the user. */
+            if (rng_unit(&g->rng) < 0.8 && recent_pick(&g->clicks, &g->rng, 0.5, &it) == 0) {
+                ev->content = it.content;
+                ev->user = it.user;
+                ev->source = it.source;
+                ev->campaign = it.campaign;
+            } else {
+                pick_source(g, &ev->source, &ev->campaign);
+            }
         } else {
-            pick_source(g, &ev->source, &ev->campaign);
+            /* A referred visitor buys (the referral's own source only sometimes on the
+             * conversion), a clicker buys (usually naming the click's source), or someone
+             * the stream has not seen. */
+            u = rng_unit(&g->rng);
+            if ((fam & FAM_REFERRALS) && u < 0.35 &&
+                recent_pick(&g->visitors, &g->rng, 0.3, &it) == 0) {
+                ev->content = it.content;
+                ev->user = it.user;
+                if (rng_unit(&g->rng) < 0.3) {
+                    ev->source = it.source;
+                    ev->campaign = it.campaign;
+                }
+            } else if (u < 0.8 && recent_pick(&g->clicks, &g->rng, 0.5, &it) == 0) {
+                ev->content = it.content;
+                ev->user = it.user;
+                if (rng_unit(&g->rng) < 0.7) {
+                    ev->source = it.source;
+                    ev->campaign = it.campaign;
+                }
+            } else if (rng_unit(&g->rng) < 0.3) {
+                fam_pick_source(g, fam_src_click_cum, &ev->source, &ev->campaign);
+            }
         }
         ev->has_value = 1;
         ev->value_cents = llround(exp(log(5.0) + rng_unit(&g->rng) * log(40.0)) * 100.0);
         break;
     case SMM_EV_MENTION:
         ev->has_followers = 1;
+        if (fam & FAM_MENTIONS) {
+            size_t nb = sizeof(mention_brands) / sizeof(mention_brands[0]);
+
+            u = rng_unit(&g->rng);
+            for (size_t b = 0; b < nb; b++) {
+                if (u < mention_brand_cum[b]) {
+                    fixed_account = mention_brands[b];
+                    break;
+                }
+            }
+        }
         break;
     case SMM_EV_MESSAGE:
         ev->has_thread = 1;
         ev->thread = n;
+        if (fam & FAM_CARE) {
+            ev->thread_fam = 1;
+            ev->thread = g->threads++;
+        }
         break;
     case SMM_EV_REPLY:
         ev->has_thread = 1;
@@ -562,30 +1020,27 @@ static void gen_event_make(struct gen *g, struct gen_event *ev, uint64_t n, int6
         break;
     }
 
-    ev->account = ev->content % opts->accounts;
-    if (ev->has_followers) {
-        ev->followers = user_followers(g, ev->user);
-    }
-    if (ev->type == SMM_EV_IMPRESSION || ev->type == SMM_EV_VIEW) {
-        ev->follows_author = user_follows_account(g, ev->user, ev->account);
-    }
-    if (rng_unit(&g->rng) >= 0.05) { /* 5% of events come without demographics */
-        uint64_t h = user_hash(g, ev->user);
+    ev->account = fixed_account >= 0 ? (uint32_t)fixed_account : ev->content % opts->accounts;
+    if (ev->type == SMM_EV_MENTION && (fam & FAM_MENTIONS)) {
+        /* likes + comments + shares the mention got: a log-normal share of the reach,
+         * often 0 for small authors */
+        double rate = rng_lognormal(&g->rng, 0.01, 1.2);
 
-        ev->region = pick_cum16(region_cum, 5, (uint32_t)(h & 0xffff));
-        ev->segment = pick_cum16(segment_cum, 4, (uint32_t)((h >> 16) & 0xffff));
+        ev->has_engagement = 1;
+        ev->engagement = (int64_t)floor((double)mention_followers(g, ev->user) * rate);
     }
-    if (opts->ts_format == TS_RFC3339) {
-        ev->rfc3339 = 1;
-    } else if (opts->ts_format == TS_MIXED) {
-        ev->rfc3339 = rng_unit(&g->rng) < opts->rfc3339_share;
+    gen_event_finish(g, ev);
+    if (plan && ev->type == SMM_EV_MESSAGE && (fam & FAM_CARE)) {
+        return care_plan(g, ev);
     }
+    return 0;
 }
 
 /* Records a well-formed event so later events can refer to it. */
 static int gen_remember(struct gen *g, const struct gen_event *ev)
 {
-    struct recent_item it = {ev->n, ev->content, ev->user, ev->source, ev->campaign};
+    struct recent_item it = {ev->n, ev->content, ev->user, ev->source, ev->campaign, ev->depth};
+    unsigned fam = g->opts->families;
 
     switch (ev->type) {
     case SMM_EV_LIKE:
@@ -594,12 +1049,21 @@ static int gen_remember(struct gen *g, const struct gen_event *ev)
     case SMM_EV_COMMENT:
         recent_add(&g->comments, &it);
         break;
-    case SMM_EV_CLICK:
     case SMM_EV_REFERRAL:
+        recent_add((fam & FAM_REFERRALS) ? &g->visitors : &g->clicks, &it);
+        break;
+    case SMM_EV_CLICK:
         recent_add(&g->clicks, &it);
         break;
+    case SMM_EV_CONVERSION:
+        if (fam & (FAM_FUNNEL | FAM_REFERRALS)) {
+            recent_add(&g->customers, &it);
+        }
+        break;
     case SMM_EV_MESSAGE:
-        recent_add(&g->messages, &it);
+        if (!(fam & FAM_CARE)) { /* care replies are planned, not picked */
+            recent_add(&g->messages, &it);
+        }
         break;
     case SMM_EV_SHARE: {
         struct share_hist *hist = share_hist_get(g, ev->content, 1);
@@ -697,6 +1161,24 @@ static char *put_rfc3339(char *p, int64_t ms)
     len = snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
     return put_mem(p, tmp, (size_t)len);
+}
+
+/* A random one-off region/segment value from tok: "<tag>-<hex>", or one time in four
+ * "<tag>:<hex>|a=b c" (bytes that are legal in ids but separate our key and field names). */
+static char *put_hostile(char *p, const char *tag, uint64_t tok)
+{
+    static const char hex[] = "0123456789abcdef";
+    int odd = (tok & 3) == 0;
+
+    p = put_str(p, tag);
+    *p++ = odd ? ':' : '-';
+    for (int i = 0; i < 10; i++) {
+        *p++ = hex[(tok >> (4 + 4 * i)) & 0xf];
+    }
+    if (odd) {
+        PUT_LIT(p, "|a=b c");
+    }
+    return p;
 }
 
 /* Ends an id value that starts at vstart: padded past 128 bytes, or with a control char. */
@@ -797,6 +1279,11 @@ static size_t render(const struct gen *g, const struct gen_event *ev, int bad, u
     p = put_u64(p, ev->user);
     p = id_bad == 2 ? put_id_defect(p, vstart, bad) : p;
     *p++ = '"';
+    if (ev->has_referrer) {
+        PUT_KEY(p, first, "\"referrer_id\":\"u-");
+        p = put_u64(p, ev->referrer);
+        *p++ = '"';
+    }
     if (ev->has_parent) {
         PUT_KEY(p, first, "\"parent_id\":\"");
         p = put_mem(p, g->id_prefix, g->id_prefix_len);
@@ -807,6 +1294,10 @@ static size_t render(const struct gen *g, const struct gen_event *ev, int bad, u
         PUT_KEY(p, first, "\"followers\":");
         p = put_i64(p, ev->followers);
     }
+    if (ev->has_engagement) {
+        PUT_KEY(p, first, "\"engagement\":");
+        p = put_i64(p, ev->engagement);
+    }
     if (ev->follows_author >= 0) {
         PUT_KEY(p, first, "\"follows_author\":");
         p = ev->follows_author ? put_mem(p, "true", 4) : put_mem(p, "false", 5);
@@ -814,7 +1305,7 @@ static size_t render(const struct gen *g, const struct gen_event *ev, int bad, u
     if (ev->source >= 0) {
         PUT_KEY(p, first, "\"source\":\"");
         p = put_str(p, source_names[ev->source]);
-        if (ev->source == GEN_SRC_CAMPAIGN) {
+        if (ev->source == GEN_SRC_CAMPAIGN || ev->source == GEN_SRC_CMP) {
             p = put_u64(p, ev->campaign);
         }
         *p++ = '"';
@@ -828,6 +1319,9 @@ static size_t render(const struct gen *g, const struct gen_event *ev, int bad, u
     }
     if (ev->has_thread) {
         PUT_KEY(p, first, "\"thread_id\":\"t-");
+        if (ev->thread_fam) {
+            p = put_mem(p, g->id_prefix, g->id_prefix_len);
+        }
         p = put_u64(p, ev->thread);
         *p++ = '"';
     }
@@ -837,6 +1331,18 @@ static size_t render(const struct gen *g, const struct gen_event *ev, int bad, u
         *p++ = '"';
         PUT_KEY(p, first, "\"segment\":\"");
         p = put_str(p, segment_names[ev->segment]);
+        *p++ = '"';
+    }
+    if (ev->fam_region != 0) {
+        PUT_KEY(p, first, "\"region\":\"");
+        p = ev->fam_region == FAM_HOSTILE ? put_hostile(p, "r", ev->region_tok)
+                                          : put_str(p, fam_region_names[ev->fam_region - 1]);
+        *p++ = '"';
+    }
+    if (ev->fam_segment != 0) {
+        PUT_KEY(p, first, "\"segment\":\"");
+        p = ev->fam_segment == FAM_HOSTILE ? put_hostile(p, "s", ev->segment_tok)
+                                           : put_str(p, fam_segment_names[ev->fam_segment - 1]);
         *p++ = '"';
     }
     if (bad == BAD_OVERSIZE) {
@@ -887,6 +1393,9 @@ enum flag_id {
     F_RFC3339_SHARE,
     F_MALFORMED_RATE,
     F_MALFORMED_KINDS,
+    F_FAMILIES,
+    F_REPLY_MEDIAN_S,
+    F_PRINT_CONFIG,
     F_STDOUT,
     F_BROKERS,
     F_TOPIC,
@@ -944,6 +1453,16 @@ static const struct flag flags[] = {
      "Default 0"},
     {"--malformed-kinds", "LIST", F_MALFORMED_KINDS,
      "comma-separated subset of the kinds below to cycle through. Default all"},
+    {"--families", "LIST", F_FAMILIES,
+     "realistic events for the response-time, share-of-voice, referral, funnel and segment "
+     "metrics: all, none or a comma-separated subset of care, mentions, referrals, funnel, "
+     "segments (see below). Default none: the stream of earlier versions, byte for byte"},
+    {"--reply-median-s", "S", F_REPLY_MEDIAN_S,
+     "care: median delay of a brand reply, seconds (log-normal, sigma 1.5, 5 s..12 h); use "
+     "--span-ms of hours, or a small S for short runs. Default 1200"},
+    {"--print-config", NULL, F_PRINT_CONFIG,
+     "print the processor settings that match the generated competitor brands (--set "
+     "key=value lines) and exit"},
     {"--stdout", NULL, F_STDOUT, "write JSON lines to stdout instead of Kafka"},
     {"--brokers", "B", F_BROKERS, "Kafka bootstrap.servers (required without --stdout)"},
     {"--topic", "T", F_TOPIC, "Kafka topic (required without --stdout)"},
@@ -1040,8 +1559,34 @@ static void usage(FILE *out)
             "account); region (eu, na, apac, latam, mea) and segment (18-24, 25-34, 35-44, 45+)\n"
             "on 95%% of events.\n"
             "\n"
+            "Families (--families; each changes only the events it names):\n"
+            "  care      a message (thread_id \"t-<seed>-<k>\", user_id = the customer)\n"
+            "            starts a conversation; 88%% get a brand reply after a log-normal\n"
+            "            delay (--reply-median-s); 15%% get a second customer message (a\n"
+            "            nudge, or an answer to the reply, answered in turn 75%% of the\n"
+            "            time); 5%% of replies are written before the message they answer,\n"
+            "            which follows 0.1-10 s later. The message weight is the rate of\n"
+            "            new conversations (default %.1f: ~2.5%% care events); replies are\n"
+            "            planned, a reply weight is ignored.\n"
+            "  mentions  90%% name a competitor brand acct-1..acct-7 (30/20/14/10/8/5/3%%),\n"
+            "            with followers (heavy-tailed: 2%% of authors have 20k-50M) and\n"
+            "            engagement (an integer). Matching settings (--print-config):\n"
+            "            sov.set.cat-1=acct-1,acct-2,acct-3,acct-4,acct-5\n"
+            "            sov.set.cat-2=acct-5,acct-6,acct-7\n"
+            "  referrals user_id = the new visitor, referrer_id = an earlier visitor of the\n"
+            "            same account (chains A->B->C), a customer, or someone unseen (8%%\n"
+            "            have none); source newsletter, instagram, tiktok, partner-x or (5%%)\n"
+            "            a one-off cmp-<k>. 35%% of conversions are by referred visitors.\n"
+            "  funnel    source on 50%% of impressions and 85%% of clicks (weights per type,\n"
+            "            so the CTR differs by source; 3%% cmp-<k>); conversions by earlier\n"
+            "            clickers, value with 2 decimals, source on some.\n"
+            "  segments  region (eu-west, eu-central, eu-north, na-east, na-west, apac,\n"
+            "            latam, mea) on 80%% and segment (13-17, 18-24, 25-34, 35-44, 45-54,\n"
+            "            55-64, 65+) on 65%% of events, per user; 1%% of events each get a\n"
+            "            random one-off value (r-<hex>, some \"r:<hex>|a=b c\").\n"
+            "\n"
             "Malformed kinds, in cycle order:",
-            GEN_CAMPAIGNS);
+            GEN_CAMPAIGNS, CARE_THREAD_WEIGHT);
     for (int k = 0; k < BAD__COUNT; k++) {
         fprintf(out, "%s%s", k % 5 == 0 ? "\n  " : ", ", bad_names[k]);
     }
@@ -1077,6 +1622,7 @@ static void usage(FILE *out)
             "  smm-gen --stdout --mix share=1 --contents 20 --count 500         # cascades\n"
             "  smm-gen --stdout --malformed-rate 1 --malformed-kinds oversize,long_id\n"
             "  smm-gen --scenario viral --brokers \"$BOOT\" --topic events --truth truth.jsonl\n"
+            "  smm-gen --stdout --families all --span-ms 86400000 --start-ms 1767225600000\n"
             "\n"
             "Exit status: 0 when every message was written/delivered (or, with --count 0,\n"
             "after a signal), 1 on output or delivery failure or an interrupted finite run,\n"
@@ -1220,6 +1766,40 @@ static int parse_kinds(const char *s, int *enabled)
     return 0;
 }
 
+/* "all", "none" or a comma-separated list of family_names. */
+static int parse_families(const char *s, unsigned *out)
+{
+    const char *p = s;
+
+    *out = 0;
+    if (strcmp(s, "all") == 0) {
+        *out = FAM_ALL;
+        return 0;
+    }
+    if (strcmp(s, "none") == 0) {
+        return 0;
+    }
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        int found = 0;
+
+        for (int k = 0; k < FAM_COUNT; k++) {
+            if (strlen(family_names[k]) == len && strncmp(family_names[k], p, len) == 0) {
+                *out |= 1u << k;
+                found = 1;
+            }
+        }
+        if (!found) {
+            fprintf(stderr, "smm-gen: --families: unknown family '%.*s' (expected all, none or "
+                            "care, mentions, referrals, funnel, segments)\n", (int)len, p);
+            return -1;
+        }
+        p = comma ? comma + 1 : p + len;
+    }
+    return 0;
+}
+
 /* Fills *opts. Returns 0 to run, 1 after --help, 2 on a usage error. */
 static int parse_args(int argc, char **argv, struct gen_opts *opts)
 {
@@ -1242,6 +1822,7 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
     opts->posts = 400;
     opts->duration_s = 180.0;
     opts->cascade_s = 120.0;
+    opts->reply_median_s = CARE_DEFAULT_MEDIAN_S;
     memcpy(opts->mix, default_mix, sizeof(opts->mix));
     for (int k = 0; k < BAD__COUNT; k++) {
         opts->bad_enabled[k] = 1;
@@ -1357,6 +1938,15 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
         case F_MALFORMED_KINDS:
             bad = parse_kinds(val, opts->bad_enabled);
             break;
+        case F_FAMILIES:
+            bad = parse_families(val, &opts->families);
+            break;
+        case F_REPLY_MEDIAN_S:
+            bad = parse_double(f->name, val, 1.0, 86400.0, &opts->reply_median_s);
+            break;
+        case F_PRINT_CONFIG:
+            opts->print_config = 1;
+            break;
         case F_STDOUT:
             opts->to_stdout = 1;
             break;
@@ -1424,6 +2014,9 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
         opts->given |= 1ULL << f->id;
     }
 
+    if (opts->print_config) {
+        return 0; /* nothing is generated */
+    }
     if (have_share && !have_format) {
         opts->ts_format = TS_MIXED;
     } else if (have_share && opts->ts_format != TS_MIXED) {
@@ -1440,9 +2033,11 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
         return 2;
     }
     if (opts->scenario == SCEN_VIRAL) {
-        static const enum flag_id mix_only[] = {F_COUNT, F_CONTENTS, F_ZIPF, F_ACCOUNTS,
-                                                F_USER_ZIPF, F_MIX, F_SPAN_MS, F_DISORDER_MS,
-                                                F_RATE, F_MALFORMED_RATE, F_MALFORMED_KINDS};
+        static const enum flag_id mix_only[] = {F_COUNT,          F_CONTENTS,       F_ZIPF,
+                                                F_ACCOUNTS,       F_USER_ZIPF,      F_MIX,
+                                                F_SPAN_MS,        F_DISORDER_MS,    F_RATE,
+                                                F_MALFORMED_RATE, F_MALFORMED_KINDS, F_FAMILIES,
+                                                F_REPLY_MEDIAN_S};
 
         for (size_t k = 0; k < sizeof(mix_only) / sizeof(mix_only[0]); k++) {
             if (opts->given & (1ULL << mix_only[k])) {
@@ -1472,6 +2067,27 @@ static int parse_args(int argc, char **argv, struct gen_opts *opts)
                         flag_name(viral_only[k]));
                 return 2;
             }
+        }
+    }
+    if ((opts->given & (1ULL << F_REPLY_MEDIAN_S)) && !(opts->families & FAM_CARE)) {
+        fprintf(stderr, "smm-gen: --reply-median-s: needs --families with care\n");
+        return 2;
+    }
+    if (opts->families & FAM_CARE) {
+        /* The message weight starts conversations; their replies follow by plan. */
+        double total = 0.0;
+
+        if (!(opts->given & (1ULL << F_MIX))) {
+            opts->mix[SMM_EV_MESSAGE] = CARE_THREAD_WEIGHT;
+        }
+        opts->mix[SMM_EV_REPLY] = 0.0;
+        for (int t = 0; t < SMM_EV__COUNT; t++) {
+            total += opts->mix[t];
+        }
+        if (!(total > 0.0)) {
+            fprintf(stderr, "smm-gen: --mix: with --families care, replies follow messages; "
+                            "give message (or another type) a weight\n");
+            return 2;
         }
     }
     if (opts->count == 0 && opts->rate <= 0.0) {
@@ -1846,41 +2462,6 @@ struct vtruth_slot {
     uint64_t key;   /* ((post << 32) | user) + 1; 0 = empty */
     int64_t minute; /* the user's latest view minute of that post */
 };
-
-/* Grows *arr (elements of size sz) to hold at least need. Returns 0 or -1. */
-static int grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-    size_t c = *cap ? *cap : 256;
-    void *p;
-
-    if (need <= *cap) {
-        return 0;
-    }
-    while (c < need) {
-        c *= 2;
-    }
-    p = realloc(*arr, c * sz);
-    if (p == NULL) {
-        return -1;
-    }
-    *arr = p;
-    *cap = c;
-    return 0;
-}
-
-/* Standard normal (Box-Muller, one of the pair). */
-static double rng_normal(struct rng *r)
-{
-    double u1 = ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
-    double u2 = rng_unit(r);
-
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * GEN_PI * u2);
-}
-
-static double rng_lognormal(struct rng *r, double median, double sigma)
-{
-    return median * exp(sigma * rng_normal(r));
-}
 
 /* Log-uniform in [lo, hi]. */
 static double rng_logu(struct rng *r, double lo, double hi)
@@ -2750,6 +3331,19 @@ static void gen_free(struct gen *g)
     free(g->user_cdf);
     free(g->share_slot);
     free(g->share_pool);
+    free(g->sched);
+}
+
+/* The processor settings that match --families mentions: one competitor set per line. */
+static void print_sov_sets(FILE *out, const char *line_prefix)
+{
+    for (size_t k = 0; k < sizeof(sov_sets) / sizeof(sov_sets[0]); k++) {
+        fprintf(out, "%ssov.set.%s=", line_prefix, sov_sets[k].name);
+        for (uint32_t a = sov_sets[k].first; a <= sov_sets[k].last; a++) {
+            fprintf(out, "%sacct-%" PRIu32, a == sov_sets[k].first ? "" : ",", a);
+        }
+        fprintf(out, "\n");
+    }
 }
 
 int main(int argc, char **argv)
@@ -2772,6 +3366,10 @@ int main(int argc, char **argv)
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
     }
+    if (opts.print_config) {
+        print_sov_sets(stdout, "");
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     if (opts.scenario == SCEN_VIRAL) {
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_signal;
@@ -2790,6 +3388,16 @@ int main(int argc, char **argv)
             fprintf(stderr, "smm-gen: --start-ms %" PRId64 " (now - --span-ms); pass it to repeat"
                             " this run\n", opts.start_ms);
         }
+    }
+    if (!opts.quiet && (opts.families & FAM_MENTIONS)) {
+        fprintf(stderr, "smm-gen: mentions of competitor brands; processor settings:\n");
+        print_sov_sets(stderr, "smm-gen:   --set ");
+    }
+    if (!opts.quiet && (opts.families & FAM_CARE) && opts.rate <= 0.0 &&
+        (double)opts.span_ms < 10.0 * 1000.0 * opts.reply_median_s) {
+        fprintf(stderr, "smm-gen: note: --span-ms %" PRId64 " is short next to --reply-median-s "
+                        "%g: replies due after the last event are not written\n",
+                opts.span_ms, opts.reply_median_s);
     }
 
     memset(&sa, 0, sizeof(sa));
@@ -2821,8 +3429,10 @@ int main(int argc, char **argv)
 
     for (n = 0; (opts.count == 0 || n < opts.count) && stop_requested == 0; n++) {
         int64_t ts;
+        int64_t clock;
         uint64_t variant = 0;
         int bad;
+        int made;
         size_t len;
 
         if (opts.rate > 0.0) {
@@ -2844,12 +3454,26 @@ int main(int argc, char **argv)
 
             ts = opts.start_ms + (int64_t)(frac * (double)opts.span_ms);
         }
+        clock = ts;
         if (opts.disorder_ms > 0) {
             ts -= (int64_t)rng_below(&g->rng, (uint64_t)opts.disorder_ms + 1);
         }
 
         bad = gen_bad_pick(g, &variant);
-        gen_event_make(g, &ev, n, ts);
+        /* A planned care event whose time has come takes a well-formed slot (the clock
+         * before --disorder-ms); bad slots get fresh events that plan nothing. */
+        if (bad == BAD_NONE && g->sched_len > 0 && g->sched[0].emit_at <= clock) {
+            sched_pop(g, &ev);
+            ev.n = n;
+            made = 0;
+        } else {
+            while ((made = gen_event_make(g, &ev, n, ts, bad == BAD_NONE)) == 1) {
+            }
+        }
+        if (made != 0) {
+            fprintf(stderr, "smm-gen: out of memory for planned replies\n");
+            goto out;
+        }
         len = render(g, &ev, bad, variant, buf);
         if (bad == BAD_NONE) {
             if (gen_remember(g, &ev) != 0) {
