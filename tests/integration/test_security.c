@@ -355,6 +355,8 @@ static const char *const acl_commands[] = {
     "exists", "get", "set", "pexpire", "xinfo", "xrange", "xrevrange",
     /* viral leaderboards and alerts (connectors/lua/smm.lua), the HTTP API's reads */
     "zrem", "zremrangebyrank", "zrange", "xadd", "publish", "ping", "zrevrange", "xread",
+    /* /metrics: the open waits of every account (HVALS rt:open) */
+    "hvals",
     NULL};
 
 /* ACL SETUSER user reset on >pw ~<keys> resetchannels -@all +cmd... (without `skip`). */
