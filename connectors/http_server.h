@@ -63,8 +63,9 @@ struct smm_http_opts {
 
 struct smm_http_server;
 
-/* Copies opts (strings, lists, competitor sets and goal ids included) and starts listening: thread per connection, at most
- * max_connections at once. Returns NULL with errstr (never containing a secret). */
+/* Copies opts (strings, lists, competitor sets and goal ids included) and starts
+ * listening: thread per connection, at most max_connections at once. Returns NULL with
+ * errstr (never containing a secret). */
 struct smm_http_server *smm_http_server_start(const struct smm_http_opts *opts, char *errstr,
                                               size_t errstr_size);
 /* The port it listens on (the chosen one when opts.port was 0). */
