@@ -14,7 +14,10 @@
  * "%2F" is part of an id and not a separator. Keys and fields are built as length-counted
  * arguments (redisAppendCommandArgv), never by formatting a command string, so no id can
  * inject a command or reach another key than the one it names. Every request does bounded
- * work: limits are capped, a content or account lookup is a fixed pipeline of 36 calls. */
+ * work: limits are capped, a content or account lookup is a fixed pipeline of 36 calls, and
+ * the insight routes (response, sov, sources, segments, goals, customers) make at most two
+ * round trips of a size fixed by the configuration (the response histogram is one HMGET of
+ * the 601 bucket fields that can exist, never a scan of a window hash). */
 #include "connectors/http_server.h"
 
 #include <arpa/inet.h>
@@ -38,12 +41,20 @@
 #include "connectors/argv.h"
 #include "connectors/redis_conn.h"
 #include "connectors/web_assets.h"
+#include "metrics/response.h"
 
 #define POOL_MAX 8
 #define LIMIT_MAX 1000
 #define ID_MAX 1024
 #define SERIES_MINUTES 30
 #define SSE_BLOCK_MS 1000
+
+/* A competitor set, copied from the options. */
+struct sov_set {
+    char *name;
+    char **brands;
+    int n_brands;
+};
 
 struct smm_http_server {
     struct MHD_Daemon *d;
@@ -55,6 +66,10 @@ struct smm_http_server {
     int n_windows;
     char **metrics;
     int n_metrics;
+    struct sov_set *sov;
+    int n_sov;
+    char **goal_ids;
+    int n_goals;
     struct smm_http_ops ops;
     void (*log)(void *opaque, enum smm_log_level level, const char *msg);
     int max_sse;
@@ -818,6 +833,788 @@ static enum MHD_Result route_alerts(struct smm_http_server *srv, struct MHD_Conn
     return send_json(conn, MHD_HTTP_OK, o);
 }
 
+/* ---- insight routes: response time, share of voice, sources, segments, goals, customers
+ *
+ * All read the counters of CONTRACT-5 (docs/redis-keys.md) from the wide hashes: the
+ * window hash <prefix>w:<label>, or <prefix>total for window=total (the default). Each is a
+ * fixed, bounded pipeline: at most two round trips (SMEMBERS, then one HMGET). */
+
+#define MEMBERS_MAX 1000 /* admitted values read per dimension (top_n is 20 by default) */
+
+/* A growable byte string for entity names built from ids read from Redis. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int err;
+};
+
+static void sb_add(struct sbuf *b, const void *s, size_t n)
+{
+    if (b->err) {
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = (b->len + n + 1) * 2;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->err = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+/* A required query parameter naming an id (account, competitor set): percent-decoded into
+ * out (ID_MAX * 3 + 1 bytes), non-empty, at most ID_MAX bytes, UTF-8 without NUL. 0 and
+ * *len, or -1 with the reason in why. */
+static int param_id(struct MHD_Connection *conn, const char *name, char *out, size_t *len,
+                    char *why, size_t why_size)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    size_t rawlen = v ? strlen(v) : 0;
+    if (rawlen == 0) {
+        snprintf(why, why_size, "%s: missing", name);
+        return -1;
+    }
+    if (rawlen > ID_MAX * 3) {
+        snprintf(why, why_size, "%s: too long", name);
+        return -1;
+    }
+    long n = smm_http_url_decode(v, rawlen, out, 1);
+    if (n < 0) {
+        snprintf(why, why_size, "%s: malformed percent-encoding", name);
+        return -1;
+    }
+    if (n > ID_MAX) {
+        snprintf(why, why_size, "%s: too long", name);
+        return -1;
+    }
+    out[n] = '\0';
+    if (n == 0 || !valid_id((const unsigned char *)out, (size_t)n)) {
+        snprintf(why, why_size, "%s: empty, or not valid UTF-8 (or has NUL)", name);
+        return -1;
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
+/* window=: a configured window label or "total" (the default). 0, or -1 when unknown. */
+static int param_window(struct smm_http_server *srv, struct MHD_Connection *conn, char *out,
+                        size_t out_size)
+{
+    if (param(conn, "window", "total", out, out_size) != 0) {
+        return -1;
+    }
+    if (strcmp(out, "total") == 0) {
+        return 0;
+    }
+    for (int w = 0; w < srv->n_windows; w++) {
+        if (strcmp(out, srv->windows[w]) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static enum MHD_Result bad_window(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char list[256] = "";
+    size_t used = 0;
+    for (int w = 0; w < srv->n_windows && used < sizeof(list); w++) {
+        int k = snprintf(list + used, sizeof(list) - used, "%s, ", srv->windows[w]);
+        used += k > 0 ? (size_t)k : 0;
+    }
+    return send_error(conn, MHD_HTTP_BAD_REQUEST, "window: expected one of %stotal", list);
+}
+
+/* The hash holding a window's counters: <prefix>total or <prefix>w:<label>. */
+static int add_window_key(struct smm_argv *av, struct smm_http_server *srv, const char *window)
+{
+    if (strcmp(window, "total") == 0) {
+        return add_cat(av, srv->prefix, "total", "", 0, NULL);
+    }
+    return add_cat(av, srv->prefix, "w:", window, strlen(window), NULL);
+}
+
+/* Reads the replies of n pipelined commands into r. On a transport failure, an error
+ * while building (bad) or an error reply: frees them, fills err, and marks a connection
+ * that may hold unread replies as failed (pool_put() then closes it). 0 or -1. */
+static int collect(redisContext *c, int bad, redisReply **r, int n, char *err, size_t err_size)
+{
+    if (bad || read_replies(c, r, n) != 0) {
+        snprintf(err, err_size, "%s", c->err ? c->errstr : "out of memory");
+        c->err = c->err ? c->err : REDIS_ERR_OOM;
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (r[i]->type == REDIS_REPLY_ERROR) {
+            snprintf(err, err_size, "%s", r[i]->str);
+            free_replies(r, n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A counter from a reply element: the number, or 0 when absent or not a finite number. */
+static double rnum(const redisReply *e)
+{
+    if (!reply_str(e) || e->len == 0 || e->len > 63) {
+        return 0.0;
+    }
+    char *end;
+    double v = strtod(e->str, &end);
+    return end == e->str + e->len && isfinite(v) ? v : 0.0;
+}
+
+/* Element i of an array reply, or NULL. */
+static const redisReply *elem(const redisReply *r, size_t i)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && i < r->elements ? r->element[i] : NULL;
+}
+
+static double round_to(double v, double scale)
+{
+    return round(v * scale) / scale;
+}
+
+/* num / den x 100, 4 decimals (as er_impr in Redis), or JSON null when den is 0. */
+static cJSON *rate_json(double num, double den)
+{
+    return den > 0 ? cJSON_CreateNumber(round_to(num / den * 100.0, 1e4)) : cJSON_CreateNull();
+}
+
+static int cmp_reply_str(const void *a, const void *b)
+{
+    const redisReply *x = *(const redisReply *const *)a, *y = *(const redisReply *const *)b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->str, y->str, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The admitted values of SMEMBERS reply r (valid ids, "other" left out: the caller adds
+ * it last), sorted bytewise, at most MEMBERS_MAX. Returns the count; *out is malloc'd
+ * pointers into r (caller frees the array), NULL when none. -1 on out-of-memory. */
+static int admitted(const redisReply *r, const redisReply ***out)
+{
+    *out = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        return 0;
+    }
+    const redisReply **v = calloc(r->elements, sizeof(*v));
+    if (!v) {
+        return -1;
+    }
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (!reply_str(e) || e->len == 0 || e->len > ID_MAX ||
+            !valid_id((const unsigned char *)e->str, e->len) ||
+            (e->len == 5 && memcmp(e->str, "other", 5) == 0)) {
+            continue;
+        }
+        v[n++] = e;
+    }
+    qsort(v, (size_t)n, sizeof(*v), cmp_reply_str);
+    *out = v;
+    return n < MEMBERS_MAX ? n : MEMBERS_MAX;
+}
+
+/* One HMGET reply of 601 bucket counts (fields <ent>:<name>_0 .. _600) and the sum of the
+ * durations as an FRT summary object {n, mean_ms, p50_ms, p90_ms, p99_ms} (null figures
+ * when n is 0; metrics/response.h). */
+static cJSON *frt_json(const redisReply *counts, double sum_ms)
+{
+    int buckets[SMM_FRT_MAX_BUCKET + 1];
+    int64_t n[SMM_FRT_MAX_BUCKET + 1];
+    int k = 0;
+    for (int b = 0; b <= SMM_FRT_MAX_BUCKET; b++) {
+        const redisReply *e = elem(counts, (size_t)b);
+        long long v = reply_str(e) ? strtoll(e->str, NULL, 10) : 0;
+        if (v > 0) {
+            buckets[k] = b;
+            n[k++] = v;
+        }
+    }
+    struct smm_frt_summary s = {0};
+    int64_t sum = sum_ms <= 0 ? 0 : sum_ms >= 9e18 ? INT64_MAX : (int64_t)sum_ms;
+    if (smm_frt_summarize(buckets, n, k, sum, &s) != SMM_OK) {
+        s.n = 0; /* counts overflowing int64: nothing sensible to show */
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", (double)s.n);
+    /* The mean is exact; a percentile is a bucket's representative, within 1.96 % of the
+     * true value: 0.1 ms is more than enough digits. */
+    const char *names[4] = {"mean_ms", "p50_ms", "p90_ms", "p99_ms"};
+    double vals[4] = {s.mean_ms, round_to(s.p50_ms, 10), round_to(s.p90_ms, 10),
+                      round_to(s.p99_ms, 10)};
+    for (int i = 0; i < 4; i++) {
+        cJSON_AddItemToObject(o, names[i],
+                              s.n > 0 ? cJSON_CreateNumber(vals[i]) : cJSON_CreateNull());
+    }
+    return o;
+}
+
+/* GET /api/v1/response?account=A&window=W */
+static enum MHD_Result route_response(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char acct[ID_MAX * 3 + 1], window[64], why[128], err[256];
+    size_t alen;
+    if (param_id(conn, "account", acct, &alen, why, sizeof(why)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    if (param_window(srv, conn, window, sizeof(window)) != 0) {
+        return bad_window(srv, conn);
+    }
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (!c) {
+        return redis_unavailable(conn, err);
+    }
+    static const char *const counters[] = {":message", ":threads", ":answered", ":frt_ms",
+                                           ":frtb_ms"};
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = smm_argv_add_str(&av, "HMGET");
+    bad |= add_window_key(&av, srv, window);
+    for (int i = 0; i < 5; i++) {
+        bad |= add_cat(&av, "", "a:", acct, alen, counters[i]);
+    }
+    bad |= bad ? -1 : append(c, &av);
+    /* Every bucket that can exist, in one HMGET each: O(601) however large the hash. */
+    for (int h = 0; h < 2; h++) {
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "HMGET");
+        bad |= add_window_key(&av, srv, window);
+        for (int b = 0; b <= SMM_FRT_MAX_BUCKET; b++) {
+            char suffix[24];
+            snprintf(suffix, sizeof(suffix), ":%s_%d", h ? "frtb" : "frt", b);
+            bad |= add_cat(&av, "", "a:", acct, alen, suffix);
+        }
+        bad |= bad ? -1 : append(c, &av);
+    }
+    smm_argv_reset(&av);
+    bad |= smm_argv_add_str(&av, "HGET");
+    bad |= add_cat(&av, srv->prefix, "rt:open", "", 0, NULL);
+    bad |= smm_argv_add(&av, acct, alen);
+    bad |= bad ? -1 : append(c, &av);
+    smm_argv_free(&av);
+    redisReply *r[4];
+    if (collect(c, bad, r, 4, err, sizeof(err)) != 0) {
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
+    pool_put(srv, c);
+    double messages = rnum(elem(r[0], 0)), threads = rnum(elem(r[0], 1));
+    double answered = rnum(elem(r[0], 2));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "account", cJSON_CreateString(acct));
+    cJSON_AddItemToObject(o, "window", cJSON_CreateString(window));
+    cJSON_AddNumberToObject(o, "messages", messages);
+    cJSON_AddNumberToObject(o, "threads", threads);
+    cJSON_AddNumberToObject(o, "answered", answered);
+    cJSON_AddItemToObject(o, "response_rate", rate_json(answered, threads));
+    cJSON *frt = cJSON_AddObjectToObject(o, "frt");
+    cJSON_AddItemToObject(frt, "all", frt_json(r[1], rnum(elem(r[0], 3))));
+    cJSON_AddItemToObject(frt, "business", frt_json(r[2], rnum(elem(r[0], 4))));
+    cJSON_AddNumberToObject(o, "open_threads", rnum(r[3]));
+    free_replies(r, 4);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* Shares of a total in percent, rounded to hundredths by largest remainder: each share is
+ * within 0.01 of v[i] / total x 100, and they add up to exactly 100.00 when the v[i] add up
+ * to the total (to the rounded sum of the exact shares otherwise). All 0 when total <= 0. */
+static void shares(const double *v, int n, double total, double *out)
+{
+    if (n <= 0) {
+        return;
+    }
+    double *rem = calloc((size_t)n, sizeof(*rem));
+    double exact_sum = 0, floor_sum = 0;
+    for (int i = 0; i < n; i++) {
+        double e = total > 0 ? v[i] * 10000.0 / total : 0;
+        out[i] = floor(e);
+        if (rem) {
+            rem[i] = e - out[i];
+        }
+        exact_sum += e;
+        floor_sum += out[i];
+    }
+    long long extra = llround(exact_sum - floor_sum);
+    for (; rem && extra > 0; extra--) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            if (rem[i] > 0 && (best < 0 || rem[i] > rem[best])) {
+                best = i;
+            }
+        }
+        if (best < 0) {
+            break;
+        }
+        out[best] += 1;
+        rem[best] = 0;
+    }
+    free(rem);
+    for (int i = 0; i < n; i++) {
+        out[i] /= 100.0;
+    }
+}
+
+/* GET /api/v1/sov?set=S&window=W */
+static enum MHD_Result route_sov(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char name[ID_MAX * 3 + 1], window[64], why[128], err[256];
+    size_t nlen;
+    if (param_id(conn, "set", name, &nlen, why, sizeof(why)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    if (param_window(srv, conn, window, sizeof(window)) != 0) {
+        return bad_window(srv, conn);
+    }
+    const struct sov_set *set = NULL;
+    for (int i = 0; i < srv->n_sov && !set; i++) {
+        set = strcmp(srv->sov[i].name, name) == 0 ? &srv->sov[i] : NULL;
+    }
+    if (!set) {
+        return send_error(conn, MHD_HTTP_NOT_FOUND, "unknown competitor set (config sov.set.*)");
+    }
+    static const char *const metrics[3] = {":mention", ":mention_reach", ":mention_engagement"};
+    static const char *const keys[3] = {"mentions", "reach", "engagement"};
+    int nb = set->n_brands;
+    /* Fields v:<set>|<brand>:<m> for every brand, then v:<set>:<m> (the set's total). */
+    struct smm_argv av;
+    smm_argv_init(&av);
+    struct sbuf ent = {0};
+    int bad = smm_argv_add_str(&av, "HMGET");
+    bad |= add_window_key(&av, srv, window);
+    for (int b = 0; b <= nb; b++) {
+        ent.len = 0;
+        sb_str(&ent, "v:");
+        sb_add(&ent, name, nlen);
+        if (b < nb) {
+            sb_str(&ent, "|");
+            sb_str(&ent, set->brands[b]);
+        }
+        bad |= ent.err ? -1 : 0;
+        for (int m = 0; m < 3 && !bad; m++) {
+            bad |= add_cat(&av, "", "", ent.p, ent.len, metrics[m]);
+        }
+    }
+    free(ent.p);
+    redisContext *c = bad ? NULL : pool_get(srv, err, sizeof(err));
+    if (!c) {
+        smm_argv_free(&av);
+        return bad ? send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory")
+                   : redis_unavailable(conn, err);
+    }
+    bad |= append(c, &av);
+    smm_argv_free(&av);
+    redisReply *r[1];
+    if (collect(c, bad, r, 1, err, sizeof(err)) != 0) {
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
+    pool_put(srv, c);
+    double *val = calloc((size_t)(nb + 1) * 3, sizeof(*val));
+    double *share = calloc((size_t)(nb + 1) * 3, sizeof(*share));
+    if (!val || !share) {
+        free(val);
+        free(share);
+        free_replies(r, 1);
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    /* val[m * (nb + 1) + b]: metric m of brand b (b = nb: the set total). */
+    for (int b = 0; b <= nb; b++) {
+        for (int m = 0; m < 3; m++) {
+            val[m * (nb + 1) + b] = rnum(elem(r[0], (size_t)(b * 3 + m)));
+        }
+    }
+    free_replies(r, 1);
+    for (int m = 0; m < 3; m++) {
+        shares(val + m * (nb + 1), nb, val[m * (nb + 1) + nb], share + m * (nb + 1));
+    }
+    static const char *const share_keys[3] = {"share_mentions", "share_reach",
+                                              "share_engagement"};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "set", cJSON_CreateString(name));
+    cJSON_AddItemToObject(o, "window", cJSON_CreateString(window));
+    cJSON *brands = cJSON_AddArrayToObject(o, "brands");
+    for (int b = 0; b < nb; b++) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddItemToObject(it, "brand", cJSON_CreateString(set->brands[b]));
+        for (int m = 0; m < 3; m++) {
+            cJSON_AddNumberToObject(it, keys[m], val[m * (nb + 1) + b]);
+        }
+        for (int m = 0; m < 3; m++) {
+            cJSON_AddNumberToObject(it, share_keys[m], share[m * (nb + 1) + b]);
+        }
+        cJSON_AddItemToArray(brands, it);
+    }
+    cJSON *totals = cJSON_AddObjectToObject(o, "totals");
+    for (int m = 0; m < 3; m++) {
+        cJSON_AddNumberToObject(totals, keys[m], val[m * (nb + 1) + nb]);
+    }
+    free(val);
+    free(share);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* The two-step read of sources and segments: SMEMBERS <prefix>seg:<acct>:<dim>, then one
+ * HMGET of <fields> of entity <kind>:<acct><sep><value> for each admitted value and
+ * "other". On success *vals (admitted values, caller frees) and *n_vals (without "other"),
+ * *hm the HMGET reply and *members the SMEMBERS reply (caller frees both). On failure an
+ * answer has been queued and *res holds it. */
+struct dim_read {
+    const redisReply **vals;
+    int n_vals;
+    redisReply *members, *hm;
+};
+
+static int read_dim(struct smm_http_server *srv, struct MHD_Connection *conn, const char *acct,
+                    size_t alen, const char *dim, const char *window, const char *kind,
+                    const char *sep, const char *const *fields, int n_fields,
+                    struct dim_read *out, enum MHD_Result *res)
+{
+    char err[256];
+    memset(out, 0, sizeof(*out));
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (!c) {
+        *res = redis_unavailable(conn, err);
+        return -1;
+    }
+    struct smm_argv av;
+    smm_argv_init(&av);
+    struct sbuf key = {0};
+    sb_str(&key, srv->prefix);
+    sb_str(&key, "seg:");
+    sb_add(&key, acct, alen);
+    sb_str(&key, ":");
+    sb_str(&key, dim);
+    int bad = smm_argv_add_str(&av, "SMEMBERS");
+    bad |= key.err ? -1 : smm_argv_add(&av, key.p, key.len);
+    free(key.p);
+    bad |= bad ? -1 : append(c, &av);
+    redisReply *r[1];
+    if (collect(c, bad, r, 1, err, sizeof(err)) != 0) {
+        smm_argv_free(&av);
+        pool_put(srv, c);
+        *res = redis_unavailable(conn, err);
+        return -1;
+    }
+    out->members = r[0];
+    out->n_vals = admitted(out->members, &out->vals);
+    bad = out->n_vals < 0 ? -1 : 0;
+    smm_argv_reset(&av);
+    bad |= smm_argv_add_str(&av, "HMGET");
+    bad |= add_window_key(&av, srv, window);
+    struct sbuf ent = {0};
+    for (int v = 0; !bad && v <= out->n_vals; v++) {
+        ent.len = 0;
+        sb_str(&ent, kind);
+        sb_add(&ent, acct, alen);
+        sb_str(&ent, sep);
+        if (v < out->n_vals) {
+            sb_add(&ent, out->vals[v]->str, out->vals[v]->len);
+        } else {
+            sb_str(&ent, "other");
+        }
+        bad |= ent.err ? -1 : 0;
+        for (int f = 0; f < n_fields && !bad; f++) {
+            bad |= add_cat(&av, "", "", ent.p, ent.len, fields[f]);
+        }
+    }
+    free(ent.p);
+    bad |= bad ? -1 : append(c, &av);
+    smm_argv_free(&av);
+    if (collect(c, bad, r, 1, err, sizeof(err)) != 0) {
+        pool_put(srv, c);
+        free(out->vals);
+        freeReplyObject(out->members);
+        *res = redis_unavailable(conn, err);
+        return -1;
+    }
+    pool_put(srv, c);
+    out->hm = r[0];
+    return 0;
+}
+
+static void dim_free(struct dim_read *d)
+{
+    free(d->vals);
+    freeReplyObject(d->members);
+    freeReplyObject(d->hm);
+}
+
+/* The name of admitted value v of d (v = n_vals: "other") as a JSON string. */
+static cJSON *dim_name(const struct dim_read *d, int v)
+{
+    if (v == d->n_vals) {
+        return cJSON_CreateString("other");
+    }
+    return cJSON_CreateString(d->vals[v]->str); /* valid_id: no NUL, UTF-8 */
+}
+
+/* GET /api/v1/sources?account=A&window=W */
+static enum MHD_Result route_sources(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char acct[ID_MAX * 3 + 1], window[64], why[128];
+    size_t alen;
+    if (param_id(conn, "account", acct, &alen, why, sizeof(why)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    if (param_window(srv, conn, window, sizeof(window)) != 0) {
+        return bad_window(srv, conn);
+    }
+    enum { CLICK, REFERRAL, CONVERSION, VALUE, IMPRESSION, IND_CONV, IND_VALUE, NF };
+    static const char *const fields[NF] = {":click", ":referral", ":conversion",
+                                           ":value_cents", ":impression",
+                                           ":indirect_conversions", ":indirect_value_cents"};
+    struct dim_read d;
+    enum MHD_Result res;
+    if (read_dim(srv, conn, acct, alen, "source", window, "s:", "|", fields, NF, &d, &res) != 0) {
+        return res;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "account", cJSON_CreateString(acct));
+    cJSON_AddItemToObject(o, "window", cJSON_CreateString(window));
+    cJSON *list = cJSON_AddArrayToObject(o, "sources");
+    for (int v = 0; v <= d.n_vals; v++) {
+        double f[NF];
+        for (int k = 0; k < NF; k++) {
+            f[k] = rnum(elem(d.hm, (size_t)(v * NF + k)));
+        }
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddItemToObject(it, "source", dim_name(&d, v));
+        cJSON_AddNumberToObject(it, "clicks", f[CLICK]);
+        cJSON_AddNumberToObject(it, "referrals", f[REFERRAL]);
+        cJSON_AddNumberToObject(it, "conversions", f[CONVERSION]);
+        cJSON_AddNumberToObject(it, "value", f[VALUE] / 100.0);
+        cJSON_AddNumberToObject(it, "impressions", f[IMPRESSION]);
+        cJSON_AddItemToObject(it, "ctr", rate_json(f[CLICK], f[IMPRESSION]));
+        cJSON_AddItemToObject(it, "conversion_rate", rate_json(f[CONVERSION], f[CLICK]));
+        cJSON_AddNumberToObject(it, "indirect_conversions", f[IND_CONV]);
+        cJSON_AddNumberToObject(it, "indirect_value", f[IND_VALUE] / 100.0);
+        cJSON_AddItemToArray(list, it);
+    }
+    dim_free(&d);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* GET /api/v1/segments?account=A&dim=region|segment&window=W */
+static enum MHD_Result route_segments(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char acct[ID_MAX * 3 + 1], window[64], dim[16], why[128];
+    size_t alen;
+    if (param_id(conn, "account", acct, &alen, why, sizeof(why)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    if (param(conn, "dim", "", dim, sizeof(dim)) != 0 ||
+        (strcmp(dim, "region") != 0 && strcmp(dim, "segment") != 0)) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "dim: expected region or segment");
+    }
+    if (param_window(srv, conn, window, sizeof(window)) != 0) {
+        return bad_window(srv, conn);
+    }
+    enum { ENGAGEMENT, IMPRESSION, CONVERSION, VALUE, REACH, NF };
+    static const char *const fields[NF] = {":engagement", ":impression", ":conversion",
+                                           ":value_cents", ":reach"};
+    char sep[24];
+    snprintf(sep, sizeof(sep), "|%s=", dim);
+    struct dim_read d;
+    enum MHD_Result res;
+    if (read_dim(srv, conn, acct, alen, dim, window, "g:", sep, fields, NF, &d, &res) != 0) {
+        return res;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "account", cJSON_CreateString(acct));
+    cJSON_AddItemToObject(o, "window", cJSON_CreateString(window));
+    cJSON_AddItemToObject(o, "dim", cJSON_CreateString(dim));
+    cJSON *list = cJSON_AddArrayToObject(o, "segments");
+    for (int v = 0; v <= d.n_vals; v++) {
+        double f[NF];
+        for (int k = 0; k < NF; k++) {
+            f[k] = rnum(elem(d.hm, (size_t)(v * NF + k)));
+        }
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddItemToObject(it, "name", dim_name(&d, v));
+        cJSON_AddNumberToObject(it, "engagement", f[ENGAGEMENT]);
+        cJSON_AddNumberToObject(it, "impression", f[IMPRESSION]);
+        cJSON_AddNumberToObject(it, "conversion", f[CONVERSION]);
+        cJSON_AddNumberToObject(it, "value", f[VALUE] / 100.0);
+        cJSON_AddNumberToObject(it, "reach", f[REACH]);
+        cJSON_AddItemToObject(it, "er_impr", rate_json(f[ENGAGEMENT], f[IMPRESSION]));
+        cJSON_AddItemToArray(list, it);
+    }
+    dim_free(&d);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* GET /api/v1/goals */
+static enum MHD_Result route_goals(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char err[256];
+    int n = srv->n_goals;
+    redisReply **r = calloc((size_t)(n > 0 ? n : 1), sizeof(*r));
+    redisContext *c = r ? pool_get(srv, err, sizeof(err)) : NULL;
+    if (!c) {
+        free(r);
+        return r ? redis_unavailable(conn, err)
+                 : send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = 0;
+    for (int g = 0; g < n && !bad; g++) {
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "HGETALL");
+        bad |= add_cat(&av, srv->prefix, "goal:", srv->goal_ids[g], strlen(srv->goal_ids[g]),
+                       NULL);
+        bad |= bad ? -1 : append(c, &av);
+    }
+    smm_argv_free(&av);
+    if (collect(c, bad, r, n, err, sizeof(err)) != 0) {
+        pool_put(srv, c);
+        free(r);
+        return redis_unavailable(conn, err);
+    }
+    pool_put(srv, c);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "goals");
+    for (int g = 0; g < n; g++) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddItemToObject(it, "id", cJSON_CreateString(srv->goal_ids[g]));
+        const redisReply *h = r[g];
+        int fields = 0;
+        for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+            const redisReply *f = h->element[i], *val = h->element[i + 1];
+            if (!reply_str(f) || !reply_str(val) || memchr(f->str, '\0', f->len) ||
+                f->len > 127 || (f->len == 2 && memcmp(f->str, "id", 2) == 0)) {
+                continue;
+            }
+            char name[128];
+            memcpy(name, f->str, f->len);
+            name[f->len] = '\0';
+            cJSON *item;
+            if (!strcmp(name, "account") || !strcmp(name, "metric") || !strcmp(name, "kind")) {
+                if (memchr(val->str, '\0', val->len)) {
+                    continue;
+                }
+                item = cJSON_CreateString(val->str); /* text even when it looks numeric */
+            } else if (!strcmp(name, "on_track") || !strcmp(name, "reached")) {
+                item = cJSON_CreateBool(rnum(val) != 0);
+            } else {
+                item = value_json(val->str, val->len);
+            }
+            cJSON_AddItemToObject(it, name, item);
+            fields++;
+        }
+        /* A goal the processor has not evaluated yet has no hash. */
+        cJSON_AddBoolToObject(it, "evaluated", fields > 0);
+        cJSON_AddItemToArray(list, it);
+    }
+    free_replies(r, n);
+    free(r);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* GET /api/v1/customers?account=A&limit=20 */
+static enum MHD_Result route_customers(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char acct[ID_MAX * 3 + 1], why[128], err[256];
+    size_t alen;
+    int limit;
+    if (param_id(conn, "account", acct, &alen, why, sizeof(why)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    if (param_limit(conn, 20, LIMIT_MAX, &limit) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "limit: expected an integer from 1 to %d",
+                          LIMIT_MAX);
+    }
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (!c) {
+        return redis_unavailable(conn, err);
+    }
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = 0;
+    static const char *const zsets[2] = {"cv:direct:", "cv:indirect:"};
+    for (int k = 0; k < 2; k++) {
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "ZREVRANGE");
+        bad |= add_cat(&av, srv->prefix, zsets[k], acct, alen, NULL);
+        bad |= smm_argv_add_str(&av, "0");
+        bad |= smm_argv_add_int(&av, limit - 1);
+        bad |= smm_argv_add_str(&av, "WITHSCORES");
+        bad |= bad ? -1 : append(c, &av);
+    }
+    smm_argv_free(&av);
+    redisReply *r[2];
+    if (collect(c, bad, r, 2, err, sizeof(err)) != 0) {
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
+    pool_put(srv, c);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "account", cJSON_CreateString(acct));
+    static const char *const names[2] = {"direct", "indirect"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *list = cJSON_AddArrayToObject(o, names[k]);
+        for (size_t i = 0; r[k]->type == REDIS_REPLY_ARRAY && i + 1 < r[k]->elements; i += 2) {
+            const redisReply *m = r[k]->element[i], *s = r[k]->element[i + 1];
+            if (!reply_str(m) || !reply_str(s) ||
+                !valid_id((const unsigned char *)m->str, m->len)) {
+                continue;
+            }
+            cJSON *it = cJSON_CreateObject();
+            cJSON_AddItemToObject(it, "user_id", cJSON_CreateString(m->str));
+            /* scores are cents: value in currency units, to the cent */
+            cJSON_AddNumberToObject(it, "value", round(rnum(s)) / 100.0);
+            cJSON_AddItemToArray(list, it);
+        }
+    }
+    free_replies(r, 2);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* The sum of the open waits of every account (HVALS <prefix>rt:open), or -1 when Redis
+ * cannot be read: O(accounts with open waits) per scrape. */
+static int64_t open_threads(struct smm_http_server *srv)
+{
+    char err[256];
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (!c) {
+        return -1;
+    }
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = smm_argv_add_str(&av, "HVALS");
+    bad |= add_cat(&av, srv->prefix, "rt:open", "", 0, NULL);
+    bad |= bad ? -1 : append(c, &av);
+    smm_argv_free(&av);
+    redisReply *r[1];
+    if (collect(c, bad, r, 1, err, sizeof(err)) != 0) {
+        pool_put(srv, c);
+        return -1; /* /readyz and the loop report Redis; the gauge is left out */
+    }
+    pool_put(srv, c);
+    int64_t sum = 0;
+    for (size_t i = 0; r[0]->type == REDIS_REPLY_ARRAY && i < r[0]->elements; i++) {
+        long long v = reply_str(r[0]->element[i]) ? strtoll(r[0]->element[i]->str, NULL, 10) : 0;
+        sum += v > 0 ? v : 0;
+    }
+    free_replies(r, 1);
+    return sum;
+}
+
 static enum MHD_Result route_readyz(struct smm_http_server *srv, struct MHD_Connection *conn)
 {
     char why[512] = "";
@@ -1131,7 +1928,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return route_readyz(srv, conn);
     }
     if (strcmp(url, "/metrics") == 0) {
-        return send_doc(conn, srv->ops.metrics ? srv->ops.metrics(srv->ops.opaque) : NULL,
+        return send_doc(conn,
+                        srv->ops.metrics ? srv->ops.metrics(srv->ops.opaque, open_threads(srv))
+                                         : NULL,
                         "text/plain; version=0.0.4; charset=utf-8");
     }
     if (strcmp(url, "/events") == 0) {
@@ -1155,6 +1954,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     }
     if (strcmp(url, "/api/v1/alerts") == 0) {
         return route_alerts(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/response") == 0) {
+        return route_response(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/sov") == 0) {
+        return route_sov(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/sources") == 0) {
+        return route_sources(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/segments") == 0) {
+        return route_segments(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/goals") == 0) {
+        return route_goals(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/customers") == 0) {
+        return route_customers(srv, conn);
     }
     return send_error(conn, MHD_HTTP_NOT_FOUND, "no such route");
 }
@@ -1202,6 +2019,26 @@ static void free_list(char **v, int n)
     free(v);
 }
 
+/* Copies the competitor sets into srv->sov. 1, or 0 on out-of-memory (what was copied is
+ * freed by srv_free()). */
+static int copy_sov(struct smm_http_server *srv, const struct smm_http_sov_set *v, int n)
+{
+    srv->sov = calloc((size_t)(n > 0 ? n : 1), sizeof(*srv->sov));
+    if (!srv->sov) {
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        struct sov_set *d = &srv->sov[srv->n_sov++];
+        d->name = strdup(v[i].name ? v[i].name : "");
+        d->brands = dup_list(v[i].brands, v[i].n_brands);
+        d->n_brands = d->brands ? v[i].n_brands : 0;
+        if (!d->name || !d->brands) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void srv_free(struct smm_http_server *srv)
 {
     for (int i = 0; i < srv->n_pool; i++) {
@@ -1221,6 +2058,12 @@ static void srv_free(struct smm_http_server *srv)
     free(srv->redis_password);
     free_list(srv->windows, srv->n_windows);
     free_list(srv->metrics, srv->n_metrics);
+    for (int i = 0; srv->sov && i < srv->n_sov; i++) {
+        free(srv->sov[i].name);
+        free_list(srv->sov[i].brands, srv->sov[i].n_brands);
+    }
+    free(srv->sov);
+    free_list(srv->goal_ids, srv->n_goals);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
 }
@@ -1244,6 +2087,9 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
     srv->metrics = dup_list(o->metrics, o->n_metrics);
     srv->n_windows = srv->windows ? o->n_windows : 0;
     srv->n_metrics = srv->metrics ? o->n_metrics : 0;
+    int sov_ok = copy_sov(srv, o->sov_sets, o->n_sov_sets);
+    srv->goal_ids = dup_list(o->goal_ids, o->n_goals);
+    srv->n_goals = srv->goal_ids ? o->n_goals : 0;
     srv->redis_port = o->redis_port;
     srv->redis_db = o->redis_db;
     srv->redis_timeout_ms = o->redis_timeout_ms > 0 ? o->redis_timeout_ms : 1000;
@@ -1253,7 +2099,7 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
     srv->max_sse = max_conn / 2;
     if (!srv->token || !srv->prefix || !srv->redis_host || !srv->redis_unix_socket ||
         !srv->redis_username || !srv->redis_password || !srv->windows || !srv->metrics ||
-        o->n_metrics > 32) {
+        !sov_ok || !srv->goal_ids || o->n_metrics > 32) {
         snprintf(errstr, errstr_size, "out of memory");
         srv_free(srv);
         return NULL;

@@ -8,6 +8,7 @@
 #define SMM_CONNECTORS_HTTP_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "connectors/kafka_source.h" /* enum smm_log_level */
 
@@ -15,10 +16,20 @@
 struct smm_http_ops {
     void *opaque;
     /* Each returns a malloc'd NUL-terminated document (caller frees), or NULL on OOM. */
-    char *(*metrics)(void *opaque); /* Prometheus text exposition */
+    /* Prometheus text exposition. open_threads: the server's own reading of Redis (sum of
+     * HVALS <prefix>rt:open, the open waits of every account), -1 when Redis could not
+     * be read: the gauge smm_open_threads shows it, or is left out. */
+    char *(*metrics)(void *opaque, int64_t open_threads);
     char *(*summary)(void *opaque); /* the JSON object of /api/v1/summary */
     /* 1 when ready; otherwise 0 and why holds the reasons, separated by "; ". */
     int (*ready)(void *opaque, char *why, size_t why_size);
+};
+
+/* One competitor set for share of voice (config sov.set.<name> = "brandA,brandB,..."). */
+struct smm_http_sov_set {
+    const char *name;
+    const char *const *brands; /* n_brands account ids, in the config's order */
+    int n_brands;
 };
 
 struct smm_http_opts {
@@ -38,14 +49,23 @@ struct smm_http_opts {
     int n_windows;
     const char *const *metrics; /* field suffixes read per entity ("impression", ...) */
     int n_metrics;
+    /* GET /api/v1/sov: the configured competitor sets (processor/config.h sov_sets); a set
+     * not listed here answers 404. NULL/0 = none. */
+    const struct smm_http_sov_set *sov_sets;
+    int n_sov_sets;
+    /* GET /api/v1/goals: the ids of the configured goals (config goal.<id>.*), in the order
+     * to list them; each is read from the hash <prefix>goal:<id>. NULL/0 = none. */
+    const char *const *goal_ids;
+    int n_goals;
     struct smm_http_ops ops;
     void (*log)(void *opaque, enum smm_log_level level, const char *msg); /* thread-safe */
 };
 
 struct smm_http_server;
 
-/* Copies opts (strings included) and starts listening: thread per connection, at most
- * max_connections at once. Returns NULL with errstr (never containing a secret). */
+/* Copies opts (strings, lists, competitor sets and goal ids included) and starts
+ * listening: thread per connection, at most max_connections at once. Returns NULL with
+ * errstr (never containing a secret). */
 struct smm_http_server *smm_http_server_start(const struct smm_http_opts *opts, char *errstr,
                                               size_t errstr_size);
 /* The port it listens on (the chosen one when opts.port was 0). */

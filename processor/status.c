@@ -332,8 +332,11 @@ char *smm_status_render_prometheus(const struct smm_status_snap *s, const char *
         put_label(&t, s->kind[k]);
         put(&t, "\"} %lld\n", (long long)s->kind_n[k]);
     }
-    scalar(&t, "smm_open_threads", "gauge", "Conversation threads currently open.",
-           s->open_threads);
+    if (s->open_threads >= 0) {
+        scalar(&t, "smm_open_threads", "gauge",
+               "Conversation threads waiting for a reply (sum of rt:open in Redis).",
+               s->open_threads);
+    }
     scalar(&t, "smm_tracked_cascades", "gauge", "Share cascades currently tracked.",
            s->tracked_cascades);
     if (s->rss_bytes >= 0) {
@@ -426,11 +429,14 @@ static int64_t read_rss(void)
     return resident >= 0 && page > 0 ? (int64_t)resident * page : -1;
 }
 
-static char *op_metrics(void *opaque)
+static char *op_metrics(void *opaque, int64_t open_threads)
 {
     struct smm_status_snap snap;
     smm_status_snapshot(opaque, &snap);
     snap.rss_bytes = read_rss();
+    /* Open waits live in Redis (<prefix>rt:open, kept by the state script): the server's
+     * reading of it is the truth, whatever was set here; unknown (-1) leaves it out. */
+    snap.open_threads = open_threads;
     char *out = smm_status_render_prometheus(&snap, SMM_VERSION);
     smm_status_snap_free(&snap);
     return out;
@@ -475,6 +481,22 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
     metrics[n_metrics++] = "er_impr";
     metrics[n_metrics++] = "reach";
     metrics[n_metrics++] = "er_reach";
+    /* Competitor sets and goal ids for /api/v1/sov and /api/v1/goals (copied by the
+     * server). */
+    struct smm_http_sov_set sov[SMM_CFG_MAX_SOV_SETS];
+    int n_sov = cfg->n_sov_sets < SMM_CFG_MAX_SOV_SETS ? cfg->n_sov_sets : SMM_CFG_MAX_SOV_SETS;
+    for (int i = 0; i < n_sov; i++) {
+        sov[i] = (struct smm_http_sov_set){
+            .name = cfg->sov_sets[i].name,
+            .brands = (const char *const *)cfg->sov_sets[i].brands,
+            .n_brands = cfg->sov_sets[i].n_brands,
+        };
+    }
+    const char *goal_ids[SMM_CFG_MAX_GOALS];
+    int n_goals = cfg->n_goals < SMM_CFG_MAX_GOALS ? cfg->n_goals : SMM_CFG_MAX_GOALS;
+    for (int i = 0; i < n_goals; i++) {
+        goal_ids[i] = cfg->goals[i].id;
+    }
     struct smm_http_opts o = {
         .address = cfg->http_address,
         .port = (int)cfg->http_port,
@@ -492,6 +514,10 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
         .n_windows = cfg->n_windows,
         .metrics = metrics,
         .n_metrics = n_metrics,
+        .sov_sets = sov,
+        .n_sov_sets = n_sov,
+        .goal_ids = goal_ids,
+        .n_goals = n_goals,
         .ops = {.opaque = st, .metrics = op_metrics, .summary = op_summary, .ready = op_ready},
         .log = smm_log_cb,
     };

@@ -7,8 +7,10 @@
  * Prometheus text, as the summary JSON or as readiness reasons is pure: no clock, no I/O.
  *
  * Other work streams feed the gauges and counters that are not the loop's own (alerts by
- * kind, open threads, tracked cascades) through the same handle; until they do, those
- * read 0. All functions are thread-safe; the *_begin/_part/_end trio is for one thread at
+ * kind, tracked cascades) through the same handle; until they do, those read 0. Open
+ * threads are Redis' figure: the HTTP server reads <prefix>rt:open on each scrape and
+ * /metrics shows that, not what smm_status_set_open_threads() set (kept for renderers'
+ * tests). All functions are thread-safe; the *_begin/_part/_end trio is for one thread at
  * a time (the loop). */
 #ifndef SMM_PROCESSOR_STATUS_H
 #define SMM_PROCESSOR_STATUS_H
@@ -65,7 +67,8 @@ struct smm_status_snap {
     char kind[SMM_STATUS_MAX_KINDS][SMM_STATUS_KIND_MAX]; /* alerts emitted, by kind */
     int64_t kind_n[SMM_STATUS_MAX_KINDS];
     int n_kinds;
-    int64_t open_threads, tracked_cascades;
+    int64_t open_threads;     /* -1 = unknown: smm_open_threads is left out */
+    int64_t tracked_cascades;
     int64_t rss_bytes; /* filled by the caller before rendering (-1 unknown) */
 };
 

@@ -7,13 +7,18 @@
  *   for long. The lists (top content, viral leaderboard, response times) are fetched
  *   every 5 s; the alert feed is loaded once and then merged by alert_id, from the stream
  *   and from a slower refetch that covers gaps in the stream.
+ * - Response times are per account: the one named by ?account= in the page URL or picked
+ *   by a click in the viral leaderboard, else the account at the top of that leaderboard.
+ *   The panel shows while /api/v1/response answers 200 for it (hidden without an account,
+ *   or on a server without the route).
  * - Auth: a bearer token given as ?token= in the page URL is sent as an Authorization
  *   header on every fetch(); EventSource cannot send headers, so /events gets ?token=.
  * - Everything that comes from data (ids, reasons) is written with textContent, never as
  *   HTML: content ids are user input of the event stream.
  * - Test hooks: key numbers carry stable ids and data-value (the raw number; the text is
  *   formatted for the locale); lists carry data-count and data-ts-ms (when they were
- *   fetched); rows carry data-content-id / data-value / data-state. Read by
+ *   fetched); rows carry data-content-id / data-value / data-state; the response panel
+ *   carries data-account / data-status (the account asked for, the HTTP status). Read by
  *   tests/browser/test_dashboard.py.
  * - Sparklines are inline SVG polylines drawn here (a few lines; no chart library). */
 (function () {
@@ -25,10 +30,10 @@
   var POLL_MS = 2000;         /* summary polling while the stream is not open... */
   var STALE_MS = 3500;        /* ...or silent for this long */
   var SERIES_TTL_MS = 15000;  /* per-content series cache (minute buckets) */
-  var RESPONSE_MS = 30000;    /* probe of /api/v1/response */
   var ALERTS_MAX = 100;
 
-  var token = new URLSearchParams(window.location.search).get("token") || "";
+  var query = new URLSearchParams(window.location.search);
+  var token = query.get("token") || "";
   var $ = function (id) { return document.getElementById(id); };
   var intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
   var oneFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
@@ -39,6 +44,8 @@
     rate: [], lag: [], lastTs: 0, lastSummaryAt: 0, updates: 0,
     es: null, esRetry: null,
     series: new Map(),       /* content_id -> {at, values} */
+    account: query.get("account") || "", /* chosen for the response panel ("" = none) */
+    topAccount: "",          /* account of the viral leaderboard's first row */
     alerts: new Map()        /* alert_id -> at_ms */
   };
 
@@ -47,6 +54,17 @@
   function isNum(v) { return typeof v === "number" && isFinite(v); }
 
   function fmtRate(v) { return v < 100 ? oneFmt.format(v) : intFmt.format(v); }
+
+  function fmtPct(v) { return oneFmt.format(v) + " %"; }
+
+  /* A duration in ms in the largest unit that keeps it >= 1 (a percentile is good to 2 %). */
+  function fmtMs(v) {
+    if (v < 1000) return intFmt.format(v) + " ms";
+    if (v < 60000) return oneFmt.format(v / 1000) + " s";
+    if (v < 3600000) return oneFmt.format(v / 60000) + " min";
+    if (v < 86400000) return oneFmt.format(v / 3600000) + " h";
+    return oneFmt.format(v / 86400000) + " d";
+  }
 
   /* Writes a number as text (formatted) and as data-value (raw). */
   function setNum(id, v, fmt) {
@@ -279,19 +297,47 @@
     return b;
   }
 
+  /* The account cell of a viral row: a button choosing the response panel's account. */
+  function accountCell(account) {
+    var td = el("td", "id");
+    if (!account) { td.textContent = "–"; return td; }
+    var b = el("button", "acct", account);
+    b.type = "button";
+    b.title = "show the response times of " + account;
+    b.addEventListener("click", function () {
+      state.account = account;
+      markSelected();
+      refreshResponse().catch(lostContact);
+    });
+    td.appendChild(b);
+    return td;
+  }
+
+  function markSelected() {
+    var cur = state.account || state.topAccount;
+    Array.prototype.forEach.call($("viral-list").children, function (tr) {
+      tr.dataset.selected = String(!!cur && tr.dataset.account === cur);
+    });
+  }
+
   function refreshViral() {
     return api("api/v1/viral?by=velocity&limit=10").then(function (r) {
       if (r.status !== 200 || !r.body || !Array.isArray(r.body.items)) return;
       var tb = $("viral-list");
       var rows = document.createDocumentFragment();
+      state.topAccount = "";
       r.body.items.forEach(function (it, i) {
         var tr = el("tr");
         tr.dataset.contentId = it.content_id;
         tr.dataset.value = String(it.score);
         tr.dataset.state = it.state || "normal";
+        if (it.account) {
+          tr.dataset.account = it.account;
+          if (!state.topAccount) state.topAccount = it.account;
+        }
         tr.appendChild(el("td", "num", i + 1));
         tr.appendChild(el("td", "id", it.content_id));
-        tr.appendChild(el("td", "id", it.account || "–"));
+        tr.appendChild(accountCell(it.account));
         tr.appendChild(el("td", "num", isNum(it.score) ? oneFmt.format(it.score) : "–"));
         var td = el("td");
         td.appendChild(badge(it.state));
@@ -303,6 +349,7 @@
       tb.dataset.count = String(r.body.items.length);
       tb.dataset.tsMs = String(Date.now());
       $("viral-empty").hidden = r.body.items.length > 0;
+      markSelected();
     });
   }
 
@@ -363,56 +410,56 @@
     });
   }
 
-  /* ---- response times (shown only while the server has the route) ---- */
+  /* ---- response times of one account (shown while /api/v1/response answers 200) ---- */
 
-  /* The route's shape is not fixed yet: render {"items":[{...}]} (or any top-level array
-   * property) as a table whose columns are the items' keys, in first-seen order. */
-  function renderResponse(body) {
-    var items = null;
-    if (Array.isArray(body)) items = body;
-    else if (body && Array.isArray(body.items)) items = body.items;
-    else if (body) {
-      Object.keys(body).some(function (k) {
-        if (Array.isArray(body[k])) { items = body[k]; return true; }
-        return false;
-      });
-    }
-    items = (items || []).filter(function (x) { return x && typeof x === "object"; });
-    var cols = [];
-    items.forEach(function (it) {
-      Object.keys(it).forEach(function (k) {
-        if (cols.indexOf(k) < 0 && typeof it[k] !== "object") cols.push(k);
-      });
-    });
-    var head = $("response-head");
-    while (head.firstChild) head.removeChild(head.firstChild);
-    cols.forEach(function (c) {
-      var th = el("th", "", c.replace(/_/g, " "));
-      th.scope = "col";
-      if (items.length && isNum(items[0][c])) th.className = "num";
-      head.appendChild(th);
-    });
+  function renderResponse(account, b) {
+    $("response-account").textContent = account;
+    setNum("response-rate", b.response_rate, fmtPct);
+    setNum("response-answered", b.answered);
+    setNum("response-threads", b.threads);
+    setNum("open-threads", b.open_threads);
     var tb = $("response-list");
     while (tb.firstChild) tb.removeChild(tb.firstChild);
-    items.forEach(function (it) {
+    var measured = 0, rows = 0;
+    [["all", "all hours"], ["business", "business hours"]].forEach(function (h) {
+      var f = b.frt && b.frt[h[0]];
+      if (!f || typeof f !== "object") return;
       var tr = el("tr");
-      if (it.account_id || it.account) tr.dataset.account = it.account_id || it.account;
-      cols.forEach(function (c) {
-        var v = it[c];
-        tr.appendChild(el("td", isNum(v) ? "num" : "id",
-          v === undefined || v === null ? "–" : isNum(v) ? oneFmt.format(v) : v));
+      tr.dataset.hours = h[0];
+      tr.dataset.n = String(isNum(f.n) ? f.n : 0);
+      tr.appendChild(el("td", "", h[1]));
+      tr.appendChild(el("td", "num", isNum(f.n) ? intFmt.format(f.n) : "–"));
+      ["p50_ms", "p90_ms"].forEach(function (k) {
+        var td = el("td", "num", isNum(f[k]) ? fmtMs(f[k]) : "–");
+        td.dataset.key = k;
+        td.dataset.value = isNum(f[k]) ? String(f[k]) : "";
+        tr.appendChild(td);
       });
       tb.appendChild(tr);
+      rows++;
+      if (isNum(f.n) && f.n > 0) measured++;
     });
-    tb.dataset.count = String(items.length);
-    $("response-empty").hidden = items.length > 0;
+    tb.dataset.count = String(rows);
+    $("response-empty").hidden = measured > 0;
   }
 
   function refreshResponse() {
-    return api("api/v1/response").then(function (r) {
-      var panel = $("response-panel");
-      if (r.status === 200) { panel.hidden = false; renderResponse(r.body); }
-      else if (r.status === 404) panel.hidden = true;
+    var panel = $("response-panel");
+    var account = state.account || state.topAccount;
+    panel.dataset.account = account;
+    if (!account) {
+      panel.hidden = true;
+      panel.dataset.status = "";
+      return Promise.resolve();
+    }
+    return api("api/v1/response?account=" + encodeURIComponent(account)).then(function (r) {
+      if (account !== (state.account || state.topAccount)) return; /* chosen meanwhile */
+      if (r.status === 200 && r.body && typeof r.body === "object") {
+        renderResponse(account, r.body);
+        panel.hidden = false;
+      } else {
+        panel.hidden = true;
+      }
       panel.dataset.status = String(r.status);
     });
   }
@@ -426,7 +473,10 @@
     }, ms);
   }
 
-  function refreshLists() { return Promise.all([refreshTop(), refreshViral()]); }
+  /* The response panel follows the viral leaderboard's top account: after it. */
+  function refreshLists() {
+    return Promise.all([refreshTop(), refreshViral().then(refreshResponse)]);
+  }
 
   function start() {
     if (token) $("conn").title = "authenticated with the token from the page address";
@@ -436,11 +486,9 @@
     }).catch(lostContact);
     refreshLists().catch(lostContact);
     refreshAlerts(true).catch(lostContact);
-    refreshResponse().catch(lostContact);
     setInterval(pollSummary, POLL_MS);
     every(LIST_MS, refreshLists);
     every(ALERTS_MS, function () { return refreshAlerts(false); });
-    every(RESPONSE_MS, refreshResponse);
     document.addEventListener("visibilitychange", function () {
       if (!document.hidden) { pollSummary(); refreshLists().catch(lostContact); }
     });

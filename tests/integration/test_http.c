@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "connectors/http_server.h"
+#include "metrics/response.h"
 #include "tests/integration/harness.h"
 
 #define PW "redis-pw-Zq81xx"
@@ -495,6 +498,10 @@ Test(http, api_metrics_auth_and_secrets, .timeout = 180)
     }
     wait_status(run.port, "/readyz", tok, 200, 30000);
     wait_offsets(run.c, run.pid, run.messages, run.log);
+    /* Open waits as the state script keeps them (CONTRACT-5): /metrics sums them. */
+    redisReply *ro = redisCommand(run.c, "HSET smm:rt:open acct-h1 3 acct-h2 4");
+    cr_assert(ro && ro->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(ro);
 
     /* /metrics: valid exposition format; consumed equals what we produced. Redis may hold
      * the last flush before the loop has collected its reply (and published, <= 100 ms). */
@@ -529,6 +536,7 @@ Test(http, api_metrics_auth_and_secrets, .timeout = 180)
     cr_assert_eq(prom_parse(metrics, "smm_events_late_total"), late);
     cr_assert_eq(prom_sum(metrics, "smm_events_dead_lettered_total"), N_BAD);
     cr_assert_eq(prom_parse(metrics, "smm_partitions_assigned"), 3);
+    cr_assert_eq(prom_parse(metrics, "smm_open_threads"), 7);
     cr_assert_eq(prom_parse(metrics, "smm_ready"), 1);
     cr_assert(prom_parse(metrics, "smm_flush_duration_seconds_count") >= 1);
     cr_assert(prom_parse(metrics, "smm_process_resident_memory_bytes") > 0);
@@ -761,4 +769,478 @@ Test(http, readyz_follows_redis, .timeout = 120)
     cJSON_Delete(get_json(run.port, "/healthz", NULL, 200));
     cJSON_Delete(get_json(run.port, "/api/v1/content/post-a", NULL, 503));
     teardown(&run, 0);
+}
+
+/* ---- insight routes, on a server started in this process ----
+ *
+ * /api/v1/response, sov, sources, segments, goals, customers read counters the state script
+ * writes (CONTRACT-5); here the hashes are seeded by hand, following the contract's layout,
+ * and the server gets its competitor sets and goal ids directly in its options (the
+ * processor fills them from its config). Every figure below was worked out by hand. */
+
+static void rcmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s: %s", fmt, r ? r->str : c->errstr);
+    freeReplyObject(r);
+}
+
+static const cJSON *item(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    cr_assert_not_null(v, "no %s", name);
+    return v;
+}
+
+static void is_null(const cJSON *o, const char *name)
+{
+    cr_assert(cJSON_IsNull(item(o, name)), "%s is not null", name);
+}
+
+static void num_eq(const cJSON *o, const char *name, double want)
+{
+    double got = num(o, name);
+    cr_assert(fabs(got - want) <= 1e-9 * fmax(1.0, fabs(want)), "%s: got %.17g, want %.17g",
+              name, got, want);
+}
+
+static void str_is(const cJSON *o, const char *name, const char *want)
+{
+    const cJSON *v = item(o, name);
+    cr_assert(cJSON_IsString(v) && strcmp(v->valuestring, want) == 0, "%s is not \"%s\"", name,
+              want);
+}
+
+/* Element i of array `name`, which must have n elements. */
+static const cJSON *nth(const cJSON *o, const char *name, int n, int i)
+{
+    const cJSON *a = item(o, name);
+    cr_assert(cJSON_IsArray(a) && cJSON_GetArraySize(a) == n, "%s: %d elements, want %d", name,
+              cJSON_GetArraySize(a), n);
+    return cJSON_GetArrayItem(a, i);
+}
+
+/* {n, mean_ms, p50_ms, p90_ms, p99_ms}; n = 0: the figures are null. */
+static void frt_is(const cJSON *frt, const char *which, int n, double mean, double p50,
+                   double p90, double p99)
+{
+    const cJSON *o = item(frt, which);
+    num_eq(o, "n", n);
+    if (n == 0) {
+        is_null(o, "mean_ms");
+        is_null(o, "p50_ms");
+        is_null(o, "p90_ms");
+        is_null(o, "p99_ms");
+        return;
+    }
+    num_eq(o, "mean_ms", mean);
+    num_eq(o, "p50_ms", p50);
+    num_eq(o, "p90_ms", p90);
+    num_eq(o, "p99_ms", p99);
+}
+
+static char *test_metrics_doc(void *opaque, int64_t open)
+{
+    (void)opaque;
+    char *s = malloc(96);
+    snprintf(s, 96, "# TYPE smm_open_threads gauge\nsmm_open_threads %lld\n", (long long)open);
+    return s;
+}
+
+/* Share fields of `key` over the brands add up to 100 within 0.01. */
+static void shares_sum_100(const cJSON *j, const char *key)
+{
+    double sum = 0;
+    const cJSON *b;
+    cJSON_ArrayForEach(b, item(j, "brands"))
+    {
+        sum += num(b, key);
+    }
+    cr_assert(fabs(sum - 100.0) <= 0.01 + 1e-9, "%s adds up to %.6f", key, sum);
+}
+
+Test(http, insight_routes, .timeout = 120)
+{
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    redisContext *c = h_redis_connect(&redis);
+
+    /* -- seed: response times (account "acct r/ü": an id that needs encoding) --
+     * Lifetime: 12 messages, 8 waits started, 6 answered; all-hours FRT of the 6 answered:
+     * 30 s, 45 s, 2 min, 5 min, 10 min, 3 h -> buckets 263, 274, 299, 322, 340, 413 (sum
+     * 11,895,000 ms); business-hours FRT: 0, 0 (after hours), 30 s, 45 s, 2 min, 1 h ->
+     * buckets 0, 0, 263, 274, 299, 385 (sum 3,795,000 ms). Last hour: 3 messages, 3 waits,
+     * 1 answered after 45 s (business 45 s). 2 waits open now. */
+    const char *ra = "a:acct r/\xc3\xbc";
+    rcmd(c, "HSET smm:total %s:message 12 %s:threads 8 %s:answered 6 %s:frt_ms 11895000 "
+            "%s:frtb_ms 3795000", ra, ra, ra, ra, ra);
+    static const int all_b[] = {263, 274, 299, 322, 340, 413};
+    for (int i = 0; i < 6; i++) {
+        rcmd(c, "HSET smm:total %s:frt_%d 1", ra, all_b[i]);
+    }
+    rcmd(c, "HSET smm:total %s:frtb_0 2 %s:frtb_263 1 %s:frtb_274 1 %s:frtb_299 1 "
+            "%s:frtb_385 1", ra, ra, ra, ra, ra);
+    rcmd(c, "HSET smm:w:1h %s:message 3 %s:threads 3 %s:answered 1 %s:frt_ms 45000 "
+            "%s:frtb_ms 45000 %s:frt_274 1 %s:frtb_274 1", ra, ra, ra, ra, ra, ra, ra);
+    rcmd(c, "HSET smm:rt:open %s 2 acct-x 5", ra + 2);
+    /* fields of other accounts and out-of-range buckets do not leak in */
+    rcmd(c, "HSET smm:total a:acct-x:frt_10 7 a:acct-x:threads 9 %s:frt_601 4", ra);
+
+    /* -- seed: share of voice. Set "cola" = brand-a, brand-b, brand-c (lifetime):
+     * mentions 1/1/1 of 3, reach 1000/3000/2000 of 6000, engagement 50/0/0 of 50.
+     * Last hour: brand-b 2 mentions of 2, nothing else. Set "six": six brands with one
+     * mention each. Set "quiet": nothing at all. */
+    rcmd(c, "HSET smm:total v:cola|brand-a:mention 1 v:cola|brand-a:mention_reach 1000 "
+            "v:cola|brand-a:mention_engagement 50 v:cola|brand-b:mention 1 "
+            "v:cola|brand-b:mention_reach 3000 v:cola|brand-c:mention 1 "
+            "v:cola|brand-c:mention_reach 2000 v:cola:mention 3 v:cola:mention_reach 6000 "
+            "v:cola:mention_engagement 50");
+    rcmd(c, "HSET smm:w:1h v:cola|brand-b:mention 2 v:cola:mention 2");
+    for (int i = 0; i < 6; i++) {
+        rcmd(c, "HSET smm:total v:six|s%d:mention 1", i);
+    }
+    rcmd(c, "HSET smm:total v:six:mention 6");
+
+    /* -- seed: sources of acct-s (admitted: ads, newsletter; then other). Lifetime:
+     * ads: 40 clicks of 1000 impressions, 5 referrals, 4 conversions worth 123.45, 1
+     * indirect worth 2.50; newsletter: 3 clicks, no impression, 1 conversion worth 9.99;
+     * other: 7 impressions. Last 5 minutes: ads 2 clicks of 8 impressions. */
+    rcmd(c, "SADD smm:seg:acct-s:source ads newsletter other");
+    rcmd(c, "HSET smm:total s:acct-s|ads:click 40 s:acct-s|ads:referral 5 "
+            "s:acct-s|ads:conversion 4 s:acct-s|ads:value_cents 12345 "
+            "s:acct-s|ads:impression 1000 s:acct-s|ads:indirect_conversions 1 "
+            "s:acct-s|ads:indirect_value_cents 250 s:acct-s|newsletter:click 3 "
+            "s:acct-s|newsletter:conversion 1 s:acct-s|newsletter:value_cents 999 "
+            "s:acct-s|other:impression 7");
+    rcmd(c, "HSET smm:w:5m s:acct-s|ads:click 2 s:acct-s|ads:impression 8");
+
+    /* -- seed: segments of acct-s. Regions eu, us (+ other). Lifetime: eu engagement 30
+     * of 600 impressions, 2 conversions worth 50.00, reach 450; us engagement 1 of 3
+     * impressions, reach 3. Segment vip: engagement 7 of 70 impressions; reach 40
+     * lifetime, 12 in the last 24 h. */
+    rcmd(c, "SADD smm:seg:acct-s:region us eu");
+    rcmd(c, "SADD smm:seg:acct-s:segment vip");
+    rcmd(c, "HSET smm:total g:acct-s|region=eu:engagement 30 g:acct-s|region=eu:impression 600 "
+            "g:acct-s|region=eu:conversion 2 g:acct-s|region=eu:value_cents 5000 "
+            "g:acct-s|region=eu:reach 450 g:acct-s|region=us:engagement 1 "
+            "g:acct-s|region=us:impression 3 g:acct-s|region=us:reach 3 "
+            "g:acct-s|segment=vip:engagement 7 g:acct-s|segment=vip:impression 70 "
+            "g:acct-s|segment=vip:reach 40");
+    rcmd(c, "HSET smm:w:24h g:acct-s|segment=vip:engagement 7 "
+            "g:acct-s|segment=vip:impression 70 g:acct-s|segment=vip:reach 12");
+
+    /* -- seed: goals g1 (evaluated) and g2 (not yet) -- */
+    rcmd(c, "HSET smm:goal:g1 account acct-s metric conversion kind increase start_day 20400 "
+            "end_day 20430 baseline 10 current 8 target 12 expected 6 progress_pct 66.6667 "
+            "on_track 1 reached 0 updated_ms 1764140000123");
+
+    /* -- seed: customers of acct-s: 25 direct (u-00 .. u-24, (i + 1) x 100 + 5 cents),
+     * 1 indirect (r-1, 250 cents) -- */
+    for (int i = 0; i < 25; i++) {
+        rcmd(c, "ZADD smm:cv:direct:acct-s %d u-%02d", (i + 1) * 100 + 5, i);
+    }
+    rcmd(c, "ZADD smm:cv:indirect:acct-s 250 r-1");
+
+    /* -- the server -- */
+    static const char *const windows[] = {"5m", "1h", "24h"};
+    static const char *const metrics[] = {"impression"};
+    static const char *const cola[] = {"brand-a", "brand-b", "brand-c"};
+    static const char *const six[] = {"s0", "s1", "s2", "s3", "s4", "s5"};
+    static const char *const quiet[] = {"q1", "q2"};
+    const struct smm_http_sov_set sets[] = {{"cola", cola, 3}, {"six", six, 6},
+                                            {"quiet", quiet, 2}};
+    static const char *const goals[] = {"g1", "g2"};
+    struct smm_http_opts o = {
+        .address = "127.0.0.1", .token = TOKEN, .prefix = "smm:", .redis_host = "127.0.0.1",
+        .redis_port = redis.port, .redis_timeout_ms = 1000, .windows = windows, .n_windows = 3,
+        .metrics = metrics, .n_metrics = 1, .sov_sets = sets, .n_sov_sets = 3,
+        .goal_ids = goals, .n_goals = 2, .ops = {.metrics = test_metrics_doc},
+    };
+    char err[256];
+    struct smm_http_server *srv = smm_http_server_start(&o, err, sizeof(err));
+    cr_assert_not_null(srv, "smm_http_server_start: %s", err);
+    int port = smm_http_server_port(srv);
+    const char *tok = TOKEN;
+
+    /* -- /api/v1/response -- */
+    const char *racct = "acct%20r%2F%C3%BC";
+    char path[512];
+    snprintf(path, sizeof(path), "/api/v1/response?account=%s", racct);
+    cJSON *j = get_json(port, path, tok, 200);
+    str_is(j, "account", "acct r/\xc3\xbc");
+    str_is(j, "window", "total");
+    num_eq(j, "messages", 12);
+    num_eq(j, "threads", 8);
+    num_eq(j, "answered", 6);
+    num_eq(j, "response_rate", 75.0); /* 6 / 8 */
+    num_eq(j, "open_threads", 2);
+    /* ranks: p50 ceil(3) = 3rd, p90 ceil(5.4) = 6th, p99 ceil(5.94) = 6th;
+     * representatives 2 x 1.04^b / 2.04, to 0.1 ms: b 299 -> 121441.823..., 413 ->
+     * 10621086.813..., 263 -> 29591.573..., 385 -> 3541893.172..., 274 -> 45554.868... */
+    const cJSON *frt = item(j, "frt");
+    frt_is(frt, "all", 6, 1982500, 121441.8, 10621086.8, 10621086.8);
+    frt_is(frt, "business", 6, 632500, 29591.6, 3541893.2, 3541893.2);
+    cJSON_Delete(j);
+    snprintf(path, sizeof(path), "/api/v1/response?account=%s&window=1h", racct);
+    j = get_json(port, path, tok, 200);
+    str_is(j, "window", "1h");
+    num_eq(j, "messages", 3);
+    num_eq(j, "response_rate", 33.3333); /* 1 / 3, 4 decimals */
+    frt = item(j, "frt");
+    frt_is(frt, "all", 1, 45000, 45554.9, 45554.9, 45554.9);
+    frt_is(frt, "business", 1, 45000, 45554.9, 45554.9, 45554.9);
+    num_eq(j, "open_threads", 2); /* not windowed: open now */
+    cJSON_Delete(j);
+    snprintf(path, sizeof(path), "/api/v1/response?account=%s&window=5m", racct);
+    j = get_json(port, path, tok, 200);
+    num_eq(j, "messages", 0);
+    num_eq(j, "threads", 0);
+    is_null(j, "response_rate");
+    frt_is(item(j, "frt"), "all", 0, 0, 0, 0, 0);
+    frt_is(item(j, "frt"), "business", 0, 0, 0, 0, 0);
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/response?account=nobody", tok, 200);
+    num_eq(j, "threads", 0);
+    num_eq(j, "open_threads", 0);
+    is_null(j, "response_rate");
+    cJSON_Delete(j);
+
+    /* -- /api/v1/sov -- */
+    j = get_json(port, "/api/v1/sov?set=cola", tok, 200);
+    str_is(j, "set", "cola");
+    str_is(j, "window", "total");
+    /* mentions 1/3 each: 33.333.. -> hundredths 3333 x 3 = 9999, the one left goes to the
+     * largest remainder (a tie: the first brand); reach 1000/6000 = 16.666.., 50, 33.333..
+     * -> 1666 + 5000 + 3333, the one left to brand-a (remainder .67) */
+    static const struct {
+        const char *brand;
+        double m, r, e, sm, sr, se;
+    } want[] = {{"brand-a", 1, 1000, 50, 33.34, 16.67, 100},
+                {"brand-b", 1, 3000, 0, 33.33, 50, 0},
+                {"brand-c", 1, 2000, 0, 33.33, 33.33, 0}};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *b = nth(j, "brands", 3, i);
+        str_is(b, "brand", want[i].brand);
+        num_eq(b, "mentions", want[i].m);
+        num_eq(b, "reach", want[i].r);
+        num_eq(b, "engagement", want[i].e);
+        num_eq(b, "share_mentions", want[i].sm);
+        num_eq(b, "share_reach", want[i].sr);
+        num_eq(b, "share_engagement", want[i].se);
+    }
+    num_eq(item(j, "totals"), "mentions", 3);
+    num_eq(item(j, "totals"), "reach", 6000);
+    num_eq(item(j, "totals"), "engagement", 50);
+    shares_sum_100(j, "share_mentions");
+    shares_sum_100(j, "share_reach");
+    shares_sum_100(j, "share_engagement");
+    cJSON_Delete(j);
+    /* last hour: brand-b has all the mentions; no reach at all -> every reach share 0 */
+    j = get_json(port, "/api/v1/sov?set=cola&window=1h", tok, 200);
+    num_eq(nth(j, "brands", 3, 0), "share_mentions", 0);
+    num_eq(nth(j, "brands", 3, 1), "share_mentions", 100);
+    num_eq(nth(j, "brands", 3, 1), "mentions", 2);
+    num_eq(nth(j, "brands", 3, 2), "share_mentions", 0);
+    for (int i = 0; i < 3; i++) {
+        num_eq(nth(j, "brands", 3, i), "share_reach", 0);
+    }
+    num_eq(item(j, "totals"), "mentions", 2);
+    num_eq(item(j, "totals"), "reach", 0);
+    cJSON_Delete(j);
+    /* six brands, one mention each: 16.666.. rounded alone would add up to 100.02; by
+     * largest remainder the first four get 16.67 and the last two 16.66 */
+    j = get_json(port, "/api/v1/sov?set=six", tok, 200);
+    for (int i = 0; i < 6; i++) {
+        num_eq(nth(j, "brands", 6, i), "share_mentions", i < 4 ? 16.67 : 16.66);
+    }
+    shares_sum_100(j, "share_mentions");
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/sov?set=quiet&window=24h", tok, 200);
+    num_eq(nth(j, "brands", 2, 1), "mentions", 0);
+    num_eq(nth(j, "brands", 2, 1), "share_mentions", 0);
+    num_eq(item(j, "totals"), "mentions", 0);
+    cJSON_Delete(j);
+
+    /* -- /api/v1/sources -- */
+    j = get_json(port, "/api/v1/sources?account=acct-s", tok, 200);
+    str_is(j, "account", "acct-s");
+    const cJSON *s = nth(j, "sources", 3, 0);
+    str_is(s, "source", "ads");
+    num_eq(s, "clicks", 40);
+    num_eq(s, "referrals", 5);
+    num_eq(s, "conversions", 4);
+    num_eq(s, "value", 123.45);
+    num_eq(s, "impressions", 1000);
+    num_eq(s, "ctr", 4.0);              /* 40 / 1000 */
+    num_eq(s, "conversion_rate", 10.0); /* 4 / 40 */
+    num_eq(s, "indirect_conversions", 1);
+    num_eq(s, "indirect_value", 2.5);
+    s = nth(j, "sources", 3, 1);
+    str_is(s, "source", "newsletter");
+    num_eq(s, "clicks", 3);
+    num_eq(s, "value", 9.99);
+    is_null(s, "ctr"); /* no impression */
+    num_eq(s, "conversion_rate", 33.3333); /* 1 / 3 */
+    num_eq(s, "indirect_value", 0);
+    s = nth(j, "sources", 3, 2);
+    str_is(s, "source", "other");
+    num_eq(s, "impressions", 7);
+    num_eq(s, "ctr", 0);
+    is_null(s, "conversion_rate");
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/sources?account=acct-s&window=5m", tok, 200);
+    s = nth(j, "sources", 3, 0);
+    num_eq(s, "clicks", 2);
+    num_eq(s, "ctr", 25.0);            /* 2 / 8 */
+    num_eq(s, "conversion_rate", 0.0); /* 0 / 2 */
+    is_null(nth(j, "sources", 3, 1), "ctr");
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/sources?account=nobody", tok, 200);
+    str_is(nth(j, "sources", 1, 0), "source", "other");
+    cJSON_Delete(j);
+
+    /* -- /api/v1/segments -- */
+    j = get_json(port, "/api/v1/segments?account=acct-s&dim=region", tok, 200);
+    str_is(j, "dim", "region");
+    s = nth(j, "segments", 3, 0);
+    str_is(s, "name", "eu");
+    num_eq(s, "engagement", 30);
+    num_eq(s, "impression", 600);
+    num_eq(s, "conversion", 2);
+    num_eq(s, "value", 50);
+    num_eq(s, "reach", 450);
+    num_eq(s, "er_impr", 5.0); /* 30 / 600 */
+    s = nth(j, "segments", 3, 1);
+    str_is(s, "name", "us");
+    num_eq(s, "er_impr", 33.3333); /* 1 / 3 */
+    num_eq(s, "reach", 3);
+    s = nth(j, "segments", 3, 2);
+    str_is(s, "name", "other");
+    num_eq(s, "engagement", 0);
+    is_null(s, "er_impr");
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/segments?account=acct-s&dim=segment", tok, 200);
+    str_is(nth(j, "segments", 2, 0), "name", "vip");
+    num_eq(nth(j, "segments", 2, 0), "reach", 40);
+    num_eq(nth(j, "segments", 2, 0), "er_impr", 10.0); /* 7 / 70 */
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/segments?account=acct-s&dim=segment&window=24h", tok, 200);
+    num_eq(nth(j, "segments", 2, 0), "reach", 12);
+    cJSON_Delete(j);
+
+    /* -- /api/v1/goals -- */
+    j = get_json(port, "/api/v1/goals", tok, 200);
+    const cJSON *g = nth(j, "goals", 2, 0);
+    str_is(g, "id", "g1");
+    cr_assert(cJSON_IsTrue(item(g, "evaluated")));
+    str_is(g, "account", "acct-s");
+    str_is(g, "metric", "conversion");
+    str_is(g, "kind", "increase");
+    num_eq(g, "start_day", 20400);
+    num_eq(g, "end_day", 20430);
+    num_eq(g, "baseline", 10);
+    num_eq(g, "current", 8);
+    num_eq(g, "target", 12);
+    num_eq(g, "expected", 6);
+    num_eq(g, "progress_pct", 66.6667);
+    cr_assert(cJSON_IsTrue(item(g, "on_track")));
+    cr_assert(cJSON_IsFalse(item(g, "reached")));
+    num_eq(g, "updated_ms", 1764140000123.0);
+    g = nth(j, "goals", 2, 1);
+    str_is(g, "id", "g2");
+    cr_assert(cJSON_IsFalse(item(g, "evaluated")));
+    cr_assert_eq(cJSON_GetArraySize(g), 2);
+    cJSON_Delete(j);
+
+    /* -- /api/v1/customers -- */
+    j = get_json(port, "/api/v1/customers?account=acct-s", tok, 200);
+    for (int i = 0; i < 20; i++) {
+        const cJSON *cu = nth(j, "direct", 20, i);
+        char id[16];
+        snprintf(id, sizeof(id), "u-%02d", 24 - i);
+        str_is(cu, "user_id", id);
+        num_eq(cu, "value", ((25 - i) * 100 + 5) / 100.0); /* 25.05, 24.05, ... */
+    }
+    str_is(nth(j, "indirect", 1, 0), "user_id", "r-1");
+    num_eq(nth(j, "indirect", 1, 0), "value", 2.5);
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/customers?account=acct-s&limit=2", tok, 200);
+    num_eq(nth(j, "direct", 2, 1), "value", 24.05);
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/customers?account=nobody", tok, 200);
+    nth(j, "direct", 0, 0);
+    cJSON_Delete(j);
+
+    /* -- /metrics: smm_open_threads is the sum of rt:open (2 + 5) -- */
+    struct resp m = http_get(port, "/metrics", tok);
+    cr_assert_eq(m.status, 200);
+    cr_assert(strstr(m.body, "\nsmm_open_threads 7\n") != NULL, "%s", m.body);
+    resp_free(&m);
+
+    /* -- errors: 400 on bad or missing parameters, 404 on an unknown set, 401 without the
+     * token -- */
+    static const char *const bad[] = {
+        "/api/v1/response", "/api/v1/response?account=", "/api/v1/response?account=%zz",
+        "/api/v1/response?account=acct-s&window=7m", "/api/v1/response?account=acct-s&window=",
+        "/api/v1/sov", "/api/v1/sov?set=cola&window=2h", "/api/v1/sources",
+        "/api/v1/sources?account=acct-s&window=TOTAL", "/api/v1/segments?account=acct-s",
+        "/api/v1/segments?account=acct-s&dim=city", "/api/v1/segments?dim=region",
+        "/api/v1/segments?account=acct-s&dim=region&window=1d", "/api/v1/customers",
+        "/api/v1/customers?account=acct-s&limit=0", "/api/v1/customers?account=a%00b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        j = get_json(port, bad[i], tok, 400);
+        cr_assert(cJSON_IsString(cJSON_GetObjectItem(j, "error")), "%s", bad[i]);
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(get_json(port, "/api/v1/sov?set=pepsi", tok, 404));
+    static const char *const closed[] = {
+        "/api/v1/response?account=acct-s", "/api/v1/sov?set=cola",
+        "/api/v1/sources?account=acct-s", "/api/v1/segments?account=acct-s&dim=region",
+        "/api/v1/goals", "/api/v1/customers?account=acct-s"};
+    for (size_t i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
+        cJSON_Delete(get_json(port, closed[i], NULL, 401));
+        cJSON_Delete(get_json(port, closed[i], "wrong-token", 401));
+        cJSON_Delete(get_json(port, closed[i], tok, 200));
+    }
+
+    /* -- the state script's bucket index (Lua in this redis-server) equals
+     * smm_frt_bucket() at both sides of every boundary up to 192 days, and 2..3000 ms -- */
+    static char *args[3 + 2 * 600 + 3000];
+    int na = 0;
+    args[na++] = "EVAL";
+    args[na++] = "local o = {} for i, v in ipairs(ARGV) do "
+                 "o[i] = math.ceil(math.log(tonumber(v)) / math.log(1.04)) end return o";
+    args[na++] = "0";
+    int64_t ms_list[2 * 600 + 3000];
+    int nm = 0;
+    for (int b = 84; b <= 600; b++) {
+        int64_t below = (int64_t)floor(pow(1.04, b));
+        ms_list[nm++] = below;
+        ms_list[nm++] = below + 1;
+    }
+    for (int64_t ms = 2; ms < 3000; ms++) {
+        ms_list[nm++] = ms;
+    }
+    for (int i = 0; i < nm; i++) {
+        char tmp[32];
+        snprintf(tmp, sizeof(tmp), "%lld", (long long)ms_list[i]);
+        args[na++] = strdup(tmp);
+    }
+    redisReply *lr = redisCommandArgv(c, na, (const char **)args, NULL);
+    cr_assert(lr && lr->type == REDIS_REPLY_ARRAY && lr->elements == (size_t)nm, "EVAL: %s",
+              lr && lr->str ? lr->str : "bad reply");
+    for (int i = 0; i < nm; i++) {
+        cr_assert_eq(lr->element[i]->integer, smm_frt_bucket(ms_list[i]),
+                     "%lld ms: Lua bucket %lld, C %d", (long long)ms_list[i],
+                     lr->element[i]->integer, smm_frt_bucket(ms_list[i]));
+        free(args[3 + i]);
+    }
+    freeReplyObject(lr);
+
+    smm_http_server_stop(srv);
+    redisFree(c);
+    h_redis_stop(&redis);
 }

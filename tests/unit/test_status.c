@@ -132,15 +132,17 @@ Test(status, prometheus_exact_lines)
     free(text);
 }
 
-Test(status, prometheus_not_ready_and_no_rss)
+Test(status, prometheus_not_ready_no_rss_no_open_threads)
 {
     struct smm_status_part parts[3];
     struct smm_status_snap s = sample(parts);
     s.c.redis_up = 0;
     s.rss_bytes = -1;
+    s.open_threads = -1; /* Redis could not be read: no made-up 0 */
     char *text = smm_status_render_prometheus(&s, "0.1.0");
     has_line(text, "smm_ready 0");
     cr_assert_null(strstr(text, "smm_process_resident_memory_bytes "));
+    cr_assert_null(strstr(text, "smm_open_threads"));
     free(text);
 }
 
