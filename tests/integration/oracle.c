@@ -170,19 +170,50 @@ void oracle_add_event(struct oracle *o, const char *json, size_t len)
     } else if (!strcmp(type, "unlike") || !strcmp(type, "comment_delete")) {
         eng = -1;
     }
-    char ents[2][300];
+    /* The entities an event counts under: its post, its account, and the breakdowns of
+     * docs/insights.md (source, region, segment; the generator's vocabularies are small
+     * enough that every value is admitted, none folds into "other"). */
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "source");
+    const cJSON *region = cJSON_GetObjectItemCaseSensitive(j, "region");
+    const cJSON *segment = cJSON_GetObjectItemCaseSensitive(j, "segment");
+    char ents[5][400];
     int n = 0;
     if (cJSON_IsString(content)) {
         snprintf(ents[n++], sizeof(ents[0]), "c:%s", content->valuestring);
     }
     snprintf(ents[n++], sizeof(ents[0]), "a:%s", acct->valuestring);
+    if (cJSON_IsString(src)) {
+        snprintf(ents[n++], sizeof(ents[0]), "s:%s|%s", acct->valuestring, src->valuestring);
+    }
+    if (cJSON_IsString(region)) {
+        snprintf(ents[n++], sizeof(ents[0]), "g:%s|region=%s", acct->valuestring,
+                 region->valuestring);
+    }
+    if (cJSON_IsString(segment)) {
+        snprintf(ents[n++], sizeof(ents[0]), "g:%s|segment=%s", acct->valuestring,
+                 segment->valuestring);
+    }
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(j, "value");
+    const cJSON *followers = cJSON_GetObjectItemCaseSensitive(j, "followers");
+    const cJSON *engagement = cJSON_GetObjectItemCaseSensitive(j, "engagement");
     for (int i = 0; i < n; i++) {
         count(o, ents[i], minute, type, 1);
         if (eng) {
             count(o, ents[i], minute, "engagement", eng);
         }
+        if (!strcmp(type, "conversion") && cJSON_IsNumber(value)) {
+            count(o, ents[i], minute, "value_cents", (int64_t)llround(value->valuedouble * 100));
+        }
+        if (!strcmp(type, "mention")) {
+            if (cJSON_IsNumber(followers)) {
+                count(o, ents[i], minute, "mention_reach", (int64_t)followers->valuedouble);
+            }
+            if (cJSON_IsNumber(engagement)) {
+                count(o, ents[i], minute, "mention_engagement", (int64_t)engagement->valuedouble);
+            }
+        }
         if (cJSON_IsString(user) && (!strcmp(type, "impression") || !strcmp(type, "view"))) {
-            char rk[1024];
+            char rk[2600];
             snprintf(rk, sizeof(rk), "%s|%s", ents[i], user->valuestring);
             if (!map_slot(&o->reach, rk, 0)) {
                 map_add(&o->reach, rk, 1);
@@ -226,6 +257,16 @@ static int is_rate(const char *m)
     return !strcmp(m, "er_impr") || !strcmp(m, "er_reach") || !strcmp(m, "reach");
 }
 
+/* Fields that depend on state matched across events (waits answered, response-time
+ * histograms, referral attribution): their exact values are tests/integration/
+ * test_insights_e2e.c's job; this oracle neither expects nor forbids them. */
+static int is_stateful(const char *m)
+{
+    return !strcmp(m, "threads") || !strcmp(m, "answered") || !strcmp(m, "frt_ms") ||
+           !strcmp(m, "frtb_ms") || !strncmp(m, "frt_", 4) || !strncmp(m, "frtb_", 5) ||
+           !strcmp(m, "indirect_conversions") || !strcmp(m, "indirect_value_cents");
+}
+
 /* expected: "<ent>:<metric>" -> count; actual Redis hash. Checks counts both ways and
  * er_impr for every entity with impressions. */
 static void compare_counts(struct oracle *o, struct map *exp, struct map *act, const char *what,
@@ -241,7 +282,7 @@ static void compare_counts(struct oracle *o, struct map *exp, struct map *act, c
         rep->fields_checked++;
     }
     for (size_t i = 0; i < act->cap; i++) {
-        if (!act->k[i] || is_rate(metric_of(act->k[i]))) {
+        if (!act->k[i] || is_rate(metric_of(act->k[i])) || is_stateful(metric_of(act->k[i]))) {
             continue;
         }
         int64_t *e = map_slot(exp, act->k[i], 0);
@@ -296,7 +337,7 @@ void oracle_check(struct oracle *o, redisContext *c, int64_t messages,
     load_hash(c, "smm:total", &act);
     compare_counts(o, &o->total, &act, "smm:total", rep);
 
-    /* 2. Reach: lifetime HyperLogLog per entity within 3 standard errors, and the
+    /* 2. Reach: lifetime HyperLogLog per entity within 5 standard errors, and the
      * refreshed reach / er_reach fields consistent with it. */
     for (size_t i = 0; i < o->ents.cap; i++) {
         if (!o->ents.k[i]) {
@@ -308,7 +349,9 @@ void oracle_check(struct oracle *o, redisContext *c, int64_t messages,
         cr_assert(r && r->type == REDIS_REPLY_INTEGER);
         int64_t est = r->integer;
         freeReplyObject(r);
-        double tol = exact < 100 ? 2.0 : 3 * 0.0081 * (double)exact;
+        /* Five standard errors: with thousands of entities (posts, accounts, sources,
+         * segment values) checked per run, three would fail now and then by chance. */
+        double tol = exact < 50 ? 2.0 : 5 * 0.0081 * (double)exact;
         cr_assert(fabs((double)(est - exact)) <= tol, "reach of %s: HLL %lld, exact %lld", ent,
                   (long long)est, (long long)exact);
         if (exact >= 100 && fabs((double)(est - exact)) / (double)exact > rep->max_reach_error) {
@@ -355,7 +398,8 @@ void oracle_check(struct oracle *o, redisContext *c, int64_t messages,
             }
         }
         for (size_t j = 0; j < got.cap; j++) {
-            cr_assert(!got.k[j] || got.v[j] == 0 || map_slot(&exp, got.k[j], 0),
+            cr_assert(!got.k[j] || got.v[j] == 0 || map_slot(&exp, got.k[j], 0) ||
+                          is_stateful(metric_of(got.k[j])),
                       "%s: unexpected %s", key, got.k[j]);
         }
         map_free(&exp);
@@ -387,7 +431,7 @@ void oracle_check(struct oracle *o, redisContext *c, int64_t messages,
             }
         }
         for (size_t j = 0; j < got.cap; j++) {
-            if (got.k[j] && !is_rate(metric_of(got.k[j]))) {
+            if (got.k[j] && !is_rate(metric_of(got.k[j])) && !is_stateful(metric_of(got.k[j]))) {
                 cr_assert(got.v[j] != 0, "%s: zero field %s kept", key, got.k[j]);
                 cr_assert(map_slot(&exp, got.k[j], 0), "%s: unexpected %s", key, got.k[j]);
             }
