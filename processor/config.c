@@ -64,8 +64,9 @@ static const struct smm_config_key keys[] = {
      "Rolling windows, whole minutes (m, h, d suffixes)"},
     {"window.grace_ms", CFG_DURATION, "3600000", 0, 7 * DAY_MS, OFF(window_grace_ms),
      "Minute buckets live this long past the longest window"},
-    {"retention_ms", CFG_DURATION, "0", 0, 365 * DAY_MS, OFF(retention_ms),
-     "Reject events older than this (0 = longest window)"},
+    {"retention_ms", CFG_DURATION, "0", 0, 3650 * DAY_MS, OFF(retention_ms),
+     "Reject events older than this (0 = longest window; older than the buckets: lifetime "
+     "and daily only)"},
     {"max_future_ms", CFG_DURATION, "300000", 0, DAY_MS, OFF(max_future_ms),
      "Reject events further than this in the future"},
     {"engagement", CFG_STR, "like,comment,share,click", 0, 0, OFF(engagement),
@@ -1248,12 +1249,9 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
     if (cfg->retention_ms == 0) {
         cfg->retention_ms = longest_ms;
     }
-    if (cfg->retention_ms > longest_ms + cfg->window_grace_ms) {
-        return fail(errstr, errstr_size,
-                    "retention_ms: %lld exceeds the longest window plus window.grace_ms (%lld): "
-                    "late events would land in expired buckets",
-                    (long long)cfg->retention_ms, (long long)(longest_ms + cfg->window_grace_ms));
-    }
+    /* A retention beyond the longest window plus grace is allowed: such late events count
+     * in lifetime totals and daily buckets (and in response times, attribution...), their
+     * minute buckets expire at once (docs/redis-keys.md). */
     if (cfg->flush_max_interval_ms < cfg->flush_interval_ms) {
         cfg->flush_max_interval_ms = cfg->flush_interval_ms;
     }

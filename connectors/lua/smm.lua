@@ -496,7 +496,7 @@ local function links(ins, at, bump)
     if t == 'm' or t == 'r' then
       local key, member = P .. 'rt:' .. account, account .. '\n' .. a
       local st = thread_get(key, a)
-      local function answer(msg_ts, msg_biz, reply_ts, reply_biz, breached)
+      local function answer(msg_ts, msg_biz, reply_ts, reply_biz, breached, deadline)
         local minute = floor(reply_ts / 60000)
         local frt = reply_ts - msg_ts
         local frtb = reply_biz - msg_biz
@@ -511,7 +511,7 @@ local function links(ins, at, bump)
         if breached then
           alert(ins, 'sla', 'sla:' .. account .. ':' .. a .. ':' .. fmt(msg_ts) .. ':resolved',
                 account, {thread_id = a, to = 'resolved', message_ts_ms = msg_ts,
-                          reply_ts_ms = reply_ts, waited_ms = frt})
+                          sla_ms = deadline - msg_ts, reply_ts_ms = reply_ts, waited_ms = frt})
         end
       end
       if t == 'm' then
@@ -557,7 +557,7 @@ local function links(ins, at, bump)
             call('HDEL', key, a)
             call('ZREM', P .. 'rt:due', member)
             open_add(ins, account, -1)
-            answer(st.ts, st.biz, ts, biz, st.breached)
+            answer(st.ts, st.biz, ts, biz, st.breached, st.deadline)
           end
         elseif not st or ts < st.ts then
           -- No open wait: keep the reply reorder_ms (processing time) for its message.

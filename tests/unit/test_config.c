@@ -653,15 +653,15 @@ Test(config, finish_other_checks_name_key)
     finish_fails(&cfg, "log.format");
     smm_config_free(&cfg);
 
-    /* Retention beyond the longest window plus grace would write expired buckets. */
+    /* Retention beyond the longest window plus grace: late events count in lifetime and
+     * daily buckets only (a backfill of last year's history), up to ten years. */
     cfg_ready(&cfg);
-    set_ok(&cfg, "retention_ms", "26h");
-    finish_fails(&cfg, "retention_ms");
+    set_ok(&cfg, "retention_ms", "400d");
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.retention_ms, 400LL * 86400000);
     smm_config_free(&cfg);
     cfg_ready(&cfg);
-    set_ok(&cfg, "retention_ms", "25h"); /* exactly 24h + 1h grace */
-    finish_ok(&cfg);
-    cr_assert_eq(cfg.retention_ms, 25LL * 3600000);
+    set_fails(&cfg, "retention_ms", "3651d", "retention_ms", NULL);
     smm_config_free(&cfg);
 }
 
