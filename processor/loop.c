@@ -464,7 +464,7 @@ static int caught_up(struct smm_loop *loop)
     }
     for (int i = 0; i < loop->n_parts; i++) {
         const struct part *p = loop->parts[i];
-        int64_t hi, pos = p->next >= 0 ? p->next : p->base;
+        int64_t hi, pos = p->base; /* what Redis holds: goals read the flushed counters */
         if (p->state != PART_ACTIVE ||
             smm_kafka_source_high_cached(loop->src, p->topic, p->partition, &hi) != 0 ||
             pos < hi - loop->cfg->flush_max_events) {

@@ -10,6 +10,7 @@
 #include "processor/config.h"
 #include "processor/log.h"
 #include "processor/loop.h"
+#include "processor/pipeline.h"
 #include "processor/status.h"
 #include "connectors/http_server.h"
 
@@ -176,6 +177,13 @@ int main(int argc, char **argv)
     if (smm_config_finish(&cfg, err, sizeof(err)) != SMM_OK) {
         goto bad;
     }
+    /* Business hours and time zones are checked (and the zones loaded) here, before any
+     * thread starts: loading a zone sets TZ for a moment (processor/tz.c). */
+    struct smm_pipeline *probe = smm_pipeline_new(&cfg, err, sizeof(err));
+    if (!probe) {
+        goto bad;
+    }
+    smm_pipeline_destroy(probe);
     if (print) {
         smm_config_print(&cfg, stdout);
     }

@@ -86,7 +86,7 @@ static int zone_get(struct smm_pipeline *pipe, const char *name, const char *key
     struct tz_cache *z = &pipe->zones[pipe->n_zones];
     /* Spans cover every event time the processor accepts, and three years ahead. Set-up
      * reads the clock once; decoding and folding never do. */
-    int64_t now = (int64_t)time(NULL) * 1000;
+    int64_t now = (int64_t)(time(NULL) / 86400) * 86400000; /* by day: see processor/tz.c */
     int64_t from = now - pipe->cfg->retention_ms - 2 * 86400000LL;
     int64_t to = now + 3 * 366 * 86400000LL;
     char err[256];

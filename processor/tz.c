@@ -177,8 +177,57 @@ oom:
     return SMM_ERR;
 }
 
+/* Zones already loaded, with their ranges: main() validates the configuration (and so
+ * loads every zone) before any thread exists; the loop's own load later hits this cache
+ * and never touches TZ while the HTTP threads run. Only ever grows; a handful of zones. */
+struct tz_cached {
+    struct tz_cached *next;
+    char *name;
+    int64_t from_ms, to_ms;
+    struct smm_tz_span *spans;
+    int n;
+};
+static struct tz_cached *tz_cache;
+
+static int load_uncached(const char *name, int64_t from_ms, int64_t to_ms,
+                         struct smm_tz_span **spans, int *n, char *err, size_t errsz);
+
 int smm_tz_load(const char *name, int64_t from_ms, int64_t to_ms, struct smm_tz_span **spans,
                 int *n, char *err, size_t errsz)
+{
+    for (struct tz_cached *c = name ? tz_cache : NULL; c; c = c->next) {
+        if (!strcmp(c->name, name) && c->from_ms == from_ms && c->to_ms == to_ms) {
+            struct smm_tz_span *v = malloc((size_t)c->n * sizeof(*v));
+            if (!v) {
+                fail(err, errsz, "time zone: out of memory");
+                return SMM_ERR;
+            }
+            memcpy(v, c->spans, (size_t)c->n * sizeof(*v));
+            *spans = v;
+            *n = c->n;
+            return SMM_OK;
+        }
+    }
+    if (load_uncached(name, from_ms, to_ms, spans, n, err, errsz) != SMM_OK) {
+        return SMM_ERR;
+    }
+    struct tz_cached *c = calloc(1, sizeof(*c));
+    if (c && (c->name = strdup(name)) && (c->spans = malloc((size_t)*n * sizeof(**spans)))) {
+        memcpy(c->spans, *spans, (size_t)*n * sizeof(**spans));
+        c->from_ms = from_ms;
+        c->to_ms = to_ms;
+        c->n = *n;
+        c->next = tz_cache;
+        tz_cache = c;
+    } else if (c) { /* no cache entry is only slower */
+        free(c->name);
+        free(c);
+    }
+    return SMM_OK;
+}
+
+static int load_uncached(const char *name, int64_t from_ms, int64_t to_ms,
+                         struct smm_tz_span **spans, int *n, char *err, size_t errsz)
 {
     if (!name || !spans || !n) {
         fail(err, errsz, "time zone: no name");

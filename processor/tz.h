@@ -15,7 +15,8 @@
  *
  * NOT THREAD-SAFE: it changes the process environment (setenv/tzset). Call it at start-up,
  * single-threaded, before any other thread exists (the processor does, while reading its
- * configuration). */
+ * configuration: main() builds a throw-away pipeline). Loads are cached by (name, range), so
+ * a second load of the same zone and range returns a copy without touching TZ. */
 #ifndef SMM_PROCESSOR_TZ_H
 #define SMM_PROCESSOR_TZ_H
 

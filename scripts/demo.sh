@@ -62,16 +62,20 @@ print(s.getsockname()[1])')
 # drown the table). Otherwise the processor logs to a file and its plain "top:" line is shown.
 tty=0
 [ -t 1 ] && [ -t 2 ] && [ "${TERM:-dumb}" != dumb ] && tty=1
+# The competitor sets that match the generator's mentions (share of voice).
+sov=()
+while read -r line; do sov+=(--set "$line"); done < <("$B/tools/smm-gen" --print-config)
 if [ "$tty" = 1 ]; then
-  "$B/processor/smm-processor" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
+  "$B/processor/smm-processor" "${sov[@]}" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
     --set kafka.session.timeout.ms=6000 --set http.port="$http_port" --set log.level=error --top > "$work/processor.log" &
 else
-  "$B/processor/smm-processor" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
+  "$B/processor/smm-processor" "${sov[@]}" --brokers "$brokers" --topic smm.events --redis "127.0.0.1:$port" \
     --set kafka.session.timeout.ms=6000 --set http.port="$http_port" --top > "$work/processor.log" 2>&1 &
 fi
 pids+=($!)
 "$B/tools/smm-gen" --brokers "$brokers" --topic smm.events --rate "$rate" --count 0 \
-  --contents 20000 --accounts 50 --malformed-rate 0.01 --quiet > "$work/gen.log" 2>&1 &
+  --contents 20000 --accounts 50 --malformed-rate 0.01 --families all --reply-median-s 20 \
+  --quiet > "$work/gen.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG
@@ -97,6 +101,11 @@ while :; do
     read -r he <<<"$(r HMGET smm:w:1h a:acct-$a:engagement | tr '\n' ' ')"
     printf '%-9s %12s %10s %10s %10s %9s %9s\n' "acct-$a" "${li:-0}" "${wi:-0}" "${we:-0}" "${he:-0}" "${lr:--}" "${lre:--}"
   done
+  read -r th an fm <<<"$(r HMGET smm:w:1h a:acct-1:threads a:acct-1:answered a:acct-1:frt_ms | tr '\n' ' ')"
+  read -r m1 mt <<<"$(r HMGET smm:w:1h 'v:cat-1|acct-1:mention' v:cat-1:mention | tr '\n' ' ')"
+  awk -v th="${th:-0}" -v an="${an:-0}" -v fm="${fm:-0}" -v m1="${m1:-0}" -v mt="${mt:-0}" 'BEGIN {
+    printf "acct-1, 1h: %d threads, %d answered (%.1f%%), mean first response %.1f s; share of voice in cat-1 %.1f%%\n",
+      th, an, th ? 100 * an / th : 0, an ? fm / an / 1000 : 0, mt ? 100 * m1 / mt : 0 }'
   if [ "$tty" = 0 ]; then
     echo "processor: $(grep 'top:' "$work/processor.log" | tail -1 | cut -c32-300)"
   fi

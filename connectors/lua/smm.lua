@@ -54,7 +54,7 @@ if redis.acl_check_cmd then
                       {'ZADD', k, '1', 'm'}, {'ZRANGEBYSCORE', k, '0', '1'},
                       {'ZREMRANGEBYSCORE', k, '0', '1'}, {'ZREM', k, 'm'},
                       {'ZREMRANGEBYRANK', k, '0', '1'}, {'ZRANGE', k, '0', '1'},
-                      {'ZINCRBY', k, '1', 'm'}, {'SISMEMBER', k, 'm'}, {'SCARD', k},
+                      {'ZINCRBY', k, '1', 'm'},
                       {'XADD', k, 'MAXLEN', '~', '10', '*', 'f', 'v'}, {'PUBLISH', k, 'm'}}) do
     if not redis.acl_check_cmd(unpack(c)) then
       return redis.error_reply('NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k ..
@@ -430,20 +430,26 @@ end
 -- own series; later ones fold into "other". Returns the renamed entity, or nil to keep it.
 local function admit(ins, kind, account, dim, value)
   local skey = P .. 'seg:' .. account .. ':' .. dim
-  local ck = skey .. '\n' .. value
-  local ok = ins.seg[ck]
-  if ok == nil then
-    ok = call('SISMEMBER', skey, value) == 1
-    if not ok and call('SCARD', skey) < ins.top_n then
-      call('SADD', skey, value)
-      ok = true
+  -- One SMEMBERS per account and dimension per call (at most top_n members), not one
+  -- SISMEMBER per value: a batch touches each account's few values many times.
+  local set = ins.seg[skey]
+  if not set then
+    set = {n = 0, has = {}}
+    for _, m in ipairs(call('SMEMBERS', skey)) do
+      set.has[m] = true
+      set.n = set.n + 1
     end
-    ins.seg[ck] = ok
+    ins.seg[skey] = set
   end
-  if ok then
-    return nil
+  if not set.has[value] then
+    if set.n >= ins.top_n then
+      return kind .. ':' .. account .. '|' .. (kind == 's' and 'other' or dim .. '=other')
+    end
+    call('SADD', skey, value)
+    set.has[value] = true
+    set.n = set.n + 1
   end
-  return kind .. ':' .. account .. '|' .. (kind == 's' and 'other' or dim .. '=other')
+  return nil
 end
 
 -- First-response-time histogram: bucket b holds (1.04^(b-1), 1.04^b] ms, 0 holds <= 1 ms

@@ -519,8 +519,8 @@ static int64_t count_differing(struct map *exp, struct map *act)
         }
     }
     for (size_t i = 0; i < act->cap; i++) {
-        if (act->k[i] && !is_rate(metric_of(act->k[i])) && act->v[i] != 0 &&
-            !map_slot(exp, act->k[i], 0)) {
+        if (act->k[i] && !is_rate(metric_of(act->k[i])) && !is_stateful(metric_of(act->k[i])) &&
+            act->v[i] != 0 && !map_slot(exp, act->k[i], 0)) {
             n++;
         }
     }

@@ -1619,3 +1619,137 @@ Test(insights_e2e, segments_fold_into_other, .timeout = 120, .fini = env_cleanup
     ex_free(&e);
     env_finish(&env);
 }
+
+/* ---- goals ---- */
+
+/* The "goal" alerts in the stream, as "<alert_id> <to>" lines. */
+static int read_goal_alerts(redisContext *c, char out[][128], int max)
+{
+    redisReply *r = redisCommand(c, "XRANGE " P "alerts - +");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const char *kind = "", *json = NULL;
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            if (!strcmp(f->element[j]->str, "kind")) {
+                kind = f->element[j + 1]->str;
+            } else if (!strcmp(f->element[j]->str, "json")) {
+                json = f->element[j + 1]->str;
+            }
+        }
+        if (strcmp(kind, "goal") != 0) {
+            continue;
+        }
+        cJSON *a = cJSON_Parse(json ? json : "");
+        cr_assert(a, "goal alert without JSON");
+        const cJSON *id = cJSON_GetObjectItem(a, "alert_id"), *to = cJSON_GetObjectItem(a, "to");
+        cr_assert(cJSON_IsString(id) && cJSON_IsString(to));
+        cr_assert(n < max);
+        snprintf(out[n++], 128, "%s %s", id->valuestring, to->valuestring);
+        cJSON_Delete(a);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static double hget_num(redisContext *c, const char *key, const char *field)
+{
+    char *s = hget_str(c, key, field);
+    double v = s ? strtod(s, NULL) : -1;
+    free(s);
+    return v;
+}
+
+/* Two goals, evaluated every 300 ms from the daily buckets: "conv" (at least 3 conversions
+ * in 7 days from today) is on track with 2 and reached with the third: one "reached" alert;
+ * "care" (response rate at least 90 %) sees 1 of 2 waits answered, 50 %: one "off_track"
+ * alert. A kill -9 and a restart re-evaluate both and must repeat neither. */
+Test(insights_e2e, goals_progress_and_alerts_once, .timeout = 200, .fini = env_cleanup)
+{
+    static struct env env;
+    env_start(&env, "goals", 2);
+    int64_t n = h_now_ms();
+    /* The period starts on the UTC day of a minute ago, so events of the last seconds are
+     * inside it also right after midnight. */
+    time_t day_s = (time_t)((n - MIN_MS) / 1000);
+    struct tm tm;
+    gmtime_r(&day_s, &tm);
+    char start[64], s_conv[6][96], s_care[6][96];
+    strftime(start, sizeof(start), "%Y-%m-%d", &tm);
+    const char *fields[6][2] = {{"account", "shop"}, {"metric", "conversion"},
+                                {"kind", "at_least"}, {"target", "3"},
+                                {"start", start}, {"days", "7"}};
+    for (int i = 0; i < 6; i++) {
+        snprintf(s_conv[i], sizeof(s_conv[i]), "goal.conv.%s=%s", fields[i][0], fields[i][1]);
+    }
+    const char *care[6][2] = {{"account", "shop"}, {"metric", "response_rate"},
+                              {"kind", "at_least"}, {"target", "90"},
+                              {"start", start}, {"days", "2"}};
+    for (int i = 0; i < 6; i++) {
+        snprintf(s_care[i], sizeof(s_care[i]), "goal.care.%s=%s", care[i][0], care[i][1]);
+    }
+    const char *const sets[] = {"group_id=insights-goals", "goals.eval_ms=300",
+                                s_conv[0], s_conv[1], s_conv[2], s_conv[3], s_conv[4],
+                                s_conv[5], s_care[0], s_care[1], s_care[2], s_care[3],
+                                s_care[4], s_care[5], NULL};
+    struct expect e = {0};
+    ev_conversion(&e, "u1", "10.00", 1000, NULL, NULL, n - 9000);
+    ev_conversion(&e, "u2", "5.00", 500, NULL, NULL, n - 8000);
+    ev_message("shop", "g1", n - 20000);
+    ev_reply("shop", "g1", n - 10000);
+    ev_message("shop", "g2", n - 15000);
+    env_produce(&env);
+    env_run(&env, "1", sets);
+    env_wait(&env, 60000);
+
+    /* 2 of 3 conversions: on track (expected = 3 x the elapsed part of 7 days < 1). */
+    int64_t deadline = h_now_ms() + 30000;
+    while (hget_num(env.c, P "goal:conv", "current") != 2 ||
+           hget_num(env.c, P "goal:care", "current") < 0) {
+        cr_assert(h_now_ms() < deadline, "goals not evaluated (see %s)", env.log);
+        h_sleep_ms(100);
+    }
+    cr_expect_eq(hget_num(env.c, P "goal:conv", "on_track"), 1);
+    cr_expect_eq(hget_num(env.c, P "goal:conv", "reached"), 0);
+    cr_expect_eq(hget_num(env.c, P "goal:conv", "target"), 3);
+    cr_expect(hget_num(env.c, P "goal:conv", "expected") < 1);
+    cr_expect_eq(hget_num(env.c, P "goal:care", "current"), 50);
+    cr_expect_eq(hget_num(env.c, P "goal:care", "target"), 90);
+    cr_expect_eq(hget_num(env.c, P "goal:care", "on_track"), 0);
+
+    ev_conversion(&e, "u3", "1.00", 100, NULL, NULL, h_now_ms() - 1000);
+    env_produce(&env);
+    env_wait(&env, 60000);
+    deadline = h_now_ms() + 30000;
+    while (hget_num(env.c, P "goal:conv", "reached") != 1) {
+        cr_assert(h_now_ms() < deadline, "goal conv not reached (see %s)", env.log);
+        h_sleep_ms(100);
+    }
+    kill(env.pid, SIGKILL);
+    h_wait(env.pid, 10000);
+    /* The restarted processor evaluates again: same states, no new alert. */
+    int64_t before = (int64_t)hget_num(env.c, P "goal:conv", "updated_ms");
+    env_run(&env, "2", sets);
+    deadline = h_now_ms() + 60000;
+    while ((int64_t)hget_num(env.c, P "goal:conv", "updated_ms") <= before + 1000) {
+        cr_assert(h_now_ms() < deadline, "no evaluation after the restart (see %s)", env.log);
+        env_check_alive(&env);
+        h_sleep_ms(100);
+    }
+    char al[8][128];
+    int na = read_goal_alerts(env.c, al, 8);
+    cr_assert_eq(na, 2, "goal alerts: %d (%s / %s)", na, na > 0 ? al[0] : "",
+                 na > 1 ? al[1] : "");
+    int reached = 0, off = 0;
+    for (int i = 0; i < na; i++) {
+        reached += !strcmp(al[i], "goal:conv:1 reached");
+        off += !strcmp(al[i], "goal:care:1 off_track");
+    }
+    cr_expect_eq(reached, 1, "%s / %s", al[0], al[1]);
+    cr_expect_eq(off, 1, "%s / %s", al[0], al[1]);
+    cr_expect_eq(hget_int(env.c, P "stats", "alerts:goal"), 2);
+    cr_expect_eq(hget_num(env.c, P "goal:conv", "current"), 3);
+    env_stop(&env);
+    env_finish(&env);
+}

@@ -356,7 +356,7 @@ static const char *const acl_commands[] = {
     /* viral leaderboards and alerts (connectors/lua/smm.lua), the HTTP API's reads */
     "zrem", "zremrangebyrank", "zrange", "xadd", "publish", "ping", "zrevrange", "xread",
     /* insights: attribution, segment admission, open-thread counts (docs/insights.md) */
-    "zincrby", "sismember", "scard", "hvals",
+    "zincrby", "hvals",
     NULL};
 
 /* ACL SETUSER user reset on >pw ~<keys> resetchannels -@all +cmd... (without `skip`). */
