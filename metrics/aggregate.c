@@ -289,7 +289,8 @@ static int count(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
         m->delta[SMM_AGG_MENTION_ENGAGEMENT] +=
             (ev->flags & SMM_EVF_ENGAGEMENT) ? ev->engagement : 0;
     }
-    if ((ev->flags & SMM_EVF_USER) &&
+    /* Unique reach: posts, accounts and segment values (not sources or sets). */
+    if ((ev->flags & SMM_EVF_USER) && kind != SMM_AGG_SOURCE && kind != SMM_AGG_VOICE &&
         (ev->type == SMM_EV_IMPRESSION || ev->type == SMM_EV_VIEW)) {
         return add_user(agg, ent, minute, ev->user_id);
     }
@@ -343,6 +344,25 @@ const char *smm_agg_kind_prefix(enum smm_agg_kind kind)
 {
     static const char *const p[SMM_AGG_KINDS] = {"c", "a", "s", "g", "v"};
     return (unsigned)kind < SMM_AGG_KINDS ? p[kind] : "?";
+}
+
+int smm_agg_kind_keeps(enum smm_agg_kind kind, int m)
+{
+    switch (kind) {
+    case SMM_AGG_SEGMENT:
+        return m == SMM_EV_IMPRESSION || m == SMM_EV_CONVERSION || m == SMM_AGG_ENGAGEMENT ||
+               m == SMM_AGG_VALUE_CENTS;
+    case SMM_AGG_SOURCE:
+        return m == SMM_EV_IMPRESSION || m == SMM_EV_CLICK || m == SMM_EV_REFERRAL ||
+               m == SMM_EV_CONVERSION || m == SMM_AGG_VALUE_CENTS;
+    case SMM_AGG_VOICE:
+        return m == SMM_EV_MENTION || m == SMM_AGG_MENTION_REACH ||
+               m == SMM_AGG_MENTION_ENGAGEMENT;
+    default:
+        return m != SMM_AGG_MENTION_REACH && m != SMM_AGG_MENTION_ENGAGEMENT
+                   ? 1
+                   : kind == SMM_AGG_ACCOUNT;
+    }
 }
 
 const char *smm_agg_metric_name(int m)

@@ -39,6 +39,10 @@ enum smm_agg_kind {
 #define SMM_AGG_KINDS 5
 /* "c", "a", "s", "g", "v" */
 const char *smm_agg_kind_prefix(enum smm_agg_kind kind);
+/* 1 when entities of this kind publish metric m. Breakdowns keep what their readers use
+ * (segments: impressions, engagement, conversions, value; sources: the funnel; sets: the
+ * mention sums), which keeps a batch's fields, and so Redis' work, close to the core's. */
+int smm_agg_kind_keeps(enum smm_agg_kind kind, int m);
 /* The Redis field name of metric m ("like", "engagement", "value_cents", ...). */
 const char *smm_agg_metric_name(int m);
 

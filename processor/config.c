@@ -75,7 +75,7 @@ static const struct smm_config_key keys[] = {
      "Larger messages are dead-lettered"},
     {"limits.max_id_bytes", CFG_INT, "128", 1, SMM_EVENT_ID_MAX, OFF(max_id_bytes),
      "Longer ids are dead-lettered"},
-    {"reach.refresh_max", CFG_INT, "500", 1, 1000000, OFF(reach_refresh_max),
+    {"reach.refresh_max", CFG_INT, "2000", 1, 1000000, OFF(reach_refresh_max),
      "Entities whose reach rates are refreshed per tick"},
     {"reach.window_refresh_ms", CFG_DURATION, "5000", 0, 3600000, OFF(reach_window_refresh_ms),
      "Window reach of active accounts is recomputed this often"},
@@ -153,6 +153,9 @@ static const struct smm_config_key keys[] = {
      "Cap on the open (unanswered) waits tracked per account"},
     {"response.reorder", CFG_DURATION, "10m", 0, DAY_MS, OFF(response_reorder_ms),
      "How long a reply that arrives before its message waits for it"},
+    {"segments.enabled", CFG_BOOL, "true", 0, 1, OFF(segments_enabled),
+     "Count region/segment breakdowns (g: entities; about a third of Redis' work when most "
+     "events carry both)"},
     {"segments.top_n", CFG_INT, "20", 1, 1000, OFF(segments_top_n),
      "Distinct region/segment/source values kept per account; later ones count as other"},
     {"referral.window", CFG_DURATION, "30d", 1, 365 * DAY_MS, OFF(referral_window_ms),

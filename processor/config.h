@@ -111,6 +111,7 @@ struct smm_config {
     struct smm_response_account response_accounts[SMM_CFG_MAX_RESPONSE_ACCOUNTS];
     int n_sov_sets;
     struct smm_sov_set sov_sets[SMM_CFG_MAX_SOV_SETS];
+    int64_t segments_enabled;    /* segments.enabled */
     int64_t segments_top_n;      /* segments.top_n */
     int64_t referral_window_ms;  /* referral.window */
     int64_t referral_max_depth;  /* referral.max_depth */

@@ -846,7 +846,16 @@ static void flush_all(struct smm_loop *loop, int64_t now, int async)
 
 /* ---- tick and stats ---- */
 
+static void tick_refresh(struct smm_loop *loop, int64_t now, int64_t max_refresh);
+
 static void tick(struct smm_loop *loop, int64_t now)
+{
+    tick_refresh(loop, now, loop->cfg->reach_refresh_max);
+}
+
+/* max_refresh: how many dirty entities get their reach fields refreshed (the shutdown tick
+ * refreshes them all, so a stopped processor leaves no stale reach behind). */
+static void tick_refresh(struct smm_loop *loop, int64_t now, int64_t max_refresh)
 {
     if (complete(loop, 1, now) == SMM_ERR) {
         flush_outcome(loop, 0, now);
@@ -865,7 +874,7 @@ static void tick(struct smm_loop *loop, int64_t now)
     if (loop->relay) {
         smm_alert_relay_poll(loop->relay, now, NULL); /* bounded; logs its own errors */
     }
-    if (smm_pipeline_encode_tick(loop->pipe, now, loop->cfg->reach_refresh_max, &loop->av) !=
+    if (smm_pipeline_encode_tick(loop->pipe, now, max_refresh, &loop->av) !=
             SMM_OK ||
         encode_viral(loop, now, 1) != SMM_OK) {
         settle_viral(loop, 0);
@@ -1181,7 +1190,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             }
             nanosleep(&(struct timespec){0, 200000000}, NULL);
         }
-        tick(loop, clock_ms());
+        tick_refresh(loop, clock_ms(), 1000000);
     }
     stats_line(loop, clock_ms());
     smm_kafka_source_close(loop->src); /* revoke callbacks flush what is left */

@@ -226,11 +226,11 @@ static int route(const struct smm_pipeline *pipe, struct smm_agg *agg,
         snprintf(id, sizeof(id), "%s|%s", ev->account_id, ev->source);
         rc |= smm_agg_add_split(agg, SMM_AGG_SOURCE, id, split, ev);
     }
-    if (ev->flags & SMM_EVF_REGION) {
+    if ((ev->flags & SMM_EVF_REGION) && cfg->segments_enabled) {
         snprintf(id, sizeof(id), "%s|region=%s", ev->account_id, ev->region);
         rc |= smm_agg_add_split(agg, SMM_AGG_SEGMENT, id, split, ev);
     }
-    if (ev->flags & SMM_EVF_SEGMENT) {
+    if ((ev->flags & SMM_EVF_SEGMENT) && cfg->segments_enabled) {
         snprintf(id, sizeof(id), "%s|segment=%s", ev->account_id, ev->segment);
         rc |= smm_agg_add_split(agg, SMM_AGG_SEGMENT, id, split, ev);
     }
@@ -365,16 +365,19 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
             const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
             int k = 0;
             for (int x = 0; x < SMM_AGG_METRICS; x++) {
-                k += m->delta[x] != 0;
+                k += m->delta[x] != 0 && smm_agg_kind_keeps(ent->kind, x);
             }
             if (k > 0) {
-                int rated = m->delta[SMM_AGG_ENGAGEMENT] != 0 || m->delta[SMM_EV_IMPRESSION] != 0;
+                /* er_impr is kept for posts and accounts; readers of the breakdowns
+                 * divide themselves (/api/v1/segments does). */
+                int rated = ent->kind <= SMM_AGG_ACCOUNT &&
+                            (m->delta[SMM_AGG_ENGAGEMENT] != 0 || m->delta[SMM_EV_IMPRESSION] != 0);
                 rc |= smm_argv_add(av, field, (size_t)len);
                 rc |= smm_argv_add_int(av, m->minute);
                 rc |= smm_argv_add_str(av, rated ? "1" : "0");
                 rc |= smm_argv_add_int(av, k);
                 for (int x = 0; x < SMM_AGG_METRICS; x++) {
-                    if (m->delta[x] != 0) {
+                    if (m->delta[x] != 0 && smm_agg_kind_keeps(ent->kind, x)) {
                         int fl = snprintf(field + len, sizeof(field) - (size_t)len, ":%s",
                                           smm_agg_metric_name(x));
                         rc |= smm_argv_add(av, field, (size_t)(len + fl));

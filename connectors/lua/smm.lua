@@ -731,6 +731,19 @@ if MODE == 'flush' then
   ins.stream_max = ARGV[viral_at + 3] or ins.stream_max
   local per_min, minutes = {}, {}
   local dirty = {}
+  -- Daily account buckets (goals, long-range charts): the account fields of every minute,
+  -- collected while the groups are read.
+  local per_day, days = {}, {}
+  local function day_set(minute)
+    local day = floor(minute / 1440)
+    local set = per_day[day]
+    if not set then
+      set = new_set()
+      per_day[day] = set
+      days[#days + 1] = day
+    end
+    return set.d
+  end
   local function bump(minute, f, d)
     local set = per_min[minute]
     if not set then
@@ -739,6 +752,10 @@ if MODE == 'flush' then
       minutes[#minutes + 1] = minute
     end
     set.d[f] = (set.d[f] or 0) + d
+    if string.byte(f, 1) == 97 then -- "a:"
+      local dd = day_set(minute)
+      dd[f] = (dd[f] or 0) + d
+    end
   end
 
   -- 2. Counters: one delta set per event-time minute; lifetime gets their sum, each
@@ -777,6 +794,14 @@ if MODE == 'flush' then
           d[f] = (d[f] or 0) + tonumber(ARGV[i + 1])
           i = i + 2
         end
+      elseif string.byte(ent, 1) == 97 then -- an account: its daily bucket too
+        local dd = day_set(minute)
+        for _ = 1, k do
+          local f, v = ARGV[i], tonumber(ARGV[i + 1])
+          d[f] = (d[f] or 0) + v
+          dd[f] = (dd[f] or 0) + v
+          i = i + 2
+        end
       else
         for _ = 1, k do
           local f = ARGV[i]
@@ -794,23 +819,6 @@ if MODE == 'flush' then
   -- they yield (answers, response times, indirect conversions) are counters like the rest.
   for _, part in ipairs(parts) do
     links(ins, part.links_at, bump)
-  end
-  -- Daily account buckets (goals, long-range charts): the account fields of every minute.
-  local per_day, days = {}, {}
-  for _, m in ipairs(minutes) do
-    local day = floor(m / 1440)
-    local set = per_day[day]
-    if not set then
-      set = new_set()
-      per_day[day] = set
-      days[#days + 1] = day
-    end
-    local dd = set.d
-    for f, dv in pairs(per_min[m].d) do
-      if string.byte(f, 1) == 97 and string.byte(f, 2) == 58 then -- "a:"
-        dd[f] = (dd[f] or 0) + dv
-      end
-    end
   end
   local function sum_of(pred)
     local chosen = {}
@@ -867,8 +875,7 @@ if MODE == 'flush' then
   range_call('SADD', P .. 'dirty', dl)
   local accts = {}
   for _, ent in ipairs(dl) do
-    local k2 = string.sub(ent, 1, 2)
-    if k2 == 'a:' or k2 == 'g:' then
+    if string.sub(ent, 1, 2) == 'a:' then
       accts[#accts + 1] = ent
     end
   end
@@ -880,7 +887,7 @@ if MODE == 'flush' then
 
   -- 3. Reach. Users of one entity are merged across partitions before PFADD.
   local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '-1')
-  local users, minute_users, order = {}, {}, {}
+  local users, minute_users, order, rdirty = {}, {}, {}, {}
   for _, part in ipairs(parts) do
     i = part.reach_at + 1
     for _ = 1, tonumber(ARGV[part.reach_at]) do
@@ -896,12 +903,18 @@ if MODE == 'flush' then
         l = {}
         users[key] = l
         order[#order + 1] = {key = key, kind = kind, id = id}
+        -- A view of a segment value publishes no counter but adds reach: refresh it too.
+        local ent = kind .. ':' .. id
+        if not dirty[ent] then
+          dirty[ent] = true
+          rdirty[#rdirty + 1] = ent
+        end
       end
       for _ = 1, k do
         local minute, user = ARGV[i], ARGV[i + 1]
         i = i + 2
         l[#l + 1] = user
-        if kind == 'a' or kind == 'g' then -- windowed reach: minute sketches
+        if kind == 'a' then -- windowed reach: minute sketches (segment values: lifetime only)
           local mk = key .. ':m:' .. minute
           local ml = minute_users[mk]
           if not ml then
@@ -916,6 +929,7 @@ if MODE == 'flush' then
   for _, o in ipairs(order) do
     range_call('PFADD', o.key, users[o.key])
   end
+  range_call('SADD', P .. 'dirty', rdirty)
   local hour_accts = {}
   for mk, ml in pairs(minute_users) do
     range_call('PFADD', mk, ml)
@@ -932,7 +946,7 @@ if MODE == 'flush' then
       redis.call('EXPIREAT', mk, (ml.minute + 1 + keep) * 60)
     end
   end
-  for hour, ids in pairs(hour_accts) do -- entities ("a:<id>", "g:<id>") with minute sketches
+  for hour, ids in pairs(hour_accts) do -- entities ("a:<id>") with minute sketches
     local hkey = P .. 'reach_accounts:h:' .. hour
     range_call('SADD', hkey, ids)
     redis.call('EXPIREAT', hkey, (hour * 60 + 60 + keep) * 60)
@@ -983,8 +997,7 @@ for _, w in ipairs(wins) do
         if ent then
           set.d[kv[j]] = (set.d[kv[j]] or 0) - tonumber(kv[j + 1])
           set.rate[ent] = true
-          local k2 = string.sub(ent, 1, 2)
-          if k2 == 'a:' or k2 == 'g:' then
+          if string.sub(ent, 1, 2) == 'a:' then
             wdirty[ent] = true
           end
         end
