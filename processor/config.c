@@ -75,7 +75,7 @@ static const struct smm_config_key keys[] = {
      "Larger messages are dead-lettered"},
     {"limits.max_id_bytes", CFG_INT, "128", 1, SMM_EVENT_ID_MAX, OFF(max_id_bytes),
      "Longer ids are dead-lettered"},
-    {"reach.refresh_max", CFG_INT, "2000", 1, 1000000, OFF(reach_refresh_max),
+    {"reach.refresh_max", CFG_INT, "500", 1, 1000000, OFF(reach_refresh_max),
      "Entities whose reach rates are refreshed per tick"},
     {"reach.window_refresh_ms", CFG_DURATION, "5000", 0, 3600000, OFF(reach_window_refresh_ms),
      "Window reach of active accounts is recomputed this often"},

@@ -896,3 +896,45 @@ Test(pipeline, insights_routing_and_links)
     smm_batch_free(&b);
     fixture_close(&fx);
 }
+
+/* segments.enabled=false: no region/segment breakdowns, everything else unchanged. */
+Test(pipeline, segments_disabled)
+{
+    struct fixture fx;
+    char err[256] = "";
+    cr_assert_eq(smm_config_init(&fx.cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(smm_config_set(&fx.cfg, "kafka.bootstrap.servers", "x:1", "test", err,
+                                sizeof(err)),
+                 SMM_OK, "%s", err);
+    cr_assert_eq(smm_config_set(&fx.cfg, "segments.enabled", "false", "test", err, sizeof(err)),
+                 SMM_OK, "%s", err);
+    cr_assert_eq(smm_config_finish(&fx.cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    fx.pipe = smm_pipeline_new(&fx.cfg, err, sizeof(err));
+    cr_assert_not_null(fx.pipe, "%s", err);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"1\",\"type\":\"impression\",\"ts\":%lld,\"account_id\":\"b1\","
+             "\"content_id\":\"p\",\"user_id\":\"u\",\"source\":\"news\",\"region\":\"eu\","
+             "\"segment\":\"18-24\"}",
+             NOW);
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b, "t:0", "tk", -1, 1, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    struct flush fl;
+    parse_flush(&la, &fl);
+    cr_assert_eq(fl.parts[0].n_groups, 3, "content, account, source:\n%s", fl.parts[0].groups);
+    cr_assert_null(strstr(fl.parts[0].groups, "g|"), "%s", fl.parts[0].groups);
+    cr_assert_str_eq(fl.parts[0].adm, "s|b1|news|b1|source|news\n");
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_argv_free(&av);
+    smm_batch_free(&b);
+    fixture_close(&fx);
+}
