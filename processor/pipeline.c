@@ -356,11 +356,16 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t groups = 0;
     int n_ents = smm_agg_entities(agg);
-    char field[SMM_EVENT_ID_MAX + 32];
+    /* Entity ids are at most route()'s id buffer (two ids and a dimension); a field adds
+     * the kind letter and a metric name. */
+    char field[2 * SMM_EVENT_ID_MAX + 96];
     for (int e = 0; e < n_ents && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
         int len = snprintf(field, sizeof(field), "%s:%s", smm_agg_kind_prefix(ent->kind),
                            ent->id);
+        if (len < 0 || (size_t)len + 40 > sizeof(field)) {
+            return SMM_ERR; /* cannot happen: route() bounds ids */
+        }
         for (int mi = ent->first_minute; mi >= 0 && !rc;) {
             const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
             int k = 0;
