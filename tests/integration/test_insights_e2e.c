@@ -1759,4 +1759,5 @@ Test(insights_e2e, goals_progress_and_alerts_once, .timeout = 200, .fini = env_c
     cr_expect_eq(hget_num(env.c, P "goal:conv", "current"), 3);
     env_stop(&env);
     env_finish(&env);
+    ex_free(&e);
 }
