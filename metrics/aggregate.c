@@ -4,7 +4,9 @@
  * users) plus one open-addressing hash from (kind, id) to the entity index, and a bump
  * arena for id strings. A clear resets counts to zero and keeps the memory, so steady
  * state allocates nothing per event. A batch usually spans one or two minutes, so each
- * entity's minute list is short and walked linearly. */
+ * entity's minute list is short and walked linearly. A second hash holds each entity's
+ * distinct users (per minute for accounts, whose window sketches need it), so a user
+ * reaches the script once per batch however often it was seen. */
 #include "metrics/aggregate.h"
 
 #include <math.h>
@@ -35,6 +37,9 @@ struct smm_agg {
     int *slots; /* entity index + 1; 0 = empty */
     uint32_t *slot_hash;
     size_t n_slots; /* power of two */
+    int *uslots; /* user index + 1; 0 = empty */
+    uint32_t *uslot_hash;
+    size_t n_uslots; /* power of two */
     struct arena_chunk *arena, *arena_cur;
 };
 
@@ -99,7 +104,7 @@ static int grow(void **arr, int *cap, size_t elem, int need)
     return SMM_OK;
 }
 
-static int rehash(struct smm_agg *agg, size_t n_slots)
+static int rehash_table(int **slots_p, uint32_t **hash_p, size_t *n_p, size_t n_slots)
 {
     int *slots = calloc(n_slots, sizeof(*slots));
     uint32_t *hashes = calloc(n_slots, sizeof(*hashes));
@@ -108,29 +113,35 @@ static int rehash(struct smm_agg *agg, size_t n_slots)
         free(hashes);
         return SMM_ERR;
     }
-    for (size_t i = 0; i < agg->n_slots; i++) {
-        if (!agg->slots[i]) {
+    for (size_t i = 0; i < *n_p; i++) {
+        if (!(*slots_p)[i]) {
             continue;
         }
-        size_t j = agg->slot_hash[i] & (n_slots - 1);
+        size_t j = (*hash_p)[i] & (n_slots - 1);
         while (slots[j]) {
             j = (j + 1) & (n_slots - 1);
         }
-        slots[j] = agg->slots[i];
-        hashes[j] = agg->slot_hash[i];
+        slots[j] = (*slots_p)[i];
+        hashes[j] = (*hash_p)[i];
     }
-    free(agg->slots);
-    free(agg->slot_hash);
-    agg->slots = slots;
-    agg->slot_hash = hashes;
-    agg->n_slots = n_slots;
+    free(*slots_p);
+    free(*hash_p);
+    *slots_p = slots;
+    *hash_p = hashes;
+    *n_p = n_slots;
     return SMM_OK;
+}
+
+static int rehash(struct smm_agg *agg, size_t n_slots)
+{
+    return rehash_table(&agg->slots, &agg->slot_hash, &agg->n_slots, n_slots);
 }
 
 struct smm_agg *smm_agg_new(unsigned engagement_mask, char *errstr, size_t errstr_size)
 {
     struct smm_agg *agg = calloc(1, sizeof(*agg));
-    if (!agg || rehash(agg, 1024) != SMM_OK) {
+    if (!agg || rehash(agg, 1024) != SMM_OK ||
+        rehash_table(&agg->uslots, &agg->uslot_hash, &agg->n_uslots, 1024) != SMM_OK) {
         snprintf(errstr, errstr_size, "out of memory");
         smm_agg_destroy(agg);
         return NULL;
@@ -156,6 +167,8 @@ void smm_agg_destroy(struct smm_agg *agg)
     free(agg->links);
     free(agg->slots);
     free(agg->slot_hash);
+    free(agg->uslots);
+    free(agg->uslot_hash);
     free(agg);
 }
 
@@ -241,15 +254,33 @@ static struct smm_agg_minute *minute_get(struct smm_agg *agg, int ent, int64_t m
     return m;
 }
 
+/* Adds user to entity ent's reach list unless the batch already has it (for an account:
+ * in that minute; for the others the minute is not used and any earlier sighting counts). */
 static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *user)
 {
     struct smm_agg_entity *e = &agg->ents[ent];
-    /* Skip the common repeat: the same user again in the same minute. */
-    if (e->first_user >= 0) {
-        struct smm_agg_user *u = &agg->users[e->first_user];
-        if (u->minute == minute && strcmp(u->user, user) == 0) {
+    int64_t key_minute = e->kind == SMM_AGG_ACCOUNT ? minute : 0;
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)user; *p; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    h ^= (uint32_t)ent * 0x9e3779b1u ^ (uint32_t)key_minute * 0x85ebca77u;
+    h = h ? h : 1;
+    size_t mask = agg->n_uslots - 1;
+    size_t j = h & mask;
+    for (; agg->uslots[j]; j = (j + 1) & mask) {
+        const struct smm_agg_user *u = &agg->users[agg->uslots[j] - 1];
+        if (agg->uslot_hash[j] == h && u->ent == ent && u->key_minute == key_minute &&
+            strcmp(u->user, user) == 0) {
             return SMM_OK;
         }
+    }
+    if ((size_t)(agg->n_users + 1) * 2 > agg->n_uslots) {
+        if (rehash_table(&agg->uslots, &agg->uslot_hash, &agg->n_uslots,
+                         agg->n_uslots * 2) != SMM_OK) {
+            return SMM_ERR;
+        }
+        return add_user(agg, ent, minute, user);
     }
     if (grow((void **)&agg->users, &agg->cap_users, sizeof(*agg->users), agg->n_users + 1) !=
         SMM_OK) {
@@ -261,10 +292,14 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
     }
     struct smm_agg_user *u = &agg->users[agg->n_users];
     u->minute = minute;
+    u->key_minute = key_minute;
     u->user = copy;
+    u->ent = ent;
     u->next = e->first_user;
     e->first_user = agg->n_users++;
     e->n_users++;
+    agg->uslots[j] = agg->n_users;
+    agg->uslot_hash[j] = h;
     return SMM_OK;
 }
 
@@ -440,6 +475,35 @@ int64_t smm_agg_events(const struct smm_agg *agg)
     return agg->events;
 }
 
+int smm_agg_merge(struct smm_agg *dst, const struct smm_agg *src)
+{
+    for (int i = 0; i < src->n_ents; i++) {
+        const struct smm_agg_entity *se = &src->ents[i];
+        int ent = entity_get(dst, se->kind, se->id);
+        if (ent < 0) {
+            return SMM_ERR;
+        }
+        dst->ents[ent].split = se->split;
+        for (int mi = se->first_minute; mi >= 0; mi = src->mins[mi].next) {
+            const struct smm_agg_minute *sm = &src->mins[mi];
+            struct smm_agg_minute *m = minute_get(dst, ent, sm->minute);
+            if (!m) {
+                return SMM_ERR;
+            }
+            for (int x = 0; x < SMM_AGG_METRICS; x++) {
+                m->delta[x] += sm->delta[x];
+            }
+        }
+        for (int ui = se->first_user; ui >= 0; ui = src->users[ui].next) {
+            if (add_user(dst, ent, src->users[ui].minute, src->users[ui].user) != SMM_OK) {
+                return SMM_ERR;
+            }
+        }
+    }
+    dst->events += src->events;
+    return SMM_OK;
+}
+
 void smm_agg_clear(struct smm_agg *agg)
 {
     for (struct arena_chunk *c = agg->arena; c; c = c->next) {
@@ -448,6 +512,9 @@ void smm_agg_clear(struct smm_agg *agg)
     agg->arena_cur = agg->arena;
     if (agg->n_ents) {
         memset(agg->slots, 0, agg->n_slots * sizeof(*agg->slots));
+    }
+    if (agg->n_users) {
+        memset(agg->uslots, 0, agg->n_uslots * sizeof(*agg->uslots));
     }
     agg->n_ents = 0;
     agg->n_mins = 0;

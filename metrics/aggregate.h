@@ -65,10 +65,13 @@ struct smm_agg_minute {
     int next; /* index of the entity's next minute, -1 at the end */
 };
 
-/* One reach observation: the user, and the minute it was seen in (accounts use it). */
+/* One reach observation: the user, and the minute it was seen in (accounts use it).
+ * A batch holds each user once per entity (and per minute for accounts). */
 struct smm_agg_user {
     int64_t minute;
-    const char *user; /* owned by the agg's arena */
+    int64_t key_minute; /* minute for accounts, 0 for the others */
+    const char *user;   /* owned by the agg's arena */
+    int ent;            /* the entity's index */
     int next;
 };
 
@@ -117,6 +120,11 @@ int smm_agg_entities(const struct smm_agg *agg);
 const struct smm_agg_entity *smm_agg_entity(const struct smm_agg *agg, int i);
 const struct smm_agg_minute *smm_agg_minute_at(const struct smm_agg *agg, int i);
 const struct smm_agg_user *smm_agg_user_at(const struct smm_agg *agg, int i);
+
+/* Adds src's counters and users (not its links) into dst: the flush sends the batches of
+ * all its partitions as one, since the script applies all of them or none. Returns SMM_OK,
+ * or SMM_ERR on out-of-memory (dst is then partly merged: clear it). */
+int smm_agg_merge(struct smm_agg *dst, const struct smm_agg *src);
 
 /* Events folded since the last clear. */
 int64_t smm_agg_events(const struct smm_agg *agg);

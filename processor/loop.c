@@ -62,6 +62,7 @@ struct smm_loop {
     struct part **parts;
     int n_parts, cap_parts;
     struct smm_argv av;
+    struct smm_batch merged; /* scratch: the counters of a flush's partitions, merged */
     uint64_t token_seq;
     char token_base[128];
     int fatal;
@@ -597,6 +598,24 @@ static void handle_rejects(struct smm_loop *loop, struct part **ps, int n,
     }
 }
 
+/* Encodes the filling (flight = 0) or in-flight (flight = 1) batches of ps[0..n) as one
+ * flush into loop->av. Returns SMM_OK or SMM_ERR (out of memory). */
+static int encode_flush(struct smm_loop *loop, struct part **ps, int n, int64_t now, int flight)
+{
+    struct smm_flush_part *fp = malloc((size_t)(n ? n : 1) * sizeof(*fp));
+    if (!fp) {
+        return SMM_ERR;
+    }
+    for (int i = 0; i < n; i++) {
+        fp[i] = (struct smm_flush_part){.batch = slot(ps[i], flight), .tp = ps[i]->tp,
+                                        .token = ps[i]->token, .base = ps[i]->base,
+                                        .next = slot_end(ps[i], flight)};
+    }
+    int rc = smm_pipeline_encode_flush(loop->pipe, &loop->merged, now, fp, n, &loop->av);
+    free(fp);
+    return rc;
+}
+
 /* Flushes the filling (flight = 0) or in-flight (flight = 1: a resend) batches of
  * ps[0..n) in one atomic unit and waits for the answer. A partition whose fence fails is
  * handled (DUP = done, FENCED = dropped, STALE = rewound) and the others are sent again.
@@ -635,14 +654,8 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
                 continue;
             }
         }
-        int rc = smm_pipeline_encode_flush_begin(loop->pipe, now, &loop->av);
-        for (int i = 0; i < n && rc == SMM_OK; i++) {
-            struct part *p = ps[i];
-            rc = smm_pipeline_encode_flush_part(loop->pipe, slot(p, flight), p->tp, p->token,
-                                                p->base, slot_end(p, flight), &loop->av);
-        }
-        if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK ||
-            encode_viral(loop, now, 0) != SMM_OK) {
+        int rc = encode_flush(loop, ps, n, now, flight);
+        if (rc != SMM_OK || encode_viral(loop, now, 0) != SMM_OK) {
             settle_viral(loop, 0);
             smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
             loop->fatal = 1;
@@ -781,13 +794,8 @@ static int launch(struct smm_loop *loop, int64_t now)
         free(ps);
         return SMM_OK;
     }
-    int rc = smm_pipeline_encode_flush_begin(loop->pipe, now, &loop->av);
-    for (int i = 0; i < n && rc == SMM_OK; i++) {
-        rc = smm_pipeline_encode_flush_part(loop->pipe, &ps[i]->batch, ps[i]->tp, ps[i]->token,
-                                            ps[i]->base, ps[i]->next, &loop->av);
-    }
-    if (rc != SMM_OK || smm_pipeline_encode_flush_end(&loop->av, n) != SMM_OK ||
-        encode_viral(loop, now, 0) != SMM_OK) {
+    int rc = encode_flush(loop, ps, n, now, 0);
+    if (rc != SMM_OK || encode_viral(loop, now, 0) != SMM_OK) {
         settle_viral(loop, 0);
         smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
         loop->fatal = 1;
@@ -1006,7 +1014,7 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
              (unsigned long)(ts.tv_nsec ^ (long)ts.tv_sec));
 
     loop->pipe = smm_pipeline_new(cfg, errstr, errstr_size);
-    if (!loop->pipe) {
+    if (!loop->pipe || smm_batch_init(&loop->merged, loop->pipe, errstr, errstr_size) != SMM_OK) {
         goto fail;
     }
     struct smm_redis_opts ro = {
@@ -1212,6 +1220,7 @@ void smm_loop_destroy(struct smm_loop *loop)
     free(loop->parts);
     smm_redis_sink_destroy(loop->sink);
     smm_viral_destroy(loop->viral);
+    smm_batch_free(&loop->merged);
     smm_pipeline_destroy(loop->pipe);
     smm_argv_free(&loop->av);
     free(loop);

@@ -338,12 +338,11 @@ int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts)
     return smm_argv_set_int(av, PARTS_AT, n_parts) == 0 ? SMM_OK : SMM_ERR;
 }
 
-int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct smm_batch *b,
-                                   const char *tp, const char *token, int64_t base,
-                                   int64_t next, struct smm_argv *av)
+/* One part: its fence, then the counters, reach and admissions of agg (NULL: empty
+ * sections), then b's statistics and links. */
+static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, const char *tp,
+                       const char *token, int64_t base, int64_t next, struct smm_argv *av)
 {
-    (void)pipe;
-    const struct smm_agg *agg = b->agg;
     int rc = 0;
     rc |= smm_argv_add_str(av, tp);
     rc |= smm_argv_add_str(av, token);
@@ -355,7 +354,7 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
     int groups_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t groups = 0;
-    int n_ents = smm_agg_entities(agg);
+    int n_ents = agg ? smm_agg_entities(agg) : 0;
     /* Entity ids are at most route()'s id buffer (two ids and a dimension); a field adds
      * the kind letter and a metric name. */
     char field[2 * SMM_EVENT_ID_MAX + 96];
@@ -449,10 +448,10 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
     rc |= smm_argv_set_int(av, stats_at, stats);
 
     /* Links, in arrival order: type, account, a, b, c, ts, biz, x (see aggregate.h). */
-    int n_links = smm_agg_links(agg);
+    int n_links = smm_agg_links(b->agg);
     rc |= smm_argv_add_int(av, n_links);
     for (int i = 0; i < n_links && !rc; i++) {
-        const struct smm_agg_link *l = smm_agg_link_at(agg, i);
+        const struct smm_agg_link *l = smm_agg_link_at(b->agg, i);
         const char *t = l->type == SMM_EV_MESSAGE ? "m"
                         : l->type == SMM_EV_REPLY ? "r"
                         : l->type == SMM_EV_REFERRAL ? "f"
@@ -493,6 +492,37 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
     }
     rc |= smm_argv_set_int(av, adm_at, adm);
     return rc ? SMM_ERR : SMM_OK;
+}
+
+int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct smm_batch *b,
+                                   const char *tp, const char *token, int64_t base,
+                                   int64_t next, struct smm_argv *av)
+{
+    (void)pipe;
+    return encode_part(b, b->agg, tp, token, base, next, av);
+}
+
+int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, struct smm_batch *merged,
+                              int64_t now_ms, const struct smm_flush_part *parts, int n,
+                              struct smm_argv *av)
+{
+    int rc = smm_pipeline_encode_flush_begin(pipe, now_ms, av);
+    const struct smm_agg *counters = n == 1 ? parts[0].batch->agg : merged->agg;
+    if (n > 1) {
+        smm_agg_clear(merged->agg);
+        for (int i = 0; i < n && rc == SMM_OK; i++) {
+            rc = smm_agg_merge(merged->agg, parts[i].batch->agg);
+        }
+    }
+    for (int i = 0; i < n && rc == SMM_OK; i++) {
+        const struct smm_flush_part *p = &parts[i];
+        rc = encode_part(p->batch, i == 0 ? counters : NULL, p->tp, p->token, p->base, p->next,
+                         av);
+    }
+    if (n > 1) {
+        smm_agg_clear(merged->agg); /* av holds copies: keep no second batch in memory */
+    }
+    return rc == SMM_OK ? smm_pipeline_encode_flush_end(av, n) : SMM_ERR;
 }
 
 int smm_pipeline_encode_insights(const struct smm_pipeline *pipe, int64_t now_ms,

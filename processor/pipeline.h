@@ -62,6 +62,20 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
                                    const char *tp, const char *token, int64_t base,
                                    int64_t next, struct smm_argv *av);
 int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
+
+/* The whole flush of n partitions at once: begin, parts, end. The script applies all of
+ * them or none, so their counters, reach and admissions are merged into `merged` (a batch
+ * used as scratch, cleared before and after) and sent once, with the first part; each part
+ * keeps its own fence, statistics and links. A flush of 64 partitions then sends each
+ * account, segment value and popular post once instead of once per partition. */
+struct smm_flush_part {
+    const struct smm_batch *batch;
+    const char *tp, *token;
+    int64_t base, next;
+};
+int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, struct smm_batch *merged,
+                              int64_t now_ms, const struct smm_flush_part *parts, int n,
+                              struct smm_argv *av);
 /* Encodes a tick at now_ms that refreshes the reach rates of at most max_refresh of the
  * entities the flushes marked dirty (and, every reach.window_refresh_ms, the window reach
  * of the dirty accounts). */

@@ -313,11 +313,19 @@ Test(aggregate, reach_users)
             cr_assert_eq(e->n_users, 0);
         }
     }
-    /* The same user in another minute is a new observation (accounts need the minute). */
+    /* The same user in another minute is a new observation for the account (its window
+     * sketches need the minute), not for the post (lifetime reach only). */
     add(agg, SMM_EV_VIEW, 60000, "a", "c", "u2");
     n = users_of(agg, c, got, 16);
+    cr_assert_eq(n, 2);
+    n = users_of(agg, a, got, 16);
     cr_assert_eq(n, 3);
     cr_assert_str_eq(got[0], "1/u2");
+    /* Any repeat is folded, not only the latest: u1 again in minute 1 and minute 2. */
+    add(agg, SMM_EV_VIEW, 60000, "a", "c", "u1");
+    add(agg, SMM_EV_VIEW, 120000, "a", "c", "u2");
+    cr_assert_eq(users_of(agg, a, got, 16), 3);
+    cr_assert_eq(users_of(agg, c, got, 16), 2);
     smm_agg_destroy(agg);
 }
 
@@ -479,4 +487,63 @@ Test(aggregate, many_minutes_one_entity)
         mi = m->next;
     }
     smm_agg_destroy(agg);
+}
+
+Test(aggregate, merge)
+{
+    /* Two partitions' batches with overlapping posts, accounts, users and a segment. */
+    struct smm_agg *p0 = new_agg(DEFAULT_MASK), *p1 = new_agg(DEFAULT_MASK);
+    add(p0, SMM_EV_IMPRESSION, 60000, "a", "c", "u1");
+    add(p0, SMM_EV_LIKE, 60000, "a", "c", "u1");
+    add(p0, SMM_EV_IMPRESSION, 120000, "b", "d", "u2");
+    add(p1, SMM_EV_IMPRESSION, 60000, "a", "c", "u1");  /* same post, user, minute */
+    add(p1, SMM_EV_IMPRESSION, 120000, "a", "c", "u1"); /* same post and user, minute 2 */
+    add(p1, SMM_EV_UNLIKE, 60000, "a", "c", "u3");
+    add(p1, SMM_EV_IMPRESSION, 60000, "a", "e", "u4");
+    struct smm_event ev = make_event(SMM_EV_IMPRESSION, 60000, "a", "c", "u5");
+    cr_assert_eq(smm_agg_add_split(p1, SMM_AGG_SEGMENT, "a|region=eu", 1, &ev), SMM_OK);
+    struct smm_agg_link link = {.type = SMM_EV_REPLY, .account = "a", .a = "t1", .ts_ms = 1};
+    cr_assert_eq(smm_agg_link_add(p1, &link), SMM_OK);
+
+    struct smm_agg *m = new_agg(DEFAULT_MASK);
+    cr_assert_eq(smm_agg_merge(m, p0), SMM_OK);
+    cr_assert_eq(smm_agg_merge(m, p1), SMM_OK);
+    cr_assert_eq(smm_agg_events(m), 7);
+    cr_assert_eq(smm_agg_links(m), 0, "links stay with their partition");
+    /* c, a, d, b, e, the segment */
+    cr_assert_eq(smm_agg_entities(m), 6);
+    cr_assert_eq(delta(m, SMM_AGG_CONTENT, "c", 1, SMM_EV_IMPRESSION), 2);
+    cr_assert_eq(delta(m, SMM_AGG_CONTENT, "c", 2, SMM_EV_IMPRESSION), 1);
+    cr_assert_eq(delta(m, SMM_AGG_CONTENT, "c", 1, SMM_EV_LIKE), 1);
+    cr_assert_eq(delta(m, SMM_AGG_CONTENT, "c", 1, SMM_EV_UNLIKE), 1);
+    cr_assert_eq(delta(m, SMM_AGG_CONTENT, "c", 1, SMM_AGG_ENGAGEMENT), 0);
+    cr_assert_eq(delta(m, SMM_AGG_ACCOUNT, "a", 1, SMM_EV_IMPRESSION), 3);
+    cr_assert_eq(delta(m, SMM_AGG_ACCOUNT, "a", 2, SMM_EV_IMPRESSION), 1);
+    cr_assert_eq(delta(m, SMM_AGG_ACCOUNT, "b", 2, SMM_EV_IMPRESSION), 1);
+    int g = find_entity(m, SMM_AGG_SEGMENT, "a|region=eu");
+    cr_assert(g >= 0);
+    cr_assert_eq(smm_agg_entity(m, g)->split, 1, "the account part survives the merge");
+    char got[16][64];
+    /* Post c: u1 once, whatever the minute. Account a: u1 in minutes 1 and 2, u4. */
+    cr_assert_eq(users_of(m, find_entity(m, SMM_AGG_CONTENT, "c"), got, 16), 1);
+    int n = users_of(m, find_entity(m, SMM_AGG_ACCOUNT, "a"), got, 16);
+    cr_assert_eq(n, 3);
+    const char *want[] = {"1/u1", "2/u1", "1/u4"}; /* in any order */
+    for (int w = 0; w < 3; w++) {
+        int found = 0;
+        for (int j = 0; j < n; j++) {
+            found += strcmp(got[j], want[w]) == 0;
+        }
+        cr_assert_eq(found, 1, "%s", want[w]);
+    }
+    cr_assert_eq(users_of(m, g, got, 16), 1);
+    cr_assert_str_eq(got[0], "1/u5");
+    /* A cleared merge target starts over. */
+    smm_agg_clear(m);
+    cr_assert_eq(smm_agg_merge(m, p0), SMM_OK);
+    cr_assert_eq(delta(m, SMM_AGG_ACCOUNT, "a", 1, SMM_EV_IMPRESSION), 1);
+    cr_assert_eq(users_of(m, find_entity(m, SMM_AGG_ACCOUNT, "a"), got, 16), 1);
+    smm_agg_destroy(m);
+    smm_agg_destroy(p0);
+    smm_agg_destroy(p1);
 }

@@ -720,9 +720,10 @@ Test(pipeline, encode_flush_many_entities)
         users += k;
         i += 3 + 2 * (int)k;
     }
-    /* Each content saw one user. Account j's events are i = j, j+10, ..., so two in a row
-     * never share a user (i % 100 moves by 10): none is folded, 2000 users per account. */
-    cr_assert_eq(users, 20000 + 10 * 2000);
+    /* Each content saw one user. Account j's events are i = j, j+10, ...: their minute
+     * (i % 3) and user (i % 100) repeat every 300, so an account has 30 distinct
+     * (minute, user) pairs, each sent once. */
+    cr_assert_eq(users, 20000 + 10 * 30);
     int64_t n_stats = tonumber(&la, i);
     cr_assert_eq(n_stats, 2);
     i += 1 + 2 * (int)n_stats;
@@ -936,5 +937,97 @@ Test(pipeline, segments_disabled)
     lua_argv_free(&la);
     smm_argv_free(&av);
     smm_batch_free(&b);
+    fixture_close(&fx);
+}
+
+Test(pipeline, encode_flush_merges_partitions)
+{
+    /* Two partitions see the same post, account, segment value and users: the flush sends
+     * their counters, reach and admissions once (with the first part); each part keeps its
+     * fence, statistics and links. */
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_batch b1, b2, merged;
+    batch_open(&fx, &b1);
+    batch_open(&fx, &b2);
+    batch_open(&fx, &merged);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e1\",\"type\":\"impression\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"content_id\":\"c\",\"user_id\":\"u1\",\"region\":\"eu\"}", NOW);
+    feed(&fx, &b1, json, -1, SMM_REJECT_NONE);
+    feed(&fx, &b2, json, -1, SMM_REJECT_NONE); /* the same again, in partition 1 */
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e2\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"content_id\":\"c\",\"user_id\":\"u2\",\"region\":\"eu\"}", NOW);
+    feed(&fx, &b2, json, -1, SMM_REJECT_NONE);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e3\",\"type\":\"message\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"thread_id\":\"t\",\"user_id\":\"u3\"}", NOW);
+    feed(&fx, &b2, json, -1, SMM_REJECT_NONE);
+    feed(&fx, &b2, "{", -1, SMM_REJECT_INVALID_JSON);
+
+    struct smm_flush_part parts[2] = {
+        {.batch = &b1, .tp = "t:0", .token = "k0", .base = 10, .next = 11},
+        {.batch = &b2, .tp = "t:1", .token = "k1", .base = -1, .next = 4}};
+    struct smm_argv av;
+    smm_argv_init(&av);
+    for (int round = 0; round < 2; round++) { /* twice: the scratch batch is reusable */
+        cr_assert_eq(smm_pipeline_encode_flush(fx.pipe, &merged, NOW, parts, 2, &av), SMM_OK);
+        cr_assert_eq(smm_agg_entities(merged.agg), 0, "scratch cleared after encoding");
+        struct lua_argv la;
+        lua_argv_load(&la, &av);
+        struct flush fl;
+        parse_flush(&la, &fl);
+        cr_assert_eq(fl.n_parts, 2);
+        const struct part *p = &fl.parts[0];
+        cr_assert_str_eq(p->tp, "t:0");
+        cr_assert_str_eq(p->base, "10");
+        cr_assert_str_eq(p->next, "11");
+        char want[1024];
+        snprintf(want, sizeof(want),
+                 "a|a|%lld|impression=2,like=1,message=1,engagement=1\n"
+                 "c|c|%lld|impression=2,like=1,engagement=1\n"
+                 "g|a|region=eu|%lld|impression=2,engagement=1\n",
+                 NOW_MIN, NOW_MIN, NOW_MIN);
+        cr_assert_str_eq(p->groups, want);
+        /* u1 once per entity although both partitions saw it; likes are not reach */
+        snprintf(want, sizeof(want), "a|a|%lld|u1\nc|c|%lld|u1\ng|a|region=eu|%lld|u1\n",
+                 NOW_MIN, NOW_MIN, NOW_MIN);
+        cr_assert_str_eq(p->reach, want);
+        cr_assert_eq(p->n_adm, 1);
+        cr_assert_str_eq(p->stats, "events_counted=1\nmessages=1\n");
+        cr_assert_eq(p->n_links, 0);
+
+        p = &fl.parts[1];
+        cr_assert_str_eq(p->tp, "t:1");
+        cr_assert_str_eq(p->token, "k1");
+        cr_assert_str_eq(p->base, "-1");
+        cr_assert_str_eq(p->next, "4");
+        cr_assert_eq(p->n_groups, 0);
+        cr_assert_eq(p->n_reach, 0);
+        cr_assert_eq(p->n_adm, 0);
+        cr_assert_str_eq(p->stats, "dead_letter:invalid_json=1\ndead_letter=1\n"
+                                   "events_counted=3\nmessages=4\n");
+        cr_assert_eq(p->n_links, 1);
+        cr_assert(strncmp(p->links, "m|a|t|u3|", 9) == 0, "%s", p->links);
+        flush_free(&fl);
+        lua_argv_free(&la);
+    }
+    /* One partition: its own batch is encoded directly (nothing to merge). */
+    cr_assert_eq(smm_pipeline_encode_flush(fx.pipe, &merged, NOW, parts + 1, 1, &av), SMM_OK);
+    struct lua_argv la;
+    lua_argv_load(&la, &av);
+    struct flush fl;
+    parse_flush(&la, &fl);
+    cr_assert_eq(fl.n_parts, 1);
+    cr_assert_eq(fl.parts[0].n_groups, 3);
+    cr_assert_eq(fl.parts[0].n_links, 1);
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_argv_free(&av);
+    smm_batch_free(&b1);
+    smm_batch_free(&b2);
+    smm_batch_free(&merged);
     fixture_close(&fx);
 }
