@@ -270,8 +270,8 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
     size_t j = h & mask;
     for (; agg->uslots[j]; j = (j + 1) & mask) {
         const struct smm_agg_user *u = &agg->users[agg->uslots[j] - 1];
-        if (agg->uslot_hash[j] == h && u->ent == ent && u->key_minute == key_minute &&
-            strcmp(u->user, user) == 0) {
+        if (agg->uslot_hash[j] == h && u->ent == ent &&
+            (e->kind != SMM_AGG_ACCOUNT || u->minute == minute) && strcmp(u->user, user) == 0) {
             return SMM_OK;
         }
     }
@@ -292,7 +292,6 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
     }
     struct smm_agg_user *u = &agg->users[agg->n_users];
     u->minute = minute;
-    u->key_minute = key_minute;
     u->user = copy;
     u->ent = ent;
     u->next = e->first_user;
@@ -315,13 +314,15 @@ static int count(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
     if (!m) {
         return SMM_ERR;
     }
-    m->delta[ev->type]++;
-    m->delta[SMM_AGG_ENGAGEMENT] += eng;
+    int64_t *sum = m->sum; /* sum[metric - SMM_AGG_COUNTS] */
+    m->count[ev->type]++;
+    m->count[SMM_AGG_ENGAGEMENT] += eng;
     if (ev->type == SMM_EV_CONVERSION && (ev->flags & SMM_EVF_VALUE)) {
-        m->delta[SMM_AGG_VALUE_CENTS] += smm_agg_cents(ev->value);
+        sum[SMM_AGG_VALUE_CENTS - SMM_AGG_COUNTS] += smm_agg_cents(ev->value);
     } else if (ev->type == SMM_EV_MENTION) {
-        m->delta[SMM_AGG_MENTION_REACH] += (ev->flags & SMM_EVF_FOLLOWERS) ? ev->followers : 0;
-        m->delta[SMM_AGG_MENTION_ENGAGEMENT] +=
+        sum[SMM_AGG_MENTION_REACH - SMM_AGG_COUNTS] +=
+            (ev->flags & SMM_EVF_FOLLOWERS) ? ev->followers : 0;
+        sum[SMM_AGG_MENTION_ENGAGEMENT - SMM_AGG_COUNTS] +=
             (ev->flags & SMM_EVF_ENGAGEMENT) ? ev->engagement : 0;
     }
     /* Unique reach: posts, accounts and segment values (not sources or sets). */
@@ -490,8 +491,11 @@ int smm_agg_merge(struct smm_agg *dst, const struct smm_agg *src)
             if (!m) {
                 return SMM_ERR;
             }
-            for (int x = 0; x < SMM_AGG_METRICS; x++) {
-                m->delta[x] += sm->delta[x];
+            for (int x = 0; x < SMM_AGG_COUNTS; x++) {
+                m->count[x] += sm->count[x];
+            }
+            for (int x = 0; x < SMM_AGG_METRICS - SMM_AGG_COUNTS; x++) {
+                m->sum[x] += sm->sum[x];
             }
         }
         for (int ui = se->first_user; ui >= 0; ui = src->users[ui].next) {
@@ -504,18 +508,77 @@ int smm_agg_merge(struct smm_agg *dst, const struct smm_agg *src)
     return SMM_OK;
 }
 
+/* Capacity a clear keeps: a partition's batch is sometimes large (a backlog read from one
+ * partition at a time) and then small for good; 64 partitions each holding on to their
+ * largest batch held most of the processor's memory. */
+#define KEEP_FLOOR 1024
+
+static void shrink(void **arr, int *cap, size_t elem, int used)
+{
+    if (*cap <= KEEP_FLOOR || used >= *cap / 4) {
+        return;
+    }
+    int ncap = used * 2 > KEEP_FLOOR ? used * 2 : KEEP_FLOOR;
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (p) {
+        *arr = p;
+        *cap = ncap;
+    }
+}
+
+/* An emptied hash table: kept (zeroed) when its size suits `used` entries, else replaced
+ * by a smaller one. */
+static void reset_table(int **slots, uint32_t **hashes, size_t *n_slots, int used)
+{
+    size_t want = 2 * KEEP_FLOOR;
+    while (want < (size_t)used * 4) {
+        want *= 2;
+    }
+    if (*n_slots > 2 * want) {
+        int *ns = calloc(want, sizeof(*ns));
+        uint32_t *nh = calloc(want, sizeof(*nh));
+        if (ns && nh) {
+            free(*slots);
+            free(*hashes);
+            *slots = ns;
+            *hashes = nh;
+            *n_slots = want;
+            return;
+        }
+        free(ns);
+        free(nh);
+    }
+    if (used) {
+        memset(*slots, 0, *n_slots * sizeof(**slots));
+    }
+}
+
 void smm_agg_clear(struct smm_agg *agg)
 {
+    /* Arena: keep the chunks this batch used (at least one), free the rest. */
+    struct arena_chunk *keep = agg->arena;
     for (struct arena_chunk *c = agg->arena; c; c = c->next) {
+        if (c->used) {
+            keep = c;
+        }
         c->used = 0;
     }
+    if (keep) {
+        struct arena_chunk *c = keep->next;
+        keep->next = NULL;
+        while (c) {
+            struct arena_chunk *next = c->next;
+            free(c);
+            c = next;
+        }
+    }
     agg->arena_cur = agg->arena;
-    if (agg->n_ents) {
-        memset(agg->slots, 0, agg->n_slots * sizeof(*agg->slots));
-    }
-    if (agg->n_users) {
-        memset(agg->uslots, 0, agg->n_uslots * sizeof(*agg->uslots));
-    }
+    reset_table(&agg->slots, &agg->slot_hash, &agg->n_slots, agg->n_ents);
+    reset_table(&agg->uslots, &agg->uslot_hash, &agg->n_uslots, agg->n_users);
+    shrink((void **)&agg->ents, &agg->cap_ents, sizeof(*agg->ents), agg->n_ents);
+    shrink((void **)&agg->mins, &agg->cap_mins, sizeof(*agg->mins), agg->n_mins);
+    shrink((void **)&agg->users, &agg->cap_users, sizeof(*agg->users), agg->n_users);
+    shrink((void **)&agg->links, &agg->cap_links, sizeof(*agg->links), agg->n_links);
     agg->n_ents = 0;
     agg->n_mins = 0;
     agg->n_users = 0;

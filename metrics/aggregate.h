@@ -58,20 +58,28 @@ struct smm_agg_link {
 
 struct smm_agg;
 
-/* One minute of one entity: deltas indexed by event type, then SMM_AGG_ENGAGEMENT. */
+/* One minute of one entity: a delta per metric (event types, then SMM_AGG_ENGAGEMENT, then
+ * the sums), read with smm_agg_delta(). Counts fit 32 bits in any batch (flush.max_events
+ * bounds them), the sums need 64: a batch holds hundreds of thousands of these. */
+#define SMM_AGG_COUNTS (SMM_AGG_ENGAGEMENT + 1)
 struct smm_agg_minute {
     int64_t minute; /* floor(ts_ms / 60000) */
-    int64_t delta[SMM_AGG_METRICS];
+    int64_t sum[SMM_AGG_METRICS - SMM_AGG_COUNTS];
+    int32_t count[SMM_AGG_COUNTS];
     int next; /* index of the entity's next minute, -1 at the end */
 };
+
+static inline int64_t smm_agg_delta(const struct smm_agg_minute *m, int metric)
+{
+    return metric < SMM_AGG_COUNTS ? m->count[metric] : m->sum[metric - SMM_AGG_COUNTS];
+}
 
 /* One reach observation: the user, and the minute it was seen in (accounts use it).
  * A batch holds each user once per entity (and per minute for accounts). */
 struct smm_agg_user {
     int64_t minute;
-    int64_t key_minute; /* minute for accounts, 0 for the others */
-    const char *user;   /* owned by the agg's arena */
-    int ent;            /* the entity's index */
+    const char *user; /* owned by the agg's arena */
+    int ent;          /* the entity's index */
     int next;
 };
 

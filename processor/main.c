@@ -2,6 +2,9 @@
  *
  * The only main() of the product (libcriterion exports one, so the libraries have none). */
 #include <signal.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,13 @@ static int set(struct smm_config *cfg, const char *key, const char *value, char 
 
 int main(int argc, char **argv)
 {
+#ifdef __GLIBC__
+    /* Batches come and go in blocks of megabytes. glibc's default raises its mmap threshold
+     * after the first such free and keeps later ones in the heap, where they stay resident;
+     * a fixed threshold returns them to the kernel when freed. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+#endif
     struct smm_config cfg;
     char err[512];
     const char *config_file = NULL;

@@ -369,23 +369,24 @@ static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, con
             const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
             int k = 0;
             for (int x = 0; x < SMM_AGG_METRICS; x++) {
-                k += m->delta[x] != 0 && smm_agg_kind_keeps(ent->kind, x);
+                k += smm_agg_delta(m, x) != 0 && smm_agg_kind_keeps(ent->kind, x);
             }
             if (k > 0) {
                 /* er_impr is kept for posts and accounts; readers of the breakdowns
                  * divide themselves (/api/v1/segments does). */
                 int rated = ent->kind <= SMM_AGG_ACCOUNT &&
-                            (m->delta[SMM_AGG_ENGAGEMENT] != 0 || m->delta[SMM_EV_IMPRESSION] != 0);
+                            (smm_agg_delta(m, SMM_AGG_ENGAGEMENT) != 0 ||
+                             smm_agg_delta(m, SMM_EV_IMPRESSION) != 0);
                 rc |= smm_argv_add(av, field, (size_t)len);
                 rc |= smm_argv_add_int(av, m->minute);
                 rc |= smm_argv_add_str(av, rated ? "1" : "0");
                 rc |= smm_argv_add_int(av, k);
                 for (int x = 0; x < SMM_AGG_METRICS; x++) {
-                    if (m->delta[x] != 0 && smm_agg_kind_keeps(ent->kind, x)) {
+                    if (smm_agg_delta(m, x) != 0 && smm_agg_kind_keeps(ent->kind, x)) {
                         int fl = snprintf(field + len, sizeof(field) - (size_t)len, ":%s",
                                           smm_agg_metric_name(x));
                         rc |= smm_argv_add(av, field, (size_t)(len + fl));
-                        rc |= smm_argv_add_int(av, m->delta[x]);
+                        rc |= smm_argv_add_int(av, smm_agg_delta(m, x));
                     }
                 }
                 field[len] = '\0';

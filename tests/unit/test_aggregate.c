@@ -103,7 +103,7 @@ static int64_t delta(const struct smm_agg *agg, enum smm_agg_kind kind, const ch
     cr_assert(e >= 0, "no entity %s", id);
     const struct smm_agg_minute *m = find_minute(agg, e, minute);
     cr_assert_not_null(m, "no minute %lld for %s", (long long)minute, id);
-    return m->delta[metric];
+    return smm_agg_delta(m, metric);
 }
 
 /* Users of an entity as "minute/user" strings, newest first, into out (n returned). */
@@ -351,10 +351,10 @@ Test(aggregate, clear_and_reuse)
             cr_assert_eq(count_minutes(agg, i), 1);
             const struct smm_agg_minute *m = smm_agg_minute_at(agg, e->first_minute);
             cr_assert_eq(m->minute, round + 1);
-            cr_assert_eq(m->delta[SMM_EV_IMPRESSION], e->kind == SMM_AGG_CONTENT ? 1 : 100);
+            cr_assert_eq(smm_agg_delta(m, SMM_EV_IMPRESSION), e->kind == SMM_AGG_CONTENT ? 1 : 100);
             for (int x = 0; x < SMM_AGG_METRICS; x++) {
                 if (x != SMM_EV_IMPRESSION) {
-                    cr_assert_eq(m->delta[x], 0, "stale delta %d", x);
+                    cr_assert_eq(smm_agg_delta(m, x), 0, "stale delta %d", x);
                 }
             }
             cr_assert_eq(e->n_users, e->kind == SMM_AGG_CONTENT ? 1 : 100);
@@ -435,19 +435,19 @@ Test(aggregate, hash_growth_100k)
                 cr_assert(i >= 0 && i < N_CONTENT);
                 cr_assert_eq(seen[i], 0, "content %d twice", i);
                 seen[i] = 1;
-                cr_assert_eq(m->delta[SMM_EV_VIEW], (i % 7) + 1, "content %d", i);
-                cr_assert_eq(m->delta[SMM_EV_LIKE], 1);
-                cr_assert_eq(m->delta[SMM_AGG_ENGAGEMENT], 1);
-                total_views += m->delta[SMM_EV_VIEW];
-                total_likes += m->delta[SMM_EV_LIKE];
+                cr_assert_eq(smm_agg_delta(m, SMM_EV_VIEW), (i % 7) + 1, "content %d", i);
+                cr_assert_eq(smm_agg_delta(m, SMM_EV_LIKE), 1);
+                cr_assert_eq(smm_agg_delta(m, SMM_AGG_ENGAGEMENT), 1);
+                total_views += smm_agg_delta(m, SMM_EV_VIEW);
+                total_likes += smm_agg_delta(m, SMM_EV_LIKE);
             } else {
                 int r, j;
                 cr_assert_eq(sscanf(ent->id, "account-%d-%d", &r, &j), 2, "%s", ent->id);
                 cr_assert_eq(r, round);
                 cr_assert(j >= 0 && j < N_ACCT);
-                cr_assert_eq(m->delta[SMM_EV_VIEW], acct_views[j], "account %d", j);
-                cr_assert_eq(m->delta[SMM_EV_LIKE], acct_likes[j], "account %d", j);
-                cr_assert_eq(m->delta[SMM_AGG_ENGAGEMENT], acct_likes[j]);
+                cr_assert_eq(smm_agg_delta(m, SMM_EV_VIEW), acct_views[j], "account %d", j);
+                cr_assert_eq(smm_agg_delta(m, SMM_EV_LIKE), acct_likes[j], "account %d", j);
+                cr_assert_eq(smm_agg_delta(m, SMM_AGG_ENGAGEMENT), acct_likes[j]);
                 n_acct++;
             }
         }
@@ -482,7 +482,7 @@ Test(aggregate, many_minutes_one_entity)
     for (int mi = smm_agg_entity(agg, c)->first_minute; mi >= 0;) {
         const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
         cr_assert_eq(m->minute, want, "minutes out of insertion order");
-        cr_assert_eq(m->delta[SMM_EV_IMPRESSION], 1);
+        cr_assert_eq(smm_agg_delta(m, SMM_EV_IMPRESSION), 1);
         want++;
         mi = m->next;
     }
@@ -546,4 +546,41 @@ Test(aggregate, merge)
     smm_agg_destroy(m);
     smm_agg_destroy(p0);
     smm_agg_destroy(p1);
+}
+
+Test(aggregate, clear_after_big_batch)
+{
+    /* A big batch, then small ones, then a big one again: a clear gives back most of a big
+     * batch's memory (smaller arrays, tables and arena) and the next batches still count
+     * exactly. */
+    struct smm_agg *agg = new_agg(DEFAULT_MASK);
+    const int sizes[] = {60000, 10, 0, 3, 60000, 1};
+    char acct[32], content[96], user[32];
+    for (size_t r = 0; r < sizeof(sizes) / sizeof(sizes[0]); r++) {
+        for (int i = 0; i < sizes[r]; i++) {
+            snprintf(acct, sizeof(acct), "a%d", i % 7);
+            snprintf(content, sizeof(content), "r%zu-c%d-with-a-longish-id-for-the-arena", r, i);
+            snprintf(user, sizeof(user), "u%d", i % 5000);
+            add(agg, SMM_EV_IMPRESSION, 60000, acct, content, user);
+        }
+        cr_assert_eq(smm_agg_events(agg), sizes[r]);
+        cr_assert_eq(smm_agg_entities(agg), sizes[r] + (sizes[r] < 7 ? sizes[r] : 7));
+        int64_t impressions = 0, users = 0;
+        for (int e = 0; e < smm_agg_entities(agg); e++) {
+            const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+            if (ent->kind == SMM_AGG_ACCOUNT) {
+                impressions += smm_agg_minute_at(agg, ent->first_minute)->count[SMM_EV_IMPRESSION];
+                users += ent->n_users;
+            } else {
+                char want[64];
+                snprintf(want, sizeof(want), "r%zu-", r);
+                cr_assert(strncmp(ent->id, want, strlen(want)) == 0, "stale id %s", ent->id);
+            }
+        }
+        cr_assert_eq(impressions, sizes[r]);
+        /* (account i % 7, user i % 5000) repeats every 35000 events */
+        cr_assert_eq(users, sizes[r] >= 35000 ? 35000 : sizes[r]);
+        smm_agg_clear(agg);
+    }
+    smm_agg_destroy(agg);
 }
