@@ -338,6 +338,17 @@ int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts)
     return smm_argv_set_int(av, PARTS_AT, n_parts) == 0 ? SMM_OK : SMM_ERR;
 }
 
+struct user_ref {
+    int64_t minute;
+    const char *user;
+};
+
+static int user_ref_cmp(const void *a, const void *b)
+{
+    int64_t x = ((const struct user_ref *)a)->minute, y = ((const struct user_ref *)b)->minute;
+    return (x > y) - (x < y);
+}
+
 /* One part: its fence, then the counters, reach and admissions of agg (NULL: empty
  * sections), then b's statistics and links. */
 static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, const char *tp,
@@ -397,7 +408,9 @@ static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, con
     }
     rc |= smm_argv_set_int(av, groups_at, groups);
 
-    /* Reach groups: kind, id, k, {minute, user}*k */
+    /* Reach groups: kind, id, k, {user}*k, n_min, {minute, j}*n_min. An account's users come
+     * in runs of one minute (its window sketches), the run lengths j after them; the script
+     * hands slices of its argument list straight to PFADD. */
     int reach_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t reach = 0;
@@ -409,12 +422,41 @@ static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, con
         rc |= smm_argv_add_str(av, smm_agg_kind_prefix(ent->kind));
         rc |= smm_argv_add_str(av, ent->id);
         rc |= smm_argv_add_int(av, ent->n_users);
-        for (int ui = ent->first_user; ui >= 0;) {
-            const struct smm_agg_user *u = smm_agg_user_at(agg, ui);
-            rc |= smm_argv_add_int(av, u->minute);
-            rc |= smm_argv_add_str(av, u->user);
-            ui = u->next;
+        if (ent->kind != SMM_AGG_ACCOUNT) {
+            for (int ui = ent->first_user; ui >= 0; ui = smm_agg_user_at(agg, ui)->next) {
+                rc |= smm_argv_add_str(av, smm_agg_user_at(agg, ui)->user);
+            }
+            rc |= smm_argv_add_int(av, 0);
+            reach++;
+            continue;
         }
+        /* The account's users sorted by minute, then the length of each minute's run. */
+        struct user_ref *refs = malloc((size_t)ent->n_users * sizeof(*refs));
+        if (!refs) {
+            return SMM_ERR;
+        }
+        int n = 0;
+        for (int ui = ent->first_user; ui >= 0 && n < ent->n_users;
+             ui = smm_agg_user_at(agg, ui)->next) {
+            refs[n].minute = smm_agg_user_at(agg, ui)->minute;
+            refs[n++].user = smm_agg_user_at(agg, ui)->user;
+        }
+        qsort(refs, (size_t)n, sizeof(*refs), user_ref_cmp);
+        int n_min = 0;
+        for (int x = 0; x < n; x++) {
+            rc |= smm_argv_add_str(av, refs[x].user);
+            n_min += x == 0 || refs[x].minute != refs[x - 1].minute;
+        }
+        rc |= smm_argv_add_int(av, n_min);
+        for (int x = 0, run = 0; x < n; x++) {
+            run++;
+            if (x + 1 == n || refs[x + 1].minute != refs[x].minute) {
+                rc |= smm_argv_add_int(av, refs[x].minute);
+                rc |= smm_argv_add_int(av, run);
+                run = 0;
+            }
+        }
+        free(refs);
         reach++;
     }
     rc |= smm_argv_set_int(av, reach_at, reach);

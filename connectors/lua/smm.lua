@@ -23,7 +23,8 @@
 --          n_groups, {entity, minute, rated, k, {field, delta}*k}*n_groups,
 --            (entity "c:<id>" or "a:<id>"; field "<entity>:<metric>"; rated "1" when
 --             engagement or impression changed, so er_impr must be recomputed)
---          n_reach, {kind, id, k, {minute, user}*k}*n_reach,
+--          n_reach, {kind, id, k, {user}*k, n_min, {minute, j}*n_min}*n_reach,
+--            (accounts: users sorted by minute, j users per minute; others: n_min 0)
 --          n_stats, {field, delta}*n_stats
 --          n_links, {type, account, a, b, c, ts_ms, biz_ms, x}*n_links  (see links below)
 --          n_adm, {kind, entity_id, account, dimension, value}*n_adm   (see admit below)
@@ -206,9 +207,13 @@ local function apply_targets()
       for _, r in ipairs(plan.rated) do
         local impr = vals[r[3]]
         if impr > 0 then
-          sets[ns + 1] = r[1]
-          sets[ns + 2] = rate(vals[r[2]], impr)
-          ns = ns + 2
+          -- With no engagement before or after, er_impr is already 0.0000 unless this
+          -- change brought the first impressions: most posts in a batch only gain views.
+          if vals[r[2]] ~= 0 or deltas[r[2]] ~= 0 or impr == deltas[r[3]] then
+            sets[ns + 1] = r[1]
+            sets[ns + 2] = rate(vals[r[2]], impr)
+            ns = ns + 2
+          end
         else
           nd = nd + 1
           dels[nd] = r[1]
@@ -728,7 +733,8 @@ if MODE == 'flush' then
     n = tonumber(ARGV[i])
     i = i + 1
     for _ = 1, n do
-      i = i + 3 + 2 * tonumber(ARGV[i + 2])
+      i = i + 3 + tonumber(ARGV[i + 2])
+      i = i + 1 + 2 * tonumber(ARGV[i])
     end
     part.stats_at = i
     i = i + 1 + 2 * tonumber(ARGV[i])
@@ -909,67 +915,59 @@ if MODE == 'flush' then
     call('ZADD', P .. 'minutes', minute, minute)
   end
 
-  -- 3. Reach. Users of one entity are merged across partitions before PFADD.
+  -- 3. Reach: each group's users are a slice of ARGV handed to PFADD as they are; an
+  -- account's users come sorted by minute, so its minute sketches are slices too.
   local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '-1')
-  local users, minute_users, order, rdirty = {}, {}, {}, {}
+  local rdirty, hour_accts = {}, {}
+  local function pfadd_slice(key, from, to)
+    for s = from, to, CHUNK do
+      call('PFADD', key, unpack(ARGV, s, s + CHUNK - 1 < to and s + CHUNK - 1 or to))
+    end
+  end
   for _, part in ipairs(parts) do
     i = part.reach_at + 1
     for _ = 1, tonumber(ARGV[part.reach_at]) do
       local kind, id, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-      i = i + 3
+      local u0 = i + 3
+      i = u0 + k
+      local n_min = tonumber(ARGV[i])
+      local m0 = i + 1
+      i = m0 + 2 * n_min
       local re = rename[kind .. ':' .. id]
       if re then
         id = string.sub(re, 3)
       end
       local key = P .. kind .. ':' .. id .. ':reach'
-      local l = users[key]
-      if not l then
-        l = {}
-        users[key] = l
-        order[#order + 1] = {key = key, kind = kind, id = id}
-        -- A view of a segment value publishes no counter but adds reach: refresh it too.
-        local ent = kind .. ':' .. id
-        if not dirty[ent] then
-          dirty[ent] = true
-          rdirty[#rdirty + 1] = ent
-        end
+      pfadd_slice(key, u0, u0 + k - 1)
+      -- A view of a segment value publishes no counter but adds reach: refresh it too.
+      local ent = kind .. ':' .. id
+      if not dirty[ent] then
+        dirty[ent] = true
+        rdirty[#rdirty + 1] = ent
       end
-      for _ = 1, k do
-        local minute, user = ARGV[i], ARGV[i + 1]
-        i = i + 2
-        l[#l + 1] = user
-        if kind == 'a' then -- windowed reach: minute sketches (segment values: lifetime only)
-          local mk = key .. ':m:' .. minute
-          local ml = minute_users[mk]
-          if not ml then
-            ml = {minute = tonumber(minute), id = kind .. ':' .. id, key = key}
-            minute_users[mk] = ml
-          end
-          ml[#ml + 1] = user
+      -- Windowed reach (accounts): one sketch per minute, merged into hours by the tick.
+      local at = u0
+      for x = 0, n_min - 1 do
+        local minute, j = tonumber(ARGV[m0 + 2 * x]), tonumber(ARGV[m0 + 2 * x + 1])
+        local mk = key .. ':m:' .. minute
+        pfadd_slice(mk, at, at + j - 1)
+        local hour = floor(minute / 60)
+        local set = hour_accts[hour]
+        if not set then
+          set = {}
+          hour_accts[hour] = set
         end
+        set[#set + 1] = ent
+        if hour <= merged then
+          -- A late event for an hour already merged: add it to the hour sketch too.
+          pfadd_slice(key .. ':h:' .. hour, at, at + j - 1)
+          redis.call('EXPIREAT', mk, (minute + 1 + keep) * 60)
+        end
+        at = at + j
       end
     end
-  end
-  for _, o in ipairs(order) do
-    range_call('PFADD', o.key, users[o.key])
   end
   range_call('SADD', P .. 'dirty', rdirty)
-  local hour_accts = {}
-  for mk, ml in pairs(minute_users) do
-    range_call('PFADD', mk, ml)
-    local hour = math.floor(ml.minute / 60)
-    local set = hour_accts[hour]
-    if not set then
-      set = {}
-      hour_accts[hour] = set
-    end
-    set[#set + 1] = ml.id
-    if hour <= merged then
-      -- A late event for an hour already merged: add it to the hour sketch too.
-      range_call('PFADD', ml.key .. ':h:' .. hour, ml)
-      redis.call('EXPIREAT', mk, (ml.minute + 1 + keep) * 60)
-    end
-  end
   for hour, ids in pairs(hour_accts) do -- entities ("a:<id>") with minute sketches
     local hkey = P .. 'reach_accounts:h:' .. hour
     range_call('SADD', hkey, ids)

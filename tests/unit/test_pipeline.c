@@ -176,7 +176,7 @@ static char *lines_join(struct lines *l)
 struct part {
     char tp[64], token[64], base[32], next[32];
     char *groups; /* "kind|id|minute|metric=delta,..." per group, sorted */
-    char *reach;  /* "kind|id|minute|user" per user, sorted */
+    char *reach;  /* "kind|id|minute|user" per user (minute "-" but for accounts), sorted */
     char *stats;  /* "field=delta" per field, sorted */
     char *links;  /* "type|account|a|b|c|ts|biz|x" per link, in order */
     char *adm;    /* "kind|entity|account|dim|value" per admission, sorted */
@@ -223,7 +223,8 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         n = tonumber(la, i);
         i++;
         for (int64_t r = 0; r < n; r++) {
-            i = i + 3 + 2 * (int)tonumber(la, i + 2);
+            i = i + 3 + (int)tonumber(la, i + 2);
+            i = i + 1 + 2 * (int)tonumber(la, i);
         }
         stats_at[pi] = i;
         i = i + 1 + 2 * (int)tonumber(la, i);
@@ -274,15 +275,36 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         i = reach_at[pi] + 1;
         p->n_reach = (int)tonumber(la, reach_at[pi]);
         for (int r = 0; r < p->n_reach; r++) {
+            /* kind, id, k, {user}*k, n_min, {minute, j}*n_min; shown as kind|id|minute|user,
+             * minute "-" for the kinds without minute sketches */
             const char *kind = ARGV(la, i), *id = ARGV(la, i + 1);
             int64_t k = tonumber(la, i + 2);
             cr_assert(k > 0, "empty reach group");
-            i += 3;
-            for (int64_t x = 0; x < k; x++) {
-                lines_add(&l, "%s|%s|%lld|%s", kind, id, (long long)tonumber(la, i),
-                          ARGV(la, i + 1));
-                i += 2;
+            int u0 = i + 3;
+            int m0 = u0 + (int)k + 1;
+            int64_t n_min = tonumber(la, u0 + (int)k);
+            i = m0 + 2 * (int)n_min;
+            if (strcmp(kind, "a") != 0) {
+                cr_assert_eq(n_min, 0, "minute runs for %s:%s", kind, id);
+                for (int64_t x = 0; x < k; x++) {
+                    lines_add(&l, "%s|%s|-|%s", kind, id, ARGV(la, u0 + (int)x));
+                }
+                continue;
             }
+            int at = u0;
+            for (int64_t x = 0; x < n_min; x++) {
+                int64_t minute = tonumber(la, m0 + 2 * (int)x);
+                int64_t j = tonumber(la, m0 + 2 * (int)x + 1);
+                cr_assert(j > 0, "empty minute run");
+                if (x > 0) {
+                    cr_assert(minute > tonumber(la, m0 + 2 * (int)x - 2), "runs out of order");
+                }
+                for (int64_t y = 0; y < j; y++) {
+                    lines_add(&l, "%s|%s|%lld|%s", kind, id, (long long)minute, ARGV(la, at++));
+                }
+            }
+            cr_assert_eq(at, u0 + (int)k, "minute runs cover %d of %lld users", at - u0,
+                         (long long)k);
         }
         p->reach = lines_join(&l);
 
@@ -532,7 +554,7 @@ Test(pipeline, encode_flush_two_parts)
              NOW_MIN - 1, NOW_MIN, NOW_MIN - 1, NOW_MIN);
     cr_assert_str_eq(p->groups, want);
     cr_assert_eq(p->n_reach, 2); /* the mention's user is not reach */
-    snprintf(want, sizeof(want), "a|a1|%lld|u1\nc|c1|%lld|u1\n", NOW_MIN - 1, NOW_MIN - 1);
+    snprintf(want, sizeof(want), "a|a1|%lld|u1\nc|c1|-|u1\n", NOW_MIN - 1);
     cr_assert_str_eq(p->reach, want);
     cr_assert_eq(p->n_stats, 6);
     cr_assert_str_eq(p->stats, "dead_letter:invalid_json=2\n"
@@ -554,7 +576,7 @@ Test(pipeline, encode_flush_two_parts)
              NOW_MIN, NOW_MIN);
     cr_assert_str_eq(p->groups, want);
     cr_assert_eq(p->n_reach, 2);
-    snprintf(want, sizeof(want), "a|a2|%lld|u9\nc|c2|%lld|u9\n", NOW_MIN, NOW_MIN);
+    snprintf(want, sizeof(want), "a|a2|%lld|u9\nc|c2|-|u9\n", NOW_MIN);
     cr_assert_str_eq(p->reach, want);
     cr_assert_eq(p->n_stats, 2);
     cr_assert_str_eq(p->stats, "events_counted=2\nmessages=2\n");
@@ -718,7 +740,8 @@ Test(pipeline, encode_flush_many_entities)
     for (int64_t r = 0; r < n_reach; r++) {
         int64_t k = tonumber(&la, i + 2);
         users += k;
-        i += 3 + 2 * (int)k;
+        i += 3 + (int)k;
+        i += 1 + 2 * (int)tonumber(&la, i);
     }
     /* Each content saw one user. Account j's events are i = j, j+10, ...: their minute
      * (i % 3) and user (i % 100) repeat every 300, so an account has 30 distinct
@@ -992,8 +1015,7 @@ Test(pipeline, encode_flush_merges_partitions)
                  NOW_MIN, NOW_MIN, NOW_MIN);
         cr_assert_str_eq(p->groups, want);
         /* u1 once per entity although both partitions saw it; likes are not reach */
-        snprintf(want, sizeof(want), "a|a|%lld|u1\nc|c|%lld|u1\ng|a|region=eu|%lld|u1\n",
-                 NOW_MIN, NOW_MIN, NOW_MIN);
+        snprintf(want, sizeof(want), "a|a|%lld|u1\nc|c|-|u1\ng|a|region=eu|-|u1\n", NOW_MIN);
         cr_assert_str_eq(p->reach, want);
         cr_assert_eq(p->n_adm, 1);
         cr_assert_str_eq(p->stats, "events_counted=1\nmessages=1\n");
