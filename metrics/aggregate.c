@@ -260,10 +260,8 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
 {
     struct smm_agg_entity *e = &agg->ents[ent];
     int64_t key_minute = e->kind == SMM_AGG_ACCOUNT ? minute : 0;
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)user; *p; p++) {
-        h = (h ^ *p) * 16777619u;
-    }
+    size_t len;
+    uint32_t h = hash_id(0, user, &len);
     h ^= (uint32_t)ent * 0x9e3779b1u ^ (uint32_t)key_minute * 0x85ebca77u;
     h = h ? h : 1;
     size_t mask = agg->n_uslots - 1;
@@ -286,7 +284,7 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
         SMM_OK) {
         return SMM_ERR;
     }
-    const char *copy = arena_dup(agg, user, strlen(user));
+    const char *copy = arena_dup(agg, user, len);
     if (!copy) {
         return SMM_ERR;
     }
