@@ -42,9 +42,9 @@ struct part {
     int64_t base; /* offset stored in Redis (-1 none) */
     int64_t next; /* offset after the last folded message (-1 none yet) */
     int64_t lag;  /* from librdkafka statistics, -1 unknown */
-    int dead_letters; /* dead letters produced into the current batch */
-    struct smm_batch batch;  /* filling: covers [flight_next or base, next) */
-    struct smm_batch flight; /* sent to Redis, reply pending: covers [base, flight_next) */
+    int64_t origin; /* with no stored offset (base -1): the first offset folded, else -1 */
+    /* The loop's filling batch holds [flight_next or base, next) of this partition, the
+     * batch in flight [base, flight_next) when in_flight. */
     int64_t flight_next;
     int in_flight;
     int64_t warm_until;       /* viral warm-up: messages before this feed only the tracker */
@@ -62,13 +62,16 @@ struct smm_loop {
     struct part **parts;
     int n_parts, cap_parts;
     struct smm_argv av;
-    struct smm_batch merged; /* scratch: the counters of a flush's partitions, merged */
+    /* One filling batch and one in flight for all partitions: the script applies a flush's
+     * partitions all or none, so keeping them apart only multiplied every account, segment
+     * value and popular post by the partition count (in memory, and in a merge per flush). */
+    struct smm_batch batch, flight;
+    int dead_letters; /* dead letters produced into the filling batch */
     uint64_t token_seq;
     char token_base[128];
     int fatal;
     int paused;
     int warming; /* partitions still in their viral warm-up: no viral writes meanwhile */
-    int64_t pending; /* messages folded since the last successful flush */
     int64_t retry_at_ms, backoff_ms;
     int64_t last_msg_ms;
     int64_t last_msg_kafka_ts; /* Kafka timestamp of the last message folded, -1 unknown */
@@ -136,25 +139,53 @@ static void part_remove(struct smm_loop *loop, struct part *p)
             break;
         }
     }
-    loop->pending -= p->batch.messages;
-    if (loop->pending < 0) {
-        loop->pending = 0;
-    }
-    smm_batch_free(&p->batch);
-    smm_batch_free(&p->flight);
     free(p);
 }
 
-static void part_reset(struct smm_loop *loop, struct part *p)
+/* Events of p wait in the filling batch or in the one in flight. */
+static int part_unflushed(const struct part *p)
 {
-    loop->pending -= p->batch.messages;
-    if (loop->pending < 0) {
-        loop->pending = 0;
+    return p->in_flight || (p->next >= 0 && p->next != p->base);
+}
+
+/* Where p re-reads from after a drop: the stored offset, or its first message. */
+static int64_t part_restart(const struct part *p)
+{
+    return p->base >= 0 ? p->base : p->origin;
+}
+
+/* Drops both batches and sends every partition back to the offset Redis holds for it.
+ * The batches mix all partitions, so one that must not be flushed as it is (fenced,
+ * stale, revoked with events unstored, dead letters not acknowledged) takes the others
+ * with it; the re-read counts them once. Rare: rebalances, restored Redis state. */
+static void discard_all(struct smm_loop *loop, const char *why)
+{
+    int64_t dropped = loop->batch.messages;
+    for (int i = 0; i < loop->n_parts; i++) {
+        if (loop->parts[i]->in_flight) {
+            dropped += loop->flight.messages;
+            break;
+        }
     }
-    smm_batch_clear(&p->batch);
-    smm_batch_clear(&p->flight);
-    p->in_flight = 0;
-    p->dead_letters = 0;
+    smm_batch_clear(&loop->batch);
+    smm_batch_clear(&loop->flight);
+    loop->dead_letters = 0;
+    for (int i = 0; i < loop->n_parts; i++) {
+        struct part *p = loop->parts[i];
+        if (!part_unflushed(p)) {
+            continue;
+        }
+        int64_t to = part_restart(p);
+        p->in_flight = 0;
+        p->next = p->base;
+        if (p->state == PART_ACTIVE) { /* to < 0: nothing stored, from the beginning */
+            smm_kafka_source_seek(loop->src, p->topic, p->partition, to);
+        }
+    }
+    if (dropped > 0) {
+        smm_log(SMM_LOG_WARN, "%s: dropped %lld unstored event(s) of all partitions; "
+                "re-reading them from the offsets in Redis", why, (long long)dropped);
+    }
 }
 
 static int complete(struct smm_loop *loop, int wait, int64_t now);
@@ -182,6 +213,9 @@ static int refused(struct smm_loop *loop, const char *what)
 static int claim(struct smm_loop *loop, struct part *p)
 {
     complete(loop, 1, clock_ms()); /* the sink carries one call at a time */
+    if (part_unflushed(p)) {
+        discard_all(loop, p->tp); /* (not expected: a partition being claimed folds nothing) */
+    }
     snprintf(p->token, sizeof(p->token), "%s/%llu", loop->token_base,
              (unsigned long long)++loop->token_seq);
     int64_t stored = -1;
@@ -197,7 +231,7 @@ static int claim(struct smm_loop *loop, struct part *p)
     p->state = PART_ACTIVE;
     p->base = stored;
     p->next = stored;
-    part_reset(loop, p);
+    p->origin = -1;
     if (stored < 0) {
         smm_log(SMM_LOG_INFO, "partition %s: claimed; no offset in Redis (none stored): "
                 "starting at the group's committed offset or auto.offset.reset", p->tp);
@@ -236,15 +270,9 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
 {
     struct smm_loop *loop = opaque;
     struct part *p = part_find(loop, topic, partition);
-    char err[256];
     if (!p) {
         p = calloc(1, sizeof(*p));
-        if (!p || smm_batch_init(&p->batch, loop->pipe, err, sizeof(err)) != SMM_OK ||
-            smm_batch_init(&p->flight, loop->pipe, err, sizeof(err)) != SMM_OK) {
-            if (p) {
-                smm_batch_free(&p->batch);
-            }
-            free(p);
+        if (!p) {
             smm_log(SMM_LOG_ERROR, "out of memory on assignment");
             loop->fatal = 1;
             return;
@@ -254,12 +282,11 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
         snprintf(p->tp, sizeof(p->tp), "%s:%d", topic, (int)partition);
         p->lag = -1;
         p->warm_until = -1;
+        p->base = p->next = p->origin = -1;
         if (loop->n_parts == loop->cap_parts) {
             int ncap = loop->cap_parts ? loop->cap_parts * 2 : 64;
             struct part **np = realloc(loop->parts, (size_t)ncap * sizeof(*np));
             if (!np) {
-                smm_batch_free(&p->batch);
-                smm_batch_free(&p->flight);
                 free(p);
                 loop->fatal = 1;
                 return;
@@ -278,7 +305,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
     }
 }
 
-static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t now, int flight);
+static void flush_all(struct smm_loop *loop, int64_t now, int async);
 
 static void on_revoke(void *opaque, const char *topic, int32_t partition, int lost)
 {
@@ -289,14 +316,15 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition, int lo
     }
     /* The flush in flight may hold this partition: settle it first (the fence decides). */
     complete(loop, 1, clock_ms());
-    if (!lost && p->state == PART_ACTIVE) {
-        /* Hand over cleanly: what we counted is stored before the next owner starts. The
-         * fence makes this safe even if the next owner was faster. */
-        struct part *one = p;
-        if (!p->in_flight || flush_parts(loop, &one, 1, clock_ms(), 1) == SMM_OK) {
-            one = p;
-            flush_parts(loop, &one, 1, clock_ms(), 0);
-        }
+    if (!lost && p->state == PART_ACTIVE && part_unflushed(p)) {
+        /* Hand over cleanly: what we counted is stored before the next owner starts (all
+         * partitions: they share the batch). The fence makes this safe even if the next
+         * owner was faster. */
+        flush_all(loop, clock_ms(), 0);
+    }
+    if (part_unflushed(p)) {
+        /* Lost, or Redis refused the flush: its events must not be stored by us. */
+        discard_all(loop, p->tp);
     }
     part_remove(loop, p);
 }
@@ -352,8 +380,8 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
     }
     struct smm_reject rej;
     int64_t now = clock_ms();
-    int rc = smm_pipeline_feed(loop->pipe, &p->batch, msg->payload, msg->len, msg->timestamp_ms,
-                               now, &rej);
+    int rc = smm_pipeline_feed(loop->pipe, &loop->batch, msg->payload, msg->len,
+                               msg->timestamp_ms, now, &rej);
     if (rc == SMM_OK && loop->viral &&
         smm_viral_observe(loop->viral, smm_pipeline_last_event(loop->pipe), now) != SMM_OK) {
         smm_log(SMM_LOG_WARN, "out of memory in the viral tracker; its figures are incomplete");
@@ -368,36 +396,41 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
         const char *reason = smm_reject_reason_name(rej.reason);
         smm_log(SMM_LOG_WARN, "dead letter %s offset %lld: %s: %s", p->tp,
                 (long long)msg->offset, reason, rej.detail);
+        if (p->next < 0) {
+            p->origin = msg->offset;
+        }
+        p->next = msg->offset + 1;
         if (smm_kafka_source_dead_letter(loop->src, msg, reason, rej.detail) != 0) {
             /* Could not even queue it: rewind so it is retried, never skipped. */
-            p->next = p->base;
-            part_reset(loop, p);
-            smm_kafka_source_seek(loop->src, p->topic, p->partition, p->base);
+            discard_all(loop, "dead-letter queue full");
             return;
         }
-        p->dead_letters++;
+        loop->dead_letters++;
+    }
+    if (p->next < 0) {
+        p->origin = msg->offset;
     }
     p->next = msg->offset + 1;
-    loop->pending++;
     loop->last_msg_ms = now;
     loop->last_msg_kafka_ts = msg->timestamp_ms;
 }
 
 /* ---- flushing ---- */
 
-static void rewind_part(struct smm_loop *loop, struct part *p, int64_t to)
+static int any_in_flight(const struct smm_loop *loop)
 {
-    warm_done(loop, p, "rewound");
-    part_reset(loop, p);
-    p->base = to;
-    p->next = to;
-    smm_kafka_source_seek(loop->src, p->topic, p->partition, to);
+    for (int i = 0; i < loop->n_parts; i++) {
+        if (loop->parts[i]->in_flight) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
-/* Which batch of a partition a flush carries: the filling one, or the one in flight. */
-static struct smm_batch *slot(struct part *p, int flight)
+/* The batch a flush carries: the filling one, or the one in flight. */
+static struct smm_batch *slot(struct smm_loop *loop, int flight)
 {
-    return flight ? &p->flight : &p->batch;
+    return flight ? &loop->flight : &loop->batch;
 }
 
 static int64_t slot_end(const struct part *p, int flight)
@@ -405,10 +438,11 @@ static int64_t slot_end(const struct part *p, int flight)
     return flight ? p->flight_next : p->next;
 }
 
-/* The batch is stored (applied now, or found applied by an earlier attempt). */
-static void committed(struct smm_loop *loop, struct part *p, int flight)
+/* A batch is stored (applied now, or found applied by an earlier attempt): its statistics
+ * count, and it is cleared for reuse. */
+static void batch_stored(struct smm_loop *loop, int flight)
 {
-    struct smm_batch *b = slot(p, flight);
+    struct smm_batch *b = slot(loop, flight);
     int64_t rejected = 0;
     for (int r = 0; r < SMM_REJECT__COUNT; r++) {
         loop->rejects[r] += b->rejects[r];
@@ -416,22 +450,24 @@ static void committed(struct smm_loop *loop, struct part *p, int flight)
     }
     loop->dead_lettered += rejected;
     loop->counted += b->messages - rejected;
+    smm_batch_clear(b);
+    if (!flight) {
+        loop->dead_letters = 0;
+    }
+}
+
+/* p's share of a stored batch: its offset moves on (in Redis already; in Kafka for lag). */
+static void committed(struct smm_loop *loop, struct part *p, int flight)
+{
     p->base = slot_end(p, flight);
     if (flight) {
-        smm_batch_clear(&p->flight);
         p->in_flight = 0;
-    } else {
-        loop->pending -= p->batch.messages;
-        if (loop->pending < 0) {
-            loop->pending = 0;
-        }
-        smm_batch_clear(&p->batch);
-        p->dead_letters = 0;
     }
     smm_kafka_source_store(loop->src, p->topic, p->partition, p->base);
 }
 
-/* The filling batch has messages to flush (and nothing of this partition is in flight). */
+/* p has events in the batch in flight (flight = 1) or, with nothing in flight, in the
+ * filling one. */
 static int has_pending(const struct part *p, int flight)
 {
     if (flight) {
@@ -566,10 +602,25 @@ static void on_change(void *opaque, const char *cid, size_t len, const char *sta
     smm_log(SMM_LOG_INFO, "viral: %.*s is now %.*s", (int)len, cid, (int)state_len, state);
 }
 
-/* Acts on the partitions whose fence failed; the others of the call are untouched. */
+/* Acts on a refused flush. If every partition was stored already (DUP: the resend of a
+ * flush whose reply was lost), so is the batch. Otherwise nothing of it was applied: a
+ * FENCED partition is dropped, a STALE one moves to the offset Redis holds, a DUP one past
+ * this flush, and both batches are dropped so every partition re-reads its share. */
 static void handle_rejects(struct smm_loop *loop, struct part **ps, int n,
                            const struct smm_flush_reject *rejects, int n_rej, int flight)
 {
+    int dups = 0;
+    for (int r = 0; r < n_rej; r++) {
+        dups += rejects[r].status == SMM_FLUSH_DUP && rejects[r].part >= 0 &&
+                rejects[r].part < n;
+    }
+    if (dups == n) {
+        for (int i = 0; i < n; i++) {
+            committed(loop, ps[i], flight);
+        }
+        batch_stored(loop, flight);
+        return;
+    }
     for (int r = 0; r < n_rej; r++) {
         if (rejects[r].part < 0 || rejects[r].part >= n) {
             continue;
@@ -583,7 +634,6 @@ static void handle_rejects(struct smm_loop *loop, struct part **ps, int n,
             loop->fenced++;
             smm_log(SMM_LOG_WARN, "partition %s: fenced (now owned by %s); dropping its batch",
                     p->tp, rejects[r].owner[0] ? rejects[r].owner : "nobody");
-            part_reset(loop, p);
             p->state = PART_FENCED;
             break;
         default:
@@ -592,14 +642,18 @@ static void handle_rejects(struct smm_loop *loop, struct part **ps, int n,
                     "partition %s: Redis holds offset %lld, we expected %lld (restored from an "
                     "older state?); re-reading from there",
                     p->tp, (long long)rejects[r].stored_offset, (long long)p->base);
-            rewind_part(loop, p, rejects[r].stored_offset);
+            warm_done(loop, p, "rewound");
+            p->base = rejects[r].stored_offset;
+            p->origin = -1; /* none stored: from the beginning */
             break;
         }
     }
+    discard_all(loop, "flush refused");
 }
 
-/* Encodes the filling (flight = 0) or in-flight (flight = 1) batches of ps[0..n) as one
- * flush into loop->av. Returns SMM_OK or SMM_ERR (out of memory). */
+/* Encodes the filling (flight = 0) or in-flight (flight = 1) batch as one flush of the
+ * partitions ps[0..n) into loop->av: the first carries the batch, each its fence.
+ * Returns SMM_OK or SMM_ERR (out of memory). */
 static int encode_flush(struct smm_loop *loop, struct part **ps, int n, int64_t now, int flight)
 {
     struct smm_flush_part *fp = malloc((size_t)(n ? n : 1) * sizeof(*fp));
@@ -607,84 +661,77 @@ static int encode_flush(struct smm_loop *loop, struct part **ps, int n, int64_t 
         return SMM_ERR;
     }
     for (int i = 0; i < n; i++) {
-        fp[i] = (struct smm_flush_part){.batch = slot(ps[i], flight), .tp = ps[i]->tp,
-                                        .token = ps[i]->token, .base = ps[i]->base,
-                                        .next = slot_end(ps[i], flight)};
+        fp[i] = (struct smm_flush_part){.batch = i == 0 ? slot(loop, flight) : NULL,
+                                        .tp = ps[i]->tp, .token = ps[i]->token,
+                                        .base = ps[i]->base, .next = slot_end(ps[i], flight)};
     }
-    int rc = smm_pipeline_encode_flush(loop->pipe, &loop->merged, now, fp, n, &loop->av);
+    int rc = smm_pipeline_encode_flush(loop->pipe, NULL, now, fp, n, &loop->av);
     free(fp);
     return rc;
 }
 
-/* Flushes the filling (flight = 0) or in-flight (flight = 1: a resend) batches of
- * ps[0..n) in one atomic unit and waits for the answer. A partition whose fence fails is
- * handled (DUP = done, FENCED = dropped, STALE = rewound) and the others are sent again.
- * Returns SMM_OK when nothing is left pending, SMM_ERR to retry later. */
+/* Flushes the filling (flight = 0) or in-flight (flight = 1: a resend) batch of the
+ * partitions ps[0..n) (all that have events in it) in one atomic unit and waits for the
+ * answer. Returns SMM_OK when nothing is left pending, SMM_ERR to retry later. */
 static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t now, int flight)
 {
     struct smm_flush_reject rejects[64];
-    for (int round = 0; round < 4; round++) {
-        int dead_letters = 0;
-        int k = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (has_pending(ps[i], flight)) {
+            ps[k++] = ps[i];
+        }
+    }
+    n = k;
+    if (!flight && any_in_flight(loop)) {
+        return SMM_ERR; /* the filling batch follows the one in flight */
+    }
+    if (n == 0) {
+        return SMM_OK;
+    }
+    if (!flight && loop->dead_letters) {
+        /* Dead letters must be in Kafka before the offset moves past them. */
+        int w = smm_kafka_source_dlq_wait(loop->src, 10000);
+        if (w > 0) {
+            return SMM_ERR;
+        }
+        if (w < 0) {
+            discard_all(loop, "dead letters not acknowledged");
+            return SMM_OK;
+        }
+        loop->dead_letters = 0;
+    }
+    int rc = encode_flush(loop, ps, n, now, flight);
+    if (rc != SMM_OK || encode_viral(loop, now, 0) != SMM_OK) {
+        settle_viral(loop, 0);
+        smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
+        loop->fatal = 1;
+        return SMM_ERR;
+    }
+    int64_t t0 = mono_us();
+    int n_rej = 0;
+    rc = smm_redis_sink_flush(loop->sink, &loop->av, rejects, 64, &n_rej);
+    int64_t us = mono_us() - t0;
+    settle_viral(loop, rc == SMM_SINK_OK && n_rej == 0);
+    if (rc != SMM_SINK_OK) {
+        loop->flush_failures++;
+        if (rc == SMM_SINK_ERROR && refused(loop, "flush")) {
+            return SMM_ERR;
+        }
+        smm_log(rc == SMM_SINK_ERROR ? SMM_LOG_ERROR : SMM_LOG_WARN,
+                "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));
+        return SMM_ERR;
+    }
+    note_flush(loop, us);
+    if (n_rej == 0) {
         for (int i = 0; i < n; i++) {
-            if (has_pending(ps[i], flight)) {
-                ps[k++] = ps[i];
-                dead_letters += ps[i]->dead_letters;
-            }
+            committed(loop, ps[i], flight);
         }
-        n = k;
-        if (n == 0) {
-            return SMM_OK;
-        }
-        if (dead_letters && !flight) {
-            /* Dead letters must be in Kafka before the offset moves past them. */
-            int w = smm_kafka_source_dlq_wait(loop->src, 10000);
-            if (w > 0) {
-                return SMM_ERR;
-            }
-            for (int i = 0; i < n; i++) {
-                if (w < 0 && ps[i]->dead_letters) {
-                    smm_log(SMM_LOG_WARN, "partition %s: dead letters not acknowledged; "
-                            "re-reading from offset %lld", ps[i]->tp, (long long)ps[i]->base);
-                    rewind_part(loop, ps[i], ps[i]->base);
-                }
-                ps[i]->dead_letters = 0;
-            }
-            if (w < 0) {
-                continue;
-            }
-        }
-        int rc = encode_flush(loop, ps, n, now, flight);
-        if (rc != SMM_OK || encode_viral(loop, now, 0) != SMM_OK) {
-            settle_viral(loop, 0);
-            smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
-            loop->fatal = 1;
-            return SMM_ERR;
-        }
-        int64_t t0 = mono_us();
-        int n_rej = 0;
-        rc = smm_redis_sink_flush(loop->sink, &loop->av, rejects, 64, &n_rej);
-        int64_t us = mono_us() - t0;
-        settle_viral(loop, rc == SMM_SINK_OK && n_rej == 0);
-        if (rc != SMM_SINK_OK) {
-            loop->flush_failures++;
-            if (rc == SMM_SINK_ERROR && refused(loop, "flush")) {
-                return SMM_ERR;
-            }
-            smm_log(rc == SMM_SINK_ERROR ? SMM_LOG_ERROR : SMM_LOG_WARN,
-                    "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));
-            return SMM_ERR;
-        }
-        note_flush(loop, us);
-        if (n_rej == 0) {
-            for (int i = 0; i < n; i++) {
-                committed(loop, ps[i], flight);
-            }
-            return SMM_OK;
-        }
+        batch_stored(loop, flight);
+    } else {
         handle_rejects(loop, ps, n, rejects, n_rej, flight);
     }
-    return SMM_ERR;
+    return SMM_OK;
 }
 
 /* Pauses consumption and backs off after a failed flush; resumes after a good one. */
@@ -754,6 +801,7 @@ static int complete(struct smm_loop *loop, int wait, int64_t now)
             for (int i = 0; i < n; i++) {
                 committed(loop, ps[i], 1);
             }
+            batch_stored(loop, 1);
         } else {
             handle_rejects(loop, ps, n, rejects, n_rej, 1);
         }
@@ -765,26 +813,25 @@ static int complete(struct smm_loop *loop, int wait, int64_t now)
         }
         smm_log(SMM_LOG_WARN, "flush failed, will resend: %s", smm_redis_sink_errstr(loop->sink));
     }
-    /* Whatever is still in flight (lost reply, or partitions beside a refused one). */
+    /* Whatever is still in flight (a lost reply). */
     rc = flush_parts(loop, ps, n, now, 1);
     free(ps);
     return rc;
 }
 
-/* Sends the filling batches of every partition as one flush and returns without waiting;
- * they become the batches in flight. Returns SMM_OK or SMM_ERR (nothing sent). */
+/* Sends the filling batch as one flush and returns without waiting; it becomes the batch
+ * in flight. Returns SMM_OK or SMM_ERR (nothing sent). */
 static int launch(struct smm_loop *loop, int64_t now)
 {
+    if (any_in_flight(loop)) {
+        return SMM_ERR;
+    }
     int n;
     struct part **ps = pending_parts(loop, 0, &n);
     if (!ps) {
         return SMM_ERR;
     }
-    int dead_letters = 0;
-    for (int i = 0; i < n; i++) {
-        dead_letters += ps[i]->dead_letters;
-    }
-    if (dead_letters) {
+    if (loop->dead_letters) {
         /* Leave the dead-letter wait and its failure handling to the synchronous path. */
         int rc = flush_parts(loop, ps, n, now, 0);
         free(ps);
@@ -810,17 +857,12 @@ static int launch(struct smm_loop *loop, int64_t now)
         free(ps);
         return SMM_ERR;
     }
+    struct smm_batch tmp = loop->flight; /* empty: the last one was stored or dropped */
+    loop->flight = loop->batch;
+    loop->batch = tmp;
     for (int i = 0; i < n; i++) {
-        struct part *p = ps[i];
-        struct smm_batch tmp = p->flight;
-        p->flight = p->batch;
-        p->batch = tmp;
-        p->flight_next = p->next;
-        p->in_flight = 1;
-        loop->pending -= p->flight.messages;
-    }
-    if (loop->pending < 0) {
-        loop->pending = 0;
+        ps[i]->flight_next = ps[i]->next;
+        ps[i]->in_flight = 1;
     }
     loop->inflight = 1;
     loop->flight_parts = ps;
@@ -1014,7 +1056,8 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
              (unsigned long)(ts.tv_nsec ^ (long)ts.tv_sec));
 
     loop->pipe = smm_pipeline_new(cfg, errstr, errstr_size);
-    if (!loop->pipe || smm_batch_init(&loop->merged, loop->pipe, errstr, errstr_size) != SMM_OK) {
+    if (!loop->pipe || smm_batch_init(&loop->batch, loop->pipe, errstr, errstr_size) != SMM_OK ||
+        smm_batch_init(&loop->flight, loop->pipe, errstr, errstr_size) != SMM_OK) {
         goto fail;
     }
     struct smm_redis_opts ro = {
@@ -1132,7 +1175,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
          * flush.max_interval_ms: a bigger batch repeats more keys, so Redis does less work
          * per event exactly when throughput matters. */
         int late = now >= last_flush + cfg->flush_max_interval_ms;
-        int due = loop->pending >= cfg->flush_max_events ||
+        int due = loop->batch.messages >= cfg->flush_max_events ||
                   (now >= next_flush && (!behind || late) && (!loop->inflight || late));
         if (loop->inflight) {
             int rc = complete(loop, 0, now); /* collect the reply if it is there */
@@ -1158,7 +1201,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             top_refresh(loop, now);
             next_top = now + 1000;
         }
-        if (loop->opts.idle_exit_ms > 0 && loop->pending == 0 && !loop->inflight &&
+        if (loop->opts.idle_exit_ms > 0 && loop->batch.messages == 0 && !loop->inflight &&
             now - loop->last_msg_ms >= loop->opts.idle_exit_ms &&
             smm_kafka_source_assigned(loop->src) > 0) {
             smm_log(SMM_LOG_INFO, "idle for %lld ms: exiting", (long long)loop->opts.idle_exit_ms);
@@ -1172,7 +1215,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             wait = 0;
         }
         /* Never fold more than flush.max_events before flushing. */
-        int64_t room = cfg->flush_max_events - loop->pending;
+        int64_t room = cfg->flush_max_events - loop->batch.messages;
         if (room <= 0) {
             room = 1;
         }
@@ -1220,7 +1263,8 @@ void smm_loop_destroy(struct smm_loop *loop)
     free(loop->parts);
     smm_redis_sink_destroy(loop->sink);
     smm_viral_destroy(loop->viral);
-    smm_batch_free(&loop->merged);
+    smm_batch_free(&loop->batch);
+    smm_batch_free(&loop->flight);
     smm_pipeline_destroy(loop->pipe);
     smm_argv_free(&loop->av);
     free(loop);

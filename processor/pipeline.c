@@ -466,7 +466,7 @@ static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, con
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t stats = 0;
     int64_t rejected = 0;
-    for (int r = 1; r < SMM_REJECT__COUNT; r++) {
+    for (int r = 1; b && r < SMM_REJECT__COUNT; r++) {
         if (b->rejects[r]) {
             char name[64];
             snprintf(name, sizeof(name), "dead_letter:%s", smm_reject_reason_name(r));
@@ -476,7 +476,7 @@ static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, con
             stats++;
         }
     }
-    if (b->messages) {
+    if (b && b->messages) {
         rc |= smm_argv_add_str(av, "messages");
         rc |= smm_argv_add_int(av, b->messages);
         rc |= smm_argv_add_str(av, "events_counted");
@@ -491,7 +491,7 @@ static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, con
     rc |= smm_argv_set_int(av, stats_at, stats);
 
     /* Links, in arrival order: type, account, a, b, c, ts, biz, x (see aggregate.h). */
-    int n_links = smm_agg_links(b->agg);
+    int n_links = b ? smm_agg_links(b->agg) : 0;
     rc |= smm_argv_add_int(av, n_links);
     for (int i = 0; i < n_links && !rc; i++) {
         const struct smm_agg_link *l = smm_agg_link_at(b->agg, i);
@@ -550,19 +550,32 @@ int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, struct smm_batch 
                               struct smm_argv *av)
 {
     int rc = smm_pipeline_encode_flush_begin(pipe, now_ms, av);
-    const struct smm_agg *counters = n == 1 ? parts[0].batch->agg : merged->agg;
-    if (n > 1) {
+    int with = 0, last = 0;
+    for (int i = 0; i < n; i++) {
+        if (parts[i].batch) {
+            with++;
+            last = i;
+        }
+    }
+    if (with > 1 && !merged) {
+        return SMM_ERR;
+    }
+    const struct smm_agg *counters = with == 1 ? parts[last].batch->agg : NULL;
+    if (with > 1) {
         smm_agg_clear(merged->agg);
         for (int i = 0; i < n && rc == SMM_OK; i++) {
-            rc = smm_agg_merge(merged->agg, parts[i].batch->agg);
+            if (parts[i].batch) {
+                rc = smm_agg_merge(merged->agg, parts[i].batch->agg);
+            }
         }
+        counters = merged->agg;
     }
     for (int i = 0; i < n && rc == SMM_OK; i++) {
         const struct smm_flush_part *p = &parts[i];
         rc = encode_part(p->batch, i == 0 ? counters : NULL, p->tp, p->token, p->base, p->next,
                          av);
     }
-    if (n > 1) {
+    if (with > 1) {
         smm_agg_clear(merged->agg); /* av holds copies: keep no second batch in memory */
     }
     return rc == SMM_OK ? smm_pipeline_encode_flush_end(av, n) : SMM_ERR;

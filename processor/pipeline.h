@@ -64,10 +64,11 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
 int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
 
 /* The whole flush of n partitions at once: begin, parts, end. The script applies all of
- * them or none, so their counters, reach and admissions are merged into `merged` (a batch
- * used as scratch, cleared before and after) and sent once, with the first part; each part
- * keeps its own fence, statistics and links. A flush of 64 partitions then sends each
- * account, segment value and popular post once instead of once per partition. */
+ * them or none, so their counters, reach and admissions are sent once, with the first part;
+ * each part keeps its own fence, statistics and links. A part's batch may be NULL (only its
+ * fence): smm-processor folds all partitions into one batch and gives it to the first. When
+ * several parts have a batch, they are merged into `merged` (scratch, cleared before and
+ * after; may be NULL when at most one part has a batch). */
 struct smm_flush_part {
     const struct smm_batch *batch;
     const char *tp, *token;
