@@ -16,21 +16,38 @@ void smm_argv_free(struct smm_argv *av)
     free(av->buf);
     free(av->off);
     free(av->len);
-    free(av->ptrs);
     memset(av, 0, sizeof(*av));
 }
 
 void smm_argv_reset(struct smm_argv *av)
 {
-    av->used = 0;
+    av->used = SMM_ARGV_HEAD;
     av->n = 0;
 }
 
-int smm_argv_add(struct smm_argv *av, const void *data, size_t len)
+/* Decimal digits of v into out (no NUL); returns their count. */
+static int digits(char *out, uint64_t v)
 {
-    if (av->used + len > av->cap) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++) {
+        out[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
+static int reserve(struct smm_argv *av, size_t more)
+{
+    if (av->used < SMM_ARGV_HEAD) {
+        av->used = SMM_ARGV_HEAD;
+    }
+    if (av->used + more > av->cap) {
         size_t ncap = av->cap ? av->cap * 2 : 65536;
-        while (ncap < av->used + len) {
+        while (ncap < av->used + more) {
             ncap *= 2;
         }
         char *nb = realloc(av->buf, ncap);
@@ -47,19 +64,35 @@ int smm_argv_add(struct smm_argv *av, const void *data, size_t len)
             return -1;
         }
         av->off = no;
-        size_t *nl = realloc(av->len, (size_t)ncap * sizeof(*nl));
+        uint32_t *nl = realloc(av->len, (size_t)ncap * sizeof(*nl));
         if (!nl) {
             return -1;
         }
         av->len = nl;
         av->cap_args = ncap;
     }
-    if (len) {
-        memcpy(av->buf + av->used, data, len);
+    return 0;
+}
+
+int smm_argv_add(struct smm_argv *av, const void *data, size_t len)
+{
+    if (len > UINT32_MAX || reserve(av, len + 32) != 0) {
+        return -1;
     }
-    av->off[av->n] = av->used;
-    av->len[av->n] = len;
-    av->used += len;
+    char *p = av->buf + av->used;
+    *p++ = '$';
+    p += digits(p, len);
+    *p++ = '\r';
+    *p++ = '\n';
+    if (len) {
+        memcpy(p, data, len);
+    }
+    av->off[av->n] = (size_t)(p - av->buf);
+    av->len[av->n] = (uint32_t)len;
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
+    av->used = (size_t)(p - av->buf);
     av->n++;
     return 0;
 }
@@ -72,14 +105,18 @@ int smm_argv_add_str(struct smm_argv *av, const char *s)
 int smm_argv_add_int(struct smm_argv *av, int64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    int n = 0;
+    if (v < 0) {
+        tmp[n++] = '-';
+        n += digits(tmp + n, (uint64_t)0 - (uint64_t)v);
+    } else {
+        n = digits(tmp, (uint64_t)v);
+    }
     return smm_argv_add(av, tmp, (size_t)n);
 }
 
 int smm_argv_set_int(struct smm_argv *av, int i, int64_t v)
 {
-    /* Counts are reserved with a fixed-width placeholder, so rewrite in place padded
-     * with leading zeros, which Lua's tonumber() accepts. */
     char tmp[24];
     if (i < 0 || i >= av->n) {
         return -1;
@@ -92,15 +129,42 @@ int smm_argv_set_int(struct smm_argv *av, int i, int64_t v)
     return 0;
 }
 
-int smm_argv_finish(struct smm_argv *av)
+const char *smm_argv_get(const struct smm_argv *av, int i, size_t *len)
 {
-    const char **p = realloc(av->ptrs, (size_t)(av->n ? av->n : 1) * sizeof(*p));
-    if (!p) {
+    *len = av->len[i];
+    return av->buf + av->off[i];
+}
+
+int smm_argv_command(struct smm_argv *av, const char *const *head, int n_head,
+                     const char **cmd, size_t *cmd_len)
+{
+    if (reserve(av, 0) != 0) {
         return -1;
     }
-    av->ptrs = p;
-    for (int i = 0; i < av->n; i++) {
-        p[i] = av->buf + av->off[i];
+    /* Encode "*<argc>\r\n" and the head arguments, then move them right before the list. */
+    char tmp[SMM_ARGV_HEAD];
+    size_t t = 0;
+    tmp[t++] = '*';
+    t += (size_t)digits(tmp + t, (uint64_t)(n_head + av->n));
+    tmp[t++] = '\r';
+    tmp[t++] = '\n';
+    for (int i = 0; i < n_head; i++) {
+        size_t l = strlen(head[i]);
+        if (t + l + 32 > sizeof(tmp)) {
+            return -1;
+        }
+        tmp[t++] = '$';
+        t += (size_t)digits(tmp + t, l);
+        tmp[t++] = '\r';
+        tmp[t++] = '\n';
+        memcpy(tmp + t, head[i], l);
+        t += l;
+        tmp[t++] = '\r';
+        tmp[t++] = '\n';
     }
+    char *start = av->buf + SMM_ARGV_HEAD - t;
+    memcpy(start, tmp, t);
+    *cmd = start;
+    *cmd_len = av->used - (SMM_ARGV_HEAD - t);
     return 0;
 }

@@ -1,21 +1,26 @@
-/* connectors/argv.h - a growable list of binary-safe arguments for one Redis command.
+/* connectors/argv.h - a growable list of binary-safe arguments for one Redis command,
+ * kept in the wire format.
  *
- * The processor encodes a flush as script arguments; the Redis sink sends them with
- * redisAppendCommandArgv(). Arguments are copied into one buffer, so building a batch of
- * 100k arguments costs a few reallocs, not 100k mallocs. */
+ * The processor encodes a flush as script arguments: hundreds of thousands of short ones.
+ * Each is written straight into one buffer as a RESP bulk string ("$<len>\r\n<data>\r\n"),
+ * so the command is sent with redisAppendFormattedCommand() from that buffer: no pointer
+ * and length arrays for redisAppendCommandArgv(), and no second copy formatted by hiredis
+ * (together they were three times the arguments' size at the moment of a flush). */
 #ifndef SMM_CONNECTORS_ARGV_H
 #define SMM_CONNECTORS_ARGV_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* Room kept in front of the arguments for the command's header (see smm_argv_command). */
+#define SMM_ARGV_HEAD 128
+
 struct smm_argv {
-    char *buf;
+    char *buf;    /* SMM_ARGV_HEAD bytes, then the arguments in RESP */
     size_t used, cap;
-    size_t *off; /* start of each argument in buf */
-    size_t *len;
+    size_t *off;  /* start of each argument's data in buf */
+    uint32_t *len;
     int n, cap_args;
-    const char **ptrs; /* filled by smm_argv_finish() */
 };
 
 void smm_argv_init(struct smm_argv *av);
@@ -25,9 +30,15 @@ void smm_argv_reset(struct smm_argv *av);
 int smm_argv_add(struct smm_argv *av, const void *data, size_t len);
 int smm_argv_add_str(struct smm_argv *av, const char *s);
 int smm_argv_add_int(struct smm_argv *av, int64_t v);
-/* Overwrites argument i with an integer (for counts known only after the list). */
+/* Overwrites argument i with an integer of the same width, padded with leading zeros (for
+ * counts known only after the list; Lua's tonumber() reads them). Returns 0 or -1. */
 int smm_argv_set_int(struct smm_argv *av, int i, int64_t v);
-/* Builds the pointer array; valid until the next add. Returns 0 or -1. */
-int smm_argv_finish(struct smm_argv *av);
+/* Argument i (not NUL-terminated) and its length. */
+const char *smm_argv_get(const struct smm_argv *av, int i, size_t *len);
+/* The whole command in RESP: the n_head arguments head[] (at most SMM_ARGV_HEAD - 16 bytes
+ * once encoded, e.g. EVALSHA <sha> 0), then the list. The result points into av->buf and
+ * stays valid until the next add or reset. Returns 0, or -1 when head does not fit. */
+int smm_argv_command(struct smm_argv *av, const char *const *head, int n_head,
+                     const char **cmd, size_t *cmd_len);
 
 #endif

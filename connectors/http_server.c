@@ -12,8 +12,8 @@
  * Ids in paths are arbitrary bytes: we keep libmicrohttpd from unescaping the path (a
  * no-op unescape callback), split the raw path first and percent-decode the id after, so
  * "%2F" is part of an id and not a separator. Keys and fields are built as length-counted
- * arguments (redisAppendCommandArgv), never by formatting a command string, so no id can
- * inject a command or reach another key than the one it names. Every request does bounded
+ * arguments (RESP bulk strings, connectors/argv.h), never by formatting a command string,
+ * so no id can inject a command or reach another key than the one it names. Every request does bounded
  * work: limits are capped, a content or account lookup is a fixed pipeline of 36 calls, and
  * the insight routes (response, sov, sources, segments, goals, customers) make at most two
  * round trips of a size fixed by the configuration (the response histogram is one HMGET of
@@ -205,10 +205,12 @@ static void pool_put(struct smm_http_server *srv, redisContext *c)
 
 static int append(redisContext *c, struct smm_argv *av)
 {
-    if (smm_argv_finish(av) != 0) {
+    const char *cmd;
+    size_t len;
+    if (smm_argv_command(av, NULL, 0, &cmd, &len) != 0) {
         return -1;
     }
-    return redisAppendCommandArgv(c, av->n, av->ptrs, av->len) == REDIS_OK ? 0 : -1;
+    return redisAppendFormattedCommand(c, cmd, len) == REDIS_OK ? 0 : -1;
 }
 
 /* Appends prefix + a + b (binary) as one argument. */
@@ -536,7 +538,9 @@ static enum MHD_Result route_entity(struct smm_http_server *srv, struct MHD_Conn
                      : add_cat(&av, srv->prefix, "w:", srv->windows[w], strlen(srv->windows[w]),
                                NULL);
         for (int f = 0; f < fields.n; f++) {
-            bad |= smm_argv_add(&av, fields.buf + fields.off[f], fields.len[f]);
+            size_t fl;
+            const char *fd = smm_argv_get(&fields, f, &fl);
+            bad |= smm_argv_add(&av, fd, fl);
         }
         bad |= bad ? -1 : append(c, &av);
         n++;

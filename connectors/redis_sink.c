@@ -315,31 +315,14 @@ static int send_eval(struct smm_redis_sink *sink, struct smm_argv *av)
     if (rc != SMM_SINK_OK) {
         return rc;
     }
-    if (smm_argv_finish(av) != 0) {
+    const char *head[] = {"EVALSHA", sink->sha, "0"};
+    const char *cmd;
+    size_t len;
+    if (smm_argv_command(av, head, 3, &cmd, &len) != 0) {
         set_err(sink, "out of memory");
         return SMM_SINK_ERROR;
     }
-    int argc = av->n + 3;
-    const char **argv = malloc((size_t)argc * sizeof(*argv));
-    size_t *lens = malloc((size_t)argc * sizeof(*lens));
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        set_err(sink, "out of memory");
-        return SMM_SINK_ERROR;
-    }
-    argv[0] = "EVALSHA";
-    lens[0] = 7;
-    argv[1] = sink->sha;
-    lens[1] = strlen(sink->sha);
-    argv[2] = "0";
-    lens[2] = 1;
-    memcpy(argv + 3, av->ptrs, (size_t)av->n * sizeof(*argv));
-    memcpy(lens + 3, av->len, (size_t)av->n * sizeof(*lens));
-    rc = redisAppendCommandArgv(sink->c, argc, argv, lens);
-    free(argv);
-    free(lens);
-    if (rc != REDIS_OK) {
+    if (redisAppendFormattedCommand(sink->c, cmd, len) != REDIS_OK) {
         return io_fail(sink, "EVALSHA");
     }
     int done = 0;

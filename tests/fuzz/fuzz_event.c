@@ -118,10 +118,12 @@ void smm_fuzz_event_flush(void)
     int rc = smm_pipeline_encode_flush_begin(fz.pipe, NOW, &fz.av);
     rc |= smm_pipeline_encode_flush_part(fz.pipe, &fz.batch, "fuzz-0", "token", 0,
                                          fz.batch.messages, &fz.av);
+    const char *cmd;
+    size_t len;
     rc |= smm_pipeline_encode_flush_end(&fz.av, 1);
-    rc |= smm_argv_finish(&fz.av);
+    rc |= smm_argv_command(&fz.av, NULL, 0, &cmd, &len);
     rc |= smm_pipeline_encode_tick(fz.pipe, NOW, 1000, &fz.av);
-    rc |= smm_argv_finish(&fz.av);
+    rc |= smm_argv_command(&fz.av, NULL, 0, &cmd, &len);
     if (rc != 0) {
         fprintf(stderr, "fuzz_event: encoding a batch of %lld messages failed\n",
                 (long long)fz.batch.messages);

@@ -84,17 +84,18 @@ struct lua_argv {
 
 static void lua_argv_load(struct lua_argv *la, struct smm_argv *av)
 {
-    cr_assert_eq(smm_argv_finish(av), 0);
     la->n = av->n;
     la->arg = calloc((size_t)(av->n ? av->n : 1), sizeof(char *));
     cr_assert_not_null(la->arg);
     for (int i = 0; i < av->n; i++) {
         /* Arguments are binary-safe; ours never contain NUL, which the copy checks. */
-        cr_assert_null(memchr(av->ptrs[i], '\0', av->len[i]), "NUL in argument %d", i);
-        la->arg[i] = malloc(av->len[i] + 1);
+        size_t len;
+        const char *data = smm_argv_get(av, i, &len);
+        cr_assert_null(memchr(data, '\0', len), "NUL in argument %d", i);
+        la->arg[i] = malloc(len + 1);
         cr_assert_not_null(la->arg[i]);
-        memcpy(la->arg[i], av->ptrs[i], av->len[i]);
-        la->arg[i][av->len[i]] = '\0';
+        memcpy(la->arg[i], data, len);
+        la->arg[i][len] = '\0';
     }
 }
 

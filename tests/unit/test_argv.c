@@ -1,0 +1,124 @@
+/* tests/unit/test_argv.c - the argument list kept in the wire format (connectors/argv.c).
+ *
+ * The command the list produces is read back with hiredis' own RESP reader, an independent
+ * decoder: every argument must come back byte for byte (binary data, CR LF inside, empty,
+ * negative numbers, counts rewritten in place), after growth past the first buffer and
+ * after a reset. */
+#include <criterion/criterion.h>
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/argv.h"
+
+/* Decodes cmd as RESP (a command is an array of bulk strings). */
+static redisReply *decode(const char *cmd, size_t len)
+{
+    redisReader *r = redisReaderCreate();
+    cr_assert_not_null(r);
+    cr_assert_eq(redisReaderFeed(r, cmd, len), REDIS_OK);
+    void *reply = NULL;
+    cr_assert_eq(redisReaderGetReply(r, &reply), REDIS_OK, "reader: %s", r->errstr);
+    cr_assert_not_null(reply, "incomplete command");
+    void *more = NULL;
+    cr_assert_eq(redisReaderGetReply(r, &more), REDIS_OK);
+    cr_assert_null(more, "bytes after the command");
+    redisReaderFree(r);
+    redisReply *rep = reply;
+    cr_assert_eq(rep->type, REDIS_REPLY_ARRAY);
+    return rep;
+}
+
+static void expect_arg(const redisReply *rep, size_t i, const void *data, size_t len)
+{
+    cr_assert_lt(i, rep->elements);
+    const redisReply *e = rep->element[i];
+    cr_assert_eq(e->type, REDIS_REPLY_STRING, "argument %zu", i);
+    cr_assert_eq(e->len, len, "argument %zu: length %zu, want %zu", i, e->len, len);
+    cr_assert(memcmp(e->str, data, len) == 0, "argument %zu differs", i);
+}
+
+Test(argv, round_trip_through_a_resp_reader)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    static const char bin[] = {'a', '\r', '\n', '\0', '$', '*', 'z'};
+    cr_assert_eq(smm_argv_add_str(&av, "flush"), 0);
+    cr_assert_eq(smm_argv_add(&av, bin, sizeof(bin)), 0);
+    cr_assert_eq(smm_argv_add(&av, "", 0), 0);
+    cr_assert_eq(smm_argv_add_int(&av, -9223372036854775807LL - 1), 0);
+    cr_assert_eq(smm_argv_add_int(&av, 0), 0);
+    cr_assert_eq(smm_argv_add_str(&av, "0000000000"), 0); /* a placeholder */
+    cr_assert_eq(smm_argv_set_int(&av, 5, 123456), 0);
+    cr_assert_eq(smm_argv_set_int(&av, 5, 12345678901LL), -1, "wider than the placeholder");
+    size_t len;
+    const char *d = smm_argv_get(&av, 1, &len);
+    cr_assert_eq(len, sizeof(bin));
+    cr_assert(memcmp(d, bin, len) == 0);
+
+    const char *head[] = {"EVALSHA", "0123456789abcdef0123456789abcdef01234567", "0"};
+    const char *cmd;
+    size_t cmd_len;
+    cr_assert_eq(smm_argv_command(&av, head, 3, &cmd, &cmd_len), 0);
+    redisReply *rep = decode(cmd, cmd_len);
+    cr_assert_eq(rep->elements, 9);
+    expect_arg(rep, 0, "EVALSHA", 7);
+    expect_arg(rep, 1, head[1], 40);
+    expect_arg(rep, 2, "0", 1);
+    expect_arg(rep, 3, "flush", 5);
+    expect_arg(rep, 4, bin, sizeof(bin));
+    expect_arg(rep, 5, "", 0);
+    expect_arg(rep, 6, "-9223372036854775808", 20);
+    expect_arg(rep, 7, "0", 1);
+    expect_arg(rep, 8, "0000123456", 10);
+    freeReplyObject(rep);
+
+    /* Without a head, and after a reset: only what was added since. */
+    smm_argv_reset(&av);
+    cr_assert_eq(smm_argv_add_str(&av, "PING"), 0);
+    cr_assert_eq(smm_argv_command(&av, NULL, 0, &cmd, &cmd_len), 0);
+    cr_assert_eq(cmd_len, strlen("*1\r\n$4\r\nPING\r\n"));
+    cr_assert(memcmp(cmd, "*1\r\n$4\r\nPING\r\n", cmd_len) == 0);
+    smm_argv_free(&av);
+}
+
+Test(argv, many_arguments_grow_the_buffers)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    enum { N = 300000 };
+    char tmp[32];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(tmp, sizeof(tmp), "u-%d", i * 7);
+        cr_assert_eq(smm_argv_add(&av, tmp, (size_t)n), 0);
+    }
+    cr_assert_eq(av.n, N);
+    const char *cmd;
+    size_t cmd_len;
+    cr_assert_eq(smm_argv_command(&av, NULL, 0, &cmd, &cmd_len), 0);
+    redisReply *rep = decode(cmd, cmd_len);
+    cr_assert_eq(rep->elements, N);
+    for (int i = 0; i < N; i += 997) {
+        int n = snprintf(tmp, sizeof(tmp), "u-%d", i * 7);
+        expect_arg(rep, (size_t)i, tmp, (size_t)n);
+    }
+    expect_arg(rep, N - 1, "u-2099993", 9);
+    freeReplyObject(rep);
+    smm_argv_free(&av);
+}
+
+Test(argv, a_head_that_does_not_fit_is_refused)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    char big[SMM_ARGV_HEAD];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    const char *head[] = {big};
+    const char *cmd;
+    size_t cmd_len;
+    cr_assert_eq(smm_argv_command(&av, head, 1, &cmd, &cmd_len), -1);
+    smm_argv_free(&av);
+}
