@@ -2,17 +2,19 @@
  *
  * DESIGN (exactly once): each assigned partition has an owner token written to Redis on
  * assignment, the offset Redis stored for it (base) and the offset after the last message
- * folded into its batch (next). A flush sends the batch with (token, base, next) to the
- * state script, which applies it only if Redis still names us as owner and still holds
- * base; then base = next and the offset is stored in Kafka for lag monitoring. Failure
- * modes:
+ * folded (next). All partitions fold into one batch; a flush sends it with every
+ * partition's (token, base, next) to the state script, which applies it only if Redis
+ * still names us as owner and still holds base, for every partition; then base = next and
+ * the offset is stored in Kafka for lag monitoring. One flush is in flight at a time while
+ * the next batch fills. Failure modes:
  *   RETRY   Redis unreachable: keep the batch, pause consumption, back off, resend. A
  *           resend of a batch that did apply answers DUP, which counts as success.
- *   FENCED  someone else owns the partition: drop the batch, ignore the partition.
- *   STALE   Redis holds another offset (restored from an older AOF): drop the batch and
- *           seek the partition back to what Redis holds; the re-read recounts it.
- * Dead letters of a partition are acknowledged by Kafka before the flush that moves its
- * offset past them; if any failed, the partition is rewound to base instead. */
+ *   FENCED  someone else owns a partition: stop writing for it; drop both batches and
+ *           send the other partitions back to their stored offsets (discard_all).
+ *   STALE   Redis holds another offset (restored from an older AOF): the same, the
+ *           partition going back to what Redis holds; the re-read recounts it.
+ * Dead letters are acknowledged by Kafka before the flush that moves an offset past them;
+ * if any failed, the batch is dropped and the partitions re-read instead. */
 #include "processor/loop.h"
 
 #include <cjson/cJSON.h>
@@ -154,12 +156,18 @@ static int64_t part_restart(const struct part *p)
     return p->base >= 0 ? p->base : p->origin;
 }
 
+static int complete(struct smm_loop *loop, int wait, int64_t now);
+
 /* Drops both batches and sends every partition back to the offset Redis holds for it.
  * The batches mix all partitions, so one that must not be flushed as it is (fenced,
  * stale, revoked with events unstored, dead letters not acknowledged) takes the others
- * with it; the re-read counts them once. Rare: rebalances, restored Redis state. */
+ * with it; the re-read counts them once. Rare: rebalances, restored Redis state.
+ * A flush still awaiting its reply is settled first, so its outcome is known; if the
+ * reply is lost, the fences decide on the re-read (a flush applied meanwhile makes the
+ * next one answer STALE, which moves the partition to what Redis holds). */
 static void discard_all(struct smm_loop *loop, const char *why)
 {
+    complete(loop, 1, clock_ms());
     int64_t dropped = loop->batch.messages;
     for (int i = 0; i < loop->n_parts; i++) {
         if (loop->parts[i]->in_flight) {
@@ -188,7 +196,6 @@ static void discard_all(struct smm_loop *loop, const char *why)
     }
 }
 
-static int complete(struct smm_loop *loop, int wait, int64_t now);
 
 /* Redis refused something retrying cannot fix: an ACL without our keys or one of the
  * script's commands (NOPERM, "can't access", "can't run"), or credentials changed under us.
@@ -324,6 +331,7 @@ static void on_revoke(void *opaque, const char *topic, int32_t partition, int lo
     }
     if (part_unflushed(p)) {
         /* Lost, or Redis refused the flush: its events must not be stored by us. */
+        p->state = PART_UNCLAIMED; /* no seek: it is no longer ours */
         discard_all(loop, p->tp);
     }
     part_remove(loop, p);
@@ -656,16 +664,15 @@ static void handle_rejects(struct smm_loop *loop, struct part **ps, int n,
  * Returns SMM_OK or SMM_ERR (out of memory). */
 static int encode_flush(struct smm_loop *loop, struct part **ps, int n, int64_t now, int flight)
 {
-    struct smm_flush_part *fp = malloc((size_t)(n ? n : 1) * sizeof(*fp));
+    struct smm_flush_fence *fp = malloc((size_t)(n ? n : 1) * sizeof(*fp));
     if (!fp) {
         return SMM_ERR;
     }
     for (int i = 0; i < n; i++) {
-        fp[i] = (struct smm_flush_part){.batch = i == 0 ? slot(loop, flight) : NULL,
-                                        .tp = ps[i]->tp, .token = ps[i]->token,
-                                        .base = ps[i]->base, .next = slot_end(ps[i], flight)};
+        fp[i] = (struct smm_flush_fence){.tp = ps[i]->tp, .token = ps[i]->token,
+                                         .base = ps[i]->base, .next = slot_end(ps[i], flight)};
     }
-    int rc = smm_pipeline_encode_flush(loop->pipe, NULL, now, fp, n, &loop->av);
+    int rc = smm_pipeline_encode_flush(loop->pipe, slot(loop, flight), now, fp, n, &loop->av);
     free(fp);
     return rc;
 }
