@@ -1,4 +1,4 @@
-/* metrics/aggregate.c - the per-partition pre-aggregation table.
+/* metrics/aggregate.c - the pre-aggregation table of a batch.
  *
  * DESIGN: everything lives in growable arrays indexed by int (entities, minute blocks,
  * users) plus one open-addressing hash from (kind, id) to the entity index, and a bump
@@ -474,41 +474,8 @@ int64_t smm_agg_events(const struct smm_agg *agg)
     return agg->events;
 }
 
-int smm_agg_merge(struct smm_agg *dst, const struct smm_agg *src)
-{
-    for (int i = 0; i < src->n_ents; i++) {
-        const struct smm_agg_entity *se = &src->ents[i];
-        int ent = entity_get(dst, se->kind, se->id);
-        if (ent < 0) {
-            return SMM_ERR;
-        }
-        dst->ents[ent].split = se->split;
-        for (int mi = se->first_minute; mi >= 0; mi = src->mins[mi].next) {
-            const struct smm_agg_minute *sm = &src->mins[mi];
-            struct smm_agg_minute *m = minute_get(dst, ent, sm->minute);
-            if (!m) {
-                return SMM_ERR;
-            }
-            for (int x = 0; x < SMM_AGG_COUNTS; x++) {
-                m->count[x] += sm->count[x];
-            }
-            for (int x = 0; x < SMM_AGG_METRICS - SMM_AGG_COUNTS; x++) {
-                m->sum[x] += sm->sum[x];
-            }
-        }
-        for (int ui = se->first_user; ui >= 0; ui = src->users[ui].next) {
-            if (add_user(dst, ent, src->users[ui].minute, src->users[ui].user) != SMM_OK) {
-                return SMM_ERR;
-            }
-        }
-    }
-    dst->events += src->events;
-    return SMM_OK;
-}
-
-/* Capacity a clear keeps: a partition's batch is sometimes large (a backlog read from one
- * partition at a time) and then small for good; 64 partitions each holding on to their
- * largest batch held most of the processor's memory. */
+/* Capacity a clear keeps: a batch is large while a backlog is read (flush.max_events) and
+ * then small for good; holding on to the largest one would keep that memory for good. */
 #define KEEP_FLOOR 1024
 
 static void shrink(void **arr, int *cap, size_t elem, int used)

@@ -1,4 +1,4 @@
-/* metrics/aggregate.h - in-memory pre-aggregation of one partition's unflushed events.
+/* metrics/aggregate.h - in-memory pre-aggregation of the unflushed events (one batch).
  *
  * Between two flushes the processor folds every accepted event into a struct smm_agg:
  * per entity (a content or an account) and per event-time minute, one signed delta per
@@ -128,11 +128,6 @@ int smm_agg_entities(const struct smm_agg *agg);
 const struct smm_agg_entity *smm_agg_entity(const struct smm_agg *agg, int i);
 const struct smm_agg_minute *smm_agg_minute_at(const struct smm_agg *agg, int i);
 const struct smm_agg_user *smm_agg_user_at(const struct smm_agg *agg, int i);
-
-/* Adds src's counters and users (not its links) into dst: the flush sends the batches of
- * all its partitions as one, since the script applies all of them or none. Returns SMM_OK,
- * or SMM_ERR on out-of-memory (dst is then partly merged: clear it). */
-int smm_agg_merge(struct smm_agg *dst, const struct smm_agg *src);
 
 /* Events folded since the last clear. */
 int64_t smm_agg_events(const struct smm_agg *agg);

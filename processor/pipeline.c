@@ -349,11 +349,12 @@ static int user_ref_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* One part: its fence, then the counters, reach and admissions of agg (NULL: empty
- * sections), then b's statistics and links. */
-static int encode_part(const struct smm_batch *b, const struct smm_agg *agg, const char *tp,
-                       const char *token, int64_t base, int64_t next, struct smm_argv *av)
+/* One part: its fence, then b's counters, reach, statistics, links and admissions (b
+ * NULL: empty sections, the fence only). */
+static int encode_part(const struct smm_batch *b, const char *tp, const char *token,
+                       int64_t base, int64_t next, struct smm_argv *av)
 {
+    const struct smm_agg *agg = b ? b->agg : NULL;
     int rc = 0;
     rc |= smm_argv_add_str(av, tp);
     rc |= smm_argv_add_str(av, token);
@@ -542,41 +543,17 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
                                    int64_t next, struct smm_argv *av)
 {
     (void)pipe;
-    return encode_part(b, b->agg, tp, token, base, next, av);
+    return encode_part(b, tp, token, base, next, av);
 }
 
-int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, struct smm_batch *merged,
-                              int64_t now_ms, const struct smm_flush_part *parts, int n,
+int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
+                              int64_t now_ms, const struct smm_flush_fence *fences, int n,
                               struct smm_argv *av)
 {
     int rc = smm_pipeline_encode_flush_begin(pipe, now_ms, av);
-    int with = 0, last = 0;
-    for (int i = 0; i < n; i++) {
-        if (parts[i].batch) {
-            with++;
-            last = i;
-        }
-    }
-    if (with > 1 && !merged) {
-        return SMM_ERR;
-    }
-    const struct smm_agg *counters = with == 1 ? parts[last].batch->agg : NULL;
-    if (with > 1) {
-        smm_agg_clear(merged->agg);
-        for (int i = 0; i < n && rc == SMM_OK; i++) {
-            if (parts[i].batch) {
-                rc = smm_agg_merge(merged->agg, parts[i].batch->agg);
-            }
-        }
-        counters = merged->agg;
-    }
     for (int i = 0; i < n && rc == SMM_OK; i++) {
-        const struct smm_flush_part *p = &parts[i];
-        rc = encode_part(p->batch, i == 0 ? counters : NULL, p->tp, p->token, p->base, p->next,
-                         av);
-    }
-    if (with > 1) {
-        smm_agg_clear(merged->agg); /* av holds copies: keep no second batch in memory */
+        const struct smm_flush_fence *f = &fences[i];
+        rc = encode_part(i == 0 ? b : NULL, f->tp, f->token, f->base, f->next, av);
     }
     return rc == SMM_OK ? smm_pipeline_encode_flush_end(av, n) : SMM_ERR;
 }

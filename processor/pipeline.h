@@ -1,8 +1,9 @@
 /* processor/pipeline.h - bytes in, aggregated deltas and script arguments out.
  *
  * The pipeline is the processor's pure part: it never sees librdkafka or hiredis. It
- * decodes one message into an event and folds it into a partition's struct smm_agg, and
- * it encodes a partition batch (or a tick) as the arguments of connectors/lua/smm.lua.
+ * decodes one message into an event and folds it into a batch (a struct smm_agg), and it
+ * encodes a batch with its partitions' fences (or a tick) as the arguments of
+ * connectors/lua/smm.lua.
  * Tests drive it with bytes and a synthetic clock. */
 #ifndef SMM_PROCESSOR_PIPELINE_H
 #define SMM_PROCESSOR_PIPELINE_H
@@ -19,7 +20,7 @@
 
 struct smm_pipeline;
 
-/* What one partition has pending between flushes. */
+/* What the processor has pending between flushes (all its partitions). */
 struct smm_batch {
     struct smm_agg *agg;
     int64_t rejects[SMM_REJECT__COUNT]; /* dead-lettered, per reason */
@@ -63,19 +64,16 @@ int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct
                                    int64_t next, struct smm_argv *av);
 int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
 
-/* The whole flush of n partitions at once: begin, parts, end. The script applies all of
- * them or none, so their counters, reach and admissions are sent once, with the first part;
- * each part keeps its own fence, statistics and links. A part's batch may be NULL (only its
- * fence): smm-processor folds all partitions into one batch and gives it to the first. When
- * several parts have a batch, they are merged into `merged` (scratch, cleared before and
- * after; may be NULL when at most one part has a batch). */
-struct smm_flush_part {
-    const struct smm_batch *batch;
+/* The whole flush at once: begin, parts, end. smm-processor folds all its partitions into
+ * one batch (the script applies a flush's partitions all or none), so the batch goes with
+ * the first part and every part carries its fence: the next offset it stores and what it
+ * checks (owner token, stored base offset). */
+struct smm_flush_fence {
     const char *tp, *token;
     int64_t base, next;
 };
-int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, struct smm_batch *merged,
-                              int64_t now_ms, const struct smm_flush_part *parts, int n,
+int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
+                              int64_t now_ms, const struct smm_flush_fence *fences, int n,
                               struct smm_argv *av);
 /* Encodes a tick at now_ms that refreshes the reach rates of at most max_refresh of the
  * entities the flushes marked dirty (and, every reach.window_refresh_ms, the window reach

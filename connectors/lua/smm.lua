@@ -28,9 +28,9 @@
 --          n_stats, {field, delta}*n_stats
 --          n_links, {type, account, a, b, c, ts_ms, biz_ms, x}*n_links  (see links below)
 --          n_adm, {kind, entity_id, account, dimension, value}*n_adm   (see admit below)
---        (smm-processor sends the counters, reach and admissions of all its parts merged,
---        with the first part, and empty sections with the others: a flush applies all of
---        its parts or none, so only fences, statistics and links need to stay per part)
+--        (smm-processor folds all its partitions into one batch and sends it with the
+--        first part, and empty sections with the others: a flush applies all of its parts
+--        or none, so only the fences need to stay per part)
 --        then the viral section (see viral() below), then the insights settings:
 --          now_ms, days_keep, top_n, max_open, reorder_ms, referral_window_ms, max_depth
 --        -> {'OK', {content_id, new_state}..., {content_id, state}...} (changes, then the

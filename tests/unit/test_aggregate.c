@@ -489,27 +489,25 @@ Test(aggregate, many_minutes_one_entity)
     smm_agg_destroy(agg);
 }
 
-Test(aggregate, merge)
+Test(aggregate, partitions_share_one_batch)
 {
-    /* Two partitions' batches with overlapping posts, accounts, users and a segment. */
-    struct smm_agg *p0 = new_agg(DEFAULT_MASK), *p1 = new_agg(DEFAULT_MASK);
-    add(p0, SMM_EV_IMPRESSION, 60000, "a", "c", "u1");
-    add(p0, SMM_EV_LIKE, 60000, "a", "c", "u1");
-    add(p0, SMM_EV_IMPRESSION, 120000, "b", "d", "u2");
-    add(p1, SMM_EV_IMPRESSION, 60000, "a", "c", "u1");  /* same post, user, minute */
-    add(p1, SMM_EV_IMPRESSION, 120000, "a", "c", "u1"); /* same post and user, minute 2 */
-    add(p1, SMM_EV_UNLIKE, 60000, "a", "c", "u3");
-    add(p1, SMM_EV_IMPRESSION, 60000, "a", "e", "u4");
-    struct smm_event ev = make_event(SMM_EV_IMPRESSION, 60000, "a", "c", "u5");
-    cr_assert_eq(smm_agg_add_split(p1, SMM_AGG_SEGMENT, "a|region=eu", 1, &ev), SMM_OK);
-    struct smm_agg_link link = {.type = SMM_EV_REPLY, .account = "a", .a = "t1", .ts_ms = 1};
-    cr_assert_eq(smm_agg_link_add(p1, &link), SMM_OK);
-
+    /* smm-processor folds every partition into one batch: two partitions' events with
+     * overlapping posts, accounts, users and a segment, interleaved. */
     struct smm_agg *m = new_agg(DEFAULT_MASK);
-    cr_assert_eq(smm_agg_merge(m, p0), SMM_OK);
-    cr_assert_eq(smm_agg_merge(m, p1), SMM_OK);
+    add(m, SMM_EV_IMPRESSION, 60000, "a", "c", "u1");  /* partition 0 */
+    add(m, SMM_EV_IMPRESSION, 60000, "a", "c", "u1");  /* partition 1: same post, user, minute */
+    add(m, SMM_EV_LIKE, 60000, "a", "c", "u1");        /* 0 */
+    add(m, SMM_EV_IMPRESSION, 120000, "a", "c", "u1"); /* 1: same post and user, minute 2 */
+    add(m, SMM_EV_IMPRESSION, 120000, "b", "d", "u2"); /* 0 */
+    add(m, SMM_EV_UNLIKE, 60000, "a", "c", "u3");      /* 1 */
+    add(m, SMM_EV_IMPRESSION, 60000, "a", "e", "u4");  /* 1 */
+    struct smm_event ev = make_event(SMM_EV_IMPRESSION, 60000, "a", "c", "u5");
+    cr_assert_eq(smm_agg_add_split(m, SMM_AGG_SEGMENT, "a|region=eu", 1, &ev), SMM_OK);
+    struct smm_agg_link link = {.type = SMM_EV_REPLY, .account = "a", .a = "t1", .ts_ms = 1};
+    cr_assert_eq(smm_agg_link_add(m, &link), SMM_OK);
+
     cr_assert_eq(smm_agg_events(m), 7);
-    cr_assert_eq(smm_agg_links(m), 0, "links stay with their partition");
+    cr_assert_eq(smm_agg_links(m), 1);
     /* c, a, d, b, e, the segment */
     cr_assert_eq(smm_agg_entities(m), 6);
     cr_assert_eq(delta(m, SMM_AGG_CONTENT, "c", 1, SMM_EV_IMPRESSION), 2);
@@ -522,7 +520,7 @@ Test(aggregate, merge)
     cr_assert_eq(delta(m, SMM_AGG_ACCOUNT, "b", 2, SMM_EV_IMPRESSION), 1);
     int g = find_entity(m, SMM_AGG_SEGMENT, "a|region=eu");
     cr_assert(g >= 0);
-    cr_assert_eq(smm_agg_entity(m, g)->split, 1, "the account part survives the merge");
+    cr_assert_eq(smm_agg_entity(m, g)->split, 1, "the account part of the id");
     char got[16][64];
     /* Post c: u1 once, whatever the minute. Account a: u1 in minutes 1 and 2, u4. */
     cr_assert_eq(users_of(m, find_entity(m, SMM_AGG_CONTENT, "c"), got, 16), 1);
@@ -538,14 +536,13 @@ Test(aggregate, merge)
     }
     cr_assert_eq(users_of(m, g, got, 16), 1);
     cr_assert_str_eq(got[0], "1/u5");
-    /* A cleared merge target starts over. */
+    /* A cleared batch starts over. */
     smm_agg_clear(m);
-    cr_assert_eq(smm_agg_merge(m, p0), SMM_OK);
+    add(m, SMM_EV_IMPRESSION, 60000, "a", "c", "u1");
     cr_assert_eq(delta(m, SMM_AGG_ACCOUNT, "a", 1, SMM_EV_IMPRESSION), 1);
     cr_assert_eq(users_of(m, find_entity(m, SMM_AGG_ACCOUNT, "a"), got, 16), 1);
+    cr_assert_eq(smm_agg_links(m), 0);
     smm_agg_destroy(m);
-    smm_agg_destroy(p0);
-    smm_agg_destroy(p1);
 }
 
 Test(aggregate, clear_after_big_batch)

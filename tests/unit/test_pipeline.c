@@ -964,41 +964,37 @@ Test(pipeline, segments_disabled)
     fixture_close(&fx);
 }
 
-Test(pipeline, encode_flush_merges_partitions)
+Test(pipeline, encode_flush_one_batch_all_fences)
 {
-    /* Two partitions see the same post, account, segment value and users: the flush sends
-     * their counters, reach and admissions once (with the first part); each part keeps its
-     * fence, statistics and links. */
+    /* Two partitions fold into one batch (as smm-processor does): the flush sends its
+     * counters, reach, admissions, statistics and links once, with the first part; every
+     * part carries its own fence. */
     struct fixture fx;
     fixture_open(&fx, NULL);
-    struct smm_batch b1, b2, merged;
-    batch_open(&fx, &b1);
-    batch_open(&fx, &b2);
-    batch_open(&fx, &merged);
+    struct smm_batch b;
+    batch_open(&fx, &b);
     char json[512];
     snprintf(json, sizeof(json),
              "{\"event_id\":\"e1\",\"type\":\"impression\",\"ts\":%lld,\"account_id\":\"a\","
              "\"content_id\":\"c\",\"user_id\":\"u1\",\"region\":\"eu\"}", NOW);
-    feed(&fx, &b1, json, -1, SMM_REJECT_NONE);
-    feed(&fx, &b2, json, -1, SMM_REJECT_NONE); /* the same again, in partition 1 */
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE); /* partition 0 */
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE); /* the same again, from partition 1 */
     snprintf(json, sizeof(json),
              "{\"event_id\":\"e2\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a\","
              "\"content_id\":\"c\",\"user_id\":\"u2\",\"region\":\"eu\"}", NOW);
-    feed(&fx, &b2, json, -1, SMM_REJECT_NONE);
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
     snprintf(json, sizeof(json),
              "{\"event_id\":\"e3\",\"type\":\"message\",\"ts\":%lld,\"account_id\":\"a\","
              "\"thread_id\":\"t\",\"user_id\":\"u3\"}", NOW);
-    feed(&fx, &b2, json, -1, SMM_REJECT_NONE);
-    feed(&fx, &b2, "{", -1, SMM_REJECT_INVALID_JSON);
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    feed(&fx, &b, "{", -1, SMM_REJECT_INVALID_JSON);
 
-    struct smm_flush_part parts[2] = {
-        {.batch = &b1, .tp = "t:0", .token = "k0", .base = 10, .next = 11},
-        {.batch = &b2, .tp = "t:1", .token = "k1", .base = -1, .next = 4}};
+    struct smm_flush_fence fences[2] = {{.tp = "t:0", .token = "k0", .base = 10, .next = 11},
+                                        {.tp = "t:1", .token = "k1", .base = -1, .next = 4}};
     struct smm_argv av;
     smm_argv_init(&av);
-    for (int round = 0; round < 2; round++) { /* twice: the scratch batch is reusable */
-        cr_assert_eq(smm_pipeline_encode_flush(fx.pipe, &merged, NOW, parts, 2, &av), SMM_OK);
-        cr_assert_eq(smm_agg_entities(merged.agg), 0, "scratch cleared after encoding");
+    for (int round = 0; round < 2; round++) { /* twice: encoding leaves the batch as it was */
+        cr_assert_eq(smm_pipeline_encode_flush(fx.pipe, &b, NOW, fences, 2, &av), SMM_OK);
         struct lua_argv la;
         lua_argv_load(&la, &av);
         struct flush fl;
@@ -1006,6 +1002,7 @@ Test(pipeline, encode_flush_merges_partitions)
         cr_assert_eq(fl.n_parts, 2);
         const struct part *p = &fl.parts[0];
         cr_assert_str_eq(p->tp, "t:0");
+        cr_assert_str_eq(p->token, "k0");
         cr_assert_str_eq(p->base, "10");
         cr_assert_str_eq(p->next, "11");
         char want[1024];
@@ -1019,8 +1016,10 @@ Test(pipeline, encode_flush_merges_partitions)
         snprintf(want, sizeof(want), "a|a|%lld|u1\nc|c|-|u1\ng|a|region=eu|-|u1\n", NOW_MIN);
         cr_assert_str_eq(p->reach, want);
         cr_assert_eq(p->n_adm, 1);
-        cr_assert_str_eq(p->stats, "events_counted=1\nmessages=1\n");
-        cr_assert_eq(p->n_links, 0);
+        cr_assert_str_eq(p->stats, "dead_letter:invalid_json=1\ndead_letter=1\n"
+                                   "events_counted=4\nmessages=5\n");
+        cr_assert_eq(p->n_links, 1);
+        cr_assert(strncmp(p->links, "m|a|t|u3|", 9) == 0, "%s", p->links);
 
         p = &fl.parts[1];
         cr_assert_str_eq(p->tp, "t:1");
@@ -1030,27 +1029,12 @@ Test(pipeline, encode_flush_merges_partitions)
         cr_assert_eq(p->n_groups, 0);
         cr_assert_eq(p->n_reach, 0);
         cr_assert_eq(p->n_adm, 0);
-        cr_assert_str_eq(p->stats, "dead_letter:invalid_json=1\ndead_letter=1\n"
-                                   "events_counted=3\nmessages=4\n");
-        cr_assert_eq(p->n_links, 1);
-        cr_assert(strncmp(p->links, "m|a|t|u3|", 9) == 0, "%s", p->links);
+        cr_assert_str_eq(p->stats, "");
+        cr_assert_eq(p->n_links, 0);
         flush_free(&fl);
         lua_argv_free(&la);
     }
-    /* One partition: its own batch is encoded directly (nothing to merge). */
-    cr_assert_eq(smm_pipeline_encode_flush(fx.pipe, &merged, NOW, parts + 1, 1, &av), SMM_OK);
-    struct lua_argv la;
-    lua_argv_load(&la, &av);
-    struct flush fl;
-    parse_flush(&la, &fl);
-    cr_assert_eq(fl.n_parts, 1);
-    cr_assert_eq(fl.parts[0].n_groups, 3);
-    cr_assert_eq(fl.parts[0].n_links, 1);
-    flush_free(&fl);
-    lua_argv_free(&la);
     smm_argv_free(&av);
-    smm_batch_free(&b1);
-    smm_batch_free(&b2);
-    smm_batch_free(&merged);
+    smm_batch_free(&b);
     fixture_close(&fx);
 }
