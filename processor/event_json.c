@@ -158,12 +158,44 @@ static int check_id(const char *name, const char *s, size_t max, struct smm_reje
     return SMM_OK;
 }
 
+/* The members the contract knows, found in one pass over the object instead of a
+ * cJSON_GetObjectItemCaseSensitive() per field: 17 lookups per event, most of them for
+ * absent fields, each walked every member with strcmp. As with that lookup, the first
+ * member of a name wins and names are case-sensitive. */
+enum field {
+    F_EVENT_ID, F_TYPE, F_TS, F_ACCOUNT_ID, F_CONTENT_ID, F_USER_ID, F_PARENT_ID, F_SOURCE,
+    F_THREAD_ID, F_REGION, F_SEGMENT, F_REFERRER_ID, F_FOLLOWERS, F_AUTHOR_FOLLOWERS,
+    F_ENGAGEMENT, F_FOLLOWS_AUTHOR, F_VALUE, F__COUNT
+};
+static const char *const field_name[F__COUNT] = {
+    "event_id", "type", "ts", "account_id", "content_id", "user_id", "parent_id", "source",
+    "thread_id", "region", "segment", "referrer_id", "followers", "author_followers",
+    "engagement", "follows_author", "value"};
+
+static void index_fields(const cJSON *root, const cJSON *at[F__COUNT])
+{
+    for (int f = 0; f < F__COUNT; f++) {
+        at[f] = NULL;
+    }
+    for (const cJSON *m = root->child; m; m = m->next) {
+        const char *k = m->string;
+        if (!k) {
+            continue;
+        }
+        for (int f = 0; f < F__COUNT; f++) {
+            if (k[0] == field_name[f][0] && !at[f] && strcmp(k, field_name[f]) == 0) {
+                at[f] = m;
+                break;
+            }
+        }
+    }
+}
+
 /* Copies an optional (required when `required`) string id field into dst. Returns 1 when
  * present, 0 when absent, -1 on a reject. */
-static int get_id(const cJSON *root, const char *name, int required, char *dst, size_t max,
+static int get_id(const cJSON *it, const char *name, int required, char *dst, size_t max,
                   struct smm_reject *rej)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, name);
     if (!it || cJSON_IsNull(it)) {
         if (required) {
             reject(rej, SMM_REJECT_MISSING_FIELD, "%s: required", name);
@@ -195,11 +227,13 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
     ev->account_id[0] = ev->content_id[0] = ev->user_id[0] = ev->parent_id[0] = '\0';
     ev->source[0] = ev->thread_id[0] = ev->region[0] = ev->segment[0] = '\0';
     ev->referrer_id[0] = '\0';
+    const cJSON *at[F__COUNT];
+    index_fields(root, at);
 
-    if (get_id(root, "event_id", 1, ev->event_id, max, rej) < 0) {
+    if (get_id(at[F_EVENT_ID], "event_id", 1, ev->event_id, max, rej) < 0) {
         return SMM_ERR;
     }
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    const cJSON *type = at[F_TYPE];
     if (!type || cJSON_IsNull(type)) {
         return reject(rej, SMM_REJECT_MISSING_FIELD, "type: required");
     }
@@ -211,7 +245,7 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
                       type->valuestring);
     }
 
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "ts");
+    const cJSON *ts = at[F_TS];
     if (!ts || cJSON_IsNull(ts)) {
         if (kafka_ts_ms < 0) {
             return reject(rej, SMM_REJECT_MISSING_FIELD, "ts: absent and no Kafka timestamp");
@@ -242,31 +276,31 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
                       (long long)(ev->ts_ms - now_ms), (long long)lim->max_future_ms);
     }
 
-    if (get_id(root, "account_id", 1, ev->account_id, max, rej) < 0) {
+    if (get_id(at[F_ACCOUNT_ID], "account_id", 1, ev->account_id, max, rej) < 0) {
         return SMM_ERR;
     }
-    int r = get_id(root, "content_id", smm_event_type_needs_content(ev->type), ev->content_id,
-                   max, rej);
+    int r = get_id(at[F_CONTENT_ID], "content_id", smm_event_type_needs_content(ev->type),
+                   ev->content_id, max, rej);
     if (r < 0) {
         return SMM_ERR;
     }
     ev->flags |= r ? SMM_EVF_CONTENT : 0;
 
     static const struct {
-        const char *name;
+        enum field f;
         size_t off;
         unsigned flag;
     } opt[] = {
-        {"user_id", offsetof(struct smm_event, user_id), SMM_EVF_USER},
-        {"parent_id", offsetof(struct smm_event, parent_id), SMM_EVF_PARENT},
-        {"source", offsetof(struct smm_event, source), SMM_EVF_SOURCE},
-        {"thread_id", offsetof(struct smm_event, thread_id), SMM_EVF_THREAD},
-        {"region", offsetof(struct smm_event, region), SMM_EVF_REGION},
-        {"segment", offsetof(struct smm_event, segment), SMM_EVF_SEGMENT},
-        {"referrer_id", offsetof(struct smm_event, referrer_id), SMM_EVF_REFERRER},
+        {F_USER_ID, offsetof(struct smm_event, user_id), SMM_EVF_USER},
+        {F_PARENT_ID, offsetof(struct smm_event, parent_id), SMM_EVF_PARENT},
+        {F_SOURCE, offsetof(struct smm_event, source), SMM_EVF_SOURCE},
+        {F_THREAD_ID, offsetof(struct smm_event, thread_id), SMM_EVF_THREAD},
+        {F_REGION, offsetof(struct smm_event, region), SMM_EVF_REGION},
+        {F_SEGMENT, offsetof(struct smm_event, segment), SMM_EVF_SEGMENT},
+        {F_REFERRER_ID, offsetof(struct smm_event, referrer_id), SMM_EVF_REFERRER},
     };
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
-        r = get_id(root, opt[i].name, 0, (char *)ev + opt[i].off, max, rej);
+        r = get_id(at[opt[i].f], field_name[opt[i].f], 0, (char *)ev + opt[i].off, max, rej);
         if (r < 0) {
             return SMM_ERR;
         }
@@ -274,28 +308,28 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
     }
 
     static const struct {
-        const char *name;
+        enum field f;
         size_t off;
         unsigned flag;
     } counts[] = {
-        {"followers", offsetof(struct smm_event, followers), SMM_EVF_FOLLOWERS},
-        {"author_followers", offsetof(struct smm_event, author_followers),
+        {F_FOLLOWERS, offsetof(struct smm_event, followers), SMM_EVF_FOLLOWERS},
+        {F_AUTHOR_FOLLOWERS, offsetof(struct smm_event, author_followers),
          SMM_EVF_AUTHOR_FOLLOWERS},
-        {"engagement", offsetof(struct smm_event, engagement), SMM_EVF_ENGAGEMENT},
+        {F_ENGAGEMENT, offsetof(struct smm_event, engagement), SMM_EVF_ENGAGEMENT},
     };
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, counts[i].name);
+        const cJSON *f = at[counts[i].f];
         if (f && !cJSON_IsNull(f)) {
             if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble) || f->valuedouble < 0 ||
                 f->valuedouble != floor(f->valuedouble) || f->valuedouble > 1e12) {
                 return reject(rej, SMM_REJECT_WRONG_TYPE, "%s: must be a non-negative integer",
-                              counts[i].name);
+                              field_name[counts[i].f]);
             }
             *(int64_t *)(void *)((char *)ev + counts[i].off) = (int64_t)f->valuedouble;
             ev->flags |= counts[i].flag;
         }
     }
-    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(root, "follows_author");
+    const cJSON *fa = at[F_FOLLOWS_AUTHOR];
     if (fa && !cJSON_IsNull(fa)) {
         if (!cJSON_IsBool(fa)) {
             return reject(rej, SMM_REJECT_WRONG_TYPE, "follows_author: must be true or false");
@@ -303,7 +337,7 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
         ev->follows_author = cJSON_IsTrue(fa) ? 1 : 0;
         ev->flags |= SMM_EVF_FOLLOWS_AUTHOR;
     }
-    const cJSON *val = cJSON_GetObjectItemCaseSensitive(root, "value");
+    const cJSON *val = at[F_VALUE];
     if (val && !cJSON_IsNull(val)) {
         if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble) || fabs(val->valuedouble) > 1e12) {
             return reject(rej, SMM_REJECT_WRONG_TYPE, "value: must be a finite number");

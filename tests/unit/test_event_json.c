@@ -450,6 +450,35 @@ Test(event_json, not_object)
     expect_reject("true", SMM_REJECT_NOT_OBJECT, "object");
 }
 
+Test(event_json, repeated_and_case_variant_names)
+{
+    /* The first member of a name wins (cJSON's lookup does the same); names are
+     * case-sensitive, so "Type" or "USER_ID" are unknown fields, ignored. */
+    char json[512];
+    struct smm_event ev;
+    like_with(json, sizeof(json),
+              ",\"user_id\":\"u1\",\"user_id\":\"u2\",\"Type\":\"share\",\"USER_ID\":\"u3\","
+              "\"followers\":5,\"followers\":\"x\",\"region\":null,\"region\":\"eu\"");
+    expect_ok(json, &ev);
+    cr_assert_str_eq(ev.user_id, "u1");
+    cr_assert_eq(ev.type, SMM_EV_LIKE);
+    cr_assert_eq(ev.followers, 5);
+    cr_assert(ev.flags & SMM_EVF_FOLLOWERS);
+    /* A first member that is null counts as absent; a later one is not consulted. */
+    cr_assert_eq(ev.flags & SMM_EVF_REGION, 0u);
+    cr_assert_str_eq(ev.region, "");
+    /* The first of two "type" members decides, also when the second would be rejected. */
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e1\",\"type\":\"view\",\"type\":7,\"ts\":%lld,"
+             "\"account_id\":\"a1\",\"content_id\":\"c1\"}", (long long)NOW);
+    expect_ok(json, &ev);
+    cr_assert_eq(ev.type, SMM_EV_VIEW);
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"e1\",\"type\":7,\"type\":\"view\",\"ts\":%lld,"
+             "\"account_id\":\"a1\",\"content_id\":\"c1\"}", (long long)NOW);
+    expect_reject(json, SMM_REJECT_WRONG_TYPE, "type");
+}
+
 Test(event_json, missing_field)
 {
     char ts[32];
