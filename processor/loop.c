@@ -156,6 +156,16 @@ static int64_t part_restart(const struct part *p)
     return p->base >= 0 ? p->base : p->origin;
 }
 
+static int any_in_flight(const struct smm_loop *loop)
+{
+    for (int i = 0; i < loop->n_parts; i++) {
+        if (loop->parts[i]->in_flight) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int complete(struct smm_loop *loop, int wait, int64_t now);
 
 /* Drops both batches and sends every partition back to the offset Redis holds for it.
@@ -168,13 +178,7 @@ static int complete(struct smm_loop *loop, int wait, int64_t now);
 static void discard_all(struct smm_loop *loop, const char *why)
 {
     complete(loop, 1, clock_ms());
-    int64_t dropped = loop->batch.messages;
-    for (int i = 0; i < loop->n_parts; i++) {
-        if (loop->parts[i]->in_flight) {
-            dropped += loop->flight.messages;
-            break;
-        }
-    }
+    int64_t dropped = loop->batch.messages + (any_in_flight(loop) ? loop->flight.messages : 0);
     smm_batch_clear(&loop->batch);
     smm_batch_clear(&loop->flight);
     loop->dead_letters = 0;
@@ -424,16 +428,6 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
 }
 
 /* ---- flushing ---- */
-
-static int any_in_flight(const struct smm_loop *loop)
-{
-    for (int i = 0; i < loop->n_parts; i++) {
-        if (loop->parts[i]->in_flight) {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 /* The batch a flush carries: the filling one, or the one in flight. */
 static struct smm_batch *slot(struct smm_loop *loop, int flight)
