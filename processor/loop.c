@@ -1212,6 +1212,13 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
         if (next_tick - now < wait) {
             wait = next_tick - now;
         }
+        if (wait <= 0 && (loop->inflight || (loop->retry_at_ms && now < loop->retry_at_ms))) {
+            /* Due, but waiting on Redis' reply or on a retry: sleep in the consumer poll,
+             * looking again every millisecond. A zero wait here spun on poll(2) of the
+             * Redis socket, 3 calls per event while Redis was the bottleneck, and took
+             * the CPU that Redis needed. */
+            wait = 1;
+        }
         if (wait < 0) {
             wait = 0;
         }
