@@ -1500,9 +1500,8 @@ Test(faults, d_redis_unreachable_30s, .timeout = 300)
         }
     }
     size_t during = handed(&s.feed) - at_stop;
-    /* A paused processor sleeps between its reconnect attempts; it must not spin. (The
-     * spin once seen while a flush awaited a busy Redis is the bench's msgs per CPU-second
-     * figure to watch: it shows only under load.) */
+    /* A paused processor sleeps between its reconnect attempts; it must not spin (the
+     * spin while a flush awaits a busy Redis is d2_'s to catch). */
     double cpu_during = cpu_s(ppid) - cpu_before;
     int paused = file_has(s.procs[pi].log, "consumption paused");
     kill(s.redis.pid, SIGCONT);
