@@ -36,16 +36,54 @@ void h_sleep_ms(int ms)
     }
 }
 
+/* A port the kernel will not hand to a client: random below ip_local_port_range, free when
+ * we bind it. A port from bind(port 0) lies inside that range, so any connect() on the machine
+ * (the processor's reconnects, kcat, a JVM) may take it before our server binds it, or while a
+ * broker or Redis we stopped is down and about to come back on it: CI lost a broker start that
+ * way. Ports handed out before in this process are skipped (the check closes its socket). */
 int h_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert(fd >= 0);
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
+    static int given[256];
+    static size_t ngiven;
+    static unsigned seed;
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &lo) != 1) {
+            lo = 32768;
+        }
+        fclose(f);
+    }
+    if (seed == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (unsigned)ts.tv_nsec ^ ((unsigned)getpid() << 16) ^ 1u;
+    }
+    const int base = 15000;
+    cr_assert(lo - base >= 1000, "ip_local_port_range starts at %d: no room below it", lo);
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int port = base + (int)(rand_r(&seed) % (unsigned)(lo - base));
+        int seen = 0;
+        for (size_t i = 0; i < ngiven && i < 256 && !seen; i++) {
+            seen = given[i] == port;
+        }
+        if (seen) {
+            continue;
+        }
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert(fd >= 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(fd);
+        if (ok) {
+            given[ngiven++ % 256] = port;
+            return port;
+        }
+    }
+    cr_assert_fail("no free port in %d..%d", base, lo - 1);
+    return -1;
 }
 
 void h_tmpdir(char *out, size_t size, const char *name)

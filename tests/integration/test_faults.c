@@ -1397,6 +1397,16 @@ Test(faults, b3_redis_power_loss_first_second, .timeout = 300)
     scen_cleanup(&s);
 }
 
+/* The scenario's temporary directory is gone when CI reports: print the broker's log. */
+static void show_broker_log(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "tail -n 30 '%s/broker.log' >&2", dir);
+    if (system(cmd) != 0) {
+        cr_log_warn("no %s/broker.log", dir);
+    }
+}
+
 /* 3. The Kafka broker stopped for 20 s and restarted mid-stream: a private real broker
  * (own state dir, fixed ports so the restart reuses them), never the shared fixture. */
 Test(faults, c_broker_stop_20s, .timeout = 300)
@@ -1416,9 +1426,9 @@ Test(faults, c_broker_stop_20s, .timeout = 300)
         cport = h_free_port();
     }
     snprintf(boot, sizeof(boot), "%s/bootstrap", dir);
+    /* No pipe: system() would return the pipe's last status and hide a failed start. */
     snprintf(cmd, sizeof(cmd),
-             SMM_SOURCE_DIR "/tools/kafka/broker.sh start '%s' %d %d 2>>'%s/broker.log' | tail -n1 "
-                            "> '%s'",
+             SMM_SOURCE_DIR "/tools/kafka/broker.sh start '%s' %d %d 2>>'%s/broker.log' >'%s'",
              bdir, port, cport, dir, boot);
     reg("broker %s", bdir);
     int64_t t_b = h_now_ms();
@@ -1428,7 +1438,8 @@ Test(faults, c_broker_stop_20s, .timeout = 300)
         if (system(cmd) != 0) {
             cr_log_warn("broker.sh stop failed");
         }
-        cr_assert_fail("private broker did not start (see %s/broker.log)", dir);
+        show_broker_log(dir);
+        cr_assert_fail("private broker did not start on ports %d/%d (its log above)", port, cport);
     }
     double broker_start_s = (double)(h_now_ms() - t_b) / 1000.0;
     char bootstrap[64];
@@ -1455,7 +1466,10 @@ Test(faults, c_broker_stop_20s, .timeout = 300)
     int64_t t_start = h_now_ms();
     brc = system(cmd);
     int64_t t_end = h_now_ms();
-    cr_assert(brc == 0, "the broker did not come back (see %s/broker.log)", dir);
+    if (brc != 0) {
+        show_broker_log(dir);
+    }
+    cr_assert(brc == 0, "the broker did not come back on port %d (its log above)", port);
     int64_t now_off[PARTS] = {0};
     read_offsets(&s, now_off);
     size_t upto = handed(&s.feed);

@@ -113,13 +113,26 @@ cmd_fetch() {
 ensure_lib() { cached || cmd_fetch; }
 
 # ---------------------------------------------------------------- helpers
-# free_ports N -> N distinct free TCP ports on 127.0.0.1, one per line
+# free_ports N -> N distinct free TCP ports on 127.0.0.1, one per line. Random below the kernel's
+# ephemeral range (ip_local_port_range): a port from bind(port 0) is one any client's connect()
+# may take before the broker binds it, or while a stopped broker is down and a restart wants it.
 free_ports() {
   python3 - "$1" <<'PY'
-import socket, sys
+import random, socket, sys
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    lo = 32768
 socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+for port in random.sample(range(15000, max(lo, 16000)), 2000):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close(); continue
+    socks.append(s)
+    if len(socks) == int(sys.argv[1]):
+        break
 print("\n".join(str(s.getsockname()[1]) for s in socks))
 for s in socks: s.close()
 PY
