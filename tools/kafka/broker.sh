@@ -124,7 +124,8 @@ try:
 except (OSError, ValueError, IndexError):
     lo = 32768
 socks = []
-for port in random.sample(range(15000, max(lo, 16000)), 2000):
+ports = range(15000, max(lo, 16000))
+for port in random.sample(ports, min(len(ports), 2000)):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))
