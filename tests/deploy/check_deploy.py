@@ -4,8 +4,19 @@
 No Docker engine or Kubernetes cluster is assumed, so nothing is built or started; instead:
   yaml        every YAML file parses; the k8s manifests have the expected kinds, probes,
               resources, and their names, labels, secrets and volumes agree with each other;
-              compose has KRaft Kafka, Redis with AOF everysec, processor, generator,
-              Prometheus and Grafana wired together; smm-gen accepts the generator's flags.
+              safe defaults: the mounted Secret is readable by the run user (fsGroup, mode,
+              the way the kubelet sets ownership) and by nobody else, no SCRAM with the
+              image's librdkafka, a bearer token from a Secret when HTTP listens beyond
+              loopback, probes that work with the token (the readiness probe's command is
+              run against a local server that demands it), a NetworkPolicy on the pods'
+              HTTP port; compose has KRaft Kafka (log.dirs on the kafka-data volume),
+              Redis with AOF everysec, processor, generator (--families, and the competitor
+              sets they name), Prometheus and Grafana wired together; smm-gen accepts the
+              generator's flags.
+  k8s-schema  every manifest validates against the Kubernetes OpenAPI schemas, offline
+              (kubernetes-validate --strict, from PyPI, in a venv under the build dir that
+              this check creates on first use; only the KEDA and kustomize kinds, which have
+              no schema there, may go unchecked).
   grafana     the dashboard JSON parses; every metric it queries is in the contract list
               (tests/deploy/contract-metrics.txt, copied from the shared CONTRACTS.md).
   metrics-src every metric the dashboard queries is exported by the C sources (skipped, exit
@@ -16,14 +27,16 @@ No Docker engine or Kubernetes cluster is assumed, so nothing is built or starte
               stream http) are left out and named; configs-http then skips (77).
   configs-http the same with nothing left out (skips until http.* exists in this build).
   systemd     `systemd-analyze verify` reports nothing about the unit, the sandboxing options
-              are all there, the offline exposure score is at most 2.0 (skips when
-              systemd-analyze is missing).
+              are all there, TasksMax covers the threads the daemon can start (HTTP
+              connection limit + librdkafka handles + main), the offline exposure score is at
+              most 2.0 (skips when systemd-analyze is missing).
   docker      Dockerfile: two stages, bookworm / bookworm-slim, non-root USER, HEALTHCHECK on
               /healthz, EXPOSE 8080, and the runtime apt-get line installs the package of every
               library the built binaries need directly (readelf NEEDED -> dpkg -S).
   install     cmake --install into a temporary prefix puts every documented file in place.
 Usage: check_deploy.py CHECK SOURCE_DIR BUILD_DIR
 """
+import http.server
 import json
 import os
 import re
@@ -31,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 import yaml
 
@@ -78,8 +92,8 @@ def known(key, keys):
     return any(k.replace("_", ".") == key.replace("_", ".") for k in keys)
 
 
-def check_config(build, label, config_obj, env, keys, strict, tmp):
-    """Runs --check-config on config_obj (dict or None) and env (name -> value)."""
+def check_config(build, label, config_obj, env, keys, strict, tmp, extra=()):
+    """Runs --check-config on config_obj (dict or None), env (name -> value) and extra args."""
     left_out = []
     cfg = None
     if config_obj is not None:
@@ -104,6 +118,7 @@ def check_config(build, label, config_obj, env, keys, strict, tmp):
         with open(path, "w") as f:
             json.dump(cfg, f)  # dotted keys at the top level are accepted (test_config)
         args += ["--config", path]
+    args += list(extra)
     args.append("--check-config")
     r = subprocess.run(args, env=env2, capture_output=True, text=True)
     if r.returncode != 0:
@@ -112,6 +127,208 @@ def check_config(build, label, config_obj, env, keys, strict, tmp):
         ok(f"{label}: --check-config accepts it" +
            (f" (left out, unknown to this build: {', '.join(left_out)})" if left_out else ""))
     return left_out
+
+
+# ---- k8s: safe defaults ----
+
+def secret_file_mode(pod, vol, item):
+    """(uid, gid, mode) of a file of a Secret volume, as the kubelet leaves it: the atomic
+    writer creates it root-owned with the item's mode or defaultMode (0644 when unset); with
+    fsGroup, SetVolumeOwnership then gives it group fsGroup and ORs 0440 into the mode (a
+    Secret volume is read-only: roMask; rwMask 0660 is for writable volumes)."""
+    mode = item.get("mode", vol["secret"].get("defaultMode", 0o644))
+    fs = pod.get("securityContext", {}).get("fsGroup")
+    if fs is None:
+        return 0, 0, mode
+    return 0, fs, mode | 0o440
+
+
+def can_read(uid, gids, fuid, fgid, mode):
+    if uid == 0 or uid == fuid:
+        return uid == 0 or bool(mode & 0o400)
+    if fgid in gids:
+        return bool(mode & 0o040)
+    return bool(mode & 0o004)
+
+
+def check_secret_modes(dep):
+    pod = dep["spec"]["template"]["spec"]
+    c = container_of(dep)
+    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+    uid = csc.get("runAsUser", psc.get("runAsUser"))
+    if uid is None:
+        fail("Deployment: runAsUser not set: cannot tell who reads the mounted Secret")
+        return
+    gids = {csc.get("runAsGroup", psc.get("runAsGroup", 0))}
+    gids |= set(psc.get("supplementalGroups", []))
+    if psc.get("fsGroup") is not None:
+        gids.add(psc["fsGroup"])
+    mounted = {m["name"] for m in c.get("volumeMounts", [])}
+    for v in pod.get("volumes", []):
+        if "secret" not in v or v["name"] not in mounted:
+            continue
+        for it in v["secret"].get("items") or [{"key": "*", "path": "*"}]:
+            fuid, fgid, mode = secret_file_mode(pod, v, it)
+            what = f"Secret volume {v['name']}, {it['path']} ({fuid}:{fgid} {mode:04o})"
+            if not can_read(uid, gids, fuid, fgid, mode):
+                fail(f"{what}: not readable by the run user {uid} (groups {sorted(gids)}); "
+                     "set securityContext.fsGroup and a group-readable mode")
+            elif mode & 0o007:
+                fail(f"{what}: readable by every user in the container")
+            else:
+                ok(f"{what}: readable by user {uid}, by no other user")
+
+
+LOOPBACK = re.compile(r"^(127\.|::1$)")
+SASL_KEDA = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256",
+             "SCRAM-SHA-512": "scram_sha512"}
+
+
+def check_kafka_sasl(cfg, objs):
+    kafka = cfg.get("kafka", {})
+    mech = kafka.get("sasl.mechanisms", "")
+    proto = kafka.get("security.protocol", "").upper()
+    # docs/security.md: Debian 12's librdkafka 2.0.2 (the image's) cannot complete SCRAM
+    # against Kafka 4.x; PLAIN is what works there, and PLAIN only over TLS.
+    if mech.upper().startswith("SCRAM"):
+        fail(f"ConfigMap: sasl.mechanisms {mech}: the image's librdkafka 2.0.2 cannot do SCRAM "
+             "against Kafka 4.x (docs/security.md); use PLAIN over SASL_SSL")
+    elif mech.upper() == "PLAIN" and proto != "SASL_SSL":
+        fail(f"ConfigMap: PLAIN over {proto or 'no security.protocol'} sends the password in "
+             "clear; use SASL_SSL")
+    else:
+        ok(f"ConfigMap: Kafka SASL {mech or '(none)'} over {proto or 'PLAINTEXT'}")
+    keda = {o["metadata"]["name"]: o.get("stringData", {}) for _, o in objs["Secret"]}
+    for _, ta in objs.get("TriggerAuthentication", []):
+        for ref in ta["spec"].get("secretTargetRef", []):
+            if ref["parameter"] == "sasl":
+                got = keda.get(ref["name"], {}).get(ref["key"])
+                if mech and got != SASL_KEDA.get(mech.upper()):
+                    fail(f"KEDA sasl {got!r} does not match the processor's sasl.mechanisms "
+                         f"{mech} (want {SASL_KEDA.get(mech.upper())!r})")
+
+
+def run_exec_probe(command, token_env, token_sent_ok):
+    """Runs an exec probe's command with SMM_HTTP_TOKEN=token_env against a local server
+    that answers 200 only to `Authorization: Bearer <token_sent_ok>`; returns (exit, paths)."""
+    seen = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            good = self.headers.get("Authorization") == "Bearer " + token_sent_ok
+            self.send_response(200 if good else 401)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        port = srv.server_address[1]
+        cmd = [re.sub(r"127\.0\.0\.1:8080\b", f"127.0.0.1:{port}", a) for a in command]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SMM_HTTP_TOKEN": token_env}
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=20)
+        return r.returncode, seen
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def check_http_exposure(cfg, dep, objs, labels, port):
+    c = container_of(dep)
+    env = {e["name"]: e for e in c.get("env", [])}
+    address = str(env.get("SMM_HTTP_ADDRESS", {}).get("value")
+                  or cfg.get("http", {}).get("address", "127.0.0.1"))
+    tok = env.get("SMM_HTTP_TOKEN")
+    token_set = False
+    if "token" in cfg.get("http", {}):
+        fail("ConfigMap: http.token in the ConfigMap: a token belongs in a Secret")
+    if tok is None:
+        if not LOOPBACK.match(address):
+            fail(f"HTTP listens on {address} without a token: set SMM_HTTP_TOKEN from a Secret")
+    elif "value" in tok or not tok.get("valueFrom", {}).get("secretKeyRef"):
+        fail("SMM_HTTP_TOKEN is not taken from a Secret (secretKeyRef)")
+    else:
+        ref = tok["valueFrom"]["secretKeyRef"]
+        token_set = True
+        ok(f"HTTP on {address}: bearer token from Secret {ref['name']} key {ref['key']}")
+    # Probes: /healthz needs no token; anything else does when a token is set. An httpGet
+    # probe can only send literal headers, so a token-guarded probe must be an exec one.
+    for probe, want in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"),
+                        ("startupProbe", "/healthz")]:
+        pr = c.get(probe)
+        if pr is None:
+            if probe != "startupProbe":
+                fail(f"Deployment: no {probe}")
+            continue
+        if "httpGet" in pr:
+            g = pr["httpGet"]
+            if any(h.get("name", "").lower() == "authorization" for h in g.get("httpHeaders", [])):
+                fail(f"Deployment: {probe} carries an Authorization header: the token would "
+                     "be in the manifest")
+            if g.get("path") != want:
+                fail(f"Deployment: {probe} does not GET {want}")
+            elif g.get("port") not in port and g.get("port") not in port.values():
+                fail(f"Deployment: {probe} port {g.get('port')} is not a container port")
+            elif token_set and want != "/healthz":
+                fail(f"Deployment: {probe} GET {want} without the token: 401 once "
+                     "http.token is set, so the probe never passes")
+            else:
+                ok(f"Deployment: {probe} GET {want}")
+        elif "exec" in pr:
+            cmd = pr["exec"]["command"]
+            if not any(want in a for a in cmd):
+                fail(f"Deployment: {probe} command does not reach {want}")
+                continue
+            if any("Bearer" in a and "$SMM_HTTP_TOKEN" not in a and "${SMM_HTTP_TOKEN}" not in a
+                   for a in cmd):
+                fail(f"Deployment: {probe} command has a literal token")
+            rc_good, paths = run_exec_probe(cmd, "probe-token-1", "probe-token-1")
+            rc_bad, _ = run_exec_probe(cmd, "wrong-token", "probe-token-1")
+            if rc_good != 0 or want not in paths:
+                fail(f"Deployment: {probe} command fails (exit {rc_good}, asked {paths}) "
+                     "against a server that accepts SMM_HTTP_TOKEN")
+            elif rc_bad == 0:
+                fail(f"Deployment: {probe} command succeeds on a 401: it would never fail")
+            else:
+                ok(f"Deployment: {probe} runs {want} with the token from SMM_HTTP_TOKEN "
+                   "(and fails on a 401)")
+        else:
+            fail(f"Deployment: {probe} is neither httpGet nor exec")
+    # NetworkPolicy: selects these pods, admits only listed sources, only to the HTTP port.
+    nps = [o for _, o in objs.get("NetworkPolicy", [])]
+    selecting = [o for o in nps
+                 if all(labels.get(k) == v for k, v in
+                        o["spec"].get("podSelector", {}).get("matchLabels", {}).items())
+                 and o["spec"].get("podSelector", {}).get("matchLabels")]
+    if not selecting:
+        fail("no NetworkPolicy selects the processor's pods")
+        return
+    for np in selecting:
+        name = np["metadata"]["name"]
+        if "Ingress" not in np["spec"].get("policyTypes", ["Ingress"]):
+            fail(f"NetworkPolicy {name}: does not restrict ingress")
+        for rule in np["spec"].get("ingress", []):
+            if not rule.get("from"):
+                fail(f"NetworkPolicy {name}: an ingress rule admits every source")
+            for peer in rule.get("from", []):
+                if "ipBlock" in peer and peer["ipBlock"].get("cidr") in ("0.0.0.0/0", "::/0"):
+                    fail(f"NetworkPolicy {name}: admits every address")
+                for sel in ("podSelector", "namespaceSelector"):
+                    if sel in peer and not peer[sel]:
+                        fail(f"NetworkPolicy {name}: an empty {sel} admits all "
+                             f"{'pods' if sel == 'podSelector' else 'namespaces'}")
+            ports = rule.get("ports", [])
+            if not ports:
+                fail(f"NetworkPolicy {name}: an ingress rule opens every port")
+            for p in ports:
+                if p.get("port") not in port and p.get("port") not in port.values():
+                    fail(f"NetworkPolicy {name}: port {p.get('port')} is not a container port")
+        ok(f"NetworkPolicy {name} selects the pods and admits only labelled clients to "
+           f"{', '.join(str(p.get('port')) for r in np['spec'].get('ingress', []) for p in r.get('ports', []))}")
 
 
 # ---- yaml ----
@@ -138,7 +355,8 @@ def check_k8s(src):
                 continue
             objs.setdefault(d["kind"], []).append((name, d))
     missing = [k for k in ["Deployment", "ConfigMap", "Secret", "Service", "PodDisruptionBudget",
-                           "ScaledObject", "TriggerAuthentication", "Kustomization"]
+                           "NetworkPolicy", "ScaledObject", "TriggerAuthentication",
+                           "Kustomization"]
                if k not in objs]
     for kind in missing:
         fail(f"k8s: no {kind}")
@@ -153,14 +371,6 @@ def check_k8s(src):
         fail("Deployment: fewer than 2 replicas (one consumer group of N)")
     c = container_of(dep)
     port = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    for probe, path in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")]:
-        g = c.get(probe, {}).get("httpGet", {})
-        if g.get("path") != path:
-            fail(f"Deployment: {probe} does not GET {path}")
-        elif g.get("port") not in port and g.get("port") not in port.values():
-            fail(f"Deployment: {probe} port {g.get('port')} is not a container port")
-        else:
-            ok(f"Deployment: {probe} GET {path}")
     res = c.get("resources", {})
     if not res.get("requests", {}).get("cpu") or not res.get("requests", {}).get("memory") \
             or not res.get("limits", {}).get("memory"):
@@ -217,6 +427,16 @@ def check_k8s(src):
     for r in kus["resources"]:
         if not os.path.exists(os.path.join(kdir, r)):
             fail(f"kustomization: {r} missing")
+    # Safe defaults: secrets readable by the processor only, a Kafka mechanism the image's
+    # librdkafka can do, HTTP guarded by a token and a NetworkPolicy, probes that still work.
+    check_secret_modes(dep)
+    check_kafka_sasl(cfg, objs)
+    check_http_exposure(cfg, dep, objs, labels, port)
+    applied = {d.get("kind") for r in kus["resources"]
+               if os.path.exists(os.path.join(kdir, r))
+               for d in load_yaml_docs(os.path.join(kdir, r))}
+    if "NetworkPolicy" not in applied:
+        fail("kustomization: no NetworkPolicy among its resources")
     return objs
 
 
@@ -239,6 +459,18 @@ def check_compose(src, build):
     if not str(svc["kafka"].get("image", "")).startswith("apache/kafka:") or \
             "controller" not in kenv.get("KAFKA_PROCESS_ROLES", ""):
         fail("compose: kafka is not apache/kafka in KRaft mode (process.roles with controller)")
+    # Kafka writes where log.dirs says (the image's default, /tmp/kraft-combined-logs, is in
+    # no volume): KAFKA_LOG_DIRS must be set and be where the kafka-data volume is mounted.
+    logdirs = kenv.get("KAFKA_LOG_DIRS")
+    kmounts = {m.split(":")[1]: m.split(":")[0] for m in svc["kafka"].get("volumes", [])
+               if ":" in m}
+    if not logdirs:
+        fail("compose: kafka without KAFKA_LOG_DIRS: the image writes to "
+             "/tmp/kraft-combined-logs, outside the kafka-data volume")
+    elif any(kmounts.get(d) != "kafka-data" for d in str(logdirs).split(",")):
+        fail(f"compose: KAFKA_LOG_DIRS {logdirs} is not where kafka-data is mounted ({kmounts})")
+    else:
+        ok(f"compose: Kafka's log.dirs {logdirs} is the kafka-data volume")
     rcmd = " ".join(svc["redis"].get("command", []))
     if "--appendonly yes" not in rcmd or "--appendfsync everysec" not in rcmd:
         fail("compose: redis without --appendonly yes --appendfsync everysec")
@@ -287,10 +519,84 @@ def check_compose(src, build):
         fail(f"smm-gen rejects the generator's flags {out}: {r.stderr.strip()}")
     else:
         ok("smm-gen accepts the generator's flags")
+    # The insight routes need the event families (smm-gen --families), and share of voice
+    # the competitor sets those events name (smm-gen --print-config).
+    fams = [a.split("=", 1)[1] for a in args if a.startswith("--families=")] + \
+        [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--families"]
+    if not fams or fams[-1] == "none":
+        fail("compose: the generator runs without --families: the insight routes stay empty")
+    else:
+        ok(f"compose: the generator writes the event families {fams[-1]}")
+        r = subprocess.run([os.path.join(build, "tools", "smm-gen"), *out, "--print-config"],
+                           capture_output=True, text=True)
+        want = [ln for ln in r.stdout.splitlines() if ln.startswith("sov.set.")]
+        pcmd = list(svc["processor"].get("command", []))
+        have = [pcmd[i + 1] for i, a in enumerate(pcmd[:-1]) if a == "--set"]
+        for w in want:
+            if w not in have:
+                fail(f"compose: the processor lacks --set {w} (the generator's competitor set)")
+        if want and all(w in have for w in want):
+            ok(f"compose: the processor has the generator's competitor sets ({len(want)})")
     if "--brokers" not in args or args[args.index("--brokers") + 1] != \
             svc["processor"]["environment"].get("SMM_KAFKA_BOOTSTRAP_SERVERS"):
         fail("compose: generator and processor use different brokers")
     return comp
+
+
+# ---- k8s-schema ----
+
+KV_VERSION = "1.37.0"  # kubernetes-validate on PyPI: ships the schemas of Kubernetes 1.25-1.37
+K8S_VERSIONS = ["1.29.0", "1.37.0"]  # the oldest still-supported minor we target, the newest
+NO_SCHEMA_OK = {"ScaledObject", "TriggerAuthentication", "Kustomization"}  # KEDA, kustomize
+
+
+def kv_venv(build):
+    """A venv under the build dir with kubernetes-validate, created on first use (Debian 12's
+    pip refuses system-wide installs, PEP 668). The stamp file is written last, so an
+    interrupted install is redone. Returns the kubernetes-validate path or None."""
+    venv = os.path.join(build, "deploy-venv")
+    exe = os.path.join(venv, "bin", "kubernetes-validate")
+    stamp = os.path.join(venv, "kubernetes-validate-" + KV_VERSION)
+    if os.path.exists(stamp) and os.access(exe, os.X_OK):
+        return exe
+    shutil.rmtree(venv, ignore_errors=True)
+    for cmd in [[sys.executable, "-m", "venv", venv],
+                [os.path.join(venv, "bin", "pip"), "install", "--quiet",
+                 "--disable-pip-version-check", "kubernetes-validate==" + KV_VERSION]]:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(f"{' '.join(cmd[:4])} ... exit {r.returncode}: "
+                 f"{(r.stderr or r.stdout).strip()[-800:]} (needs python3-venv from "
+                 "scripts/install-deps.sh, and PyPI)")
+            return None
+    open(stamp, "w").close()
+    ok(f"created {venv} with kubernetes-validate {KV_VERSION}")
+    return exe
+
+
+def cmd_k8s_schema(src, build):
+    exe = kv_venv(build)
+    if not exe:
+        return 1
+    kdir = os.path.join(src, "deploy", "k8s")
+    files = sorted(os.path.join(kdir, n) for n in os.listdir(kdir) if n.endswith(".yaml"))
+    for ver in K8S_VERSIONS:
+        r = subprocess.run([exe, "--strict", "-k", ver, *files], capture_output=True, text=True)
+        out = (r.stdout + r.stderr).strip()
+        unchecked = re.findall(r"Couldn't find schema for kind (\S+)", out)
+        for kind in unchecked:
+            if kind not in NO_SCHEMA_OK:
+                fail(f"k8s {ver}: no schema for kind {kind} (misspelt kind or apiVersion?)")
+        errors = [ln for ln in out.splitlines()
+                  if not ln.startswith("INFO") and "Couldn't find schema" not in ln]
+        if r.returncode != 0 or errors:
+            fail(f"kubernetes-validate --strict -k {ver} (exit {r.returncode}):\n" +
+                 "\n".join(errors))
+        else:
+            n = len(re.findall(r"^INFO .* passed", out, re.M))
+            ok(f"Kubernetes {ver} schemas (strict): {n} objects valid; no schema for "
+               f"{', '.join(sorted(set(unchecked)))} (CRDs / kustomize)")
+    return 0
 
 
 def cmd_yaml(src, build):
@@ -425,7 +731,11 @@ def run_configs(src, build, strict):
         else:
             with open(os.path.join(src, "deploy", mounted[0].split(":")[0])) as f:
                 ccfg = json.load(f)
-            left += check_config(build, "compose processor", ccfg, penv, keys, strict, tmp)
+            cmd = list(proc.get("command", []))
+            extra = [a for i, a in enumerate(cmd)
+                     if a != "--config" and (i == 0 or cmd[i - 1] != "--config")]
+            left += check_config(build, "compose processor", ccfg, penv, keys, strict, tmp,
+                                 extra)
         if "/etc/smm-stream/smm-processor.json" not in proc.get("command", []):
             fail("compose: the processor is not started with the mounted config")
     return left
@@ -455,6 +765,54 @@ SANDBOX = ["DynamicUser=yes", "ProtectSystem=strict", "ProtectHome=yes", "Privat
            "SMM_REDIS_PASSWORD_FILE=%d/redis-password"]
 
 
+def http_connection_limit(src, build):
+    """The most HTTP connections the daemon serves at once: a config key for it if this build
+    has one (its default, or the sample config's value), else the server's built-in limit."""
+    out = subprocess.run([os.path.join(build, "processor", "smm-processor"), "--help-config"],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"^  (http\.\S*conn\S*)\s+default \"?(\d+)", out, re.M)
+    if m:
+        with open(os.path.join(src, "deploy", "smm-processor.json")) as f:
+            sample = dict(flatten(json.load(f)))
+        return int(sample.get(m.group(1), m.group(2))), m.group(1)
+    with open(os.path.join(src, "connectors", "http_server.c")) as f:
+        m = re.search(r"max_connections > 0 \? o->max_connections : (\d+)", f.read())
+    if not m:
+        with open(os.path.join(src, "connectors", "http_server.h")) as f:
+            m = re.search(r"max_connections;\s*/\*\s*<= 0: (\d+)", f.read())
+    if not m:
+        fail("cannot find the HTTP connection limit (config key or connectors/http_server.*)")
+        return None, None
+    return int(m.group(1)), "connectors/http_server.c default"
+
+
+def check_tasks_max(src, build, text):
+    """TasksMax counts threads: it must cover one per HTTP connection plus the listener, the
+    main loop, and librdkafka's threads (per handle: main, internal, and a bootstrap and a
+    learned broker thread per broker; 6 brokers assumed)."""
+    limit, where = http_connection_limit(src, build)
+    if limit is None:
+        return
+    handles = 0
+    for d in ["processor", "connectors"]:
+        for n in os.listdir(os.path.join(src, d)):
+            if n.endswith(".c"):
+                with open(os.path.join(src, d, n), errors="replace") as f:
+                    handles += len(re.findall(r"=\s*rd_kafka_new\(", f.read()))
+    brokers = 6
+    bound = limit + 1 + 1 + handles * (2 + 2 * brokers)
+    m = re.search(r"^TasksMax=(\S+)", text, re.M)
+    if not m:
+        fail("unit lacks TasksMax (systemd's default, 15% of the system's limit, varies)")
+    elif m.group(1) != "infinity" and int(m.group(1)) < bound:
+        fail(f"TasksMax={m.group(1)} < {bound} threads the daemon may start ({limit} HTTP "
+             f"connections from {where}, {handles} librdkafka handles with {brokers} brokers, "
+             "main and listener)")
+    else:
+        ok(f"TasksMax={m.group(1)} >= {bound} ({limit} HTTP connections from {where}, "
+           f"{handles} librdkafka handles)")
+
+
 def cmd_systemd(src, build):
     unit = os.path.join(src, "deploy", "smm-processor.service")
     with open(unit) as f:
@@ -462,6 +820,7 @@ def cmd_systemd(src, build):
     for opt in SANDBOX:
         if opt not in text:
             fail(f"unit lacks {opt.strip()}")
+    check_tasks_max(src, build, text)
     sa = shutil.which("systemd-analyze")
     if not sa:
         print("SKIP: systemd-analyze not installed (the option checks above passed)")
@@ -598,7 +957,7 @@ def main():
         print(__doc__)
         return 2
     check, src, build = sys.argv[1:]
-    fn = {"yaml": cmd_yaml, "grafana": cmd_grafana, "metrics-src": cmd_metrics_src,
+    fn = {"yaml": cmd_yaml, "k8s-schema": cmd_k8s_schema, "grafana": cmd_grafana, "metrics-src": cmd_metrics_src,
           "configs": cmd_configs, "configs-http": cmd_configs_http, "systemd": cmd_systemd,
           "docker": cmd_docker, "install": cmd_install}.get(check)
     if not fn:
