@@ -5,7 +5,8 @@
 # --with-browser for headless Chromium (tests/browser/test_dashboard.py drives the dashboard).
 # python3-yaml, systemd (systemd-analyze) and binutils (readelf) serve the deploy/ checks
 # (tests/deploy/check_deploy.py); python3-venv lets deploy_k8s-schema install
-# kubernetes-validate from PyPI into a venv under the build directory. tzdata: business-hours
+# kubernetes-validate from PyPI into a venv under the build directory; curl runs the
+# Kubernetes readiness probe's command in deploy_yaml (the image has curl for it too). tzdata: business-hours
 # time zones (processor/tz.c reads /usr/share/zoneinfo; minimal Debian 12 systems and
 # containers lack it).
 set -euo pipefail
@@ -13,7 +14,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git ca-certificates
       librdkafka-dev libcjson-dev libhiredis-dev libcriterion-dev libmicrohttpd-dev
       redis-server redis-tools kcat python3 procps
-      python3-yaml python3-venv systemd binutils tzdata)
+      python3-yaml python3-venv curl systemd binutils tzdata)
 for arg in "$@"; do
   case "$arg" in
     --with-java) pkgs+=(openjdk-17-jdk-headless maven) ;;

@@ -286,6 +286,12 @@ def check_http_exposure(cfg, dep, objs, labels, port):
             if any("Bearer" in a and "$SMM_HTTP_TOKEN" not in a and "${SMM_HTTP_TOKEN}" not in a
                    for a in cmd):
                 fail(f"Deployment: {probe} command has a literal token")
+            tools = [cmd[0]] + (["curl"] if "curl" in " ".join(cmd) else [])
+            missing = [t for t in tools if not shutil.which(t)]
+            if missing:
+                fail(f"Deployment: cannot run the {probe} command here: {', '.join(missing)} "
+                     "not installed (scripts/install-deps.sh)")
+                continue
             rc_good, paths = run_exec_probe(cmd, "probe-token-1", "probe-token-1")
             rc_bad, _ = run_exec_probe(cmd, "wrong-token", "probe-token-1")
             if rc_good != 0 or want not in paths:
@@ -327,8 +333,10 @@ def check_http_exposure(cfg, dep, objs, labels, port):
             for p in ports:
                 if p.get("port") not in port and p.get("port") not in port.values():
                     fail(f"NetworkPolicy {name}: port {p.get('port')} is not a container port")
+        opened = [str(p.get("port")) for r in np["spec"].get("ingress", [])
+                  for p in r.get("ports", [])]
         ok(f"NetworkPolicy {name} selects the pods and admits only labelled clients to "
-           f"{', '.join(str(p.get('port')) for r in np['spec'].get('ingress', []) for p in r.get('ports', []))}")
+           f"{', '.join(opened)}")
 
 
 # ---- yaml ----
@@ -957,7 +965,8 @@ def main():
         print(__doc__)
         return 2
     check, src, build = sys.argv[1:]
-    fn = {"yaml": cmd_yaml, "k8s-schema": cmd_k8s_schema, "grafana": cmd_grafana, "metrics-src": cmd_metrics_src,
+    fn = {"yaml": cmd_yaml, "k8s-schema": cmd_k8s_schema, "grafana": cmd_grafana,
+          "metrics-src": cmd_metrics_src,
           "configs": cmd_configs, "configs-http": cmd_configs_http, "systemd": cmd_systemd,
           "docker": cmd_docker, "install": cmd_install}.get(check)
     if not fn:
