@@ -3,11 +3,15 @@
  * DESIGN: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION) with
  * a connection limit, so an event stream may simply block in its content callback (waiting
  * in XREAD BLOCK for the next alert, at most until the next one-second summary) without
- * stalling other clients, and nothing here ever runs on the processor's loop thread. What
- * the loop knows comes through smm_http_ops (a snapshot copied under the status mutex);
- * Redis is read on connections this file owns: a small pool for API requests and one
- * connection per event stream, all with short timeouts, so a slow or absent Redis turns
- * into a 503, never into a stuck loop.
+ * stalling other clients, and nothing here ever runs on the processor's loop thread. The
+ * price is a thread and a slot per connection, idle ones included: so one client address
+ * holds at most max_per_ip of them, and a connection gets header_timeout_ms for a request's
+ * headers (the watchdog below), so idle or trickling clients cannot keep /healthz and
+ * /metrics from answering. What the loop knows comes through
+ * smm_http_ops (a snapshot copied under the status mutex; /healthz also asks the age of the
+ * loop's heartbeat); Redis is read on connections this file owns: a small pool for API
+ * requests and one connection per event stream, all with short timeouts, so a slow or
+ * absent Redis turns into a 503, never into a stuck loop.
  *
  * Ids in paths are arbitrary bytes: we keep libmicrohttpd from unescaping the path (a
  * no-op unescape callback), split the raw path first and percent-decode the id after, so
@@ -49,6 +53,14 @@
 #define SERIES_MINUTES 30
 #define SSE_BLOCK_MS 1000
 
+/* One open connection, for the header deadline (see the watchdog). */
+struct conn_watch {
+    int fd;
+    int64_t since_ms; /* waiting for request headers since (monotonic); 0 = serving one */
+    int shut;         /* the watchdog shut it down */
+    struct conn_watch *prev, *next;
+};
+
 /* A competitor set, copied from the options. */
 struct sov_set {
     char *name;
@@ -72,6 +84,12 @@ struct smm_http_server {
     int n_goals;
     struct smm_http_ops ops;
     void (*log)(void *opaque, enum smm_log_level level, const char *msg);
+    int64_t health_max_age_ms;
+    int header_timeout_ms;
+    struct conn_watch *watch; /* open connections, guarded by mu */
+    pthread_t watchdog;
+    int watchdog_on;
+    pthread_cond_t watch_cv; /* wakes the watchdog to stop */
     int max_sse;
     int sse_open;  /* guarded by mu */
     int stopping;  /* __atomic */
@@ -1892,12 +1910,158 @@ static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn, 
     return diff == 0;
 }
 
+/* GET /healthz: the process answers, and its loop went round recently. */
+static enum MHD_Result route_healthz(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    int64_t age = srv->ops.heartbeat_age_ms ? srv->ops.heartbeat_age_ms(srv->ops.opaque) : -1;
+    cJSON *o = cJSON_CreateObject();
+    int stalled = srv->health_max_age_ms > 0 && age > srv->health_max_age_ms;
+    cJSON_AddStringToObject(o, "status", stalled ? "stalled" : "ok");
+    if (srv->ops.heartbeat_age_ms) {
+        if (age >= 0) {
+            cJSON_AddNumberToObject(o, "heartbeat_age_ms", (double)age);
+        } else {
+            cJSON_AddNullToObject(o, "heartbeat_age_ms"); /* the loop has not started */
+        }
+        if (srv->health_max_age_ms > 0) {
+            cJSON_AddNumberToObject(o, "max_age_ms", (double)srv->health_max_age_ms);
+        }
+    }
+    if (stalled) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the main loop has not gone round for %lld ms (limit %lld)",
+                 (long long)age, (long long)srv->health_max_age_ms);
+        cJSON_AddStringToObject(o, "error", msg);
+    }
+    return send_json(conn, stalled ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, o);
+}
+
 static enum MHD_Result send_doc(struct MHD_Connection *conn, char *doc, const char *type)
 {
     if (!doc) {
         return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
     return send_buf(conn, MHD_HTTP_OK, type, doc, strlen(doc), MHD_RESPMEM_MUST_FREE);
+}
+
+/* ---- the header deadline ----
+ *
+ * DESIGN: a thread per connection makes an idle or half-sent connection cost a thread and
+ * one of max_connections; libmicrohttpd's own timeout counts from the last byte, so a client
+ * sending a byte every few seconds would hold its slot for ever. So each connection is
+ * listed (notify_connection) with the time it started waiting for request headers: its
+ * accept, and the end of each request (notify_completed; libmicrohttpd closes the connection
+ * after each of our answers today, which are queued at the first call); the access handler
+ * clears it.
+ * A watchdog thread shuts down (shutdown(2), not close: the descriptor stays libmicrohttpd's)
+ * every connection waiting longer than header_timeout_ms; its thread then sees the end of
+ * the stream and closes it. libmicrohttpd reports a connection closed before it closes the
+ * descriptor, and both sides hold mu, so a shut down descriptor is never one reused. */
+
+static struct conn_watch *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request's headers are in: no deadline while it is served. */
+static void watch_serving(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    struct conn_watch *w = watch_of(conn);
+    if (w) {
+        pthread_mutex_lock(&srv->mu);
+        w->since_ms = 0;
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct smm_http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn_watch *w = ci ? calloc(1, sizeof(*w)) : NULL;
+        if (!w) {
+            return; /* not watched: only libmicrohttpd's idle timeout applies */
+        }
+        w->fd = ci->connect_fd;
+        w->since_ms = mono_ms();
+        pthread_mutex_lock(&srv->mu);
+        w->next = srv->watch;
+        if (srv->watch) {
+            srv->watch->prev = w;
+        }
+        srv->watch = w;
+        pthread_mutex_unlock(&srv->mu);
+        *socket_context = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        struct conn_watch *w = *socket_context;
+        pthread_mutex_lock(&srv->mu);
+        if (w->prev) {
+            w->prev->next = w->next;
+        } else {
+            srv->watch = w->next;
+        }
+        if (w->next) {
+            w->next->prev = w->prev;
+        }
+        pthread_mutex_unlock(&srv->mu);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+/* A request ended: the connection (kept alive) waits for the next one's headers. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    (void)con_cls;
+    (void)code;
+    struct smm_http_server *srv = cls;
+    struct conn_watch *w = watch_of(conn);
+    if (w) {
+        int64_t now = mono_ms();
+        pthread_mutex_lock(&srv->mu);
+        w->since_ms = now;
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct smm_http_server *srv = arg;
+    int64_t step = srv->header_timeout_ms / 4 < 250 ? srv->header_timeout_ms / 4 : 250;
+    step = step < 10 ? 10 : step;
+    pthread_mutex_lock(&srv->mu);
+    while (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
+        int64_t now = mono_ms();
+        int shut = 0;
+        for (struct conn_watch *w = srv->watch; w; w = w->next) {
+            if (w->since_ms > 0 && !w->shut && now - w->since_ms >= srv->header_timeout_ms) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->shut = 1;
+                shut++;
+            }
+        }
+        if (shut) {
+            pthread_mutex_unlock(&srv->mu);
+            log_msg(srv, SMM_LOG_DEBUG,
+                    "http: closed %d connection(s) without complete request headers in %d ms",
+                    shut, srv->header_timeout_ms);
+            pthread_mutex_lock(&srv->mu);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)step * 1000000;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&srv->watch_cv, &srv->mu, &ts);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1908,14 +2072,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     (void)upload;
     (void)con_cls;
     struct smm_http_server *srv = cls;
+    watch_serving(srv, conn);
     *upload_size = 0; /* a body on GET is ignored */
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     }
     if (strcmp(url, "/healthz") == 0) {
-        static char ok[] = "{\"status\":\"ok\"}";
-        return send_buf(conn, MHD_HTTP_OK, "application/json", ok, sizeof(ok) - 1,
-                        MHD_RESPMEM_PERSISTENT);
+        return route_healthz(srv, conn);
     }
     /* The page's own files hold no data: served without the token, so a browser can load
      * the dashboard, which then sends the token (from its ?token=) on every request. */
@@ -2068,6 +2231,7 @@ static void srv_free(struct smm_http_server *srv)
     }
     free(srv->sov);
     free_list(srv->goal_ids, srv->n_goals);
+    pthread_cond_destroy(&srv->watch_cv);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
 }
@@ -2077,6 +2241,12 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
 {
     struct smm_http_server *srv = calloc(1, sizeof(*srv));
     if (!srv || pthread_mutex_init(&srv->mu, NULL) != 0) {
+        free(srv);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    if (pthread_cond_init(&srv->watch_cv, NULL) != 0) {
+        pthread_mutex_destroy(&srv->mu);
         free(srv);
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
@@ -2099,6 +2269,8 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
     srv->redis_timeout_ms = o->redis_timeout_ms > 0 ? o->redis_timeout_ms : 1000;
     srv->ops = o->ops;
     srv->log = o->log;
+    srv->health_max_age_ms = o->health_max_age_ms;
+    srv->header_timeout_ms = o->header_timeout_ms;
     int max_conn = o->max_connections > 0 ? o->max_connections : 64;
     srv->max_sse = max_conn / 2;
     if (!srv->token || !srv->prefix || !srv->redis_host || !srv->redis_unix_socket ||
@@ -2131,7 +2303,11 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                              (unsigned)(o->max_per_ip > 0 ? o->max_per_ip : 0),
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
                               MHD_OPTION_END);
     if (!srv->d) {
@@ -2142,6 +2318,15 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? (int)info->port : o->port;
+    if (srv->header_timeout_ms > 0) {
+        if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv) != 0) {
+            snprintf(errstr, errstr_size, "http: cannot start the header deadline thread");
+            MHD_stop_daemon(srv->d);
+            srv_free(srv);
+            return NULL;
+        }
+        srv->watchdog_on = 1;
+    }
     return srv;
 }
 
@@ -2155,7 +2340,13 @@ void smm_http_server_stop(struct smm_http_server *srv)
     if (!srv) {
         return;
     }
+    pthread_mutex_lock(&srv->mu);
     __atomic_store_n(&srv->stopping, 1, __ATOMIC_RELEASE);
+    pthread_cond_signal(&srv->watch_cv);
+    pthread_mutex_unlock(&srv->mu);
+    if (srv->watchdog_on) {
+        pthread_join(srv->watchdog, NULL);
+    }
     MHD_stop_daemon(srv->d); /* joins the connection threads: streams end within ~1 s */
     srv_free(srv);
 }

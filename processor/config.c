@@ -135,6 +135,13 @@ static const struct smm_config_key keys[] = {
     {"http.port", CFG_INT, "8080", 0, 65535, OFF(http_port), "HTTP port (0 = ephemeral, logged)"},
     {"http.token", CFG_STR, "", 0, 0, OFF(http_token),
      "Bearer token required on every route but /healthz (secret)"},
+    {"http.max_connections_per_ip", CFG_INT, "16", 0, 64, OFF(http_max_per_ip),
+     "Connections one client address may hold at once, of 64 (0 = no limit)"},
+    {"http.header_timeout_ms", CFG_DURATION, "5000", 0, 600000, OFF(http_header_timeout_ms),
+     "A connection is closed when a request's headers take longer (0 = only the 30 s idle "
+     "timeout)"},
+    {"http.health_max_age_ms", CFG_DURATION, "60000", 0, DAY_MS, OFF(http_health_max_age_ms),
+     "/healthz answers 503 when the main loop has not gone round for this long (0 = never)"},
     {"alerts.kafka", CFG_BOOL, "true", 0, 1, OFF(alerts_kafka),
      "Relay the alerts stream into the Kafka alerts topic, exactly once (docs/alerts.md)"},
     {"alerts.topic", CFG_STR, "", 0, 0, OFF(alerts_topic),
