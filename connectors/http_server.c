@@ -1881,7 +1881,10 @@ static enum MHD_Result route_events(struct smm_http_server *srv, struct MHD_Conn
 
 /* Constant-time comparison, so the token cannot be guessed byte by byte from timings.
  * query_ok: also accept ?token= (only /events: a browser's EventSource cannot send
- * headers; the token then shows in access logs of proxies, so prefer the header). */
+ * headers; the token then shows in access logs of proxies, so prefer the header). The
+ * header carries the token as it is; the query value is form-encoded like every query
+ * value: percent-decoded, and a literal '+' is a space (libmicrohttpd turns it into one
+ * before we see it), so a token's '+' must arrive as %2B, as encodeURIComponent sends it. */
 static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn, int query_ok)
 {
     if (!srv->token[0]) {
@@ -1889,18 +1892,26 @@ static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn, 
     }
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
+    char dec[1024];
     if (h && strncasecmp(h, "Bearer ", 7) == 0) {
         h += 7;
+        while (*h == ' ') {
+            h++;
+        }
     } else if (query_ok) {
         h = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+        size_t len = h ? strlen(h) : 0;
+        long n = h && len < sizeof(dec) ? smm_http_url_decode(h, len, dec, 1) : -1;
+        if (n < 0 || memchr(dec, '\0', (size_t)n)) {
+            return 0;
+        }
+        dec[n] = '\0';
+        h = dec;
     } else {
         h = NULL;
     }
     if (!h) {
         return 0;
-    }
-    while (*h == ' ') {
-        h++;
     }
     size_t a = strlen(h), b = strlen(srv->token);
     unsigned diff = (unsigned)(a ^ b);

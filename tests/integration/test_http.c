@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -1254,7 +1255,7 @@ Test(http, insight_routes, .timeout = 120)
     h_redis_stop(&redis);
 }
 
-/* ---- slow clients, the header deadline, /healthz's heartbeat ----
+/* ---- slow clients, the header deadline, /healthz's heartbeat, tokens ----
  *
  * On servers started in this process. Requests are written raw, from a chosen loopback
  * address (Linux routes all of 127.0.0.0/8 to lo), so one test can be several clients. */
@@ -1562,6 +1563,62 @@ Test(http, healthz_follows_heartbeat, .timeout = 60)
 
     __atomic_store_n(&test_heartbeat_age, 5, __ATOMIC_RELEASE); /* it recovers */
     cJSON_Delete(get_json(port, "/healthz", NULL, 200));
+    smm_http_server_stop(srv);
+    h_redis_stop(&redis);
+}
+
+/* A base64 token holding '/', '+' and '=': as a bearer header on every route, and as the
+ * ?token= of the event stream percent-encoded as the page sends it (encodeURIComponent);
+ * a literal '+' in a query is a space, so the token written raw there is refused. */
+Test(http, base64_token_header_and_query, .timeout = 60)
+{
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    const char *tok = "q/Zx+9Tt==a+/b=";
+    struct smm_http_opts o = {.token = tok};
+    struct smm_http_server *srv = start_test_server(&o, redis.port);
+    int port = smm_http_server_port(srv);
+    char enc[256], req[512], buf[8192];
+    url_encode(tok, enc, sizeof(enc));
+    cr_assert(strstr(enc, "%2B") && strstr(enc, "%2F") && strstr(enc, "%3D"), "%s", enc);
+
+    snprintf(req, sizeof(req), "GET /events?token=%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", enc);
+    int st = exchange(port, "127.0.0.1", req, 1, 3000, buf, sizeof(buf));
+    cr_assert_eq(st, 200, "/events?token=<percent-encoded>: %d: %s", st, buf);
+    cr_assert(strstr(buf, "text/event-stream") != NULL, "%s", buf);
+    /* Lower-case escapes too. */
+    char lower[256];
+    snprintf(lower, sizeof(lower), "%s", enc);
+    for (char *p = lower; *p; p++) {
+        if (p[0] == '%' && p[1] && p[2]) {
+            p[1] = (char)tolower((unsigned char)p[1]);
+            p[2] = (char)tolower((unsigned char)p[2]);
+        }
+    }
+    snprintf(req, sizeof(req), "GET /events?token=%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+             lower);
+    cr_assert_eq(exchange(port, "127.0.0.1", req, 1, 3000, buf, sizeof(buf)), 200, "%s", buf);
+
+    snprintf(req, sizeof(req),
+             "GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", tok);
+    st = exchange(port, "127.0.0.1", req, 1, 3000, buf, sizeof(buf));
+    cr_assert_eq(st, 200, "/events with the bearer header: %d: %s", st, buf);
+    cr_assert(strstr(buf, "text/event-stream") != NULL, "%s", buf);
+    cJSON_Delete(get_json(port, "/api/v1/summary", tok, 200));
+
+    /* Refused: the raw token in the query ('+' = space), a wrong one, a malformed escape,
+     * the query on a route that takes only the header. */
+    static const char *const bad[] = {"/events?token=q/Zx+9Tt==a+/b=",
+                                      "/events?token=q%2FZx%2B9Tt%3D%3Da%2B%2Fb",
+                                      "/events?token=q%2FZx%2B9Tt%3D%3Da%2B%2Fb%3", NULL};
+    for (int i = 0; bad[i]; i++) {
+        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", bad[i]);
+        st = exchange(port, "127.0.0.1", req, 1, 3000, buf, sizeof(buf));
+        cr_assert_eq(st, 401, "GET %s: %d", bad[i], st);
+    }
+    snprintf(req, sizeof(req), "GET /api/v1/summary?token=%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+             enc);
+    cr_assert_eq(exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf)), 401, "%s", buf);
     smm_http_server_stop(srv);
     h_redis_stop(&redis);
 }
