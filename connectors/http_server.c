@@ -7,7 +7,8 @@
  * price is a thread and a slot per connection, idle ones included: so one client address
  * holds at most max_per_ip of them, and a connection gets header_timeout_ms for a request's
  * headers (the watchdog below), so idle or trickling clients cannot keep /healthz and
- * /metrics from answering. What the loop knows comes through
+ * /metrics from answering. Without a token, only Host names that cannot be a DNS-rebinding
+ * page are served (smm_http_host_allowed()). What the loop knows comes through
  * smm_http_ops (a snapshot copied under the status mutex; /healthz also asks the age of the
  * loop's heartbeat); Redis is read on connections this file owns: a small pool for API
  * requests and one connection per event stream, all with short timeouts, so a slow or
@@ -84,6 +85,7 @@ struct smm_http_server {
     int n_goals;
     struct smm_http_ops ops;
     void (*log)(void *opaque, enum smm_log_level level, const char *msg);
+    char *allowed_hosts;
     int64_t health_max_age_ms;
     int header_timeout_ms;
     struct conn_watch *watch; /* open connections, guarded by mu */
@@ -1921,6 +1923,81 @@ static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn, 
     return diff == 0;
 }
 
+/* Is name (len bytes, no port) one of the comma-separated names of list? */
+static int in_host_list(const char *name, size_t len, const char *list)
+{
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *q = p;
+        while (n > 0 && (*q == ' ' || *q == '\t')) {
+            q++;
+            n--;
+        }
+        while (n > 0 && (q[n - 1] == ' ' || q[n - 1] == '\t')) {
+            n--;
+        }
+        if (n == len && n > 0 && strncasecmp(q, name, n) == 0) {
+            return 1;
+        }
+        p = end ? end + 1 : p + strlen(p);
+    }
+    return 0;
+}
+
+/* DESIGN: a page on evil.example whose name is then re-pointed at 127.0.0.1 (DNS
+ * rebinding) is same-origin with our API, so the browser lets it read every answer; its
+ * requests still carry Host: evil.example. An IP literal is safe to accept (a page can
+ * only be same-origin with an IP literal by being served from that address), and so is
+ * "localhost" (resolved from the hosts file, not by a DNS server an attacker runs); other
+ * names only when configured. */
+int smm_http_host_allowed(const char *host, const char *allowed)
+{
+    if (!host) {
+        return 1;
+    }
+    char name[256];
+    size_t len = strlen(host);
+    const char *port = NULL;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        if (!end || (size_t)(end - host - 1) >= sizeof(name)) {
+            return 0;
+        }
+        memcpy(name, host + 1, (size_t)(end - host - 1));
+        name[end - host - 1] = '\0';
+        if (end[1] == ':') {
+            port = end + 2;
+        } else if (end[1] != '\0') {
+            return 0;
+        }
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, name, &a6) != 1) {
+            return 0;
+        }
+    } else {
+        const char *colon = strchr(host, ':');
+        size_t n = colon ? (size_t)(colon - host) : len;
+        if (n == 0 || n >= sizeof(name)) {
+            return 0;
+        }
+        memcpy(name, host, n);
+        name[n] = '\0';
+        port = colon ? colon + 1 : NULL;
+    }
+    if (port && (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)) {
+        return 0;
+    }
+    if (host[0] == '[') {
+        return 1;
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 || strcasecmp(name, "localhost") == 0) {
+        return 1;
+    }
+    return in_host_list(name, strlen(name), allowed);
+}
+
 /* GET /healthz: the process answers, and its loop went round recently. */
 static enum MHD_Result route_healthz(struct smm_http_server *srv, struct MHD_Connection *conn)
 {
@@ -2088,6 +2165,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     }
+    if (!srv->token[0] &&
+        !smm_http_host_allowed(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_HOST),
+                               srv->allowed_hosts)) {
+        return send_error(conn, MHD_HTTP_FORBIDDEN,
+                          "Host not allowed: without http.token only IP addresses, localhost "
+                          "and the names of http.allowed_hosts are served");
+    }
     if (strcmp(url, "/healthz") == 0) {
         return route_healthz(srv, conn);
     }
@@ -2242,6 +2327,7 @@ static void srv_free(struct smm_http_server *srv)
     }
     free(srv->sov);
     free_list(srv->goal_ids, srv->n_goals);
+    free(srv->allowed_hosts);
     pthread_cond_destroy(&srv->watch_cv);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
@@ -2280,13 +2366,14 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
     srv->redis_timeout_ms = o->redis_timeout_ms > 0 ? o->redis_timeout_ms : 1000;
     srv->ops = o->ops;
     srv->log = o->log;
+    srv->allowed_hosts = strdup(o->allowed_hosts ? o->allowed_hosts : "");
     srv->health_max_age_ms = o->health_max_age_ms;
     srv->header_timeout_ms = o->header_timeout_ms;
     int max_conn = o->max_connections > 0 ? o->max_connections : 64;
     srv->max_sse = max_conn / 2;
     if (!srv->token || !srv->prefix || !srv->redis_host || !srv->redis_unix_socket ||
         !srv->redis_username || !srv->redis_password || !srv->windows || !srv->metrics ||
-        !sov_ok || !srv->goal_ids || o->n_metrics > 32) {
+        !sov_ok || !srv->goal_ids || !srv->allowed_hosts || o->n_metrics > 32) {
         snprintf(errstr, errstr_size, "out of memory");
         srv_free(srv);
         return NULL;

@@ -46,6 +46,10 @@ struct smm_http_opts {
     int header_timeout_ms;
     /* /healthz answers 503 when ops.heartbeat_age_ms is older than this (<= 0: never). */
     int64_t health_max_age_ms;
+    /* Without a token, the Host names (no port; case-insensitive) accepted besides IP
+     * literals and "localhost": a comma-separated list, NULL or "" = none. With a token,
+     * every Host is accepted. */
+    const char *allowed_hosts;
     const char *prefix;  /* Redis key prefix, e.g. "smm:" */
     const char *redis_host;
     int redis_port;
@@ -87,5 +91,11 @@ void smm_http_server_stop(struct smm_http_server *srv);
 /* Decodes %XX escapes (and '+' when plus is set) of s[0..len) into out (room for len
  * bytes). Returns the decoded length, or -1 on a malformed escape. Pure; for tests. */
 long smm_http_url_decode(const char *s, size_t len, char *out, int plus);
+
+/* 1 when a request with this Host header may be answered by a server without a token:
+ * host NULL (HTTP/1.0 without Host), an IPv4 or bracketed IPv6 literal, "localhost", or a
+ * name of the comma-separated allowed list (NULL = none), each with or without ":port".
+ * Any other name may be a DNS-rebinding page (docs/security.md). Pure; for tests. */
+int smm_http_host_allowed(const char *host, const char *allowed);
 
 #endif

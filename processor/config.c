@@ -142,6 +142,8 @@ static const struct smm_config_key keys[] = {
      "timeout)"},
     {"http.health_max_age_ms", CFG_DURATION, "60000", 0, DAY_MS, OFF(http_health_max_age_ms),
      "/healthz answers 503 when the main loop has not gone round for this long (0 = never)"},
+    {"http.allowed_hosts", CFG_STR, "", 0, 0, OFF(http_allowed_hosts),
+     "Without http.token, Host names served besides IP addresses and localhost (comma list)"},
     {"alerts.kafka", CFG_BOOL, "true", 0, 1, OFF(alerts_kafka),
      "Relay the alerts stream into the Kafka alerts topic, exactly once (docs/alerts.md)"},
     {"alerts.topic", CFG_STR, "", 0, 0, OFF(alerts_topic),

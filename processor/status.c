@@ -540,6 +540,7 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
         .max_per_ip = (int)cfg->http_max_per_ip,
         .header_timeout_ms = (int)cfg->http_header_timeout_ms,
         .health_max_age_ms = cfg->http_health_max_age_ms,
+        .allowed_hosts = cfg->http_allowed_hosts,
         .ops = {.opaque = st, .metrics = op_metrics, .summary = op_summary, .ready = op_ready,
                 .heartbeat_age_ms = op_heartbeat_age},
         .log = smm_log_cb,

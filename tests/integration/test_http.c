@@ -1255,7 +1255,7 @@ Test(http, insight_routes, .timeout = 120)
     h_redis_stop(&redis);
 }
 
-/* ---- slow clients, the header deadline, /healthz's heartbeat, tokens ----
+/* ---- slow clients, the header deadline, /healthz's heartbeat, tokens, Host names ----
  *
  * On servers started in this process. Requests are written raw, from a chosen loopback
  * address (Linux routes all of 127.0.0.0/8 to lo), so one test can be several clients. */
@@ -1618,6 +1618,67 @@ Test(http, base64_token_header_and_query, .timeout = 60)
     }
     snprintf(req, sizeof(req), "GET /api/v1/summary?token=%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
              enc);
+    cr_assert_eq(exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf)), 401, "%s", buf);
+    smm_http_server_stop(srv);
+    h_redis_stop(&redis);
+}
+
+/* Without a token, a Host name that is not an IP literal, localhost or configured could be
+ * a DNS-rebinding page reading the API from a visitor's browser: 403. With a token, any
+ * Host (the token is what a page cannot have). */
+Test(http, host_check_without_token, .timeout = 60)
+{
+    static const struct {
+        const char *host;
+        int ok;
+    } hosts[] = {
+        {"127.0.0.1", 1}, {"127.0.0.1:8080", 1}, {"127.9.8.7", 1}, {"localhost", 1},
+        {"LocalHost:8080", 1}, {"[::1]", 1}, {"[::1]:8080", 1}, {"10.1.2.3:8080", 1},
+        {"dash.example.com", 1}, {"DASH.example.com:443", 1}, {"other.example", 1},
+        {"evil.example", 0}, {"evil.example:8080", 0}, {"localhost.evil.example", 0},
+        {"example.com", 0}, {"127.0.0.1.evil.example", 0}, {"[::1", 0}, {"[evil]:80", 0},
+        {"127.0.0.1:", 0}, {"127.0.0.1:80x", 0}, {"::1", 0}, {"", 0},
+    };
+    const char *allowed = "dash.example.com, other.example";
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        cr_assert_eq(smm_http_host_allowed(hosts[i].host, allowed), hosts[i].ok, "Host \"%s\"",
+                     hosts[i].host);
+    }
+    cr_assert(smm_http_host_allowed(NULL, NULL)); /* HTTP/1.0 without Host */
+    cr_assert(!smm_http_host_allowed("dash.example.com", NULL));
+
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    struct smm_http_opts o = {.allowed_hosts = allowed};
+    struct smm_http_server *srv = start_test_server(&o, redis.port);
+    int port = smm_http_server_port(srv);
+    char req[512], buf[8192];
+    static const char *const paths[] = {"/api/v1/summary", "/metrics", "/healthz", "/"};
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        if (!hosts[i].host[0]) {
+            continue; /* an empty Host is a bad request to libmicrohttpd already */
+        }
+        for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+            snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                     paths[k], hosts[i].host);
+            int st = exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf));
+            cr_assert_eq(st, hosts[i].ok ? 200 : 403, "GET %s, Host %s: %d: %s", paths[k],
+                         hosts[i].host, st, buf);
+            if (!hosts[i].ok) {
+                cr_assert(strstr(buf, "Host not allowed") != NULL, "%s", buf);
+            }
+        }
+    }
+    smm_http_server_stop(srv);
+
+    o = (struct smm_http_opts){.token = TOKEN};
+    srv = start_test_server(&o, redis.port);
+    port = smm_http_server_port(srv);
+    snprintf(req, sizeof(req),
+             "GET /api/v1/summary HTTP/1.0\r\nHost: evil.example\r\nAuthorization: Bearer "
+             "%s\r\n\r\n", TOKEN);
+    cr_assert_eq(exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf)), 200, "%s", buf);
+    snprintf(req, sizeof(req), "GET /api/v1/summary HTTP/1.0\r\nHost: evil.example\r\n\r\n");
     cr_assert_eq(exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf)), 401, "%s", buf);
     smm_http_server_stop(srv);
     h_redis_stop(&redis);
