@@ -3,11 +3,16 @@
  * DESIGN: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION) with
  * a connection limit, so an event stream may simply block in its content callback (waiting
  * in XREAD BLOCK for the next alert, at most until the next one-second summary) without
- * stalling other clients, and nothing here ever runs on the processor's loop thread. What
- * the loop knows comes through smm_http_ops (a snapshot copied under the status mutex);
- * Redis is read on connections this file owns: a small pool for API requests and one
- * connection per event stream, all with short timeouts, so a slow or absent Redis turns
- * into a 503, never into a stuck loop.
+ * stalling other clients, and nothing here ever runs on the processor's loop thread. The
+ * price is a thread and a slot per connection, idle ones included: so one client address
+ * holds at most max_per_ip of them, and a connection gets header_timeout_ms for a request's
+ * headers (the watchdog below), so idle or trickling clients cannot keep /healthz and
+ * /metrics from answering. Without a token, only Host names that cannot be a DNS-rebinding
+ * page are served (smm_http_host_allowed()). What the loop knows comes through
+ * smm_http_ops (a snapshot copied under the status mutex; /healthz also asks the age of the
+ * loop's heartbeat); Redis is read on connections this file owns: a small pool for API
+ * requests and one connection per event stream, all with short timeouts, so a slow or
+ * absent Redis turns into a 503, never into a stuck loop.
  *
  * Ids in paths are arbitrary bytes: we keep libmicrohttpd from unescaping the path (a
  * no-op unescape callback), split the raw path first and percent-decode the id after, so
@@ -49,6 +54,14 @@
 #define SERIES_MINUTES 30
 #define SSE_BLOCK_MS 1000
 
+/* One open connection, for the header deadline (see the watchdog). */
+struct conn_watch {
+    int fd;
+    int64_t since_ms; /* waiting for request headers since (monotonic); 0 = serving one */
+    int shut;         /* the watchdog shut it down */
+    struct conn_watch *prev, *next;
+};
+
 /* A competitor set, copied from the options. */
 struct sov_set {
     char *name;
@@ -72,6 +85,13 @@ struct smm_http_server {
     int n_goals;
     struct smm_http_ops ops;
     void (*log)(void *opaque, enum smm_log_level level, const char *msg);
+    char *allowed_hosts;
+    int64_t health_max_age_ms;
+    int header_timeout_ms;
+    struct conn_watch *watch; /* open connections, guarded by mu */
+    pthread_t watchdog;
+    int watchdog_on;
+    pthread_cond_t watch_cv; /* wakes the watchdog to stop */
     int max_sse;
     int sse_open;  /* guarded by mu */
     int stopping;  /* __atomic */
@@ -1863,7 +1883,10 @@ static enum MHD_Result route_events(struct smm_http_server *srv, struct MHD_Conn
 
 /* Constant-time comparison, so the token cannot be guessed byte by byte from timings.
  * query_ok: also accept ?token= (only /events: a browser's EventSource cannot send
- * headers; the token then shows in access logs of proxies, so prefer the header). */
+ * headers; the token then shows in access logs of proxies, so prefer the header). The
+ * header carries the token as it is; the query value is form-encoded like every query
+ * value: percent-decoded, and a literal '+' is a space (libmicrohttpd turns it into one
+ * before we see it), so a token's '+' must arrive as %2B, as encodeURIComponent sends it. */
 static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn, int query_ok)
 {
     if (!srv->token[0]) {
@@ -1871,18 +1894,26 @@ static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn, 
     }
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
+    char dec[1024];
     if (h && strncasecmp(h, "Bearer ", 7) == 0) {
         h += 7;
+        while (*h == ' ') {
+            h++;
+        }
     } else if (query_ok) {
         h = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+        size_t len = h ? strlen(h) : 0;
+        long n = h && len < sizeof(dec) ? smm_http_url_decode(h, len, dec, 1) : -1;
+        if (n < 0 || memchr(dec, '\0', (size_t)n)) {
+            return 0;
+        }
+        dec[n] = '\0';
+        h = dec;
     } else {
         h = NULL;
     }
     if (!h) {
         return 0;
-    }
-    while (*h == ' ') {
-        h++;
     }
     size_t a = strlen(h), b = strlen(srv->token);
     unsigned diff = (unsigned)(a ^ b);
@@ -1890,6 +1921,107 @@ static int authorized(struct smm_http_server *srv, struct MHD_Connection *conn, 
         diff |= (unsigned char)(i < a ? h[i] : 0) ^ (unsigned char)srv->token[i];
     }
     return diff == 0;
+}
+
+/* Is name (len bytes, no port) one of the comma-separated names of list? */
+static int in_host_list(const char *name, size_t len, const char *list)
+{
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *q = p;
+        while (n > 0 && (*q == ' ' || *q == '\t')) {
+            q++;
+            n--;
+        }
+        while (n > 0 && (q[n - 1] == ' ' || q[n - 1] == '\t')) {
+            n--;
+        }
+        if (n == len && n > 0 && strncasecmp(q, name, n) == 0) {
+            return 1;
+        }
+        p = end ? end + 1 : p + strlen(p);
+    }
+    return 0;
+}
+
+/* DESIGN: a page on evil.example whose name is then re-pointed at 127.0.0.1 (DNS
+ * rebinding) is same-origin with our API, so the browser lets it read every answer; its
+ * requests still carry Host: evil.example. An IP literal is safe to accept (a page can
+ * only be same-origin with an IP literal by being served from that address), and so is
+ * "localhost" (resolved from the hosts file, not by a DNS server an attacker runs); other
+ * names only when configured. */
+int smm_http_host_allowed(const char *host, const char *allowed)
+{
+    if (!host) {
+        return 1;
+    }
+    char name[256];
+    size_t len = strlen(host);
+    const char *port = NULL;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        if (!end || (size_t)(end - host - 1) >= sizeof(name)) {
+            return 0;
+        }
+        memcpy(name, host + 1, (size_t)(end - host - 1));
+        name[end - host - 1] = '\0';
+        if (end[1] == ':') {
+            port = end + 2;
+        } else if (end[1] != '\0') {
+            return 0;
+        }
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, name, &a6) != 1) {
+            return 0;
+        }
+    } else {
+        const char *colon = strchr(host, ':');
+        size_t n = colon ? (size_t)(colon - host) : len;
+        if (n == 0 || n >= sizeof(name)) {
+            return 0;
+        }
+        memcpy(name, host, n);
+        name[n] = '\0';
+        port = colon ? colon + 1 : NULL;
+    }
+    if (port && (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)) {
+        return 0;
+    }
+    if (host[0] == '[') {
+        return 1;
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 || strcasecmp(name, "localhost") == 0) {
+        return 1;
+    }
+    return in_host_list(name, strlen(name), allowed);
+}
+
+/* GET /healthz: the process answers, and its loop went round recently. */
+static enum MHD_Result route_healthz(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    int64_t age = srv->ops.heartbeat_age_ms ? srv->ops.heartbeat_age_ms(srv->ops.opaque) : -1;
+    cJSON *o = cJSON_CreateObject();
+    int stalled = srv->health_max_age_ms > 0 && age > srv->health_max_age_ms;
+    cJSON_AddStringToObject(o, "status", stalled ? "stalled" : "ok");
+    if (srv->ops.heartbeat_age_ms) {
+        if (age >= 0) {
+            cJSON_AddNumberToObject(o, "heartbeat_age_ms", (double)age);
+        } else {
+            cJSON_AddNullToObject(o, "heartbeat_age_ms"); /* the loop has not started */
+        }
+        if (srv->health_max_age_ms > 0) {
+            cJSON_AddNumberToObject(o, "max_age_ms", (double)srv->health_max_age_ms);
+        }
+    }
+    if (stalled) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the main loop has not gone round for %lld ms (limit %lld)",
+                 (long long)age, (long long)srv->health_max_age_ms);
+        cJSON_AddStringToObject(o, "error", msg);
+    }
+    return send_json(conn, stalled ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, o);
 }
 
 static enum MHD_Result send_doc(struct MHD_Connection *conn, char *doc, const char *type)
@@ -1900,6 +2032,126 @@ static enum MHD_Result send_doc(struct MHD_Connection *conn, char *doc, const ch
     return send_buf(conn, MHD_HTTP_OK, type, doc, strlen(doc), MHD_RESPMEM_MUST_FREE);
 }
 
+/* ---- the header deadline ----
+ *
+ * DESIGN: a thread per connection makes an idle or half-sent connection cost a thread and
+ * one of max_connections; libmicrohttpd's own timeout counts from the last byte, so a client
+ * sending a byte every few seconds would hold its slot for ever. So each connection is
+ * listed (notify_connection) with the time it started waiting for request headers: its
+ * accept, and the end of each request (notify_completed; libmicrohttpd closes the connection
+ * after each of our answers today, which are queued at the first call); the access handler
+ * clears it.
+ * A watchdog thread shuts down (shutdown(2), not close: the descriptor stays libmicrohttpd's)
+ * every connection waiting longer than header_timeout_ms; its thread then sees the end of
+ * the stream and closes it. libmicrohttpd reports a connection closed before it closes the
+ * descriptor, and both sides hold mu, so a shut down descriptor is never one reused. */
+
+static struct conn_watch *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request's headers are in: no deadline while it is served. */
+static void watch_serving(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    struct conn_watch *w = watch_of(conn);
+    if (w) {
+        pthread_mutex_lock(&srv->mu);
+        w->since_ms = 0;
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct smm_http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn_watch *w = ci ? calloc(1, sizeof(*w)) : NULL;
+        if (!w) {
+            return; /* not watched: only libmicrohttpd's idle timeout applies */
+        }
+        w->fd = ci->connect_fd;
+        w->since_ms = mono_ms();
+        pthread_mutex_lock(&srv->mu);
+        w->next = srv->watch;
+        if (srv->watch) {
+            srv->watch->prev = w;
+        }
+        srv->watch = w;
+        pthread_mutex_unlock(&srv->mu);
+        *socket_context = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        struct conn_watch *w = *socket_context;
+        pthread_mutex_lock(&srv->mu);
+        if (w->prev) {
+            w->prev->next = w->next;
+        } else {
+            srv->watch = w->next;
+        }
+        if (w->next) {
+            w->next->prev = w->prev;
+        }
+        pthread_mutex_unlock(&srv->mu);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+/* A request ended: the connection (kept alive) waits for the next one's headers. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    (void)con_cls;
+    (void)code;
+    struct smm_http_server *srv = cls;
+    struct conn_watch *w = watch_of(conn);
+    if (w) {
+        int64_t now = mono_ms();
+        pthread_mutex_lock(&srv->mu);
+        w->since_ms = now;
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct smm_http_server *srv = arg;
+    int64_t step = srv->header_timeout_ms / 4 < 250 ? srv->header_timeout_ms / 4 : 250;
+    step = step < 10 ? 10 : step;
+    pthread_mutex_lock(&srv->mu);
+    while (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
+        int64_t now = mono_ms();
+        int shut = 0;
+        for (struct conn_watch *w = srv->watch; w; w = w->next) {
+            if (w->since_ms > 0 && !w->shut && now - w->since_ms >= srv->header_timeout_ms) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->shut = 1;
+                shut++;
+            }
+        }
+        if (shut) {
+            pthread_mutex_unlock(&srv->mu);
+            log_msg(srv, SMM_LOG_DEBUG,
+                    "http: closed %d connection(s) without complete request headers in %d ms",
+                    shut, srv->header_timeout_ms);
+            pthread_mutex_lock(&srv->mu);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)step * 1000000;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&srv->watch_cv, &srv->mu, &ts);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
@@ -1908,14 +2160,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     (void)upload;
     (void)con_cls;
     struct smm_http_server *srv = cls;
+    watch_serving(srv, conn);
     *upload_size = 0; /* a body on GET is ignored */
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     }
+    if (!srv->token[0] &&
+        !smm_http_host_allowed(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_HOST),
+                               srv->allowed_hosts)) {
+        return send_error(conn, MHD_HTTP_FORBIDDEN,
+                          "Host not allowed: without http.token only IP addresses, localhost "
+                          "and the names of http.allowed_hosts are served");
+    }
     if (strcmp(url, "/healthz") == 0) {
-        static char ok[] = "{\"status\":\"ok\"}";
-        return send_buf(conn, MHD_HTTP_OK, "application/json", ok, sizeof(ok) - 1,
-                        MHD_RESPMEM_PERSISTENT);
+        return route_healthz(srv, conn);
     }
     /* The page's own files hold no data: served without the token, so a browser can load
      * the dashboard, which then sends the token (from its ?token=) on every request. */
@@ -2068,6 +2327,8 @@ static void srv_free(struct smm_http_server *srv)
     }
     free(srv->sov);
     free_list(srv->goal_ids, srv->n_goals);
+    free(srv->allowed_hosts);
+    pthread_cond_destroy(&srv->watch_cv);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
 }
@@ -2077,6 +2338,12 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
 {
     struct smm_http_server *srv = calloc(1, sizeof(*srv));
     if (!srv || pthread_mutex_init(&srv->mu, NULL) != 0) {
+        free(srv);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    if (pthread_cond_init(&srv->watch_cv, NULL) != 0) {
+        pthread_mutex_destroy(&srv->mu);
         free(srv);
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
@@ -2099,11 +2366,14 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
     srv->redis_timeout_ms = o->redis_timeout_ms > 0 ? o->redis_timeout_ms : 1000;
     srv->ops = o->ops;
     srv->log = o->log;
+    srv->allowed_hosts = strdup(o->allowed_hosts ? o->allowed_hosts : "");
+    srv->health_max_age_ms = o->health_max_age_ms;
+    srv->header_timeout_ms = o->header_timeout_ms;
     int max_conn = o->max_connections > 0 ? o->max_connections : 64;
     srv->max_sse = max_conn / 2;
     if (!srv->token || !srv->prefix || !srv->redis_host || !srv->redis_unix_socket ||
         !srv->redis_username || !srv->redis_password || !srv->windows || !srv->metrics ||
-        !sov_ok || !srv->goal_ids || o->n_metrics > 32) {
+        !sov_ok || !srv->goal_ids || !srv->allowed_hosts || o->n_metrics > 32) {
         snprintf(errstr, errstr_size, "out of memory");
         srv_free(srv);
         return NULL;
@@ -2131,7 +2401,11 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                              (unsigned)(o->max_per_ip > 0 ? o->max_per_ip : 0),
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
                               MHD_OPTION_END);
     if (!srv->d) {
@@ -2142,6 +2416,15 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? (int)info->port : o->port;
+    if (srv->header_timeout_ms > 0) {
+        if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv) != 0) {
+            snprintf(errstr, errstr_size, "http: cannot start the header deadline thread");
+            MHD_stop_daemon(srv->d);
+            srv_free(srv);
+            return NULL;
+        }
+        srv->watchdog_on = 1;
+    }
     return srv;
 }
 
@@ -2155,7 +2438,13 @@ void smm_http_server_stop(struct smm_http_server *srv)
     if (!srv) {
         return;
     }
+    pthread_mutex_lock(&srv->mu);
     __atomic_store_n(&srv->stopping, 1, __ATOMIC_RELEASE);
+    pthread_cond_signal(&srv->watch_cv);
+    pthread_mutex_unlock(&srv->mu);
+    if (srv->watchdog_on) {
+        pthread_join(srv->watchdog, NULL);
+    }
     MHD_stop_daemon(srv->d); /* joins the connection threads: streams end within ~1 s */
     srv_free(srv);
 }

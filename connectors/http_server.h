@@ -23,6 +23,9 @@ struct smm_http_ops {
     char *(*summary)(void *opaque); /* the JSON object of /api/v1/summary */
     /* 1 when ready; otherwise 0 and why holds the reasons, separated by "; ". */
     int (*ready)(void *opaque, char *why, size_t why_size);
+    /* Milliseconds since the processor's loop last went round, or -1 before its first
+     * round. NULL: /healthz checks no heartbeat. */
+    int64_t (*heartbeat_age_ms)(void *opaque);
 };
 
 /* One competitor set for share of voice (config sov.set.<name> = "brandA,brandB,..."). */
@@ -37,6 +40,16 @@ struct smm_http_opts {
     int port;            /* 0 = ephemeral (see smm_http_server_port()) */
     const char *token;   /* NULL or "" = no authentication */
     int max_connections; /* <= 0: 64 */
+    int max_per_ip;      /* connections from one client address at once; <= 0: no limit */
+    /* A connection gets this long for a request's headers, counted from its accept or from
+     * the end of its previous request, then is closed (<= 0: only the 30 s idle timeout). */
+    int header_timeout_ms;
+    /* /healthz answers 503 when ops.heartbeat_age_ms is older than this (<= 0: never). */
+    int64_t health_max_age_ms;
+    /* Without a token, the Host names (no port; case-insensitive) accepted besides IP
+     * literals and "localhost": a comma-separated list, NULL or "" = none. With a token,
+     * every Host is accepted. */
+    const char *allowed_hosts;
     const char *prefix;  /* Redis key prefix, e.g. "smm:" */
     const char *redis_host;
     int redis_port;
@@ -64,7 +77,9 @@ struct smm_http_opts {
 struct smm_http_server;
 
 /* Copies opts (strings, lists, competitor sets and goal ids included) and starts
- * listening: thread per connection, at most max_connections at once. Returns NULL with
+ * listening: thread per connection, at most max_connections at once (max_per_ip of them
+ * from one address), each closed when its request headers are not complete within
+ * header_timeout_ms. Returns NULL with
  * errstr (never containing a secret). */
 struct smm_http_server *smm_http_server_start(const struct smm_http_opts *opts, char *errstr,
                                               size_t errstr_size);
@@ -76,5 +91,11 @@ void smm_http_server_stop(struct smm_http_server *srv);
 /* Decodes %XX escapes (and '+' when plus is set) of s[0..len) into out (room for len
  * bytes). Returns the decoded length, or -1 on a malformed escape. Pure; for tests. */
 long smm_http_url_decode(const char *s, size_t len, char *out, int plus);
+
+/* 1 when a request with this Host header may be answered by a server without a token:
+ * host NULL (HTTP/1.0 without Host), an IPv4 or bracketed IPv6 literal, "localhost", or a
+ * name of the comma-separated allowed list (NULL = none), each with or without ":port".
+ * Any other name may be a DNS-rebinding page (docs/security.md). Pure; for tests. */
+int smm_http_host_allowed(const char *host, const char *allowed);
 
 #endif

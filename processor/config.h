@@ -97,6 +97,10 @@ struct smm_config {
     char *http_address;
     int64_t http_port;
     char *http_token; /* secret; "" = no authentication */
+    int64_t http_max_per_ip;         /* 0 = no per-address limit */
+    int64_t http_header_timeout_ms;  /* 0 = only the 30 s idle timeout */
+    int64_t http_health_max_age_ms;  /* 0 = /healthz ignores the loop's heartbeat */
+    char *http_allowed_hosts;        /* comma list of Host names served without a token */
     int64_t alerts_kafka;      /* bool */
     char *alerts_topic;        /* "" = <topic>.alerts */
     int64_t alerts_stream_max; /* MAXLEN ~ of <prefix>alerts */

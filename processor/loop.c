@@ -1172,6 +1172,9 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
     int behind = 0; /* the last poll filled its batch: more is waiting locally */
     while (!*stop && !loop->fatal) {
         now = clock_ms();
+        if (loop->opts.status) {
+            smm_status_heartbeat(loop->opts.status, mono_us() / 1000); /* /healthz */
+        }
         /* When behind, or while the previous flush is still running in Redis, batch up to
          * flush.max_interval_ms: a bigger batch repeats more keys, so Redis does less work
          * per event exactly when throughput matters. */

@@ -33,6 +33,7 @@ struct smm_status {
     /* rate sampling (loop side, under mu) */
     int64_t rate_ts_ms, rate_consumed, rate_flush_count;
     double rate_flush_sum_s;
+    int64_t heartbeat_ms; /* __atomic; CLOCK_MONOTONIC ms of the loop's last round, 0 none */
 };
 
 struct smm_status *smm_status_new(void)
@@ -156,6 +157,11 @@ void smm_status_set_tracked_cascades(struct smm_status *st, int64_t n)
     pthread_mutex_lock(&st->mu);
     st->s.tracked_cascades = n;
     pthread_mutex_unlock(&st->mu);
+}
+
+void smm_status_heartbeat(struct smm_status *st, int64_t mono_ms)
+{
+    __atomic_store_n(&st->heartbeat_ms, mono_ms > 0 ? mono_ms : 1, __ATOMIC_RELEASE);
 }
 
 int smm_status_snapshot(struct smm_status *st, struct smm_status_snap *out)
@@ -462,6 +468,19 @@ static int op_ready(void *opaque, char *why, size_t why_size)
     return ready;
 }
 
+static int64_t op_heartbeat_age(void *opaque)
+{
+    struct smm_status *st = opaque;
+    int64_t hb = __atomic_load_n(&st->heartbeat_ms, __ATOMIC_ACQUIRE);
+    if (hb == 0) {
+        return -1; /* the loop has not started yet */
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t age = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - hb;
+    return age > 0 ? age : 0;
+}
+
 struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm_config *cfg,
                                          char *errstr, size_t errstr_size)
 {
@@ -518,7 +537,12 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
         .n_sov_sets = n_sov,
         .goal_ids = goal_ids,
         .n_goals = n_goals,
-        .ops = {.opaque = st, .metrics = op_metrics, .summary = op_summary, .ready = op_ready},
+        .max_per_ip = (int)cfg->http_max_per_ip,
+        .header_timeout_ms = (int)cfg->http_header_timeout_ms,
+        .health_max_age_ms = cfg->http_health_max_age_ms,
+        .allowed_hosts = cfg->http_allowed_hosts,
+        .ops = {.opaque = st, .metrics = op_metrics, .summary = op_summary, .ready = op_ready,
+                .heartbeat_age_ms = op_heartbeat_age},
         .log = smm_log_cb,
     };
     struct smm_http_server *srv = smm_http_server_start(&o, errstr, errstr_size);

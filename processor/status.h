@@ -93,6 +93,11 @@ void smm_status_alert(struct smm_status *st, const char *kind, int64_t n);
 void smm_status_set_open_threads(struct smm_status *st, int64_t n);
 void smm_status_set_tracked_cascades(struct smm_status *st, int64_t n);
 
+/* The loop went round at mono_ms (CLOCK_MONOTONIC, ms): called every iteration, a
+ * lock-free atomic store. /healthz reports the age of the last one and fails past
+ * http.health_max_age_ms, so a stuck loop shows as an unhealthy process. */
+void smm_status_heartbeat(struct smm_status *st, int64_t mono_ms);
+
 /* Copies the status into out (rss_bytes = -1). Returns SMM_OK, or SMM_ERR on
  * out-of-memory (out is then empty but valid). Free with smm_status_snap_free(). */
 int smm_status_snapshot(struct smm_status *st, struct smm_status_snap *out);

@@ -98,7 +98,8 @@
     if (token) headers["Authorization"] = "Bearer " + token;
     return fetch(path, { headers: headers, cache: "no-store" }).then(function (r) {
       if (r.status === 401) {
-        showError(token ? "The server refused the token (401). Check ?token= in the address."
+        showError(token ? "The server refused the token (401). Check ?token= in the address " +
+                          "(write a + of the token as %2B)."
                         : "This server needs a token: open the page as /?token=<http.token>.");
       }
       if (r.status !== 200) return { status: r.status, body: null };

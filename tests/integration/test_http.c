@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -754,6 +755,15 @@ Test(http, readyz_follows_redis, .timeout = 120)
     cJSON *j = get_json(run.port, "/readyz", NULL, 200);
     cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "ready")));
     cJSON_Delete(j);
+    /* /healthz carries the loop's heartbeat: it goes round at least once a tick (1 s). */
+    for (int i = 0; i < 5; i++) {
+        j = get_json(run.port, "/healthz", NULL, 200);
+        double age = num(j, "heartbeat_age_ms");
+        cr_assert(age >= 0 && age < 2500, "heartbeat %.0f ms old", age);
+        cr_assert_eq(num(j, "max_age_ms"), 60000); /* http.health_max_age_ms default */
+        cJSON_Delete(j);
+        h_sleep_ms(300);
+    }
     redisFree(run.c);
     run.c = NULL;
     h_redis_stop(&run.redis);
@@ -1242,5 +1252,434 @@ Test(http, insight_routes, .timeout = 120)
 
     smm_http_server_stop(srv);
     redisFree(c);
+    h_redis_stop(&redis);
+}
+
+/* ---- slow clients, the header deadline, /healthz's heartbeat, tokens, Host names ----
+ *
+ * On servers started in this process. Requests are written raw, from a chosen loopback
+ * address (Linux routes all of 127.0.0.0/8 to lo), so one test can be several clients. */
+
+/* A TCP connection from src (a 127.x address) to 127.0.0.1:port, or -1. */
+static int dial_from(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in s = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &s.sin_addr);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&s, sizeof(s)) != 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends req from src and reads the answer for at most timeout_ms: until EOF, or only until
+ * the end of the headers when head_only (an event stream never ends). The status, or -1
+ * when the connection was refused or closed without a status line, or time ran out. What
+ * was read goes to out (NUL-terminated). */
+static int exchange(int port, const char *src, const char *req, int head_only, int timeout_ms,
+                    char *out, size_t out_size)
+{
+    out[0] = '\0';
+    int fd = dial_from(src, port);
+    if (fd < 0) {
+        return -1;
+    }
+    size_t len = 0, n = strlen(req);
+    if (write(fd, req, n) != (ssize_t)n) {
+        close(fd);
+        return -1;
+    }
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int eof = 0;
+    while (!eof && !(head_only && strstr(out, "\r\n\r\n"))) {
+        int64_t left = deadline - h_now_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0) {
+            close(fd);
+            return -1;
+        }
+        if (poll(&p, 1, (int)left) <= 0) {
+            continue;
+        }
+        ssize_t r = len + 1 < out_size ? read(fd, out + len, out_size - len - 1) : 0;
+        if (r <= 0) {
+            eof = 1;
+            break;
+        }
+        len += (size_t)r;
+        out[len] = '\0';
+    }
+    close(fd);
+    int status = -1;
+    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1) {
+        return -1;
+    }
+    return status;
+}
+
+static char *test_summary_doc(void *opaque)
+{
+    (void)opaque;
+    return strdup("{\"ok\":true}");
+}
+
+static int64_t test_heartbeat_age = -1; /* what the fake loop reports (-1: not started) */
+
+static int64_t test_heartbeat(void *opaque)
+{
+    (void)opaque;
+    return __atomic_load_n(&test_heartbeat_age, __ATOMIC_ACQUIRE);
+}
+
+/* A server with the processor's HTTP defaults (16 connections per address, 5 s for
+ * request headers, health bound 60 s) unless the caller changed o. */
+static struct smm_http_server *start_test_server(struct smm_http_opts *o, int redis_port)
+{
+    o->address = "127.0.0.1";
+    o->prefix = "smm:";
+    o->redis_host = "127.0.0.1";
+    o->redis_port = redis_port;
+    o->redis_timeout_ms = 1000;
+    o->ops.metrics = test_metrics_doc;
+    o->ops.summary = test_summary_doc;
+    o->ops.heartbeat_age_ms = test_heartbeat;
+    char err[256];
+    struct smm_http_server *srv = smm_http_server_start(o, err, sizeof(err));
+    cr_assert_not_null(srv, "smm_http_server_start: %s", err);
+    return srv;
+}
+
+#define SLOW_PER_ADDR 150
+#define SLOW_RUN_MS 7000
+
+/* 300 slow clients on two addresses: half connect and send nothing, half send half a
+ * request and then one byte every 500 ms; a closed one is re-opened after a second. Health
+ * and metrics, asked from a third address every 250 ms meanwhile, must answer within 1.5 s
+ * every time. With one thread and one of 64 slots per connection and no per-address bound,
+ * they found no slot: /healthz did not answer, and a liveness probe would restart the pod. */
+Test(http, slow_clients_keep_health_answering, .timeout = 120)
+{
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    struct smm_http_opts o = {.max_per_ip = 16, .header_timeout_ms = 5000,
+                              .health_max_age_ms = 60000};
+    __atomic_store_n(&test_heartbeat_age, 10, __ATOMIC_RELEASE);
+    struct smm_http_server *srv = start_test_server(&o, redis.port);
+    int port = smm_http_server_port(srv);
+    static const char *const src[2] = {"127.0.0.1", "127.0.0.2"};
+    int fd[2 * SLOW_PER_ADDR];
+    int64_t opened[2 * SLOW_PER_ADDR], dripped[2 * SLOW_PER_ADDR];
+    int n_opened = 0;
+    for (int i = 0; i < 2 * SLOW_PER_ADDR; i++) {
+        fd[i] = -1;
+        opened[i] = dripped[i] = 0;
+    }
+    static const char half[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    int64_t t0 = h_now_ms(), next_probe = t0 + 500;
+    int probes = 0;
+    int64_t worst = 0;
+    char buf[16384];
+    while (h_now_ms() - t0 < SLOW_RUN_MS) {
+        int64_t now = h_now_ms();
+        for (int i = 0; i < 2 * SLOW_PER_ADDR; i++) {
+            if (fd[i] >= 0) {
+                struct pollfd p = {.fd = fd[i], .events = POLLIN};
+                char junk[512];
+                if (poll(&p, 1, 0) > 0 && read(fd[i], junk, sizeof(junk)) <= 0) {
+                    close(fd[i]); /* closed by the server */
+                    fd[i] = -1;
+                }
+            }
+            if (fd[i] < 0 && now - opened[i] >= 1000) {
+                fd[i] = dial_from(src[i % 2], port);
+                opened[i] = now;
+                n_opened++;
+                if (fd[i] >= 0 && i % 4 >= 2) {
+                    ssize_t w = write(fd[i], half, sizeof(half) - 1);
+                    (void)w;
+                    dripped[i] = now;
+                }
+            } else if (fd[i] >= 0 && i % 4 >= 2 && now - dripped[i] >= 500) {
+                ssize_t w = send(fd[i], "x", 1, MSG_NOSIGNAL);
+                (void)w;
+                dripped[i] = now;
+            }
+        }
+        if (now >= next_probe) {
+            static const char *const paths[2] = {"/healthz", "/metrics"};
+            for (int k = 0; k < 2; k++) {
+                char req[128];
+                snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+                         paths[k]);
+                int64_t s = h_now_ms();
+                int st = exchange(port, "127.0.0.3", req, 0, 1500, buf, sizeof(buf));
+                int64_t took = h_now_ms() - s;
+                cr_assert_eq(st, 200, "GET %s from a third address under %d slow clients: %d "
+                             "after %lld ms (%s)", paths[k], 2 * SLOW_PER_ADDR, st,
+                             (long long)took, buf);
+                worst = took > worst ? took : worst;
+                probes++;
+            }
+            next_probe = h_now_ms() + 250;
+        }
+        h_sleep_ms(20);
+    }
+    cr_log_info("%d probes answered, slowest %lld ms; %d slow connections opened", probes,
+                (long long)worst, n_opened);
+    cr_assert(probes >= 20, "only %d probes in %d ms", probes, SLOW_RUN_MS);
+    for (int i = 0; i < 2 * SLOW_PER_ADDR; i++) {
+        if (fd[i] >= 0) {
+            close(fd[i]);
+        }
+    }
+    smm_http_server_stop(srv);
+    h_redis_stop(&redis);
+}
+
+/* Waits up to ms for the server to close fd (EOF or reset). Returns the time it took, or
+ * -1 if it stayed open. drip: send one header byte every 200 ms meanwhile. */
+static int64_t closed_within(int fd, int ms, int drip)
+{
+    int64_t t0 = h_now_ms(), last = t0;
+    while (h_now_ms() - t0 < ms) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) > 0) {
+            char junk[4096];
+            if (read(fd, junk, sizeof(junk)) <= 0) {
+                return h_now_ms() - t0;
+            }
+        }
+        if (drip && h_now_ms() - last >= 200) {
+            if (send(fd, "y", 1, MSG_NOSIGNAL) != 1) {
+                return h_now_ms() - t0;
+            }
+            last = h_now_ms();
+        }
+    }
+    return -1;
+}
+
+/* A connection gets header_timeout_ms for a request's headers, however slowly it sends
+ * them (libmicrohttpd's own timeout restarts at every byte); a request whose headers arrive
+ * in time is answered, and an event stream lives on past the deadline. */
+Test(http, header_deadline, .timeout = 60)
+{
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    struct smm_http_opts o = {.header_timeout_ms = 1000};
+    struct smm_http_server *srv = start_test_server(&o, redis.port);
+    int port = smm_http_server_port(srv);
+
+    int fd = dial_from("127.0.0.1", port);
+    cr_assert(fd >= 0);
+    static const char half[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    cr_assert_eq(write(fd, half, sizeof(half) - 1), (ssize_t)(sizeof(half) - 1));
+    int64_t t = closed_within(fd, 4000, 1);
+    cr_assert(t >= 0, "a header sent one byte per 200 ms was still open after 4 s");
+    cr_assert(t >= 700 && t <= 2000, "closed after %lld ms, want about 1000", (long long)t);
+    close(fd);
+
+    /* Silent from the start. */
+    fd = dial_from("127.0.0.1", port);
+    t = closed_within(fd, 4000, 0);
+    cr_assert(t >= 700 && t <= 2000, "an idle connection closed after %lld ms", (long long)t);
+    close(fd);
+
+    /* Headers complete within the deadline, after most of it went by: answered. */
+    fd = dial_from("127.0.0.1", port);
+    static const char full[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    h_sleep_ms(600);
+    cr_assert_eq(write(fd, full, sizeof(full) - 1), (ssize_t)(sizeof(full) - 1));
+    char buf[4096] = "";
+    size_t len = 0;
+    int64_t t0 = h_now_ms();
+    while (!strstr(buf, "\"status\":\"ok\"") && h_now_ms() - t0 < 2000) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) > 0) {
+            ssize_t r = read(fd, buf + len, sizeof(buf) - len - 1);
+            cr_assert(r > 0, "closed before the answer: %.*s", (int)len, buf);
+            len += (size_t)r;
+            buf[len] = '\0';
+        }
+    }
+    cr_assert(strstr(buf, "HTTP/1.1 200") != NULL, "%s", buf);
+    close(fd);
+
+    /* A request being served has no deadline: an event stream outlives it. */
+    fd = dial_from("127.0.0.1", port);
+    static const char sse[] = "GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    cr_assert_eq(write(fd, sse, sizeof(sse) - 1), (ssize_t)(sizeof(sse) - 1));
+    static char ev[1 << 16];
+    size_t evlen = 0;
+    ev[0] = '\0';
+    cr_assert(sse_wait(fd, ev, sizeof(ev), &evlen, "event: summary", 2000), "%s", ev);
+    h_sleep_ms(2500); /* past the deadline; then three summaries or more */
+    cr_assert(sse_wait(fd, ev, sizeof(ev), &evlen, "}\n\nevent: summary\ndata: {\"ok\":true}\n\n"
+                       "event: summary", 2000),
+              "the event stream stopped after the header deadline: %s", ev);
+    close(fd);
+    smm_http_server_stop(srv);
+    h_redis_stop(&redis);
+}
+
+/* /healthz: 200 with the loop's heartbeat age while it is within http.health_max_age_ms,
+ * 503 with the age once the loop has stalled past it; before the loop's first round, 200
+ * with a null age (starting up is /readyz's business). */
+Test(http, healthz_follows_heartbeat, .timeout = 60)
+{
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    struct smm_http_opts o = {.health_max_age_ms = 2000};
+    struct smm_http_server *srv = start_test_server(&o, redis.port);
+    int port = smm_http_server_port(srv);
+
+    __atomic_store_n(&test_heartbeat_age, -1, __ATOMIC_RELEASE);
+    cJSON *j = get_json(port, "/healthz", NULL, 200);
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "heartbeat_age_ms")));
+    cJSON_Delete(j);
+
+    __atomic_store_n(&test_heartbeat_age, 150, __ATOMIC_RELEASE);
+    j = get_json(port, "/healthz", NULL, 200);
+    str_is(j, "status", "ok");
+    num_eq(j, "heartbeat_age_ms", 150);
+    num_eq(j, "max_age_ms", 2000);
+    cJSON_Delete(j);
+
+    __atomic_store_n(&test_heartbeat_age, 2000, __ATOMIC_RELEASE); /* at the bound: fine */
+    cJSON_Delete(get_json(port, "/healthz", NULL, 200));
+
+    __atomic_store_n(&test_heartbeat_age, 7250, __ATOMIC_RELEASE); /* stalled */
+    j = get_json(port, "/healthz", NULL, 503);
+    str_is(j, "status", "stalled");
+    num_eq(j, "heartbeat_age_ms", 7250);
+    const cJSON *e = cJSON_GetObjectItem(j, "error");
+    cr_assert(cJSON_IsString(e) && strstr(e->valuestring, "7250"), "no reason in /healthz");
+    cJSON_Delete(j);
+
+    __atomic_store_n(&test_heartbeat_age, 5, __ATOMIC_RELEASE); /* it recovers */
+    cJSON_Delete(get_json(port, "/healthz", NULL, 200));
+    smm_http_server_stop(srv);
+    h_redis_stop(&redis);
+}
+
+/* A base64 token holding '/', '+' and '=': as a bearer header on every route, and as the
+ * ?token= of the event stream percent-encoded as the page sends it (encodeURIComponent);
+ * a literal '+' in a query is a space, so the token written raw there is refused. */
+Test(http, base64_token_header_and_query, .timeout = 60)
+{
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    const char *tok = "q/Zx+9Tt==a+/b=";
+    struct smm_http_opts o = {.token = tok};
+    struct smm_http_server *srv = start_test_server(&o, redis.port);
+    int port = smm_http_server_port(srv);
+    char enc[256], req[512], buf[8192];
+    url_encode(tok, enc, sizeof(enc));
+    cr_assert(strstr(enc, "%2B") && strstr(enc, "%2F") && strstr(enc, "%3D"), "%s", enc);
+
+    snprintf(req, sizeof(req), "GET /events?token=%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", enc);
+    int st = exchange(port, "127.0.0.1", req, 1, 3000, buf, sizeof(buf));
+    cr_assert_eq(st, 200, "/events?token=<percent-encoded>: %d: %s", st, buf);
+    cr_assert(strstr(buf, "text/event-stream") != NULL, "%s", buf);
+    /* Lower-case escapes too. */
+    char lower[256];
+    snprintf(lower, sizeof(lower), "%s", enc);
+    for (char *p = lower; *p; p++) {
+        if (p[0] == '%' && p[1] && p[2]) {
+            p[1] = (char)tolower((unsigned char)p[1]);
+            p[2] = (char)tolower((unsigned char)p[2]);
+        }
+    }
+    snprintf(req, sizeof(req), "GET /events?token=%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+             lower);
+    cr_assert_eq(exchange(port, "127.0.0.1", req, 1, 3000, buf, sizeof(buf)), 200, "%s", buf);
+
+    snprintf(req, sizeof(req),
+             "GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", tok);
+    st = exchange(port, "127.0.0.1", req, 1, 3000, buf, sizeof(buf));
+    cr_assert_eq(st, 200, "/events with the bearer header: %d: %s", st, buf);
+    cr_assert(strstr(buf, "text/event-stream") != NULL, "%s", buf);
+    cJSON_Delete(get_json(port, "/api/v1/summary", tok, 200));
+
+    /* Refused: the raw token in the query ('+' = space), a wrong one, a malformed escape,
+     * the query on a route that takes only the header. */
+    static const char *const bad[] = {"/events?token=q/Zx+9Tt==a+/b=",
+                                      "/events?token=q%2FZx%2B9Tt%3D%3Da%2B%2Fb",
+                                      "/events?token=q%2FZx%2B9Tt%3D%3Da%2B%2Fb%3", NULL};
+    for (int i = 0; bad[i]; i++) {
+        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", bad[i]);
+        st = exchange(port, "127.0.0.1", req, 1, 3000, buf, sizeof(buf));
+        cr_assert_eq(st, 401, "GET %s: %d", bad[i], st);
+    }
+    snprintf(req, sizeof(req), "GET /api/v1/summary?token=%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+             enc);
+    cr_assert_eq(exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf)), 401, "%s", buf);
+    smm_http_server_stop(srv);
+    h_redis_stop(&redis);
+}
+
+/* Without a token, a Host name that is not an IP literal, localhost or configured could be
+ * a DNS-rebinding page reading the API from a visitor's browser: 403. With a token, any
+ * Host (the token is what a page cannot have). */
+Test(http, host_check_without_token, .timeout = 60)
+{
+    static const struct {
+        const char *host;
+        int ok;
+    } hosts[] = {
+        {"127.0.0.1", 1}, {"127.0.0.1:8080", 1}, {"127.9.8.7", 1}, {"localhost", 1},
+        {"LocalHost:8080", 1}, {"[::1]", 1}, {"[::1]:8080", 1}, {"10.1.2.3:8080", 1},
+        {"dash.example.com", 1}, {"DASH.example.com:443", 1}, {"other.example", 1},
+        {"evil.example", 0}, {"evil.example:8080", 0}, {"localhost.evil.example", 0},
+        {"example.com", 0}, {"127.0.0.1.evil.example", 0}, {"[::1", 0}, {"[evil]:80", 0},
+        {"127.0.0.1:", 0}, {"127.0.0.1:80x", 0}, {"::1", 0}, {"", 0},
+    };
+    const char *allowed = "dash.example.com, other.example";
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        cr_assert_eq(smm_http_host_allowed(hosts[i].host, allowed), hosts[i].ok, "Host \"%s\"",
+                     hosts[i].host);
+    }
+    cr_assert(smm_http_host_allowed(NULL, NULL)); /* HTTP/1.0 without Host */
+    cr_assert(!smm_http_host_allowed("dash.example.com", NULL));
+
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    struct smm_http_opts o = {.allowed_hosts = allowed};
+    struct smm_http_server *srv = start_test_server(&o, redis.port);
+    int port = smm_http_server_port(srv);
+    char req[512], buf[8192];
+    static const char *const paths[] = {"/api/v1/summary", "/metrics", "/healthz", "/"};
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        if (!hosts[i].host[0]) {
+            continue; /* an empty Host is a bad request to libmicrohttpd already */
+        }
+        for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+            snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                     paths[k], hosts[i].host);
+            int st = exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf));
+            cr_assert_eq(st, hosts[i].ok ? 200 : 403, "GET %s, Host %s: %d: %s", paths[k],
+                         hosts[i].host, st, buf);
+            if (!hosts[i].ok) {
+                cr_assert(strstr(buf, "Host not allowed") != NULL, "%s", buf);
+            }
+        }
+    }
+    smm_http_server_stop(srv);
+
+    o = (struct smm_http_opts){.token = TOKEN};
+    srv = start_test_server(&o, redis.port);
+    port = smm_http_server_port(srv);
+    snprintf(req, sizeof(req),
+             "GET /api/v1/summary HTTP/1.0\r\nHost: evil.example\r\nAuthorization: Bearer "
+             "%s\r\n\r\n", TOKEN);
+    cr_assert_eq(exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf)), 200, "%s", buf);
+    snprintf(req, sizeof(req), "GET /api/v1/summary HTTP/1.0\r\nHost: evil.example\r\n\r\n");
+    cr_assert_eq(exchange(port, "127.0.0.1", req, 0, 3000, buf, sizeof(buf)), 401, "%s", buf);
+    smm_http_server_stop(srv);
     h_redis_stop(&redis);
 }
