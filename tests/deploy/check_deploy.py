@@ -778,7 +778,7 @@ def http_connection_limit(src, build):
     has one (its default, or the sample config's value), else the server's built-in limit."""
     out = subprocess.run([os.path.join(build, "processor", "smm-processor"), "--help-config"],
                          capture_output=True, text=True, check=True).stdout
-    m = re.search(r"^  (http\.\S*conn\S*)\s+default \"?(\d+)", out, re.M)
+    m = re.search(r"^  (http\.(?:max_)?connections)\s+default \"?(\d+)", out, re.M)
     if m:
         with open(os.path.join(src, "deploy", "smm-processor.json")) as f:
             sample = dict(flatten(json.load(f)))
