@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "connectors/redis_sink.h"
+#include "metrics/alert_text.h"
 #include "processor/config.h"
 #include "processor/pipeline.h"
 #include "tests/integration/harness.h"
@@ -18,6 +19,7 @@ static struct smm_config cfg;
 static struct smm_pipeline *pipe_;
 static struct smm_redis_sink *sink;
 static char changes[4096], states[4096];
+static char said[8192]; /* the `message` of every alert alerts() read, one per line */
 
 static void on_change(void *opaque, const char *cid, size_t len, const char *st, size_t sl,
                       int changed)
@@ -43,7 +45,7 @@ static void setup(void)
     sink = smm_redis_sink_new(&o, err, sizeof(err));
     cr_assert(sink && smm_redis_sink_connect(sink) == SMM_SINK_OK);
     smm_redis_sink_on_change(sink, on_change, NULL);
-    changes[0] = states[0] = '\0';
+    changes[0] = states[0] = said[0] = '\0';
 }
 
 static void teardown(void)
@@ -68,7 +70,13 @@ static struct smm_viral_signals sig(const char *post, unsigned flags, double rea
     s.threshold = 1000;
     if (flags & SMM_VIRAL_ENTER) {
         snprintf(s.reasons, sizeof(s.reasons), "reach_5m %g >= 1000", reach);
+        smm_alert_text_add(s.message, sizeof(s.message), SMM_ALERT_REACH, reach, 1000, 1000);
+    } else if (flags & SMM_VIRAL_RISE) {
+        smm_alert_text_add(s.message, sizeof(s.message), SMM_ALERT_REACH_EARLY, reach, 500,
+                           1000);
     }
+    smm_alert_text_add(s.message_down, sizeof(s.message_down), SMM_ALERT_BELOW_EXIT, reach,
+                       700, 1000);
     return s;
 }
 
@@ -139,8 +147,17 @@ static void alerts(char *out, size_t size)
         cr_expect_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "viral");
         cr_expect(cJSON_IsArray(cJSON_GetObjectItem(a, "reasons")));
         cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(a, "at_ms")));
+        /* For people: a sentence about the post; figures with no finite value are null. */
+        const cJSON *msg = cJSON_GetObjectItem(a, "message");
+        cr_assert(cJSON_IsString(msg), "alert has a message: %s", json);
+        cr_expect(strncmp(msg->valuestring, cid, strlen(cid)) == 0, "%s", msg->valuestring);
+        const cJSON *pf = cJSON_GetObjectItem(cJSON_GetObjectItem(a, "metrics"),
+                                              "predicted_final");
+        cr_expect(!pf || cJSON_IsNumber(pf) || cJSON_IsNull(pf), "predicted_final: %s", json);
         size_t used = strlen(out);
         snprintf(out + used, size - used, "%s:%s>%s ", cid, from, to);
+        used = strlen(said);
+        snprintf(said + used, sizeof(said) - used, "%s\n", msg->valuestring);
         cJSON_Delete(a);
     }
     freeReplyObject(r);
@@ -238,8 +255,12 @@ Test(viral_state, unowned_flagged_post_cools_on_the_clock)
     for (int i = 0; i < 3; i++) {
         tick(t + 31000 + i * 1000, NULL, 0);
     }
+    said[0] = '\0';
     alerts(got, sizeof(got));
     cr_expect_str_eq(got, "q:normal>viral q:viral>cooling ");
+    cr_expect_str_eq(said, "q went viral: reached 5,000 people in 5 minutes (its audience "
+                           "threshold is 1,000).\n"
+                           "q is cooling down: no new figures for it for 30 s.\n");
 }
 
 Test(viral_state, leaderboards_follow_velocity_and_prediction)
@@ -263,7 +284,7 @@ Test(viral_state, leaderboards_follow_velocity_and_prediction)
     cr_expect_str_eq(r->str, "1000000000000000");
     freeReplyObject(r);
     r = redisCommand(c, "HGET smm:v:a predicted_final");
-    cr_expect_str_eq(r->str, "inf");
+    cr_expect_str_eq(r->str, "", "no finite prediction: empty, never \"inf\"");
     freeReplyObject(r);
     /* b's velocity decays to zero: it leaves the board. */
     s[1].spm_5m = 0;
@@ -273,4 +294,63 @@ Test(viral_state, leaderboards_follow_velocity_and_prediction)
     cr_expect_str_eq(r->element[0]->str, "a");
     freeReplyObject(r);
     redisFree(c);
+}
+
+/* A supercritical post goes viral: the alert says why in words (the processor's clauses,
+ * metrics/alert_text.c, behind the post and its new state), keeps `reasons` for machines,
+ * and gives predicted_final as JSON null (the hash holds ""), never the string "inf". */
+Test(viral_state, alert_message_and_unbounded_prediction)
+{
+    int64_t stored, t = h_now_ms();
+    int n_rej;
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+    struct smm_viral_signals s = sig("post-8887", SMM_VIRAL_ENTER | SMM_VIRAL_HOLD, 1000.19);
+    snprintf(s.message, sizeof(s.message),
+             "reached 1,000 people in 5 minutes (its audience threshold is 1,000)");
+    snprintf(s.message_down, sizeof(s.message_down), "not used going up");
+    s.has_estimate = 1;
+    s.est.predicted_final = 1.0 / 0.0;
+    s.est.supercritical = 1;
+    cr_assert(flush(t, -1, 1, &s, 1, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    char got[512];
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "post-8887:normal>viral ");
+    cr_expect_str_eq(said, "post-8887 went viral: reached 1,000 people in 5 minutes (its "
+                           "audience threshold is 1,000).\n");
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "XRANGE smm:alerts - +");
+    cr_assert_eq(r->elements, 1);
+    const redisReply *f = r->element[0]->element[1];
+    cJSON *a = NULL;
+    for (size_t j = 0; j + 1 < f->elements; j += 2) {
+        if (!strcmp(f->element[j]->str, "json")) {
+            a = cJSON_Parse(f->element[j + 1]->str);
+        }
+    }
+    cr_assert(a);
+    const cJSON *m = cJSON_GetObjectItem(a, "metrics");
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(m, "predicted_final")), "null, not \"inf\"");
+    cr_expect_eq(cJSON_GetObjectItem(m, "supercritical")->valuedouble, 1);
+    const cJSON *rs = cJSON_GetObjectItem(a, "reasons");
+    cr_assert_eq(cJSON_GetArraySize(rs), 1);
+    cr_expect_str_eq(cJSON_GetArrayItem(rs, 0)->valuestring, "reach_5m 1000.19 >= 1000");
+    cJSON_Delete(a);
+    freeReplyObject(r);
+    r = redisCommand(c, "HGET smm:v:post-8887 predicted_final");
+    cr_expect_str_eq(r->str, "");
+    freeReplyObject(r);
+
+    /* Cooling: the words for going down. */
+    redisFree(c);
+    struct smm_viral_signals q = sig("post-8887", 0, 300);
+    for (int i = 1; i <= 3; i++) {
+        tick(t + i * 1000, &q, 1);
+    }
+    said[0] = '\0';
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "post-8887:normal>viral post-8887:viral>cooling ");
+    cr_expect_str_eq(strchr(said, '\n') + 1,
+                     "post-8887 is cooling down: 300 people saw it in the last 5 minutes, "
+                     "under the 700 a viral post must keep (70% of its audience threshold of "
+                     "1,000).\n");
 }
