@@ -428,6 +428,17 @@
       tr.dataset.hours = h[0];
       tr.dataset.n = String(isNum(f.n) ? f.n : 0);
       tr.appendChild(el("td", "", h[1]));
+      if (h[0] === "business" && f.n === 0) {
+        /* Replies that all came outside opening hours have no business-hours time: say
+           so, rather than a count of 0 and empty figures that read like "0 ms". */
+        var none = el("td", "muted", "no replies in business hours");
+        none.colSpan = 3;
+        none.dataset.key = "none";
+        tr.appendChild(none);
+        tb.appendChild(tr);
+        rows++;
+        return;
+      }
       tr.appendChild(el("td", "num", isNum(f.n) ? intFmt.format(f.n) : "–"));
       ["p50_ms", "p90_ms"].forEach(function (k) {
         var td = el("td", "num", isNum(f[k]) ? fmtMs(f[k]) : "–");

@@ -2,7 +2,8 @@
  * driven through the pipeline encoder and the Redis sink against a real redis-server:
  * normal -> rising -> viral -> cooling -> normal with hysteresis and cooldown; every change
  * is one alert in the stream, one pub/sub message and one stats count; a resent flush
- * (DUP) or a refused one emits nothing; a flagged post nobody updates cools on the clock. */
+ * (DUP) or a refused one emits nothing; a flagged post nobody updates cools on the clock.
+ * Every alert, viral, SLA and goal, carries its sentence for people (docs/alerts.md). */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -353,4 +354,104 @@ Test(viral_state, alert_message_and_unbounded_prediction)
                      "post-8887 is cooling down: 300 people saw it in the last 5 minutes, "
                      "under the 700 a viral post must keep (70% of its audience threshold of "
                      "1,000).\n");
+}
+
+/* The `message` of every alert in the stream, one per line. */
+static void messages(char *out, size_t size)
+{
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "XRANGE smm:alerts - +");
+    out[0] = '\0';
+    for (size_t i = 0; r && i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            if (!strcmp(f->element[j]->str, "json")) {
+                cJSON *a = cJSON_Parse(f->element[j + 1]->str);
+                cr_assert(a);
+                const cJSON *m = cJSON_GetObjectItem(a, "message");
+                cr_assert(cJSON_IsString(m), "no message: %s", f->element[j + 1]->str);
+                size_t used = strlen(out);
+                snprintf(out + used, size - used, "%s\n", m->valuestring);
+                cJSON_Delete(a);
+            }
+        }
+    }
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* SLA and goal alerts are worded by the script (one table, SAY): durations in words, whole
+ * numbers with thousands separators. A 1 s reply deadline: the message waits 2 s (breached),
+ * the reply comes after 2.5 s (resolved, rounded to 3 s); a goal is reached. */
+Test(viral_state, sla_and_goal_alerts_in_words)
+{
+    char err[256];
+    struct smm_config c2;
+    cr_assert(smm_config_init(&c2, err, sizeof(err)) == SMM_OK);
+    cr_assert(smm_config_set(&c2, "kafka.bootstrap.servers", "x:1", "test", err, sizeof(err)) ==
+              SMM_OK);
+    cr_assert(smm_config_set(&c2, "response.sla", "1s", "test", err, sizeof(err)) == SMM_OK,
+              "%s", err);
+    cr_assert(smm_config_finish(&c2, err, sizeof(err)) == SMM_OK, "%s", err);
+    struct smm_pipeline *p2 = smm_pipeline_new(&c2, err, sizeof(err));
+    cr_assert(p2, "%s", err);
+    int64_t stored, t = h_now_ms();
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+
+    const char *events[2] = {"message", "reply"};
+    for (int step = 0; step < 3; step++) {
+        int64_t now = t + (step == 0 ? 0 : step == 1 ? 2000 : 2500);
+        struct smm_argv av;
+        smm_argv_init(&av);
+        struct smm_batch b;
+        cr_assert(smm_batch_init(&b, p2, err, sizeof(err)) == SMM_OK);
+        if (step == 1) {
+            /* the tick: the deadline passed; and the goal report */
+            struct smm_goal_cfg g = {.id = "q1-conv", .account = "acct-1",
+                                     .metric = "conversion", .kind = "at_least",
+                                     .start_day = t / 86400000, .days = 90};
+            struct smm_goal_report rep = {.cfg = &g,
+                                          .st = {.baseline = 1200, .current = 1381,
+                                                 .target = 1380, .expected = 1104.4,
+                                                 .progress_pct = 100.07, .on_track = 1,
+                                                 .reached = 1}};
+            cr_assert(smm_pipeline_encode_tick(p2, now, 100, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_goals(p2, &rep, 1, &av) == SMM_OK);
+            cr_assert(smm_redis_sink_tick(sink, &av, NULL, NULL) == SMM_SINK_OK, "%s",
+                      smm_redis_sink_errstr(sink));
+        } else {
+            char ev[256];
+            int len = snprintf(ev, sizeof(ev),
+                               "{\"event_id\":\"e%d\",\"type\":\"%s\",\"ts\":%lld,"
+                               "\"account_id\":\"acct-1\",\"thread_id\":\"t-17\","
+                               "\"user_id\":\"cust-1\"}",
+                               step, events[step / 2], (long long)(t + (step ? 2500 : 0)));
+            struct smm_reject rej;
+            cr_assert(smm_pipeline_feed(p2, &b, ev, (size_t)len, now, now, &rej) == SMM_OK);
+            struct smm_flush_reject frej[4];
+            int n_rej;
+            cr_assert(smm_pipeline_encode_flush_begin(p2, now, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_flush_part(p2, &b, "t:0", "A", step ? 1 : -1,
+                                                     step ? 2 : 1, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
+            cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
+            cr_assert(smm_redis_sink_flush(sink, &av, frej, 4, &n_rej) == SMM_SINK_OK &&
+                      n_rej == 0);
+        }
+        smm_batch_free(&b);
+        smm_argv_free(&av);
+    }
+    char got[2048];
+    messages(got, sizeof(got));
+    cr_expect_str_eq(got,
+                     "acct-1: the customer in thread t-17 has had no reply for 2 s, past the "
+                     "reply deadline of 1 s (SLA breached).\n"
+                     "acct-1: goal q1-conv reached: conversion is at 1,381, target 1,380.\n"
+                     "acct-1: the customer in thread t-17 got a reply after 3 s, 2 s past the "
+                     "reply deadline of 1 s (SLA breach resolved).\n");
+    smm_pipeline_destroy(p2);
+    smm_config_free(&c2);
 }
