@@ -644,6 +644,7 @@ def run(args, work):
         alert = {"alert_id": "viral:dash-test-post:1", "kind": "viral",
                  "content_id": "dash-test-post", "account_id": "acct-1", "from": "normal",
                  "to": "rising", "at_ms": now_ms, "reasons": ["written by test_dashboard"],
+                 "message": "dash-test-post is rising: written by test_dashboard.",
                  "metrics": {"reach_5m": 1}}
         t0 = time.monotonic()
         stack.redis("XADD", "smm:alerts", "*", "alert_id", alert["alert_id"], "kind", "viral",
@@ -656,7 +657,7 @@ def run(args, work):
             "'.badge')).map(b => b.dataset.state)}; })()"), 20, 0.2)
         took = time.monotonic() - t0
         check(shown["index"] == 0 and shown["badges"] == ["normal", "rising"]
-              and "dash-test-post" in shown["text"],
+              and "dash-test-post" in shown["text"] and alert["message"] in shown["text"],
               f"a new alert appears first in the feed with its state badges ({took:.1f} s: "
               f"{shown['text']!r})")
         if events_token_ok:
