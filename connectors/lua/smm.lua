@@ -530,10 +530,13 @@ local function alert(ins, kind, id, account, fields)
                                        late = words_duration((f.waited_ms or 0) -
                                                              (f.sla_ms or 0))})
   elseif kind == 'goal' then
+    -- "response rate is at 50%": the metric in words, a rate with its percent sign.
+    local unit = f.metric == 'response_rate' and '%' or ''
     fields.message = say('goal', f.to, {account = account, goal = f.goal_id,
-                                        metric = f.metric, current = words_number(f.current),
-                                        target = words_number(f.target),
-                                        expected = words_number(f.expected)})
+                                        metric = (string.gsub(f.metric or '', '_', ' ')),
+                                        current = words_number(f.current) .. unit,
+                                        target = words_number(f.target) .. unit,
+                                        expected = words_number(f.expected) .. unit})
   end
   local json = cjson.encode(fields)
   call('XADD', P .. 'alerts', 'MAXLEN', '~', ins.stream_max, '*', 'alert_id', id,

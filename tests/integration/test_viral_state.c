@@ -382,7 +382,8 @@ static void messages(char *out, size_t size)
 
 /* SLA and goal alerts are worded by the script (one table, SAY): durations in words, whole
  * numbers with thousands separators. A 1 s reply deadline: the message waits 2 s (breached),
- * the reply comes after 2.5 s (resolved, rounded to 3 s); a goal is reached. */
+ * the reply comes after 2.5 s (resolved, rounded to 3 s); one goal is reached, a response
+ * rate goal falls off track. */
 Test(viral_state, sla_and_goal_alerts_in_words)
 {
     char err[256];
@@ -407,18 +408,24 @@ Test(viral_state, sla_and_goal_alerts_in_words)
         cr_assert(smm_batch_init(&b, p2, err, sizeof(err)) == SMM_OK);
         if (step == 1) {
             /* the tick: the deadline passed; and the goal report */
-            struct smm_goal_cfg g = {.id = "q1-conv", .account = "acct-1",
-                                     .metric = "conversion", .kind = "at_least",
-                                     .start_day = t / 86400000, .days = 90};
-            struct smm_goal_report rep = {.cfg = &g,
-                                          .st = {.baseline = 1200, .current = 1381,
-                                                 .target = 1380, .expected = 1104.4,
-                                                 .progress_pct = 100.07, .on_track = 1,
-                                                 .reached = 1}};
+            struct smm_goal_cfg g[2] = {{.id = "q1-conv", .account = "acct-1",
+                                         .metric = "conversion", .kind = "increase",
+                                         .start_day = t / 86400000, .days = 90},
+                                        {.id = "care", .account = "acct-1",
+                                         .metric = "response_rate", .kind = "at_least",
+                                         .start_day = t / 86400000, .days = 7}};
+            struct smm_goal_report rep[2] = {{.cfg = &g[0],
+                                              .st = {.baseline = 1200, .current = 1381,
+                                                     .target = 1380, .expected = 1104.4,
+                                                     .progress_pct = 100.07, .on_track = 1,
+                                                     .reached = 1}},
+                                             {.cfg = &g[1],
+                                              .st = {.current = 50, .target = 90,
+                                                     .expected = 90, .progress_pct = 55.56}}};
             cr_assert(smm_pipeline_encode_tick(p2, now, 100, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
-            cr_assert(smm_pipeline_encode_goals(p2, &rep, 1, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_goals(p2, rep, 2, &av) == SMM_OK);
             cr_assert(smm_redis_sink_tick(sink, &av, NULL, NULL) == SMM_SINK_OK, "%s",
                       smm_redis_sink_errstr(sink));
         } else {
@@ -450,6 +457,8 @@ Test(viral_state, sla_and_goal_alerts_in_words)
                      "acct-1: the customer in thread t-17 has had no reply for 2 s, past the "
                      "reply deadline of 1 s (SLA breached).\n"
                      "acct-1: goal q1-conv reached: conversion is at 1,381, target 1,380.\n"
+                     "acct-1: goal care is off track: response rate is at 50%, below the 90% "
+                     "expected by now on the way to 90%.\n"
                      "acct-1: the customer in thread t-17 got a reply after 3 s, 2 s past the "
                      "reply deadline of 1 s (SLA breach resolved).\n");
     smm_pipeline_destroy(p2);
