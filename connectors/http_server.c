@@ -632,10 +632,13 @@ static enum MHD_Result route_entity(struct smm_http_server *srv, struct MHD_Conn
             char name[128];
             memcpy(name, f->str, f->len);
             name[f->len] = '\0';
-            /* account and state are text even when they look like numbers */
+            /* account and state are text even when they look like numbers; an empty
+             * figure has no finite value (predicted_final of a supercritical cascade,
+             * docs/redis-keys.md): null, as in the alert JSON. */
             cJSON *item = strcmp(name, "account") == 0 || strcmp(name, "state") == 0
                               ? cJSON_CreateString(val->str)
-                              : value_json(val->str, val->len);
+                          : val->len == 0 ? cJSON_CreateNull()
+                                          : value_json(val->str, val->len);
             cJSON_AddItemToObject(v, name, item);
             viral_fields++;
         }
@@ -1055,15 +1058,28 @@ static int admitted(const redisReply *r, const redisReply ***out)
 
 /* One HMGET reply of 601 bucket counts (fields <ent>:<name>_0 .. _600) and the sum of the
  * durations as an FRT summary object {n, mean_ms, p50_ms, p90_ms, p99_ms} (null figures
- * when n is 0; metrics/response.h). */
-static cJSON *frt_json(const redisReply *counts, double sum_ms)
+ * when n is 0; metrics/response.h).
+ *
+ * business = 1: the business-hours row. A wait answered with no business time in it (the
+ * message and the reply both outside opening hours, no opening between) is bucket 0 of the
+ * business histogram; it is not a reply in business hours, and counting it as one made
+ * the row read "0 ms" for an account whose replies all came at night. Those waits are
+ * left out of n and the figures and counted in `outside_hours` instead, so a row with no
+ * reply in business hours has n 0 and null figures. (Bucket 0 also holds a 1 ms wait:
+ * too short to matter, and its 1 ms stays in the sum.) */
+static cJSON *frt_json(const redisReply *counts, double sum_ms, int business)
 {
     int buckets[SMM_FRT_MAX_BUCKET + 1];
     int64_t n[SMM_FRT_MAX_BUCKET + 1];
     int k = 0;
+    long long outside = 0;
     for (int b = 0; b <= SMM_FRT_MAX_BUCKET; b++) {
         const redisReply *e = elem(counts, (size_t)b);
         long long v = reply_str(e) ? strtoll(e->str, NULL, 10) : 0;
+        if (business && b == 0) {
+            outside = v > 0 ? v : 0;
+            continue;
+        }
         if (v > 0) {
             buckets[k] = b;
             n[k++] = v;
@@ -1084,6 +1100,9 @@ static cJSON *frt_json(const redisReply *counts, double sum_ms)
     for (int i = 0; i < 4; i++) {
         cJSON_AddItemToObject(o, names[i],
                               s.n > 0 ? cJSON_CreateNumber(vals[i]) : cJSON_CreateNull());
+    }
+    if (business) {
+        cJSON_AddNumberToObject(o, "outside_hours", (double)outside);
     }
     return o;
 }
@@ -1147,8 +1166,8 @@ static enum MHD_Result route_response(struct smm_http_server *srv, struct MHD_Co
     cJSON_AddNumberToObject(o, "answered", answered);
     cJSON_AddItemToObject(o, "response_rate", rate_json(answered, threads));
     cJSON *frt = cJSON_AddObjectToObject(o, "frt");
-    cJSON_AddItemToObject(frt, "all", frt_json(r[1], rnum(elem(r[0], 3))));
-    cJSON_AddItemToObject(frt, "business", frt_json(r[2], rnum(elem(r[0], 4))));
+    cJSON_AddItemToObject(frt, "all", frt_json(r[1], rnum(elem(r[0], 3)), 0));
+    cJSON_AddItemToObject(frt, "business", frt_json(r[2], rnum(elem(r[0], 4)), 1));
     cJSON_AddNumberToObject(o, "open_threads", rnum(r[3]));
     free_replies(r, 4);
     return send_json(conn, MHD_HTTP_OK, o);

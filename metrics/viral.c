@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/alert_text.h"
 #include "metrics/hash.h"
 #include "metrics/reach_window.h"
 
@@ -487,14 +488,21 @@ static void evaluate(struct smm_viral *v, struct post *p, int64_t now_ms,
     const struct smm_viral_rules *ru = rules_of(v, p);
     double T = fmax(ru->reach_min, ru->reach_alpha * (double)p->author_followers);
     s->threshold = T;
+    /* Each rule that holds goes into `reasons` (machine) and `message` (words) from the
+     * same values. */
+#define SAY(what, fact, value, bound, ref)                                                  \
+    do {                                                                                   \
+        append_reason(s->reasons, sizeof(s->reasons), what, value, bound);                 \
+        smm_alert_text_add(s->message, sizeof(s->message), fact, value, bound, ref);       \
+    } while (0)
     int enter = s->reach_5m >= T;
     if (enter) {
-        append_reason(s->reasons, sizeof(s->reasons), "reach_5m", s->reach_5m, T);
+        SAY("reach_5m", SMM_ALERT_REACH, s->reach_5m, T, T);
     }
     if (ru->share_z > 0) {
         enter = enter && s->share_z >= ru->share_z;
         if (s->share_z >= ru->share_z) {
-            append_reason(s->reasons, sizeof(s->reasons), "share_z", s->share_z, ru->share_z);
+            SAY("share_z", SMM_ALERT_SHARE_Z, s->share_z, ru->share_z, s->spm_5m);
         }
     }
     if (ru->nf_share > 0) {
@@ -507,30 +515,53 @@ static void evaluate(struct smm_viral *v, struct post *p, int64_t now_ms,
     if (ru->predicted > 0) {
         enter = enter && pred >= ru->predicted;
     }
+    if (enter) {
+        /* The extra rules held too: say so (they have no machine reason of their own). */
+        if (ru->nf_share > 0) {
+            smm_alert_text_add(s->message, sizeof(s->message), SMM_ALERT_NON_FOLLOWERS,
+                               s->nf_share_5m, ru->nf_share, 0);
+        }
+        if (ru->depth > 0) {
+            smm_alert_text_add(s->message, sizeof(s->message), SMM_ALERT_DEPTH,
+                               (double)s->cascade.max_depth, (double)ru->depth, 0);
+        }
+        if (ru->predicted > 0) {
+            smm_alert_text_add(s->message, sizeof(s->message), SMM_ALERT_PREDICTED, pred,
+                               ru->predicted, 0);
+        }
+    }
     int rise = s->reach_5m >= ru->rise_frac * T;
     if (rise && !enter) {
-        append_reason(s->reasons, sizeof(s->reasons), "reach_5m", s->reach_5m,
-                      ru->rise_frac * T);
+        SAY("reach_5m", SMM_ALERT_REACH_EARLY, s->reach_5m, ru->rise_frac * T, T);
     }
     if (ru->rise_z > 0 && s->share_z >= ru->rise_z && s->spm_5m >= 1) {
         rise = 1;
         if (!enter) {
-            append_reason(s->reasons, sizeof(s->reasons), "share_z", s->share_z, ru->rise_z);
+            SAY("share_z", SMM_ALERT_SHARE_Z, s->share_z, ru->rise_z, s->spm_5m);
         }
     }
     if (s->has_estimate && s->est.supercritical_conservative && s->cascade.size >= 10 &&
         s->reach_5m >= ru->rise_seismic_frac * T) {
         rise = 1;
         if (!enter) {
-            append_reason(s->reasons, sizeof(s->reasons), "p_low x n_star", s->est.p_low *
-                          v->o.n_star, 1.0);
+            SAY("p_low x n_star", SMM_ALERT_SEISMIC, s->est.p_low * v->o.n_star, 1.0,
+                (double)s->cascade.size);
         }
     }
+#undef SAY
     s->flags = (enter ? SMM_VIRAL_ENTER : 0) | (rise ? SMM_VIRAL_RISE : 0) |
                (s->reach_5m >= ru->exit_frac * T ? SMM_VIRAL_HOLD : 0);
     /* A normal post with no flag cannot change state: no need to run the machine. */
     if (s->flags || p->state != SMM_VS_NORMAL) {
         s->flags |= SMM_VIRAL_EVAL;
+        if (p->state == SMM_VS_VIRAL || p->state == SMM_VS_COOLING) {
+            smm_alert_text_add(s->message_down, sizeof(s->message_down), SMM_ALERT_BELOW_EXIT,
+                               s->reach_5m, ru->exit_frac * T, T);
+        } else {
+            smm_alert_text_add(s->message_down, sizeof(s->message_down),
+                               SMM_ALERT_BELOW_EARLY, s->reach_5m, ru->rise_frac * T,
+                               s->spm_5m);
+        }
     }
 }
 

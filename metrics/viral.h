@@ -97,6 +97,14 @@ struct smm_viral_signals {
     struct smm_seismic_estimate est;
     int64_t first_ms, author_followers;
     char reasons[320]; /* "reach_5m 812 >= 500;share_z 4.1 >= 3", for alerts */
+    /* The same rules in words, for people (metrics/alert_text.h), set when flags has
+     * SMM_VIRAL_EVAL: `message` says why a post rises or goes viral (every rule that holds,
+     * "reached 1,000 people in 5 minutes (its audience threshold is 1,000)"); `message_down`
+     * says why it cools or goes back to normal (its reach against the level it fell
+     * under: the level a viral post keeps when the mirrored state is viral or cooling,
+     * else the early-warning level). The script picks one by the state it moves to. */
+    char message[640];
+    char message_down[320];
 };
 
 struct smm_viral;

@@ -609,11 +609,15 @@ int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
     return rc ? SMM_ERR : SMM_OK;
 }
 
+/* One {field, value} pair of a smm:v hash. A value that is not a finite number (SEISMIC's
+ * predicted_final of a supercritical cascade is +inf) is sent as the empty string: the hash
+ * then holds "" and the alert JSON null (connectors/lua/smm.lua), never the text "inf",
+ * which JSON readers would take for a string (docs/redis-keys.md). */
 static int add_num(struct smm_argv *av, const char *field, double v, int integer)
 {
     char buf[64];
     if (!isfinite(v)) {
-        snprintf(buf, sizeof(buf), "%s", v > 0 ? "inf" : (v < 0 ? "-inf" : "nan"));
+        buf[0] = '\0';
     } else if (integer) {
         snprintf(buf, sizeof(buf), "%.0f", v);
     } else {
@@ -638,6 +642,8 @@ int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
         rc |= smm_argv_add_str(av, s->account_id);
         rc |= smm_argv_add_int(av, (int64_t)s->flags);
         rc |= smm_argv_add_str(av, s->reasons);
+        rc |= smm_argv_add_str(av, s->message);
+        rc |= smm_argv_add_str(av, s->message_down);
         char buf[64];
         snprintf(buf, sizeof(buf), "%.6g", s->spm_5m);
         rc |= smm_argv_add_str(av, buf);

@@ -248,22 +248,89 @@ end
 -- the state machine lives here so a state change, its alert and the offsets it follows
 -- from commit together: an alert is emitted exactly once, also across kill -9.
 -- Section: now_ms, exit_ticks, cooldown_ms, stream_max, stale_ms, n,
---          {content_id, account, flags, reasons, spm_5m, predicted, k, {field, value}*k}*n
+--          {content_id, account, flags, reasons, message, message_down, spm_5m, predicted,
+--           k, {field, value}*k}*n
 -- flags: 1 ENTER (viral rule holds), 2 HOLD (above the exit level), 4 RISE (early
--- warning), 8 EVAL (run the machine). predicted: '' = no estimate.
+-- warning), 8 EVAL (run the machine). predicted: '' = no estimate. message/message_down:
+-- the rules in words (metrics/alert_text.c) for a move up (rising, viral) or down (cooling,
+-- normal). A field value '' is a figure with no finite value (predicted_final of a
+-- supercritical cascade): stored as '' in the hash, null in the alert.
 local ENTER, HOLD, RISE, EVAL = 1, 2, 4, 8
 local function has(flags, bit)
   return math.floor(flags / bit) % 2 == 1
 end
 
-local function emit(v, cid, account, from, to, seq, reasons, kv)
+-- Words for people: every alert carries `message`, one sentence built from one table per
+-- kind (docs/alerts.md lists every form). A viral alert's clauses come from the processor
+-- (metrics/alert_text.c), which knows the rule's figures; the state it moves to is decided
+-- here, so the head is added here.
+local SAY = {
+  viral = {viral = '{id} went viral: {why}.', rising = '{id} is rising: {why}.',
+           cooling = '{id} is cooling down: {why}.', normal = '{id} is back to normal: {why}.',
+           stale = 'no new figures for it for {stale}'},
+  sla = {breached = '{account}: the customer in thread {thread} has had no reply for ' ..
+                    '{waited}, past the reply deadline of {sla} (SLA breached).',
+         resolved = '{account}: the customer in thread {thread} got a reply after {waited}, ' ..
+                    '{late} past the reply deadline of {sla} (SLA breach resolved).'},
+  goal = {reached = '{account}: goal {goal} reached: {metric} is at {current}, target {target}.',
+          off_track = '{account}: goal {goal} is off track: {metric} is at {current}, below ' ..
+                      'the {expected} expected by now on the way to {target}.'},
+}
+
+local function say(kind, form, slots)
+  return (string.gsub(SAY[kind][form], '{(%w+)}', slots))
+end
+
+-- 1234567.8 -> "1,234,567.8": whole numbers with thousands separators, else at most 2
+-- decimals.
+local function words_number(x)
+  x = tonumber(x)
+  if not x or x ~= x then
+    return 'unknown'
+  end
+  if x == math.huge or x == -math.huge then
+    return 'unbounded'
+  end
+  local s
+  if x == floor(x) and x < 1e15 and x > -1e15 then
+    s = format('%d', x)
+  else
+    s = format('%.2f', x):gsub('0+$', ''):gsub('%.$', '')
+  end
+  local sign, int, frac = string.match(s, '^(-?)(%d+)(.*)$')
+  int = int:reverse():gsub('(%d%d%d)', '%1,'):reverse():gsub('^,', '')
+  return sign .. int .. frac
+end
+
+-- 5400000 -> "1 h 30 min": the two largest units, seconds below a minute.
+local function words_duration(ms)
+  local sec = floor((tonumber(ms) or 0) / 1000 + 0.5)
+  if sec < 0 then
+    sec = 0
+  end
+  local units = {{86400, 'd'}, {3600, 'h'}, {60, 'min'}, {1, 's'}}
+  for u = 1, 4 do
+    if sec >= units[u][1] or u == 4 then
+      local a = floor(sec / units[u][1])
+      local rest = sec - a * units[u][1]
+      local nxt = units[u + 1]
+      local b = nxt and floor(rest / nxt[1]) or 0
+      if b > 0 then
+        return format('%d %s %d %s', a, units[u][2], b, nxt[2])
+      end
+      return format('%d %s', a, units[u][2])
+    end
+  end
+end
+
+local function emit(v, cid, account, from, to, seq, reasons, kv, why)
   local metrics = {}
   for j = 1, #kv, 2 do
     local num = tonumber(kv[j + 1])
     if num and num == num and num > -math.huge and num < math.huge then
       metrics[kv[j]] = num
-    elseif kv[j + 1] == 'inf' then
-      metrics[kv[j]] = 'inf'
+    elseif kv[j + 1] == '' or kv[j + 1] == 'inf' then
+      metrics[kv[j]] = cjson.null -- no finite value (a supercritical predicted_final)
     end
   end
   local rs = {}
@@ -273,10 +340,14 @@ local function emit(v, cid, account, from, to, seq, reasons, kv)
   if #rs == 0 then
     rs[1] = to == 'normal' and 'quiet' or (to == 'cooling' and 'below exit level' or to)
   end
+  local message = say('viral', to, {id = cid, why = why})
+  if why == '' then
+    message = string.gsub(message, ': %.$', '.') -- no clause sent: the head alone
+  end
   local id = 'viral:' .. cid .. ':' .. seq
   local json = cjson.encode({alert_id = id, kind = 'viral', content_id = cid,
                              account_id = account, from = from, to = to, at_ms = v.now,
-                             reasons = rs, metrics = metrics})
+                             reasons = rs, message = message, metrics = metrics})
   call('XADD', P .. 'alerts', 'MAXLEN', '~', v.stream_max, '*', 'alert_id', id,
        'kind', 'viral', 'content_id', cid, 'account_id', account, 'json', json)
   call('PUBLISH', P .. 'alerts', json)
@@ -285,7 +356,7 @@ local function emit(v, cid, account, from, to, seq, reasons, kv)
 end
 
 -- One evaluation of a post's state. tick: a wall-clock evaluation (counts towards exits).
-local function machine(v, cid, account, flags, reasons, kv, tick)
+local function machine(v, cid, account, flags, reasons, kv, tick, up, down)
   local key = P .. 'v:' .. cid
   local cur = call('HMGET', key, 'state', 'state_since_ms', 'seq', 'below')
   local state = cur[1] or 'normal'
@@ -331,7 +402,8 @@ local function machine(v, cid, account, flags, reasons, kv, tick)
   end
   if to then
     seq = seq + 1
-    emit(v, cid, account, state, to, seq, reasons, kv)
+    emit(v, cid, account, state, to, seq, reasons, kv,
+         (to == 'viral' or to == 'rising') and up or down)
     call('HSET', key, 'state', to, 'state_since_ms', v.now, 'seq', seq, 'below', 0)
     if to == 'normal' then
       call('ZREM', P .. 'viral:active', cid)
@@ -366,8 +438,9 @@ local function viral(i, tick)
   local vel, vel_gone, pred, pred_gone = {}, {}, {}, {}
   for _ = 1, n do
     local cid, account, flags, reasons = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-    local spm, predicted, k = tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6])
-    i = i + 7
+    local up, down = ARGV[i + 4], ARGV[i + 5]
+    local spm, predicted, k = tonumber(ARGV[i + 6]), ARGV[i + 7], tonumber(ARGV[i + 8])
+    i = i + 9
     local kv = {unpack(ARGV, i, i + 2 * k - 1)}
     i = i + 2 * k
     seen[cid] = true
@@ -391,7 +464,7 @@ local function viral(i, tick)
       pred_gone[#pred_gone + 1] = cid
     end
     if has(flags, EVAL) then
-      machine(v, cid, account, flags, reasons, kv, tick)
+      machine(v, cid, account, flags, reasons, kv, tick, up, down)
     end
   end
   range_call('ZADD', P .. 'viral:velocity', vel)
@@ -406,7 +479,8 @@ local function viral(i, tick)
       if not seen[cid] then
         local cur = call('HMGET', P .. 'v:' .. cid, 'updated_ms', 'account')
         if v.now - (tonumber(cur[1]) or 0) >= v.stale then
-          machine(v, cid, cur[2] or '', EVAL, '', {}, true)
+          local why = say('viral', 'stale', {stale = words_duration(v.stale)})
+          machine(v, cid, cur[2] or '', EVAL, '', {}, true, why, why)
         end
       end
     end
@@ -423,7 +497,7 @@ local function viral_end(i)
   local n = tonumber(ARGV[i + 5])
   i = i + 6
   for _ = 1, n do
-    i = i + 7 + 2 * tonumber(ARGV[i + 6])
+    i = i + 9 + 2 * tonumber(ARGV[i + 8])
   end
   return i
 end
@@ -442,11 +516,28 @@ local function insights_settings(i)
 end
 
 -- Alerts other than viral ones share the stream, the channel and the relay.
+-- Each gets its sentence from SAY (above) and the alert's own fields.
 local function alert(ins, kind, id, account, fields)
   fields.alert_id = id
   fields.kind = kind
   fields.account_id = account
   fields.at_ms = ins.now
+  local f = fields
+  if kind == 'sla' then
+    fields.message = say('sla', f.to, {account = account, thread = f.thread_id,
+                                       waited = words_duration(f.waited_ms),
+                                       sla = words_duration(f.sla_ms),
+                                       late = words_duration((f.waited_ms or 0) -
+                                                             (f.sla_ms or 0))})
+  elseif kind == 'goal' then
+    -- "response rate is at 50%": the metric in words, a rate with its percent sign.
+    local unit = f.metric == 'response_rate' and '%' or ''
+    fields.message = say('goal', f.to, {account = account, goal = f.goal_id,
+                                        metric = (string.gsub(f.metric or '', '_', ' ')),
+                                        current = words_number(f.current) .. unit,
+                                        target = words_number(f.target) .. unit,
+                                        expected = words_number(f.expected) .. unit})
+  end
   local json = cjson.encode(fields)
   call('XADD', P .. 'alerts', 'MAXLEN', '~', ins.stream_max, '*', 'alert_id', id,
        'kind', kind, 'account_id', account, 'json', json)

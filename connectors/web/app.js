@@ -10,7 +10,10 @@
  * - Response times are per account: the one named by ?account= in the page URL or picked
  *   by a click in the viral leaderboard, else the account at the top of that leaderboard.
  *   The panel shows while /api/v1/response answers 200 for it (hidden without an account,
- *   or on a server without the route).
+ *   or on a server without the route). A business-hours row with no reply in business
+ *   hours (n 0) says so in words rather than showing empty figures.
+ * - Alerts show their `message` (the sentence for people); the machine `reasons` are its
+ *   tooltip.
  * - Auth: a bearer token given as ?token= in the page URL is sent as an Authorization
  *   header on every fetch(); EventSource cannot send headers, so /events gets ?token=.
  * - Everything that comes from data (ids, reasons) is written with textContent, never as
@@ -376,8 +379,15 @@
     }
     if (a.content_id) li.appendChild(el("span", "id", a.content_id));
     if (a.account_id) li.appendChild(el("span", "muted", (a.content_id ? " · " : "") + a.account_id));
-    if (Array.isArray(a.reasons) && a.reasons.length) {
-      li.appendChild(el("span", "reasons", a.reasons.join("; ")));
+    /* The sentence for people when the alert has one; the machine reasons stay as the
+       tooltip (older alerts without a message show the reasons). */
+    var why = Array.isArray(a.reasons) && a.reasons.length ? a.reasons.join("; ") : "";
+    if (typeof a.message === "string" && a.message) {
+      var m = el("span", "reasons", a.message);
+      if (why) m.title = why;
+      li.appendChild(m);
+    } else if (why) {
+      li.appendChild(el("span", "reasons", why));
     }
     return li;
   }
@@ -429,6 +439,17 @@
       tr.dataset.hours = h[0];
       tr.dataset.n = String(isNum(f.n) ? f.n : 0);
       tr.appendChild(el("td", "", h[1]));
+      if (h[0] === "business" && f.n === 0) {
+        /* Replies that all came outside opening hours have no business-hours time: say
+           so, rather than a count of 0 and empty figures that read like "0 ms". */
+        var none = el("td", "muted", "no replies in business hours");
+        none.colSpan = 3;
+        none.dataset.key = "none";
+        tr.appendChild(none);
+        tb.appendChild(tr);
+        rows++;
+        return;
+      }
       tr.appendChild(el("td", "num", isNum(f.n) ? intFmt.format(f.n) : "–"));
       ["p50_ms", "p90_ms"].forEach(function (k) {
         var td = el("td", "num", isNum(f[k]) ? fmtMs(f[k]) : "–");

@@ -644,6 +644,7 @@ def run(args, work):
         alert = {"alert_id": "viral:dash-test-post:1", "kind": "viral",
                  "content_id": "dash-test-post", "account_id": "acct-1", "from": "normal",
                  "to": "rising", "at_ms": now_ms, "reasons": ["written by test_dashboard"],
+                 "message": "dash-test-post is rising: written by test_dashboard.",
                  "metrics": {"reach_5m": 1}}
         t0 = time.monotonic()
         stack.redis("XADD", "smm:alerts", "*", "alert_id", alert["alert_id"], "kind", "viral",
@@ -656,7 +657,7 @@ def run(args, work):
             "'.badge')).map(b => b.dataset.state)}; })()"), 20, 0.2)
         took = time.monotonic() - t0
         check(shown["index"] == 0 and shown["badges"] == ["normal", "rising"]
-              and "dash-test-post" in shown["text"],
+              and "dash-test-post" in shown["text"] and alert["message"] in shown["text"],
               f"a new alert appears first in the feed with its state badges ({took:.1f} s: "
               f"{shown['text']!r})")
         if events_token_ok:
@@ -710,6 +711,24 @@ def run(args, work):
             if acct and resp["account"] == acct and not resp["hidden"]:
                 check(resp["rate"] is not None and resp["p50_all"] is not None,
                       f"response rate and median shown for {acct}")
+                # Every reply outside opening hours: the business row says so in words
+                # (the API gives n 0 and null figures), never "0 ms".
+                a = "a:" + acct
+                stack.redis("HSET", "smm:total", a + ":answered", "3", a + ":frtb_ms", "0",
+                            a + ":frtb_0", "3")
+                stack.redis("HDEL", "smm:total", *[f"{a}:frtb_{b}" for b in range(1, 601)])
+                status, body = stack.get("api/v1/response?account=" +
+                                         urllib.request.quote(acct, safe=""))
+                check(status == 200 and body["frt"]["business"]["n"] == 0
+                      and body["frt"]["business"]["p50_ms"] is None,
+                      f"API: no business-hours replies is n 0 and null ({body['frt']})")
+                night = wait_for("the business row to say there were no replies in business "
+                                 "hours", lambda: browser.eval(
+                                     "(() => { const tr = document.querySelector('#response-"
+                                     "list tr[data-hours=\"business\"]'); return tr && "
+                                     "tr.textContent.includes('no replies in business hours') "
+                                     "&& tr.textContent; })()"), 15, 0.5)
+                check(" ms" not in night, f"business row: {night!r}")
         else:
             check(resp["hidden"], "no account to show: the response panel is hidden")
         check(lists["error"] is None, f"no error banner ({lists['error']})")

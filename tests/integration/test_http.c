@@ -611,7 +611,8 @@ Test(http, api_metrics_auth_and_secrets, .timeout = 180)
     freeReplyObject(r);
     cJSON_Delete(j);
     /* An alert as the state script writes it (none fires at this test's reach). */
-    r = redisCommand(run.c, "HSET smm:v:post-a state rising spm_5m 14.5");
+    r = redisCommand(run.c, "HSET smm:v:post-a state rising spm_5m 14.5 predicted_final %s",
+                     "");
     freeReplyObject(r);
     r = redisCommand(run.c, "XADD smm:alerts * alert_id viral:post-a:1 kind viral content_id "
                             "post-a account_id acct-h1 json %s",
@@ -622,6 +623,8 @@ Test(http, api_metrics_auth_and_secrets, .timeout = 180)
     cJSON *viral = cJSON_GetObjectItem(j, "viral");
     cr_assert_str_eq(cJSON_GetObjectItem(viral, "state")->valuestring, "rising");
     cr_assert_float_eq(num(viral, "spm_5m"), 14.5, 1e-9);
+    /* A supercritical cascade's prediction is stored empty: null, not "" or "inf". */
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(viral, "predicted_final")));
     cJSON_Delete(j);
     j = get_json(run.port, "/api/v1/alerts?limit=5", tok, 200);
     items = cJSON_GetObjectItem(j, "items");
@@ -883,7 +886,8 @@ Test(http, insight_routes, .timeout = 120)
      * 30 s, 45 s, 2 min, 5 min, 10 min, 3 h -> buckets 263, 274, 299, 322, 340, 413 (sum
      * 11,895,000 ms); business-hours FRT: 0, 0 (after hours), 30 s, 45 s, 2 min, 1 h ->
      * buckets 0, 0, 263, 274, 299, 385 (sum 3,795,000 ms). Last hour: 3 messages, 3 waits,
-     * 1 answered after 45 s (business 45 s). 2 waits open now. */
+     * 1 answered after 45 s (business 45 s). 2 waits open now. Last 24 h (account "night"):
+     * 2 waits answered after 2 min and 5 min, both at night: business-hours FRT 0, 0. */
     const char *ra = "a:acct r/\xc3\xbc";
     rcmd(c, "HSET smm:total %s:message 12 %s:threads 8 %s:answered 6 %s:frt_ms 11895000 "
             "%s:frtb_ms 3795000", ra, ra, ra, ra, ra);
@@ -896,6 +900,8 @@ Test(http, insight_routes, .timeout = 120)
     rcmd(c, "HSET smm:w:1h %s:message 3 %s:threads 3 %s:answered 1 %s:frt_ms 45000 "
             "%s:frtb_ms 45000 %s:frt_274 1 %s:frtb_274 1", ra, ra, ra, ra, ra, ra, ra);
     rcmd(c, "HSET smm:rt:open %s 2 acct-x 5", ra + 2);
+    rcmd(c, "HSET smm:w:24h a:night:threads 2 a:night:answered 2 a:night:frt_ms 420000 "
+            "a:night:frtb_ms 0 a:night:frt_299 1 a:night:frt_322 1 a:night:frtb_0 2");
     /* fields of other accounts and out-of-range buckets do not leak in */
     rcmd(c, "HSET smm:total a:acct-x:frt_10 7 a:acct-x:threads 9 %s:frt_601 4", ra);
 
@@ -992,7 +998,19 @@ Test(http, insight_routes, .timeout = 120)
      * 10621086.813..., 263 -> 29591.573..., 385 -> 3541893.172..., 274 -> 45554.868... */
     const cJSON *frt = item(j, "frt");
     frt_is(frt, "all", 6, 1982500, 121441.8, 10621086.8, 10621086.8);
-    frt_is(frt, "business", 6, 632500, 29591.6, 3541893.2, 3541893.2);
+    /* Business hours: the 2 waits with no business time are not replies in business
+     * hours; the other 4 are 30 s, 45 s, 2 min, 1 h: mean 3,795,000 / 4, p50 the 2nd,
+     * p90 and p99 the 4th. */
+    frt_is(frt, "business", 4, 948750, 45554.9, 3541893.2, 3541893.2);
+    num_eq(item(frt, "business"), "outside_hours", 2);
+    cJSON_Delete(j);
+    /* Every reply at night: no replies in business hours, not "0 ms". */
+    j = get_json(port, "/api/v1/response?account=night&window=24h", tok, 200);
+    num_eq(j, "answered", 2);
+    frt = item(j, "frt");
+    frt_is(frt, "all", 2, 210000, 121441.8, 299319.5, 299319.5);
+    frt_is(frt, "business", 0, 0, 0, 0, 0);
+    num_eq(item(frt, "business"), "outside_hours", 2);
     cJSON_Delete(j);
     snprintf(path, sizeof(path), "/api/v1/response?account=%s&window=1h", racct);
     j = get_json(port, path, tok, 200);

@@ -81,7 +81,10 @@ static void phase(int first_viewer, int viewers, int first_share, int64_t ts, in
     }
 }
 
-/* The alerts in the stream as "content:from>to" words; checks ids and JSON. */
+static char said[4][512]; /* the `message` of the first alerts stream_alerts() read */
+
+/* The alerts in the stream as "content:from>to" words; checks ids and JSON: each has a
+ * sentence for people and a predicted_final that is a number or null. */
 static int stream_alerts(const struct h_redis *redis, char *out, size_t size, char ids[][64])
 {
     redisContext *c = h_redis_connect(redis);
@@ -101,6 +104,15 @@ static int stream_alerts(const struct h_redis *redis, char *out, size_t size, ch
                      cJSON_GetObjectItem(a, "content_id")->valuestring,
                      cJSON_GetObjectItem(a, "from")->valuestring,
                      cJSON_GetObjectItem(a, "to")->valuestring);
+            const cJSON *msg = cJSON_GetObjectItem(a, "message");
+            cr_assert(cJSON_IsString(msg), "alert has a message: %s", f->element[j + 1]->str);
+            if (n < 4) {
+                snprintf(said[n], sizeof(said[n]), "%s", msg->valuestring);
+            }
+            const cJSON *pf = cJSON_GetObjectItem(cJSON_GetObjectItem(a, "metrics"),
+                                                  "predicted_final");
+            cr_expect(!pf || cJSON_IsNumber(pf) || cJSON_IsNull(pf), "predicted_final: %s",
+                      f->element[j + 1]->str);
             if (ids && n < 16) {
                 snprintf(ids[n], 64, "%s", cJSON_GetObjectItem(a, "alert_id")->valuestring);
             }
@@ -194,6 +206,12 @@ Test(viral_e2e, kill9_mid_cascade_alerts_exactly_once, .timeout = 300)
     cr_expect_str_eq(got, "hot:normal>rising hot:rising>viral ");
     cr_expect_str_eq(ids[0], "viral:hot:1");
     cr_expect_str_eq(ids[1], "viral:hot:2");
+    /* In words: 200 of 300 viewers (early warning at half), then 350 of 300. */
+    const char *rising = "hot is rising: reached 200 people in 5 minutes, past the "
+                         "early-warning level of 150 (50% of its audience threshold of 300)";
+    cr_expect(strncmp(said[0], rising, strlen(rising)) == 0, "%s", said[0]);
+    cr_expect_str_eq(said[1], "hot went viral: reached 350 people in 5 minutes (its audience "
+                              "threshold is 300).");
     char *v = hget(&redis, "smm:stats", "alerts:viral");
     cr_expect_eq(atoi(v), n);
     free(v);

@@ -2,13 +2,15 @@
  * driven through the pipeline encoder and the Redis sink against a real redis-server:
  * normal -> rising -> viral -> cooling -> normal with hysteresis and cooldown; every change
  * is one alert in the stream, one pub/sub message and one stats count; a resent flush
- * (DUP) or a refused one emits nothing; a flagged post nobody updates cools on the clock. */
+ * (DUP) or a refused one emits nothing; a flagged post nobody updates cools on the clock.
+ * Every alert, viral, SLA and goal, carries its sentence for people (docs/alerts.md). */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "connectors/redis_sink.h"
+#include "metrics/alert_text.h"
 #include "processor/config.h"
 #include "processor/pipeline.h"
 #include "tests/integration/harness.h"
@@ -18,6 +20,7 @@ static struct smm_config cfg;
 static struct smm_pipeline *pipe_;
 static struct smm_redis_sink *sink;
 static char changes[4096], states[4096];
+static char said[8192]; /* the `message` of every alert alerts() read, one per line */
 
 static void on_change(void *opaque, const char *cid, size_t len, const char *st, size_t sl,
                       int changed)
@@ -43,7 +46,7 @@ static void setup(void)
     sink = smm_redis_sink_new(&o, err, sizeof(err));
     cr_assert(sink && smm_redis_sink_connect(sink) == SMM_SINK_OK);
     smm_redis_sink_on_change(sink, on_change, NULL);
-    changes[0] = states[0] = '\0';
+    changes[0] = states[0] = said[0] = '\0';
 }
 
 static void teardown(void)
@@ -68,7 +71,13 @@ static struct smm_viral_signals sig(const char *post, unsigned flags, double rea
     s.threshold = 1000;
     if (flags & SMM_VIRAL_ENTER) {
         snprintf(s.reasons, sizeof(s.reasons), "reach_5m %g >= 1000", reach);
+        smm_alert_text_add(s.message, sizeof(s.message), SMM_ALERT_REACH, reach, 1000, 1000);
+    } else if (flags & SMM_VIRAL_RISE) {
+        smm_alert_text_add(s.message, sizeof(s.message), SMM_ALERT_REACH_EARLY, reach, 500,
+                           1000);
     }
+    smm_alert_text_add(s.message_down, sizeof(s.message_down), SMM_ALERT_BELOW_EXIT, reach,
+                       700, 1000);
     return s;
 }
 
@@ -139,8 +148,17 @@ static void alerts(char *out, size_t size)
         cr_expect_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "viral");
         cr_expect(cJSON_IsArray(cJSON_GetObjectItem(a, "reasons")));
         cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(a, "at_ms")));
+        /* For people: a sentence about the post; figures with no finite value are null. */
+        const cJSON *msg = cJSON_GetObjectItem(a, "message");
+        cr_assert(cJSON_IsString(msg), "alert has a message: %s", json);
+        cr_expect(strncmp(msg->valuestring, cid, strlen(cid)) == 0, "%s", msg->valuestring);
+        const cJSON *pf = cJSON_GetObjectItem(cJSON_GetObjectItem(a, "metrics"),
+                                              "predicted_final");
+        cr_expect(!pf || cJSON_IsNumber(pf) || cJSON_IsNull(pf), "predicted_final: %s", json);
         size_t used = strlen(out);
         snprintf(out + used, size - used, "%s:%s>%s ", cid, from, to);
+        used = strlen(said);
+        snprintf(said + used, sizeof(said) - used, "%s\n", msg->valuestring);
         cJSON_Delete(a);
     }
     freeReplyObject(r);
@@ -238,8 +256,12 @@ Test(viral_state, unowned_flagged_post_cools_on_the_clock)
     for (int i = 0; i < 3; i++) {
         tick(t + 31000 + i * 1000, NULL, 0);
     }
+    said[0] = '\0';
     alerts(got, sizeof(got));
     cr_expect_str_eq(got, "q:normal>viral q:viral>cooling ");
+    cr_expect_str_eq(said, "q went viral: reached 5,000 people in 5 minutes (its audience "
+                           "threshold is 1,000).\n"
+                           "q is cooling down: no new figures for it for 30 s.\n");
 }
 
 Test(viral_state, leaderboards_follow_velocity_and_prediction)
@@ -263,7 +285,7 @@ Test(viral_state, leaderboards_follow_velocity_and_prediction)
     cr_expect_str_eq(r->str, "1000000000000000");
     freeReplyObject(r);
     r = redisCommand(c, "HGET smm:v:a predicted_final");
-    cr_expect_str_eq(r->str, "inf");
+    cr_expect_str_eq(r->str, "", "no finite prediction: empty, never \"inf\"");
     freeReplyObject(r);
     /* b's velocity decays to zero: it leaves the board. */
     s[1].spm_5m = 0;
@@ -273,4 +295,172 @@ Test(viral_state, leaderboards_follow_velocity_and_prediction)
     cr_expect_str_eq(r->element[0]->str, "a");
     freeReplyObject(r);
     redisFree(c);
+}
+
+/* A supercritical post goes viral: the alert says why in words (the processor's clauses,
+ * metrics/alert_text.c, behind the post and its new state), keeps `reasons` for machines,
+ * and gives predicted_final as JSON null (the hash holds ""), never the string "inf". */
+Test(viral_state, alert_message_and_unbounded_prediction)
+{
+    int64_t stored, t = h_now_ms();
+    int n_rej;
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+    struct smm_viral_signals s = sig("post-8887", SMM_VIRAL_ENTER | SMM_VIRAL_HOLD, 1000.19);
+    snprintf(s.message, sizeof(s.message),
+             "reached 1,000 people in 5 minutes (its audience threshold is 1,000)");
+    snprintf(s.message_down, sizeof(s.message_down), "not used going up");
+    s.has_estimate = 1;
+    s.est.predicted_final = 1.0 / 0.0;
+    s.est.supercritical = 1;
+    cr_assert(flush(t, -1, 1, &s, 1, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    char got[512];
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "post-8887:normal>viral ");
+    cr_expect_str_eq(said, "post-8887 went viral: reached 1,000 people in 5 minutes (its "
+                           "audience threshold is 1,000).\n");
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "XRANGE smm:alerts - +");
+    cr_assert_eq(r->elements, 1);
+    const redisReply *f = r->element[0]->element[1];
+    cJSON *a = NULL;
+    for (size_t j = 0; j + 1 < f->elements; j += 2) {
+        if (!strcmp(f->element[j]->str, "json")) {
+            a = cJSON_Parse(f->element[j + 1]->str);
+        }
+    }
+    cr_assert(a);
+    const cJSON *m = cJSON_GetObjectItem(a, "metrics");
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(m, "predicted_final")), "null, not \"inf\"");
+    cr_expect_eq(cJSON_GetObjectItem(m, "supercritical")->valuedouble, 1);
+    const cJSON *rs = cJSON_GetObjectItem(a, "reasons");
+    cr_assert_eq(cJSON_GetArraySize(rs), 1);
+    cr_expect_str_eq(cJSON_GetArrayItem(rs, 0)->valuestring, "reach_5m 1000.19 >= 1000");
+    cJSON_Delete(a);
+    freeReplyObject(r);
+    r = redisCommand(c, "HGET smm:v:post-8887 predicted_final");
+    cr_expect_str_eq(r->str, "");
+    freeReplyObject(r);
+
+    /* Cooling: the words for going down. */
+    redisFree(c);
+    struct smm_viral_signals q = sig("post-8887", 0, 300);
+    for (int i = 1; i <= 3; i++) {
+        tick(t + i * 1000, &q, 1);
+    }
+    said[0] = '\0';
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "post-8887:normal>viral post-8887:viral>cooling ");
+    cr_expect_str_eq(strchr(said, '\n') + 1,
+                     "post-8887 is cooling down: 300 people saw it in the last 5 minutes, "
+                     "under the 700 a viral post must keep (70% of its audience threshold of "
+                     "1,000).\n");
+}
+
+/* The `message` of every alert in the stream, one per line. */
+static void messages(char *out, size_t size)
+{
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "XRANGE smm:alerts - +");
+    out[0] = '\0';
+    for (size_t i = 0; r && i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            if (!strcmp(f->element[j]->str, "json")) {
+                cJSON *a = cJSON_Parse(f->element[j + 1]->str);
+                cr_assert(a);
+                const cJSON *m = cJSON_GetObjectItem(a, "message");
+                cr_assert(cJSON_IsString(m), "no message: %s", f->element[j + 1]->str);
+                size_t used = strlen(out);
+                snprintf(out + used, size - used, "%s\n", m->valuestring);
+                cJSON_Delete(a);
+            }
+        }
+    }
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* SLA and goal alerts are worded by the script (one table, SAY): durations in words, whole
+ * numbers with thousands separators. A 1 s reply deadline: the message waits 2 s (breached),
+ * the reply comes after 2.5 s (resolved, rounded to 3 s); one goal is reached, a response
+ * rate goal falls off track. */
+Test(viral_state, sla_and_goal_alerts_in_words)
+{
+    char err[256];
+    struct smm_config c2;
+    cr_assert(smm_config_init(&c2, err, sizeof(err)) == SMM_OK);
+    cr_assert(smm_config_set(&c2, "kafka.bootstrap.servers", "x:1", "test", err, sizeof(err)) ==
+              SMM_OK);
+    cr_assert(smm_config_set(&c2, "response.sla", "1s", "test", err, sizeof(err)) == SMM_OK,
+              "%s", err);
+    cr_assert(smm_config_finish(&c2, err, sizeof(err)) == SMM_OK, "%s", err);
+    struct smm_pipeline *p2 = smm_pipeline_new(&c2, err, sizeof(err));
+    cr_assert(p2, "%s", err);
+    int64_t stored, t = h_now_ms();
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+
+    const char *events[2] = {"message", "reply"};
+    for (int step = 0; step < 3; step++) {
+        int64_t now = t + (step == 0 ? 0 : step == 1 ? 2000 : 2500);
+        struct smm_argv av;
+        smm_argv_init(&av);
+        struct smm_batch b;
+        cr_assert(smm_batch_init(&b, p2, err, sizeof(err)) == SMM_OK);
+        if (step == 1) {
+            /* the tick: the deadline passed; and the goal report */
+            struct smm_goal_cfg g[2] = {{.id = "q1-conv", .account = "acct-1",
+                                         .metric = "conversion", .kind = "increase",
+                                         .start_day = t / 86400000, .days = 90},
+                                        {.id = "care", .account = "acct-1",
+                                         .metric = "response_rate", .kind = "at_least",
+                                         .start_day = t / 86400000, .days = 7}};
+            struct smm_goal_report rep[2] = {{.cfg = &g[0],
+                                              .st = {.baseline = 1200, .current = 1381,
+                                                     .target = 1380, .expected = 1104.4,
+                                                     .progress_pct = 100.07, .on_track = 1,
+                                                     .reached = 1}},
+                                             {.cfg = &g[1],
+                                              .st = {.current = 50, .target = 90,
+                                                     .expected = 90, .progress_pct = 55.56}}};
+            cr_assert(smm_pipeline_encode_tick(p2, now, 100, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_goals(p2, rep, 2, &av) == SMM_OK);
+            cr_assert(smm_redis_sink_tick(sink, &av, NULL, NULL) == SMM_SINK_OK, "%s",
+                      smm_redis_sink_errstr(sink));
+        } else {
+            char ev[256];
+            int len = snprintf(ev, sizeof(ev),
+                               "{\"event_id\":\"e%d\",\"type\":\"%s\",\"ts\":%lld,"
+                               "\"account_id\":\"acct-1\",\"thread_id\":\"t-17\","
+                               "\"user_id\":\"cust-1\"}",
+                               step, events[step / 2], (long long)(t + (step ? 2500 : 0)));
+            struct smm_reject rej;
+            cr_assert(smm_pipeline_feed(p2, &b, ev, (size_t)len, now, now, &rej) == SMM_OK);
+            struct smm_flush_reject frej[4];
+            int n_rej;
+            cr_assert(smm_pipeline_encode_flush_begin(p2, now, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_flush_part(p2, &b, "t:0", "A", step ? 1 : -1,
+                                                     step ? 2 : 1, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
+            cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
+            cr_assert(smm_redis_sink_flush(sink, &av, frej, 4, &n_rej) == SMM_SINK_OK &&
+                      n_rej == 0);
+        }
+        smm_batch_free(&b);
+        smm_argv_free(&av);
+    }
+    char got[2048];
+    messages(got, sizeof(got));
+    cr_expect_str_eq(got,
+                     "acct-1: the customer in thread t-17 has had no reply for 2 s, past the "
+                     "reply deadline of 1 s (SLA breached).\n"
+                     "acct-1: goal q1-conv reached: conversion is at 1,381, target 1,380.\n"
+                     "acct-1: goal care is off track: response rate is at 50%, below the 90% "
+                     "expected by now on the way to 90%.\n"
+                     "acct-1: the customer in thread t-17 got a reply after 3 s, 2 s past the "
+                     "reply deadline of 1 s (SLA breach resolved).\n");
+    smm_pipeline_destroy(p2);
+    smm_config_free(&c2);
 }

@@ -202,8 +202,28 @@ Test(viral, rule_flags_threshold_and_overrides)
     cr_expect_eq(find(s, n, "p100")->flags,
                  SMM_VIRAL_EVAL | SMM_VIRAL_RISE | SMM_VIRAL_HOLD | SMM_VIRAL_ENTER);
     cr_expect_str_eq(find(s, n, "p100")->reasons, "reach_5m 100 >= 100");
+    /* The same rules in words (docs/alerts.md): why it rises, why it would fall. */
+    cr_expect_str_eq(find(s, n, "p100")->message,
+                     "reached 100 people in 5 minutes (its audience threshold is 100)");
+    cr_expect_str_eq(find(s, n, "p60")->reasons, "reach_5m 60 >= 50");
+    cr_expect_str_eq(find(s, n, "p60")->message,
+                     "reached 60 people in 5 minutes, past the early-warning level of 50 (50% "
+                     "of its audience threshold of 100)");
     cr_expect_eq(find(s, n, "s20")->flags & SMM_VIRAL_ENTER, SMM_VIRAL_ENTER);
     cr_expect_float_eq(find(s, n, "s20")->threshold, 10, 1e-12);
+    smm_viral_settle(v, 1);
+    /* Six minutes later nobody watches: why each would fall, by the state it is in. */
+    smm_viral_set_state(v, "p60", 3, SMM_VS_RISING);
+    smm_viral_set_state(v, "p100", 4, SMM_VS_VIRAL);
+    n = smm_viral_take(v, T0 + 6 * M, 1, &s);
+    cr_assert_not_null(find(s, n, "p60"));
+    cr_expect_str_eq(find(s, n, "p60")->message_down,
+                     "0 people saw it in the last 5 minutes, under the early-warning level "
+                     "of 50, and it is shared 0.0 times a minute");
+    cr_expect_str_eq(find(s, n, "p60")->message, "");
+    cr_expect_str_eq(find(s, n, "p100")->message_down,
+                     "0 people saw it in the last 5 minutes, under the 70 a viral post "
+                     "must keep (70% of its audience threshold of 100)");
     smm_viral_settle(v, 1);
     smm_viral_destroy(v);
 

@@ -3,7 +3,10 @@
  * The incremental Wiener index is checked against values computed here from scratch:
  * closed forms for the star and the chain, all-pairs BFS on random trees of up to 300
  * nodes (after every insertion), and the edge formula W = sum_b s_b (n - s_b) on a large
- * random tree. Links smm_metrics only. */
+ * random tree. The last tests pin the definitions the user docs give (docs/viral.md,
+ * docs/redis-keys.md): a direct share has depth 1, the post counts as a node of the tree,
+ * and smm:v stores virality to 6 significant digits (through the processor's encoder, so
+ * this binary links smm_core). */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "metrics/virality.h"
+#include "processor/pipeline.h"
 
 static uint64_t rng_next(uint64_t *state)
 {
@@ -385,5 +389,80 @@ Test(virality, exposure_saturates)
     struct smm_cascade_stats st;
     smm_cascade_snapshot(c, &st);
     cr_assert_eq(st.exposure, INT64_MAX);
+    smm_cascade_destroy(c);
+}
+
+/* docs/viral.md: depth counts share hops from the post, so a direct share has depth 1 and
+ * a re-share of it depth 2; structural virality counts the post as a node, so the post
+ * with one direct share is two nodes one hop apart: 1.0. */
+Test(virality, documented_definitions)
+{
+    struct smm_cascade *c = new_cascade(10);
+    struct smm_cascade_stats st;
+    cr_assert_eq(smm_cascade_add(c, key_of(1), 0, 0, NULL), SMM_OK);
+    smm_cascade_snapshot(c, &st);
+    cr_assert_eq(st.size, 1, "one share");
+    cr_assert_eq(st.nodes, 2, "the post and its share");
+    cr_assert_eq(st.max_depth, 1, "a direct share has depth 1");
+    cr_assert_eq(st.virality, 1.0, "post + 1 share: 2 nodes at distance 1");
+    cr_assert_eq(smm_cascade_add(c, key_of(2), key_of(1), 0, NULL), SMM_OK);
+    smm_cascade_snapshot(c, &st);
+    cr_assert_eq(st.max_depth, 2, "a re-share of a direct share has depth 2");
+    check_close(st.virality, 4.0 / 3.0, "chain of 3 nodes: (1 + 1 + 2) / 3 pairs");
+    smm_cascade_destroy(c);
+}
+
+/* The value of field `name` in the viral section the processor sends for one post. */
+static void encoded_field(const struct smm_cascade_stats *st, const char *name, char *out,
+                          size_t size)
+{
+    char err[256] = "";
+    struct smm_config cfg;
+    cr_assert_eq(smm_config_init(&cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    cr_assert_eq(smm_config_set(&cfg, "kafka.bootstrap.servers", "x:1", "test", err,
+                                sizeof(err)),
+                 SMM_OK, "%s", err);
+    cr_assert_eq(smm_config_finish(&cfg, err, sizeof(err)), SMM_OK, "%s", err);
+    struct smm_pipeline *pipe = smm_pipeline_new(&cfg, err, sizeof(err));
+    cr_assert_not_null(pipe, "%s", err);
+    struct smm_viral_signals s;
+    memset(&s, 0, sizeof(s));
+    s.content_id = "post-1";
+    s.account_id = "acct-1";
+    s.has_cascade = 1;
+    s.cascade = *st;
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_viral(pipe, 1795665103000LL, &s, 1, &av), SMM_OK);
+    out[0] = '\0';
+    for (int i = 0; i + 1 < av.n; i++) {
+        size_t len;
+        const char *a = smm_argv_get(&av, i, &len);
+        if (len == strlen(name) && memcmp(a, name, len) == 0) {
+            const char *v = smm_argv_get(&av, i + 1, &len);
+            snprintf(out, size, "%.*s", (int)len, v);
+            break;
+        }
+    }
+    smm_argv_free(&av);
+    smm_pipeline_destroy(pipe);
+    smm_config_free(&cfg);
+}
+
+/* docs/redis-keys.md: smm:v:<id> virality holds 6 significant digits; depth is whole. */
+Test(virality, stored_precision)
+{
+    struct smm_cascade *c = new_cascade(10);
+    for (int i = 1; i <= 5; i++) {
+        cr_assert_eq(smm_cascade_add(c, key_of(i), i > 1 ? key_of(i - 1) : 0, 0, NULL), SMM_OK);
+    }
+    struct smm_cascade_stats st;
+    smm_cascade_snapshot(c, &st);
+    check_close(st.virality, 7.0 / 3.0, "chain of 6 nodes: (n + 1) / 3");
+    char got[64];
+    encoded_field(&st, "virality", got, sizeof(got));
+    cr_assert_str_eq(got, "2.33333");
+    encoded_field(&st, "depth", got, sizeof(got));
+    cr_assert_str_eq(got, "5");
     smm_cascade_destroy(c);
 }
