@@ -8,7 +8,8 @@
  *   - on a skewed random stream, after every flush: the sketch's invariants hold against
  *     exact counts (counters sum to N, count - e <= f <= count, every value with f > N/m
  *     monitored) and every value with f > N/top_n + N/m is admitted;
- *   - a heavy value of yesterday yields to today's values once its weight has decayed. */
+ *   - a heavy value of yesterday yields to today's values once its weight has decayed;
+ *   - after 40 half-lives the sketch is rescaled to a new landmark and stays consistent. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ static struct smm_redis_sink *sink;
 static struct smm_batch batch;
 static int64_t offset;
 static int seq;
+static const char *half_life = "1h";
 
 static void set(const char *key, const char *value)
 {
@@ -45,7 +47,7 @@ static void setup(void)
     set("kafka.bootstrap.servers", "x:1");
     set("segments.top_n", "3");
     set("segments.sketch_factor", "4");
-    set("segments.half_life", "1h");
+    set("segments.half_life", half_life);
     cr_assert(smm_config_finish(&cfg, err, sizeof(err)) == SMM_OK, "%s", err);
     pipe_ = smm_pipeline_new(&cfg, err, sizeof(err));
     cr_assert(pipe_, "%s", err);
@@ -288,4 +290,35 @@ Test(admission, stale_heavy_value_yields_after_decay)
     cr_expect_eq(total("old"), 100, "its past series stays");
     cr_expect_eq(total("other"), 1, "its event today counts under other");
     cr_expect_eq(n_admitted(), 3);
+}
+
+static void setup_fast_decay(void)
+{
+    half_life = "1m";
+    setup();
+}
+
+Test(admission, rescale_keeps_the_sketch_consistent, .init = setup_fast_decay)
+{
+    int64_t now = h_now_ms();
+    int64_t t0 = (now - 60 * 60000) / 60000 * 60000; /* a whole minute, an hour ago */
+    int64_t t1 = t0 + 59 * 60000;                     /* 59 half-lives later: > 2^40 */
+    events("old", 100, t0);
+    flush();
+    events("new", 1, t1);
+    flush();
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "HMGET smm:ss:acct:source L N cold cnew enew");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 5);
+    cr_expect_eq(atoll(r->element[0]->str), t1, "the landmark moved to the new event");
+    double n = atof(r->element[1]->str), cold = atof(r->element[2]->str);
+    double cnew = atof(r->element[3]->str), enew = atof(r->element[4]->str);
+    cr_expect_float_eq(cnew, 1.0, 1e-9, "a fresh event weighs 1 at the new landmark");
+    cr_expect_float_eq(enew, 0.0, 1e-9);
+    cr_expect_float_eq(cold, 100.0 * pow(2.0, -59.0), 1e-18, "old decayed by 2^-59");
+    cr_expect_float_eq(n, cold + cnew, 1e-9, "counters still sum to N");
+    freeReplyObject(r);
+    redisFree(c);
+    cr_expect(is_admitted("new"));
+    cr_expect(is_admitted("old"), "still in the top 3 (nothing else), though tiny");
 }
