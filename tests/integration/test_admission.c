@@ -298,7 +298,11 @@ static void setup_fast_decay(void)
     setup();
 }
 
-Test(admission, rescale_keeps_the_sketch_consistent, .init = setup_fast_decay)
+/* A suite of its own: a test's .init runs after its suite's, which would start a second
+ * redis-server. */
+TestSuite(admission_fast_decay, .init = setup_fast_decay, .fini = teardown, .timeout = 120);
+
+Test(admission_fast_decay, rescale_keeps_the_sketch_consistent)
 {
     int64_t now = h_now_ms();
     int64_t t0 = (now - 60 * 60000) / 60000 * 60000; /* a whole minute, an hour ago */
