@@ -323,9 +323,10 @@ static int count(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
         sum[SMM_AGG_MENTION_ENGAGEMENT - SMM_AGG_COUNTS] +=
             (ev->flags & SMM_EVF_ENGAGEMENT) ? ev->engagement : 0;
     }
-    /* Unique reach: posts, accounts and segment values (not sources or sets). */
+    /* Unique reach: posts, accounts and segment values (not sources or sets); every user
+     * with a content event, seen or acted on (smm_event_type_reaches). */
     if ((ev->flags & SMM_EVF_USER) && kind != SMM_AGG_SOURCE && kind != SMM_AGG_VOICE &&
-        (ev->type == SMM_EV_IMPRESSION || ev->type == SMM_EV_VIEW)) {
+        smm_event_type_reaches(ev->type)) {
         return add_user(agg, ent, minute, ev->user_id);
     }
     return SMM_OK;

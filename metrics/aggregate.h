@@ -98,12 +98,12 @@ struct smm_agg *smm_agg_new(unsigned engagement_mask, char *errstr, size_t errst
 void smm_agg_destroy(struct smm_agg *agg);
 
 /* Folds one validated event. Content events count under the content and its account;
- * account-only events (mention, message, ...) count under the account. Events carrying a
- * user_id on impression/view add to reach. Returns SMM_OK, or SMM_ERR on out-of-memory. */
+ * account-only events (mention, message, ...) count under the account. Content events
+ * carrying a user_id (smm_event_type_reaches: seen or acted on) add to reach. Returns SMM_OK, or SMM_ERR on out-of-memory. */
 int smm_agg_add(struct smm_agg *agg, const struct smm_event *ev);
 
 /* Counts ev under one more entity (kind, id): its type count, engagement, sums and, for an
- * impression/view with a user, reach. Returns SMM_OK, or SMM_ERR on out-of-memory. */
+ * content event with a user, reach. Returns SMM_OK, or SMM_ERR on out-of-memory. */
 int smm_agg_add_to(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
                    const struct smm_event *ev);
 /* The same for a source or segment entity "<account>|<rest>": split is strlen(account), so

@@ -43,3 +43,9 @@ int smm_event_type_needs_content(enum smm_event_type type)
         return 0;
     }
 }
+
+int smm_event_type_reaches(enum smm_event_type type)
+{
+    /* The same set as the content events, on purpose: reach is "users a post got to". */
+    return smm_event_type_needs_content(type);
+}

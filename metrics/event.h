@@ -75,5 +75,10 @@ const char *smm_event_type_name(enum smm_event_type type);
 int smm_event_type_parse(const char *name, enum smm_event_type *type);
 /* 1 when the type is about a piece of content and so needs content_id. */
 int smm_event_type_needs_content(enum smm_event_type type);
+/* 1 when a user_id on an event of this type counts the user as reached: every content
+ * event, seen (impression, view) or acted on (like, unlike, comment, comment_delete,
+ * share, click). Someone who liked a post, or took the like back, was reached by it;
+ * so reach is never below the number of distinct engagers. */
+int smm_event_type_reaches(enum smm_event_type type);
 
 #endif

@@ -372,8 +372,10 @@ int smm_viral_observe(struct smm_viral *v, const struct smm_event *ev, int64_t n
     if (ev->type == SMM_EV_SHARE) {
         rc = observe_share(v, p, ev);
         mark_changed(v, p);
-    } else if ((ev->type == SMM_EV_IMPRESSION || ev->type == SMM_EV_VIEW) &&
-               (ev->flags & SMM_EVF_USER) && ev->user_id[0]) {
+    }
+    /* Reach: every user with a content event, seen or acted on (a sharer was reached). */
+    if (rc == SMM_OK && smm_event_type_reaches(ev->type) && (ev->flags & SMM_EVF_USER) &&
+        ev->user_id[0]) {
         char err[128];
         if (!p->reach && !(p->reach = smm_rwin_new(60, err, sizeof(err)))) {
             return SMM_ERR;

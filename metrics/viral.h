@@ -6,7 +6,8 @@
  *     virality) and an online SEISMIC estimator (metrics/seismic.h), both created at the
  *     post's first share;
  *   - unique reach and unique reach among non-followers (follows_author = false) in the
- *     last 5 and 60 minutes (metrics/reach_window.h), from impressions and views;
+ *     last 5 and 60 minutes (metrics/reach_window.h): every user with a content event
+ *     (seen or acted on: smm_event_type_reaches);
  *   - shares per minute over 5 and 60 minutes and the acceleration
  *         accel = (shares in the last 5 min - shares in the 5 min before) / 25  [1/min^2];
  *   - the share-velocity z-score against the same account's earlier posts at the same

@@ -166,7 +166,12 @@ static const struct smm_config_key keys[] = {
      "Count region/segment breakdowns (g: entities; about a third of Redis' work when most "
      "events carry both)"},
     {"segments.top_n", CFG_INT, "20", 1, 1000, OFF(segments_top_n),
-     "Distinct region/segment/source values kept per account; later ones count as other"},
+     "Region/segment/source values per account with their own series: the top_n by volume, "
+     "the rest count as other"},
+    {"segments.sketch_factor", CFG_INT, "4", 2, 16, OFF(segments_sketch_factor),
+     "Space-Saving counters per account and dimension, as a multiple of segments.top_n"},
+    {"segments.half_life", CFG_DURATION, "6h", 60000, 365 * DAY_MS, OFF(segments_half_life_ms),
+     "Event-time half-life of the volumes that rank breakdown values (old campaigns yield)"},
     {"referral.window", CFG_DURATION, "30d", 1, 365 * DAY_MS, OFF(referral_window_ms),
      "A conversion is attributed to a referral at most this long before it"},
     {"referral.max_depth", CFG_INT, "3", 1, 10, OFF(referral_max_depth),

@@ -117,6 +117,8 @@ struct smm_config {
     struct smm_sov_set sov_sets[SMM_CFG_MAX_SOV_SETS];
     int64_t segments_enabled;    /* segments.enabled */
     int64_t segments_top_n;      /* segments.top_n */
+    int64_t segments_sketch_factor; /* segments.sketch_factor: m = factor x top_n */
+    int64_t segments_half_life_ms;  /* segments.half_life */
     int64_t referral_window_ms;  /* referral.window */
     int64_t referral_max_depth;  /* referral.max_depth */
     int64_t days_keep;           /* days.keep: daily account buckets kept */

@@ -510,8 +510,9 @@ static int encode_part(const struct smm_batch *b, const char *tp, const char *to
         rc |= smm_argv_add_int(av, l->x);
     }
 
-    /* Admissions: each source or segment entity with its account, dimension and value, so
-     * the script can fold values beyond segments.top_n into "other". */
+    /* Admissions: each source or segment entity with its account, dimension, value, its
+     * events in this batch and its latest minute: the script ranks values by (decayed)
+     * volume and folds those outside the top segments.top_n into "other". */
     int adm_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t adm = 0;
@@ -532,6 +533,17 @@ static int encode_part(const struct smm_batch *b, const char *tp, const char *to
             rc |= smm_argv_add_str(av, "source");
             rc |= smm_argv_add_str(av, rest);
         }
+        int64_t weight = 0, last = INT64_MIN;
+        for (int mi = ent->first_minute; mi >= 0;) {
+            const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
+            for (int t = 0; t < SMM_EV__COUNT; t++) {
+                weight += m->count[t];
+            }
+            last = m->minute > last ? m->minute : last;
+            mi = m->next;
+        }
+        rc |= smm_argv_add_int(av, weight);
+        rc |= smm_argv_add_int(av, last);
         adm++;
     }
     rc |= smm_argv_set_int(av, adm_at, adm);
@@ -569,6 +581,8 @@ int smm_pipeline_encode_insights(const struct smm_pipeline *pipe, int64_t now_ms
     rc |= smm_argv_add_int(av, cfg->response_reorder_ms);
     rc |= smm_argv_add_int(av, cfg->referral_window_ms);
     rc |= smm_argv_add_int(av, cfg->referral_max_depth);
+    rc |= smm_argv_add_int(av, cfg->segments_top_n * cfg->segments_sketch_factor);
+    rc |= smm_argv_add_int(av, cfg->segments_half_life_ms);
     return rc ? SMM_ERR : SMM_OK;
 }
 

@@ -58,8 +58,8 @@
  *   real time, ts = the wall clock when written, so alert delays are wall-clock delays (with
  *   --start-ms: as fast as possible, ts = start + offset, byte-identical per seed).
  * - The truth is computed from exactly the events written, the way the processor's "5m"
- *   window counts: at each impression/view, the distinct user_ids of that post whose latest
- *   view is in the minutes (m - 5, m], m = floor(ts / 60000); crossing_ms is the first ts at
+ *   window counts: at each content event (seen or acted on: smm_event_type_reaches), the
+ *   distinct user_ids of that post whose latest such event is in the minutes (m - 5, m], m = floor(ts / 60000); crossing_ms is the first ts at
  *   which that reaches --viral-threshold. */
 #include "metrics/event.h"
 
@@ -1607,7 +1607,8 @@ static void usage(FILE *out)
             "content_id, account_id, planted, style (broadcast, deep, near_miss, organic),\n"
             "threshold, author_followers, target_reach, reach (distinct viewers), peak_reach_5m,\n"
             "shares, max_depth, hub_followers, events, first_ms, last_ms, and crossing_ms: the\n"
-            "first ts at which the distinct viewers in the minutes (m-5, m] reach the threshold\n"
+            "first ts at which the distinct users reached (any content event) in the minutes\n"
+            "(m-5, m] reach the threshold\n"
             "(m = ts / 60000), or null.\n"
             "\n"
             "Kafka: key = content_id (account_id without content); defaults linger.ms=100,\n"
@@ -2816,7 +2817,7 @@ struct vscen {
     struct vev *ev;
     size_t ev_len;
     size_t ev_cap;
-    size_t n_views; /* impressions and views */
+    size_t n_views; /* events that reach their user (smm_event_type_reaches) */
     struct vtruth_slot *tab;
     size_t tab_cap;
 };
@@ -2940,7 +2941,7 @@ static int vscen_build(struct gen *g, struct vscen *sc)
             v->followers = l->followers;
             v->type = l->type;
             v->follows = l->follows;
-            sc->n_views += l->type == SMM_EV_IMPRESSION || l->type == SMM_EV_VIEW;
+            sc->n_views += smm_event_type_reaches(l->type);
         }
     }
     qsort(sc->ev, sc->ev_len, sizeof(*sc->ev), vev_cmp);
@@ -3187,7 +3188,7 @@ static int viral_main(const struct gen_opts *opts_in)
             vp->first_ts = ts;
         }
         vp->last_ts = ts;
-        if (ev.type == SMM_EV_IMPRESSION || ev.type == SMM_EV_VIEW) {
+        if (smm_event_type_reaches(ev.type)) {
             uint32_t reach = vtruth_view(&sc, v->post, v->user, ts);
 
             vp->peak_5m = reach > vp->peak_5m ? reach : vp->peak_5m;

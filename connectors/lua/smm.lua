@@ -27,12 +27,14 @@
 --            (accounts: users sorted by minute, j users per minute; others: n_min 0)
 --          n_stats, {field, delta}*n_stats
 --          n_links, {type, account, a, b, c, ts_ms, biz_ms, x}*n_links  (see links below)
---          n_adm, {kind, entity_id, account, dimension, value}*n_adm   (see admit below)
+--          n_adm, {kind, entity_id, account, dimension, value, events, minute}*n_adm
+--            (see segment admission below)
 --        (smm-processor folds all its partitions into one batch and sends it with the
 --        first part, and empty sections with the others: a flush applies all of its parts
 --        or none, so only the fences need to stay per part)
 --        then the viral section (see viral() below), then the insights settings:
---          now_ms, days_keep, top_n, max_open, reorder_ms, referral_window_ms, max_depth
+--          now_ms, days_keep, top_n, max_open, reorder_ms, referral_window_ms, max_depth,
+--          sketch_m, half_life_ms
 --        -> {'OK', {content_id, new_state}..., {content_id, state}...} (changes, then the
 --           unchanged non-normal states of the posts evaluated) or
 --           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
@@ -505,14 +507,15 @@ end
 -------------------------------------------------------------------------------------------
 -- Insights: response times and SLA alerts, referrals and conversions, segment admission,
 -- goals (docs/insights.md). Settings: now_ms, days_keep, top_n, max_open, reorder_ms,
--- referral_window_ms, max_depth (absent in old callers: then defaults).
+-- referral_window_ms, max_depth, sketch_m, half_life_ms (absent in old callers: defaults).
 local function insights_settings(i)
   local function n(j, dflt)
     return tonumber(ARGV[i + j] or '') or dflt
   end
   return {now = n(0, 0), days_keep = n(1, 400), top_n = n(2, 20), max_open = n(3, 100000),
           reorder = n(4, 600000), ref_window = n(5, 2592000000), max_depth = n(6, 3),
-          next = i + 7, stream_max = 10000, open = {}, seg = {}}
+          sketch_m = n(7, 80), half_life = n(8, 21600000),
+          next = i + 9, stream_max = 10000, open = {}, ss = {}}
 end
 
 -- Alerts other than viral ones share the stream, the channel and the relay.
@@ -545,30 +548,195 @@ local function alert(ins, kind, id, account, fields)
   call('HINCRBY', P .. 'stats', 'alerts:' .. kind, 1)
 end
 
--- Segment admission: the first top_n distinct values of a dimension per account keep their
--- own series; later ones fold into "other". Returns the renamed entity, or nil to keep it.
+-- Segment admission: which values of a dimension (region, segment, source) keep their own
+-- series per account; the others count under "other" (docs/insights.md, "Segments").
+-- DESIGN: a Space-Saving sketch (Metwally, Agrawal, El Abbadi 2005) of m = sketch_m
+-- counters per account and dimension, fed each flush with every value's events. A value
+-- already monitored adds its weight to its counter; a new one takes a free counter or
+-- replaces the smallest counter c_min (count c_min + w, overestimation e = c_min). So for
+-- the monitored values count - e <= f <= count, e <= N/m, and every value with f > N/m is
+-- monitored (f: true weight, N: total weight). Weights decay by half every half_life ms
+-- of event time, by forward decay (Cormode, Shkapenyuk, Srivastava, Xu 2009): an event at
+-- minute t weighs w * 2^((t - L) / half_life) against the sketch's landmark L, so stored
+-- counters never need rewriting as time passes (they all share the factor and compare
+-- alike); the bounds above then hold for decayed weights. When the factor passes 2^40
+-- the sketch is scaled back once (O(m)). A value is admitted while it is among the top_n
+-- by guaranteed weight (count - e) and, once all m counters are taken, that guarantee
+-- exceeds the smallest counter: a value seen once is guaranteed only its own weight, so
+-- one-off values cannot take slots from real ones, and every value with
+-- f > N/top_n + N/m is admitted. Events of a value decide per flush, after the whole
+-- flush updated the sketch; what it counted under "other" before admission stays there.
+-- Layout: hash P ss:<account>:<dim> (fields c<value>, e<value>, L, N); the set
+-- P seg:<account>:<dim> mirrors the admitted values for readers.
+-- Cost per flush and touched sketch: one HGETALL (2m + 2 fields), an O(m) minimum scan per
+-- value not yet monitored, an O(m log m) ranking, one HSET/HDEL of the changed fields and
+-- one SMEMBERS (plus DEL and SADD when the admitted set changed). Measured at m = 80: about
+-- 10 us per value not yet monitored, nothing per event (docs/insights.md).
+local RESCALE = 40
+
+local function sketch_get(ins, account, dim)
+  local key = P .. 'ss:' .. account .. ':' .. dim
+  local sk = ins.ss[key]
+  if sk then
+    return sk
+  end
+  sk = {key = key, skey = P .. 'seg:' .. account .. ':' .. dim, c = {}, e = {}, n = 0,
+        N = 0, changed = {}, gone = {}}
+  local raw = call('HGETALL', key)
+  for j = 1, #raw, 2 do
+    local f, v = raw[j], tonumber(raw[j + 1])
+    local t = string.byte(f, 1)
+    if t == 99 then -- "c"
+      sk.c[string.sub(f, 2)] = v
+      sk.n = sk.n + 1
+    elseif t == 101 then -- "e"
+      sk.e[string.sub(f, 2)] = v
+    elseif f == 'L' then
+      sk.L = v
+    elseif f == 'N' then
+      sk.N = v
+    end
+  end
+  ins.ss[key] = sk
+  return sk
+end
+
+-- The monitored value with the smallest counter (ties: the smaller value), or nil.
+local function sketch_min(sk)
+  local mv, mc
+  for v, c in pairs(sk.c) do
+    if not mc or c < mc or (c == mc and v < mv) then
+      mv, mc = v, c
+    end
+  end
+  return mv, mc
+end
+
+local function sketch_drop(sk, v)
+  sk.c[v], sk.e[v] = nil, nil
+  sk.n = sk.n - 1
+  sk.changed[v] = nil
+  sk.gone[v] = true
+end
+
+-- Adds w events of value at minute t.
+local function sketch_add(ins, sk, value, w, t)
+  t = t * 60000
+  sk.L = sk.L or t
+  local x = (t - sk.L) / ins.half_life
+  if x > RESCALE then
+    local s = 2 ^ -x
+    for v, c in pairs(sk.c) do
+      sk.c[v], sk.e[v] = c * s, (sk.e[v] or 0) * s
+      sk.changed[v] = true
+    end
+    sk.N, sk.L, x = sk.N * s, t, 0
+  end
+  local g = w * 2 ^ x
+  sk.N = sk.N + g
+  sk.dirty = true
+  sk.adm = nil
+  while sk.n > ins.sketch_m do -- sketch_m was lowered: shed the smallest
+    sketch_drop(sk, (sketch_min(sk)))
+  end
+  if sk.c[value] then
+    sk.c[value] = sk.c[value] + g
+  elseif sk.n < ins.sketch_m then
+    sk.c[value], sk.e[value] = g, 0
+    sk.n = sk.n + 1
+  else
+    local mv, mc = sketch_min(sk)
+    sketch_drop(sk, mv)
+    sk.c[value], sk.e[value] = mc + g, mc
+    sk.n = sk.n + 1
+  end
+  sk.changed[value] = true
+  sk.gone[value] = nil
+end
+
+-- The admitted values of a sketch: {value = true}.
+local function sketch_admitted(ins, sk)
+  if sk.adm then
+    return sk.adm
+  end
+  local list, floor_c = {}, 0
+  local _, mc = sketch_min(sk)
+  if sk.n >= ins.sketch_m then
+    floor_c = mc
+  end
+  local sure = {}
+  for v, c in pairs(sk.c) do
+    list[#list + 1] = v
+    sure[v] = c - (sk.e[v] or 0)
+  end
+  table.sort(list, function(a, b)
+    if sure[a] ~= sure[b] then
+      return sure[a] > sure[b]
+    end
+    return a < b
+  end)
+  sk.adm = {}
+  for j = 1, math.min(ins.top_n, #list) do
+    if sure[list[j]] > floor_c then
+      sk.adm[list[j]] = true
+    end
+  end
+  return sk.adm
+end
+
+-- Writes a sketch the flush changed, and its admitted set.
+local function sketch_write(ins, sk)
+  if not sk.dirty then
+    return
+  end
+  local args = {'L', format('%.17g', sk.L), 'N', format('%.17g', sk.N)}
+  for v in pairs(sk.changed) do
+    args[#args + 1] = 'c' .. v
+    args[#args + 1] = format('%.17g', sk.c[v])
+    args[#args + 1] = 'e' .. v
+    args[#args + 1] = format('%.17g', sk.e[v])
+    if #args >= CHUNK then
+      call('HSET', sk.key, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then
+    call('HSET', sk.key, unpack(args))
+  end
+  local del = {}
+  for v in pairs(sk.gone) do
+    del[#del + 1] = 'c' .. v
+    del[#del + 1] = 'e' .. v
+  end
+  if #del > 0 then
+    call('HDEL', sk.key, unpack(del))
+  end
+  -- The admitted set (at most top_n members): rewritten only when it changed.
+  local adm, n_had, same = sketch_admitted(ins, sk), 0, true
+  for _, v in ipairs(call('SMEMBERS', sk.skey)) do
+    n_had = n_had + 1
+    same = same and adm[v] == true
+  end
+  local list = {}
+  for v in pairs(adm) do
+    list[#list + 1] = v
+  end
+  if not same or n_had ~= #list then
+    call('DEL', sk.skey)
+    if #list > 0 then
+      call('SADD', sk.skey, unpack(list))
+    end
+  end
+  sk.dirty, sk.changed, sk.gone = false, {}, {}
+end
+
+-- Returns the entity a value's events count under when it is not admitted ("other"), or
+-- nil to keep its own.
 local function admit(ins, kind, account, dim, value)
-  local skey = P .. 'seg:' .. account .. ':' .. dim
-  -- One SMEMBERS per account and dimension per call (at most top_n members), not one
-  -- SISMEMBER per value: a batch touches each account's few values many times.
-  local set = ins.seg[skey]
-  if not set then
-    set = {n = 0, has = {}}
-    for _, m in ipairs(call('SMEMBERS', skey)) do
-      set.has[m] = true
-      set.n = set.n + 1
-    end
-    ins.seg[skey] = set
+  if sketch_admitted(ins, sketch_get(ins, account, dim))[value] then
+    return nil
   end
-  if not set.has[value] then
-    if set.n >= ins.top_n then
-      return kind .. ':' .. account .. '|' .. (kind == 's' and 'other' or dim .. '=other')
-    end
-    call('SADD', skey, value)
-    set.has[value] = true
-    set.n = set.n + 1
-  end
-  return nil
+  return kind .. ':' .. account .. '|' .. (kind == 's' and 'other' or dim .. '=other')
 end
 
 -- First-response-time histogram: bucket b holds (1.04^(b-1), 1.04^b] ms, 0 holds <= 1 ms
@@ -832,7 +1000,7 @@ if MODE == 'flush' then
     part.links_at = i
     i = i + 1 + 8 * tonumber(ARGV[i])
     part.adm_at = i
-    i = i + 1 + 5 * tonumber(ARGV[i])
+    i = i + 1 + 7 * tonumber(ARGV[i])
     parts[pi] = part
     local owner = redis.call('HGET', P .. 'owner', part.tp)
     if owner ~= part.token then
@@ -881,8 +1049,20 @@ if MODE == 'flush' then
 
   -- 2. Counters: one delta set per event-time minute; lifetime gets their sum, each
   -- window the sum of the minutes it still holds (usually all of them: the same set).
-  -- Sources and segment values beyond top_n are renamed to their account's "other".
+  -- Sources and segment values outside the top_n by volume are renamed to their
+  -- account's "other": first the whole flush feeds the sketches, then each value is ranked.
   local rename = {}
+  for _, part in ipairs(parts) do
+    i = part.adm_at + 1
+    for _ = 1, tonumber(ARGV[part.adm_at]) do
+      sketch_add(ins, sketch_get(ins, ARGV[i + 2], ARGV[i + 3]), ARGV[i + 4],
+                 tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
+      i = i + 7
+    end
+  end
+  for _, sk in pairs(ins.ss) do
+    sketch_write(ins, sk)
+  end
   for _, part in ipairs(parts) do
     i = part.adm_at + 1
     for _ = 1, tonumber(ARGV[part.adm_at]) do
@@ -891,7 +1071,7 @@ if MODE == 'flush' then
       if rename[full] == nil then
         rename[full] = admit(ins, kind, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]) or false
       end
-      i = i + 5
+      i = i + 7
     end
   end
   for _, part in ipairs(parts) do

@@ -224,8 +224,14 @@ void oracle_add_event(struct oracle *o, const char *json, size_t len)
                 count(o, ents[i], minute, "mention_engagement", (int64_t)engagement->valuedouble);
             }
         }
-        if (cJSON_IsString(user) && kind != 's' &&
-            (!strcmp(type, "impression") || !strcmp(type, "view"))) {
+        /* Reach: every user with a content event, seen or acted on (the eight types that
+         * need content_id, docs/events.md), spelled out here rather than asked of
+         * metrics/event.h so the oracle stays independent. */
+        int reaches = !strcmp(type, "impression") || !strcmp(type, "view") ||
+                      !strcmp(type, "like") || !strcmp(type, "unlike") ||
+                      !strcmp(type, "comment") || !strcmp(type, "comment_delete") ||
+                      !strcmp(type, "share") || !strcmp(type, "click");
+        if (cJSON_IsString(user) && kind != 's' && reaches) {
             char rk[2600];
             snprintf(rk, sizeof(rk), "%s|%s", ents[i], user->valuestring);
             if (!map_slot(&o->reach, rk, 0)) {

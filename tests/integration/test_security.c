@@ -828,16 +828,18 @@ static int idset_has(const struct idset *s, const char *id, size_t len)
     return 0;
 }
 
-/* "seg:<account>:<region|segment|source>" for an account we sent. */
+/* "seg:<account>:<region|segment|source>" (admitted values) or "ss:..." (their sketch)
+ * for an account we sent. */
 static int seg_key(const char *rest, const struct idset *accts)
 {
-    if (strncmp(rest, "seg:", 4) != 0) {
+    size_t pre = !strncmp(rest, "seg:", 4) ? 4 : !strncmp(rest, "ss:", 3) ? 3 : 0;
+    if (!pre) {
         return 0;
     }
-    const char *dim = strrchr(rest + 4, ':');
+    const char *dim = strrchr(rest + pre, ':');
     return dim && (!strcmp(dim, ":region") || !strcmp(dim, ":segment") ||
                    !strcmp(dim, ":source")) &&
-           idset_has(accts, rest + 4, (size_t)(dim - rest - 4));
+           idset_has(accts, rest + pre, (size_t)(dim - rest - pre));
 }
 
 /* rest = "<kind>:<id>" + suffix exactly, id one of the ids of that kind. */

@@ -3,8 +3,9 @@
 recomputation of its ground truth from the JSON lines it wrote.
 
 The recomputation shares no code with the generator: it replays the events in order and, at
-every impression/view, counts the post's distinct user_ids whose latest view minute lies in
-(m - 5, m], m = ts // 60000 (the processor's "5m" window), straight from a dict. It also
+every content event (seen or acted on: impression, view, like, unlike, comment,
+comment_delete, share, click: everyone reached), counts the post's distinct user_ids whose
+latest such minute lies in (m - 5, m], m = ts // 60000 (the processor's "5m" window), straight from a dict. It also
 checks the event contract of the scenario (author_followers everywhere, followers and
 parent_id on shares) and the shape every style promises. ctest passes the binary in
 SMMT_SMM_GEN (or give it as the first argument).
@@ -20,6 +21,9 @@ import unittest
 GEN = os.environ.get("SMMT_SMM_GEN") or (sys.argv.pop(1) if len(sys.argv) > 1 else "")
 START_MS = 1767225600000  # 2026-01-01T00:00:00Z
 CONTENT_TYPES = {"impression", "view", "like", "comment", "click", "share"}
+# The types whose user_id counts as reached (written here, not taken from the generator).
+REACH_TYPES = {"impression", "view", "like", "unlike", "comment", "comment_delete", "share",
+               "click"}
 
 
 def run_gen(args, truth_path):
@@ -43,7 +47,7 @@ def recompute(events, threshold):
                                  "max_depth": 0, "account": e["account_id"]})
         p["events"] += 1
         p["last_ms"] = e["ts"]
-        if e["type"] in ("impression", "view"):
+        if e["type"] in REACH_TYPES:
             m = e["ts"] // 60000
             latest[(c, e["user_id"])] = m
             p["viewers"].add(e["user_id"])
@@ -51,7 +55,7 @@ def recompute(events, threshold):
             p["peak"] = max(p["peak"], in_window)
             if p["crossing"] is None and in_window >= threshold:
                 p["crossing"] = e["ts"]
-        elif e["type"] == "share":
+        if e["type"] == "share":
             d = 1 + share_depth[e["parent_id"]] if "parent_id" in e else 1
             share_depth[e["event_id"]] = d
             p["shares"] += 1

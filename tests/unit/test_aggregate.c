@@ -286,8 +286,6 @@ Test(aggregate, reach_users)
     add(agg, SMM_EV_IMPRESSION, 60000, "a", "c", "u1");
     add(agg, SMM_EV_IMPRESSION, 60001, "a", "c", "u1"); /* same user, same minute: folded */
     add(agg, SMM_EV_VIEW, 120000, "a", "c", "u2");
-    add(agg, SMM_EV_LIKE, 120000, "a", "c", "u3");      /* not a reach event */
-    add(agg, SMM_EV_CLICK, 120000, "a", "c", "u4");
     add(agg, SMM_EV_IMPRESSION, 120000, "a", "c", NULL); /* no user */
     add(agg, SMM_EV_MENTION, 120000, "a", NULL, "u5");   /* account-only, not reach */
     add(agg, SMM_EV_IMPRESSION, 180000, "b", "d", "u1");
@@ -326,6 +324,36 @@ Test(aggregate, reach_users)
     add(agg, SMM_EV_VIEW, 120000, "a", "c", "u2");
     cr_assert_eq(users_of(agg, a, got, 16), 3);
     cr_assert_eq(users_of(agg, c, got, 16), 2);
+    smm_agg_destroy(agg);
+}
+
+/* Reach is everyone a post got to: a user who only acted on it (liked, took the like back,
+ * commented, deleted the comment, shared, clicked) was reached as much as a viewer, so reach
+ * is never below the number of distinct engagers. Account-only events reach nobody. */
+Test(aggregate, reach_counts_users_who_only_acted)
+{
+    struct smm_agg *agg = new_agg(DEFAULT_MASK);
+    static const enum smm_event_type acted[] = {SMM_EV_LIKE,  SMM_EV_UNLIKE,
+                                                SMM_EV_COMMENT, SMM_EV_COMMENT_DELETE,
+                                                SMM_EV_SHARE, SMM_EV_CLICK};
+    static const char *const users[] = {"u-like", "u-unlike", "u-comment",
+                                        "u-comment-delete", "u-share", "u-click"};
+    for (int i = 0; i < 6; i++) {
+        add(agg, acted[i], 60000, "a", "c", users[i]);
+    }
+    add(agg, SMM_EV_MESSAGE, 60000, "a", NULL, "u-message");
+    add(agg, SMM_EV_CONVERSION, 60000, "a", NULL, "u-buyer");
+    char got[16][64];
+    int c = find_entity(agg, SMM_AGG_CONTENT, "c");
+    cr_assert_geq(c, 0);
+    cr_assert_eq(users_of(agg, c, got, 16), 6, "each engager is reached by the post");
+    int a = find_entity(agg, SMM_AGG_ACCOUNT, "a");
+    cr_assert_eq(users_of(agg, a, got, 16), 6, "and by the account, not the message/buyer");
+    for (int i = 0; i < 6; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "1/%s", users[5 - i]); /* newest first */
+        cr_assert_str_eq(got[i], want);
+    }
     smm_agg_destroy(agg);
 }
 
@@ -522,12 +550,13 @@ Test(aggregate, partitions_share_one_batch)
     cr_assert(g >= 0);
     cr_assert_eq(smm_agg_entity(m, g)->split, 1, "the account part of the id");
     char got[16][64];
-    /* Post c: u1 once, whatever the minute. Account a: u1 in minutes 1 and 2, u4. */
-    cr_assert_eq(users_of(m, find_entity(m, SMM_AGG_CONTENT, "c"), got, 16), 1);
+    /* Post c: u1 once, whatever the minute, and u3 (only unliked: reached all the same).
+     * Account a: u1 in minutes 1 and 2, u3, u4. */
+    cr_assert_eq(users_of(m, find_entity(m, SMM_AGG_CONTENT, "c"), got, 16), 2);
     int n = users_of(m, find_entity(m, SMM_AGG_ACCOUNT, "a"), got, 16);
-    cr_assert_eq(n, 3);
-    const char *want[] = {"1/u1", "2/u1", "1/u4"}; /* in any order */
-    for (int w = 0; w < 3; w++) {
+    cr_assert_eq(n, 4);
+    const char *want[] = {"1/u1", "2/u1", "1/u3", "1/u4"}; /* in any order */
+    for (int w = 0; w < 4; w++) {
         int found = 0;
         for (int j = 0; j < n; j++) {
             found += strcmp(got[j], want[w]) == 0;

@@ -866,6 +866,8 @@ Test(config, insight_keys_defaults)
     cr_assert_eq(cfg.response_max_open, 100000);
     cr_assert_eq(cfg.response_reorder_ms, 600000);
     cr_assert_eq(cfg.segments_top_n, 20);
+    cr_assert_eq(cfg.segments_sketch_factor, 4);
+    cr_assert_eq(cfg.segments_half_life_ms, 6LL * 3600000);
     cr_assert_eq(cfg.referral_window_ms, 30LL * 86400000);
     cr_assert_eq(cfg.referral_max_depth, 3);
     cr_assert_eq(cfg.days_keep, 400);
@@ -926,6 +928,9 @@ Test(config, insight_keys_bad_values_name_key)
     set_fails(&cfg, "response.reorder", "-1s", "response.reorder", NULL);
     set_fails(&cfg, "segments.top_n", "0", "segments.top_n", NULL);
     set_fails(&cfg, "segments.top_n", "1001", "segments.top_n", "1001");
+    set_fails(&cfg, "segments.sketch_factor", "1", "segments.sketch_factor", NULL);
+    set_fails(&cfg, "segments.sketch_factor", "17", "segments.sketch_factor", NULL);
+    set_fails(&cfg, "segments.half_life", "59s", "segments.half_life", NULL);
     set_fails(&cfg, "referral.window", "30x", "referral.window", NULL);
     set_fails(&cfg, "referral.window", "0", "referral.window", NULL);
     set_fails(&cfg, "referral.window", "366d", "referral.window", NULL);

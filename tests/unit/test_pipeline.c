@@ -180,7 +180,7 @@ struct part {
     char *reach;  /* "kind|id|minute|user" per user (minute "-" but for accounts), sorted */
     char *stats;  /* "field=delta" per field, sorted */
     char *links;  /* "type|account|a|b|c|ts|biz|x" per link, in order */
-    char *adm;    /* "kind|entity|account|dim|value" per admission, sorted */
+    char *adm;    /* "kind|entity|account|dim|value|events|minute" per admission, sorted */
     int n_groups, n_reach, n_stats, n_links, n_adm;
 };
 
@@ -232,7 +232,7 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         links_at[pi] = i;
         i = i + 1 + 8 * (int)tonumber(la, i);
         adm_at[pi] = i;
-        i = i + 1 + 5 * (int)tonumber(la, i);
+        i = i + 1 + 7 * (int)tonumber(la, i);
     }
     cr_assert_eq(i, la->n + 1, "flush has %d arguments, the script reads %d", la->n, i - 1);
 
@@ -334,9 +334,10 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         struct lines la2 = {0};
         i = adm_at[pi] + 1;
         p->n_adm = (int)tonumber(la, adm_at[pi]);
-        for (int k = 0; k < p->n_adm; k++, i += 5) {
-            lines_add(&la2, "%s|%s|%s|%s|%s", ARGV(la, i), ARGV(la, i + 1), ARGV(la, i + 2),
-                      ARGV(la, i + 3), ARGV(la, i + 4));
+        for (int k = 0; k < p->n_adm; k++, i += 7) {
+            lines_add(&la2, "%s|%s|%s|%s|%s|%s|%s", ARGV(la, i), ARGV(la, i + 1),
+                      ARGV(la, i + 2), ARGV(la, i + 3), ARGV(la, i + 4), ARGV(la, i + 5),
+                      ARGV(la, i + 6));
         }
         p->adm = lines_join(&la2);
     }
@@ -913,8 +914,14 @@ Test(pipeline, insights_routing_and_links)
         at = strchr(x, '\n') + 1;
     }
     cr_assert_eq(p->n_adm, 3);
-    cr_assert_str_eq(p->adm, "g|b1|region=eu|b1|region|eu\ng|b1|segment=18-24|b1|segment|18-24\n"
-                             "s|b1|news|b1|source|news\n");
+    /* each with its events in the batch (news: the impression and the referral) and its
+     * latest minute, the volume the script ranks values by */
+    char want_adm[256];
+    snprintf(want_adm, sizeof(want_adm),
+             "g|b1|region=eu|b1|region|eu|1|%lld\ng|b1|segment=18-24|b1|segment|18-24|1|%lld\n"
+             "s|b1|news|b1|source|news|2|%lld\n",
+             NOW_MIN, NOW_MIN, NOW_MIN);
+    cr_assert_str_eq(p->adm, want_adm);
     flush_free(&fl);
     lua_argv_free(&la);
     smm_argv_free(&av);
@@ -956,7 +963,9 @@ Test(pipeline, segments_disabled)
     parse_flush(&la, &fl);
     cr_assert_eq(fl.parts[0].n_groups, 3, "content, account, source:\n%s", fl.parts[0].groups);
     cr_assert_null(strstr(fl.parts[0].groups, "g|"), "%s", fl.parts[0].groups);
-    cr_assert_str_eq(fl.parts[0].adm, "s|b1|news|b1|source|news\n");
+    char want_adm[64];
+    snprintf(want_adm, sizeof(want_adm), "s|b1|news|b1|source|news|1|%lld\n", NOW_MIN);
+    cr_assert_str_eq(fl.parts[0].adm, want_adm);
     flush_free(&fl);
     lua_argv_free(&la);
     smm_argv_free(&av);
@@ -1012,8 +1021,12 @@ Test(pipeline, encode_flush_one_batch_all_fences)
                  "g|a|region=eu|%lld|impression=2,engagement=1\n",
                  NOW_MIN, NOW_MIN, NOW_MIN);
         cr_assert_str_eq(p->groups, want);
-        /* u1 once per entity although both partitions saw it; likes are not reach */
-        snprintf(want, sizeof(want), "a|a|%lld|u1\nc|c|-|u1\ng|a|region=eu|-|u1\n", NOW_MIN);
+        /* u1 once per entity although both partitions saw it; u2 only liked and is reached
+         * too (the message's u3 is not: not a content event) */
+        snprintf(want, sizeof(want),
+                 "a|a|%lld|u1\na|a|%lld|u2\nc|c|-|u1\nc|c|-|u2\ng|a|region=eu|-|u1\n"
+                 "g|a|region=eu|-|u2\n",
+                 NOW_MIN, NOW_MIN);
         cr_assert_str_eq(p->reach, want);
         cr_assert_eq(p->n_adm, 1);
         cr_assert_str_eq(p->stats, "dead_letter:invalid_json=1\ndead_letter=1\n"

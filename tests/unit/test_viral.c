@@ -121,6 +121,28 @@ Test(viral, reach_and_non_followers_in_windows)
     smm_viral_destroy(v);
 }
 
+/* A user who only liked, commented, clicked or shared was reached as much as a viewer: the
+ * viral reach figures (and their non-follower part) count every content event's user. */
+Test(viral, reach_counts_users_who_only_acted)
+{
+    struct smm_viral_opts o = opts();
+    struct smm_viral *v = new_viral(&o);
+    feed(v, SMM_EV_IMPRESSION, "a", "p", "e0", "viewer", T0, 1);
+    feed(v, SMM_EV_LIKE, "a", "p", "e1", "liker", T0, 0);
+    feed(v, SMM_EV_SHARE, "a", "p", "e2", "sharer", T0, 0);
+    feed(v, SMM_EV_COMMENT, "a", "p", "e3", "commenter", T0, -1);
+    feed(v, SMM_EV_UNLIKE, "a", "p", "e4", "unliker", T0, -1);
+    feed(v, SMM_EV_CLICK, "a", "p", "e5", "clicker", T0, -1);
+    feed(v, SMM_EV_LIKE, "a", "p", "e6", "viewer", T0, 1); /* already reached */
+    const struct smm_viral_signals *s;
+    int n = smm_viral_take(v, T0 + 1000, 0, &s);
+    cr_assert_eq(n, 1);
+    cr_expect_float_eq(s[0].reach_5m, 6, 1e-9);
+    cr_expect_float_eq(s[0].reach_1h, 6, 1e-9);
+    cr_expect_float_eq(s[0].nf_reach_5m, 2, 1e-9, "the liker and the sharer");
+    smm_viral_destroy(v);
+}
+
 Test(viral, share_velocity_acceleration_and_duplicates)
 {
     struct smm_viral_opts o = opts();
