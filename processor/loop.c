@@ -111,6 +111,17 @@ static int64_t mono_us(void)
 
 /* ---- partitions ---- */
 
+/* Sleeps ms milliseconds, in slices short enough that a stop signal ends the wait at once
+ * (SIGTERM during a start-up retry, not 30 s later). Returns 1 when stopped. */
+static int nap(volatile sig_atomic_t *stop, int64_t ms)
+{
+    for (int64_t left = ms; left > 0 && !(stop && *stop); left -= 50) {
+        int64_t step = left < 50 ? left : 50;
+        nanosleep(&(struct timespec){0, (long)step * 1000000}, NULL);
+    }
+    return stop && *stop;
+}
+
 static struct part *part_find(struct smm_loop *loop, const char *topic, int32_t partition)
 {
     for (int i = 0; i < loop->n_parts; i++) {
@@ -1100,11 +1111,17 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
             }
         }
     }
-    /* Fail fast on what retrying cannot fix (credentials, ACLs); wait for the rest. */
+    /* Fail fast on what retrying cannot fix (credentials, ACLs); wait for the rest, but
+     * never past a stop signal (a signal also cuts a connect short: no SA_RESTART). */
     for (int attempt = 0;; attempt++) {
         int rc = smm_redis_sink_connect(loop->sink);
         if (rc == SMM_SINK_OK) {
             break;
+        }
+        if (opts->stop && *opts->stop) {
+            snprintf(errstr, errstr_size, "stopped while waiting for Redis (%s)",
+                     smm_redis_sink_errstr(loop->sink));
+            goto fail;
         }
         if (rc == SMM_SINK_ERROR || attempt >= 30) {
             snprintf(errstr, errstr_size, "%s", smm_redis_sink_errstr(loop->sink));
@@ -1114,7 +1131,11 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
             smm_log(SMM_LOG_WARN, "%s; retrying for up to 30 s",
                     smm_redis_sink_errstr(loop->sink));
         }
-        sleep(1);
+        if (nap(opts->stop, 1000)) {
+            snprintf(errstr, errstr_size, "stopped while waiting for Redis (%s)",
+                     smm_redis_sink_errstr(loop->sink));
+            goto fail;
+        }
     }
     struct smm_kafka_opts ko = {
         .topic = cfg->topic,
@@ -1225,6 +1246,11 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
         if (wait < 0) {
             wait = 0;
         }
+        /* A signal does not wake librdkafka's poll: look at the stop flag at least this
+         * often, whatever tick_ms and flush.interval_ms are. */
+        if (wait > 200) {
+            wait = 200;
+        }
         /* Never fold more than flush.max_events before flushing. */
         int64_t room = cfg->flush_max_events - loop->batch.messages;
         if (room <= 0) {
@@ -1242,8 +1268,12 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
                   now - loop->last_msg_kafka_ts > 4 * cfg->flush_interval_ms);
     }
     if (!loop->fatal) {
-        /* Final flush; keep trying for a while if Redis is away. */
-        for (int attempt = 0; attempt < 50; attempt++) {
+        /* Final flush; keep trying for a while if Redis blinks. If Redis was already away
+         * when the stop came (backing off), try once: an operator stopping a processor
+         * that cannot write wants it gone, and nothing is lost, since the unflushed
+         * events are re-read from the offsets Redis holds. */
+        int away = loop->paused;
+        for (int attempt = 0; attempt < (away ? 1 : 50); attempt++) {
             now = clock_ms();
             loop->retry_at_ms = 0;
             flush_all(loop, now, 0);
@@ -1252,7 +1282,12 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             }
             nanosleep(&(struct timespec){0, 200000000}, NULL);
         }
-        tick_refresh(loop, clock_ms(), 1000000);
+        if (loop->paused) {
+            smm_log(SMM_LOG_WARN, "Redis unreachable at shutdown: what was not flushed is "
+                    "read again from Kafka on the next start");
+        } else {
+            tick_refresh(loop, clock_ms(), 1000000);
+        }
     }
     stats_line(loop, clock_ms());
     smm_kafka_source_close(loop->src); /* revoke callbacks flush what is left */

@@ -225,7 +225,18 @@ int main(int argc, char **argv)
         return 1;
     }
     lopts.status = status;
+    lopts.stop = &stop_flag;
     struct smm_loop *loop = smm_loop_new(&cfg, &lopts, err, sizeof(err));
+    if (!loop && stop_flag) {
+        /* Asked to stop while waiting for Redis: a clean stop, not a failure. */
+        smm_log(SMM_LOG_INFO, "%s", err);
+        smm_log(SMM_LOG_INFO, "stopped");
+        smm_http_server_stop(http);
+        smm_status_destroy(status);
+        smm_log_flush();
+        smm_config_free(&cfg);
+        return 0;
+    }
     if (!loop) {
         smm_log(SMM_LOG_ERROR, "startup failed: %s", err);
         smm_http_server_stop(http);
