@@ -962,11 +962,17 @@ static void stats_line(struct smm_loop *loop, int64_t now)
     char lag[512] = "";
     size_t used = 0;
     int64_t total_lag = 0;
+    int lag_known = 0; /* no partition (Kafka away, topic missing) is no lag of 0 */
     for (int i = 0; i < loop->n_parts && used < sizeof(lag) - 32; i++) {
         struct part *p = loop->parts[i];
         used += (size_t)snprintf(lag + used, sizeof(lag) - used, "%s%d=%lld", i ? "," : "",
                                  (int)p->partition, (long long)p->lag);
         total_lag += p->lag > 0 ? p->lag : 0;
+        lag_known |= p->lag >= 0;
+    }
+    char lag_total[24] = "unknown";
+    if (lag_known && !smm_kafka_source_problem(loop->src)) {
+        snprintf(lag_total, sizeof(lag_total), "%lld", (long long)total_lag);
     }
     char dl[512] = "";
     used = 0;
@@ -981,13 +987,13 @@ static void stats_line(struct smm_loop *loop, int64_t now)
     }
     smm_log(SMM_LOG_INFO,
             "stats: %.0f events/s, consumed %lld, counted %lld, dead-lettered %lld%s, "
-            "flushes %lld (avg %.1f ms, max %.1f ms), redis %s, lag %lld [%s]",
+            "flushes %lld (avg %.1f ms, max %.1f ms), redis %s, lag %s [%s]",
             (double)loop->iv_consumed / secs, (long long)loop->consumed, (long long)loop->counted,
             (long long)loop->dead_lettered, dl,
             (long long)loop->flushes,
             loop->iv_flushes ? (double)loop->iv_flush_us_sum / loop->iv_flushes / 1000.0 : 0.0,
             (double)loop->iv_flush_us_max / 1000.0,
-            smm_redis_sink_connected(loop->sink) ? "up" : "DOWN", (long long)total_lag, lag);
+            smm_redis_sink_connected(loop->sink) ? "up" : "DOWN", lag_total, lag);
     loop->iv_consumed = 0;
     loop->iv_flush_us_sum = 0;
     loop->iv_flush_us_max = 0;
@@ -1018,6 +1024,8 @@ static void publish(struct smm_loop *loop, int64_t now, int force)
         .partitions = loop->n_parts,
     };
     memcpy(c.rejects, loop->rejects, sizeof(c.rejects));
+    const char *kp = smm_kafka_source_problem(loop->src);
+    snprintf(c.kafka_problem, sizeof(c.kafka_problem), "%s", kp ? kp : "");
     smm_status_set_tracked_cascades(st, loop->viral ? smm_viral_cascades(loop->viral) : 0);
     smm_status_begin(st, &c, now);
     for (int i = 0; i < loop->n_parts; i++) {
