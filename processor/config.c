@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,7 @@ static const struct smm_config_key keys[] = {
     {"http.enabled", CFG_BOOL, "true", 0, 1, OFF(http_enabled),
      "Serve /healthz, /readyz, /metrics, /events, the API and the dashboard"},
     {"http.address", CFG_STR, "127.0.0.1", 0, 0, OFF(http_address),
-     "HTTP listen address (IPv4 or IPv6 literal)"},
+     "HTTP listen address (IPv4 or IPv6 literal, or a host name)"},
     {"http.port", CFG_INT, "8080", 0, 65535, OFF(http_port), "HTTP port (0 = ephemeral, logged)"},
     {"http.token", CFG_STR, "", 0, 0, OFF(http_token),
      "Bearer token required on every route but /healthz (secret)"},
@@ -1206,6 +1207,33 @@ static int parse_engagement(struct smm_config *cfg, char *errstr, size_t errstr_
     return SMM_OK;
 }
 
+int smm_config_http_bind_address(const char *address, char *out, size_t out_size, char *errstr,
+                                 size_t errstr_size)
+{
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, address, addr) == 1 || inet_pton(AF_INET6, address, addr) == 1) {
+        snprintf(out, out_size, "%s", address);
+        return SMM_OK;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = address[0] ? getaddrinfo(address, NULL, &hints, &res) : EAI_NONAME;
+    if (rc != 0 || !res) {
+        return fail(errstr, errstr_size,
+                    "http.address: \"%s\" is neither an IPv4 or IPv6 address nor a host name "
+                    "that resolves (%s)",
+                    address, rc ? gai_strerror(rc) : "no address");
+    }
+    rc = getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)out_size, NULL, 0,
+                     NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        return fail(errstr, errstr_size, "http.address: \"%s\": %s", address, gai_strerror(rc));
+    }
+    return SMM_OK;
+}
+
 int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
 {
     if (!(cfg->viral_n_star > 0)) {
@@ -1245,12 +1273,11 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
         return fail(errstr, errstr_size,
                     "response.hours: must not be empty (e.g. mon-fri 09:00-17:00)");
     }
-    unsigned char addr[16];
-    if (cfg->http_enabled && inet_pton(AF_INET, cfg->http_address, addr) != 1 &&
-        inet_pton(AF_INET6, cfg->http_address, addr) != 1) {
-        return fail(errstr, errstr_size,
-                    "http.address: expected an IPv4 or IPv6 address, got \"%s\"",
-                    cfg->http_address);
+    char bind_addr[64];
+    if (cfg->http_enabled && smm_config_http_bind_address(cfg->http_address, bind_addr,
+                                                          sizeof(bind_addr), errstr,
+                                                          errstr_size) != SMM_OK) {
+        return SMM_ERR;
     }
     if (parse_windows(cfg, errstr, errstr_size) != SMM_OK ||
         parse_engagement(cfg, errstr, errstr_size) != SMM_OK ||

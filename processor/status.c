@@ -527,8 +527,14 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
     for (int i = 0; i < n_goals; i++) {
         goal_ids[i] = cfg->goals[i].id;
     }
+    /* A host name (localhost) binds the first address it resolves to. */
+    char addr[64];
+    if (smm_config_http_bind_address(cfg->http_address, addr, sizeof(addr), errstr,
+                                     errstr_size) != SMM_OK) {
+        return NULL;
+    }
     struct smm_http_opts o = {
-        .address = cfg->http_address,
+        .address = addr,
         .port = (int)cfg->http_port,
         .token = cfg->http_token,
         .prefix = cfg->prefix,
@@ -558,10 +564,18 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
     };
     struct smm_http_server *srv = smm_http_server_start(&o, errstr, errstr_size);
     if (srv) {
-        int v6 = strchr(cfg->http_address, ':') != NULL;
-        smm_log(SMM_LOG_INFO, "http: listening on %s%s%s:%d%s", v6 ? "[" : "", cfg->http_address,
-                v6 ? "]" : "", smm_http_server_port(srv),
+        int v6 = strchr(addr, ':') != NULL;
+        int named = strcmp(addr, cfg->http_address) != 0;
+        smm_log(SMM_LOG_INFO, "http: listening on %s%s%s:%d%s%s%s%s", v6 ? "[" : "", addr,
+                v6 ? "]" : "", smm_http_server_port(srv), named ? " (" : "",
+                named ? cfg->http_address : "", named ? ")" : "",
                 cfg->http_token[0] ? " (bearer token required)" : "");
+    } else if (strstr(errstr, "cannot listen")) {
+        /* Most often a second instance on this host: say which keys move it. */
+        size_t n = strlen(errstr);
+        snprintf(errstr + n, errstr_size - n,
+                 "; another process (a second smm-processor?) may hold the port: set "
+                 "http.port (0 = any free port) or http.address, or http.enabled=false");
     }
     return srv;
 }

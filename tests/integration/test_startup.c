@@ -272,3 +272,35 @@ Test(startup, brokers_unreachable_reported, .timeout = 60, .fini = fini)
     cr_assert_eq(first, 1, "the first connect failure was logged %d times (see %s)", first, log);
     stop_within(pid, SIGTERM, 2000, log);
 }
+
+/* http.address may be a host name: localhost binds what it resolves to. A second instance
+ * on the same port is refused with the keys that move it. */
+Test(startup, http_host_name_and_busy_port, .timeout = 60, .fini = fini)
+{
+    char dir[256], log[300], log2[300];
+    h_tmpdir(dir, sizeof(dir), "httpname");
+    snprintf(log, sizeof(log), "%s/processor.log", dir);
+    snprintf(log2, sizeof(log2), "%s/second.log", dir);
+    static struct h_redis redis;
+    h_redis_start(&redis, 0);
+    redis_up = &redis;
+    char port_set[32];
+    int port = h_free_port();
+    snprintf(port_set, sizeof(port_set), "http.port=%d", port);
+    const char *const sets[] = {"http.address=localhost", port_set, NULL};
+    const char *const args[] = {"--brokers", "127.0.0.1:1", NULL};
+    pid_t pid = proc = h_processor_start_ex(NULL, &redis, log, sets, args, NULL);
+    wait_log(pid, log, "(localhost)", 10000);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "curl -sf -m 5 http://localhost:%d/healthz >/dev/null", port);
+    cr_assert_eq(system(cmd), 0, "GET /healthz on localhost:%d (see %s)", port, log);
+    /* The same port again: refused, naming the keys. */
+    pid_t second = h_processor_start_ex(NULL, &redis, log2, sets, args, NULL);
+    int rc = h_wait(second, 10000);
+    char *text = h_read_file(log2, NULL);
+    cr_assert(rc == 1 && strstr(text, "cannot listen") && strstr(text, "http.port") &&
+                  strstr(text, "http.enabled=false"),
+              "second instance: status %d, log: %s", rc, text);
+    free(text);
+    stop_within(pid, SIGTERM, 2000, log);
+}

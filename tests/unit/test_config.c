@@ -821,8 +821,17 @@ Test(config, http_keys)
     finish_ok(&cfg);
     set_fails(&cfg, "http.enabled", "maybe", "http.enabled", "true or false");
     set_fails(&cfg, "http.port", "65536", "http.port", "65535");
-    set_ok(&cfg, "http.address", "localhost");
-    finish_fails(&cfg, "http.address");
+    set_ok(&cfg, "http.address", "localhost"); /* a host name resolves */
+    finish_ok(&cfg);
+    char addr[64], err[256];
+    cr_assert_eq(smm_config_http_bind_address("localhost", addr, sizeof(addr), err, sizeof(err)),
+                 SMM_OK, "%s", err);
+    cr_assert(!strcmp(addr, "127.0.0.1") || !strcmp(addr, "::1"), "localhost -> %s", addr);
+    cr_assert_eq(smm_config_http_bind_address("::1", addr, sizeof(addr), err, sizeof(err)),
+                 SMM_OK);
+    cr_assert_str_eq(addr, "::1");
+    set_ok(&cfg, "http.address", "no-such-host.invalid"); /* RFC 6761: never resolves */
+    finish_fails(&cfg, "http.address: \"no-such-host.invalid\" is neither");
     set_ok(&cfg, "http.enabled", "false"); /* not serving: the address is not used */
     finish_ok(&cfg);
     smm_config_free(&cfg);
