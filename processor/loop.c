@@ -1279,16 +1279,19 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
         /* Final flush; keep trying for a while if Redis blinks. If Redis was already away
          * when the stop came (backing off), try once: an operator stopping a processor
          * that cannot write wants it gone, and nothing is lost, since the unflushed
-         * events are re-read from the offsets Redis holds. */
+         * events are re-read from the offsets Redis holds. A second signal (*stop == 2)
+         * ends the retries too. */
         int away = loop->paused;
-        for (int attempt = 0; attempt < (away ? 1 : 50); attempt++) {
+        for (int attempt = 0; attempt < (away ? 1 : 50) && *stop < 2; attempt++) {
             now = clock_ms();
             loop->retry_at_ms = 0;
             flush_all(loop, now, 0);
             if (!loop->paused) {
                 break;
             }
-            nanosleep(&(struct timespec){0, 200000000}, NULL);
+            for (int slice = 0; slice < 4 && *stop < 2; slice++) {
+                nanosleep(&(struct timespec){0, 50000000}, NULL);
+            }
         }
         if (loop->paused) {
             smm_log(SMM_LOG_WARN, "Redis unreachable at shutdown: what was not flushed is "

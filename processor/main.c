@@ -21,10 +21,12 @@ extern char **environ;
 
 static volatile sig_atomic_t stop_flag;
 
+/* Counts the stop signals (to 2): the first stops, a second one also gives up the final
+ * flush's retries (processor/loop.h). */
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_flag = 1;
+    stop_flag = stop_flag ? 2 : 1;
 }
 
 static void usage(FILE *f)

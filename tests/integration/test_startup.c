@@ -194,6 +194,41 @@ Test(startup, sigterm_during_redis_backoff, .timeout = 120, .fini = fini)
     stop_within(pid, SIGTERM, 2000, log);
 }
 
+/* Redis dies just before the stop, so the final flush retries (for up to 10 s); a second
+ * SIGTERM ends that at once. */
+Test(startup, second_sigterm_ends_final_flush_retries, .timeout = 120, .fini = fini)
+{
+    char dir[256], log[300];
+    h_tmpdir(dir, sizeof(dir), "second");
+    snprintf(log, sizeof(log), "%s/processor.log", dir);
+    static struct h_redis redis;
+    static struct h_kafka kafka;
+    h_redis_start(&redis, 0);
+    redis_up = &redis;
+    h_kafka_start(&kafka, "second", 1);
+    kafka_up = &kafka;
+    /* No flush before the stop: the events wait in the batch, Redis is not known down. */
+    static const char *const sets[] = {"group_id=second", "flush.interval_ms=600000",
+                                       "flush.max_interval_ms=600000", "stats.interval_ms=500",
+                                       NULL};
+    pid_t pid = proc = h_processor_start_ex(&kafka, &redis, log, sets, NULL, NULL);
+    wait_log(pid, log, "assigned", 30000);
+    char ev[200];
+    snprintf(ev, sizeof(ev),
+             "{\"event_id\":\"s1\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"a\","
+             "\"content_id\":\"c\",\"user_id\":\"u\"}",
+             (long long)h_now_ms());
+    struct h_msg m = {.key = "c", .payload = ev, .len = strlen(ev)};
+    h_produce(&kafka, kafka.topic, &m, 1);
+    wait_log(pid, log, "consumed 1", 15000);
+    h_redis_kill(&redis, SIGKILL);
+    kill(pid, SIGTERM);
+    h_sleep_ms(1000); /* retrying the final flush now */
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "exited before the second signal (see %s)",
+                 log);
+    stop_within(pid, SIGTERM, 2000, log);
+}
+
 /* A misspelled topic: said in the log and in /readyz, and not created (nor its .dlq).
  * When the topic appears, the processor subscribes and consumes it. */
 Test(startup, missing_topic_reported_not_created, .timeout = 120, .fini = fini)
