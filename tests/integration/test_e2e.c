@@ -1,6 +1,7 @@
 /* tests/integration/test_e2e.c - generated stream through Kafka and a real redis-server,
- * every Redis value compared with the independent oracle; then the same after kill -9 of
- * the processor and after kill -9 of Redis (AOF everysec) mid-stream. */
+ * every Redis value compared with the independent oracle; then the same with Redis reached
+ * only over a unix socket, after kill -9 of the processor and after kill -9 of Redis (AOF
+ * everysec) mid-stream. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -312,7 +313,8 @@ Test(e2e, unix_socket_exact, .timeout = 240)
     /* The HTTP API reads Redis with its own connection: /metrics carries smm_open_threads
      * only when that read worked. */
     snprintf(cmd, sizeof(cmd),
-             "port=$(sed -n 's/.*http: listening on 127.0.0.1:\\([0-9]*\\).*/\\1/p' %s | head -1) && "
+             "port=$(sed -n 's/.*http: listening on 127.0.0.1:\\([0-9]*\\).*/\\1/p' %s "
+             "| head -1) && "
              "curl -sf \"http://127.0.0.1:$port/metrics\" | grep -q '^smm_open_threads '",
              log);
     cr_assert_eq(system(cmd), 0, "/metrics has no smm_open_threads read over the socket (see %s)",
