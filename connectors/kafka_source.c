@@ -6,7 +6,16 @@
  * offsets only feed lag dashboards (auto-commit of offsets we store after a confirmed
  * flush). Seeks, pauses and assigns all happen on the polling thread, as librdkafka 2.0.x
  * requires. The dead-letter producer is idempotent, and the caller waits for its
- * acknowledgements before the flush that moves a partition's offset past a dead letter. */
+ * acknowledgements before the flush that moves a partition's offset past a dead letter.
+ *
+ * DESIGN (a missing topic): Kafka brokers (and the mock cluster) create a topic that a
+ * Metadata request names, unless the client says not to, and Metadata requests before
+ * v4 cannot say it. So the consumer sets allow.auto.create.topics=false and subscribes
+ * only once a Metadata request for all topics (which names none) lists the topic; until
+ * then it re-checks every few seconds and problem() says what is wrong. A misspelled
+ * topic is reported, never created (nor its .dlq: the dead-letter topic handle is made at
+ * the first dead letter). kafka.allow.auto.create.topics=true restores subscribing at
+ * once. */
 #include "connectors/kafka_source.h"
 
 #include <librdkafka/rdkafka.h>
@@ -29,6 +38,11 @@ struct smm_kafka_source {
     int64_t dlq_failed;
     rd_kafka_topic_partition_list_t *to_commit; /* offsets stored since the last commit */
     int64_t last_commit_ms;
+    char *dlq_name;
+    int subscribed;       /* subscribe() done (after the topic was seen, see DESIGN) */
+    int topic_missing;    /* the cluster said the topic does not exist */
+    int brokers_down;     /* ALL_BROKERS_DOWN, until a Metadata request succeeds again */
+    int64_t next_check_ms; /* next Metadata probe (topic missing, or brokers down) */
     char errstr[512];
 };
 
@@ -118,6 +132,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         src->assigned += parts->cnt;
         src->ever_assigned = 1;
+        src->topic_missing = 0;
+        src->brokers_down = 0;
         logf_(src, SMM_LOG_INFO, "assigned %d partition(s)", parts->cnt);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         int lost = rd_kafka_assignment_lost(rk);
@@ -170,6 +186,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         src->fatal = 1;
         return;
     }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        src->brokers_down = 1; /* cleared by a Metadata probe in poll() */
+    }
     /* Broker down, transport errors: librdkafka retries by itself; report, go on. */
     logf_(src, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? SMM_LOG_WARN : SMM_LOG_INFO,
           "kafka: %s", reason);
@@ -190,6 +209,13 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     struct smm_kafka_source *src = rd_kafka_opaque(rk);
     if (!src || !src->cb.log) {
         return;
+    }
+    if (strcmp(fac, "FAIL") == 0) {
+        return; /* a broker connection failed: error_cb reports the same failure */
+    }
+    if (strcmp(fac, "AUTOCREATE") == 0) {
+        level = 7; /* "may be auto created" by an old broker: we subscribe only to a topic
+                    * that exists (see DESIGN), so this is no news */
     }
     enum smm_log_level lvl = level <= 3 ? SMM_LOG_ERROR : level <= 4 ? SMM_LOG_WARN
                              : level <= 6                  ? SMM_LOG_INFO
@@ -240,13 +266,73 @@ static int consumer_only(const char *k)
     return 0;
 }
 
+static int subscribe(struct smm_kafka_source *src, char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, src->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(src->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        snprintf(errstr, errstr_size, "topic: subscribe to %s: %s", src->topic,
+                 rd_kafka_err2str(e));
+        return -1;
+    }
+    src->subscribed = 1;
+    return 0;
+}
+
+/* A Metadata request, at most timeout_ms: for all topics until subscribed (naming none, so
+ * nothing is auto-created; then subscribes when our topic is listed), for the known topics
+ * after (to see brokers back after ALL_BROKERS_DOWN). */
+static void probe(struct smm_kafka_source *src, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(src->rk, !src->subscribed, NULL, &md, timeout_ms);
+    if (e) {
+        /* No broker (yet): error_cb says why. Until subscribed, look again at the next
+         * poll, so a cluster that comes up is used at once. */
+        src->next_check_ms = src->subscribed ? now_ms() + 1000 : 0;
+        return;
+    }
+    src->brokers_down = 0;
+    int found = 0;
+    for (int i = 0; !src->subscribed && i < md->topic_cnt; i++) {
+        found |= !strcmp(md->topics[i].topic, src->topic) && md->topics[i].err == 0 &&
+                 md->topics[i].partition_cnt > 0;
+    }
+    rd_kafka_metadata_destroy(md);
+    if (src->subscribed) {
+        return;
+    }
+    if (!found) {
+        src->next_check_ms = now_ms() + 5000;
+        if (!src->topic_missing) {
+            src->topic_missing = 1;
+            logf_(src, SMM_LOG_ERROR,
+                  "topic \"%s\" does not exist on the Kafka cluster: nothing to consume (check "
+                  "the topic key or --topic; the processor does not create topics); waiting "
+                  "for it to be created",
+                  src->topic);
+        }
+        return;
+    }
+    if (src->topic_missing) {
+        logf_(src, SMM_LOG_INFO, "topic \"%s\" exists now: subscribing", src->topic);
+    }
+    src->topic_missing = 0;
+    char err[300];
+    if (subscribe(src, err, sizeof(err)) != 0) {
+        snprintf(src->errstr, sizeof(src->errstr), "%s", err);
+        src->fatal = 1;
+    }
+}
+
 struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
                                               const struct smm_kafka_callbacks *cb,
                                               char *errstr, size_t errstr_size)
 {
     struct smm_kafka_source *src = calloc(1, sizeof(*src));
     rd_kafka_conf_t *conf = NULL;
-    rd_kafka_topic_partition_list_t *subs = NULL;
     char err[512];
     if (!src || !(src->topic = strdup(opts->topic))) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -264,6 +350,7 @@ struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
         {"fetch.max.bytes", "16777216"}, /* 50 MB by default: a memory spike per fetch */
         {"statistics.interval.ms", "10000"},
         {"session.timeout.ms", "10000"},
+        {"allow.auto.create.topics", "false"}, /* see DESIGN: a typo is no new topic */
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
         if (conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size) != 0) {
@@ -317,20 +404,17 @@ struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
         goto fail;
     }
     conf = NULL;
-    src->dlq_topic = rd_kafka_topic_new(src->dlq, opts->dlq_topic, NULL);
-    if (!src->dlq_topic) {
-        snprintf(errstr, errstr_size, "dlq_topic: %s", rd_kafka_err2str(rd_kafka_last_error()));
+    if (!(src->dlq_name = strdup(opts->dlq_topic))) {
+        snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-
-    subs = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(subs, opts->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(src->rk, subs);
-    rd_kafka_topic_partition_list_destroy(subs);
-    if (e) {
-        snprintf(errstr, errstr_size, "topic: subscribe to %s: %s", opts->topic,
-                 rd_kafka_err2str(e));
-        goto fail;
+    /* Subscribe now only when the user lets the cluster create the topic; otherwise the
+     * first poll() looks for it (see DESIGN). */
+    for (int i = 0; i < opts->n_conf; i++) {
+        if (!strcmp(opts->conf_key[i], "allow.auto.create.topics") &&
+            !strcmp(opts->conf_val[i], "true") && subscribe(src, errstr, errstr_size) != 0) {
+            goto fail;
+        }
     }
     snprintf(src->errstr, sizeof(src->errstr), "ok");
     return src;
@@ -376,6 +460,7 @@ void smm_kafka_source_destroy(struct smm_kafka_source *src)
         rd_kafka_topic_partition_list_destroy(src->to_commit);
     }
     free(src->topic);
+    free(src->dlq_name);
     free(src);
 }
 
@@ -389,11 +474,28 @@ int smm_kafka_source_assigned(const struct smm_kafka_source *src)
     return src->assigned;
 }
 
+const char *smm_kafka_source_problem(const struct smm_kafka_source *src)
+{
+    if (src->brokers_down) {
+        return "Kafka brokers unreachable (check kafka.bootstrap.servers)";
+    }
+    if (src->topic_missing) {
+        return "Kafka topic does not exist (check topic)";
+    }
+    return NULL;
+}
+
 static int deliver(struct smm_kafka_source *src, rd_kafka_message_t *m,
                    void (*on_msg)(void *, const struct smm_kafka_msg *), void *opaque)
 {
     if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        int unknown = m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                      m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (unknown && !src->topic_missing) {
+            src->topic_missing = 1; /* deleted while subscribed: say it once */
+            logf_(src, SMM_LOG_ERROR, "topic \"%s\" does not exist on the Kafka cluster: %s",
+                  src->topic, rd_kafka_message_errstr(m));
+        } else if (!unknown && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             logf_(src, SMM_LOG_WARN, "consume: %s", rd_kafka_message_errstr(m));
         }
         rd_kafka_message_destroy(m);
@@ -423,6 +525,11 @@ int smm_kafka_source_poll(struct smm_kafka_source *src, int timeout_ms, int max_
     int n = 0;
     rd_kafka_poll(src->dlq, 0); /* serve dead-letter delivery reports */
     commit_stored(src, 0);
+    if ((!src->subscribed || src->brokers_down) && now_ms() >= src->next_check_ms &&
+        (timeout_ms >= 20 || !src->subscribed)) {
+        probe(src, timeout_ms > 0 ? timeout_ms : 1); /* spends the wait it was given */
+        timeout_ms = 0;
+    }
     rd_kafka_message_t *m = rd_kafka_consumer_poll(src->rk, timeout_ms);
     while (m) {
         n += deliver(src, m, on_msg, opaque);
@@ -526,6 +633,11 @@ void smm_kafka_source_pause(struct smm_kafka_source *src, int pause)
 int smm_kafka_source_dead_letter(struct smm_kafka_source *src, const struct smm_kafka_msg *msg,
                                  const char *reason, const char *detail)
 {
+    if (!src->dlq_topic && !(src->dlq_topic = rd_kafka_topic_new(src->dlq, src->dlq_name, NULL))) {
+        logf_(src, SMM_LOG_ERROR, "dead-letter topic %s: %s", src->dlq_name,
+              rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
     char part[16], off[24];
     snprintf(part, sizeof(part), "%d", (int)msg->partition);
     snprintf(off, sizeof(off), "%lld", (long long)msg->offset);

@@ -68,6 +68,10 @@ int smm_kafka_source_poll(struct smm_kafka_source *src, int timeout_ms, int max_
                           void (*on_msg)(void *opaque, const struct smm_kafka_msg *msg),
                           void *opaque);
 const char *smm_kafka_source_errstr(const struct smm_kafka_source *src);
+/* Why nothing can be consumed, for /readyz: the brokers are unreachable, or the topic
+ * does not exist (it is not created; the source subscribes when it appears). NULL when
+ * neither is known. The text is static. */
+const char *smm_kafka_source_problem(const struct smm_kafka_source *src);
 
 /* Restarts consumption of a partition at offset (after a rejected flush). */
 int smm_kafka_source_seek(struct smm_kafka_source *src, const char *topic, int32_t partition,

@@ -54,7 +54,14 @@ redisContext *smm_redis_open(const struct smm_redis_opts *o, int connect_timeout
         return NULL;
     }
     redisSetTimeout(c, tv);
-    redisEnableKeepAlive(c);
+    /* Keepalive is TCP's: on an AF_UNIX socket hiredis' TCP_KEEPIDLE fails with EOPNOTSUPP,
+     * leaves that error on the context, and every later command fails with it. */
+    if (empty(o->unix_socket) && redisEnableKeepAlive(c) != REDIS_OK) {
+        snprintf(errstr, errstr_size, "redis keepalive %s:%d: %s", o->host, o->port, c->errstr);
+        redisFree(c);
+        *rc = SMM_SINK_RETRY;
+        return NULL;
+    }
     if (!empty(o->password)) {
         const char *with_user[] = {"AUTH", o->username, o->password};
         const char *pass_only[] = {"AUTH", o->password};

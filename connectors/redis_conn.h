@@ -20,7 +20,7 @@ struct smm_redis_opts {
     int timeout_ms;       /* command timeout */
 };
 
-/* Connects within connect_timeout_ms, sets the command timeout and TCP keepalive, then
+/* Connects within connect_timeout_ms, sets the command timeout and (TCP only) keepalive, then
  * AUTH and SELECT. Returns the context (free with redisFree), or NULL with the reason in
  * errstr (never the password) and *rc = SMM_SINK_RETRY (unreachable, LOADING, BUSY) or
  * SMM_SINK_ERROR (refused: WRONGPASS, NOAUTH, NOPERM, a bad database). */

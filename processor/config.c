@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,7 @@ static const struct smm_config_key keys[] = {
     {"http.enabled", CFG_BOOL, "true", 0, 1, OFF(http_enabled),
      "Serve /healthz, /readyz, /metrics, /events, the API and the dashboard"},
     {"http.address", CFG_STR, "127.0.0.1", 0, 0, OFF(http_address),
-     "HTTP listen address (IPv4 or IPv6 literal)"},
+     "HTTP listen address (IPv4 or IPv6 literal, or a host name)"},
     {"http.port", CFG_INT, "8080", 0, 65535, OFF(http_port), "HTTP port (0 = ephemeral, logged)"},
     {"http.token", CFG_STR, "", 0, 0, OFF(http_token),
      "Bearer token required on every route but /healthz (secret)"},
@@ -212,6 +213,60 @@ static const struct smm_config_key *find_key(const char *name)
         }
     }
     return NULL;
+}
+
+/* Edit distance of a and b, counting an adjacent transposition as one edit (the optimal
+ * string alignment distance), or a large number beyond 63 characters. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) {
+        return 1000;
+    }
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++) {
+        d[i][0] = i;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        d[0][j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v) {
+                v = d[i - 1][j] + 1;
+            }
+            if (d[i][j - 1] + 1 < v) {
+                v = d[i][j - 1] + 1;
+            }
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v) {
+                v = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb];
+}
+
+/* For "did you mean": the known key closest to an unknown one, if it is close (at most
+ * 2 edits, or a third of the name's length for long names), else NULL. */
+static const char *nearest_key(const char *name)
+{
+    size_t best = (size_t)-1, limit = strlen(name) / 3;
+    const char *near = NULL;
+    if (limit < 2) {
+        limit = 2;
+    }
+    for (size_t i = 0; i < N_KEYS; i++) {
+        size_t d = edit_distance(name, keys[i].name);
+        if (d < best) {
+            best = d;
+            near = keys[i].name;
+        }
+    }
+    return best <= limit ? near : NULL;
 }
 
 /* "250", "250ms", "10s", "5m", "2h", "1d" -> ms. */
@@ -884,6 +939,12 @@ int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
     }
     const struct smm_config_key *k = find_key(key);
     if (!k) {
+        const char *near = nearest_key(key);
+        if (near) {
+            return fail(errstr, errstr_size,
+                        "%s: %s: unknown key; did you mean %s? (see --help-config)", origin, key,
+                        near);
+        }
         return fail(errstr, errstr_size, "%s: %s: unknown key (see --help-config)", origin, key);
     }
     char *base = (char *)cfg;
@@ -994,14 +1055,53 @@ static int set_joined(struct smm_config *cfg, const cJSON *arr, const char *path
     return rc;
 }
 
+/* Where load_tree() is in the file text, to give each key's line: cJSON keeps no
+ * positions, but a depth-first walk meets the keys in text order, so each is searched for
+ * ("name" then ':') after the previous one. A key whose text differs from its value
+ * (escapes) is not found, and its errors name the file only. */
+struct text_pos {
+    const char *buf;
+    size_t len, at;
+    const char *file;
+};
+
+/* The origin for errors about key: "config file F line N" (or without the line). */
+static void key_origin(struct text_pos *tp, const char *key, char *out, size_t out_size)
+{
+    size_t kl = strlen(key);
+    for (size_t i = tp->at; kl + 2 <= tp->len && i <= tp->len - kl - 2; i++) {
+        if (tp->buf[i] != '"' || memcmp(tp->buf + i + 1, key, kl) != 0 ||
+            tp->buf[i + 1 + kl] != '"') {
+            continue;
+        }
+        size_t j = i + kl + 2;
+        while (j < tp->len && strchr(" \t\r\n", tp->buf[j])) {
+            j++;
+        }
+        if (j >= tp->len || tp->buf[j] != ':') {
+            continue;
+        }
+        int line = 1;
+        for (size_t p = 0; p < i; p++) {
+            line += tp->buf[p] == '\n';
+        }
+        tp->at = j + 1;
+        snprintf(out, out_size, "config file %s line %d", tp->file, line);
+        return;
+    }
+    snprintf(out, out_size, "config file %s", tp->file);
+}
+
 static int load_tree(struct smm_config *cfg, const cJSON *node, char *path, size_t path_size,
-                     const char *origin, char *errstr, size_t errstr_size)
+                     struct text_pos *tp, char *errstr, size_t errstr_size)
 {
     size_t plen = strlen(path);
     for (const cJSON *it = node->child; it; it = it->next) {
         if (!it->string) {
             continue;
         }
+        char origin[400];
+        key_origin(tp, it->string, origin, sizeof(origin));
         int n = snprintf(path + plen, path_size - plen, "%s%s", plen ? "." : "", it->string);
         if (n < 0 || (size_t)n >= path_size - plen) {
             return fail(errstr, errstr_size, "%s: key too long", origin);
@@ -1009,7 +1109,7 @@ static int load_tree(struct smm_config *cfg, const cJSON *node, char *path, size
         int rc;
         char buf[64];
         if (cJSON_IsObject(it)) {
-            rc = load_tree(cfg, it, path, path_size, origin, errstr, errstr_size);
+            rc = load_tree(cfg, it, path, path_size, tp, errstr, errstr_size);
         } else if (cJSON_IsString(it)) {
             rc = smm_config_set(cfg, path, it->valuestring, origin, errstr, errstr_size);
         } else if (cJSON_IsNumber(it)) {
@@ -1080,19 +1180,21 @@ int smm_config_load_file(struct smm_config *cfg, const char *path, char *errstr,
         const char *what = !root ? "invalid JSON"
                            : trail ? "invalid JSON (content after the top-level value)"
                                    : "top level must be an object";
-        int line = 1;
+        /* Line and column (1-based, in bytes) of where parsing stopped. */
+        int line = 1, col = 1;
         const char *stop = trail ? trail : root ? buf : (end ? end : buf);
         for (const char *p = buf; p < stop && p < buf + len; p++) {
+            col = *p == '\n' ? 1 : col + 1;
             line += *p == '\n';
         }
         cJSON_Delete(root);
         free(buf);
-        return fail(errstr, errstr_size, "config file %s line %d: %s", path, line, what);
+        return fail(errstr, errstr_size, "config file %s line %d column %d: %s", path, line, col,
+                    what);
     }
-    char origin[300];
-    snprintf(origin, sizeof(origin), "config file %s", path);
+    struct text_pos tp = {buf, len, 0, path};
     char keypath[256] = "";
-    int rc = load_tree(cfg, root, keypath, sizeof(keypath), origin, errstr, errstr_size);
+    int rc = load_tree(cfg, root, keypath, sizeof(keypath), &tp, errstr, errstr_size);
     cJSON_Delete(root);
     free(buf);
     return rc;
@@ -1211,6 +1313,33 @@ static int parse_engagement(struct smm_config *cfg, char *errstr, size_t errstr_
     return SMM_OK;
 }
 
+int smm_config_http_bind_address(const char *address, char *out, size_t out_size, char *errstr,
+                                 size_t errstr_size)
+{
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, address, addr) == 1 || inet_pton(AF_INET6, address, addr) == 1) {
+        snprintf(out, out_size, "%s", address);
+        return SMM_OK;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = address[0] ? getaddrinfo(address, NULL, &hints, &res) : EAI_NONAME;
+    if (rc != 0 || !res) {
+        return fail(errstr, errstr_size,
+                    "http.address: \"%s\" is neither an IPv4 or IPv6 address nor a host name "
+                    "that resolves (%s)",
+                    address, rc ? gai_strerror(rc) : "no address");
+    }
+    rc = getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)out_size, NULL, 0,
+                     NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        return fail(errstr, errstr_size, "http.address: \"%s\": %s", address, gai_strerror(rc));
+    }
+    return SMM_OK;
+}
+
 int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
 {
     if (!(cfg->viral_n_star > 0)) {
@@ -1250,12 +1379,11 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
         return fail(errstr, errstr_size,
                     "response.hours: must not be empty (e.g. mon-fri 09:00-17:00)");
     }
-    unsigned char addr[16];
-    if (cfg->http_enabled && inet_pton(AF_INET, cfg->http_address, addr) != 1 &&
-        inet_pton(AF_INET6, cfg->http_address, addr) != 1) {
-        return fail(errstr, errstr_size,
-                    "http.address: expected an IPv4 or IPv6 address, got \"%s\"",
-                    cfg->http_address);
+    char bind_addr[64];
+    if (cfg->http_enabled && smm_config_http_bind_address(cfg->http_address, bind_addr,
+                                                          sizeof(bind_addr), errstr,
+                                                          errstr_size) != SMM_OK) {
+        return SMM_ERR;
     }
     if (parse_windows(cfg, errstr, errstr_size) != SMM_OK ||
         parse_engagement(cfg, errstr, errstr_size) != SMM_OK ||

@@ -159,6 +159,12 @@ void smm_config_viral_rules(const struct smm_config *cfg, const char *account,
 void smm_config_response_for(const struct smm_config *cfg, const char *account,
                              const char **tz, const char **hours, int64_t *sla_ms);
 
+/* Resolves http.address (an IP literal, or a host name such as localhost) to the numeric
+ * address to bind: the first getaddrinfo() answer. Writes it into out and returns SMM_OK,
+ * or SMM_ERR with the reason (naming the key) in errstr. */
+int smm_config_http_bind_address(const char *address, char *out, size_t out_size, char *errstr,
+                                 size_t errstr_size);
+
 /* Writes "key = value" lines (secrets masked) to f. */
 void smm_config_print(const struct smm_config *cfg, FILE *f);
 /* Writes the key table (name, default, meaning) to f. */

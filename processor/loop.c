@@ -111,6 +111,17 @@ static int64_t mono_us(void)
 
 /* ---- partitions ---- */
 
+/* Sleeps ms milliseconds, in slices short enough that a stop signal ends the wait at once
+ * (SIGTERM during a start-up retry, not 30 s later). Returns 1 when stopped. */
+static int nap(volatile sig_atomic_t *stop, int64_t ms)
+{
+    for (int64_t left = ms; left > 0 && !(stop && *stop); left -= 50) {
+        int64_t step = left < 50 ? left : 50;
+        nanosleep(&(struct timespec){0, (long)step * 1000000}, NULL);
+    }
+    return stop && *stop;
+}
+
 static struct part *part_find(struct smm_loop *loop, const char *topic, int32_t partition)
 {
     for (int i = 0; i < loop->n_parts; i++) {
@@ -951,11 +962,17 @@ static void stats_line(struct smm_loop *loop, int64_t now)
     char lag[512] = "";
     size_t used = 0;
     int64_t total_lag = 0;
+    int lag_known = 0; /* no partition (Kafka away, topic missing) is no lag of 0 */
     for (int i = 0; i < loop->n_parts && used < sizeof(lag) - 32; i++) {
         struct part *p = loop->parts[i];
         used += (size_t)snprintf(lag + used, sizeof(lag) - used, "%s%d=%lld", i ? "," : "",
                                  (int)p->partition, (long long)p->lag);
         total_lag += p->lag > 0 ? p->lag : 0;
+        lag_known |= p->lag >= 0;
+    }
+    char lag_total[24] = "unknown";
+    if (lag_known && !smm_kafka_source_problem(loop->src)) {
+        snprintf(lag_total, sizeof(lag_total), "%lld", (long long)total_lag);
     }
     char dl[512] = "";
     used = 0;
@@ -970,13 +987,13 @@ static void stats_line(struct smm_loop *loop, int64_t now)
     }
     smm_log(SMM_LOG_INFO,
             "stats: %.0f events/s, consumed %lld, counted %lld, dead-lettered %lld%s, "
-            "flushes %lld (avg %.1f ms, max %.1f ms), redis %s, lag %lld [%s]",
+            "flushes %lld (avg %.1f ms, max %.1f ms), redis %s, lag %s [%s]",
             (double)loop->iv_consumed / secs, (long long)loop->consumed, (long long)loop->counted,
             (long long)loop->dead_lettered, dl,
             (long long)loop->flushes,
             loop->iv_flushes ? (double)loop->iv_flush_us_sum / loop->iv_flushes / 1000.0 : 0.0,
             (double)loop->iv_flush_us_max / 1000.0,
-            smm_redis_sink_connected(loop->sink) ? "up" : "DOWN", (long long)total_lag, lag);
+            smm_redis_sink_connected(loop->sink) ? "up" : "DOWN", lag_total, lag);
     loop->iv_consumed = 0;
     loop->iv_flush_us_sum = 0;
     loop->iv_flush_us_max = 0;
@@ -1007,6 +1024,8 @@ static void publish(struct smm_loop *loop, int64_t now, int force)
         .partitions = loop->n_parts,
     };
     memcpy(c.rejects, loop->rejects, sizeof(c.rejects));
+    const char *kp = smm_kafka_source_problem(loop->src);
+    snprintf(c.kafka_problem, sizeof(c.kafka_problem), "%s", kp ? kp : "");
     smm_status_set_tracked_cascades(st, loop->viral ? smm_viral_cascades(loop->viral) : 0);
     smm_status_begin(st, &c, now);
     for (int i = 0; i < loop->n_parts; i++) {
@@ -1100,11 +1119,17 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
             }
         }
     }
-    /* Fail fast on what retrying cannot fix (credentials, ACLs); wait for the rest. */
+    /* Fail fast on what retrying cannot fix (credentials, ACLs); wait for the rest, but
+     * never past a stop signal (a signal also cuts a connect short: no SA_RESTART). */
     for (int attempt = 0;; attempt++) {
         int rc = smm_redis_sink_connect(loop->sink);
         if (rc == SMM_SINK_OK) {
             break;
+        }
+        if (opts->stop && *opts->stop) {
+            snprintf(errstr, errstr_size, "stopped while waiting for Redis (%s)",
+                     smm_redis_sink_errstr(loop->sink));
+            goto fail;
         }
         if (rc == SMM_SINK_ERROR || attempt >= 30) {
             snprintf(errstr, errstr_size, "%s", smm_redis_sink_errstr(loop->sink));
@@ -1114,7 +1139,11 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
             smm_log(SMM_LOG_WARN, "%s; retrying for up to 30 s",
                     smm_redis_sink_errstr(loop->sink));
         }
-        sleep(1);
+        if (nap(opts->stop, 1000)) {
+            snprintf(errstr, errstr_size, "stopped while waiting for Redis (%s)",
+                     smm_redis_sink_errstr(loop->sink));
+            goto fail;
+        }
     }
     struct smm_kafka_opts ko = {
         .topic = cfg->topic,
@@ -1225,6 +1254,11 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
         if (wait < 0) {
             wait = 0;
         }
+        /* A signal does not wake librdkafka's poll: look at the stop flag at least this
+         * often, whatever tick_ms and flush.interval_ms are. */
+        if (wait > 200) {
+            wait = 200;
+        }
         /* Never fold more than flush.max_events before flushing. */
         int64_t room = cfg->flush_max_events - loop->batch.messages;
         if (room <= 0) {
@@ -1242,17 +1276,29 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
                   now - loop->last_msg_kafka_ts > 4 * cfg->flush_interval_ms);
     }
     if (!loop->fatal) {
-        /* Final flush; keep trying for a while if Redis is away. */
-        for (int attempt = 0; attempt < 50; attempt++) {
+        /* Final flush; keep trying for a while if Redis blinks. If Redis was already away
+         * when the stop came (backing off), try once: an operator stopping a processor
+         * that cannot write wants it gone, and nothing is lost, since the unflushed
+         * events are re-read from the offsets Redis holds. A second signal (*stop == 2)
+         * ends the retries too. */
+        int away = loop->paused;
+        for (int attempt = 0; attempt < (away ? 1 : 50) && *stop < 2; attempt++) {
             now = clock_ms();
             loop->retry_at_ms = 0;
             flush_all(loop, now, 0);
             if (!loop->paused) {
                 break;
             }
-            nanosleep(&(struct timespec){0, 200000000}, NULL);
+            for (int slice = 0; slice < 4 && *stop < 2; slice++) {
+                nanosleep(&(struct timespec){0, 50000000}, NULL);
+            }
         }
-        tick_refresh(loop, clock_ms(), 1000000);
+        if (loop->paused) {
+            smm_log(SMM_LOG_WARN, "Redis unreachable at shutdown: what was not flushed is "
+                    "read again from Kafka on the next start");
+        } else {
+            tick_refresh(loop, clock_ms(), 1000000);
+        }
     }
     stats_line(loop, clock_ms());
     smm_kafka_source_close(loop->src); /* revoke callbacks flush what is left */

@@ -21,10 +21,12 @@ extern char **environ;
 
 static volatile sig_atomic_t stop_flag;
 
+/* Counts the stop signals (to 2): the first stops, a second one also gives up the final
+ * flush's retries (processor/loop.h). */
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_flag = 1;
+    stop_flag = stop_flag ? 2 : 1;
 }
 
 static void usage(FILE *f)
@@ -225,7 +227,18 @@ int main(int argc, char **argv)
         return 1;
     }
     lopts.status = status;
+    lopts.stop = &stop_flag;
     struct smm_loop *loop = smm_loop_new(&cfg, &lopts, err, sizeof(err));
+    if (!loop && stop_flag) {
+        /* Asked to stop while waiting for Redis: a clean stop, not a failure. */
+        smm_log(SMM_LOG_INFO, "%s", err);
+        smm_log(SMM_LOG_INFO, "stopped");
+        smm_http_server_stop(http);
+        smm_status_destroy(status);
+        smm_log_flush();
+        smm_config_free(&cfg);
+        return 0;
+    }
     if (!loop) {
         smm_log(SMM_LOG_ERROR, "startup failed: %s", err);
         smm_http_server_stop(http);

@@ -69,6 +69,7 @@ void smm_status_begin(struct smm_status *st, const struct smm_status_counts *c, 
     st->s.c = *c;
     st->s.n_parts = 0;
     st->s.lag_total = 0;
+    st->s.lag_known = 0;
     if (st->rate_ts_ms == 0 || now_ms < st->rate_ts_ms) {
         st->rate_ts_ms = now_ms;
         st->rate_consumed = c->consumed;
@@ -105,6 +106,9 @@ void smm_status_part(struct smm_status *st, const char *topic, int32_t partition
     p->offset = offset;
     if (lag > 0) {
         st->s.lag_total += lag;
+    }
+    if (lag >= 0 && !st->s.c.kafka_problem[0]) {
+        st->s.lag_known = 1; /* with no partition, or brokers away, the lag is unknown, not 0 */
     }
 }
 
@@ -377,23 +381,30 @@ char *smm_status_render_summary(const struct smm_status_snap *s, int64_t ts_ms)
     if (avg == 0 && s->flush_count > 0) {
         avg = s->flush_sum_s * 1000.0 / (double)s->flush_count;
     }
+    char lag[24] = "null"; /* unknown: no partition with a known lag, or Kafka away */
+    if (s->lag_known) {
+        snprintf(lag, sizeof(lag), "%lld", (long long)s->lag_total);
+    }
     put(&t,
         "{\"events_per_sec\":%.1f,\"consumed\":%lld,\"counted\":%lld,\"dead_lettered\":%lld,"
-        "\"lag\":%lld,\"flush_ms_avg\":%.3f,\"partitions\":%d,\"redis\":\"%s\",\"ready\":%s,"
+        "\"lag\":%s,\"flush_ms_avg\":%.3f,\"partitions\":%d,\"redis\":\"%s\",\"ready\":%s,"
         "\"ts_ms\":%lld}",
         finite(s->events_per_sec), (long long)s->c.consumed, (long long)s->c.counted,
-        (long long)s->c.dead_lettered, (long long)s->lag_total, finite(avg), s->c.partitions,
+        (long long)s->c.dead_lettered, lag, finite(avg), s->c.partitions,
         s->c.redis_up ? "up" : "down", ready ? "true" : "false", (long long)ts_ms);
     return text_done(&t);
 }
 
 int smm_status_ready(const struct smm_status_snap *s, char *why, size_t why_size)
 {
-    const char *reasons[4];
+    const char *reasons[5];
     int n = 0;
     if (!s->started) {
         reasons[n++] = "starting (not consuming yet)";
     } else {
+        if (s->c.kafka_problem[0]) {
+            reasons[n++] = s->c.kafka_problem;
+        }
         if (s->c.partitions <= 0) {
             reasons[n++] = "no partitions assigned";
         }
@@ -516,8 +527,14 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
     for (int i = 0; i < n_goals; i++) {
         goal_ids[i] = cfg->goals[i].id;
     }
+    /* A host name (localhost) binds the first address it resolves to. */
+    char addr[64];
+    if (smm_config_http_bind_address(cfg->http_address, addr, sizeof(addr), errstr,
+                                     errstr_size) != SMM_OK) {
+        return NULL;
+    }
     struct smm_http_opts o = {
-        .address = cfg->http_address,
+        .address = addr,
         .port = (int)cfg->http_port,
         .token = cfg->http_token,
         .prefix = cfg->prefix,
@@ -547,10 +564,18 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
     };
     struct smm_http_server *srv = smm_http_server_start(&o, errstr, errstr_size);
     if (srv) {
-        int v6 = strchr(cfg->http_address, ':') != NULL;
-        smm_log(SMM_LOG_INFO, "http: listening on %s%s%s:%d%s", v6 ? "[" : "", cfg->http_address,
-                v6 ? "]" : "", smm_http_server_port(srv),
+        int v6 = strchr(addr, ':') != NULL;
+        int named = strcmp(addr, cfg->http_address) != 0;
+        smm_log(SMM_LOG_INFO, "http: listening on %s%s%s:%d%s%s%s%s", v6 ? "[" : "", addr,
+                v6 ? "]" : "", smm_http_server_port(srv), named ? " (" : "",
+                named ? cfg->http_address : "", named ? ")" : "",
                 cfg->http_token[0] ? " (bearer token required)" : "");
+    } else if (strstr(errstr, "cannot listen")) {
+        /* Most often a second instance on this host: say which keys move it. */
+        size_t n = strlen(errstr);
+        snprintf(errstr + n, errstr_size - n,
+                 "; another process (a second smm-processor?) may hold the port: set "
+                 "http.port (0 = any free port) or http.address, or http.enabled=false");
     }
     return srv;
 }

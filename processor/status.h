@@ -50,6 +50,7 @@ struct smm_status_counts {
     int redis_up;          /* the loop's Redis connection is up */
     int paused;            /* consumption paused because Redis refuses writes */
     int partitions;        /* partitions assigned */
+    char kafka_problem[96]; /* "" or why Kafka gives nothing (brokers, topic): a /readyz reason */
 };
 
 /* A consistent copy of everything, owned by the reader. */
@@ -62,6 +63,7 @@ struct smm_status_snap {
     double events_per_sec; /* consumed, over the last second or so */
     double flush_ms_recent; /* mean flush latency over the last second or so with flushes */
     int64_t lag_total;      /* sum of the known, positive lags */
+    int lag_known;          /* some partition's lag is known and Kafka is reachable */
     struct smm_status_part *parts; /* n_parts entries; freed by smm_status_snap_free() */
     int n_parts;
     char kind[SMM_STATUS_MAX_KINDS][SMM_STATUS_KIND_MAX]; /* alerts emitted, by kind */
@@ -109,8 +111,8 @@ void smm_status_snap_free(struct smm_status_snap *snap);
 char *smm_status_render_prometheus(const struct smm_status_snap *s, const char *version);
 /* The JSON object of GET /api/v1/summary, stamped ts_ms. */
 char *smm_status_render_summary(const struct smm_status_snap *s, int64_t ts_ms);
-/* 1 when ready (partitions assigned, Redis up, not paused); otherwise 0 and why holds
- * the reasons separated by "; ". */
+/* 1 when ready (partitions assigned, Redis up, not paused, no Kafka problem); otherwise 0
+ * and why holds the reasons separated by "; ". */
 int smm_status_ready(const struct smm_status_snap *s, char *why, size_t why_size);
 
 /* Starts the HTTP server of cfg's http.* keys on top of this status (reads Redis with its

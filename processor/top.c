@@ -37,13 +37,21 @@ static void put(char *buf, size_t size, size_t *o, const char *fmt, ...)
     }
 }
 
-static int64_t total_lag(const struct smm_top_view *v)
+/* The sum of the known lags as text, or "unknown" when no partition's lag is known
+ * (none assigned, Kafka away): that is not a lag of 0. */
+static const char *total_lag(const struct smm_top_view *v, char *out, size_t size)
 {
     int64_t t = 0;
+    int known = 0;
     for (int i = 0; i < v->n_parts; i++) {
         t += v->parts[i].lag > 0 ? v->parts[i].lag : 0;
+        known |= v->parts[i].lag >= 0;
     }
-    return t;
+    if (!known) {
+        return "unknown";
+    }
+    snprintf(out, size, "%lld", (long long)t);
+    return out;
 }
 
 static void put_reasons(char *buf, size_t size, size_t *o, const struct smm_top_view *v,
@@ -78,8 +86,9 @@ size_t smm_top_render_plain(char *buf, size_t size, const struct smm_top_view *v
     if (r->flush_ms_avg >= 0) {
         put(buf, size, &o, " (%.1f ms)", r->flush_ms_avg);
     }
-    put(buf, size, &o, ", failures %lld, redis %s%s, lag %lld [", (long long)v->flush_failures,
-        v->redis_up ? "up" : "DOWN", v->paused ? " (paused)" : "", (long long)total_lag(v));
+    char lag[24];
+    put(buf, size, &o, ", failures %lld, redis %s%s, lag %s [", (long long)v->flush_failures,
+        v->redis_up ? "up" : "DOWN", v->paused ? " (paused)" : "", total_lag(v, lag, sizeof(lag)));
     for (int i = 0; i < v->n_parts; i++) {
         put(buf, size, &o, "%s%d=%lld", i ? "," : "", (int)v->parts[i].partition,
             (long long)v->parts[i].lag);
@@ -121,8 +130,10 @@ size_t smm_top_render_screen(char *buf, size_t size, const struct smm_top_view *
     snprintf(lines[3], sizeof(lines[3]), "flushes %lld   latency %s   failures %lld   Redis %s%s",
              (long long)v->flushes, lat, (long long)v->flush_failures,
              v->redis_up ? "up" : "DOWN", v->paused ? " - consumption paused" : "");
-    snprintf(lines[4], sizeof(lines[4]), "lag %lld over %d partition(s)%s", (long long)total_lag(v),
-             v->n_parts, v->n_parts ? "  (? = no statistics from librdkafka yet)" : "");
+    char lag[24];
+    snprintf(lines[4], sizeof(lines[4]), "lag %s over %d partition(s)%s",
+             total_lag(v, lag, sizeof(lag)), v->n_parts,
+             v->n_parts ? "  (? = no statistics from librdkafka yet)" : "");
     /* Lag per partition over two rows, as many as fit; "+N more" for the rest. */
     int next = 0;
     for (int l = 5; l <= 6; l++) {

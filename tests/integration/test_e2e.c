@@ -1,6 +1,7 @@
 /* tests/integration/test_e2e.c - generated stream through Kafka and a real redis-server,
- * every Redis value compared with the independent oracle; then the same after kill -9 of
- * the processor and after kill -9 of Redis (AOF everysec) mid-stream. */
+ * every Redis value compared with the independent oracle; then the same with Redis reached
+ * only over a unix socket, after kill -9 of the processor and after kill -9 of Redis (AOF
+ * everysec) mid-stream. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -106,11 +107,18 @@ struct run {
     struct bad *bad_reasons;
 };
 
-static void setup_run(struct run *run, const char *name, int aof, int partitions, int events)
+/* Redis listens on TCP and, with unix_socket, also on that socket path. */
+static void setup_run_on(struct run *run, const char *name, int aof, int partitions, int events,
+                         const char *unix_socket)
 {
     memset(run, 0, sizeof(*run));
     h_tmpdir(run->dir, sizeof(run->dir), name);
-    h_redis_start(&run->redis, aof);
+    if (unix_socket) {
+        const char *args[] = {"--unixsocket", unix_socket, "--unixsocketperm", "700", NULL};
+        h_redis_start_args(&run->redis, args);
+    } else {
+        h_redis_start(&run->redis, aof);
+    }
     h_kafka_start(&run->kafka, name, partitions);
     run->oracle = oracle_new();
 
@@ -147,6 +155,11 @@ static void setup_run(struct run *run, const char *name, int aof, int partitions
         free(bad[i].key);
     }
     free(bad); /* payloads stay referenced by bad_reasons */
+}
+
+static void setup_run(struct run *run, const char *name, int aof, int partitions, int events)
+{
+    setup_run_on(run, name, aof, partitions, events, NULL);
 }
 
 struct dlq_seen {
@@ -270,6 +283,48 @@ Test(e2e, exact_counters_and_dead_letters, .timeout = 240)
     wait_offsets(&run, pid, run.messages, 180000, log);
     stop(pid, log);
     finish_run(&run);
+}
+
+/* redis.unix_socket: the state sink, the alert relay and the HTTP API all reach Redis over
+ * the socket (the TCP port given to the processor has nobody listening), and the end
+ * state is exact. TCP keepalive on an AF_UNIX socket once failed every command. */
+Test(e2e, unix_socket_exact, .timeout = 240)
+{
+    struct run run;
+    char sock[108], log[300];
+    snprintf(sock, sizeof(sock), "/tmp/smmt-%d-%lld.sock", (int)getpid(), (long long)h_now_ms());
+    setup_run_on(&run, "e2e-unix", 0, 4, 5000, sock);
+    char unix_set[160], port_set[32];
+    snprintf(unix_set, sizeof(unix_set), "redis.unix_socket=%s", sock);
+    snprintf(port_set, sizeof(port_set), "redis.port=%d", h_free_port());
+    const char *const sets[] = {"group_id=e2e", unix_set, "redis.host=127.0.0.1", port_set,
+                                "alerts.kafka=true", NULL};
+    snprintf(log, sizeof(log), "%s/processor-unix.log", run.dir);
+    pid_t pid = h_processor_start_ex(&run.kafka, NULL, log, sets, NULL, NULL);
+    wait_offsets(&run, pid, run.messages, 180000, log);
+    /* The alert relay holds its lease in Redis, through its own connection. */
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "grep -q 'alert relay: took the lease' %s", log);
+    int64_t deadline = h_now_ms() + 15000;
+    while (system(cmd) != 0) {
+        cr_assert(h_now_ms() < deadline, "the alert relay never took its lease (see %s)", log);
+        h_sleep_ms(100);
+    }
+    /* The HTTP API reads Redis with its own connection: /metrics carries smm_open_threads
+     * only when that read worked. */
+    snprintf(cmd, sizeof(cmd),
+             "port=$(sed -n 's/.*http: listening on 127.0.0.1:\\([0-9]*\\).*/\\1/p' %s "
+             "| head -1) && "
+             "curl -sf \"http://127.0.0.1:$port/metrics\" | grep -q '^smm_open_threads '",
+             log);
+    cr_assert_eq(system(cmd), 0, "/metrics has no smm_open_threads read over the socket (see %s)",
+                 log);
+    stop(pid, log);
+    /* Neither the sink, nor the relay, nor the HTTP server logged a Redis failure. */
+    snprintf(cmd, sizeof(cmd), "grep -Ei 'redis.*(not supported|failed|unreachable)' %s", log);
+    cr_assert_neq(system(cmd), 0, "a Redis failure over the socket was logged (see %s)", log);
+    finish_run(&run);
+    unlink(sock);
 }
 
 /* kill -9 at random points, five times, each followed by a restart: nothing lost, nothing

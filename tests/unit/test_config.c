@@ -232,6 +232,28 @@ Test(config, unknown_key_names_key)
     smm_config_free(&cfg);
 }
 
+static void load_fails(const char *text, const char *needle1, const char *needle2);
+
+/* A typo gets the nearest known key; something unlike any key gets no guess. */
+Test(config, unknown_key_did_you_mean)
+{
+    struct smm_config cfg;
+    cfg_init(&cfg);
+    set_fails(&cfg, "redis.hots", "h", "redis.hots: unknown key", "did you mean redis.host?");
+    set_fails(&cfg, "flush.intervl_ms", "5", "flush.intervl_ms", "did you mean flush.interval_ms?");
+    set_fails(&cfg, "redis.prot", "1", "redis.prot", "did you mean redis.port?");
+    char err[256] = "";
+    cr_assert_eq(smm_config_set(&cfg, "zzzz", "1", "test", err, sizeof(err)), SMM_ERR);
+    cr_assert(strstr(err, "zzzz") && !strstr(err, "did you mean"), "%s", err);
+    smm_config_free(&cfg);
+    /* In a file: the key, its line, and the guess. */
+    load_fails("{\n  \"redis\": {\n    \"port\": 6380,\n    \"hots\": \"h\"\n  }\n}\n",
+               "line 4: redis.hots: unknown key", "did you mean redis.host?");
+    /* The same name twice: each occurrence has its own line. */
+    load_fails("{\"http\": {\"port\": 0},\n\"redis\": {\n\"port\": 0}}\n",
+               "line 3: redis.port", NULL);
+}
+
 Test(config, kafka_passthrough)
 {
     struct smm_config cfg;
@@ -354,7 +376,9 @@ static void load_fails(const char *text, const char *needle1, const char *needle
 Test(config, load_file_invalid_json_names_file)
 {
     load_fails("{\"redis\": {\"port\": 6380", "invalid JSON", NULL);
-    load_fails("{\n\"redis\": {\n\"port\": ,\n}}\n", "invalid JSON", "line 3");
+    load_fails("{\n\"redis\": {\n\"port\": ,\n}}\n", "invalid JSON", "line 3 column 9:");
+    load_fails("{\n  \"redis\": {\"port\": 1}\n  \"tick_ms\": 100\n}\n", "invalid JSON",
+               "line 3 column 3:");
     load_fails("", "invalid JSON", NULL);
     load_fails("[1, 2]", "object", NULL);
     load_fails("\"redis\"", "object", NULL);
@@ -821,8 +845,17 @@ Test(config, http_keys)
     finish_ok(&cfg);
     set_fails(&cfg, "http.enabled", "maybe", "http.enabled", "true or false");
     set_fails(&cfg, "http.port", "65536", "http.port", "65535");
-    set_ok(&cfg, "http.address", "localhost");
-    finish_fails(&cfg, "http.address");
+    set_ok(&cfg, "http.address", "localhost"); /* a host name resolves */
+    finish_ok(&cfg);
+    char addr[64], err[256];
+    cr_assert_eq(smm_config_http_bind_address("localhost", addr, sizeof(addr), err, sizeof(err)),
+                 SMM_OK, "%s", err);
+    cr_assert(!strcmp(addr, "127.0.0.1") || !strcmp(addr, "::1"), "localhost -> %s", addr);
+    cr_assert_eq(smm_config_http_bind_address("::1", addr, sizeof(addr), err, sizeof(err)),
+                 SMM_OK);
+    cr_assert_str_eq(addr, "::1");
+    set_ok(&cfg, "http.address", "no-such-host.invalid"); /* RFC 6761: never resolves */
+    finish_fails(&cfg, "http.address: \"no-such-host.invalid\" is neither");
     set_ok(&cfg, "http.enabled", "false"); /* not serving: the address is not used */
     finish_ok(&cfg);
     smm_config_free(&cfg);

@@ -58,6 +58,7 @@ static struct smm_status_snap sample(struct smm_status_part *parts)
     s.parts = parts;
     s.n_parts = 3;
     s.lag_total = 45;
+    s.lag_known = 1;
     snprintf(s.kind[0], sizeof(s.kind[0]), "viral");
     s.kind_n[0] = 4;
     snprintf(s.kind[1], sizeof(s.kind[1]), "sla_breach");
@@ -167,6 +168,42 @@ Test(status, summary_json)
     free(text);
 }
 
+/* No partition with a known lag (none assigned, or Kafka away): the lag is null, not 0. */
+Test(status, summary_lag_unknown)
+{
+    struct smm_status *st = smm_status_new();
+    struct smm_status_counts c = {.redis_up = 1};
+    smm_status_begin(st, &c, 1000);
+    smm_status_end(st);
+    struct smm_status_snap s;
+    cr_assert_eq(smm_status_snapshot(st, &s), SMM_OK);
+    char *text = smm_status_render_summary(&s, 1);
+    cr_assert(strstr(text, "\"lag\":null,") != NULL, "%s", text);
+    free(text);
+    smm_status_snap_free(&s);
+    /* Partitions with lags, but the brokers are unreachable: the figures are stale. */
+    c.partitions = 1;
+    snprintf(c.kafka_problem, sizeof(c.kafka_problem), "Kafka brokers unreachable");
+    smm_status_begin(st, &c, 2000);
+    smm_status_part(st, "t", 0, 5, 50);
+    smm_status_end(st);
+    cr_assert_eq(smm_status_snapshot(st, &s), SMM_OK);
+    text = smm_status_render_summary(&s, 1);
+    cr_assert(strstr(text, "\"lag\":null,") != NULL, "%s", text);
+    free(text);
+    smm_status_snap_free(&s);
+    c.kafka_problem[0] = '\0';
+    smm_status_begin(st, &c, 3000);
+    smm_status_part(st, "t", 0, 5, 50);
+    smm_status_end(st);
+    cr_assert_eq(smm_status_snapshot(st, &s), SMM_OK);
+    text = smm_status_render_summary(&s, 1);
+    cr_assert(strstr(text, "\"lag\":5,") != NULL, "%s", text);
+    free(text);
+    smm_status_snap_free(&s);
+    smm_status_destroy(st);
+}
+
 Test(status, readiness_reasons)
 {
     struct smm_status_snap s;
@@ -179,9 +216,14 @@ Test(status, readiness_reasons)
     cr_assert_eq(smm_status_ready(&s, why, sizeof(why)), 0);
     cr_assert_str_eq(why, "no partitions assigned; redis unreachable from the processing loop; "
                           "consumption paused: Redis does not accept writes");
-    s.c.partitions = 1;
+    s.c.partitions = 0;
     s.c.redis_up = 1;
     s.c.paused = 0;
+    snprintf(s.c.kafka_problem, sizeof(s.c.kafka_problem), "Kafka brokers unreachable");
+    cr_assert_eq(smm_status_ready(&s, why, sizeof(why)), 0);
+    cr_assert_str_eq(why, "Kafka brokers unreachable; no partitions assigned");
+    s.c.kafka_problem[0] = '\0';
+    s.c.partitions = 1;
     cr_assert_eq(smm_status_ready(&s, why, sizeof(why)), 1);
     cr_assert_str_eq(why, "");
 }

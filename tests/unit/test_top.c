@@ -46,6 +46,15 @@ Test(top, plain_line)
     cr_assert(strstr(buf, "flushes 40, failures 1, redis DOWN (paused)") != NULL, "%s", buf);
     n = smm_top_render_plain(buf, 20, &v, &r);
     cr_assert(n < 20 && strlen(buf) == n);
+    /* No partition, or none with statistics: the lag is unknown, not 0. */
+    v.n_parts = 0;
+    smm_top_render_plain(buf, sizeof(buf), &v, &r);
+    cr_assert(strstr(buf, ", lag unknown []") != NULL, "%s", buf);
+    struct smm_top_part fresh[] = {{0, -1}};
+    v.parts = fresh;
+    v.n_parts = 1;
+    smm_top_render_plain(buf, sizeof(buf), &v, &r);
+    cr_assert(strstr(buf, ", lag unknown [0=-1]") != NULL, "%s", buf);
 }
 
 /* Splits the screen output at each "ESC [ row ; 1 H" and checks the visible width. */
