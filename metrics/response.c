@@ -27,8 +27,8 @@ int smm_frt_bucket(int64_t ms)
 
 double smm_frt_bucket_value(int b)
 {
-    if (b <= 0) {
-        return 0.0;
+    if (b < 0) {
+        return 0.0; /* not a bucket */
     }
     return 2.0 * pow(SMM_FRT_GAMMA, b) / (SMM_FRT_GAMMA + 1.0);
 }

@@ -12,7 +12,8 @@
  * so bucket b >= 1 covers (gamma^(b-1), gamma^b] milliseconds. Its representative value
  * is 2 gamma^b / (gamma + 1), the value whose relative distance to both ends of the bucket
  * is the same, (gamma - 1) / (gamma + 1) = 1.96 %: every duration of 2 ms or more is
- * reported within 1.96 % of its true value. Bucket 0 (0 or 1 ms) is represented by 0.
+ * reported within 1.96 % of its true value. Bucket 0 (0 or 1 ms) has the same formula's
+ * representative, 2 / 2.04 = 0.98 ms (a 1 ms reply reads as 1.0 ms in the API, not 0).
  * Examples: 2 ms -> 18, 1 s -> 177, 1 min -> 281, 1 h -> 385, 1 day -> 466, 30 days -> 553.
  *
  * Floating point: the state script (connectors/lua/smm.lua) computes the bucket index as
@@ -45,7 +46,8 @@
 /* The bucket of a duration in milliseconds (see above); 0 when ms <= 1. */
 int smm_frt_bucket(int64_t ms);
 
-/* The representative duration of bucket b, in ms: 2 gamma^b / (gamma + 1); 0 for b <= 0. */
+/* The representative duration of bucket b, in ms: 2 gamma^b / (gamma + 1), bucket 0
+ * included (0.98 ms); 0 for b < 0 (not a bucket). */
 double smm_frt_bucket_value(int b);
 
 struct smm_frt_summary {

@@ -105,8 +105,8 @@ int smm_seismic_start(struct smm_seismic *s, int64_t author_followers);
 /* Records one reshare at t_ms_since_post (>= 0; any order) by a user with `followers`
  * followers (>= 0). Returns SMM_OK, or SMM_ERR (not recorded) on a negative argument or
  * out of memory. Amortised O(1) for in-order input; O(SMM_SEISMIC_EXACT_EVENTS) worst case.
- * No deduplication: a redelivered reshare counts twice, so feed only shares that
- * smm_cascade_add() (metrics/virality.h) did not answer with SMM_CASCADE_DUPLICATE. */
+ * No deduplication: feed each reshare once (the same as smm_cascade_add(), metrics/
+ * virality.h, which counts every call too). */
 int smm_seismic_observe(struct smm_seismic *s, int64_t t_ms_since_post, int64_t followers);
 
 /* Estimates at t_now_since_post_ms (> 0) from the events with t_i <= t_now (see the

@@ -323,10 +323,9 @@ static int observe_share(struct smm_viral *v, struct post *p, const struct smm_e
         parent = parent ? parent : 1;
     }
     int64_t followers = (ev->flags & SMM_EVF_FOLLOWERS) ? ev->followers : 0;
+    /* A repeated event_id is another share, as in the counters (docs/events.md); a Kafka
+     * message read again after a rewind never gets here (processor/loop.c skips it). */
     int rc = smm_cascade_add(p->cas, node, parent, followers, NULL);
-    if (rc == SMM_CASCADE_DUPLICATE) {
-        return SMM_OK; /* re-read after a rewind, or redelivered: counted once */
-    }
     if (rc == SMM_ERR) {
         return SMM_ERR;
     }

@@ -130,8 +130,9 @@ int smm_viral_take(struct smm_viral *v, int64_t now_ms, int tick,
                    const struct smm_viral_signals **out);
 /* After the write of the last take: applied = 1, or 0 to take those posts again. */
 void smm_viral_settle(struct smm_viral *v, int applied);
-/* Events re-read after a rewind need no reset: reach windows count distinct users, and a
- * re-read share is recognised by its cascade (SMM_CASCADE_DUPLICATE) and not counted again. */
+/* Feed each Kafka message once: a share counts every time it is observed (an event_id
+ * sent twice is two shares, as in the counters; docs/events.md), so the caller skips the
+ * messages it re-reads after a rewind or a warm-up (processor/loop.c does, by offset). */
 
 /* The state Redis reports for a post after a write (mirror). */
 void smm_viral_set_state(struct smm_viral *v, const char *content_id, size_t len, int state);

@@ -29,7 +29,9 @@
  * Node lookup is an open-addressing table (linear probing, power-of-two size, at most half
  * full) of node indexes; keys live in the node array, so a slot is 4 bytes. Node keys are
  * already hashes, but they are mixed again (splitmix64 finaliser) so keys that differ only
- * in their high bits do not collide. Nodes are never removed, so no tombstones. */
+ * in their high bits do not collide. Nodes are never removed, so no tombstones. A share
+ * whose key is already stored is stored too but not hashed (its key entry is 0): the key
+ * keeps naming the first share with it. */
 #include "metrics/virality.h"
 
 #include <stdio.h>
@@ -44,7 +46,7 @@ struct smm_cascade {
     int max_nodes;      /* shares we may store */
     int n;              /* stored tree nodes, root included (index 0) */
     int cap;            /* allocated entries of key/parent/subtree */
-    uint64_t *key;      /* key[0] = 0 for the root */
+    uint64_t *key;      /* key[0] = 0 for the root; 0 also for a repeated key (not hashed) */
     int32_t *parent;    /* parent[0] = -1 */
     int32_t *subtree;   /* s: nodes in the subtree, itself included */
     int32_t *slots;     /* node index, 0 = empty (the root is never hashed) */
@@ -53,7 +55,7 @@ struct smm_cascade {
     int n_levels;       /* cap of level[] */
     uint64_t wiener;    /* W */
     uint64_t depth_sum; /* D(root) */
-    int64_t size, truncated, orphans, duplicates, exposure;
+    int64_t size, truncated, orphans, repeats, exposure;
     int64_t max_depth, max_breadth, max_breadth_depth;
 };
 
@@ -180,7 +182,9 @@ static int reserve(struct smm_cascade *c, int64_t depth)
             return SMM_ERR;
         }
         for (int32_t idx = 1; idx < c->n; idx++) {
-            slot_put(slots, n_slots, c->key[idx], idx);
+            if (c->key[idx] != 0) {
+                slot_put(slots, n_slots, c->key[idx], idx);
+            }
         }
         free(c->slots);
         c->slots = slots;
@@ -210,10 +214,11 @@ int smm_cascade_add(struct smm_cascade *c, uint64_t node_key, uint64_t parent_ke
     if (!c || node_key == 0 || followers < 0) {
         return SMM_ERR;
     }
-    if (lookup(c, node_key) != 0) {
-        c->duplicates++;
-        return SMM_CASCADE_DUPLICATE;
-    }
+    /* A key already stored is another share with the same id (event ids are not
+     * deduplicated, docs/events.md): it counts like any share. The key keeps naming the
+     * first one, so re-shares of that id attach there. */
+    int repeat = lookup(c, node_key) != 0;
+    c->repeats += repeat;
     if (c->n - 1 >= c->max_nodes) {
         /* Full: count it so size and exposure stay right, but keep no trace of it, which
          * is why a redelivered truncated share is counted again. */
@@ -251,10 +256,12 @@ int smm_cascade_add(struct smm_cascade *c, uint64_t node_key, uint64_t parent_ke
     c->depth_sum += (uint64_t)(depth_p + 1);
 
     int32_t v = c->n++;
-    c->key[v] = node_key;
+    c->key[v] = repeat ? 0 : node_key;
     c->parent[v] = p;
     c->subtree[v] = 1;
-    slot_put(c->slots, c->n_slots, node_key, v);
+    if (!repeat) {
+        slot_put(c->slots, c->n_slots, node_key, v);
+    }
 
     int64_t depth_v = depth_p + 1;
     int64_t width = ++c->level[depth_v];
@@ -299,7 +306,7 @@ void smm_cascade_snapshot(const struct smm_cascade *c, struct smm_cascade_stats 
     out->nodes = c->n;
     out->truncated = c->truncated;
     out->orphans = c->orphans;
-    out->duplicates = c->duplicates;
+    out->repeats = c->repeats;
     out->exposure = c->exposure;
     out->max_depth = c->max_depth;
     out->max_breadth = c->max_breadth;

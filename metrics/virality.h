@@ -50,7 +50,6 @@
 
 /* smm_cascade_add() results besides SMM_OK and SMM_ERR. */
 #define SMM_CASCADE_TRUNCATED 1 /* counted in size and exposure, not stored (tree full) */
-#define SMM_CASCADE_DUPLICATE 2 /* node_key already in the tree: nothing changed */
 
 /* Largest accepted max_nodes. Keeps W below 2^64: W is largest for a chain, where
  * W = (n^3 - n)/6, and n = 4,000,001 gives about 1.07e19 < 1.8e19. */
@@ -64,7 +63,7 @@ struct smm_cascade_stats {
     int64_t nodes;             /* n: stored tree nodes, root included (>= 1) */
     int64_t truncated;         /* shares counted but not stored because the tree was full */
     int64_t orphans;           /* stored shares whose nonzero parent_key was unknown */
-    int64_t duplicates;        /* adds refused because the key was already stored */
+    int64_t repeats;           /* shares whose key was already stored (counted all the same) */
     int64_t exposure;          /* sum of followers over counted shares (saturates at INT64_MAX) */
     int64_t max_depth;         /* 0 for the root alone */
     int64_t max_breadth;       /* widest generation (depth >= 1); 0 without shares */
@@ -82,7 +81,11 @@ void smm_cascade_destroy(struct smm_cascade *c);
 
 /* Adds one share. node_key identifies the share (a 64-bit hash of its event id chosen by
  * the caller; 0 is reserved for the root and refused). parent_key is the key of the share
- * it was made from, or 0 when it shares the original post. followers: the sharer's
+ * it was made from, or 0 when it shares the original post. Every call is one share: a
+ * node_key already stored (the same event id sent twice) is counted and stored again,
+ * under its own parent_key, and counted in `repeats`; the key keeps naming the first
+ * share with it (the parent of later re-shares). Callers feed each Kafka message once:
+ * a re-read is theirs to skip (processor/loop.c). followers: the sharer's
  * follower count, >= 0. O(depth of the parent) time.
  *
  * Returns:
@@ -91,9 +94,6 @@ void smm_cascade_destroy(struct smm_cascade *c);
  *                         under the root (counted in `orphans`), else 0.
  *  SMM_CASCADE_TRUNCATED  the tree already holds max_nodes shares: counted in size,
  *                         exposure and `truncated`, not stored; *attached_to_root_out = 0.
- *                         Duplicates of truncated shares cannot be recognised.
- *  SMM_CASCADE_DUPLICATE  node_key is already stored (an at-least-once redelivery):
- *                         nothing changes except `duplicates`; out-parameter untouched.
  *  SMM_ERR                c NULL, node_key 0, followers < 0, or out of memory: nothing
  *                         changes, out-parameter untouched. */
 int smm_cascade_add(struct smm_cascade *c, uint64_t node_key, uint64_t parent_key,

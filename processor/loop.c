@@ -51,6 +51,17 @@ struct part {
     int in_flight;
     int64_t warm_until;       /* viral warm-up: messages before this feed only the tracker */
     int64_t warm_deadline_ms; /* give up warming by then (e.g. a control record at the end) */
+    int seen_at;              /* its entry in loop->seen, -1 none (out of memory) */
+};
+
+/* The offset after the last message of a partition the viral tracker observed. Kept for
+ * the process's life, across revocations (a struct part is not), because the tracker
+ * keeps its memory too: it counts every share it is given (an event_id sent twice is two
+ * shares, as in the counters; docs/events.md), so each Kafka message must reach it once,
+ * not again when a rewind (discard_all) or a warm-up after a rebalance re-reads it. */
+struct seen {
+    char tp[300];
+    int64_t next;
 };
 
 struct smm_loop {
@@ -93,6 +104,8 @@ struct smm_loop {
     struct smm_goal_report goals[SMM_CFG_MAX_GOALS];
     struct smm_top *top;    /* --top view, NULL without it */
     int64_t flush_us_total; /* for the --top view's latency */
+    struct seen *seen;      /* per partition ever assigned: see struct seen */
+    int n_seen, cap_seen;
 };
 
 static int64_t clock_ms(void)
@@ -120,6 +133,45 @@ static int nap(volatile sig_atomic_t *stop, int64_t ms)
         nanosleep(&(struct timespec){0, (long)step * 1000000}, NULL);
     }
     return stop && *stop;
+}
+
+/* The index of tp's entry in loop->seen, created on first use; -1 on out of memory (its
+ * messages then always reach the tracker, as they did before it existed). */
+static int seen_index(struct smm_loop *loop, const char *tp)
+{
+    for (int i = 0; i < loop->n_seen; i++) {
+        if (strcmp(loop->seen[i].tp, tp) == 0) {
+            return i;
+        }
+    }
+    if (loop->n_seen == loop->cap_seen) {
+        int ncap = loop->cap_seen ? loop->cap_seen * 2 : 64;
+        struct seen *ns = realloc(loop->seen, (size_t)ncap * sizeof(*ns));
+        if (!ns) {
+            return -1;
+        }
+        loop->seen = ns;
+        loop->cap_seen = ncap;
+    }
+    struct seen *e = &loop->seen[loop->n_seen];
+    snprintf(e->tp, sizeof(e->tp), "%s", tp);
+    e->next = -1;
+    return loop->n_seen++;
+}
+
+/* Feeds ev, the message at offset of p, to the viral tracker unless it observed that
+ * message already (see struct seen). */
+static int viral_feed(struct smm_loop *loop, struct part *p, int64_t offset,
+                      const struct smm_event *ev, int64_t now)
+{
+    if (p->seen_at >= 0) {
+        struct seen *e = &loop->seen[p->seen_at];
+        if (offset < e->next) {
+            return SMM_OK;
+        }
+        e->next = offset + 1;
+    }
+    return smm_viral_observe(loop->viral, ev, now);
 }
 
 static struct part *part_find(struct smm_loop *loop, const char *topic, int32_t partition)
@@ -305,6 +357,7 @@ static void on_assign(void *opaque, const char *topic, int32_t partition, int64_
         p->lag = -1;
         p->warm_until = -1;
         p->base = p->next = p->origin = -1;
+        p->seen_at = seen_index(loop, p->tp);
         if (loop->n_parts == loop->cap_parts) {
             int ncap = loop->cap_parts ? loop->cap_parts * 2 : 64;
             struct part **np = realloc(loop->parts, (size_t)ncap * sizeof(*np));
@@ -389,7 +442,7 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
             const struct smm_event *ev = smm_pipeline_decode(
                 loop->pipe, msg->payload, msg->len, msg->timestamp_ms, clock_ms());
             if (ev) {
-                smm_viral_observe(loop->viral, ev, clock_ms());
+                viral_feed(loop, p, msg->offset, ev, clock_ms());
             }
             if (msg->offset + 1 >= p->warm_until) {
                 warm_done(loop, p, "caught up");
@@ -406,7 +459,7 @@ static void on_msg(void *opaque, const struct smm_kafka_msg *msg)
     int rc = smm_pipeline_feed(loop->pipe, &loop->batch, msg->payload, msg->len,
                                msg->timestamp_ms, now, &rej);
     if (rc == SMM_OK && loop->viral &&
-        smm_viral_observe(loop->viral, smm_pipeline_last_event(loop->pipe), now) != SMM_OK) {
+        viral_feed(loop, p, msg->offset, smm_pipeline_last_event(loop->pipe), now) != SMM_OK) {
         smm_log(SMM_LOG_WARN, "out of memory in the viral tracker; its figures are incomplete");
     }
     if (rc == SMM_PIPELINE_OOM) {
@@ -1318,6 +1371,7 @@ void smm_loop_destroy(struct smm_loop *loop)
         part_remove(loop, loop->parts[0]);
     }
     free(loop->parts);
+    free(loop->seen);
     smm_redis_sink_destroy(loop->sink);
     smm_viral_destroy(loop->viral);
     smm_batch_free(&loop->batch);

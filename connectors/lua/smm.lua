@@ -749,21 +749,83 @@ local function frt_bucket(ms)
   return math.ceil(math.log(ms) / LOG_GAMMA)
 end
 
--- Thread state, P rt:<account> field <thread>:
---   "o,<msg_ts>,<msg_biz>,<deadline>,<breached>"  an open wait for the brand's first reply
---   "p,<reply_ts>,<reply_biz>"                    a reply that came before its message
--- P rt:due orders both by when the tick must look again (SLA deadline / pending expiry).
-local function thread_get(key, thread)
+-- Thread state, P rt:<account> field <thread>: records joined by ';', replies in event-time
+-- order (docs/insights.md, "Out of order"):
+--   "o,<msg_ts>,<msg_biz>,<deadline>,<breached>,<alert_at>"  the open wait (at most one; it
+--        starts after every reply kept); alert_at: when the tick breaches it
+--   "p,<reply_ts>,<reply_biz>,<expires>"                     a reply that ended no wait (yet)
+--   "a,<reply_ts>,<reply_biz>,<expires>,<msg_ts>,<msg_biz>"  a reply that ended the wait that
+--        started at msg_ts
+-- A reply is kept until expires (processing time, response.reorder after it arrived or
+-- ended a wait) for messages that arrive after it but are older; at most MAX_REPLIES per
+-- thread (beyond, the earliest in event time goes). P rt:due orders the threads by when the
+-- tick must look again: the open wait's alert_at or the first expiry.
+local MAX_REPLIES = 32
+
+local function thread_load(ins, key, thread)
   local raw = call('HGET', key, thread)
+  local st = {replies = {}}
   if not raw then
-    return nil
+    return st
   end
-  local t = {}
-  for x in string.gmatch(raw, '[^,]+') do
-    t[#t + 1] = x
+  for rec in string.gmatch(raw, '[^;]+') do
+    local t = {}
+    for x in string.gmatch(rec, '[^,]+') do
+      t[#t + 1] = x
+    end
+    if t[1] == 'o' then
+      -- (a record written before alert_at was kept alerts at its deadline)
+      local alert_at = tonumber(t[6] or '') or tonumber(t[4])
+      st.open = {ts = tonumber(t[2]), biz = tonumber(t[3]), deadline = tonumber(t[4]),
+                 breached = t[5] == '1', alert_at = alert_at}
+    else
+      local r = {ts = tonumber(t[2]), biz = tonumber(t[3]),
+                 exp = tonumber(t[4] or '') or ins.now + ins.reorder}
+      if t[1] == 'a' then
+        r.mts, r.mbiz = tonumber(t[5]), tonumber(t[6])
+      end
+      st.replies[#st.replies + 1] = r
+    end
   end
-  return {kind = t[1], ts = tonumber(t[2]), biz = tonumber(t[3]), deadline = tonumber(t[4]),
-          breached = t[5] == '1'}
+  return st
+end
+
+local function thread_save(key, thread, member, st)
+  local recs, due = {}, nil
+  local o = st.open
+  if o then
+    recs[1] = 'o,' .. fmt(o.ts) .. ',' .. fmt(o.biz) .. ',' .. fmt(o.deadline) .. ',' ..
+              (o.breached and '1' or '0') .. ',' .. fmt(o.alert_at)
+    if not o.breached then
+      due = o.alert_at
+    end
+  end
+  local rs = st.replies
+  while #rs > MAX_REPLIES do
+    table.remove(rs, 1)
+  end
+  for _, r in ipairs(rs) do
+    local head = fmt(r.ts) .. ',' .. fmt(r.biz) .. ',' .. fmt(r.exp)
+    if r.mts then
+      recs[#recs + 1] = 'a,' .. head .. ',' .. fmt(r.mts) .. ',' .. fmt(r.mbiz)
+    else
+      recs[#recs + 1] = 'p,' .. head
+    end
+    if not due or r.exp < due then
+      due = r.exp
+    end
+  end
+  if #recs == 0 then
+    call('HDEL', key, thread)
+    call('ZREM', P .. 'rt:due', member)
+    return
+  end
+  call('HSET', key, thread, table.concat(recs, ';'))
+  if due then
+    call('ZADD', P .. 'rt:due', due, member)
+  else
+    call('ZREM', P .. 'rt:due', member) -- a breached wait: nothing to do until its reply
+  end
 end
 
 local function open_count(ins, account)
@@ -788,76 +850,107 @@ local function links(ins, at, bump)
     local e = 'a:' .. account
     if t == 'm' or t == 'r' then
       local key, member = P .. 'rt:' .. account, account .. '\n' .. a
-      local st = thread_get(key, a)
-      local function answer(msg_ts, msg_biz, reply_ts, reply_biz, breached, deadline)
-        local minute = floor(reply_ts / 60000)
+      local st = thread_load(ins, key, a)
+      local rs = st.replies
+      -- A wait's answer and response times, counted in the minute of the message that
+      -- started it, like `threads`: a window's answered waits are among the waits it
+      -- opened, so answered <= threads in every window. sign -1 takes one back.
+      local function timed(msg_ts, msg_biz, reply_ts, reply_biz, sign)
+        local minute = floor(msg_ts / 60000)
         local frt = reply_ts - msg_ts
         local frtb = reply_biz - msg_biz
         if frtb < 0 then
           frtb = 0
         end
-        bump(minute, e .. ':answered', 1)
-        bump(minute, e .. ':frt_ms', frt)
-        bump(minute, e .. ':frtb_ms', frtb)
-        bump(minute, e .. ':frt_' .. frt_bucket(frt), 1)
-        bump(minute, e .. ':frtb_' .. frt_bucket(frtb), 1)
-        if breached then
-          alert(ins, 'sla', 'sla:' .. account .. ':' .. a .. ':' .. fmt(msg_ts) .. ':resolved',
-                account, {thread_id = a, to = 'resolved', message_ts_ms = msg_ts,
-                          sla_ms = deadline - msg_ts, reply_ts_ms = reply_ts, waited_ms = frt})
-        end
+        bump(minute, e .. ':answered', sign)
+        bump(minute, e .. ':frt_ms', sign * frt)
+        bump(minute, e .. ':frtb_ms', sign * frtb)
+        bump(minute, e .. ':frt_' .. frt_bucket(frt), sign)
+        bump(minute, e .. ':frtb_' .. frt_bucket(frtb), sign)
+      end
+      -- Reply r ends the wait that started at msg_ts; it stays reorder_ms so that later
+      -- messages older than it are seen to belong to that wait.
+      local function use(r, msg_ts, msg_biz)
+        r.mts, r.mbiz = msg_ts, msg_biz
+        r.exp = math.max(r.exp, ins.now + ins.reorder)
+        timed(msg_ts, msg_biz, r.ts, r.biz, 1)
+      end
+      local function move_start(from_ts, to_ts)
+        bump(floor(from_ts / 60000), e .. ':threads', -1)
+        bump(floor(to_ts / 60000), e .. ':threads', 1)
       end
       if t == 'm' then
         local function open()
           bump(floor(ts / 60000), e .. ':threads', 1)
           if open_count(ins, account) >= ins.max_open then
             call('HINCRBY', P .. 'stats', 'response:untracked', 1)
-            if st then
-              call('HDEL', key, a)
-              call('ZREM', P .. 'rt:due', member)
-            end
             return
           end
-          local deadline = ts + x
-          if deadline < ins.now then
+          local alert_at = ts + x
+          if alert_at < ins.now then
             -- Already overdue on arrival (a backlog): leave the reply reorder_ms to arrive.
-            deadline = ins.now + ins.reorder
+            alert_at = ins.now + ins.reorder
           end
-          call('HSET', key, a, 'o,' .. fmt(ts) .. ',' .. fmt(biz) .. ',' .. fmt(ts + x) .. ',0')
-          call('ZADD', P .. 'rt:due', deadline, member)
+          st.open = {ts = ts, biz = biz, deadline = ts + x, breached = false, alert_at = alert_at}
           open_add(ins, account, 1)
         end
-        if not st then
-          open()
-        elseif st.kind == 'o' then
-          if ts < st.ts and not st.breached then
-            -- An earlier message of the same wait arrived late: the wait starts there.
-            call('HSET', key, a, 'o,' .. fmt(ts) .. ',' .. fmt(biz) .. ',' .. fmt(ts + x) .. ',0')
-            call('ZADD', P .. 'rt:due', math.max(ts + x, ins.now + ins.reorder), member)
+        -- The first reply kept at or after the message in event time.
+        local r = nil
+        for _, y in ipairs(rs) do
+          if y.ts >= ts then
+            r = y
+            break
           end
-        elseif st.ts >= ts then
+        end
+        if r and r.mts then
+          if ts < r.mts then
+            -- An earlier message of a wait already answered (no reply between): the wait
+            -- starts here instead.
+            timed(r.mts, r.mbiz, r.ts, r.biz, -1)
+            move_start(r.mts, ts)
+            use(r, ts, biz)
+          end
+          -- else the message is inside that answered wait: it changes nothing
+        elseif r then
           -- The reply came first (out of order) and answers this message.
           bump(floor(ts / 60000), e .. ':threads', 1)
-          call('HDEL', key, a)
-          call('ZREM', P .. 'rt:due', member)
-          answer(ts, biz, st.ts, st.biz, false)
+          use(r, ts, biz)
+        elseif st.open then
+          local o = st.open
+          if ts < o.ts and not o.breached then
+            -- An earlier message of the same wait arrived late: the wait starts there.
+            move_start(o.ts, ts)
+            o.ts, o.biz, o.deadline = ts, biz, ts + x
+            o.alert_at = math.max(ts + x, ins.now + ins.reorder)
+          end
         else
-          open() -- the pending reply predates this message: it does not answer it
+          open() -- every reply kept predates this message: none answers it
         end
       else -- reply
-        if st and st.kind == 'o' then
-          if ts >= st.ts then
-            call('HDEL', key, a)
-            call('ZREM', P .. 'rt:due', member)
-            open_add(ins, account, -1)
-            answer(st.ts, st.biz, ts, biz, st.breached, st.deadline)
+        local o = st.open
+        local r = {ts = ts, biz = biz, exp = ins.now + ins.reorder}
+        if o and ts >= o.ts then
+          -- The open wait starts after every kept reply, so r goes last.
+          st.open = nil
+          open_add(ins, account, -1)
+          rs[#rs + 1] = r
+          use(r, o.ts, o.biz)
+          if o.breached then
+            local msg_ts, reply_ts, frt = o.ts, ts, ts - o.ts
+            alert(ins, 'sla', 'sla:' .. account .. ':' .. a .. ':' .. fmt(msg_ts) .. ':resolved',
+                  account, {thread_id = a, to = 'resolved', message_ts_ms = msg_ts,
+                            sla_ms = o.deadline - msg_ts, reply_ts_ms = reply_ts, waited_ms = frt})
           end
-        elseif not st or ts < st.ts then
-          -- No open wait: keep the reply reorder_ms (processing time) for its message.
-          call('HSET', key, a, 'p,' .. fmt(ts) .. ',' .. fmt(biz))
-          call('ZADD', P .. 'rt:due', ins.now + ins.reorder, member)
+        else
+          -- No open wait at or before it: kept reorder_ms (processing time) for its message.
+          local at = #rs + 1
+          while at > 1 and rs[at - 1].ts > ts do
+            at = at - 1
+          end
+          table.insert(rs, at, r)
         end
       end
+      thread_save(key, a, member, st)
     elseif t == 'f' then
       -- Referral: the visitor a came through referrer b (may be '') via source c. The
       -- latest referral before a conversion is the one credited.
@@ -911,7 +1004,7 @@ local function links(ins, at, bump)
   end
 end
 
--- Tick: SLA deadlines and pending replies that are due, referrals past their window, and
+-- Tick: SLA deadlines and kept replies that are due, referrals past their window, and
 -- the goal section: n, {id, account, metric, kind, start_day, end_day, baseline, current,
 -- target, expected, progress_pct, on_track, reached, ended}*n (computed by the processor,
 -- metrics/goals.c); the script keeps them and alerts once per transition.
@@ -920,17 +1013,22 @@ local function insights_tick(ins, i)
   for _, m in ipairs(due) do
     local account, thread = string.match(m, '^(.-)\n(.*)$')
     local key = P .. 'rt:' .. account
-    local st = thread_get(key, thread)
-    if st and st.kind == 'o' and not st.breached then
-      alert(ins, 'sla', 'sla:' .. account .. ':' .. thread .. ':' .. fmt(st.ts), account,
-            {thread_id = thread, to = 'breached', message_ts_ms = st.ts,
-             sla_ms = st.deadline - st.ts, waited_ms = ins.now - st.ts})
-      call('HSET', key, thread, 'o,' .. fmt(st.ts) .. ',' .. fmt(st.biz) .. ',' ..
-           fmt(st.deadline) .. ',1')
-    elseif st and st.kind == 'p' then
-      call('HDEL', key, thread)
+    local st = thread_load(ins, key, thread)
+    local o = st.open
+    if o and not o.breached and o.alert_at <= ins.now then
+      alert(ins, 'sla', 'sla:' .. account .. ':' .. thread .. ':' .. fmt(o.ts), account,
+            {thread_id = thread, to = 'breached', message_ts_ms = o.ts,
+             sla_ms = o.deadline - o.ts, waited_ms = ins.now - o.ts})
+      o.breached = true
     end
-    call('ZREM', P .. 'rt:due', m)
+    local kept = {}
+    for _, r in ipairs(st.replies) do
+      if r.exp > ins.now then
+        kept[#kept + 1] = r
+      end
+    end
+    st.replies = kept
+    thread_save(key, thread, m, st)
   end
   local old = call('ZRANGEBYSCORE', P .. 'ref:due', '-inf', ins.now, 'LIMIT', 0, 1000)
   for _, m in ipairs(old) do

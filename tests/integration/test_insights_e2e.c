@@ -249,18 +249,19 @@ static int64_t biz_ms(const char *zone, int64_t a, int64_t b)
     return sum;
 }
 
-/* One wait ended by a reply: answered, both FRT sums and both histograms, at the reply's
- * event time (the only one that matters for w:1h here: all of a test's events are inside). */
+/* One wait ended by a reply: answered, both FRT sums and both histograms, in the minute of
+ * the message that started the wait (like threads: a window's answered waits are among
+ * the waits it opened, so its response rate is at most 100 %). */
 static void ex_answered(struct expect *e, const char *acct, const char *zone, int64_t msg_ts,
                         int64_t reply_ts)
 {
     int64_t frt = reply_ts - msg_ts;
     int64_t frtb = biz_ms(zone, msg_ts, reply_ts);
-    ex(e, reply_ts, 1, "a:%s:answered", acct);
-    ex(e, reply_ts, frt, "a:%s:frt_ms", acct);
-    ex(e, reply_ts, frtb, "a:%s:frtb_ms", acct);
-    ex(e, reply_ts, 1, "a:%s:frt_%d", acct, frt_bucket(frt));
-    ex(e, reply_ts, 1, "a:%s:frtb_%d", acct, frt_bucket(frtb));
+    ex(e, msg_ts, 1, "a:%s:answered", acct);
+    ex(e, msg_ts, frt, "a:%s:frt_ms", acct);
+    ex(e, msg_ts, frtb, "a:%s:frtb_ms", acct);
+    ex(e, msg_ts, 1, "a:%s:frt_%d", acct, frt_bucket(frt));
+    ex(e, msg_ts, 1, "a:%s:frtb_%d", acct, frt_bucket(frtb));
 }
 
 /* ---- services ---- */
@@ -1193,6 +1194,189 @@ Test(insights_e2e, sla_alerts_exactly_once_across_kill9, .timeout = 200, .fini =
                          seen);
         }
     }
+    ex_free(&e);
+    env_finish(&env);
+}
+
+/* =========================================================================================
+ * 3b. Replies out of order, matched in event time (docs/insights.md, "Out of order").
+ *     Worked by hand: every thread's waits, answers and FRTs are written out below. With a
+ *     3 s response.reorder and a 60 s SLA on events 10 to 20 minutes old, a wait left open
+ *     by mistake is overdue on arrival and breaches 3 s later: the test waits for that and
+ *     requires no "sla" alert at all.
+ * ========================================================================================= */
+
+/* A field of the minute bucket P m:<minute of ts>. */
+static int64_t minute_field(redisContext *c, int64_t ts, const char *field)
+{
+    char key[64];
+    snprintf(key, sizeof(key), P "m:%lld", (long long)(ts / MIN_MS));
+    return hget_int(c, key, field);
+}
+
+Test(insights_e2e, out_of_order_replies_match_in_event_time, .timeout = 150,
+     .fini = env_cleanup)
+{
+    static struct env env; /* static: .fini reads it after an assertion unwound the test */
+    env_start(&env, "ooo", 1);
+    struct expect e = {.now = h_now_ms()};
+    int64_t base = (e.now - 20 * MIN_MS) / MIN_MS * MIN_MS;
+    for (int k = 0; k < 3; k++) {
+        char th[16];
+        int64_t m = base + k * 3 * MIN_MS;
+        /* (a) A reopened thread whose two replies both arrive before both messages.
+         *     Event time: m1 = m, r1 = m + 20 s, m2 = m + 40 s, r2 = m + 70 s.
+         *     Topic order: r1, r2, m1, m2. Two waits: m1 -> r1 (20 s), m2 -> r2 (30 s);
+         *     r2 is still pending when m2 arrives, so m2's wait is answered, not open. */
+        snprintf(th, sizeof(th), "a%d", k);
+        ev_reply("ooo", th, m + 20 * SEC_MS);
+        ev_reply("ooo", th, m + 70 * SEC_MS);
+        ev_message("ooo", th, m);
+        ev_message("ooo", th, m + 40 * SEC_MS);
+        ex(&e, m, 2, "a:ooo:threads");
+        ex_answered(&e, "ooo", "UTC", m, m + 20 * SEC_MS);
+        ex_answered(&e, "ooo", "UTC", m + 40 * SEC_MS, m + 70 * SEC_MS);
+        ex(&e, m, 2, "a:ooo:message");
+        ex(&e, m, 2, "a:ooo:reply");
+        /* (b) Reply -> message -> follow-up message, the follow-up older than the reply.
+         *     Event time: m1 = m + 90 s, m2 = m + 100 s, r = m + 130 s. Topic order r, m1,
+         *     m2. One wait, m1 -> r (40 s): m2 is inside the wait r already answered. */
+        snprintf(th, sizeof(th), "b%d", k);
+        ev_reply("ooo", th, m + 130 * SEC_MS);
+        ev_message("ooo", th, m + 90 * SEC_MS);
+        ev_message("ooo", th, m + 100 * SEC_MS);
+        ex(&e, m + 90 * SEC_MS, 1, "a:ooo:threads");
+        ex_answered(&e, "ooo", "UTC", m + 90 * SEC_MS, m + 130 * SEC_MS);
+        ex(&e, m, 2, "a:ooo:message");
+        ex(&e, m, 1, "a:ooo:reply");
+        /* (b') The same with the two messages swapped, in account "oob": topic order r,
+         *     m2, m1 with m1 = m + 170 s, m2 = m + 185 s, r = m + 200 s. m2 takes r first,
+         *     then m1, older, starts that wait instead: one wait, m1 -> r (30 s), counted in
+         *     m1's minute (m1 and m2 sit in different minutes: the base is minute-aligned). */
+        snprintf(th, sizeof(th), "c%d", k);
+        ev_reply("oob", th, m + 200 * SEC_MS);
+        ev_message("oob", th, m + 185 * SEC_MS);
+        ev_message("oob", th, m + 170 * SEC_MS);
+        ex(&e, m + 170 * SEC_MS, 1, "a:oob:threads");
+        ex_answered(&e, "oob", "UTC", m + 170 * SEC_MS, m + 200 * SEC_MS);
+        ex(&e, m, 2, "a:oob:message");
+        ex(&e, m, 1, "a:oob:reply");
+    }
+    /* By hand, over the 3 rounds: "ooo" 9 waits, all answered, FRT sum 3 x (20 + 30 + 40) s;
+     * "oob" 3 waits, all answered, FRT sum 3 x 30 s. */
+    cr_assert_eq(kv_get(&e.total, "a:ooo:threads"), 9);
+    cr_assert_eq(kv_get(&e.total, "a:ooo:answered"), 9);
+    cr_assert_eq(kv_get(&e.total, "a:ooo:frt_ms"), 3 * 90 * SEC_MS);
+    cr_assert_eq(kv_get(&e.total, "a:oob:threads"), 3);
+    cr_assert_eq(kv_get(&e.total, "a:oob:answered"), 3);
+    cr_assert_eq(kv_get(&e.total, "a:oob:frt_ms"), 3 * 30 * SEC_MS);
+    env_produce(&env);
+    const char *const sets[] = {"group_id=insights-ooo", "response.reorder=3s",
+                                "response.account.ooo.sla=60s", "response.account.oob.sla=60s",
+                                NULL};
+    env_run(&env, "1", sets);
+    env_wait(&env, 60000);
+    h_sleep_ms(6000); /* a wait left open would be breached 3 s after it was read */
+    env_stop(&env);
+
+    expect_no_dead_letters(&env);
+    static const char *const closed[] = {"a:ooo:frt*", "a:oob:frt*", NULL};
+    compare(env.c, P "total", &e.total, closed);
+    compare(env.c, P "w:1h", &e.w1h, closed);
+    compare_days(env.c, &e.total);
+    for (int a = 0; a < 2; a++) {
+        const char *acct = a ? "oob" : "ooo";
+        int64_t open = hget_int(env.c, P "rt:open", acct);
+        cr_expect_eq(open, 0, P "rt:open %s = %lld: every wait was answered", acct,
+                     (long long)open);
+    }
+    /* (b'): each wait moved to m1's minute, m2's minute holds none. */
+    for (int k = 0; k < 3; k++) {
+        int64_t m1 = base + k * 3 * MIN_MS + 170 * SEC_MS, m2 = m1 + 15 * SEC_MS;
+        cr_expect_eq(minute_field(env.c, m1, "a:oob:threads"), 1, "oob round %d: m1's minute", k);
+        cr_expect_eq(minute_field(env.c, m1, "a:oob:answered"), 1, "oob round %d", k);
+        cr_expect_eq(minute_field(env.c, m1, "a:oob:frt_ms"), 30 * SEC_MS, "oob round %d", k);
+        cr_expect_eq(minute_field(env.c, m2, "a:oob:threads"), 0, "oob round %d: m2's minute", k);
+        cr_expect_eq(minute_field(env.c, m2, "a:oob:answered"), 0, "oob round %d", k);
+    }
+    struct sla_alert al[64];
+    int n = read_sla_alerts(env.c, al, 64);
+    for (int i = 0; i < n; i++) {
+        cr_expect_fail("false sla alert %s (%s): message_ts_ms %lld, every wait was answered",
+                       al[i].id, al[i].to, (long long)al[i].msg_ts);
+    }
+    ex_free(&e);
+    env_finish(&env);
+}
+
+/* =========================================================================================
+ * 3c. The response rate of a window counts its answered waits among the waits it opened:
+ *     answered and FRT go to the minute of the message, so a rate never exceeds 100 %.
+ * ========================================================================================= */
+
+Test(insights_e2e, answers_count_in_the_minute_of_the_message, .timeout = 120,
+     .fini = env_cleanup)
+{
+    static struct env env; /* static: .fini reads it after an assertion unwound the test */
+    env_start(&env, "rrate", 1);
+    struct expect e = {.now = h_now_ms()};
+    /* A wait opened 75 minutes ago (before w:1h) and answered 40 minutes ago (inside it):
+     * w:1h holds the reply but neither the wait nor its answer (threads 0, answered 0);
+     * were the answer counted at the reply, w:1h would show 1 answered of 0 waits. */
+    int64_t old_m = e.now - 75 * MIN_MS, old_r = e.now - 40 * MIN_MS;
+    ev_message("rr", "old", old_m);
+    ev_reply("rr", "old", old_r);
+    ex(&e, old_m, 1, "a:rr:message");
+    ex(&e, old_m, 1, "a:rr:threads");
+    ex(&e, old_r, 1, "a:rr:reply");
+    ex_answered(&e, "rr", "UTC", old_m, old_r);
+    /* A wait opened 10 s before a minute ends and answered 20 s later, in the next minute. */
+    int64_t edge = (e.now - 20 * MIN_MS) / MIN_MS * MIN_MS;
+    int64_t m = edge - 10 * SEC_MS, r = edge + 10 * SEC_MS;
+    ev_message("rr", "edge", m);
+    ev_reply("rr", "edge", r);
+    ex(&e, m, 1, "a:rr:message");
+    ex(&e, m, 1, "a:rr:threads");
+    ex(&e, r, 1, "a:rr:reply");
+    ex_answered(&e, "rr", "UTC", m, r);
+    /* And one never answered, in the reply's minute. */
+    ev_message("rr", "open", r + 5 * SEC_MS);
+    ex(&e, r + 5 * SEC_MS, 1, "a:rr:message");
+    ex(&e, r + 5 * SEC_MS, 1, "a:rr:threads");
+    cr_assert_eq(kv_get(&e.w1h, "a:rr:threads"), 2);
+    cr_assert_eq(kv_get(&e.w1h, "a:rr:answered"), 1);
+    cr_assert_eq(kv_get(&e.w1h, "a:rr:reply"), 2);
+    env_produce(&env);
+    const char *const sets[] = {"group_id=insights-rrate", NULL};
+    env_run(&env, "1", sets);
+    env_wait(&env, 60000);
+    env_stop(&env);
+
+    expect_no_dead_letters(&env);
+    static const char *const closed[] = {"a:rr:frt*", "a:rr:answered", "a:rr:threads", NULL};
+    compare(env.c, P "total", &e.total, closed);
+    compare(env.c, P "w:24h", &e.total, closed);
+    compare(env.c, P "w:1h", &e.w1h, closed);
+    compare_days(env.c, &e.total);
+    /* Every window: answered <= threads. */
+    static const char *const hashes[] = {P "total", P "w:24h", P "w:1h", P "w:5m"};
+    for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
+        int64_t th = hget_int(env.c, hashes[i], "a:rr:threads");
+        int64_t an = hget_int(env.c, hashes[i], "a:rr:answered");
+        cr_expect(an <= th, "%s: answered %lld > threads %lld (a rate above 100 %%)", hashes[i],
+                  (long long)an, (long long)th);
+    }
+    /* The minute buckets: the edge wait and its answer in the message's minute, none in the
+     * reply's (which holds the reply and the open wait). */
+    cr_expect_eq(minute_field(env.c, m, "a:rr:threads"), 1);
+    cr_expect_eq(minute_field(env.c, m, "a:rr:answered"), 1);
+    cr_expect_eq(minute_field(env.c, m, "a:rr:frt_ms"), 20 * SEC_MS);
+    cr_expect_eq(minute_field(env.c, r, "a:rr:threads"), 1);
+    cr_expect_eq(minute_field(env.c, r, "a:rr:answered"), 0);
+    cr_expect_eq(minute_field(env.c, r, "a:rr:frt_ms"), 0);
+    cr_expect_eq(minute_field(env.c, r, "a:rr:reply"), 1);
+    cr_expect_eq(minute_field(env.c, old_m, "a:rr:answered"), 1);
+    cr_expect_eq(minute_field(env.c, old_r, "a:rr:answered"), 0);
     ex_free(&e);
     env_finish(&env);
 }

@@ -52,7 +52,9 @@ Test(response, bucket_of_known_durations)
 
 Test(response, bucket_values)
 {
-    cr_assert_eq(smm_frt_bucket_value(0), 0.0);
+    /* Bucket 0 (0 and 1 ms) is reported by its representative like every other bucket
+     * (docs/api.md), not as 0. */
+    check_close(smm_frt_bucket_value(0), 2.0 / 2.04, "value(0)");
     cr_assert_eq(smm_frt_bucket_value(-3), 0.0);
     check_close(smm_frt_bucket_value(18), 1.98609462292013, "value(18)");
     check_close(smm_frt_bucket_value(59), 9.916692503820565, "value(59)");
@@ -165,6 +167,32 @@ Test(response, percentiles_rank_on_bucket_edges)
     check_close(s.p50_ms, 9.916692503820565, "p50");
     check_close(s.p90_ms, 25.41949919699407, "p90");
     check_close(s.p99_ms, 26.436279164873834, "p99");
+}
+
+/* Percentiles that land in the lowest bucket (replies within 1 ms, e.g. auto-replies):
+ * 6 waits in bucket 0, 4 in bucket 177 (~1 s). p50 rank 5 -> bucket 0, whose
+ * representative is 2 / 2.04 = 0.98 ms (docs/api.md), not 0; p90 rank 9 and p99 rank 10
+ * -> bucket 177. And a histogram of bucket 0 only: every percentile is 0.98 ms. */
+Test(response, percentiles_in_the_lowest_bucket)
+{
+    int b[] = {0, 177};
+    int64_t c[] = {6, 4};
+    struct smm_frt_summary s = summarize(b, c, 2, 6 + 4 * 1000);
+    cr_assert_eq(s.n, 10);
+    check_close(s.p50_ms, 2.0 / 2.04, "p50");
+    check_close(s.p90_ms, 1014.6140783849493, "p90");
+    check_close(s.p99_ms, 1014.6140783849493, "p99");
+    int b0[] = {0};
+    int64_t c0[] = {3};
+    s = summarize(b0, c0, 1, 2);
+    check_close(s.p50_ms, 2.0 / 2.04, "p50 (bucket 0 only)");
+    check_close(s.p90_ms, 2.0 / 2.04, "p90 (bucket 0 only)");
+    check_close(s.p99_ms, 2.0 / 2.04, "p99 (bucket 0 only)");
+    struct smm_frt_hist h = {0};
+    cr_assert_eq(smm_frt_hist_add_ms(&h, 1), SMM_OK);
+    cr_assert_eq(smm_frt_hist_add_ms(&h, 0), SMM_OK);
+    cr_assert_eq(smm_frt_hist_summarize(&h, &s), SMM_OK);
+    check_close(s.p50_ms, 2.0 / 2.04, "p50 of a 0 ms and a 1 ms reply");
 }
 
 /* 7 waits, one per bucket 18, 29, 59, 83, 84, 177, 281: p50 rank ceil(3.5) = 4 -> 83;

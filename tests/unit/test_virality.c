@@ -325,35 +325,48 @@ Test(virality, truncation_keeps_counting)
     cr_assert_eq(smm_cascade_add(c, 5, 0, 50, NULL), SMM_CASCADE_TRUNCATED);
     /* a share of a truncated share cannot be placed either */
     cr_assert_eq(smm_cascade_add(c, 6, 4, 60, NULL), SMM_CASCADE_TRUNCATED);
-    /* a redelivered stored share is still recognised when full */
-    cr_assert_eq(smm_cascade_add(c, 2, 1, 20, NULL), SMM_CASCADE_DUPLICATE);
+    /* a stored key sent again is one more share: counted, not stored when full */
+    cr_assert_eq(smm_cascade_add(c, 2, 1, 20, NULL), SMM_CASCADE_TRUNCATED);
 
     struct smm_cascade_stats st;
     smm_cascade_snapshot(c, &st);
-    cr_assert_eq(st.size, 6);
-    cr_assert_eq(st.truncated, 3);
-    cr_assert_eq(st.duplicates, 1);
+    cr_assert_eq(st.size, 7);
+    cr_assert_eq(st.truncated, 4);
+    cr_assert_eq(st.repeats, 1);
     cr_assert_eq(st.nodes, 4);
-    cr_assert_eq(st.exposure, 10 + 20 + 30 + 40 + 50 + 60);
+    cr_assert_eq(st.exposure, 10 + 20 + 30 + 40 + 50 + 60 + 20);
     cr_assert_eq(st.wiener, before.wiener, "the stored tree does not change");
     cr_assert_eq(st.virality, before.virality);
     cr_assert_eq(st.max_depth, 3);
-    cr_assert_eq(smm_cascade_size(c), 6);
+    cr_assert_eq(smm_cascade_size(c), 7);
     smm_cascade_destroy(c);
 }
 
-Test(virality, duplicate_is_ignored)
+/* Event ids are not deduplicated (docs/events.md): a share whose key is already stored is
+ * another share, stored under its own parent, while the key keeps naming the first one.
+ * Tree: root-1, 1-2, root-1' (the repeat), 2-3 and 1-4 (re-shares of "1" go to the first).
+ * Distances: 1-2 1, 1-1' 2, 1-3 2, 1-4 1, 2-1' 3, 2-3 1, 2-4 2, 1'-3 4, 1'-4 3, 3-4 3, plus
+ * the root's 1 + 2 + 1 + 3 + 2 = 9: W = 22 + 9 = 31. */
+Test(virality, repeated_key_is_another_share)
 {
     struct smm_cascade *c = new_cascade(10);
     int orphan = 7;
     cr_assert_eq(smm_cascade_add(c, 1, 0, 10, NULL), SMM_OK);
-    cr_assert_eq(smm_cascade_add(c, 1, 0, 10, &orphan), SMM_CASCADE_DUPLICATE);
-    cr_assert_eq(orphan, 7, "out-parameter untouched");
+    cr_assert_eq(smm_cascade_add(c, 2, 1, 20, NULL), SMM_OK);
+    cr_assert_eq(smm_cascade_add(c, 1, 0, 10, &orphan), SMM_OK);
+    cr_assert_eq(orphan, 0);
+    cr_assert_eq(smm_cascade_add(c, 3, 2, 30, NULL), SMM_OK);
+    cr_assert_eq(smm_cascade_add(c, 4, 1, 40, &orphan), SMM_OK);
+    cr_assert_eq(orphan, 0, "a re-share of the repeated id attaches to the first share");
     struct smm_cascade_stats st;
     smm_cascade_snapshot(c, &st);
-    cr_assert_eq(st.size, 1);
-    cr_assert_eq(st.exposure, 10);
-    cr_assert_eq(st.duplicates, 1);
+    cr_assert_eq(st.size, 5);
+    cr_assert_eq(st.nodes, 6);
+    cr_assert_eq(st.repeats, 1);
+    cr_assert_eq(st.exposure, 110);
+    cr_assert_eq(st.max_depth, 3);
+    cr_assert_eq(st.max_breadth, 2);
+    cr_assert_eq(st.wiener, 31);
     smm_cascade_destroy(c);
 }
 
