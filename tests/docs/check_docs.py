@@ -15,9 +15,11 @@ links (http:, https:, mailto:) are not fetched.
 
 examples: a fenced code block that runs `redis-cli` or `curl` must be preceded (blank lines
 allowed) by an HTML comment naming how it is meant:
-    <!-- illustrative -->   values and ports stand for yours; not run by any test
-Unmarked blocks are listed with file:line and the check fails. Running the examples against
-the demo's state is not implemented, so `illustrative` is the only accepted marker.
+    <!-- runs-on-demo -->   run by tests/docs/run_examples.py (ctest docs_examples_run)
+                            against the state scripts/demo.sh builds
+    <!-- illustrative -->   values and ids stand for the reader's own; not run by a test
+Text after the word (": why") is free. Unmarked blocks are listed with file:line and the
+check fails.
 
 Python 3 standard library only; exits 0 when clean, 1 with one line per problem.
 """
@@ -33,7 +35,7 @@ REF_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$")
 HTML_ATTR = re.compile(r"\b(?:href|src)\s*=\s*\"([^\"]*)\"")
 HTML_ID = re.compile(r"\b(?:id|name)\s*=\s*\"([^\"]*)\"")
 CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
-MARKER = re.compile(r"^\s*<!--\s*illustrative\b.*-->\s*$")
+MARKER = re.compile(r"^\s*<!--\s*(illustrative|runs-on-demo)\b.*-->\s*$")
 RUNS_TOOL = re.compile(r"(^|[\s;&|($])(redis-cli|curl)(\s|$)")
 
 
@@ -139,33 +141,43 @@ def check_links(src):
     return problems
 
 
+def blocks(page):
+    """Yields (line of the opening fence, marker, [(line number, text)]) for every fenced
+    block; marker is "illustrative", "runs-on-demo" or None, from an HTML comment on the
+    last non-blank line before the fence."""
+    last_text = ""
+    cur = None
+    for n, line, code in split_lines(page):
+        if code and cur is None:
+            m = MARKER.match(last_text)
+            cur = (n, m.group(1) if m else None, [])
+            continue
+        if cur is not None:
+            if FENCE.match(line):  # the closing fence
+                yield cur
+                cur = None
+                last_text = ""
+            else:
+                cur[2].append((n, line))
+            continue
+        if line.strip():
+            last_text = line
+    if cur is not None:
+        yield cur
+
+
 def check_examples(src):
     problems = []
     for page in pages(src):
         rel = os.path.relpath(page, src)
-        last_text = ""      # the last non-blank line outside code before a block
-        block_start = None
-        runs = False
-        in_block = False
-        for n, line, code in split_lines(page):
-            if code and not in_block:
-                in_block, block_start, runs = True, n, False
-                marked = bool(MARKER.match(last_text))
-                continue
-            if in_block:
-                if FENCE.match(line):  # the closing fence
-                    if runs and not marked:
-                        problems.append("%s:%d: redis-cli/curl example not marked "
-                                        "<!-- illustrative -->" % (rel, block_start))
-                    in_block = False
-                    last_text = ""
-                    continue
+        for start, marker, lines in blocks(page):
+            runs = False
+            for _, line in lines:
                 command = "" if line.lstrip().startswith("#") else line.split(" # ", 1)[0]
-                if RUNS_TOOL.search(command):
-                    runs = True
-                continue
-            if line.strip():
-                last_text = line
+                runs = runs or bool(RUNS_TOOL.search(command))
+            if runs and marker is None:
+                problems.append("%s:%d: redis-cli/curl example not marked <!-- illustrative -->"
+                                " or <!-- runs-on-demo -->" % (rel, start))
     return problems
 
 
