@@ -6,7 +6,7 @@
 
 Pages checked: README.md, CHANGELOG.md, bench/README.md and docs/*.md.
 
-links: every relative Markdown link ([text](path), ![alt](path), [ref]: path) and HTML
+links: docs/README.md links every page of docs/; every relative Markdown link ([text](path), ![alt](path), [ref]: path) and HTML
 href/src outside code names a file or directory that exists; a #fragment must be a heading
 of the target page under GitHub's anchor rules (the heading's text, lower-cased, with every
 character that is not a letter, digit, space, '-' or '_' removed and spaces turned into
@@ -138,6 +138,14 @@ def check_links(src):
                     if frag not in anchors(target):
                         problems.append("%s:%d: link to %s: no heading #%s in %s"
                                         % (rel, n, t, frag, os.path.relpath(target, src)))
+    index = os.path.join(src, "docs", "README.md")
+    if os.path.isfile(index):
+        text = open(index, encoding="utf-8").read()
+        for page in pages(src):
+            name = os.path.basename(page)
+            if os.path.dirname(page) == os.path.dirname(index) and name != "README.md" \
+                    and "(%s)" % name not in text:
+                problems.append("docs/README.md: no line for docs/%s" % name)
     return problems
 
 
