@@ -3,11 +3,12 @@
 
     check_docs.py links    SOURCE_DIR   every relative link resolves
     check_docs.py examples SOURCE_DIR   every redis-cli/curl example is marked
+    (tests/docs/run_examples.py runs the blocks marked runs-on-demo)
 
 Pages checked: README.md, CHANGELOG.md, bench/README.md and docs/*.md.
 
-links: docs/README.md links every page of docs/; every relative Markdown link ([text](path), ![alt](path), [ref]: path) and HTML
-href/src outside code names a file or directory that exists; a #fragment must be a heading
+links: docs/README.md links every page of docs/; every relative Markdown link ([text](path),
+![alt](path), [ref]: path) and HTML href/src outside code names a file or directory that exists; a #fragment must be a heading
 of the target page under GitHub's anchor rules (the heading's text, lower-cased, with every
 character that is not a letter, digit, space, '-' or '_' removed and spaces turned into
 '-'; a repeated slug gets -1, -2, ...) or an explicit id/name attribute in it. External
