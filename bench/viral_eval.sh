@@ -9,9 +9,9 @@
 #   smm-gen --scenario viral --viral-threshold N --truth truth.jsonl
 # in real time (event ts = the wall clock when produced), waits until Redis holds the offsets
 # of every produced message plus --settle-s for the detector's last ticks, reads <prefix>alerts
-# and scores it with tools/viral_eval.py (definitions there and in the README). Prints a
-# markdown table and writes it to bench/viral_results.md. Every process it starts is stopped
-# on exit.
+# and scores it with tools/viral_eval.py (definitions there and in docs/viral.md,
+# "Evaluation"). Prints a markdown table and writes it to bench/viral_results.md. Every
+# process it starts is stopped on exit.
 #
 # Usage: bench/viral_eval.sh [--threshold N] [--seed S] [--duration-s D] [--cascade-s C]
 #                            [--cascades K] [--near-misses M] [--posts P] [--partitions P]

@@ -6,7 +6,7 @@ Redis) and then calls this to read `<prefix>alerts` and print the figures; the m
 here, apart from any process, so tests/tools/test_viral_eval.py checks it on a synthetic
 truth/alerts pair. Python 3 standard library only (Redis is read with a small RESP client).
 
-Definitions (the same in the README and in the report):
+Definitions (the same in docs/viral.md, "Evaluation", and in the report):
 - truth: one JSON object per post from `smm-gen --truth` (content_id, planted, style,
   crossing_ms = first event time at which the post's distinct viewers in the processor's 5m
   window reached the threshold, or null).

@@ -7,10 +7,9 @@
  *   (the rule documented in docs/security.md, kept in sync with connectors/lua/smm.lua here);
  *   Redis' ACL LOG must show no denial. redis_acl_refused_fails_fast: a user limited to
  *   another prefix, or missing one command, makes the processor stop with the NOPERM reason
- *   instead of retrying forever or counting nothing silently (needs the processor/loop.c
- *   change in docs/security.md, "Not done yet"); redis_acl_refused_writes_no_partial_batch:
- *   a command refused half-way through the script leaves no counters without their offsets
- *   (needs the smm.lua change there).
+ *   instead of retrying forever or counting nothing silently;
+ *   redis_acl_refused_writes_no_partial_batch: a command refused half-way through the script
+ *   leaves no counters without their offsets (smm.lua checks every command first).
  * - kafka_sasl_plain (and kafka_sasl_scram on Kafka 3.9.1): a private real broker with a
  *   SASL_PLAINTEXT listener; the processor authenticates with the password from
  *   SMM_KAFKA_SASL_PASSWORD, counts exactly and dead-letters through SASL; a wrong password
@@ -23,7 +22,8 @@
  * - secrets_never_logged: passwords given by file, environment and --set never show in
  *   --print-config, --check-config, the log (log.level=debug in every variant, stats every
  *   500 ms, the --top lines, librdkafka debug on, text and JSON format) or error messages.
- * There is no /metrics endpoint yet, so nothing checks it. */
+ * That /metrics exports neither the Redis password nor the HTTP token is checked by test_http
+ * (api_metrics_auth_and_secrets). */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
