@@ -162,7 +162,8 @@ static const struct smm_config_key keys[] = {
     {"response.max_open", CFG_INT, "100000", 1, 100000000, OFF(response_max_open),
      "Cap on the open (unanswered) waits tracked per account"},
     {"response.reorder", CFG_DURATION, "10m", 0, DAY_MS, OFF(response_reorder_ms),
-     "How long a reply that arrives before its message waits for it"},
+     "How long a reply is kept to match messages that arrive late, in event time (a reply "
+     "before its message, or one that answered a wait whose messages are still coming)"},
     {"segments.enabled", CFG_BOOL, "true", 0, 1, OFF(segments_enabled),
      "Count region/segment breakdowns (g: entities; about a third of Redis' work when most "
      "events carry both)"},
