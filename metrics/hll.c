@@ -562,13 +562,21 @@ static int encode_sparse(const struct smm_hll *h, unsigned char *out, size_t lim
 static void encode_dense(const struct smm_hll *h, unsigned char *out)
 {
     unsigned char *body = out + SMM_HLL_HEADER_BYTES;
+    if (h->regs != NULL) {
+        /* Register i is bits 6i .. 6i + 5 of the body, least significant bit first, so
+         * four registers fill three bytes exactly. */
+        const uint8_t *r = h->regs;
+        for (unsigned i = 0; i < SMM_HLL_REGISTERS; i += 4, r += 4, body += 3) {
+            body[0] = (unsigned char)(r[0] | r[1] << 6);
+            body[1] = (unsigned char)(r[1] >> 2 | r[2] << 4);
+            body[2] = (unsigned char)(r[2] >> 4 | r[3] << 2);
+        }
+        return;
+    }
     memset(body, 0, SMM_HLL_DENSE_BYTES - SMM_HLL_HEADER_BYTES);
-    struct nz_cursor c = {h, 0};
-    unsigned idx;
-    unsigned rank;
-    while (nz_next(&c, &idx, &rank)) {
-        /* Register idx is bits 6 idx .. 6 idx + 5 of the body, least significant first. */
-        unsigned bit = idx * 6;
+    for (uint32_t k = 0; k < h->n; k++) {
+        unsigned bit = (h->ent[k] >> 8) * 6;
+        unsigned rank = h->ent[k] & 0xff;
         unsigned shift = bit & 7;
         body[bit / 8] |= (unsigned char)(rank << shift);
         if (shift > 2) {
@@ -589,13 +597,21 @@ int smm_hll_serialize(const struct smm_hll *h, size_t sparse_max_bytes, void *bu
     memcpy(out, header, sizeof(header));
 
     size_t n;
-    if (!h->keep_dense && encode_sparse(h, NULL, sparse_max_bytes, &n) == SMM_OK) {
-        if (cap < n) {
-            return SMM_ERR;
+    if (!h->keep_dense) {
+        /* One pass when buf can take any sparse string Redis would keep, else measure first
+         * so that a small cap is an error, not a switch to dense. */
+        int fits = cap >= sparse_max_bytes ? encode_sparse(h, out, sparse_max_bytes, &n)
+                                           : encode_sparse(h, NULL, sparse_max_bytes, &n);
+        if (fits == SMM_OK && cap < sparse_max_bytes) {
+            if (cap < n) {
+                return SMM_ERR;
+            }
+            encode_sparse(h, out, n, &n);
         }
-        encode_sparse(h, out, n, &n);
-        *len = n;
-        return SMM_OK;
+        if (fits == SMM_OK) {
+            *len = n;
+            return SMM_OK;
+        }
     }
     if (cap < SMM_HLL_DENSE_BYTES) {
         return SMM_ERR;

@@ -39,9 +39,13 @@
  *  The sparse opcodes are canonical: each maximal run of zero registers is one ZERO (up to
  *  64) or one XZERO, and each run of equal non-zero registers is cut greedily from the left
  *  into VALs of 4 (the last one shorter). Redis' own sparse bytes depend on the order of
- *  the PFADDs only where 5 or more adjacent registers hold one value (it may split such a
- *  run as 3+2 instead of 4+1), and its switch to dense happens on the longest intermediate
- *  string, so it can switch a few bytes before the final string reaches the limit.
+ *  the PFADDs only where 5 or more adjacent registers hold one value (added from the right,
+ *  it cuts 5 as 1+4; it may also use more VALs than needed, so its string can be longer),
+ *  and it turns dense when an intermediate string (before merging equal neighbours) would
+ *  pass the limit, so it can turn dense a couple of bytes before the final string would.
+ *  Hence: same registers always; the same bytes except in those two cases, where Redis is
+ *  dense and ours sparse within a few bytes of the limit, or both sparse but split
+ *  differently. PFCOUNT and PFMERGE do not depend on either choice.
  *  tests/integration/test_hll_redis.c checks these rules against redis-server 7.0.
  *
  * What smm_hll_load() accepts: a string as above with zero reserved bytes, a dense length of

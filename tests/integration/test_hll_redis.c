@@ -376,3 +376,56 @@ Test(hll_redis, load_then_add, .timeout = 300)
     redisFree(c);
     h_redis_stop(&r);
 }
+
+/* The one place where Redis' sparse bytes depend on the order of the PFADDs: five adjacent
+ * registers of one value. Added from the left, Redis cuts them VAL 4 + VAL 1, as we do;
+ * added from the right, VAL 1 + VAL 4. Registers and PFCOUNT agree either way. */
+Test(hll_redis, run_of_five_depends_on_order)
+{
+    /* Elements "r<k>" whose register is 200 + j and rank 1, found by trying k = 0, 1, ... */
+    char found[5][32];
+    size_t flen[5];
+    int have = 0;
+    for (unsigned k = 0; have != 0x1f; k++) {
+        char id[32];
+        int len = snprintf(id, sizeof(id), "r%u", k);
+        struct smm_hll *one = smm_hll_new();
+        smm_hll_add(one, id, (size_t)len);
+        for (int j = 0; j < 5; j++) {
+            if (!(have & 1 << j) && smm_hll_register(one, 200 + (unsigned)j) == 1) {
+                memcpy(found[j], id, (size_t)len + 1);
+                flen[j] = (size_t)len;
+                have |= 1 << j;
+            }
+        }
+        smm_hll_destroy(one);
+    }
+    struct h_redis r;
+    h_redis_start(&r, 0);
+    redisContext *c = h_redis_connect(&r);
+    struct smm_hll *h = smm_hll_new();
+    for (int j = 0; j < 5; j++) {
+        reply_int(redisCommand(c, "PFADD L %b", found[j], flen[j]));
+        reply_int(redisCommand(c, "PFADD R %b", found[4 - j], flen[4 - j]));
+        smm_hll_add(h, found[j], flen[j]);
+    }
+    size_t n;
+    cr_assert_eq(smm_hll_serialize(h, SMM_HLL_SPARSE_MAX_BYTES, ours, sizeof(ours), &n), SMM_OK);
+    /* XZERO:200 VAL:1,4 VAL:1,1 XZERO:16179 */
+    static const unsigned char body[] = {0x40, 0xc7, 0x83, 0x80, 0x7f, 0x32};
+    cr_assert_eq(n, 16 + sizeof(body));
+    cr_assert(memcmp(ours + 16, body, sizeof(body)) == 0);
+    size_t ln = get_bytes(c, "L", ga, sizeof(ga));
+    cr_assert(ln == n && memcmp(ga, ours, n) == 0, "from the left: Redis cuts 4 + 1 too");
+    size_t rn = get_bytes(c, "R", gb, sizeof(gb));
+    cr_assert_eq(rn, n);
+    cr_assert_eq(gb[16 + 1], 0xc7);
+    cr_assert(gb[16 + 2] == 0x80 && gb[16 + 3] == 0x83, "from the right: VAL 1 + VAL 4");
+    cr_assert(same_registers(gb, rn, h));
+    cr_assert_eq(pfcount(c, "R"), 5);
+    cr_assert_eq(pfcount(c, "L"), 5);
+    cr_assert_eq(smm_hll_count(h), 5);
+    smm_hll_destroy(h);
+    redisFree(c);
+    h_redis_stop(&r);
+}
