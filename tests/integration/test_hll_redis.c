@@ -429,3 +429,70 @@ Test(hll_redis, run_of_five_depends_on_order)
     redisFree(c);
     h_redis_stop(&r);
 }
+
+/* The estimator on register histograms no add sequence of this size reaches: crafted dense
+ * strings (ranks up to 51, all zero, all 51, mostly high) SET into Redis: PFCOUNT equals
+ * smm_hll_count() of the same string loaded. Also a key Redis turned dense while small
+ * (hll-sparse-max-bytes 0): loading it and adding more gives Redis' dense bytes. */
+Test(hll_redis, crafted_registers_and_early_dense, .timeout = 300)
+{
+    static uint8_t regs[SMM_HLL_REGISTERS];
+    static unsigned char s[SMM_HLL_DENSE_BYTES];
+    struct h_redis r;
+    h_redis_start(&r, 0);
+    redisContext *c = h_redis_connect(&r);
+    uint64_t seed = 42;
+    for (int round = 0; round < 60; round++) {
+        int kind = round % 6;
+        for (unsigned i = 0; i < SMM_HLL_REGISTERS; i++) {
+            uint64_t x = rnd(&seed);
+            switch (kind) {
+            case 0: regs[i] = 0; break;
+            case 1: regs[i] = 51; break;
+            case 2: regs[i] = (uint8_t)(x % 52); break;
+            case 3: regs[i] = (uint8_t)(x % 8 == 0 ? 51 : 40 + x % 12); break;
+            case 4: regs[i] = (uint8_t)(x % 1000 < (uint64_t)round * 15 ? 1 + x % 5 : 0); break;
+            default: regs[i] = (uint8_t)(x % 2 ? 51 : 0); break;
+            }
+        }
+        memcpy(s, "HYLL\0\0\0\0\0\0\0\0\0\0\0\x80", 16);
+        for (unsigned i = 0; i < SMM_HLL_REGISTERS; i += 4) {
+            unsigned char *b = s + 16 + i / 4 * 3;
+            uint32_t w = (uint32_t)regs[i] | (uint32_t)regs[i + 1] << 6 |
+                         (uint32_t)regs[i + 2] << 12 | (uint32_t)regs[i + 3] << 18;
+            b[0] = (unsigned char)w;
+            b[1] = (unsigned char)(w >> 8);
+            b[2] = (unsigned char)(w >> 16);
+        }
+        set_bytes(c, "D", s, sizeof(s));
+        struct smm_hll *h = smm_hll_new();
+        cr_assert_eq(smm_hll_load(h, s, sizeof(s)), SMM_OK);
+        long long want = pfcount(c, "D");
+        cr_assert_eq((long long)smm_hll_count(h), want, "round %d kind %d: ours %llu, PFCOUNT %lld",
+                     round, kind, (unsigned long long)smm_hll_count(h), want);
+        smm_hll_destroy(h);
+    }
+
+    freeReplyObject(redisCommand(c, "CONFIG SET hll-sparse-max-bytes 0"));
+    struct elems e;
+    make_elems(&e, 40, 4242);
+    del(c, "A");
+    pfadd_range(c, "A", &e, 0, 20);
+    freeReplyObject(redisCommand(c, "CONFIG SET hll-sparse-max-bytes 3000"));
+    size_t an = get_bytes(c, "A", ga, sizeof(ga));
+    cr_assert_eq(an, SMM_HLL_DENSE_BYTES);
+    struct smm_hll *h = smm_hll_new();
+    cr_assert_eq(smm_hll_load(h, ga, an), SMM_OK);
+    for (size_t i = 20; i < e.n; i++) {
+        smm_hll_add(h, e.p[i], e.len[i]);
+    }
+    pfadd_range(c, "A", &e, 20, e.n);
+    struct tally t = {0};
+    compare_with_redis(c, "A", h, SMM_HLL_SPARSE_MAX_BYTES, &t, "early dense");
+    cr_assert_eq(t.identical, 1);
+    cr_assert_eq(pfcount(c, "A"), (long long)smm_hll_count(h));
+    smm_hll_destroy(h);
+    free_elems(&e);
+    redisFree(c);
+    h_redis_stop(&r);
+}

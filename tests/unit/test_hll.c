@@ -200,6 +200,57 @@ Test(hll, modes_and_merge_agree)
     smm_hll_destroy(u);
 }
 
+/* Two small sketches merge into the small union, and a small one into a dense one. */
+Test(hll, merge_small_lists)
+{
+    struct smm_hll *a = smm_hll_new();
+    struct smm_hll *b = smm_hll_new();
+    struct smm_hll *all = smm_hll_new();
+    char id[32];
+    for (unsigned i = 0; i < 600; i++) {
+        int len = snprintf(id, sizeof(id), "m%u", i);
+        smm_hll_add(i < 300 ? a : b, id, (size_t)len);
+        smm_hll_add(all, id, (size_t)len);
+    }
+    cr_assert_eq(smm_hll_merge(a, b), SMM_OK);
+    cr_assert(smm_hll_memory(a) < 8192); /* still the small list */
+    for (unsigned i = 0; i < SMM_HLL_REGISTERS; i++) {
+        cr_assert_eq(smm_hll_register(a, i), smm_hll_register(all, i), "register %u", i);
+    }
+    cr_assert_eq(smm_hll_count(a), smm_hll_count(all));
+    cr_assert_eq(smm_hll_merge(a, a), SMM_OK); /* self-merge changes nothing */
+    cr_assert_eq(smm_hll_count(a), smm_hll_count(all));
+    smm_hll_destroy(a);
+    smm_hll_destroy(b);
+    smm_hll_destroy(all);
+}
+
+/* A dense string with few low registers (Redis keeps a key dense once it was) loads as a
+ * small list but serialises dense, also after adds, and so does a merge with it. */
+Test(hll, dense_stays_dense)
+{
+    static uint8_t regs[SMM_HLL_REGISTERS];
+    static unsigned char s[SMM_HLL_DENSE_BYTES];
+    regs[3] = 1;
+    regs[4000] = 7;
+    regs[16383] = 32;
+    make_dense(regs, s);
+    struct smm_hll *h = smm_hll_new();
+    cr_assert_eq(smm_hll_load(h, s, sizeof(s)), SMM_OK);
+    cr_assert(smm_hll_memory(h) < 256);
+    cr_assert_eq(ser(h), SMM_HLL_DENSE_BYTES);
+    cr_assert(memcmp(out, s, SMM_HLL_DENSE_BYTES) == 0);
+    smm_hll_add(h, "more", 4);
+    cr_assert_eq(ser(h), SMM_HLL_DENSE_BYTES);
+    struct smm_hll *x = smm_hll_new();
+    smm_hll_add(x, "x", 1);
+    cr_assert(ser(x) < 32 && out[4] == 1);
+    cr_assert_eq(smm_hll_merge(x, h), SMM_OK);
+    cr_assert_eq(ser(x), SMM_HLL_DENSE_BYTES);
+    smm_hll_destroy(x);
+    smm_hll_destroy(h);
+}
+
 /* add() answers like PFADD: 1 when a register grew, else 0, and again 0 for a repeat. */
 Test(hll, add_reports_change)
 {
