@@ -1,7 +1,7 @@
 /* bench/hll_bench.c - cost and memory of the Redis-compatible HyperLogLog (metrics/hll.c).
  *
  * Prints, never asserts: the figures quoted in the report on metrics/hll.c come from here.
- *   smm-hll-bench     about 5 s at -O2 on one core
+ *   smm-hll-bench     about 2 s at -O2 on one core
  * Per-add cost is measured on many sketches at once (a working set like the processor's
  * posts), one size class at a time; serialise and count on one sketch of each size.
  * Wall clock (CLOCK_MONOTONIC) over many calls; run it on an idle machine. */

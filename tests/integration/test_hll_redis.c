@@ -313,7 +313,8 @@ Test(hll_redis, pfmerge_with_ours, .timeout = 300)
         pfadd_range(c, "A", &e, 0, n1);
         struct smm_hll *h = build(&e, n1, e.n);
         size_t n;
-        cr_assert_eq(smm_hll_serialize(h, SMM_HLL_SPARSE_MAX_BYTES, ours, sizeof(ours), &n), SMM_OK);
+        cr_assert_eq(smm_hll_serialize(h, SMM_HLL_SPARSE_MAX_BYTES, ours, sizeof(ours), &n),
+                     SMM_OK);
         set_bytes(c, "B", ours, n);
         redisReply *rep = redisCommand(c, "PFMERGE C A B");
         cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "%s: PFMERGE", what);

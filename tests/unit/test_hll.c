@@ -51,7 +51,11 @@ Test(hll, known_answers_from_redis_sparse)
         const char *get; /* GET after the PFADD */
         size_t get_len;
     } cases[] = {
-        {{"a", "b", "c"}, {1, 1, 1}, 3, HDR_SPARSE "\x60\xf3\x80\x50\xb1\x84\x4b\xfb\x80\x42\x5a", 27},
+        {{"a", "b", "c"},
+         {1, 1, 1},
+         3,
+         HDR_SPARSE "\x60\xf3\x80\x50\xb1\x84\x4b\xfb\x80\x42\x5a",
+         27},
         {{""}, {0}, 1, HDR_SPARSE "\x57\x31\x84\x68\xcc", 21},
         {{"x\0y"}, {3}, 1, HDR_SPARSE "\x72\xc7\x8c\x4d\x36", 21},
     };
