@@ -1704,6 +1704,24 @@ static int64_t label_minutes(const char *s)
     return end[0] == 'm' ? n : end[0] == 'h' ? n * 60 : end[0] == 'd' ? n * 1440 : 0;
 }
 
+/* GET /api/v1/sets: the configured competitor sets and their brands (no Redis), so a
+ * page can ask /api/v1/sov for each. */
+static enum MHD_Result route_sets(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "sets");
+    for (int i = 0; i < srv->n_sov; i++) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "set", srv->sov[i].name);
+        cJSON *b = cJSON_AddArrayToObject(it, "brands");
+        for (int k = 0; k < srv->sov[i].n_brands; k++) {
+            cJSON_AddItemToArray(b, cJSON_CreateString(srv->sov[i].brands[k]));
+        }
+        cJSON_AddItemToArray(list, it);
+    }
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
 /* GET /api/v1/accounts?limit=N: the accounts whose content reached someone in this hour or
  * the 24 before (SMEMBERS of the 25 sets <prefix>reach_accounts:h:<hour>), ranked by their
  * engagement in the longest window hash, then by id. */
@@ -2667,6 +2685,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     }
     if (strcmp(url, "/api/v1/customers") == 0) {
         return route_customers(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/sets") == 0) {
+        return route_sets(srv, conn);
     }
     if (strcmp(url, "/api/v1/accounts") == 0) {
         return route_accounts(srv, conn);

@@ -982,6 +982,14 @@ Test(http, insight_routes, .timeout = 120)
     int port = smm_http_server_port(srv);
     const char *tok = TOKEN;
 
+    /* -- /api/v1/sets: the configured competitor sets, in order -- */
+    cJSON *sj = get_json(port, "/api/v1/sets", tok, 200);
+    const cJSON *s0 = nth(sj, "sets", 3, 0);
+    str_is(s0, "set", "cola");
+    cr_assert_str_eq(nth(s0, "brands", 3, 2)->valuestring, "brand-c");
+    str_is(nth(sj, "sets", 3, 2), "set", "quiet");
+    cJSON_Delete(sj);
+
     /* -- /api/v1/response -- */
     const char *racct = "acct%20r%2F%C3%BC";
     char path[512];
