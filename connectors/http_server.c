@@ -22,7 +22,10 @@
  * work: limits are capped, a content or account lookup is a fixed pipeline of 36 calls, and
  * the insight routes (response, sov, sources, segments, goals, customers) make at most two
  * round trips of a size fixed by the configuration (the response histogram is one HMGET of
- * the 601 bucket fields that can exist, never a scan of a window hash). */
+ * the 601 bucket fields that can exist, never a scan of a window hash). The account view's
+ * routes (accounts, kpis, series) read a fixed list of keys: 25 hourly account sets, or one
+ * pipeline of at most 2 x 1440 HMGETs on minute / day buckets. All Redis reading is in the
+ * route_* functions, one per route, so a change of key layout stays in this file. */
 #include "connectors/http_server.h"
 
 #include <arpa/inet.h>
