@@ -1889,10 +1889,11 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
         configured |= strcmp(window, srv->windows[w]) == 0;
     }
     int64_t wmin = label_minutes(window);
-    /* Day-long multiples beyond the minute buckets come from the day buckets. */
-    int by_day = wmin > 0 && wmin % 1440 == 0 && wmin > srv->keep_minutes;
+    /* Whole days beyond one day come from the day buckets; anything else from at most
+     * 1440 minute buckets, which must still be kept. */
+    int by_day = wmin > 1440 && wmin % 1440 == 0;
     if (wmin <= 0 || (!configured && strcmp(window, "7d") != 0) ||
-        (!by_day && wmin > srv->keep_minutes)) {
+        (!by_day && (wmin > srv->keep_minutes || wmin > 1440))) {
         char list[256] = "";
         size_t used = 0;
         for (int w = 0; w < srv->n_windows && used < sizeof(list); w++) {
