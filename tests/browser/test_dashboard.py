@@ -546,9 +546,34 @@ def market_api(stack, acct, w):
     return api
 
 
+def shown(text):
+    """The number a cell or tile shows ("≈ 1,234", "35.55 %", "n/a" -> None)."""
+    t = text.replace("≈", "").replace("%", "").replace(",", "").replace("\u00a0", "").strip()
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+def text_diffs(what, rows, keys):
+    """Cells whose text does not read as their data-value (to the 2 decimals shown)."""
+    d = []
+    for r in rows:
+        for k in keys:
+            v, t = r.get(k), r.get(k + "_text", "")
+            if (v is None and t != "n/a") or \
+                    (v is not None and (shown(t) is None or abs(shown(t) - v) > 0.0051)):
+                d.append(f"{what} {r.get('key')}.{k}: shows {t!r} for {v}")
+    return d
+
+
 def market_diffs(page, api, acct):
     """What the page shows differently from the API (empty when every panel equals it)."""
     d = []
+    for name, p in page["tiles"].items():
+        if p["value"] is not None and (shown(p["text"]) is None
+                                       or abs(shown(p["text"]) - p["value"]) > 0.0051):
+            d.append(f"tile {name} shows {p['text']!r} for {p['value']}")
     for name, t in api["kpis"]["kpis"].items():
         p = page["tiles"].get(name)
         if p is None:
@@ -577,11 +602,15 @@ def market_diffs(page, api, acct):
                       r["share_engagement"]) for r in p["rows"]]
         if got != want or (p and p["bar"] != [b["share_mentions"] for b in body["brands"]]):
             d.append(f"sov {name}: page {got} API {want}")
+        if p:
+            d += text_diffs("sov " + name, p["rows"], ("mentions", "share_mentions",
+                                                        "share_reach", "share_engagement"))
     keys = ("clicks", "referrals", "conversions", "value", "impressions", "ctr", "conversion_rate")
     want = [(s["source"],) + tuple(s[k] for k in keys) for s in api["sources"]["sources"]]
     got = [(r["key"],) + tuple(r[k] for k in keys) for r in page["sources"]]
     if got != want:
         d.append(f"sources: page {got} API {want}")
+    d += text_diffs("sources", page["sources"], keys)
     for k in ("clicks", "referrals", "conversions"):
         if page["funnel"].get(k) != sum(s[k] for s in api["sources"]["sources"]):
             d.append(f"funnel {k}: page {page['funnel'].get(k)}")
@@ -591,6 +620,7 @@ def market_diffs(page, api, acct):
         got = [(r["key"],) + tuple(r[k] for k in keys) for r in rows]
         if got != want:
             d.append(f"{dim}: page {got} API {want}")
+        d += text_diffs(dim, rows, keys)
     want = sorted((g["id"], g.get("current"), g.get("target"), g.get("progress_pct"))
                   for g in api["goals"]["goals"])
     got = sorted((r["key"], r.get("current"), r.get("target"), r.get("progress_pct"))
