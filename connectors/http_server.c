@@ -22,7 +22,10 @@
  * work: limits are capped, a content or account lookup is a fixed pipeline of 36 calls, and
  * the insight routes (response, sov, sources, segments, goals, customers) make at most two
  * round trips of a size fixed by the configuration (the response histogram is one HMGET of
- * the 601 bucket fields that can exist, never a scan of a window hash). */
+ * the 601 bucket fields that can exist, never a scan of a window hash). The account view's
+ * routes (accounts, kpis, series) read a fixed list of keys: 25 hourly account sets, or one
+ * pipeline of at most 2 x 1440 HMGETs on minute / day buckets. All Redis reading is in the
+ * route_* functions, one per route, so a change of key layout stays in this file. */
 #include "connectors/http_server.h"
 
 #include <arpa/inet.h>
@@ -88,6 +91,8 @@ struct smm_http_server {
     char *allowed_hosts;
     int64_t health_max_age_ms;
     int header_timeout_ms;
+    int64_t keep_minutes; /* minute buckets (and hour reach sets) live this long */
+    int64_t days_keep;    /* day buckets live this long */
     struct conn_watch *watch; /* open connections, guarded by mu */
     pthread_t watchdog;
     int watchdog_on;
@@ -1628,6 +1633,436 @@ static enum MHD_Result route_customers(struct smm_http_server *srv, struct MHD_C
     return send_json(conn, MHD_HTTP_OK, o);
 }
 
+/* ---- the marketing view: accounts, KPI tiles, time series ----
+ *
+ * These read only the time buckets: minute buckets <prefix>m:<minute> (every field, kept
+ * keep_minutes = the longest window + grace) and day buckets <prefix>d:<day> (a: fields,
+ * kept days_keep days), so a figure is the exact sum of whole buckets, and a span whose
+ * buckets are no longer kept is answered null with the reason, never a partial sum. Each
+ * request is one pipeline of HMGETs on a fixed list of keys (at most 2 x 1440), read reply
+ * by reply. */
+
+#define KPI_FIELDS 4
+static const char *const kpi_fields[KPI_FIELDS] = {"impression", "engagement", "share", "click"};
+#define ACCOUNTS_HOURS 25      /* reach_accounts:h: sets read: this hour and the 24 before */
+#define ACCOUNTS_MAX 10000     /* candidates ranked per request */
+
+/* Pipelines HMGET <prefix><kind><first + i> <a:acct:field>... for i in [0, count) and adds
+ * each reply's numbers into out[i / per][f] (per buckets per output point). 0, or -1 with
+ * err (the connection is then marked failed). */
+static int sum_buckets(struct smm_http_server *srv, redisContext *c, const char *kind,
+                       int64_t first, int count, int per, const char *acct, size_t alen,
+                       double (*out)[KPI_FIELDS], char *err, size_t err_size)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = 0;
+    for (int i = 0; i < count && !bad; i++) {
+        char key[48];
+        snprintf(key, sizeof(key), "%s%lld", kind, (long long)(first + i));
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "HMGET");
+        bad |= add_cat(&av, srv->prefix, key, "", 0, NULL);
+        for (int f = 0; f < KPI_FIELDS; f++) {
+            char suffix[32];
+            snprintf(suffix, sizeof(suffix), ":%s", kpi_fields[f]);
+            bad |= add_cat(&av, "", "a:", acct, alen, suffix);
+        }
+        bad |= bad ? -1 : append(c, &av);
+    }
+    smm_argv_free(&av);
+    if (bad) {
+        snprintf(err, err_size, "%s", c->err ? c->errstr : "out of memory");
+        c->err = c->err ? c->err : REDIS_ERR_OOM;
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < count; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+            snprintf(err, err_size, "%s", c->err ? c->errstr : "no reply");
+            c->err = c->err ? c->err : REDIS_ERR_EOF;
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_ERROR && rc == 0) {
+            snprintf(err, err_size, "%s", r->str);
+            rc = -1; /* keep reading: the pipeline must be drained */
+        }
+        for (int f = 0; f < KPI_FIELDS; f++) {
+            out[i / per][f] += rnum(elem(r, (size_t)f));
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* A window label as minutes: "<n>m", "<n>h" or "<n>d". 0 when not of that form. */
+static int64_t label_minutes(const char *s)
+{
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (end == s || n <= 0 || n > 100000 || end[0] == '\0' || end[1] != '\0') {
+        return 0;
+    }
+    return end[0] == 'm' ? n : end[0] == 'h' ? n * 60 : end[0] == 'd' ? n * 1440 : 0;
+}
+
+/* GET /api/v1/sets: the configured competitor sets and their brands (no Redis), so a
+ * page can ask /api/v1/sov for each. */
+static enum MHD_Result route_sets(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "sets");
+    for (int i = 0; i < srv->n_sov; i++) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "set", srv->sov[i].name);
+        cJSON *b = cJSON_AddArrayToObject(it, "brands");
+        for (int k = 0; k < srv->sov[i].n_brands; k++) {
+            cJSON_AddItemToArray(b, cJSON_CreateString(srv->sov[i].brands[k]));
+        }
+        cJSON_AddItemToArray(list, it);
+    }
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* GET /api/v1/accounts?limit=N: the accounts whose content reached someone in this hour or
+ * the 24 before (SMEMBERS of the 25 sets <prefix>reach_accounts:h:<hour>), ranked by their
+ * engagement in the longest window hash, then by id. */
+static enum MHD_Result route_accounts(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    int limit;
+    char err[256];
+    if (param_limit(conn, 100, LIMIT_MAX, &limit) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "limit: expected an integer from 1 to %d",
+                          LIMIT_MAX);
+    }
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (!c) {
+        return redis_unavailable(conn, err);
+    }
+    int64_t hour = wall_ms() / 3600000;
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = 0;
+    for (int h = 0; h < ACCOUNTS_HOURS; h++) {
+        char key[48];
+        snprintf(key, sizeof(key), "reach_accounts:h:%lld", (long long)(hour - h));
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "SMEMBERS");
+        bad |= add_cat(&av, srv->prefix, key, "", 0, NULL);
+        bad |= bad ? -1 : append(c, &av);
+    }
+    redisReply *r[ACCOUNTS_HOURS];
+    if (collect(c, bad, r, ACCOUNTS_HOURS, err, sizeof(err)) != 0) {
+        smm_argv_free(&av);
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
+    /* Every "a:<id>" member, sorted and deduplicated, at most ACCOUNTS_MAX. */
+    size_t total = 0;
+    for (int h = 0; h < ACCOUNTS_HOURS; h++) {
+        total += r[h]->type == REDIS_REPLY_ARRAY ? r[h]->elements : 0;
+    }
+    const redisReply **ids = calloc(total ? total : 1, sizeof(*ids));
+    int n = 0;
+    for (int h = 0; ids && h < ACCOUNTS_HOURS; h++) {
+        for (size_t i = 0; r[h]->type == REDIS_REPLY_ARRAY && i < r[h]->elements; i++) {
+            const redisReply *e = r[h]->element[i];
+            if (reply_str(e) && e->len > 2 && e->len <= ID_MAX + 2 &&
+                memcmp(e->str, "a:", 2) == 0 &&
+                valid_id((const unsigned char *)e->str + 2, e->len - 2)) {
+                ids[n++] = e;
+            }
+        }
+    }
+    qsort(ids, (size_t)n, sizeof(*ids), cmp_reply_str);
+    int u = 0;
+    for (int i = 0; i < n; i++) {
+        if (u == 0 || cmp_reply_str(&ids[u - 1], &ids[i]) != 0) {
+            ids[u++] = ids[i];
+        }
+    }
+    n = u < ACCOUNTS_MAX ? u : ACCOUNTS_MAX;
+    const char *win = srv->n_windows ? srv->windows[srv->n_windows - 1] : NULL;
+    redisReply *eng = NULL;
+    if (n > 0 && win && ids) {
+        smm_argv_reset(&av);
+        bad |= smm_argv_add_str(&av, "HMGET");
+        bad |= add_window_key(&av, srv, win);
+        for (int i = 0; i < n; i++) {
+            bad |= add_cat(&av, "", ids[i]->str, "", 0, ":engagement");
+        }
+        bad |= bad ? -1 : append(c, &av);
+        if (collect(c, bad, &eng, 1, err, sizeof(err)) != 0) {
+            smm_argv_free(&av);
+            free(ids);
+            free_replies(r, ACCOUNTS_HOURS);
+            pool_put(srv, c);
+            return redis_unavailable(conn, err);
+        }
+    }
+    smm_argv_free(&av);
+    pool_put(srv, c);
+    if (!ids) {
+        free_replies(r, ACCOUNTS_HOURS);
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    /* rank: engagement descending, then id (stable: ids are sorted already) */
+    double *score = calloc((size_t)(n ? n : 1), sizeof(*score));
+    int *order = calloc((size_t)(n ? n : 1), sizeof(*order));
+    for (int i = 0; score && order && i < n; i++) {
+        score[i] = rnum(elem(eng, (size_t)i));
+        order[i] = i;
+        for (int k = i; k > 0 && score[order[k]] > score[order[k - 1]]; k--) {
+            int t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "window", win ? cJSON_CreateString(win) : cJSON_CreateNull());
+    cJSON *list = cJSON_AddArrayToObject(o, "accounts");
+    for (int i = 0; score && order && i < n && i < limit; i++) {
+        const redisReply *e = ids[order[i]];
+        cJSON *it = cJSON_CreateObject();
+        char *id = strndup(e->str + 2, e->len - 2);
+        cJSON_AddItemToObject(it, "account", cJSON_CreateString(id ? id : ""));
+        free(id);
+        cJSON_AddNumberToObject(it, "engagement", score[order[i]]);
+        cJSON_AddItemToArray(list, it);
+    }
+    cJSON_AddNumberToObject(o, "total", (double)n);
+    free(score);
+    free(order);
+    free(ids);
+    freeReplyObject(eng);
+    free_replies(r, ACCOUNTS_HOURS);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* (cur - prev) / prev x 100 to 2 decimals; null when either is unknown or prev is 0. */
+static cJSON *change_json(const cJSON *cur, const cJSON *prev)
+{
+    if (!cJSON_IsNumber(cur) || !cJSON_IsNumber(prev) || prev->valuedouble == 0) {
+        return cJSON_CreateNull();
+    }
+    return cJSON_CreateNumber(
+        round_to((cur->valuedouble - prev->valuedouble) / prev->valuedouble * 100.0, 100));
+}
+
+/* One KPI tile: {value, previous, change_pct, exact, granularity[, reason,
+ * previous_reason]}; a NULL cur or prev is null, with its reason. Takes cur and prev. */
+static void kpi_add(cJSON *kpis, const char *name, cJSON *cur, cJSON *prev, int exact,
+                    const char *gran, const char *reason, const char *prev_reason)
+{
+    cJSON *k = cJSON_AddObjectToObject(kpis, name);
+    cur = cur ? cur : cJSON_CreateNull();
+    prev = prev ? prev : cJSON_CreateNull();
+    cJSON_AddItemToObject(k, "value", cur);
+    cJSON_AddItemToObject(k, "previous", prev);
+    cJSON_AddItemToObject(k, "change_pct", change_json(cur, prev));
+    cJSON_AddBoolToObject(k, "exact", exact && cJSON_IsNumber(cur));
+    cJSON_AddStringToObject(k, "granularity", gran);
+    if (cJSON_IsNull(cur) && reason) {
+        cJSON_AddStringToObject(k, "reason", reason);
+    }
+    if (cJSON_IsNull(prev) && prev_reason) {
+        cJSON_AddStringToObject(k, "previous_reason", prev_reason);
+    }
+}
+
+/* GET /api/v1/kpis?account=A&window=5m|1h|24h|7d: impressions, reach, engagement, the two
+ * engagement rates, shares and clicks of account A in the window and in the period of the
+ * same length before it (docs/api.md). */
+static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char acct[ID_MAX * 3 + 1], window[64], why[128], err[256];
+    size_t alen;
+    if (param_id(conn, "account", acct, &alen, why, sizeof(why)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    if (param(conn, "window", "1h", window, sizeof(window)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "window: malformed");
+    }
+    int configured = 0;
+    for (int w = 0; w < srv->n_windows; w++) {
+        configured |= strcmp(window, srv->windows[w]) == 0;
+    }
+    int64_t wmin = label_minutes(window);
+    /* Whole days beyond one day come from the day buckets; anything else from at most
+     * 1440 minute buckets, which must still be kept. */
+    int by_day = wmin > 1440 && wmin % 1440 == 0;
+    if (wmin <= 0 || (!configured && strcmp(window, "7d") != 0) ||
+        (!by_day && (wmin > srv->keep_minutes || wmin > 1440))) {
+        char list[256] = "";
+        size_t used = 0;
+        for (int w = 0; w < srv->n_windows && used < sizeof(list); w++) {
+            int k = snprintf(list + used, sizeof(list) - used, "%s, ", srv->windows[w]);
+            used += k > 0 ? (size_t)k : 0;
+        }
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "window: expected one of %s7d", list);
+    }
+    int64_t now = wall_ms();
+    int64_t unit = by_day ? 1440 : 1;                  /* minutes per bucket */
+    int64_t len = by_day ? wmin / 1440 : wmin;         /* buckets per period */
+    int64_t last = by_day ? now / 86400000 : now / 60000; /* the current bucket */
+    int64_t keep = by_day ? srv->days_keep : srv->keep_minutes;
+    /* bucket b is kept while last <= b + keep: the previous period's oldest bucket is
+     * last - 2 len + 1 */
+    int prev_ok = 2 * len - 1 <= keep;
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (!c) {
+        return redis_unavailable(conn, err);
+    }
+    double sums[2][KPI_FIELDS] = {{0}};
+    const char *kind = by_day ? "d:" : "m:";
+    int rc = sum_buckets(srv, c, kind, last - len + 1, (int)len, (int)len, acct, alen, &sums[0],
+                         err, sizeof(err));
+    if (rc == 0 && prev_ok) {
+        rc = sum_buckets(srv, c, kind, last - 2 * len + 1, (int)len, (int)len, acct, alen,
+                         &sums[1], err, sizeof(err));
+    }
+    /* Unique reach does not add up over buckets: only a window hash holds it (an estimate
+     * the processor refreshes every few seconds), and no hash holds the previous period. */
+    redisReply *reach = NULL;
+    if (rc == 0 && configured) {
+        struct smm_argv av;
+        smm_argv_init(&av);
+        int bad = smm_argv_add_str(&av, "HGET");
+        bad |= add_window_key(&av, srv, window);
+        bad |= add_cat(&av, "", "a:", acct, alen, ":reach");
+        bad |= bad ? -1 : append(c, &av);
+        smm_argv_free(&av);
+        rc = collect(c, bad, &reach, 1, err, sizeof(err));
+    }
+    pool_put(srv, c);
+    if (rc != 0) {
+        return redis_unavailable(conn, err);
+    }
+    const char *gran = by_day ? "day" : "minute";
+    int64_t ums = unit * 60000;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "account", cJSON_CreateString(acct));
+    cJSON_AddStringToObject(o, "window", window);
+    cJSON_AddStringToObject(o, "granularity", gran);
+    cJSON_AddNumberToObject(o, "from_ms", (double)((last - len + 1) * ums));
+    cJSON_AddNumberToObject(o, "to_ms", (double)((last + 1) * ums));
+    cJSON_AddNumberToObject(o, "previous_from_ms", (double)((last - 2 * len + 1) * ums));
+    cJSON_AddNumberToObject(o, "previous_to_ms", (double)((last - len + 1) * ums));
+    if (by_day) {
+        cJSON_AddStringToObject(o, "note", "whole UTC days: today so far and the days before");
+    }
+    char prev_why[192];
+    snprintf(prev_why, sizeof(prev_why),
+             by_day ? "day buckets are kept %lld days; the previous period needs %lld"
+                    : "minute buckets are kept %lld minutes (the longest window + grace); the "
+                      "previous period needs %lld",
+             (long long)keep, (long long)(2 * len));
+    const char *pw = prev_ok ? NULL : prev_why;
+    cJSON *kpis = cJSON_AddObjectToObject(o, "kpis");
+#define CUR(f) cJSON_CreateNumber(sums[0][f])
+#define PREV(f) (prev_ok ? cJSON_CreateNumber(sums[1][f]) : NULL)
+    kpi_add(kpis, "impression", CUR(0), PREV(0), 1, gran, NULL, pw);
+    double rv = 0;
+    int have_reach = reply_str(reach) && (rv = rnum(reach), 1);
+    const char *reach_why = configured
+        ? "no reach figure for this account in the window yet"
+        : "unique reach is not stored for this window: sketches cover at most the longest "
+          "window";
+    const char *reach_prev = "unique users do not add up over buckets and no sketch of the "
+                             "previous period is kept";
+    kpi_add(kpis, "reach", have_reach ? cJSON_CreateNumber(rv) : NULL, NULL, 0, "estimate",
+            reach_why, reach_prev);
+    kpi_add(kpis, "engagement", CUR(1), PREV(1), 1, gran, NULL, pw);
+    kpi_add(kpis, "er_impr", rate_json(sums[0][1], sums[0][0]),
+            prev_ok ? rate_json(sums[1][1], sums[1][0]) : NULL, 1, gran,
+            "no impressions in the window", pw ? pw : "no impressions in the previous period");
+    kpi_add(kpis, "er_reach", have_reach ? rate_json(sums[0][1], rv) : NULL, NULL, 0,
+            "estimate", have_reach ? "reach is 0" : reach_why, reach_prev);
+    kpi_add(kpis, "share", CUR(2), PREV(2), 1, gran, NULL, pw);
+    kpi_add(kpis, "click", CUR(3), PREV(3), 1, gran, NULL, pw);
+#undef CUR
+#undef PREV
+    freeReplyObject(reach);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* GET /api/v1/series?account=A&step=minute|hour|day&points=N: account A's impressions,
+ * engagement, shares, clicks and er_impr per bucket, oldest first, the current one last. */
+static enum MHD_Result route_series(struct smm_http_server *srv, struct MHD_Connection *conn)
+{
+    char acct[ID_MAX * 3 + 1], step[16], pts[16], why[128], err[256];
+    size_t alen;
+    if (param_id(conn, "account", acct, &alen, why, sizeof(why)) != 0) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    if (param(conn, "step", "minute", step, sizeof(step)) != 0 ||
+        (strcmp(step, "minute") != 0 && strcmp(step, "hour") != 0 && strcmp(step, "day") != 0)) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST, "step: expected minute, hour or day");
+    }
+    /* The most points whose buckets are all still kept (an hour is 60 minute buckets, the
+     * oldest of which must not have expired), and never more than 1440 reads. */
+    int64_t now_min = wall_ms() / 60000;
+    int hour = strcmp(step, "hour") == 0, day = strcmp(step, "day") == 0;
+    int64_t max = day    ? (srv->days_keep < 90 ? srv->days_keep : 90)
+                  : hour ? (srv->keep_minutes - 59) / 60
+                         : srv->keep_minutes;
+    max = max > 1440 / (hour ? 60 : 1) ? 1440 / (hour ? 60 : 1) : max;
+    int def = day ? 14 : hour ? 24 : 60;
+    def = def > max ? (int)max : def;
+    long n = def;
+    if (param(conn, "points", "", pts, sizeof(pts)) != 0) {
+        n = -1;
+    } else if (pts[0]) {
+        char *end;
+        n = strtol(pts, &end, 10);
+        n = *end || end == pts ? -1 : n;
+    }
+    if (n < 1 || n > max) {
+        return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                          "points: expected an integer from 1 to %lld for step=%s "
+                          "(the buckets kept)", (long long)max, step);
+    }
+    double(*v)[KPI_FIELDS] = calloc((size_t)n, sizeof(*v));
+    if (!v) {
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    redisContext *c = pool_get(srv, err, sizeof(err));
+    if (!c) {
+        free(v);
+        return redis_unavailable(conn, err);
+    }
+    int64_t last = day ? now_min / 1440 : hour ? now_min / 60 : now_min;
+    int64_t step_ms = day ? 86400000 : hour ? 3600000 : 60000;
+    int per = hour ? 60 : 1;
+    int rc = sum_buckets(srv, c, day ? "d:" : "m:", (last - n + 1) * per, (int)n * per, per,
+                         acct, alen, v, err, sizeof(err));
+    pool_put(srv, c);
+    if (rc != 0) {
+        free(v);
+        return redis_unavailable(conn, err);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "account", cJSON_CreateString(acct));
+    cJSON_AddStringToObject(o, "step", step);
+    cJSON_AddNumberToObject(o, "step_ms", (double)step_ms);
+    cJSON_AddNumberToObject(o, "start_ms", (double)((last - n + 1) * step_ms));
+    cJSON_AddNumberToObject(o, "points", (double)n);
+    cJSON *series = cJSON_AddObjectToObject(o, "series");
+    for (int f = 0; f < KPI_FIELDS; f++) {
+        cJSON *a = cJSON_AddArrayToObject(series, kpi_fields[f]);
+        for (long i = 0; i < n; i++) {
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i][f]));
+        }
+    }
+    cJSON *er = cJSON_AddArrayToObject(series, "er_impr");
+    for (long i = 0; i < n; i++) {
+        cJSON_AddItemToArray(er, rate_json(v[i][1], v[i][0]));
+    }
+    free(v);
+    return send_json(conn, MHD_HTTP_OK, o);
+}
+
 /* The sum of the open waits of every account (HVALS <prefix>rt:open), or -1 when Redis
  * cannot be read: O(accounts with open waits) per scrape. */
 static int64_t open_threads(struct smm_http_server *srv)
@@ -2255,6 +2690,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/api/v1/customers") == 0) {
         return route_customers(srv, conn);
     }
+    if (strcmp(url, "/api/v1/sets") == 0) {
+        return route_sets(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/accounts") == 0) {
+        return route_accounts(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/kpis") == 0) {
+        return route_kpis(srv, conn);
+    }
+    if (strcmp(url, "/api/v1/series") == 0) {
+        return route_series(srv, conn);
+    }
     return send_error(conn, MHD_HTTP_NOT_FOUND, "no such route");
 }
 
@@ -2388,6 +2835,8 @@ struct smm_http_server *smm_http_server_start(const struct smm_http_opts *o, cha
     srv->allowed_hosts = strdup(o->allowed_hosts ? o->allowed_hosts : "");
     srv->health_max_age_ms = o->health_max_age_ms;
     srv->header_timeout_ms = o->header_timeout_ms;
+    srv->keep_minutes = o->keep_minutes > 0 ? o->keep_minutes : 1500;
+    srv->days_keep = o->days_keep > 0 ? o->days_keep : 400;
     int max_conn = o->max_connections > 0 ? o->max_connections : 64;
     srv->max_sse = max_conn / 2;
     if (!srv->token || !srv->prefix || !srv->redis_host || !srv->redis_unix_socket ||

@@ -70,6 +70,11 @@ struct smm_http_opts {
      * to list them; each is read from the hash <prefix>goal:<id>. NULL/0 = none. */
     const char *const *goal_ids;
     int n_goals;
+    /* GET /api/v1/kpis, /series: how long the processor keeps minute buckets (the longest
+     * window + window.grace_ms, in minutes; <= 0: 1500) and day buckets (days.keep; <= 0:
+     * 400), so a span whose buckets are gone is answered null, never a partial sum. */
+    int64_t keep_minutes;
+    int64_t days_keep;
     struct smm_http_ops ops;
     void (*log)(void *opaque, enum smm_log_level level, const char *msg); /* thread-safe */
 };

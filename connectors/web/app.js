@@ -7,8 +7,12 @@
  *   for long. The lists (top content, viral leaderboard, response times) are fetched
  *   every 5 s; the alert feed is loaded once and then merged by alert_id, from the stream
  *   and from a slower refetch that covers gaps in the stream.
- * - Response times are per account: the one named by ?account= in the page URL or picked
- *   by a click in the viral leaderboard, else the account at the top of that leaderboard.
+ * - Response times are per account: the one chosen in the account view (market.js: the
+ *   ?account= of the page URL, the picker, or a click on an account in the viral
+ *   leaderboard; it announces it with the document event smm:account), else the account
+ *   at the top of the viral leaderboard.
+ * - Content ids (top content, viral leaderboard, alerts) are buttons that send the
+ *   document event smm:post: market.js opens that post's view.
  *   The panel shows while /api/v1/response answers 200 for it (hidden without an account,
  *   or on a server without the route). A business-hours row with no reply in business
  *   hours (n 0) says so in words rather than showing empty figures.
@@ -82,6 +86,20 @@
     if (cls) e.className = cls;
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
+  }
+
+  /* A content id as a button opening its post view (connectors/web/market.js listens). */
+  function postCell(id, tag) {
+    var td = el(tag || "td", "id");
+    var b = el("button", "post-link", id);
+    b.type = "button";
+    b.dataset.contentId = id;
+    b.title = "open the post view of " + id;
+    b.addEventListener("click", function () {
+      document.dispatchEvent(new CustomEvent("smm:post", { detail: id }));
+    });
+    td.appendChild(b);
+    return td;
   }
 
   function showError(msg) {
@@ -260,7 +278,7 @@
       tr.dataset.contentId = it.content_id;
       tr.dataset.value = String(it.value);
       tr.appendChild(el("td", "num", i + 1));
-      tr.appendChild(el("td", "id", it.content_id));
+      tr.appendChild(postCell(it.content_id));
       tr.appendChild(el("td", "num", isNum(it.value) ? intFmt.format(it.value) : "–"));
       var td = el("td");
       var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -307,11 +325,10 @@
     if (!account) { td.textContent = "–"; return td; }
     var b = el("button", "acct", account);
     b.type = "button";
-    b.title = "show the response times of " + account;
+    b.title = "show the account view and response times of " + account;
     b.addEventListener("click", function () {
-      state.account = account;
-      markSelected();
-      refreshResponse().catch(lostContact);
+      /* market.js selects it in the account view and sends smm:account back */
+      document.dispatchEvent(new CustomEvent("smm:pick-account", { detail: account }));
     });
     td.appendChild(b);
     return td;
@@ -340,7 +357,7 @@
           if (!state.topAccount) state.topAccount = it.account;
         }
         tr.appendChild(el("td", "num", i + 1));
-        tr.appendChild(el("td", "id", it.content_id));
+        tr.appendChild(postCell(it.content_id));
         tr.appendChild(accountCell(it.account));
         tr.appendChild(el("td", "num", isNum(it.score) ? oneFmt.format(it.score) : "–"));
         var td = el("td");
@@ -377,7 +394,7 @@
       li.appendChild(el("strong", "", (a.kind || "alert").replace(/_/g, " ")));
       li.appendChild(document.createTextNode(" "));
     }
-    if (a.content_id) li.appendChild(el("span", "id", a.content_id));
+    if (a.content_id) li.appendChild(postCell(a.content_id, "span"));
     if (a.account_id) li.appendChild(el("span", "muted", (a.content_id ? " · " : "") + a.account_id));
     /* The sentence for people when the alert has one; the machine reasons stay as the
        tooltip (older alerts without a message show the reasons). */
@@ -511,6 +528,13 @@
     setInterval(pollSummary, POLL_MS);
     every(LIST_MS, refreshLists);
     every(ALERTS_MS, function () { return refreshAlerts(false); });
+    /* The account view (market.js) chose an account: the response panel follows it. */
+    document.addEventListener("smm:account", function (e) {
+      if (typeof e.detail !== "string" || e.detail === state.account) return;
+      state.account = e.detail;
+      markSelected();
+      refreshResponse().catch(lostContact);
+    });
     document.addEventListener("visibilitychange", function () {
       if (!document.hidden) { pollSummary(); refreshLists().catch(lostContact); }
     });

@@ -57,6 +57,7 @@ SKIP = 77
 RATE = 400          # events/s from smm-gen
 STREAM_S = 30       # seconds of streaming
 TOKEN = "dash-test-token-1f3c"
+ACCOUNTS = 12
 
 
 class Fail(Exception):
@@ -256,12 +257,15 @@ class Browser:
     def navigate(self, url):
         self.call("Page.navigate", {"url": url})
 
-    def screenshot(self, path, width=1280):
-        height = self.eval("Math.ceil(document.documentElement.scrollHeight)")
+    def screenshot(self, path, width=1280, height=None, mobile=False):
+        """Full page (up to 4000 px) at width, or the viewport width x height."""
+        if height is None:
+            height = self.eval("Math.ceil(document.documentElement.scrollHeight)")
+            height = max(600, min(int(height), 4000))
         self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": max(600, min(int(height), 4000)),
-                   "deviceScaleFactor": 1, "mobile": False})
-        time.sleep(0.5)
+                  {"width": width, "height": int(height), "deviceScaleFactor": 1,
+                   "mobile": mobile})
+        time.sleep(0.8)
         png = base64.b64decode(self.call("Page.captureScreenshot", {"format": "png"})["data"])
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "wb") as f:
@@ -339,6 +343,16 @@ class Stack:
                 "--set", "kafka.session.timeout.ms=6000",
                 "--set", "kafka.heartbeat.interval.ms=500",
                 "--set", "http.address=127.0.0.1", "--set", "http.port=0"]
+        # The competitor sets smm-gen's mentions name, and one goal, so the account view's
+        # share-of-voice and goal panels have something to show.
+        for line in subprocess.run([os.path.join(self.build, "tools/smm-gen"), "--accounts",
+                                    str(ACCOUNTS), "--families", "all", "--print-config"],
+                                   check=True, capture_output=True, text=True).stdout.split():
+            args += ["--set", line]
+        today = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+        args += ["--set", "goal.g1.account=acct-1", "--set", "goal.g1.metric=engagement",
+                 "--set", "goal.g1.kind=at_least", "--set", "goal.g1.target=5000",
+                 "--set", f"goal.g1.start={today}", "--set", "goal.g1.days=7"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMM_")}
         if self.token:
             env["SMM_HTTP_TOKEN"] = self.token  # a secret: environment, not the command line
@@ -362,7 +376,8 @@ class Stack:
         self.gen = self.spawn("gen", [os.path.join(self.build, "tools/smm-gen"),
                                       "--brokers", self.brokers, "--topic", "smm.events",
                                       "--rate", str(rate), "--count", str(rate * seconds),
-                                      "--contents", "300", "--accounts", "12",
+                                      "--contents", "300", "--accounts", str(ACCOUNTS),
+                                      "--families", "all",
                                       "--malformed-rate", "0.01", "--quiet"])
 
     def get(self, path, want=200):
@@ -462,6 +477,288 @@ READ_RESPONSE = """(() => {
           p50_business: cell('business', 'p50_ms'), p90_business: cell('business', 'p90_ms'),
           text: p.textContent.replace(/\\s+/g, ' ').trim()};
 })()"""
+
+# ---- the account view (connectors/web/market.js) ----
+
+READ_MARKET = """(() => {
+  const q = (s, r) => Array.from((r || document).querySelectorAll(s));
+  const num = v => v === undefined || v === '' ? null : Number(v);
+  const view = document.getElementById('account-view');
+  const tiles = {};
+  q('#kpi-tiles .tile').forEach(t => {
+    const val = t.querySelector('.val'), cmp = t.querySelector('.cmp'), na = cmp.querySelector('.na');
+    tiles[t.dataset.kpi] = {value: num(t.dataset.value), previous: num(t.dataset.previous),
+      change: num(t.dataset.change), text: val.textContent, title: val.title || null,
+      prev_text: cmp.textContent, prev_title: na ? na.title : null}; });
+  const charts = {};
+  q('#charts figure').forEach(f => { const s = f.querySelector('svg');
+    charts[f.dataset.metric] = {values: s.dataset.values === '' ? [] :
+      s.dataset.values.split(',').map(x => x === '' ? null : Number(x)),
+      start: Number(s.dataset.startMs), marks: f.querySelectorAll('polyline, circle').length}; });
+  const rows = (sel, key) => q(sel + ' tr').map(tr => { const o = {key: tr.dataset[key] || null};
+    q('td[data-key]', tr).forEach(td => { o[td.dataset.key] = td.matches('.num, .progress') ?
+      num(td.dataset.value) : td.dataset.value; o[td.dataset.key + '_text'] = td.textContent;
+      if (td.title) o[td.dataset.key + '_title'] = td.title; }); return o; });
+  const sov = {};
+  q('#sov-sets .sov-set').forEach(d => { sov[d.dataset.set] = {
+    rows: rows('#' + d.querySelector('table').id + ' tbody', 'brand'),
+    bar: q('.stack span', d).map(s => Number(s.dataset.value))}; });
+  const funnel = {};
+  q('#funnel .step').forEach(s => funnel[s.dataset.key] = Number(s.dataset.value));
+  return {account: view.dataset.account, window: view.dataset.window,
+          tiles_window: document.getElementById('kpi-tiles').dataset.window || null,
+          tiles_account: document.getElementById('kpi-tiles').dataset.account || null,
+          tiles, charts, sov, funnel,
+          sources: rows('#sources-list', 'source'), regions: rows('#regions-list', 'name'),
+          segments: rows('#segments-list', 'name'), goals: rows('#goals-list', 'goal'),
+          customers: rows('#customers-list', 'kind'),
+          posts: q('#posts-list tr').map(tr => tr.dataset.contentId),
+          win_label: (document.querySelector('.win-label') || {}).textContent || ''};
+})()"""
+
+CHART_STEP = {"5m": ("minute", 60), "1h": ("minute", 180), "24h": ("hour", 24), "7d": ("day", 14)}
+
+
+def same(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
+
+
+def market_api(stack, acct, w):
+    """Every answer the account view is built from, for acct in window w."""
+    a = urllib.request.quote(acct, safe="")
+    iw = "total" if w == "7d" else w
+    step, points = CHART_STEP[w]
+    api = {"kpis": stack.api(f"api/v1/kpis?account={a}&window={w}"),
+           "series": stack.api(f"api/v1/series?account={a}&step={step}&points={points}"),
+           "sources": stack.api(f"api/v1/sources?account={a}&window={iw}"),
+           "region": stack.api(f"api/v1/segments?account={a}&dim=region&window={iw}"),
+           "segment": stack.api(f"api/v1/segments?account={a}&dim=segment&window={iw}"),
+           "goals": stack.api("api/v1/goals"),
+           "customers": stack.api(f"api/v1/customers?account={a}&limit=10"),
+           "viral": stack.api("api/v1/viral?by=velocity&limit=1000"),
+           "alerts": stack.api("api/v1/alerts?limit=1000"),
+           "sov": {}}
+    for st in stack.api("api/v1/sets")["sets"]:
+        api["sov"][st["set"]] = stack.api(
+            f"api/v1/sov?set={urllib.request.quote(st['set'], safe='')}&window={iw}")
+    return api
+
+
+def shown(text):
+    """The number a cell or tile shows ("≈ 1,234", "35.55 %", "n/a" -> None)."""
+    t = text.replace("≈", "").replace("%", "").replace(",", "").replace("\u00a0", "").strip()
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+def text_diffs(what, rows, keys):
+    """Cells whose text does not read as their data-value (to the 2 decimals shown)."""
+    d = []
+    for r in rows:
+        for k in keys:
+            v, t = r.get(k), r.get(k + "_text", "")
+            if (v is None and t != "n/a") or \
+                    (v is not None and (shown(t) is None or abs(shown(t) - v) > 0.0051)):
+                d.append(f"{what} {r.get('key')}.{k}: shows {t!r} for {v}")
+    return d
+
+
+def market_diffs(page, api, acct):
+    """What the page shows differently from the API (empty when every panel equals it)."""
+    d = []
+    for name, p in page["tiles"].items():
+        if p["value"] is not None and (shown(p["text"]) is None
+                                       or abs(shown(p["text"]) - p["value"]) > 0.0051):
+            d.append(f"tile {name} shows {p['text']!r} for {p['value']}")
+    for name, t in api["kpis"]["kpis"].items():
+        p = page["tiles"].get(name)
+        if p is None:
+            d.append(f"tile {name} missing")
+            continue
+        for k, pk in (("value", "value"), ("previous", "previous"), ("change_pct", "change")):
+            if not same(p[pk], t[k]):
+                d.append(f"tile {name}.{k}: page {p[pk]} API {t[k]}")
+        if t["value"] is None and (p["text"] != "n/a" or p["title"] != t.get("reason")):
+            d.append(f"tile {name}: null must read n/a with the reason ({p['text']!r}, {p['title']!r})")
+        if t["previous"] is None and (p["prev_title"] != t.get("previous_reason")
+                                      or "n/a" not in p["prev_text"]):
+            d.append(f"tile {name}: previous null must read n/a with the reason")
+    for m, vals in api["series"]["series"].items():
+        c = page["charts"].get(m)
+        if m == "er_impr" or c is not None:
+            if c is None or len(c["values"]) != len(vals) or \
+                    not all(same(x, y) for x, y in zip(c["values"], vals)) or \
+                    c["start"] != api["series"]["start_ms"]:
+                d.append(f"chart {m}: page {c and c['values'][-5:]} API {vals[-5:]}")
+    for name, body in api["sov"].items():
+        p = page["sov"].get(name)
+        want = [(b["brand"], b["mentions"], b["share_mentions"], b["share_reach"],
+                 b["share_engagement"]) for b in body["brands"]]
+        got = p and [(r["key"], r["mentions"], r["share_mentions"], r["share_reach"],
+                      r["share_engagement"]) for r in p["rows"]]
+        if got != want or (p and p["bar"] != [b["share_mentions"] for b in body["brands"]]):
+            d.append(f"sov {name}: page {got} API {want}")
+        if p:
+            d += text_diffs("sov " + name, p["rows"], ("mentions", "share_mentions",
+                                                        "share_reach", "share_engagement"))
+    keys = ("clicks", "referrals", "conversions", "value", "impressions", "ctr", "conversion_rate")
+    want = [(s["source"],) + tuple(s[k] for k in keys) for s in api["sources"]["sources"]]
+    got = [(r["key"],) + tuple(r[k] for k in keys) for r in page["sources"]]
+    if got != want:
+        d.append(f"sources: page {got} API {want}")
+    d += text_diffs("sources", page["sources"], keys)
+    for k in ("clicks", "referrals", "conversions"):
+        if page["funnel"].get(k) != sum(s[k] for s in api["sources"]["sources"]):
+            d.append(f"funnel {k}: page {page['funnel'].get(k)}")
+    keys = ("impression", "engagement", "er_impr", "reach", "conversion", "value")
+    for dim, rows in (("region", page["regions"]), ("segment", page["segments"])):
+        want = [(s["name"],) + tuple(s[k] for k in keys) for s in api[dim]["segments"]]
+        got = [(r["key"],) + tuple(r[k] for k in keys) for r in rows]
+        if got != want:
+            d.append(f"{dim}: page {got} API {want}")
+        d += text_diffs(dim, rows, keys)
+    want = sorted((g["id"], g.get("current"), g.get("target"), g.get("progress_pct"))
+                  for g in api["goals"]["goals"])
+    got = sorted((r["key"], r.get("current"), r.get("target"), r.get("progress_pct"))
+                 for r in page["goals"])
+    if got != want:
+        d.append(f"goals: page {got} API {want}")
+    want = [(k, c["user_id"], c["value"]) for k in ("direct", "indirect")
+            for c in api["customers"][k]]
+    got = [(r["key"], r["user_id"], r["value"]) for r in page["customers"]]
+    if got != want:
+        d.append(f"customers: page {got} API {want}")
+    posts = {i["content_id"] for i in api["viral"]["items"] if i.get("account") == acct} | \
+        {a["content_id"] for a in api["alerts"]["items"]
+         if a.get("account_id") == acct and a.get("content_id")}
+    if set(page["posts"]) != posts:
+        d.append(f"posts: page {sorted(page['posts'])} API {sorted(posts)}")
+    return d
+
+
+def check_account_view(stack, browser, acct):
+    """For each window: the page's tiles, charts and panels equal the API's answers."""
+    for w in ("5m", "1h", "24h", "7d"):
+        browser.eval("document.querySelector('#window-pick button[data-window=\"" + w +
+                     "\"]').click()")
+        last = {}
+
+        def matches():
+            # Refresh now (rather than wait 15 s), then fetch the API: minute buckets move
+            # at minute boundaries, so a mismatch is retried once the page has caught up.
+            browser.eval("window.smmDash.refresh()")
+            page = browser.eval(READ_MARKET)
+            if (page["account"], page["window"], page["tiles_window"], page["tiles_account"]) \
+                    != (acct, w, w, acct):
+                last["d"] = [f"page shows {page['account']}/{page['window']}"]
+                return None
+            api = market_api(stack, acct, w)
+            last["d"] = market_diffs(page, api, acct)
+            return None if last["d"] else (page, api)
+        try:
+            page, api = wait_for(f"the account view of {acct}, {w}, to equal the API", matches,
+                                 30, 1.0)
+        except Fail:
+            log("differences: " + json.dumps(last.get("d"))[:3000])
+            raise
+        k = api["kpis"]["kpis"]
+        na = [n for n, t in k.items() if t["value"] is None] + \
+            [n + " (previous)" for n, t in k.items() if t["previous"] is None]
+        shown = ", ".join(f"{n}={t['value']}" for n, t in k.items())
+        check(True, f"{w}: tiles equal /api/v1/kpis ({shown}; "
+                    f"n/a with the API's reason: {', '.join(na) or 'none'}); {len(page['charts'])} "
+                    f"charts equal /api/v1/series ({api['series']['points']} per {api['series']['step']}); "
+                    f"share of voice ({len(page['sov'])} sets), {len(page['sources'])} sources and the "
+                    f"funnel, {len(page['regions'])} regions, {len(page['segments'])} segments, "
+                    f"{len(page['goals'])} goals, {len(page['customers'])} customers and "
+                    f"{len(page['posts'])} posts equal their routes")
+        if w == "24h":
+            t = page["tiles"]["impression"]
+            check(t["previous"] is None and "n/a" in t["prev_text"] and t["prev_title"],
+                  f"24 h: the previous 24 h is n/a with a tooltip ({t['prev_title']!r})")
+        if w == "7d":
+            check("lifetime" in page["win_label"],
+                  f"7 d: the insight panels say they show lifetime ({page['win_label']!r})")
+        for name, sv in page["sov"].items():
+            if sum(sv["bar"]) > 0:
+                check(abs(sum(sv["bar"]) - 100) <= 0.011,
+                      f"{w}: share-of-voice bar of {name} sums to 100 % ({sum(sv['bar']):.2f})")
+
+
+READ_POST = """(() => {
+  const v = document.getElementById('post-view');
+  const q = s => Array.from(v.querySelectorAll(s));
+  const num = x => x === undefined || x === '' ? null : Number(x);
+  const kpis = {};
+  q('#post-kpi-list tr').forEach(tr => { const o = {};
+    tr.querySelectorAll('td[data-key]').forEach(td => o[td.dataset.key] = num(td.dataset.value));
+    kpis[tr.dataset.metric] = o; });
+  const facts = {};
+  q('dd[data-key]').forEach(dd => facts[dd.dataset.key] = num(dd.dataset.value));
+  const charts = {};
+  q('#post-charts figure').forEach(f => charts[f.dataset.metric] =
+    f.querySelector('svg').dataset.values.split(',').map(Number));
+  return {hidden: v.hidden, id: v.dataset.contentId, status: v.dataset.status || null,
+          ts: Number(v.dataset.tsMs || 0), kpis, facts, charts,
+          alerts: q('#post-alerts li').map(li => li.dataset.alertId)};
+})()"""
+
+
+def check_post_view(stack, browser, cid):
+    """A click on the post in the top list opens its view, equal to /api/v1/content/<id>."""
+    clicked = browser.eval("(() => { const b = document.querySelector('#top-list "
+                           "button.post-link[data-content-id=\"" + cid + "\"]'); "
+                           "if (!b) return false; b.click(); return true; })()")
+    check(clicked, f"post {cid} has a button in the top list")
+    page = wait_for(f"the post view of {cid}", lambda: (lambda p: p if not p["hidden"] and
+                    p["id"] == cid and p["status"] == "200" and p["ts"] else None)(
+                    browser.eval(READ_POST)), 10, 0.3)
+    c = stack.api("api/v1/content/" + urllib.request.quote(cid, safe=""))
+    life = c["lifetime"]
+    for m in ("impression", "engagement", "share", "click", "reach"):
+        check(same(page["kpis"][m]["lifetime"], life.get(m, 0)),
+              f"post view {cid}: lifetime {m} {page['kpis'][m]['lifetime']} = API {life.get(m, 0)}")
+    for w in ("5m", "1h", "24h"):
+        check(same(page["kpis"]["engagement"][w], c["windows"][w].get("engagement", 0)),
+              f"post view {cid}: {w} engagement {page['kpis']['engagement'][w]}")
+    # the per-minute timeline is the API's series of the same minutes (it may have moved on
+    # by a minute between the two reads: compare the overlap)
+    got, want = page["charts"]["engagement"], c["series"]["engagement"]
+    check(got == want or got[1:] == want[:-1],
+          f"post view {cid}: per-minute engagement equals the API's 30-minute series")
+    v = c.get("viral", {})
+    for k in ("size", "depth", "breadth", "virality", "nf_reach_5m", "reach_5m"):
+        check(same(page["facts"].get(k), v.get(k)),
+              f"post view {cid}: {k} {page['facts'].get(k)} = API {v.get(k)}")
+    mine = [a["alert_id"] for a in stack.api("api/v1/alerts?limit=1000")["items"]
+            if a.get("content_id") == cid]
+    check(sorted(page["alerts"]) == sorted(mine),
+          f"post view {cid}: its {len(mine)} alerts (state history) as in /api/v1/alerts")
+
+
+def check_csv(browser):
+    """CSV of a table: RFC 4180 quoting, raw numbers; the button downloads a Blob."""
+    text = browser.eval("""(() => {
+      const t = document.createElement('table'); t.className = 'list'; t.id = 'csv-probe';
+      t.innerHTML = '<thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td></td>' +
+                    '<td data-value="1234.5">1,234.5</td></tr></tbody>';
+      t.querySelector('td').textContent = 'x,"y"\\nz';
+      return window.smmDash.csv(t); })()""")
+    check(text == 'a,b\r\n"x,""y""\nz",1234.5\r\n',
+          f"CSV quotes commas, quotes and newlines, and gives raw numbers ({text!r})")
+    blob = browser.eval("""(async () => {
+      const made = []; const orig = URL.createObjectURL;
+      URL.createObjectURL = b => { made.push(b); return orig.call(URL, b); };
+      try { document.querySelector('button.csv[data-csv-for="sources"]').click(); }
+      finally { URL.createObjectURL = orig; }
+      return made.length ? {type: made[0].type, text: await made[0].text()} : null; })()""")
+    check(blob and blob["type"].startswith("text/csv") and
+          blob["text"].startswith("source,impressions,clicks"),
+          f"the CSV button of the sources table downloads it ({(blob or {}).get('text', '')[:80]!r})")
 
 
 def run(args, work):
@@ -668,14 +965,22 @@ def run(args, work):
         if acct:
             status, body = stack.get("api/v1/response?account=" +
                                      urllib.request.quote(acct, safe=""))
-            if status == 200 and not body["threads"]:
-                log(f"NOTE: no response-time counters for {acct} (smm-gen writes no "
-                    "conversations); the test writes some the way the state script would")
+            if status == 200 and not body["answered"]:
+                log(f"NOTE: no answered threads for {acct} in this short stream; the test "
+                    "writes response-time counters the way the state script would")
                 a = "a:" + acct
                 stack.redis("HSET", "smm:total", a + ":threads", "4", a + ":answered", "3",
                             a + ":frt_ms", "210000", a + ":frt_274", "2", a + ":frt_299", "1",
                             a + ":frtb_ms", "90000", a + ":frtb_0", "1", a + ":frtb_274", "2")
                 stack.redis("HSET", "smm:rt:open", acct, "1")
+            # A click on the account in the viral leaderboard chooses it for the account
+            # view, and the response panel follows.
+            browser.eval("document.querySelector('#viral-list tr[data-account=\"" + acct +
+                         "\"] button.acct').click()")
+            wait_for(f"the account view to show {acct}", lambda: browser.eval(
+                "document.getElementById('account-view').dataset.account") == acct, 10, 0.3)
+            check(browser.eval("document.getElementById('account-select').value") == acct,
+                  f"a click on {acct} in the viral leaderboard selects it in the picker")
 
         def response_matches():
             page = browser.eval(READ_RESPONSE)
@@ -732,6 +1037,32 @@ def run(args, work):
         else:
             check(resp["hidden"], "no account to show: the response panel is hidden")
         check(lists["error"] is None, f"no error banner ({lists['error']})")
+
+        # -- the account view: every panel equals its API answer, for each window --
+        view_acct = browser.eval("document.getElementById('account-view').dataset.account")
+        accounts = [a["account"] for a in stack.api("api/v1/accounts")["accounts"]]
+        check(view_acct and browser.eval("Array.from(document.querySelectorAll("
+                                         "'#account-select option')).map(o => o.value)")
+              [-len(accounts):] == accounts,
+              f"the picker lists /api/v1/accounts ({len(accounts)}: {accounts[:4]} …)")
+        check_account_view(stack, browser, view_acct)
+        check_csv(browser)
+        browser.eval("document.querySelector('#window-pick button[data-window=\"1h\"]').click()")
+        shotdir = os.path.dirname(shot)
+        browser.eval("window.scrollTo(0, 0)")
+        time.sleep(1.5)
+        for name, w, h, mobile in (("dashboard-account.png", 1366, 768, False),
+                                   ("dashboard-phone.png", 390, 844, True)):
+            png = browser.screenshot(os.path.join(shotdir, name), w, h, mobile)
+            check(png[:8] == b"\x89PNG\r\n\x1a\n", f"screenshot {name} at {w}x{h}")
+            if mobile:
+                wide = browser.eval("document.documentElement.scrollWidth")
+                check(wide <= w + 1, f"no sideways scrolling at {w} px (page {wide} px wide)")
+        browser.call("Emulation.setDeviceMetricsOverride",
+                     {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False})
+        if lists["top"]:
+            check_post_view(stack, browser, lists["top"][0]["id"])
+            browser.eval("document.getElementById('post-close').click()")
 
         # -- hygiene: same-origin requests only, no script errors, dark mode --
         browser.drain()

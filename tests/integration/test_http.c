@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "connectors/http_server.h"
@@ -981,6 +982,14 @@ Test(http, insight_routes, .timeout = 120)
     int port = smm_http_server_port(srv);
     const char *tok = TOKEN;
 
+    /* -- /api/v1/sets: the configured competitor sets, in order -- */
+    cJSON *sj = get_json(port, "/api/v1/sets", tok, 200);
+    const cJSON *s0 = nth(sj, "sets", 3, 0);
+    str_is(s0, "set", "cola");
+    cr_assert_str_eq(nth(s0, "brands", 3, 2)->valuestring, "brand-c");
+    str_is(nth(sj, "sets", 3, 2), "set", "quiet");
+    cJSON_Delete(sj);
+
     /* -- /api/v1/response -- */
     const char *racct = "acct%20r%2F%C3%BC";
     char path[512];
@@ -1338,6 +1347,223 @@ static int exchange(int port, const char *src, const char *req, int head_only, i
         return -1;
     }
     return status;
+}
+
+static struct smm_http_server *start_test_server(struct smm_http_opts *o, int redis_port);
+
+/* ---- the marketing view: /api/v1/accounts, /kpis, /series ----
+ * Minute and day buckets are seeded by hand relative to the wall clock (the routes read
+ * the clock); every expected figure is summed here from the same formulas that wrote
+ * them, never read back from Redis. */
+
+#define SEED_MINUTES 131 /* minute buckets now - 0 .. now - 130 */
+#define SEED_DAYS 15     /* day buckets today - 0 .. today - 14 */
+
+static double m_imp(int m) { return 10 + m; }
+static double m_eng(int m) { return m % 7; }
+static double m_share(int m) { return m % 3; }
+static double m_click(int m) { return m % 2; }
+static double d_imp(int d) { return 100 + d; }
+static double d_eng(int d) { return 3 * d; }
+
+/* Sum of f over minutes-ago a .. b (inclusive) that were seeded. */
+static double msum(double (*f)(int), int a, int b)
+{
+    double s = 0;
+    for (int m = a; m <= b && m < SEED_MINUTES; m++) {
+        s += f(m);
+    }
+    return s;
+}
+
+static double dsum(double (*f)(int), int a, int b)
+{
+    double s = 0;
+    for (int d = a; d <= b && d < SEED_DAYS; d++) {
+        s += f(d);
+    }
+    return s;
+}
+
+/* The KPI tile `name` of j: value and previous (NAN = must be null, with a reason). */
+static void kpi_is(const cJSON *j, const char *name, double value, double previous)
+{
+    const cJSON *k = item(item(j, "kpis"), name);
+    if (isnan(value)) {
+        is_null(k, "value");
+        cr_assert(cJSON_IsString(item(k, "reason")), "%s: null without a reason", name);
+    } else {
+        num_eq(k, "value", value);
+    }
+    if (isnan(previous)) {
+        is_null(k, "previous");
+        is_null(k, "change_pct");
+        cr_assert(cJSON_IsString(item(k, "previous_reason")), "%s: null without a reason",
+                  name);
+    } else {
+        num_eq(k, "previous", previous);
+        if (!isnan(value) && previous != 0) {
+            num_eq(k, "change_pct", round((value - previous) / previous * 1e4) / 100);
+        }
+    }
+}
+
+static double rate4(double num, double den)
+{
+    return round(num / den * 100 * 1e4) / 1e4;
+}
+
+Test(http, marketing_routes, .timeout = 120)
+{
+    struct h_redis redis;
+    h_redis_start(&redis, 0);
+    redisContext *c = h_redis_connect(&redis);
+    /* Not within 10 s of a minute's end: the routes must see the same "now" minute (and
+     * day) as the seeding. */
+    while (time(NULL) % 60 >= 50) {
+        h_sleep_ms(500);
+    }
+    int64_t now_min = (int64_t)time(NULL) / 60;
+    int64_t today = now_min / 1440, now_hour = now_min / 60;
+    for (int m = 0; m < SEED_MINUTES; m++) {
+        rcmd(c, "HSET smm:m:%lld a:acct-k:impression %.0f a:acct-k:engagement %.0f "
+                "a:acct-k:share %.0f a:acct-k:click %.0f a:other:impression 1000",
+             (long long)(now_min - m), m_imp(m), m_eng(m), m_share(m), m_click(m));
+    }
+    for (int d = 0; d < SEED_DAYS; d++) {
+        rcmd(c, "HSET smm:d:%lld a:acct-k:impression %.0f a:acct-k:engagement %.0f "
+                "a:other:engagement 999", (long long)(today - d), d_imp(d), d_eng(d));
+    }
+    rcmd(c, "HSET smm:w:1h a:acct-k:reach 40");
+    /* accounts: acct-z and acct-k this hour, acct-y 3 hours ago, acct-old 30 hours ago */
+    rcmd(c, "SADD smm:reach_accounts:h:%lld a:acct-k a:acct-z", (long long)now_hour);
+    rcmd(c, "SADD smm:reach_accounts:h:%lld a:acct-y a:acct-k", (long long)(now_hour - 3));
+    rcmd(c, "SADD smm:reach_accounts:h:%lld a:acct-old", (long long)(now_hour - 30));
+    rcmd(c, "HSET smm:w:24h a:acct-z:engagement 50 a:acct-k:engagement 7 "
+            "a:acct-old:engagement 900");
+
+    static const char *const windows[] = {"5m", "1h", "24h"};
+    static const char *const metrics[] = {"impression"};
+    struct smm_http_opts o = {
+        .windows = windows, .n_windows = 3, .metrics = metrics, .n_metrics = 1,
+        .token = TOKEN, .keep_minutes = 1500, .days_keep = 400,
+    };
+    struct smm_http_server *srv = start_test_server(&o, redis.port);
+    int port = smm_http_server_port(srv);
+    const char *tok = TOKEN;
+
+    /* -- accounts: ranked by 24 h engagement; acct-old's hour is past the 25 read -- */
+    cJSON *j = get_json(port, "/api/v1/accounts", tok, 200);
+    num_eq(j, "total", 3);
+    static const char *const order[] = {"acct-z", "acct-k", "acct-y"};
+    static const double eng24[] = {50, 7, 0};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *a = nth(j, "accounts", 3, i);
+        str_is(a, "account", order[i]);
+        num_eq(a, "engagement", eng24[i]);
+    }
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/accounts?limit=2", tok, 200);
+    str_is(nth(j, "accounts", 2, 1), "account", "acct-k");
+    cJSON_Delete(j);
+
+    /* -- kpis, 5 min: minutes now-4 .. now against now-9 .. now-5; no reach in 5m -- */
+    j = get_json(port, "/api/v1/kpis?account=acct-k&window=5m", tok, 200);
+    str_is(j, "granularity", "minute");
+    num_eq(j, "from_ms", (double)((now_min - 4) * 60000));
+    num_eq(j, "to_ms", (double)((now_min + 1) * 60000));
+    kpi_is(j, "impression", msum(m_imp, 0, 4), msum(m_imp, 5, 9));
+    kpi_is(j, "engagement", msum(m_eng, 0, 4), msum(m_eng, 5, 9));
+    kpi_is(j, "share", msum(m_share, 0, 4), msum(m_share, 5, 9));
+    kpi_is(j, "click", msum(m_click, 0, 4), msum(m_click, 5, 9));
+    kpi_is(j, "er_impr", rate4(msum(m_eng, 0, 4), msum(m_imp, 0, 4)),
+           rate4(msum(m_eng, 5, 9), msum(m_imp, 5, 9)));
+    kpi_is(j, "reach", NAN, NAN);
+    kpi_is(j, "er_reach", NAN, NAN);
+    cr_assert(cJSON_IsTrue(item(item(item(j, "kpis"), "impression"), "exact")));
+    cJSON_Delete(j);
+
+    /* -- 1 h: 60 minutes each; reach (an estimate) from the window hash -- */
+    j = get_json(port, "/api/v1/kpis?account=acct-k&window=1h", tok, 200);
+    kpi_is(j, "impression", msum(m_imp, 0, 59), msum(m_imp, 60, 119));
+    kpi_is(j, "engagement", msum(m_eng, 0, 59), msum(m_eng, 60, 119));
+    kpi_is(j, "reach", 40, NAN);
+    kpi_is(j, "er_reach", rate4(msum(m_eng, 0, 59), 40), NAN);
+    cr_assert(cJSON_IsFalse(item(item(item(j, "kpis"), "reach"), "exact")));
+    cJSON_Delete(j);
+
+    /* -- 24 h: the previous 24 h needs minute buckets older than the 1500 kept -- */
+    j = get_json(port, "/api/v1/kpis?account=acct-k&window=24h", tok, 200);
+    kpi_is(j, "impression", msum(m_imp, 0, 1439), NAN);
+    kpi_is(j, "share", msum(m_share, 0, 1439), NAN);
+    kpi_is(j, "er_impr", rate4(msum(m_eng, 0, 1439), msum(m_imp, 0, 1439)), NAN);
+    cJSON_Delete(j);
+
+    /* -- 7 d: whole UTC days from the day buckets -- */
+    j = get_json(port, "/api/v1/kpis?account=acct-k&window=7d", tok, 200);
+    str_is(j, "granularity", "day");
+    num_eq(j, "from_ms", (double)((today - 6) * 86400000));
+    num_eq(j, "previous_from_ms", (double)((today - 13) * 86400000));
+    kpi_is(j, "impression", dsum(d_imp, 0, 6), dsum(d_imp, 7, 13));
+    kpi_is(j, "engagement", dsum(d_eng, 0, 6), dsum(d_eng, 7, 13));
+    kpi_is(j, "reach", NAN, NAN);
+    cJSON_Delete(j);
+    /* an account Redis knows nothing about: zeros, null rates */
+    j = get_json(port, "/api/v1/kpis?account=nobody&window=1h", tok, 200);
+    kpi_is(j, "impression", 0, 0);
+    kpi_is(j, "er_impr", NAN, NAN);
+    cJSON_Delete(j);
+
+    /* -- series: minutes, hours (60 minute buckets each), days -- */
+    j = get_json(port, "/api/v1/series?account=acct-k&step=minute&points=10", tok, 200);
+    num_eq(j, "start_ms", (double)((now_min - 9) * 60000));
+    for (int i = 0; i < 10; i++) {
+        int m = 9 - i;
+        const cJSON *s = item(j, "series");
+        cr_assert_eq(nth(s, "impression", 10, i)->valuedouble, m_imp(m));
+        cr_assert_eq(nth(s, "share", 10, i)->valuedouble, m_share(m));
+        cr_assert_eq(nth(s, "click", 10, i)->valuedouble, m_click(m));
+    }
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/series?account=acct-k&step=hour&points=4", tok, 200);
+    num_eq(j, "step_ms", 3600000);
+    for (int i = 0; i < 4; i++) {
+        int64_t h = now_hour - 3 + i;
+        double imp = 0, eng = 0;
+        for (int m = 0; m < SEED_MINUTES; m++) {
+            if ((now_min - m) / 60 == h) {
+                imp += m_imp(m);
+                eng += m_eng(m);
+            }
+        }
+        const cJSON *s = item(j, "series");
+        cr_assert_eq(nth(s, "impression", 4, i)->valuedouble, imp, "hour %d", i);
+        cr_assert_eq(nth(s, "engagement", 4, i)->valuedouble, eng, "hour %d", i);
+        const cJSON *er = nth(s, "er_impr", 4, i);
+        if (imp > 0) {
+            cr_assert(fabs(er->valuedouble - rate4(eng, imp)) < 1e-9);
+        } else {
+            cr_assert(cJSON_IsNull(er));
+        }
+    }
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/series?account=acct-k&step=day&points=14", tok, 200);
+    for (int i = 0; i < 14; i++) {
+        cr_assert_eq(nth(item(j, "series"), "impression", 14, i)->valuedouble, d_imp(13 - i));
+    }
+    cJSON_Delete(j);
+
+    /* -- bad parameters -- */
+    cJSON_Delete(get_json(port, "/api/v1/kpis?account=acct-k&window=2h", tok, 400));
+    cJSON_Delete(get_json(port, "/api/v1/kpis?window=1h", tok, 400));
+    cJSON_Delete(get_json(port, "/api/v1/series?account=acct-k&step=week", tok, 400));
+    cJSON_Delete(get_json(port, "/api/v1/series?account=acct-k&step=hour&points=25", tok, 400));
+    cJSON_Delete(get_json(port, "/api/v1/accounts?limit=0", tok, 400));
+    cJSON_Delete(get_json(port, "/api/v1/kpis?account=acct-k&window=1h", NULL, 401));
+
+    smm_http_server_stop(srv);
+    redisFree(c);
+    h_redis_stop(&redis);
 }
 
 static char *test_summary_doc(void *opaque)
