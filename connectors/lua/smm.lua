@@ -500,6 +500,15 @@ local function viral(i, tick)
   range_call('ZREM', P .. 'viral:velocity', vel_gone)
   range_call('ZADD', P .. 'viral:predicted', pred)
   range_call('ZREM', P .. 'viral:predicted', pred_gone)
+  -- Both are read as leaderboards (the top 1000 at most) and trimmed like them: a post
+  -- forgotten with a score left (its estimate stays; a processor stopped before its
+  -- velocity fell to 0) would otherwise stay a member for good.
+  if #vel > 0 then
+    call('ZREMRANGEBYRANK', P .. 'viral:velocity', 0, -(TOPN + 1))
+  end
+  if #pred > 0 then
+    call('ZREMRANGEBYRANK', P .. 'viral:predicted', 0, -(TOPN + 1))
+  end
   if tick then
     -- Flagged posts no instance has updated for stale_ms (their tracker restarted or
     -- forgot them): treat them as quiet so they cool down on the clock.

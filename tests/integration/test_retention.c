@@ -10,6 +10,7 @@
  *   - a later flush that writes some of them again pushes exactly their expiry, with one
  *     EXPIREAT per key however many events wrote it (counted in INFO commandstats);
  *   - idle_days = 0 leaves every key without expiry and adds no EXPIREAT;
+ *   - the viral leaderboards (one key, a member per post) keep at most 1000 posts;
  *   - a thread hash that expired with an open wait leaves no stale count in rt:open, and
  *     an account without open waits has no rt:open field. */
 #include <criterion/criterion.h>
@@ -24,6 +25,7 @@
 
 #define DAY_S 86400LL
 #define N_IDS 300
+#define N_SIGS 1200
 
 static struct h_redis redis;
 static struct smm_config cfg;
@@ -33,8 +35,8 @@ static struct smm_batch batch;
 static int64_t offset;
 static int seq;
 static const char *idle_days = "40";
-static struct smm_viral_signals sigs[N_IDS];
-static char sig_ids[N_IDS][2][32];
+static struct smm_viral_signals sigs[N_SIGS];
+static char sig_ids[N_SIGS][2][32];
 static int n_sigs;
 
 static void set(const char *key, const char *value)
@@ -86,6 +88,8 @@ static void feed(const char *json, int64_t ts, int64_t now)
 /* Everything one-off id i can name: post p<i> of account acct<i> seen by user u<i> in region
  * r<i> via source s<i> (reps impressions), a message in thread t<i>, visitor v<i> referred by
  * w<i> who converts, and the post's viral figures. */
+static void add_sig(int i, int reps);
+
 static void one_off(int i, int reps, int64_t ts, int64_t now)
 {
     char json[512];
@@ -112,7 +116,13 @@ static void one_off(int i, int reps, int64_t ts, int64_t now)
              "\"acct%d\",\"user_id\":\"v%d\",\"value\":2.5}",
              ++seq, (long long)(ts + 1), i, i);
     feed(json, ts + 1, now);
-    cr_assert(n_sigs < N_IDS);
+    add_sig(i, reps);
+}
+
+/* Post p<i>'s viral figures for the next flush: a velocity and a SEISMIC estimate. */
+static void add_sig(int i, int reps)
+{
+    cr_assert(n_sigs < N_SIGS);
     struct smm_viral_signals *s = &sigs[n_sigs];
     memset(s, 0, sizeof(*s));
     snprintf(sig_ids[n_sigs][0], sizeof(sig_ids[0][0]), "p%d", i);
@@ -120,6 +130,9 @@ static void one_off(int i, int reps, int64_t ts, int64_t now)
     s->content_id = sig_ids[n_sigs][0];
     s->account_id = sig_ids[n_sigs][1];
     s->reach_5m = reps;
+    s->spm_5m = 1 + i % 7;
+    s->has_estimate = 1;
+    s->est.predicted_final = 10 + i;
     n_sigs++;
 }
 
@@ -327,6 +340,37 @@ Test(retention, expired_thread_hash_leaves_no_stale_open_count)
     r = redisCommand(c, "HEXISTS smm:rt:open acct");
     cr_assert(r && r->type == REDIS_REPLY_INTEGER);
     cr_assert_eq(r->integer, 0);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static long long zcard(const char *key)
+{
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "ZCARD %s", key);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* The viral leaderboards cannot expire (one key for every post): one-off posts with a
+ * velocity and an estimate are trimmed to the top 1000 like the engagement boards, and
+ * the top stays. */
+Test(retention, viral_leaderboards_of_one_off_posts_stay_bounded)
+{
+    int64_t now = (h_now_ms() / 1000) * 1000;
+    for (int i = 0; i < N_SIGS; i++) {
+        add_sig(i, 1);
+    }
+    flush(now);
+    cr_assert_eq(zcard("smm:viral:velocity"), 1000);
+    cr_assert_eq(zcard("smm:viral:predicted"), 1000);
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "ZREVRANGE smm:viral:predicted 0 0");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    cr_assert_str_eq(r->element[0]->str, "p1199");
     freeReplyObject(r);
     redisFree(c);
 }
