@@ -7,6 +7,7 @@
  *     sources, viral posts): every key whose name holds one of them carries the expiry
  *     now + idle_days, and only the keys docs/redis-keys.md ("Lifetimes") lists as fixed
  *     or time-named are without it;
+ *   - the tick pushes the viral hashes of the posts it sends and the goal hashes;
  *   - a later flush that writes some of them again pushes exactly their expiry, with one
  *     EXPIREAT per key however many events wrote it (counted in INFO commandstats);
  *   - idle_days = 0 leaves every key without expiry and adds no EXPIREAT;
@@ -341,6 +342,31 @@ Test(retention, expired_thread_hash_leaves_no_stale_open_count)
     cr_assert(r && r->type == REDIS_REPLY_INTEGER);
     cr_assert_eq(r->integer, 0);
     freeReplyObject(r);
+    redisFree(c);
+}
+
+/* The tick writes the figures of the posts it sends and the goals it evaluates: both are
+ * pushed to idle_days after the tick's clock. */
+Test(retention, tick_pushes_viral_and_goal_hashes)
+{
+    int64_t now = (h_now_ms() / 1000) * 1000;
+    add_sig(5, 1);
+    struct smm_goal_cfg g = {.id = "g1", .account = "acct5", .metric = "engagement",
+                             .kind = "increase", .start_day = now / 86400000, .days = 7};
+    struct smm_goal_report rep = {.cfg = &g, .st = {.current = 1, .target = 10, .on_track = 1}};
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert(smm_pipeline_encode_tick(pipe_, now, 100, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, sigs, n_sigs, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_insights(pipe_, now, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_goals(pipe_, &rep, 1, &av) == SMM_OK);
+    cr_assert(smm_redis_sink_tick(sink, &av, NULL, NULL) == SMM_SINK_OK, "%s",
+              smm_redis_sink_errstr(sink));
+    smm_argv_free(&av);
+    n_sigs = 0;
+    redisContext *c = h_redis_connect(&redis);
+    cr_assert_eq(expiretime(c, "smm:v:p5"), now / 1000 + 40 * DAY_S);
+    cr_assert_eq(expiretime(c, "smm:goal:g1"), now / 1000 + 40 * DAY_S);
     redisFree(c);
 }
 
