@@ -46,8 +46,9 @@
 -- account's sketches, viral hash, thread and referral state, customer value, segment
 -- sketch) expires idle_days after the call that last wrote it: touch() collects the keys a
 -- call writes and retain() gives each one EXPIREAT at the end, once per key per call
--- however many events wrote it. The expiry is computed from the call's now_ms, so a
--- replayed call sets the same one. Ids that only live as fields of the wide hashes cannot
+-- however many events wrote it (segment sketches, written by nearly every flush, once a
+-- day: see sketch_write). The expiry is computed from the call's now_ms, so a replayed
+-- call sets the same one. Ids that only live as fields of the wide hashes cannot
 -- expire this way (docs/redis-keys.md, "Lifetimes").
 local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
@@ -636,6 +637,8 @@ local function sketch_get(ins, account, dim)
       sk.L = v
     elseif f == 'N' then
       sk.N = v
+    elseif f == 'X' then
+      sk.X = v
     end
   end
   ins.ss[key] = sk
@@ -730,9 +733,17 @@ local function sketch_write(ins, sk)
   if not sk.dirty then
     return
   end
-  touch(sk.key)
-  touch(sk.skey)
+  -- Retention: nearly every flush rewrites the sketches of every active account, so their
+  -- expiry is pushed once a day, not once a flush: it is the end of the UTC day idle_days
+  -- after the write, and field X remembers the one last set (the admitted set, written with
+  -- the sketch, shares it; rewritten below, it takes it again).
   local args = {'L', format('%.17g', sk.L), 'N', format('%.17g', sk.N)}
+  local x_at = expire_at and (floor(ins.now / 86400000) + 1 + ins.idle_days) * 86400
+  local push = x_at and sk.X ~= x_at
+  if push then
+    sk.X = x_at
+    args[5], args[6] = 'X', fmt(x_at)
+  end
   for v in pairs(sk.changed) do
     args[#args + 1] = 'c' .. v
     args[#args + 1] = format('%.17g', sk.c[v])
@@ -754,6 +765,9 @@ local function sketch_write(ins, sk)
   if #del > 0 then
     call('HDEL', sk.key, unpack(del))
   end
+  if push then
+    call('EXPIREAT', sk.key, x_at)
+  end
   -- The admitted set (at most top_n members): rewritten only when it changed.
   local adm, n_had, same = sketch_admitted(ins, sk), 0, true
   for _, v in ipairs(call('SMEMBERS', sk.skey)) do
@@ -768,7 +782,11 @@ local function sketch_write(ins, sk)
     call('DEL', sk.skey)
     if #list > 0 then
       call('SADD', sk.skey, unpack(list))
+      push = x_at
     end
+  end
+  if push then
+    call('EXPIREAT', sk.skey, x_at)
   end
   sk.dirty, sk.changed, sk.gone = false, {}, {}
 end

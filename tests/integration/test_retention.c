@@ -5,11 +5,12 @@
  * every expiry is known to the second: EXPIRETIME, Redis 7).
  *   - a flood of one-off ids (posts, accounts, threads, visitors, referrers, regions,
  *     sources, viral posts): every key whose name holds one of them carries the expiry
- *     now + idle_days, and only the keys docs/redis-keys.md ("Lifetimes") lists as fixed
- *     or time-named are without it;
+ *     now + idle_days (segment sketches: the end of that UTC day), and only the keys
+ *     docs/redis-keys.md ("Lifetimes") lists as fixed or time-named are without it;
  *   - the tick pushes the viral hashes of the posts it sends and the goal hashes;
  *   - a later flush that writes some of them again pushes exactly their expiry, with one
- *     EXPIREAT per key however many events wrote it (counted in INFO commandstats);
+ *     EXPIREAT per key however many events wrote it (counted in INFO commandstats), and
+ *     none for segment sketches already pushed that day;
  *   - idle_days = 0 leaves every key without expiry and adds no EXPIREAT;
  *   - the viral leaderboards (one key, a member per post) keep at most 1000 posts;
  *   - a thread hash that expired with an open wait leaves no stale count in rt:open, and
@@ -27,6 +28,7 @@
 #define DAY_S 86400LL
 #define N_IDS 300
 #define N_SIGS 1200
+#define IDLE 40 /* retention.idle_days of the suite retention */
 
 static struct h_redis redis;
 static struct smm_config cfg;
@@ -207,13 +209,30 @@ static long long expireat_calls(void)
     return n;
 }
 
-/* Walks every key: per-id keys are counted into *n_id and those expiring at `at` into
- * *n_at; *n_none counts per-id keys without expiry. A per-id key expiring at neither `at`
- * nor `other` (0 = none expected) fails. */
-static void census(long long at, long long other, int *n_id, int *n_at, int *n_none)
+static int is_sketch(const char *k)
+{
+    return strncmp(k, "smm:ss:", 7) == 0 || strncmp(k, "smm:seg:", 8) == 0;
+}
+
+/* The expiry of key k last written at now_ms: idle days later; the segment sketches and
+ * their admitted sets at the end of that UTC day (pushed once a day). */
+static long long expected(const char *k, int64_t now_ms)
+{
+    if (is_sketch(k)) {
+        return (now_ms / 86400000 + 1 + IDLE) * DAY_S;
+    }
+    return now_ms / 1000 + IDLE * DAY_S;
+}
+
+/* Walks every key: per-id keys are counted into *n_id and those expiring as written at
+ * now_ms into *n_at (segment sketches among them into *n_sk); *n_none counts per-id keys
+ * without expiry. A per-id key expiring as written neither at now_ms nor at one of the
+ * earlier times before[0..n_before) fails. */
+static void census(int64_t now_ms, const int64_t *before, int n_before, int *n_id, int *n_at,
+                   int *n_none, int *n_sk)
 {
     redisContext *c = h_redis_connect(&redis);
-    *n_id = *n_at = *n_none = 0;
+    *n_id = *n_at = *n_none = *n_sk = 0;
     char cursor[32] = "0";
     do {
         redisReply *r = redisCommand(c, "SCAN %s COUNT 1000", cursor);
@@ -228,11 +247,16 @@ static void census(long long at, long long other, int *n_id, int *n_at, int *n_n
             long long t = expiretime(c, k);
             if (t == -1) {
                 (*n_none)++;
-            } else if (t == at) {
+            } else if (t == expected(k, now_ms)) {
                 (*n_at)++;
+                *n_sk += is_sketch(k);
             } else {
-                cr_assert(other && t == other, "%s expires at %lld, expected %lld or %lld", k, t,
-                          at, other);
+                int known = 0;
+                for (int b = 0; b < n_before; b++) {
+                    known |= t == expected(k, before[b]);
+                }
+                cr_assert(known, "%s expires at %lld, not as written at %lld or before", k, t,
+                          (long long)now_ms);
             }
         }
         freeReplyObject(r);
@@ -243,13 +267,12 @@ static void census(long long at, long long other, int *n_id, int *n_at, int *n_n
 Test(retention, flood_of_one_off_ids_expires_idle_days_after_the_write)
 {
     int64_t now = (h_now_ms() / 1000) * 1000 + 123; /* the script floors to the second */
-    long long at = now / 1000 + 40 * DAY_S;
     for (int i = 0; i < N_IDS; i++) {
         one_off(i, 2, now - 5000, now);
     }
     flush(now);
-    int n_id, n_at, n_none;
-    census(at, 0, &n_id, &n_at, &n_none);
+    int n_id, n_at, n_none, n_sk;
+    census(now, NULL, 0, &n_id, &n_at, &n_none, &n_sk);
     /* Per id at least: c: and a: reach, the region's reach, v:, rt:, ref:, cv:direct:,
      * cv:indirect:, the region/segment/source sketches and admitted sets. */
     cr_assert_geq(n_id, 12 * N_IDS, "only %d per-id keys", n_id);
@@ -264,7 +287,8 @@ Test(retention, flood_of_one_off_ids_expires_idle_days_after_the_write)
                                 "smm:ss:acct7:source",   "smm:seg:acct7:source",
                                 "smm:ss:acct7:region",   "smm:seg:acct7:region"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        cr_assert_eq(expiretime(c, keys[i]), at, "%s", keys[i]);
+        cr_assert_eq(expiretime(c, keys[i]), expected(keys[i], now), "%s", keys[i]);
+        cr_assert_geq(expiretime(c, keys[i]), now / 1000 + IDLE * DAY_S, "%s", keys[i]);
     }
     redisFree(c);
 }
@@ -272,35 +296,48 @@ Test(retention, flood_of_one_off_ids_expires_idle_days_after_the_write)
 Test(retention, a_write_pushes_the_expiry_once_per_key_per_flush)
 {
     int64_t now = (h_now_ms() / 1000) * 1000;
-    long long at = now / 1000 + 40 * DAY_S;
     for (int i = 0; i < N_IDS; i++) {
         one_off(i, 1, now - 5000, now);
     }
     flush(now);
-    /* Five days later ids 0..49 come back, each with 20 events on its post. */
-    int64_t later = now + 5 * DAY_S * 1000;
-    long long at2 = later / 1000 + 40 * DAY_S;
+    /* Five days later (10:00 UTC) ids 0..49 come back, each with 20 events on its post. */
+    int64_t later = (now / 86400000 + 5) * 86400000 + 10 * 3600000LL;
     for (int i = 0; i < 50; i++) {
         one_off(i, 20, later - 5000, later);
     }
     long long before = expireat_calls();
     flush(later);
     long long added = expireat_calls() - before;
-    int n_id, n_at2, n_none;
-    census(at2, at, &n_id, &n_at2, &n_none);
+    int n_id, n_at2, n_none, n_sk;
+    int64_t before_ms[2] = {now, later};
+    census(later, before_ms, 1, &n_id, &n_at2, &n_none, &n_sk);
     cr_assert_eq(n_none, 0);
     cr_assert_geq(n_at2, 12 * 50);
+    cr_assert_geq(n_sk, 4 * 50);
     cr_assert_lt(n_at2, n_id, "the ids not written again keep their expiry");
     redisContext *c = h_redis_connect(&redis);
-    cr_assert_eq(expiretime(c, "smm:c:p3:reach"), at2);
-    cr_assert_eq(expiretime(c, "smm:rt:acct3"), at2);
-    cr_assert_eq(expiretime(c, "smm:c:p200:reach"), at);
-    cr_assert_eq(expiretime(c, "smm:rt:acct200"), at);
+    cr_assert_eq(expiretime(c, "smm:c:p3:reach"), later / 1000 + IDLE * DAY_S);
+    cr_assert_eq(expiretime(c, "smm:rt:acct3"), later / 1000 + IDLE * DAY_S);
+    cr_assert_eq(expiretime(c, "smm:c:p200:reach"), now / 1000 + IDLE * DAY_S);
+    cr_assert_eq(expiretime(c, "smm:rt:acct200"), now / 1000 + IDLE * DAY_S);
     redisFree(c);
     /* One EXPIREAT per pushed key (every one existed), plus the three the flush sets
      * anyway (its minute bucket, day bucket and reach_accounts hour set): not one per
      * event (1250 events here). */
     cr_assert_eq(added, n_at2 + 3, "%lld EXPIREATs for %d keys", added, n_at2);
+    /* An hour later, the same day: the segment sketches already expire at its end. */
+    int64_t again = later + 3600000;
+    for (int i = 0; i < 50; i++) {
+        one_off(i, 1, again - 5000, again);
+    }
+    before = expireat_calls();
+    flush(again);
+    added = expireat_calls() - before;
+    int n_at3, n_sk3;
+    census(again, before_ms, 2, &n_id, &n_at3, &n_none, &n_sk3);
+    cr_assert_eq(n_sk3, n_sk, "the sketches keep their day");
+    cr_assert_eq(added, n_at3 - n_sk3 + 3, "%lld EXPIREATs for %d keys, %d of them sketches",
+                 added, n_at3, n_sk3);
 }
 
 /* A thread hash that expired (idle) with its wait still open: the account's next message
@@ -330,7 +367,7 @@ Test(retention, expired_thread_hash_leaves_no_stale_open_count)
     cr_assert(r && r->type == REDIS_REPLY_STRING);
     cr_assert_str_eq(r->str, "1", "open waits of acct: %s (t1 is gone with its hash)", r->str);
     freeReplyObject(r);
-    cr_assert_eq(expiretime(c, "smm:rt:acct"), now / 1000 + 40 * DAY_S);
+    cr_assert_eq(expiretime(c, "smm:rt:acct"), now / 1000 + IDLE * DAY_S);
     /* Its reply closes the last open wait: the account leaves rt:open. */
     snprintf(json, sizeof(json),
              "{\"event_id\":\"r2\",\"type\":\"reply\",\"ts\":%lld,\"account_id\":\"acct\","
@@ -365,8 +402,8 @@ Test(retention, tick_pushes_viral_and_goal_hashes)
     smm_argv_free(&av);
     n_sigs = 0;
     redisContext *c = h_redis_connect(&redis);
-    cr_assert_eq(expiretime(c, "smm:v:p5"), now / 1000 + 40 * DAY_S);
-    cr_assert_eq(expiretime(c, "smm:goal:g1"), now / 1000 + 40 * DAY_S);
+    cr_assert_eq(expiretime(c, "smm:v:p5"), now / 1000 + IDLE * DAY_S);
+    cr_assert_eq(expiretime(c, "smm:goal:g1"), now / 1000 + IDLE * DAY_S);
     redisFree(c);
 }
 
@@ -420,7 +457,8 @@ Test(retention_off, idle_days_0_keeps_every_key)
     cr_assert_eq(expireat_calls() - before, 3,
                  "only the minute, day and reach_accounts hour keys expire");
     int n_id, n_at, n_none;
-    census(-2, 0, &n_id, &n_at, &n_none);
+    int n_sk;
+    census(now, NULL, 0, &n_id, &n_at, &n_none, &n_sk);
     cr_assert_geq(n_id, 12 * N_IDS);
     cr_assert_eq(n_none, n_id);
 }
