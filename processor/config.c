@@ -180,6 +180,10 @@ static const struct smm_config_key keys[] = {
      "Referrers credited up a referral chain"},
     {"days.keep", CFG_INT, "400", 1, 3650, OFF(days_keep),
      "Daily account buckets (<prefix>d:<day>) kept, in days; goals read them"},
+    {"retention.idle_days", CFG_INT, "90", 0, 3650, OFF(retention_idle_days),
+     "Keys named by an event's id (sketches, viral, thread, referral, customer value) expire "
+     "after this many days without a write (0 = never); at least referral.window + "
+     "max_future_ms and every response.sla + response.reorder"},
     {"goals.eval_ms", CFG_DURATION, "60s", 50, DAY_MS, OFF(goals_eval_ms),
      "Goals (goal.<id>.*) are evaluated this often"},
 };
@@ -920,6 +924,45 @@ static int finish_goals(struct smm_config *cfg, char *errstr, size_t errstr_size
     return SMM_OK;
 }
 
+/* retention.idle_days against the state it would drop while still in use: a referral is
+ * kept referral.window after its event time (at most max_future_ms ahead of the write), a
+ * thread's open wait is due within its SLA, a reply is kept response.reorder, and each
+ * write of those keys pushes their expiry to idle_days later. So with idle_days at least the longest of them a key holds nothing
+ * still in use when it expires, except a breached wait still unanswered after idle_days
+ * of silence on its account (docs/redis-keys.md, "Lifetimes"). */
+static int check_retention(const struct smm_config *cfg, char *errstr, size_t errstr_size)
+{
+    int64_t idle_ms = cfg->retention_idle_days * DAY_MS;
+    if (idle_ms == 0) {
+        return SMM_OK;
+    }
+    /* A referral with a future event time is kept from that time on. */
+    const char *what = "referral.window + max_future_ms";
+    int64_t need = cfg->referral_window_ms + cfg->max_future_ms;
+    if (cfg->response_sla_ms + cfg->response_reorder_ms > need) {
+        what = "response.sla + response.reorder";
+        need = cfg->response_sla_ms + cfg->response_reorder_ms;
+    }
+    char acct_what[300];
+    for (int i = 0; i < cfg->n_response_accounts; i++) {
+        const struct smm_response_account *a = &cfg->response_accounts[i];
+        if (a->sla_ms >= 0 && a->sla_ms + cfg->response_reorder_ms > need) {
+            snprintf(acct_what, sizeof(acct_what), "response.account.%s.sla + response.reorder",
+                     a->account);
+            what = acct_what;
+            need = a->sla_ms + cfg->response_reorder_ms;
+        }
+    }
+    if (idle_ms < need) {
+        return fail(errstr, errstr_size,
+                    "retention.idle_days: %lld days would expire state still in use: %s is "
+                    "%.2f days (raise it to at least %lld, or 0 to keep keys forever)",
+                    (long long)cfg->retention_idle_days, what, (double)need / DAY_MS,
+                    (long long)((need + DAY_MS - 1) / DAY_MS));
+    }
+    return SMM_OK;
+}
+
 int smm_config_set(struct smm_config *cfg, const char *key, const char *value,
                    const char *origin, char *errstr, size_t errstr_size)
 {
@@ -1389,6 +1432,9 @@ int smm_config_finish(struct smm_config *cfg, char *errstr, size_t errstr_size)
     if (parse_windows(cfg, errstr, errstr_size) != SMM_OK ||
         parse_engagement(cfg, errstr, errstr_size) != SMM_OK ||
         finish_goals(cfg, errstr, errstr_size) != SMM_OK) {
+        return SMM_ERR;
+    }
+    if (check_retention(cfg, errstr, errstr_size) != SMM_OK) {
         return SMM_ERR;
     }
     int64_t longest_ms = cfg->window_min[cfg->n_windows - 1] * 60000;

@@ -122,6 +122,7 @@ struct smm_config {
     int64_t referral_window_ms;  /* referral.window */
     int64_t referral_max_depth;  /* referral.max_depth */
     int64_t days_keep;           /* days.keep: daily account buckets kept */
+    int64_t retention_idle_days; /* retention.idle_days: per-id keys expire this idle (0 = never) */
     int64_t goals_eval_ms;       /* goals.eval_ms */
     int n_goals;
     struct smm_goal_cfg goals[SMM_CFG_MAX_GOALS];

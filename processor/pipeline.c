@@ -583,6 +583,7 @@ int smm_pipeline_encode_insights(const struct smm_pipeline *pipe, int64_t now_ms
     rc |= smm_argv_add_int(av, cfg->referral_max_depth);
     rc |= smm_argv_add_int(av, cfg->segments_top_n * cfg->segments_sketch_factor);
     rc |= smm_argv_add_int(av, cfg->segments_half_life_ms);
+    rc |= smm_argv_add_int(av, cfg->retention_idle_days);
     return rc ? SMM_ERR : SMM_OK;
 }
 

@@ -86,8 +86,9 @@ int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
 int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
                               const struct smm_viral_signals *sig, int n, struct smm_argv *av);
 /* Appends the insights settings (after the viral section of a flush or tick): now_ms,
- * days.keep, segments.top_n, response.max_open, response.reorder, referral.window and
- * referral.max_depth. */
+ * days.keep, segments.top_n, response.max_open, response.reorder, referral.window,
+ * referral.max_depth, the sketch size, segments.half_life and retention.idle_days (keys
+ * named by event ids expire that many days after now_ms of the call that last wrote them). */
 int smm_pipeline_encode_insights(const struct smm_pipeline *pipe, int64_t now_ms,
                                  struct smm_argv *av);
 

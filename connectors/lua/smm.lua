@@ -34,13 +34,22 @@
 --        or none, so only the fences need to stay per part)
 --        then the viral section (see viral() below), then the insights settings:
 --          now_ms, days_keep, top_n, max_open, reorder_ms, referral_window_ms, max_depth,
---          sketch_m, half_life_ms
+--          sketch_m, half_life_ms, idle_days
 --        -> {'OK', {content_id, new_state}..., {content_id, state}...} (changes, then the
 --           unchanged non-normal states of the posts evaluated) or
 --           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
 -- tick:  max_refresh, now_ms, window_refresh_ms, then the viral section, the insights
 --        settings and the goal section (see goals below)
 --        -> {'OK', retired_minutes, merged_hours, changes, states}
+--
+-- Retention (idle_days > 0): every key named by an id from an event (a post's or
+-- account's sketches, viral hash, thread and referral state, customer value, segment
+-- sketch) expires idle_days after the call that last wrote it: touch() collects the keys a
+-- call writes and retain() gives each one EXPIREAT at the end, once per key per call
+-- however many events wrote it (segment sketches, written by nearly every flush, once a
+-- day: see sketch_write). The expiry is computed from the call's now_ms, so a replayed
+-- call sets the same one. Ids that only live as fields of the wide hashes cannot
+-- expire this way (docs/redis-keys.md, "Lifetimes").
 local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
@@ -82,6 +91,24 @@ end
 
 local function rate(num, den)
   return format('%.4f', num * 100 / den)
+end
+
+-- Retention: expire_at (seconds) is set from the insights settings (a tick reads them
+-- after its viral section, so keys are collected either way); nil keeps every key.
+local expire_at = nil
+local touched = {}
+
+local function touch(key)
+  touched[key] = true
+end
+
+local function retain()
+  if expire_at then
+    for key in pairs(touched) do
+      call('EXPIREAT', key, expire_at)
+    end
+  end
+  touched = {}
 end
 
 local function range_call(cmd, key, list)
@@ -447,6 +474,7 @@ local function viral(i, tick)
     i = i + 2 * k
     seen[cid] = true
     local key = P .. 'v:' .. cid
+    touch(key)
     if has(flags, EVAL) then
       -- updated_ms: the last evaluation (a flagged post without one for stale_ms cools)
       call('HSET', key, 'account', account, 'updated_ms', v.now, unpack(kv))
@@ -473,6 +501,15 @@ local function viral(i, tick)
   range_call('ZREM', P .. 'viral:velocity', vel_gone)
   range_call('ZADD', P .. 'viral:predicted', pred)
   range_call('ZREM', P .. 'viral:predicted', pred_gone)
+  -- Both are read as leaderboards (the top 1000 at most) and trimmed like them: a post
+  -- forgotten with a score left (its estimate stays; a processor stopped before its
+  -- velocity fell to 0) would otherwise stay a member for good.
+  if #vel > 0 then
+    call('ZREMRANGEBYRANK', P .. 'viral:velocity', 0, -(TOPN + 1))
+  end
+  if #pred > 0 then
+    call('ZREMRANGEBYRANK', P .. 'viral:predicted', 0, -(TOPN + 1))
+  end
   if tick then
     -- Flagged posts no instance has updated for stale_ms (their tracker restarted or
     -- forgot them): treat them as quiet so they cool down on the clock.
@@ -507,15 +544,20 @@ end
 -------------------------------------------------------------------------------------------
 -- Insights: response times and SLA alerts, referrals and conversions, segment admission,
 -- goals (docs/insights.md). Settings: now_ms, days_keep, top_n, max_open, reorder_ms,
--- referral_window_ms, max_depth, sketch_m, half_life_ms (absent in old callers: defaults).
+-- referral_window_ms, max_depth, sketch_m, half_life_ms, idle_days (absent in old callers:
+-- defaults; idle_days 0 = no retention). Sets expire_at for touch()/retain().
 local function insights_settings(i)
   local function n(j, dflt)
     return tonumber(ARGV[i + j] or '') or dflt
   end
-  return {now = n(0, 0), days_keep = n(1, 400), top_n = n(2, 20), max_open = n(3, 100000),
-          reorder = n(4, 600000), ref_window = n(5, 2592000000), max_depth = n(6, 3),
-          sketch_m = n(7, 80), half_life = n(8, 21600000),
-          next = i + 9, stream_max = 10000, open = {}, ss = {}}
+  local ins = {now = n(0, 0), days_keep = n(1, 400), top_n = n(2, 20), max_open = n(3, 100000),
+               reorder = n(4, 600000), ref_window = n(5, 2592000000), max_depth = n(6, 3),
+               sketch_m = n(7, 80), half_life = n(8, 21600000), idle_days = n(9, 0),
+               next = i + 10, stream_max = 10000, open = {}, ss = {}, rt_new = {}}
+  if ins.idle_days > 0 then
+    expire_at = floor(ins.now / 1000) + ins.idle_days * 86400
+  end
+  return ins
 end
 
 -- Alerts other than viral ones share the stream, the channel and the relay.
@@ -595,6 +637,8 @@ local function sketch_get(ins, account, dim)
       sk.L = v
     elseif f == 'N' then
       sk.N = v
+    elseif f == 'X' then
+      sk.X = v
     end
   end
   ins.ss[key] = sk
@@ -689,7 +733,17 @@ local function sketch_write(ins, sk)
   if not sk.dirty then
     return
   end
+  -- Retention: nearly every flush rewrites the sketches of every active account, so their
+  -- expiry is pushed once a day, not once a flush: it is the end of the UTC day idle_days
+  -- after the write, and field X remembers the one last set (the admitted set, written with
+  -- the sketch, shares it; rewritten below, it takes it again).
   local args = {'L', format('%.17g', sk.L), 'N', format('%.17g', sk.N)}
+  local x_at = expire_at and (floor(ins.now / 86400000) + 1 + ins.idle_days) * 86400
+  local push = x_at and sk.X ~= x_at
+  if push then
+    sk.X = x_at
+    args[5], args[6] = 'X', fmt(x_at)
+  end
   for v in pairs(sk.changed) do
     args[#args + 1] = 'c' .. v
     args[#args + 1] = format('%.17g', sk.c[v])
@@ -711,6 +765,9 @@ local function sketch_write(ins, sk)
   if #del > 0 then
     call('HDEL', sk.key, unpack(del))
   end
+  if push then
+    call('EXPIREAT', sk.key, x_at)
+  end
   -- The admitted set (at most top_n members): rewritten only when it changed.
   local adm, n_had, same = sketch_admitted(ins, sk), 0, true
   for _, v in ipairs(call('SMEMBERS', sk.skey)) do
@@ -725,7 +782,11 @@ local function sketch_write(ins, sk)
     call('DEL', sk.skey)
     if #list > 0 then
       call('SADD', sk.skey, unpack(list))
+      push = x_at
     end
+  end
+  if push then
+    call('EXPIREAT', sk.skey, x_at)
   end
   sk.dirty, sk.changed, sk.gone = false, {}, {}
 end
@@ -836,9 +897,33 @@ local function open_count(ins, account)
   return c
 end
 
+-- rt:open keeps a field only for accounts with open waits, so it stays bounded by them.
 local function open_add(ins, account, d)
   ins.open[account] = open_count(ins, account) + d
-  call('HINCRBY', P .. 'rt:open', account, d)
+  if call('HINCRBY', P .. 'rt:open', account, d) == 0 then
+    call('HDEL', P .. 'rt:open', account)
+  end
+end
+
+-- Retention of P rt:<account>: the first message or reply of an account in a call pushes
+-- its expiry at once, and EXPIREAT's answer says whether the hash exists. When it does
+-- not (a new account, or one whose hash expired after idle_days without a message or
+-- reply), any open count left in rt:open belongs to waits that are gone: it is cleared,
+-- and the hash the call creates gets its expiry with the call's other keys (retain()).
+local function thread_retain(ins, account, key)
+  if not expire_at or ins.rt_new[account] ~= nil then
+    return
+  end
+  if call('EXPIREAT', key, expire_at) == 1 then
+    ins.rt_new[account] = false
+    return
+  end
+  ins.rt_new[account] = true
+  touch(key)
+  if open_count(ins, account) ~= 0 then
+    ins.open[account] = 0
+    call('HDEL', P .. 'rt:open', account)
+  end
 end
 
 local function links(ins, at, bump)
@@ -850,6 +935,7 @@ local function links(ins, at, bump)
     local e = 'a:' .. account
     if t == 'm' or t == 'r' then
       local key, member = P .. 'rt:' .. account, account .. '\n' .. a
+      thread_retain(ins, account, key)
       local st = thread_load(ins, key, a)
       local rs = st.replies
       -- A wait's answer and response times, counted in the minute of the message that
@@ -959,11 +1045,13 @@ local function links(ins, at, bump)
       local old_ts = old and tonumber(string.match(old, '\t([^\t]*)$')) or nil
       if not old_ts or old_ts <= ts then
         call('HSET', key, a, b .. '\t' .. c .. '\t' .. fmt(ts))
+        touch(key)
         call('ZADD', P .. 'ref:due', math.max(ts, ins.now) + ins.ref_window, account .. '\n' .. a)
       end
     else -- conversion of user a, value x cents
       if x ~= 0 then
         call('ZINCRBY', P .. 'cv:direct:' .. account, x, a)
+        touch(P .. 'cv:direct:' .. account)
       end
       local key = P .. 'ref:' .. account
       local function referral_of(user)
@@ -996,6 +1084,7 @@ local function links(ins, at, bump)
           depth = depth + 1
           if x ~= 0 then
             call('ZINCRBY', P .. 'cv:indirect:' .. account, x, r)
+            touch(P .. 'cv:indirect:' .. account)
           end
           r = referral_of(r)
         end
@@ -1066,6 +1155,7 @@ local function insights_tick(ins, i)
          'current', ARGV[i - 7], 'target', ARGV[i - 6], 'expected', ARGV[i - 5],
          'progress_pct', ARGV[i - 4], 'on_track', on_track, 'reached', reached,
          'ended', ended, 'seq', seq, 'updated_ms', ins.now)
+    touch(key)
   end
 end
 
@@ -1308,6 +1398,7 @@ if MODE == 'flush' then
       end
       local key = P .. kind .. ':' .. id .. ':reach'
       pfadd_slice(key, u0, u0 + k - 1)
+      touch(key)
       -- A view of a segment value publishes no counter but adds reach: refresh it too.
       local ent = kind .. ':' .. id
       if not dirty[ent] then
@@ -1331,6 +1422,8 @@ if MODE == 'flush' then
           -- A late event for an hour already merged: add it to the hour sketch too.
           pfadd_slice(key .. ':h:' .. hour, at, at + j - 1)
           redis.call('EXPIREAT', mk, (minute + 1 + keep) * 60)
+          -- (a late event may come after the hour sketch expired: never leave it without)
+          redis.call('EXPIREAT', key .. ':h:' .. hour, (hour * 60 + 60 + keep) * 60)
         end
         at = at + j
       end
@@ -1364,6 +1457,7 @@ if MODE == 'flush' then
   if #offs > 0 then
     redis.call('HSET', P .. 'offsets', unpack(offs))
   end
+  retain()
   return {'OK', v.changes, v.states}
 end
 
@@ -1519,4 +1613,5 @@ if v.next and ARGV[v.next] then
   ins.stream_max = v.stream_max
   insights_tick(ins, ins.next)
 end
+retain()
 return {'OK', retired_count, merged_count, v.changes, v.states}

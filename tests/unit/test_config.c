@@ -989,6 +989,52 @@ Test(config, insight_keys_bad_values_name_key)
     smm_config_free(&cfg);
 }
 
+/* retention.idle_days: default 90, 0 = keep forever, and never shorter than the state it
+ * would expire while in use (referrals, open waits, kept replies). */
+Test(config, retention_idle_days)
+{
+    struct smm_config cfg;
+    cfg_ready(&cfg);
+    cr_assert_eq(cfg.retention_idle_days, 90);
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+
+    cfg_init(&cfg);
+    set_fails(&cfg, "retention.idle_days", "-1", "retention.idle_days", NULL);
+    set_fails(&cfg, "retention.idle_days", "3651", "retention.idle_days", NULL);
+    set_fails(&cfg, "retention.idle_days", "soon", "retention.idle_days", "soon");
+    smm_config_free(&cfg);
+
+    cfg_ready(&cfg);
+    set_ok(&cfg, "retention.idle_days", "0");
+    set_ok(&cfg, "referral.window", "365d");
+    finish_ok(&cfg);
+    cr_assert_eq(cfg.retention_idle_days, 0);
+    smm_config_free(&cfg);
+    /* The 30 d referral window (+ max_future_ms) needs 31 days. */
+    cfg_ready(&cfg);
+    set_ok(&cfg, "retention.idle_days", "30");
+    finish_fails(&cfg, "referral.window");
+    smm_config_free(&cfg);
+    cfg_ready(&cfg);
+    set_ok(&cfg, "retention.idle_days", "31");
+    finish_ok(&cfg);
+    smm_config_free(&cfg);
+    cfg_ready(&cfg);
+    set_ok(&cfg, "retention.idle_days", "2");
+    set_ok(&cfg, "referral.window", "1d");
+    set_ok(&cfg, "response.sla", "2d");
+    finish_fails(&cfg, "response.sla + response.reorder");
+    smm_config_free(&cfg);
+    /* An account's own SLA counts too. */
+    cfg_ready(&cfg);
+    set_ok(&cfg, "retention.idle_days", "3");
+    set_ok(&cfg, "referral.window", "1d");
+    set_ok(&cfg, "response.account.vip.sla", "3d");
+    finish_fails(&cfg, "response.account.vip.sla");
+    smm_config_free(&cfg);
+}
+
 Test(config, insight_keys_env)
 {
     char *envp[] = {"SMM_RESPONSE_SLA=90s",      "SMM_RESPONSE_MAX_OPEN=500",
