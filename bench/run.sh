@@ -10,8 +10,8 @@
 #      watermarks: no partition may have dropped data (low watermarks 0, sum of highs = N);
 #   a. smm-raw-consume reads all N (fresh group);
 #   b. FLUSHALL + CONFIG RESETSTAT + SLOWLOG RESET, then smm-processor (fresh group,
-#      --idle-exit-ms) runs until Redis HVALS smm:offsets sums to N and then idles a few
-#      ticks; Redis commands per event (INFO commandstats), Redis CPU per event (INFO cpu,
+#      stopped with SIGTERM 5 s after Redis HVALS smm:offsets sums to N, so it ticks a
+#      few times after the last event); Redis commands per event (INFO commandstats), Redis CPU per event (INFO cpu,
 #      main thread and all threads), the longest Redis calls (SLOWLOG), Redis memory
 #      (INFO memory) and key count (DBSIZE); peak RSS (ru_maxrss) and CPU of the processor;
 #   c. the same for python_baseline.py (fresh group, its own key prefix).
@@ -48,9 +48,10 @@ USER_ZIPF=0
 COMPRESSION=lz4
 FLUSH_MS=250
 # The processor ticks (window retirement, reach refresh, viral detection) every tick_ms
-# (1000 ms) of wall time, also while idle: 5 s of idleness before --idle-exit-ms lets about
-# five ticks run after the last event, and their Redis cost is part of the step's figures.
-IDLE_EXIT_MS=5000
+# (1000 ms) of wall time, also while idle. The harness stops it with SIGTERM this long
+# after it caught up, so about five ticks run after the last event (and their Redis cost
+# is part of the step's figures), then its shutdown flush and tick.
+IDLE_S=5
 SLOWLOG_US=1000   # SLOWLOG threshold during the steps
 PY=${PYTHON:-python3}
 SMM_SET=() # extra --set KEY=VALUE for smm-processor (--smm-set)
@@ -237,6 +238,20 @@ log() {
     printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
 }
 
+# partial JSON - what a failed step measured before it failed (the harness writes it).
+partial() {
+    [ -s "$1" ] || return 0
+    "$PY" -c '
+import json, sys
+x = json.load(open(sys.argv[1]))
+print("measured until then: longest Redis call %.1f ms (%s), %d call(s) >= 10 ms, %d BUSY "
+      "replies to the harness (waited up to %.1f s), Redis CPU %.1f s (main thread %.1f s), "
+      "Redis +%.1f MB, %d keys, peak RSS %s MB" % (x["slow_max_ms"], x["slow_max_cmd"],
+      x["slow_ge10"], x["busy_replies"], x["busy_max_wait_s"], x["redis_cpu_s"],
+      x.get("redis_cpu_main_s") or 0, x["redis_used_memory_delta"] / 1048576.0, x["dbsize"],
+      "%.1f" % (x["maxrss_kb"] / 1024.0) if x.get("maxrss_kb") else "-"))' "$1" || true
+}
+
 if [ ! -x "$RAW" ]; then
     log "$RAW not built; compiling bench/raw_consume.c into $TMP"
     RAW=$TMP/smm-raw-consume
@@ -254,20 +269,73 @@ import redis
 
 a = json.loads(sys.argv[1])
 cmd = sys.argv[2:]
-r = redis.Redis(host="127.0.0.1", port=a["port"], socket_timeout=30)
+busy = {"replies": 0, "s": 0.0}
+
+class Patient:
+    """A redis.Redis whose calls wait while Redis answers BUSY (a script has run longer than
+    busy-reply-threshold, 5 s): counted, they are a measurement too. Rejected commands are
+    not in INFO commandstats' calls."""
+    def __init__(self, conn):
+        self.conn = conn
+    def __getattr__(self, name):
+        f = getattr(self.conn, name)
+        def call(*args, **kw):
+            t0 = time.monotonic()
+            while True:
+                try:
+                    return f(*args, **kw)
+                except redis.exceptions.ResponseError as err:
+                    if not str(err).startswith("BUSY") or time.monotonic() - t0 > 600:
+                        raise
+                    busy["replies"] += 1
+                    time.sleep(0.05)
+                    busy["s"] = max(busy["s"], time.monotonic() - t0)
+        return call
+
+r = Patient(redis.Redis(host="127.0.0.1", port=a["port"], socket_timeout=30))
 r.flushall()  # synchronous (lazyfree-lazy-user-flush is off): memory is back before mem0
 # SLOWLOG records the execution time of a command: an EVALSHA's includes everything its
 # script runs; time queued behind other clients and network time are not in it. Redis 7
 # also logs each slow command a script calls, from client "?:0": those are inside their
 # EVALSHA's time and are counted apart below.
-r.config_set("slowlog-log-slower-than", a["slowlog_us"])
 r.config_set("slowlog-max-len", 1024)
+# Entry ids keep counting across a reset: log the reset itself to learn where they stand.
+r.config_set("slowlog-log-slower-than", 0)
 r.slowlog_reset()
+slow_base = r.slowlog_get(1)[0]["id"] + 1  # the reset's id; the GET above got the next one
+r.config_set("slowlog-log-slower-than", a["slowlog_us"])
 r.config_resetstat()  # after our connection handshake, so it is not counted
 own = {"hlen": 0, "hvals": 0}  # our polling commands, subtracted exactly below
 cpu0 = r.info("cpu")
 mem0 = r.info("memory")["used_memory"]
 evalsha_at_done = None  # EVALSHA calls when the consumer had caught up
+# SLOWLOG holds 1024 entries, and the commands scripts run can fill it within seconds, so
+# it is read every second and at the end; entry ids are consecutive, so a gap is entries
+# that were pushed out unread (reported).
+harness_cmds = {"SLOWLOG", "CONFIG", "INFO", "DBSIZE", "HVALS", "HLEN"}  # ours
+slow_state = {"last_id": slow_base, "lost": 0, "calls": [], "inner_ge10": 0, "phase2_from": None}
+
+def slow_entry(e):
+    # "EVALSHA <sha> <numkeys> <mode> ...": the script mode of smm-processor's calls.
+    words = (e.get("command") or b"").split(b" ", 4)
+    name = words[0].decode("latin-1").upper()
+    mode = words[3].decode("latin-1")[:16] if name == "EVALSHA" and len(words) > 3 else ""
+    inner = e.get("client_address") in (b"?:0", "?:0")
+    return e["id"], e.get("duration", 0) / 1000.0, name, mode, inner
+
+def slow_poll():
+    new = [slow_entry(e) for e in r.slowlog_get(1024)]
+    new = sorted(x for x in new if x[0] > slow_state["last_id"])
+    if new:
+        slow_state["lost"] += new[0][0] - slow_state["last_id"] - 1
+        slow_state["last_id"] = new[-1][0]
+    for i, ms, name, mode, inner in new:
+        if name in harness_cmds or ms * 1000 < a["slowlog_us"]:
+            continue
+        if inner:
+            slow_state["inner_ge10"] += ms >= 10.0
+        else:
+            slow_state["calls"].append([i, ms, name, mode])
 child = None
 rusage = None
 
@@ -289,6 +357,7 @@ child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 with open(a["pidfile"], "w") as f:
     f.write(str(child.pid))
 deadline = t0 + a["timeout"]
+next_slow = t0 + 1.0
 res = {"ok": False}
 t_assign = t_first = t_done = None
 rusage = None
@@ -319,11 +388,14 @@ while time.monotonic() < deadline:
         break
     if reap(False):
         break
+    if time.monotonic() >= next_slow:
+        slow_poll()
+        next_slow = time.monotonic() + 1.0
     time.sleep(0.01 if (a.get("owner_key") and t_assign is None) else 0.05)
 
 if t_done is None:
-    res["error"] = "offsets did not reach %d (child %s)" % (
-        a["events"], "exited %s" % child.returncode if rusage else "timed out")
+    res["error"] = "offsets did not reach %d (%d stored; child %s)" % (
+        a["events"], s, "exited %s" % child.returncode if rusage else "timed out")
     if rusage is None:
         child.terminate()
         try:
@@ -335,54 +407,52 @@ else:
     # Caught up: what the consumer sends from now on (smm-processor: its ticks and alert
     # relay polls while idle, then its shutdown flush and tick) is counted apart.
     evalsha_at_done = int(r.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
-    slow_phase1 = r.slowlog_get(1024)
-    res["slowlog_full"] = len(slow_phase1) >= 1024
-    r.slowlog_reset()
-    # The processor leaves by itself after --idle-exit-ms; bound the wait anyway.
-    end = time.monotonic() + a["exit_wait"]
-    while not reap(False) and time.monotonic() < end:
-        time.sleep(0.05)
-    if rusage is None:
-        child.terminate()
-        res["note"] = "did not exit by itself; terminated"
+    slow_poll()
+    slow_state["phase2_from"] = slow_state["last_id"]
+    def wait_exit(secs):
+        global next_slow
+        end = time.monotonic() + secs
+        while not reap(False) and time.monotonic() < end:
+            time.sleep(0.05)
+            if time.monotonic() >= next_slow:
+                slow_poll()
+                next_slow = time.monotonic() + 1.0
+        return rusage is not None
+    if a["stop_after_s"] > 0:
+        # smm-processor keeps ticking while idle; SIGTERM then makes it flush, run its
+        # shutdown tick and exit, as a deployment stops it.
+        if wait_exit(a["stop_after_s"]):
+            res["note"] = "exited by itself before SIGTERM"
+        else:
+            child.terminate()
+    if not wait_exit(a["exit_wait"]):
+        child.kill()
+        res["note"] = "did not exit %d s after SIGTERM; killed" % a["exit_wait"]
         reap(True)
     res["ok"] = True
 os.unlink(a["pidfile"])
 t_exit = time.monotonic()
 cpu1 = r.info("cpu")
-if t_done is not None:
-    slow_phase2 = r.slowlog_get(1024)
-    res["slowlog_full"] = res["slowlog_full"] or len(slow_phase2) >= 1024
-else:
-    slow_phase1, slow_phase2 = r.slowlog_get(1024), []
-    res["slowlog_full"] = len(slow_phase1) >= 1024
+slow_poll()
 r.slowlog_reset()  # as empty as at mem0
 mem1 = r.info("memory")["used_memory"]
 dbsize = r.dbsize()
 
-def entry(e):
-    # "EVALSHA <sha> <numkeys> <mode> ...": the script mode of smm-processor's calls.
-    words = (e.get("command") or b"").split(b" ", 4)
-    name = words[0].decode("latin-1").upper()
-    mode = words[3].decode("latin-1")[:16] if name == "EVALSHA" and len(words) > 3 else ""
-    inner = e.get("client_address") in (b"?:0", "?:0")
-    return [e.get("duration", 0) / 1000.0, name, mode, inner]
-
 # EVALSHA calls after catching up that took >= slowlog_us, with their script mode.
-idle_calls = [[x[2], x[0]] for x in map(entry, slow_phase2) if x[1] == "EVALSHA" and not x[3]]
-idle_calls.reverse()  # SLOWLOG GET lists the newest first
-# Our own commands (the consumers under test send none of these).
-harness_cmds = {"SLOWLOG", "CONFIG", "INFO", "DBSIZE", "HVALS", "HLEN"}
-every = [x for x in map(entry, slow_phase1 + slow_phase2)
-         if x[0] * 1000 >= a["slowlog_us"] and x[1] not in harness_cmds]
-slow = sorted(([ms, name, mode] for ms, name, mode, inner in every if not inner),
+p2 = slow_state["phase2_from"]
+idle_calls = [[mode, ms] for i, ms, name, mode in slow_state["calls"]
+              if p2 is not None and i > p2 and name == "EVALSHA"]
+slow = sorted(([ms, name, mode] for i, ms, name, mode in slow_state["calls"]),
               key=lambda x: -x[0])
-res["slow_inner_ge10"] = sum(1 for x in every if x[3] and x[0] >= 10.0)
+res["slowlog_lost"] = slow_state["lost"]
+res["slow_inner_ge10"] = slow_state["inner_ge10"]
 res["slow_max_ms"] = slow[0][0] if slow else 0.0
 res["slow_max_cmd"] = (slow[0][1] + (" " + slow[0][2] if slow[0][2] else "")) if slow else "-"
 res["slow_ge10"] = sum(1 for x in slow if x[0] >= 10.0)
 res["slow_ge1"] = len(slow)
 res["slow_top"] = slow[:10]
+res["busy_replies"] = busy["replies"]
+res["busy_max_wait_s"] = busy["s"]
 res["idle_s"] = (t_exit - t_done) if t_done else None
 res["idle_calls"] = idle_calls
 res["idle_ticks_slow"] = sum(1 for m, _ in idle_calls if m == "tick")
@@ -457,6 +527,8 @@ log "redis-server on 127.0.0.1:$PORT, mock Kafka at $BOOT, $EVENTS events x $ROU
 
 # Generous bounds: 60 s plus 1 s per 2,000 events (a processor at 2k events/s would fail).
 STEP_TIMEOUT=$((60 + EVENTS / 2000))
+# High cardinality: 1 s per 500 events (Redis' scripts run for seconds there).
+[ "$HIGH_CARD" = 0 ] || STEP_TIMEOUT=$((60 + EVENTS / 500))
 GEN_X=(-X "compression.type=$COMPRESSION")
 [ "$KEYED" = 1 ] || GEN_X+=(-X partitioner=random)
 # The stream's flags, shared by the producer and the distinct-post count below.
@@ -494,19 +566,20 @@ for r in $(seq "$ROUNDS"); do
         die "smm-raw-consume failed: $(tail -3 "$TMP/raw-$r.log")"
 
     log "round $r: (b) smm-processor into Redis"
-    HARGS=$(printf '{"port":%d,"events":%d,"partitions":%d,"timeout":%d,"exit_wait":%d,"slowlog_us":%d,"owner_key":"smm:owner","offsets_key":"smm:offsets","log":"%s","pidfile":"%s","out":"%s"}' \
-        "$PORT" "$EVENTS" "$PARTITIONS" "$STEP_TIMEOUT" $((IDLE_EXIT_MS / 1000 + 30)) "$SLOWLOG_US" \
+    HARGS=$(printf '{"port":%d,"events":%d,"partitions":%d,"timeout":%d,"stop_after_s":%d,"exit_wait":60,"slowlog_us":%d,"owner_key":"smm:owner","offsets_key":"smm:offsets","log":"%s","pidfile":"%s","out":"%s"}' \
+        "$PORT" "$EVENTS" "$PARTITIONS" "$STEP_TIMEOUT" "$IDLE_S" "$SLOWLOG_US" \
         "$TMP/smm-$r.log" "$TMP/smm-$r.childpid" "$TMP/smm-$r.json")
-    run_bg $((STEP_TIMEOUT + 60)) "$TMP/harness-smm-$r.log" "$PY" "$TMP/harness.py" "$HARGS" \
+    run_bg $((STEP_TIMEOUT + 120)) "$TMP/harness-smm-$r.log" "$PY" "$TMP/harness.py" "$HARGS" \
         "$PROC" -b "$BOOT" -t "$TOPIC" -r "127.0.0.1:$PORT" -s "group_id=bench-smm-$r-$$" -s http.port=0 \
-        -s "flush.interval_ms=$FLUSH_MS" ${SMM_SET[@]+"${SMM_SET[@]}"} --idle-exit-ms "$IDLE_EXIT_MS" ||
-        die "smm-processor step failed: $(tail -3 "$TMP/harness-smm-$r.log") $(tail -3 "$TMP/smm-$r.log")"
+        -s "flush.interval_ms=$FLUSH_MS" ${SMM_SET[@]+"${SMM_SET[@]}"} ||
+        die "smm-processor step failed: $(tail -3 "$TMP/harness-smm-$r.log") $(tail -3 "$TMP/smm-$r.log")
+$(partial "$TMP/smm-$r.json")"
     SMM_MSGS=$(redis-cli -p "$PORT" hget smm:stats messages)
     [ "$SMM_MSGS" = "$EVENTS" ] || die "smm:stats messages = $SMM_MSGS, want $EVENTS"
 
     if [ "$PYTHON_RUN" = 1 ]; then
         log "round $r: (c) Python baseline into Redis"
-        HARGS=$(printf '{"port":%d,"events":%d,"partitions":%d,"timeout":%d,"exit_wait":30,"slowlog_us":%d,"owner_key":"","offsets_key":"py:offsets","log":"%s","pidfile":"%s","out":"%s"}' \
+        HARGS=$(printf '{"port":%d,"events":%d,"partitions":%d,"timeout":%d,"stop_after_s":0,"exit_wait":30,"slowlog_us":%d,"owner_key":"","offsets_key":"py:offsets","log":"%s","pidfile":"%s","out":"%s"}' \
             "$PORT" "$EVENTS" "$PARTITIONS" "$STEP_TIMEOUT" "$SLOWLOG_US" \
             "$TMP/py-$r.log" "$TMP/py-$r.childpid" "$TMP/py-$r.json")
         run_bg $((STEP_TIMEOUT + 60)) "$TMP/harness-py-$r.log" "$PY" "$TMP/harness.py" "$HARGS" \
@@ -548,7 +621,7 @@ row["mem_delta_mb"] = s["redis_used_memory_delta"] / 1048576.0
 row["mem_per_post_b"] = s["redis_used_memory_delta"] / posts if posts else None
 row["mem_per_event_b"] = s["redis_used_memory_delta"] / n
 row["dbsize"] = s["dbsize"]
-for k in ("slow_max_ms", "slow_max_cmd", "slow_ge10", "slow_ge1", "slowlog_full",
+for k in ("busy_replies", "busy_max_wait_s", "slow_max_ms", "slow_max_cmd", "slow_ge10", "slow_ge1", "slowlog_lost",
           "slow_top", "slow_inner_ge10", "idle_s", "idle_evalsha", "idle_ticks_slow", "idle_calls"):
     row["smm_" + k] = s.get(k)
 row["ratio_smm_raw"] = row["smm_rate"] / row["raw_rate"]
@@ -609,7 +682,7 @@ export GEN_ARGS_DESC="${GEN_ARGS[*]+${GEN_ARGS[*]}}"
 export FAMILY_ARGS_DESC="${FAMILY_ARGS[*]+${FAMILY_ARGS[*]}}"
 export MACHINE_CPU MACHINE_RAM V_RDKAFKA V_REDIS V_PY V_SMM V_GIT CMDLINE EVENTS ROUNDS \
     PARTITIONS KEYED SEED CONTENTS ZIPF ACCOUNTS USERS USER_ZIPF COMPRESSION FLUSH_MS CHECK \
-    PYTHON_RUN HIGH_CARD IDLE_EXIT_MS SLOWLOG_US
+    PYTHON_RUN HIGH_CARD IDLE_S SLOWLOG_US
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 MACHINE_NPROC=$(nproc)
 MACHINE_KERNEL=$(uname -r)
@@ -649,6 +722,7 @@ metrics += [
     ("Redis calls >= 10 ms (SLOWLOG)", "smm_slow_ge10", "%d"),
     ("-- Redis calls >= 1 ms (SLOWLOG)", "smm_slow_ge1", "%d"),
     ("-- commands run by scripts >= 10 ms (inside those calls)", "smm_slow_inner_ge10", "%d"),
+    ("-- BUSY replies to the harness's polling (a script ran > 5 s)", "smm_busy_replies", "%d"),
     ("Redis used_memory growth during the smm step, MB", "mem_delta_mb", "%.1f"),
     ("-- per distinct post, bytes", "mem_per_post_b", "%.0f"),
     ("-- per event, bytes", "mem_per_event_b", "%.0f"),
@@ -706,12 +780,13 @@ L.append("- **Workload:** %d events per round (%ssmm-gen --seed %s --contents %s
          "--accounts %s --users %s --user-zipf %s%s, timestamps over the 2 min before each "
          "round), %s partitions, %s, compression.type=%s; a fresh topic per round, read by "
          "all three consumers; flush.interval_ms=%s for smm-processor and the Python "
-         "baseline; smm-processor --idle-exit-ms %s (tick_ms 1000: it ticks while idle)."
+         "baseline; smm-processor stopped with SIGTERM %s s after catching up (it ticks every "
+         "second meanwhile)."
          % (n, "high cardinality: " if e["HIGH_CARD"] == "1" else "", e["SEED"],
             e["CONTENTS"], e["ZIPF"], e["ACCOUNTS"], e["USERS"], e["USER_ZIPF"],
             (" " + e["FAMILY_ARGS_DESC"]) if e.get("FAMILY_ARGS_DESC") else "",
             e["PARTITIONS"], "keyed by content_id" if e["KEYED"] == "1" else "partitioner=random",
-            e["COMPRESSION"], e["FLUSH_MS"], e["IDLE_EXIT_MS"]))
+            e["COMPRESSION"], e["FLUSH_MS"], e["IDLE_S"]))
 L.append("- **Redis figures:** CPU from INFO cpu before and after each step (main thread = "
          "`used_cpu_*_main_thread`, the thread that runs commands and scripts; all threads = "
          "`used_cpu_sys` + `used_cpu_user`), the step ends when the consumer has exited; "
@@ -754,8 +829,8 @@ for x in rows:
 L.append("")
 L.append("Longest Redis calls of smm-processor, round %d (SLOWLOG, ms, command and script "
          "mode)%s: %s\n" % (mid["round"],
-         "; the log was full (1024 entries), so the counts are lower bounds"
-         if mid.get("smm_slowlog_full") else "",
+         "; %d entries were pushed out of the log before they were read, so the counts are "
+         "lower bounds" % mid["smm_slowlog_lost"] if mid.get("smm_slowlog_lost") else "",
          ", ".join("%.1f %s%s" % (ms, name, (" " + mode) if mode else "")
                    for ms, name, mode in (mid.get("smm_slow_top") or [])) or "none"))
 L.append("After catching up, smm-processor ran %s s more (its ticks, alert relay polls, "
