@@ -78,8 +78,9 @@ Options:
   --quick          100000 events, 1 round (a smoke test)
   --keyed          produce with smm-gen's own key partitioning (key = content_id).
                    The hottest post then lands in one partition (~13% of all events
-                   under Zipf 1.1); with lz4 (the default --compression) 300k events
-                   fit. Default: partitioner=random, which spreads events evenly.
+                   under Zipf 1.1); with lz4 (the default --compression) 600k events
+                   fit (300k without compression), 1M do not. Default:
+                   partitioner=random, which spreads events evenly.
   --high-cardinality
                    ids as a large platform produces them: uniform over 2,000,000
                    posts, 200,000 accounts and 5,000,000 users, all smm-gen
