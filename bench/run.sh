@@ -9,12 +9,15 @@
 #      end "now", so every round sees the same window membership) and checks the partition
 #      watermarks: no partition may have dropped data (low watermarks 0, sum of highs = N);
 #   a. smm-raw-consume reads all N (fresh group);
-#   b. FLUSHALL + CONFIG RESETSTAT + SLOWLOG RESET, then smm-processor (fresh group,
-#      stopped with SIGTERM 5 s after Redis HVALS smm:offsets sums to N, so it ticks a
-#      few times after the last event); Redis commands per event (INFO commandstats), Redis CPU per event (INFO cpu,
-#      main thread and all threads), the longest Redis calls (SLOWLOG), Redis memory
-#      (INFO memory) and key count (DBSIZE); peak RSS (ru_maxrss) and CPU of the processor;
-#   c. the same for python_baseline.py (fresh group, its own key prefix).
+#   b. FLUSHALL + SLOWLOG RESET + CONFIG RESETSTAT, then smm-processor (fresh group),
+#      stopped with SIGTERM 5 s after Redis HVALS smm:offsets sums to N (so it ticks a
+#      few times after the last event); Redis commands per event (INFO commandstats),
+#      Redis CPU per event (INFO cpu, main thread and all threads), the longest Redis
+#      calls (SLOWLOG, read every second), Redis memory (INFO memory) and key count
+#      (DBSIZE); peak RSS (ru_maxrss) and CPU of the processor;
+#   c. the same for python_baseline.py (fresh group, its own key prefix; it exits by
+#      itself after N events).
+# With --high-cardinality the ids are uniform over 2M posts, 200k accounts and 5M users.
 # and prints a table per round and medians (min-max) over the rounds, also written as
 # markdown to bench/results.md. Every process it starts is stopped on exit, also on
 # Ctrl-C and on a failed step.
@@ -88,7 +91,8 @@ Options:
                    events (--events overrides)
   --compression C  producer compression.type of smm-gen: lz4 (default), none,
                    gzip, snappy or zstd. The mock broker stores the batches as
-                   produced, so lz4 fits ~3-4x more events per partition
+                   produced: one partition kept ~21k default events uncompressed,
+                   ~125k with lz4
   --no-python      skip the Python baseline
   --check          exit 3 if a floor is missed (ratio smm/raw >= 0.5, <= 0.2 Redis
                    commands/event, peak RSS <= 200 MB)
@@ -102,9 +106,10 @@ Options:
                    sources, segments); recorded in the summary.
   -h, --help       this text
 
-Needs: redis-server, python3 with the packages of bench/requirements.txt, and the
-build (smm-processor, smm-gen, smm-mock-kafka; smm-raw-consume is compiled into the
-temp dir with cc and pkg-config if DIR/bench/smm-raw-consume is missing).
+Needs: redis-server, python3 (or $PYTHON) with the packages of
+bench/requirements.txt, and the build (smm-processor, smm-gen, smm-mock-kafka;
+smm-raw-consume is compiled into the temp dir with cc and pkg-config if
+DIR/bench/smm-raw-consume is missing).
 Exit status: 0 measured, 1 a step failed, 2 bad usage, 3 a floor missed (--check).
 EOF
 }
@@ -848,8 +853,9 @@ L.append("|---|---|---|---|")
 for name, v in cmds:
     L.append("| %s | %d | %.4f | %d |" % (name, v["calls"], v["calls"] / n, v["usec"]))
 L.append("")
-L.append("Excluded from the count: the harness's own `CONFIG RESETSTAT` and `INFO`, and its "
-         "polling `HLEN smm:owner` / `HVALS smm:offsets` (subtracted by exact count).")
+L.append("Excluded from the count: the harness's own `CONFIG RESETSTAT`, `CONFIG SET`, `INFO`, "
+         "`SLOWLOG` and `DBSIZE`, and its polling `HLEN smm:owner` / `HVALS smm:offsets` "
+         "(subtracted by exact count).")
 L.append("Rates are N / (time from the consumer's partition assignment to its last event): for "
          "raw, to the N-th message; for smm-processor and Python, until Redis holds all N "
          "offsets (polled every 50 ms). The mock's group join (~3 s) is excluded, as it "
