@@ -433,7 +433,7 @@ else:
             child.terminate()
     if not wait_exit(a["exit_wait"]):
         child.kill()
-        res["note"] = "did not exit %d s after SIGTERM; killed" % a["exit_wait"]
+        res["note"] = "did not exit within %d s; killed" % a["exit_wait"]
         reap(True)
     res["ok"] = True
 os.unlink(a["pidfile"])
