@@ -809,7 +809,7 @@ L.append("|---|---|")
 for name, k, f in metrics:
     L.append("| %s | %s |" % (name, fmt(k, f)))
 L.append("")
-L.append("| Floor (issue) | Median | |")
+L.append("| Target | Median | |")
 L.append("|---|---|---|")
 for name, v, ok in floors:
     L.append("| %s | %s | %s |" % (name, v, ok))
