@@ -94,8 +94,9 @@ Options:
                    produced: one partition kept ~21k default events uncompressed,
                    ~125k with lz4
   --no-python      skip the Python baseline
-  --check          exit 3 if a floor is missed (ratio smm/raw >= 0.5, <= 0.2 Redis
-                   commands/event, peak RSS <= 200 MB)
+  --check          exit 3 if a target is missed (smm/raw >= 0.15, smm/python >= 2.5,
+                   Redis main-thread CPU <= 2.5 us/event, processor >= 400k msgs per
+                   CPU-second, peak RSS <= 200 MB)
   --out FILE       markdown summary (default bench/results.md, overwritten)
   --keep           keep the temp dir (logs of every step, per-command stats as JSON)
   --smm-set K=V    extra smm-processor --set (repeatable), for what-if runs, e.g.
@@ -762,8 +763,10 @@ def floor(name, k, ok):
     if s is None:
         return
     floors.append((name, "%.4g" % s[0], "PASS" if ok(s[0]) else "MISS"))
-floor("ratio smm/raw >= 0.5", "ratio_smm_raw", lambda v: v >= 0.5)
-floor("Redis commands/event <= 0.2", "smm_cmds_per_event", lambda v: v <= 0.2)
+floor("ratio smm/raw >= 0.15", "ratio_smm_raw", lambda v: v >= 0.15)
+floor("ratio smm/python >= 2.5", "ratio_smm_py", lambda v: v >= 2.5)
+floor("Redis CPU per event (main thread) <= 2.5 µs", "redis_us_main_smm", lambda v: v <= 2.5)
+floor("processor msgs per CPU-second >= 400k", "smm_cpu_rate", lambda v: v >= 400000)
 floor("peak RSS <= 200 MB" + ("" if n >= 1000000 else " (floor is set at 1M events)"),
       "smm_rss_mb", lambda v: v <= 200)
 
