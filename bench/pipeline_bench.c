@@ -29,6 +29,7 @@
 
 #include "metrics/viral.h"
 #include "processor/config.h"
+#include "processor/event_json.h"
 #include "processor/pipeline.h"
 
 static uint64_t fnv(uint64_t h, const void *data, size_t len)
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
     int repeat = 1, hashing = 0;
     char err[256] = "";
     struct smm_config cfg;
+    smm_event_json_init(); /* as smm-processor's main() */
     if (smm_config_init(&cfg, err, sizeof(err)) != SMM_OK ||
         smm_config_set(&cfg, "kafka.bootstrap.servers", "x:1", "bench", err, sizeof(err)) !=
             SMM_OK) {

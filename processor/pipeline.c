@@ -36,6 +36,9 @@ struct smm_pipeline {
     int n_zones;
     struct smm_event ev; /* the last event decoded by feed() */
     struct smm_decode_limits lim;
+    /* The decoder's parse trees (NULL: malloc per value). Its limit lets no payload within
+     * limits.max_payload_bytes exhaust it. */
+    struct smm_event_json_arena *arena;
     char windows[256]; /* "5:5m,60:1h,1440:24h" */
     int64_t keep_minutes;
     int64_t late; /* see smm_pipeline_late() */
@@ -167,6 +170,13 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
     pipe->lim.max_id_bytes = (size_t)cfg->max_id_bytes;
     pipe->lim.retention_ms = cfg->retention_ms;
     pipe->lim.max_future_ms = cfg->max_future_ms;
+    pipe->arena =
+        smm_event_json_arena_new(smm_event_json_arena_size(pipe->lim.max_payload_bytes));
+    if (!pipe->arena) {
+        snprintf(errstr, errstr_size, "out of memory");
+        smm_pipeline_destroy(pipe);
+        return NULL;
+    }
     size_t used = 0;
     for (int i = 0; i < cfg->n_windows; i++) {
         char label[32];
@@ -189,6 +199,7 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     }
     free(pipe->zones);
     free(pipe->resp);
+    smm_event_json_arena_destroy(pipe->arena);
     free(pipe);
 }
 
@@ -279,7 +290,8 @@ int smm_pipeline_feed(struct smm_pipeline *pipe, struct smm_batch *b, const void
 {
     struct smm_event *ev = &pipe->ev;
     b->messages++;
-    if (smm_event_json_decode(buf, len, kafka_ts_ms, now_ms, &pipe->lim, ev, rej) != SMM_OK) {
+    if (smm_event_json_decode(buf, len, kafka_ts_ms, now_ms, &pipe->lim, pipe->arena, ev,
+                              rej) != SMM_OK) {
         b->rejects[rej->reason]++;
         return SMM_ERR;
     }
@@ -297,8 +309,8 @@ const struct smm_event *smm_pipeline_decode(struct smm_pipeline *pipe, const voi
                                             size_t len, int64_t kafka_ts_ms, int64_t now_ms)
 {
     struct smm_reject rej;
-    if (smm_event_json_decode(buf, len, kafka_ts_ms, now_ms, &pipe->lim, &pipe->ev, &rej) !=
-        SMM_OK) {
+    if (smm_event_json_decode(buf, len, kafka_ts_ms, now_ms, &pipe->lim, pipe->arena, &pipe->ev,
+                              &rej) != SMM_OK) {
         return NULL;
     }
     return &pipe->ev;
