@@ -224,26 +224,38 @@ void smm_batch_free(struct smm_batch *b)
     b->agg = NULL;
 }
 
+/* Writes s (n bytes, then a NUL) at out and returns the end, for building ids and field
+ * names on the hot path: snprintf("%s|%s") spent ~900 instructions a call parsing its
+ * format, a tenth of the processor's per-event work. Callers size out for the result. */
+static char *put(char *out, const char *s, size_t n)
+{
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out + n;
+}
+
 /* The entities beyond content and account an event counts under (source, region, segment,
  * competitor sets), and the links the state script matches (docs/insights.md). */
 static int route(const struct smm_pipeline *pipe, struct smm_agg *agg,
                  const struct smm_event *ev)
 {
     const struct smm_config *cfg = pipe->cfg;
+    /* "<account>|segment=<value>": ids are at most SMM_EVENT_ID_MAX bytes. */
     char id[2 * SMM_EVENT_ID_MAX + 32];
-    int split = (int)strlen(ev->account_id);
+    size_t split = strlen(ev->account_id);
+    char *rest = put(id, ev->account_id, split);
     int rc = 0;
     if (ev->flags & SMM_EVF_SOURCE) {
-        snprintf(id, sizeof(id), "%s|%s", ev->account_id, ev->source);
-        rc |= smm_agg_add_split(agg, SMM_AGG_SOURCE, id, split, ev);
+        put(put(rest, "|", 1), ev->source, strlen(ev->source));
+        rc |= smm_agg_add_split(agg, SMM_AGG_SOURCE, id, (int)split, ev);
     }
     if ((ev->flags & SMM_EVF_REGION) && cfg->segments_enabled) {
-        snprintf(id, sizeof(id), "%s|region=%s", ev->account_id, ev->region);
-        rc |= smm_agg_add_split(agg, SMM_AGG_SEGMENT, id, split, ev);
+        put(put(rest, "|region=", 8), ev->region, strlen(ev->region));
+        rc |= smm_agg_add_split(agg, SMM_AGG_SEGMENT, id, (int)split, ev);
     }
     if ((ev->flags & SMM_EVF_SEGMENT) && cfg->segments_enabled) {
-        snprintf(id, sizeof(id), "%s|segment=%s", ev->account_id, ev->segment);
-        rc |= smm_agg_add_split(agg, SMM_AGG_SEGMENT, id, split, ev);
+        put(put(rest, "|segment=", 9), ev->segment, strlen(ev->segment));
+        rc |= smm_agg_add_split(agg, SMM_AGG_SEGMENT, id, (int)split, ev);
     }
     if (ev->type == SMM_EV_MENTION) {
         for (int i = 0; i < cfg->n_sov_sets; i++) {
@@ -384,11 +396,12 @@ static int encode_part(const struct smm_batch *b, const char *tp, const char *to
     char field[2 * SMM_EVENT_ID_MAX + 96];
     for (int e = 0; e < n_ents && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        int len = snprintf(field, sizeof(field), "%s:%s", smm_agg_kind_prefix(ent->kind),
-                           ent->id);
-        if (len < 0 || (size_t)len + 40 > sizeof(field)) {
+        const char *kp = smm_agg_kind_prefix(ent->kind);
+        size_t kn = strlen(kp), idn = strlen(ent->id);
+        if (kn + 1 + idn + 40 > sizeof(field)) {
             return SMM_ERR; /* cannot happen: route() bounds ids */
         }
+        int len = (int)(put(put(put(field, kp, kn), ":", 1), ent->id, idn) - field);
         for (int mi = ent->first_minute; mi >= 0 && !rc;) {
             const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
             int k = 0;
@@ -407,9 +420,9 @@ static int encode_part(const struct smm_batch *b, const char *tp, const char *to
                 rc |= smm_argv_add_int(av, k);
                 for (int x = 0; x < SMM_AGG_METRICS; x++) {
                     if (smm_agg_delta(m, x) != 0 && smm_agg_kind_keeps(ent->kind, x)) {
-                        int fl = snprintf(field + len, sizeof(field) - (size_t)len, ":%s",
-                                          smm_agg_metric_name(x));
-                        rc |= smm_argv_add(av, field, (size_t)(len + fl));
+                        const char *mn = smm_agg_metric_name(x); /* < 39 bytes */
+                        char *end = put(put(field + len, ":", 1), mn, strlen(mn));
+                        rc |= smm_argv_add(av, field, (size_t)(end - field));
                         rc |= smm_argv_add_int(av, smm_agg_delta(m, x));
                     }
                 }
