@@ -231,18 +231,27 @@ int smm_event_json_parse_rfc3339(const char *s, int64_t *ms_out)
     return SMM_OK;
 }
 
-/* Validates one UTF-8 id: non-empty, short enough, no control characters, well-formed. */
-static int check_id(const char *name, const char *s, size_t max, struct smm_reject *rej)
+/* Validates one UTF-8 id: non-empty, short enough, no control characters, well-formed.
+ * On success writes its length to *len_out. */
+static int check_id(const char *name, const char *s, size_t max, struct smm_reject *rej,
+                    size_t *len_out)
 {
-    size_t n = strlen(s);
+    /* Ids are nearly always printable ASCII: that prefix needs no further check, and its
+     * scan finds the length when it reaches the NUL. */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t ascii = 0;
+    while ((unsigned)(p[ascii] - 0x20) < 0x5f) {
+        ascii++;
+    }
+    size_t n = p[ascii] ? ascii + strlen(s + ascii) : ascii;
     if (n == 0) {
         return reject(rej, SMM_REJECT_BAD_ID, "%s: empty", name);
     }
     if (n > max) {
         return reject(rej, SMM_REJECT_ID_TOO_LONG, "%s: %zu bytes, limit %zu", name, n, max);
     }
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
+    *len_out = n;
+    for (size_t i = ascii; i < n;) {
         unsigned c = p[i];
         if (c < 0x20 || c == 0x7f) {
             return reject(rej, SMM_REJECT_BAD_ID, "%s: control character 0x%02x at byte %zu",
@@ -285,6 +294,34 @@ static const char *const field_name[F__COUNT] = {
     "thread_id", "region", "segment", "referrer_id", "followers", "author_followers",
     "engagement", "follows_author", "value"};
 
+/* The field named k, or -1: only the names that share k's first letter are compared
+ * (field + 1 per letter, 0 ends a list). */
+static int field_of(const char *k)
+{
+#define L(c) [(c) - 'a']
+    static const unsigned char by_first[26][4] = {
+        L('a') = {F_ACCOUNT_ID + 1, F_AUTHOR_FOLLOWERS + 1},
+        L('c') = {F_CONTENT_ID + 1},
+        L('e') = {F_EVENT_ID + 1, F_ENGAGEMENT + 1},
+        L('f') = {F_FOLLOWERS + 1, F_FOLLOWS_AUTHOR + 1},
+        L('p') = {F_PARENT_ID + 1},
+        L('r') = {F_REGION + 1, F_REFERRER_ID + 1},
+        L('s') = {F_SOURCE + 1, F_SEGMENT + 1},
+        L('t') = {F_TYPE + 1, F_TS + 1, F_THREAD_ID + 1},
+        L('u') = {F_USER_ID + 1},
+        L('v') = {F_VALUE + 1},
+    };
+#undef L
+    unsigned c = (unsigned)(unsigned char)k[0] - 'a';
+    for (int i = 0; c < 26 && i < 4 && by_first[c][i]; i++) {
+        int f = by_first[c][i] - 1;
+        if (strcmp(k, field_name[f]) == 0) {
+            return f;
+        }
+    }
+    return -1;
+}
+
 static void index_fields(const cJSON *root, const cJSON *at[F__COUNT])
 {
     for (int f = 0; f < F__COUNT; f++) {
@@ -292,14 +329,9 @@ static void index_fields(const cJSON *root, const cJSON *at[F__COUNT])
     }
     for (const cJSON *m = root->child; m; m = m->next) {
         const char *k = m->string;
-        if (!k) {
-            continue;
-        }
-        for (int f = 0; f < F__COUNT; f++) {
-            if (k[0] == field_name[f][0] && !at[f] && strcmp(k, field_name[f]) == 0) {
-                at[f] = m;
-                break;
-            }
+        int f = k ? field_of(k) : -1;
+        if (f >= 0 && !at[f]) {
+            at[f] = m;
         }
     }
 }
@@ -320,10 +352,10 @@ static int get_id(const cJSON *it, const char *name, int required, char *dst, si
         reject(rej, SMM_REJECT_WRONG_TYPE, "%s: must be a string", name);
         return -1;
     }
-    if (check_id(name, it->valuestring, max, rej) != SMM_OK) {
+    size_t n = 0;
+    if (check_id(name, it->valuestring, max, rej, &n) != SMM_OK) {
         return -1;
     }
-    size_t n = strlen(it->valuestring);
     memcpy(dst, it->valuestring, n + 1);
     return 1;
 }

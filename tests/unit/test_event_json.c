@@ -1152,3 +1152,43 @@ Test(event_json, arena_leaves_other_cjson_use_alone)
     cJSON_Delete(doc);
     smm_event_json_arena_destroy(arena);
 }
+
+/* Every member of the contract is found (the decoder looks names up by first letter), and
+ * names that share a first letter or a prefix with one are ignored. */
+Test(event_json, every_contract_field_is_read)
+{
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"t\":1,\"types\":2,\"e\":3,\"event\":4,\"referrer\":5,\"a\":6,\"zz\":7,"
+             "\"event_id\":\"e1\",\"type\":\"conversion\",\"ts\":%lld,\"account_id\":\"a1\","
+             "\"content_id\":\"c1\",\"user_id\":\"u1\",\"parent_id\":\"p1\",\"source\":\"s1\","
+             "\"thread_id\":\"t1\",\"region\":\"r1\",\"segment\":\"g1\",\"referrer_id\":\"f1\","
+             "\"followers\":11,\"author_followers\":12,\"engagement\":13,"
+             "\"follows_author\":false,\"value\":1.5}",
+             (long long)(NOW - 1000));
+    struct smm_event ev;
+    expect_ok(json, &ev);
+    cr_assert_str_eq(ev.event_id, "e1");
+    cr_assert_eq(ev.type, SMM_EV_CONVERSION);
+    cr_assert_eq(ev.ts_ms, NOW - 1000);
+    cr_assert_str_eq(ev.account_id, "a1");
+    cr_assert_str_eq(ev.content_id, "c1");
+    cr_assert_str_eq(ev.user_id, "u1");
+    cr_assert_str_eq(ev.parent_id, "p1");
+    cr_assert_str_eq(ev.source, "s1");
+    cr_assert_str_eq(ev.thread_id, "t1");
+    cr_assert_str_eq(ev.region, "r1");
+    cr_assert_str_eq(ev.segment, "g1");
+    cr_assert_str_eq(ev.referrer_id, "f1");
+    cr_assert_eq(ev.followers, 11);
+    cr_assert_eq(ev.author_followers, 12);
+    cr_assert_eq(ev.engagement, 13);
+    cr_assert_eq(ev.follows_author, 0);
+    cr_assert_float_eq(ev.value, 1.5, 1e-12);
+    cr_assert_eq(ev.flags, SMM_EVF_TS | SMM_EVF_CONTENT | SMM_EVF_USER | SMM_EVF_PARENT |
+                               SMM_EVF_SOURCE | SMM_EVF_THREAD | SMM_EVF_REGION |
+                               SMM_EVF_SEGMENT | SMM_EVF_REFERRER | SMM_EVF_FOLLOWERS |
+                               SMM_EVF_AUTHOR_FOLLOWERS | SMM_EVF_ENGAGEMENT |
+                               SMM_EVF_FOLLOWS_AUTHOR | SMM_EVF_VALUE,
+                 "flags 0x%x", ev.flags);
+}
