@@ -336,19 +336,28 @@ static void index_fields(const cJSON *root, const cJSON *at[F__COUNT])
     }
 }
 
+/* cJSON 1.7.15's cJSON_Is*() tests, inline: they are library calls, a dozen per event. */
+#define JSON_TYPE_IS(it, t) ((it) != NULL && ((it)->type & 0xFF) == (t))
+#define IS_NULL(it) JSON_TYPE_IS(it, cJSON_NULL)
+#define IS_STRING(it) JSON_TYPE_IS(it, cJSON_String)
+#define IS_NUMBER(it) JSON_TYPE_IS(it, cJSON_Number)
+#define IS_OBJECT(it) JSON_TYPE_IS(it, cJSON_Object)
+#define IS_TRUE(it) JSON_TYPE_IS(it, cJSON_True)
+#define IS_BOOL(it) ((it) != NULL && ((it)->type & (cJSON_True | cJSON_False)) != 0)
+
 /* Copies an optional (required when `required`) string id field into dst. Returns 1 when
  * present, 0 when absent, -1 on a reject. */
 static int get_id(const cJSON *it, const char *name, int required, char *dst, size_t max,
                   struct smm_reject *rej)
 {
-    if (!it || cJSON_IsNull(it)) {
+    if (!it || IS_NULL(it)) {
         if (required) {
             reject(rej, SMM_REJECT_MISSING_FIELD, "%s: required", name);
             return -1;
         }
         return 0;
     }
-    if (!cJSON_IsString(it) || !it->valuestring) {
+    if (!IS_STRING(it) || !it->valuestring) {
         reject(rej, SMM_REJECT_WRONG_TYPE, "%s: must be a string", name);
         return -1;
     }
@@ -365,7 +374,7 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
                        struct smm_reject *rej)
 {
     size_t max = lim->max_id_bytes;
-    if (!cJSON_IsObject(root)) {
+    if (!IS_OBJECT(root)) {
         return reject(rej, SMM_REJECT_NOT_OBJECT, "top-level value must be an object");
     }
     memset(ev, 0, offsetof(struct smm_event, event_id));
@@ -379,10 +388,10 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
         return SMM_ERR;
     }
     const cJSON *type = at[F_TYPE];
-    if (!type || cJSON_IsNull(type)) {
+    if (!type || IS_NULL(type)) {
         return reject(rej, SMM_REJECT_MISSING_FIELD, "type: required");
     }
-    if (!cJSON_IsString(type) || !type->valuestring) {
+    if (!IS_STRING(type) || !type->valuestring) {
         return reject(rej, SMM_REJECT_WRONG_TYPE, "type: must be a string");
     }
     if (smm_event_type_parse(type->valuestring, &ev->type) != SMM_OK) {
@@ -391,19 +400,19 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
     }
 
     const cJSON *ts = at[F_TS];
-    if (!ts || cJSON_IsNull(ts)) {
+    if (!ts || IS_NULL(ts)) {
         if (kafka_ts_ms < 0) {
             return reject(rej, SMM_REJECT_MISSING_FIELD, "ts: absent and no Kafka timestamp");
         }
         ev->ts_ms = kafka_ts_ms;
-    } else if (cJSON_IsNumber(ts)) {
+    } else if (IS_NUMBER(ts)) {
         double v = ts->valuedouble;
         if (!isfinite(v) || v != floor(v) || v < 0 || v > 9.0e15) {
             return reject(rej, SMM_REJECT_BAD_TIMESTAMP, "ts: %.17g is not epoch milliseconds", v);
         }
         ev->ts_ms = (int64_t)v;
         ev->flags |= SMM_EVF_TS;
-    } else if (cJSON_IsString(ts) && ts->valuestring) {
+    } else if (IS_STRING(ts) && ts->valuestring) {
         if (smm_event_json_parse_rfc3339(ts->valuestring, &ev->ts_ms) != SMM_OK) {
             return reject(rej, SMM_REJECT_BAD_TIMESTAMP, "ts: \"%.40s\" is not RFC 3339",
                           ts->valuestring);
@@ -464,8 +473,8 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
     };
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
         const cJSON *f = at[counts[i].f];
-        if (f && !cJSON_IsNull(f)) {
-            if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble) || f->valuedouble < 0 ||
+        if (f && !IS_NULL(f)) {
+            if (!IS_NUMBER(f) || !isfinite(f->valuedouble) || f->valuedouble < 0 ||
                 f->valuedouble != floor(f->valuedouble) || f->valuedouble > 1e12) {
                 return reject(rej, SMM_REJECT_WRONG_TYPE, "%s: must be a non-negative integer",
                               field_name[counts[i].f]);
@@ -475,16 +484,16 @@ static int decode_tree(const cJSON *root, int64_t kafka_ts_ms, int64_t now_ms,
         }
     }
     const cJSON *fa = at[F_FOLLOWS_AUTHOR];
-    if (fa && !cJSON_IsNull(fa)) {
-        if (!cJSON_IsBool(fa)) {
+    if (fa && !IS_NULL(fa)) {
+        if (!IS_BOOL(fa)) {
             return reject(rej, SMM_REJECT_WRONG_TYPE, "follows_author: must be true or false");
         }
-        ev->follows_author = cJSON_IsTrue(fa) ? 1 : 0;
+        ev->follows_author = IS_TRUE(fa) ? 1 : 0;
         ev->flags |= SMM_EVF_FOLLOWS_AUTHOR;
     }
     const cJSON *val = at[F_VALUE];
-    if (val && !cJSON_IsNull(val)) {
-        if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble) || fabs(val->valuedouble) > 1e12) {
+    if (val && !IS_NULL(val)) {
+        if (!IS_NUMBER(val) || !isfinite(val->valuedouble) || fabs(val->valuedouble) > 1e12) {
             return reject(rej, SMM_REJECT_WRONG_TYPE, "value: must be a finite number");
         }
         ev->value = val->valuedouble;
