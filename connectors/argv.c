@@ -25,19 +25,18 @@ void smm_argv_reset(struct smm_argv *av)
     av->n = 0;
 }
 
-/* Decimal digits of v into out (no NUL); returns their count. */
+/* Decimal digits of v into out (no NUL); returns their count. Written from the end of a
+ * scratch buffer, so no reversal. */
 static int digits(char *out, uint64_t v)
 {
-    char tmp[24];
-    int n = 0;
+    char tmp[20];
+    char *end = tmp + sizeof(tmp), *p = end;
     do {
-        tmp[n++] = (char)('0' + v % 10);
+        *--p = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    for (int i = 0; i < n; i++) {
-        out[i] = tmp[n - 1 - i];
-    }
-    return n;
+    memcpy(out, p, (size_t)(end - p));
+    return (int)(end - p);
 }
 
 static int reserve(struct smm_argv *av, size_t more)
@@ -76,12 +75,20 @@ static int reserve(struct smm_argv *av, size_t more)
 
 int smm_argv_add(struct smm_argv *av, const void *data, size_t len)
 {
-    if (len > UINT32_MAX || reserve(av, len + 32) != 0) {
-        return -1;
+    /* A flush adds hundreds of thousands of short arguments: room is checked once, and
+     * a length under 10 is one digit. */
+    if (av->used + len + 32 > av->cap || av->n == av->cap_args || av->used < SMM_ARGV_HEAD) {
+        if (len > UINT32_MAX || reserve(av, len + 32) != 0) {
+            return -1;
+        }
     }
     char *p = av->buf + av->used;
     *p++ = '$';
-    p += digits(p, len);
+    if (len < 10) {
+        *p++ = (char)('0' + len);
+    } else {
+        p += digits(p, len);
+    }
     *p++ = '\r';
     *p++ = '\n';
     if (len) {

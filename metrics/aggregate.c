@@ -22,6 +22,14 @@ struct arena_chunk {
     char data[];
 };
 
+/* One hash table slot. The hash sits beside the index so that a probe reads one cache
+ * line, and skips the entity or user it does not match: the tables of a large batch are
+ * megabytes, and their cache misses were most of count()'s time. */
+struct slot {
+    uint32_t hash;
+    int idx; /* entity or user index + 1; 0 = empty */
+};
+
 struct smm_agg {
     unsigned engagement_mask;
     int64_t events;
@@ -34,12 +42,10 @@ struct smm_agg {
     int last_ent; /* the entity count() touched last */
     struct smm_agg_link *links;
     int n_links, cap_links;
-    int *slots; /* entity index + 1; 0 = empty */
-    uint32_t *slot_hash;
-    size_t n_slots; /* power of two */
-    int *uslots; /* user index + 1; 0 = empty */
-    uint32_t *uslot_hash;
-    size_t n_uslots; /* power of two */
+    struct slot *slots; /* (kind, id) -> entity */
+    size_t n_slots;     /* power of two */
+    struct slot *uslots; /* (entity, minute, user) -> user */
+    size_t n_uslots;     /* power of two */
     struct arena_chunk *arena, *arena_cur;
 };
 
@@ -104,44 +110,38 @@ static int grow(void **arr, int *cap, size_t elem, int need)
     return SMM_OK;
 }
 
-static int rehash_table(int **slots_p, uint32_t **hash_p, size_t *n_p, size_t n_slots)
+static int rehash_table(struct slot **slots_p, size_t *n_p, size_t n_slots)
 {
-    int *slots = calloc(n_slots, sizeof(*slots));
-    uint32_t *hashes = calloc(n_slots, sizeof(*hashes));
-    if (!slots || !hashes) {
-        free(slots);
-        free(hashes);
+    struct slot *slots = calloc(n_slots, sizeof(*slots));
+    if (!slots) {
         return SMM_ERR;
     }
     for (size_t i = 0; i < *n_p; i++) {
-        if (!(*slots_p)[i]) {
+        if (!(*slots_p)[i].idx) {
             continue;
         }
-        size_t j = (*hash_p)[i] & (n_slots - 1);
-        while (slots[j]) {
+        size_t j = (*slots_p)[i].hash & (n_slots - 1);
+        while (slots[j].idx) {
             j = (j + 1) & (n_slots - 1);
         }
         slots[j] = (*slots_p)[i];
-        hashes[j] = (*hash_p)[i];
     }
     free(*slots_p);
-    free(*hash_p);
     *slots_p = slots;
-    *hash_p = hashes;
     *n_p = n_slots;
     return SMM_OK;
 }
 
 static int rehash(struct smm_agg *agg, size_t n_slots)
 {
-    return rehash_table(&agg->slots, &agg->slot_hash, &agg->n_slots, n_slots);
+    return rehash_table(&agg->slots, &agg->n_slots, n_slots);
 }
 
 struct smm_agg *smm_agg_new(unsigned engagement_mask, char *errstr, size_t errstr_size)
 {
     struct smm_agg *agg = calloc(1, sizeof(*agg));
     if (!agg || rehash(agg, 1024) != SMM_OK ||
-        rehash_table(&agg->uslots, &agg->uslot_hash, &agg->n_uslots, 1024) != SMM_OK) {
+        rehash_table(&agg->uslots, &agg->n_uslots, 1024) != SMM_OK) {
         snprintf(errstr, errstr_size, "out of memory");
         smm_agg_destroy(agg);
         return NULL;
@@ -166,9 +166,7 @@ void smm_agg_destroy(struct smm_agg *agg)
     free(agg->users);
     free(agg->links);
     free(agg->slots);
-    free(agg->slot_hash);
     free(agg->uslots);
-    free(agg->uslot_hash);
     free(agg);
 }
 
@@ -193,7 +191,7 @@ static int entity_get(struct smm_agg *agg, enum smm_agg_kind kind, const char *i
     uint32_t h = hash_id((int)kind, id, &len);
     size_t mask = agg->n_slots - 1;
     for (size_t j = h & mask;; j = (j + 1) & mask) {
-        int s = agg->slots[j];
+        int s = agg->slots[j].idx;
         if (!s) {
             if ((size_t)(agg->n_ents + 1) * 2 > agg->n_slots) {
                 if (rehash(agg, agg->n_slots * 2) != SMM_OK) {
@@ -216,12 +214,15 @@ static int entity_get(struct smm_agg *agg, enum smm_agg_kind kind, const char *i
             e->first_user = -1;
             e->n_users = 0;
             e->split = 0;
-            agg->slots[j] = ++agg->n_ents;
-            agg->slot_hash[j] = h;
+            agg->slots[j].idx = ++agg->n_ents;
+            agg->slots[j].hash = h;
             return agg->n_ents - 1;
         }
-        struct smm_agg_entity *e = &agg->ents[s - 1];
-        if (agg->slot_hash[j] == h && e->kind == kind && strcmp(e->id, id) == 0) {
+        if (agg->slots[j].hash != h) {
+            continue;
+        }
+        const struct smm_agg_entity *e = &agg->ents[s - 1];
+        if (e->kind == kind && strcmp(e->id, id) == 0) {
             return s - 1;
         }
     }
@@ -266,16 +267,18 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
     h = h ? h : 1;
     size_t mask = agg->n_uslots - 1;
     size_t j = h & mask;
-    for (; agg->uslots[j]; j = (j + 1) & mask) {
-        const struct smm_agg_user *u = &agg->users[agg->uslots[j] - 1];
-        if (agg->uslot_hash[j] == h && u->ent == ent &&
+    for (; agg->uslots[j].idx; j = (j + 1) & mask) {
+        if (agg->uslots[j].hash != h) {
+            continue;
+        }
+        const struct smm_agg_user *u = &agg->users[agg->uslots[j].idx - 1];
+        if (u->ent == ent &&
             (e->kind != SMM_AGG_ACCOUNT || u->minute == minute) && strcmp(u->user, user) == 0) {
             return SMM_OK;
         }
     }
     if ((size_t)(agg->n_users + 1) * 2 > agg->n_uslots) {
-        if (rehash_table(&agg->uslots, &agg->uslot_hash, &agg->n_uslots,
-                         agg->n_uslots * 2) != SMM_OK) {
+        if (rehash_table(&agg->uslots, &agg->n_uslots, agg->n_uslots * 2) != SMM_OK) {
             return SMM_ERR;
         }
         return add_user(agg, ent, minute, user);
@@ -295,8 +298,8 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
     u->next = e->first_user;
     e->first_user = agg->n_users++;
     e->n_users++;
-    agg->uslots[j] = agg->n_users;
-    agg->uslot_hash[j] = h;
+    agg->uslots[j].idx = agg->n_users;
+    agg->uslots[j].hash = h;
     return SMM_OK;
 }
 
@@ -494,25 +497,20 @@ static void shrink(void **arr, int *cap, size_t elem, int used)
 
 /* An emptied hash table: kept (zeroed) when its size suits `used` entries, else replaced
  * by a smaller one. */
-static void reset_table(int **slots, uint32_t **hashes, size_t *n_slots, int used)
+static void reset_table(struct slot **slots, size_t *n_slots, int used)
 {
     size_t want = 2 * KEEP_FLOOR;
     while (want < (size_t)used * 4) {
         want *= 2;
     }
     if (*n_slots > 2 * want) {
-        int *ns = calloc(want, sizeof(*ns));
-        uint32_t *nh = calloc(want, sizeof(*nh));
-        if (ns && nh) {
+        struct slot *ns = calloc(want, sizeof(*ns));
+        if (ns) {
             free(*slots);
-            free(*hashes);
             *slots = ns;
-            *hashes = nh;
             *n_slots = want;
             return;
         }
-        free(ns);
-        free(nh);
     }
     if (used) {
         memset(*slots, 0, *n_slots * sizeof(**slots));
@@ -539,8 +537,8 @@ void smm_agg_clear(struct smm_agg *agg)
         }
     }
     agg->arena_cur = agg->arena;
-    reset_table(&agg->slots, &agg->slot_hash, &agg->n_slots, agg->n_ents);
-    reset_table(&agg->uslots, &agg->uslot_hash, &agg->n_uslots, agg->n_users);
+    reset_table(&agg->slots, &agg->n_slots, agg->n_ents);
+    reset_table(&agg->uslots, &agg->n_uslots, agg->n_users);
     shrink((void **)&agg->ents, &agg->cap_ents, sizeof(*agg->ents), agg->n_ents);
     shrink((void **)&agg->mins, &agg->cap_mins, sizeof(*agg->mins), agg->n_mins);
     shrink((void **)&agg->users, &agg->cap_users, sizeof(*agg->users), agg->n_users);

@@ -11,6 +11,7 @@
 
 #include "metrics/event.h"
 #include "processor/config.h"
+#include "processor/event_json.h"
 #include "processor/log.h"
 #include "processor/loop.h"
 #include "processor/pipeline.h"
@@ -83,6 +84,8 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
 #endif
+    /* cJSON's allocation hooks are process-global: installed before any thread starts. */
+    smm_event_json_init();
     struct smm_config cfg;
     char err[512];
     const char *config_file = NULL;

@@ -9,8 +9,9 @@
  * catch, the harness checks the decoder's contract and aborts when it is broken: a
  * decoded event has NUL-terminated ids within the limit, its flags match its fields and
  * its time lies inside the accepted window; a reject names a real reason with a
- * terminated detail; the pipeline accepts exactly what the decoder with the same limits
- * accepts; wide limits accept whatever the defaults accept.
+ * terminated detail; the pipeline (which decodes in its cJSON arena) accepts exactly what
+ * the decoder with the same limits and malloc accepts, and rejects the rest with the same
+ * reason and detail; wide limits accept whatever the defaults accept.
  *
  * Built by scripts/fuzz.sh with clang -fsanitize=fuzzer,address,undefined. Without
  * libFuzzer (SMM_FUZZ_NO_ENTRY), tests/unit/test_fuzz_regress.c links the same code and
@@ -83,6 +84,7 @@ int smm_fuzz_event_init(void)
     if (fz.ready) {
         return 0;
     }
+    smm_event_json_init(); /* the pipeline decodes in its arena, as in the daemon */
     if (smm_config_init(&fz.cfg, err, sizeof(err)) != SMM_OK ||
         smm_config_set(&fz.cfg, "kafka.bootstrap.servers", "127.0.0.1:9", "fuzz", err,
                        sizeof(err)) != SMM_OK ||
@@ -205,7 +207,7 @@ static int decode(const uint8_t *data, size_t size, int64_t kafka_ts,
     struct smm_event ev;
     checking = name;
     memset(rej, 0x5a, sizeof(*rej)); /* the decoder must overwrite it */
-    int rc = smm_event_json_decode(data, size, kafka_ts, NOW, lim, &ev, rej);
+    int rc = smm_event_json_decode(data, size, kafka_ts, NOW, lim, NULL, &ev, rej);
     if (rc == SMM_OK) {
         check_event(&ev, lim, data, size);
     } else if (rc == SMM_ERR) {
@@ -258,7 +260,8 @@ int smm_fuzz_event_one(const uint8_t *data, size_t size)
     if (fz.batch.messages != before + 1) {
         die("pipeline did not count the message", data, size);
     }
-    if (rc != rc_default || (rc == SMM_ERR && rej_pipe.reason != rej.reason)) {
+    if (rc != rc_default ||
+        (rc == SMM_ERR && (rej_pipe.reason != rej.reason || strcmp(rej_pipe.detail, rej.detail)))) {
         die("pipeline and decoder disagree", data, size);
     }
     if (++fz.fed % FLUSH_EVERY == 0) {

@@ -122,3 +122,41 @@ Test(argv, a_head_that_does_not_fit_is_refused)
     cr_assert_eq(smm_argv_command(&av, head, 1, &cmd, &cmd_len), -1);
     smm_argv_free(&av);
 }
+
+/* Lengths at the digit boundaries of the "$<len>" prefix, and integers of every width. */
+Test(argv, lengths_and_integers_at_digit_boundaries)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    static const size_t lens[] = {0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65536};
+    enum { N_LENS = sizeof(lens) / sizeof(lens[0]) };
+    char *data = malloc(65536);
+    cr_assert_not_null(data);
+    for (size_t i = 0; i < 65536; i++) {
+        data[i] = (char)('a' + i % 26);
+    }
+    for (size_t i = 0; i < N_LENS; i++) {
+        cr_assert_eq(smm_argv_add(&av, data, lens[i]), 0);
+    }
+    static const int64_t ints[] = {0, 9, 10, -1, -10, 1234567890123LL, INT64_MAX, INT64_MIN};
+    enum { N_INTS = sizeof(ints) / sizeof(ints[0]) };
+    for (size_t i = 0; i < N_INTS; i++) {
+        cr_assert_eq(smm_argv_add_int(&av, ints[i]), 0);
+    }
+    const char *cmd;
+    size_t cmd_len;
+    cr_assert_eq(smm_argv_command(&av, NULL, 0, &cmd, &cmd_len), 0);
+    redisReply *rep = decode(cmd, cmd_len);
+    cr_assert_eq(rep->elements, N_LENS + N_INTS);
+    for (size_t i = 0; i < N_LENS; i++) {
+        expect_arg(rep, i, data, lens[i]);
+    }
+    char tmp[32];
+    for (size_t i = 0; i < N_INTS; i++) {
+        int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)ints[i]);
+        expect_arg(rep, N_LENS + i, tmp, (size_t)n);
+    }
+    freeReplyObject(rep);
+    free(data);
+    smm_argv_free(&av);
+}

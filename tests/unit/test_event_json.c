@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "processor/event_json.h"
 
 /* 2026-11-26T03:51:43Z: `date -u -d 2026-11-26T03:51:43Z +%s%3N` = 1795665103000. */
@@ -34,7 +36,9 @@ static const struct smm_decode_limits wide_lim = {
     .max_future_ms = 400000LL * 365 * DAY_MS / 1000,
 };
 
-/* Decodes len bytes of data from an exact-size heap copy (no terminating NUL). */
+/* Decodes len bytes of data from an exact-size heap copy (no terminating NUL), twice:
+ * with cJSON allocating by malloc, and in a decode arena as the pipeline does. Both must
+ * give the same result, reason, detail and event, byte for byte. */
 static int decode_bytes(const void *data, size_t len, int64_t kafka_ts, int64_t now,
                         const struct smm_decode_limits *lim, struct smm_event *ev,
                         struct smm_reject *rej)
@@ -45,8 +49,25 @@ static int decode_bytes(const void *data, size_t len, int64_t kafka_ts, int64_t 
         memcpy(copy, data, len);
     }
     memset(rej, 0x5a, sizeof(*rej)); /* the decoder must overwrite it */
-    int rc = smm_event_json_decode(copy, len, kafka_ts, now, lim, ev, rej);
+    memset(ev, 0xa5, sizeof(*ev));
+    int rc = smm_event_json_decode(copy, len, kafka_ts, now, lim, NULL, ev, rej);
+
+    smm_event_json_init();
+    struct smm_event_json_arena *arena =
+        smm_event_json_arena_new(smm_event_json_arena_size(lim->max_payload_bytes));
+    cr_assert_not_null(arena);
+    struct smm_event ev2;
+    struct smm_reject rej2;
+    memset(&rej2, 0x5a, sizeof(rej2));
+    memset(&ev2, 0xa5, sizeof(ev2));
+    int rc2 = smm_event_json_decode(copy, len, kafka_ts, now, lim, arena, &ev2, &rej2);
+    smm_event_json_arena_destroy(arena);
     free(copy);
+    cr_assert_eq(rc2, rc, "arena decode returned %d, malloc decode %d: %.*s", rc2, rc,
+                 (int)len, (const char *)data);
+    cr_assert_eq(rej2.reason, rej->reason);
+    cr_assert_str_eq(rej2.detail, rej->detail);
+    cr_assert(rc != SMM_OK || memcmp(&ev2, ev, sizeof(ev2)) == 0, "arena event differs");
     return rc;
 }
 
@@ -432,7 +453,7 @@ Test(event_json, invalid_json)
     expect_reject_lim("", 0, -1, &default_lim, SMM_REJECT_INVALID_JSON, "empty");
     struct smm_event ev;
     struct smm_reject rej;
-    cr_assert_eq(smm_event_json_decode(NULL, 0, -1, NOW, &default_lim, &ev, &rej), SMM_ERR);
+    cr_assert_eq(smm_event_json_decode(NULL, 0, -1, NOW, &default_lim, NULL, &ev, &rej), SMM_ERR);
     cr_assert_eq(rej.reason, SMM_REJECT_INVALID_JSON);
     /* Other broken documents. */
     expect_reject("   ", SMM_REJECT_INVALID_JSON, "byte");
@@ -990,4 +1011,184 @@ Test(event_json, fuzz_mutated_events)
     /* Sanity: the mutator does not destroy every event (some mutations land in values). */
     cr_assert(accepted > 0);
     cr_assert(accepted < 10000);
+}
+
+/* ---- the decode arena ---- */
+
+/* Decodes buf[0..len) with malloc and in an arena limited to `limit` bytes; both must agree. */
+static void expect_same_in_arena(const char *buf, size_t len, size_t limit, const char *what)
+{
+    struct smm_event ev, ev2;
+    struct smm_reject rej, rej2;
+    smm_event_json_init();
+    int rc = smm_event_json_decode(buf, len, -1, NOW, &default_lim, NULL, &ev, &rej);
+    struct smm_event_json_arena *arena = smm_event_json_arena_new(limit);
+    cr_assert_not_null(arena);
+    int rc2 = smm_event_json_decode(buf, len, -1, NOW, &default_lim, arena, &ev2, &rej2);
+    smm_event_json_arena_destroy(arena);
+    cr_assert_eq(rc2, rc, "%s: arena %d, malloc %d", what, rc2, rc);
+    cr_assert_eq(rej2.reason, rej.reason, "%s: arena %s (%s), malloc %s (%s)", what,
+                 smm_reject_reason_name(rej2.reason), rej2.detail,
+                 smm_reject_reason_name(rej.reason), rej.detail);
+    cr_assert_str_eq(rej2.detail, rej.detail, "%s", what);
+}
+
+/* Fills out with head, then the unit repeated, then tail, to exactly len bytes (the units
+ * are cut short at the end: a truncated document is a worst case as well). */
+static size_t shape(char *out, size_t len, const char *head, const char *unit, const char *tail)
+{
+    size_t h = strlen(head), u = strlen(unit), t = strlen(tail), n = 0;
+    memcpy(out, head, h);
+    n = h;
+    while (n + u + t <= len) {
+        memcpy(out + n, unit, u);
+        n += u;
+    }
+    memcpy(out + n, tail, t);
+    return n + t;
+}
+
+/* smm_event_json_arena_size() is the most any payload of that many bytes can take: the
+ * shapes that allocate the most per byte (a node per 2 bytes, nesting, empty strings,
+ * documents cut short) decode in an arena of exactly that size as they do with malloc. */
+Test(event_json, arena_size_bounds_worst_case_payloads)
+{
+    static const struct {
+        const char *head, *unit, *tail;
+    } shapes[] = {
+        {"[", "0,", "0]"},      {"{", "\"\":0,", "\"\":0}"}, {"[", "\"\",", "\"\"]"},
+        {"[", "[],", "[]]"},    {"[", "{},", "{}]"},         {"[", "0,", ""},
+        {"{\"a\":[", "[0],", "0]}"}, {"", "[", ""},         {"[", "\"\\u0041\",", "0]"},
+    };
+    size_t cap = default_lim.max_payload_bytes;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    size_t sizes[] = {1, 2, 3, 7, 64, 999, 1000, 2001, 4096, 65535, 65536};
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+            if (sizes[z] < strlen(shapes[s].head) + strlen(shapes[s].tail)) {
+                continue;
+            }
+            size_t len = shape(buf, sizes[z], shapes[s].head, shapes[s].unit, shapes[s].tail);
+            char what[64];
+            snprintf(what, sizeof(what), "shape %zu, %zu bytes", s, len);
+            expect_same_in_arena(buf, len, smm_event_json_arena_size(len), what);
+        }
+    }
+    /* Nested to cJSON's limit (1000), with an event around it. */
+    size_t n = (size_t)snprintf(buf, cap, "{\"event_id\":\"e1\",\"x\":");
+    for (int i = 0; i < 999; i++) {
+        buf[n++] = '[';
+    }
+    for (int i = 0; i < 999; i++) {
+        buf[n++] = ']';
+    }
+    buf[n++] = '}';
+    expect_same_in_arena(buf, n, smm_event_json_arena_size(n), "nested 999");
+    free(buf);
+}
+
+/* An arena too small for a payload's tree rejects it as too_large, cleanly: the arena
+ * serves the next payload as if nothing happened. */
+Test(event_json, arena_exhausted_is_too_large)
+{
+    smm_event_json_init();
+    struct smm_event_json_arena *arena = smm_event_json_arena_new(4096);
+    cr_assert_not_null(arena);
+    char pad[1400], json[2048];
+    size_t n = (size_t)snprintf(pad, sizeof(pad), ",\"pad\":[");
+    for (int i = 0; i < 300; i++) {
+        n += (size_t)snprintf(pad + n, sizeof(pad) - n, "%s0", i ? "," : "");
+    }
+    snprintf(pad + n, sizeof(pad) - n, "]");
+    like_with(json, sizeof(json), pad);
+
+    struct smm_event ev;
+    struct smm_reject rej;
+    cr_assert_eq(smm_event_json_decode(json, strlen(json), -1, NOW, &default_lim, NULL, &ev,
+                                       &rej),
+                 SMM_OK, "with malloc: %s", rej.detail);
+    cr_assert_eq(smm_event_json_decode(json, strlen(json), -1, NOW, &default_lim, arena, &ev,
+                                       &rej),
+                 SMM_ERR);
+    cr_assert_eq(rej.reason, SMM_REJECT_TOO_LARGE, "reason %s (%s)",
+                 smm_reject_reason_name(rej.reason), rej.detail);
+    cr_assert(strstr(rej.detail, "decode arena (4096 bytes)") != NULL, "detail: %s", rej.detail);
+
+    like_with(json, sizeof(json), ",\"user_id\":\"u1\"");
+    cr_assert_eq(smm_event_json_decode(json, strlen(json), -1, NOW, &default_lim, arena, &ev,
+                                       &rej),
+                 SMM_OK, "after exhaustion: %s", rej.detail);
+    cr_assert_str_eq(ev.user_id, "u1");
+    smm_event_json_arena_destroy(arena);
+    smm_event_json_arena_destroy(NULL);
+}
+
+/* The hooks are process-global: cJSON trees built outside a decode (the HTTP API, the
+ * librdkafka statistics) still live in malloc'd memory, before, during and after decodes. */
+Test(event_json, arena_leaves_other_cjson_use_alone)
+{
+    smm_event_json_init();
+    smm_event_json_init(); /* twice is harmless */
+    cJSON *doc = cJSON_Parse("{\"a\":[1,2,3],\"b\":\"text\"}");
+    cr_assert_not_null(doc);
+    struct smm_event_json_arena *arena =
+        smm_event_json_arena_new(smm_event_json_arena_size(default_lim.max_payload_bytes));
+    cr_assert_not_null(arena);
+    char json[512];
+    struct smm_event ev;
+    struct smm_reject rej;
+    for (int i = 0; i < 3; i++) {
+        like_with(json, sizeof(json), ",\"region\":\"eu\"");
+        cr_assert_eq(smm_event_json_decode(json, strlen(json), -1, NOW, &default_lim, arena, &ev,
+                                           &rej),
+                     SMM_OK, "%s", rej.detail);
+        cr_assert_str_eq(ev.region, "eu");
+        cJSON_AddItemToObject(doc, i == 0 ? "c" : i == 1 ? "d" : "e", cJSON_CreateNumber(i));
+    }
+    char *txt = cJSON_PrintUnformatted(doc);
+    cr_assert_str_eq(txt, "{\"a\":[1,2,3],\"b\":\"text\",\"c\":0,\"d\":1,\"e\":2}");
+    cJSON_free(txt);
+    cJSON_Delete(doc);
+    smm_event_json_arena_destroy(arena);
+}
+
+/* Every member of the contract is found (the decoder looks names up by first letter), and
+ * names that share a first letter or a prefix with one are ignored. */
+Test(event_json, every_contract_field_is_read)
+{
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"t\":1,\"types\":2,\"e\":3,\"event\":4,\"referrer\":5,\"a\":6,\"zz\":7,"
+             "\"event_id\":\"e1\",\"type\":\"conversion\",\"ts\":%lld,\"account_id\":\"a1\","
+             "\"content_id\":\"c1\",\"user_id\":\"u1\",\"parent_id\":\"p1\",\"source\":\"s1\","
+             "\"thread_id\":\"t1\",\"region\":\"r1\",\"segment\":\"g1\",\"referrer_id\":\"f1\","
+             "\"followers\":11,\"author_followers\":12,\"engagement\":13,"
+             "\"follows_author\":false,\"value\":1.5}",
+             (long long)(NOW - 1000));
+    struct smm_event ev;
+    expect_ok(json, &ev);
+    cr_assert_str_eq(ev.event_id, "e1");
+    cr_assert_eq(ev.type, SMM_EV_CONVERSION);
+    cr_assert_eq(ev.ts_ms, NOW - 1000);
+    cr_assert_str_eq(ev.account_id, "a1");
+    cr_assert_str_eq(ev.content_id, "c1");
+    cr_assert_str_eq(ev.user_id, "u1");
+    cr_assert_str_eq(ev.parent_id, "p1");
+    cr_assert_str_eq(ev.source, "s1");
+    cr_assert_str_eq(ev.thread_id, "t1");
+    cr_assert_str_eq(ev.region, "r1");
+    cr_assert_str_eq(ev.segment, "g1");
+    cr_assert_str_eq(ev.referrer_id, "f1");
+    cr_assert_eq(ev.followers, 11);
+    cr_assert_eq(ev.author_followers, 12);
+    cr_assert_eq(ev.engagement, 13);
+    cr_assert_eq(ev.follows_author, 0);
+    cr_assert_float_eq(ev.value, 1.5, 1e-12);
+    cr_assert_eq(ev.flags, SMM_EVF_TS | SMM_EVF_CONTENT | SMM_EVF_USER | SMM_EVF_PARENT |
+                               SMM_EVF_SOURCE | SMM_EVF_THREAD | SMM_EVF_REGION |
+                               SMM_EVF_SEGMENT | SMM_EVF_REFERRER | SMM_EVF_FOLLOWERS |
+                               SMM_EVF_AUTHOR_FOLLOWERS | SMM_EVF_ENGAGEMENT |
+                               SMM_EVF_FOLLOWS_AUTHOR | SMM_EVF_VALUE,
+                 "flags 0x%x", ev.flags);
 }

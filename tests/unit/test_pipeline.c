@@ -8,6 +8,7 @@
  * not pin their order either. Links smm_core. */
 #include <criterion/criterion.h>
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1049,5 +1050,76 @@ Test(pipeline, encode_flush_one_batch_all_fences)
     }
     smm_argv_free(&av);
     smm_batch_free(&b);
+    fixture_close(&fx);
+}
+
+/* The viral figures are written as snprintf's "%.0f" (counts) or "%.6g" would write them,
+ * whichever path formats them: whole numbers of every width, both signs, -0, fractions,
+ * the edges of the direct path (1e6 for %.6g, 1e15 for %.0f); non-finite values are "". */
+Test(pipeline, encode_viral_numbers_as_printf)
+{
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    static const double values[] = {
+        0.0, -0.0, 1, -1, 7, 10, 12, 99, 100, 4096, 99999, 999999, -999999, 1000000, 1234567,
+        -1000000, 999999999999999.0, 1e15, -1e15, 1e16, 0.5, -0.5, 1.5, 2.5, 1.25, 0.1,
+        123456.5, 999999.5, 1e-7, -3.75, 4503599627370495.5, 9007199254740993.0, 1e300,
+        INFINITY, -INFINITY, NAN,
+    };
+    struct smm_argv av;
+    smm_argv_init(&av);
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        double v = values[i];
+        struct smm_viral_signals sig;
+        memset(&sig, 0, sizeof(sig));
+        sig.content_id = "post-1";
+        sig.account_id = "acct-1";
+        sig.reach_5m = v;   /* a count: "%.0f" */
+        sig.accel = v;      /* a rate: "%.6g" */
+        sig.spm_5m = v;     /* positional, "%.6g" (also in its pair) */
+        sig.has_estimate = 1;
+        sig.est.predicted_final = v; /* positional: "%.6g", 1e15 when not finite */
+        smm_argv_reset(&av);
+        cr_assert_eq(smm_pipeline_encode_viral(fx.pipe, NOW, &sig, 1, &av), SMM_OK);
+        char want_int[64], want_g[64], want_pf[64];
+        snprintf(want_int, sizeof(want_int), "%.0f", v);
+        snprintf(want_g, sizeof(want_g), "%.6g", v);
+        snprintf(want_pf, sizeof(want_pf), "%.6g", isfinite(v) ? v : 1e15);
+        if (!isfinite(v)) {
+            want_int[0] = want_g[0] = '\0';
+        }
+        /* now, 4 settings, n, then cid, account, flags, reasons, message, message_down,
+         * spm_5m, predicted_final, k, {field, value}*k. */
+        size_t len;
+        const char *a = smm_argv_get(&av, 12, &len);
+        char spm[64];
+        snprintf(spm, sizeof(spm), "%.6g", v);
+        cr_assert(len == strlen(spm) && memcmp(a, spm, len) == 0, "spm_5m %.17g: %.*s", v,
+                  (int)len, a);
+        a = smm_argv_get(&av, 13, &len);
+        cr_assert(len == strlen(want_pf) && memcmp(a, want_pf, len) == 0,
+                  "predicted_final %.17g: %.*s, want %s", v, (int)len, a, want_pf);
+        int found = 0;
+        for (int k = 15; k + 1 < av.n; k += 2) {
+            const char *name = smm_argv_get(&av, k, &len);
+            const char *want = NULL;
+            if (len == 8 && memcmp(name, "reach_5m", 8) == 0) {
+                want = want_int;
+            } else if ((len == 5 && memcmp(name, "accel", 5) == 0) ||
+                       (len == 6 && memcmp(name, "spm_5m", 6) == 0) ||
+                       (len == 15 && memcmp(name, "predicted_final", 15) == 0)) {
+                want = want_g;
+            }
+            if (want) {
+                a = smm_argv_get(&av, k + 1, &len);
+                cr_assert(len == strlen(want) && memcmp(a, want, len) == 0,
+                          "%.*s of %.17g: \"%.*s\", want \"%s\"", (int)8, name, v, (int)len, a,
+                          want);
+                found++;
+            }
+        }
+        cr_assert_eq(found, 4, "value %.17g: %d of the 4 fields found", v, found);
+    }
+    smm_argv_free(&av);
     fixture_close(&fx);
 }
