@@ -2,7 +2,8 @@
  * services that are missing or misnamed, and stopping the processor while it waits.
  *
  * A signal must end every wait at once (the Redis retries at start-up, the run-time
- * backoff while Redis is down), with a clean exit status. A real redis-server and the
+ * backoff while Redis is down, the committed-offsets request on assignment) or within a
+ * stated bound (2 s for dead letters Kafka has not acknowledged), with a clean exit status. A real redis-server and the
  * librdkafka mock cluster (or the broker of SMMT_BOOTSTRAP) stand in for production. */
 #include <criterion/criterion.h>
 #include <librdkafka/rdkafka.h>
