@@ -282,7 +282,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     src->dlq_outstanding--;
     if (m->err) {
         src->dlq_failed++;
-        logf_(src, SMM_LOG_ERROR, "dead-letter delivery failed: %s", rd_kafka_err2str(m->err));
+        /* Purged by destroy when stopping: the shutdown already said how many were left. */
+        int purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                     m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+        logf_(src, purged ? SMM_LOG_DEBUG : SMM_LOG_ERROR, "dead-letter delivery failed: %s",
+              rd_kafka_err2str(m->err));
     }
 }
 
