@@ -15,7 +15,12 @@
  * then it re-checks every few seconds and problem() says what is wrong. A misspelled
  * topic is reported, never created (nor its .dlq: the dead-letter topic handle is made at
  * the first dead letter). kafka.allow.auto.create.topics=true restores subscribing at
- * once. */
+ * once.
+ *
+ * DESIGN (stopping): the process' stop flag (opts.stop) cuts short the two waits made here:
+ * the committed-offsets request on assignment (check_own_commits) and, at destroy, the
+ * wait for unacknowledged dead letters (dropped when stopping: never behind a stored
+ * offset, so the next start produces them again). */
 #include "connectors/kafka_source.h"
 
 #include <librdkafka/rdkafka.h>
@@ -43,6 +48,8 @@ struct smm_kafka_source {
     int topic_missing;    /* the cluster said the topic does not exist */
     int brokers_down;     /* ALL_BROKERS_DOWN, until a Metadata request succeeds again */
     int64_t next_check_ms; /* next Metadata probe (topic missing, or brokers down) */
+    volatile sig_atomic_t *stop; /* the process' stop flag, or NULL (see opts) */
+    int unchecked;        /* stopped before the committed offsets were read: deliver nothing */
     char errstr[512];
 };
 
@@ -71,8 +78,31 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+#define COMMITTED_ATTEMPT_MS 1000   /* one OffsetFetch attempt (the first: half); the stop
+                                     * flag is read between attempts */
+#define COMMITTED_TOTAL_MS 10000    /* as long as a single 10 s request waited before */
+
+static int stopping(const struct smm_kafka_source *src)
+{
+    return src->stop && *src->stop;
+}
+
 /* For the partitions the caller had no offset for: replay from the start those whose
- * committed offset is one of ours (see COMMIT_MARK). */
+ * committed offset is one of ours (see COMMIT_MARK).
+ *
+ * This runs in the rebalance callback, on the polling thread, so while the coordinator is
+ * slow nothing else runs, a stop signal included. The committed offsets are therefore
+ * asked for in attempts of COMMITTED_ATTEMPT_MS (the first one half of it), with the stop
+ * flag read between them, for up to COMMITTED_TOTAL_MS in all. A shorter total would not be
+ * safe: without the answer, "Redis lost its state" goes undetected and the partition
+ * resumes from Kafka's commit, skipping what Redis lost; so the total stays what it was,
+ * and giving up is logged. (A late answer does not count for the next attempt, so a
+ * coordinator slower than one attempt is now given up on, where one 10 s request
+ * waited for it; such a coordinator is logged, not silent.)
+ * Stopped before the answer: the partitions are still assigned (the rebalance protocol
+ * wants it) but src->unchecked makes poll() deliver nothing more, so no event of a
+ * partition whose start could not be checked is counted or has its offset stored; the
+ * next start checks again. */
 static void check_own_commits(struct smm_kafka_source *src, rd_kafka_t *rk,
                               rd_kafka_topic_partition_list_t *parts)
 {
@@ -82,7 +112,27 @@ static void check_own_commits(struct smm_kafka_source *src, rd_kafka_t *rk,
             rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, parts->elems[i].partition);
         }
     }
-    if (l->cnt > 0 && rd_kafka_committed(rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    int64_t t0 = now_ms();
+    for (int attempt_ms = COMMITTED_ATTEMPT_MS / 2; l->cnt > 0 && !stopping(src);
+         attempt_ms = COMMITTED_ATTEMPT_MS) {
+        err = rd_kafka_committed(rk, l, attempt_ms);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT || now_ms() - t0 >= COMMITTED_TOTAL_MS) {
+            break;
+        }
+    }
+    if (l->cnt > 0 && err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (stopping(src)) {
+            src->unchecked = 1;
+            logf_(src, SMM_LOG_WARN, "stopped while reading the committed offsets of %d "
+                  "partition(s): nothing more is consumed", l->cnt);
+        } else {
+            logf_(src, SMM_LOG_WARN, "committed offsets not read (%s): for %d partition(s) "
+                  "Redis has no offset for, a loss of Redis' state cannot be detected",
+                  rd_kafka_err2str(err), l->cnt);
+        }
+    }
+    if (l->cnt > 0 && err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < l->cnt; i++) {
             rd_kafka_topic_partition_t *c = &l->elems[i];
             size_t n = strlen(COMMIT_MARK);
@@ -232,7 +282,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     src->dlq_outstanding--;
     if (m->err) {
         src->dlq_failed++;
-        logf_(src, SMM_LOG_ERROR, "dead-letter delivery failed: %s", rd_kafka_err2str(m->err));
+        /* Purged by destroy when stopping: the shutdown already said how many were left. */
+        int purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                     m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+        logf_(src, purged ? SMM_LOG_DEBUG : SMM_LOG_ERROR, "dead-letter delivery failed: %s",
+              rd_kafka_err2str(m->err));
     }
 }
 
@@ -334,6 +388,9 @@ struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
     struct smm_kafka_source *src = calloc(1, sizeof(*src));
     rd_kafka_conf_t *conf = NULL;
     char err[512];
+    if (src) {
+        src->stop = opts->stop;
+    }
     if (!src || !(src->topic = strdup(opts->topic))) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
@@ -429,7 +486,10 @@ fail:
 
 void smm_kafka_source_close(struct smm_kafka_source *src)
 {
-    if (src && src->rk) {
+    /* Stopped while the coordinator did not answer (see check_own_commits): leaving the
+     * group would wait for it too; the group notices the departure by the session timeout.
+     * The final flush came before this call, so nothing counted is left. */
+    if (src && src->rk && !src->unchecked) {
         if (src->to_commit && src->to_commit->cnt > 0) {
             rd_kafka_commit(src->rk, src->to_commit, 0); /* last lag figure, synchronously */
             rd_kafka_topic_partition_list_destroy(src->to_commit);
@@ -445,7 +505,16 @@ void smm_kafka_source_destroy(struct smm_kafka_source *src)
         return;
     }
     if (src->dlq) {
-        rd_kafka_flush(src->dlq, 10000);
+        /* Stopping: the caller already waited (bounded); what is left is produced again
+         * by the next start, so drop it instead of waiting for a broker that went away. */
+        for (int waited = 0; src->dlq_outstanding > 0 && waited < 10000 && !stopping(src);
+             waited += 100) {
+            rd_kafka_flush(src->dlq, 100);
+        }
+        if (src->dlq_outstanding > 0) {
+            rd_kafka_purge(src->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_poll(src->dlq, 0);
+        }
     }
     if (src->dlq_topic) {
         rd_kafka_topic_destroy(src->dlq_topic);
@@ -454,7 +523,7 @@ void smm_kafka_source_destroy(struct smm_kafka_source *src)
         rd_kafka_destroy(src->dlq);
     }
     if (src->rk) {
-        rd_kafka_destroy(src->rk);
+        rd_kafka_destroy_flags(src->rk, src->unchecked ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
     }
     if (src->to_commit) {
         rd_kafka_topic_partition_list_destroy(src->to_commit);
@@ -488,6 +557,10 @@ const char *smm_kafka_source_problem(const struct smm_kafka_source *src)
 static int deliver(struct smm_kafka_source *src, rd_kafka_message_t *m,
                    void (*on_msg)(void *, const struct smm_kafka_msg *), void *opaque)
 {
+    if (src->unchecked) {
+        rd_kafka_message_destroy(m); /* see check_own_commits */
+        return 0;
+    }
     if (m->err) {
         int unknown = m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                       m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
@@ -661,6 +734,11 @@ int smm_kafka_source_dead_letter(struct smm_kafka_source *src, const struct smm_
     }
     src->dlq_outstanding++;
     return 0;
+}
+
+int64_t smm_kafka_source_dlq_outstanding(const struct smm_kafka_source *src)
+{
+    return src->dlq_outstanding;
 }
 
 int smm_kafka_source_dlq_wait(struct smm_kafka_source *src, int timeout_ms)

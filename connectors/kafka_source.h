@@ -9,6 +9,7 @@
 #ifndef SMM_CONNECTORS_KAFKA_SOURCE_H
 #define SMM_CONNECTORS_KAFKA_SOURCE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,10 @@ struct smm_kafka_opts {
     int n_conf; /* kafka.* pass-through properties */
     char *const *conf_key;
     char *const *conf_val;
+    /* The process' stop flag (set by SIGTERM/SIGINT, 2 after a second signal), or NULL:
+     * the waits inside the source (committed offsets on assignment, dead letters at
+     * destroy) end early when it is set. */
+    volatile sig_atomic_t *stop;
 };
 
 struct smm_kafka_source;
@@ -56,7 +61,10 @@ struct smm_kafka_source;
 struct smm_kafka_source *smm_kafka_source_new(const struct smm_kafka_opts *opts,
                                               const struct smm_kafka_callbacks *cb,
                                               char *errstr, size_t errstr_size);
-/* Leaves the group (revoke callbacks run) and frees everything; NULL is a no-op. */
+/* Leaves the group (revoke callbacks run) and frees everything; NULL is a no-op. Waits up
+ * to 10 s for unacknowledged dead letters, in 100 ms slices, unless the stop flag is set:
+ * then they are dropped at once (the caller's own bounded wait came first; a dead letter
+ * not acknowledged is never behind a stored offset, so the next start produces it again). */
 void smm_kafka_source_destroy(struct smm_kafka_source *src);
 /* Leaves the group cleanly; call before destroy when shutting down. */
 void smm_kafka_source_close(struct smm_kafka_source *src);
@@ -99,6 +107,8 @@ int smm_kafka_source_dead_letter(struct smm_kafka_source *src, const struct smm_
  * delivered, -1 when any delivery failed since the last call (they must be produced
  * again), 1 on timeout. */
 int smm_kafka_source_dlq_wait(struct smm_kafka_source *src, int timeout_ms);
+/* Dead letters produced and not acknowledged yet. */
+int64_t smm_kafka_source_dlq_outstanding(const struct smm_kafka_source *src);
 /* Number of partitions currently assigned. */
 int smm_kafka_source_assigned(const struct smm_kafka_source *src);
 

@@ -14,7 +14,9 @@
  *   STALE   Redis holds another offset (restored from an older AOF): the same, the
  *           partition going back to what Redis holds; the re-read recounts it.
  * Dead letters are acknowledged by Kafka before the flush that moves an offset past them;
- * if any failed, the batch is dropped and the partitions re-read instead. */
+ * if any failed, the batch is dropped and the partitions re-read instead. A stopping
+ * processor waits for them DLQ_STOP_WAIT_MS at most (dlq_settle): the ones left are
+ * behind no stored offset, so the next start dead-letters them again. */
 #include "processor/loop.h"
 
 #include <cjson/cJSON.h>
@@ -80,6 +82,8 @@ struct smm_loop {
      * value and popular post by the partition count (in memory, and in a merge per flush). */
     struct smm_batch batch, flight;
     int dead_letters; /* dead letters produced into the filling batch */
+    int64_t dlq_give_up_ms; /* stopping: when waiting for dead letters ends (0: not yet) */
+    int dlq_gave_up;        /* stopping, and dead letters were still not acknowledged then */
     uint64_t token_seq;
     char token_base[128];
     int fatal;
@@ -120,6 +124,35 @@ static int64_t mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* How long a stopping processor waits, in all, for dead letters to be acknowledged. */
+#define DLQ_STOP_WAIT_MS 2000
+
+/* Waits for every dead letter produced so far to be acknowledged (the result of
+ * smm_kafka_source_dlq_wait), in 100 ms slices: up to 10 s while running, but once a
+ * stop signal came only until DLQ_STOP_WAIT_MS after it was first seen here (one budget
+ * for the final flush and the revoke flushes together), and not at all after a second
+ * signal. Giving up loses nothing: the offset never moves past an unacknowledged dead
+ * letter, so the next start reads and dead-letters it again. */
+static int dlq_settle(struct smm_loop *loop)
+{
+    volatile sig_atomic_t *stop = loop->opts.stop;
+    int64_t t0 = clock_ms();
+    for (;;) {
+        int stopping = stop ? *stop : 0;
+        if (stopping && !loop->dlq_give_up_ms) {
+            loop->dlq_give_up_ms = clock_ms() + DLQ_STOP_WAIT_MS;
+        }
+        int late = stopping && (stopping >= 2 || clock_ms() >= loop->dlq_give_up_ms);
+        int w = smm_kafka_source_dlq_wait(loop->src, late ? 0 : 100);
+        if (w > 0 && late) {
+            loop->dlq_gave_up = 1; /* the final flush stops retrying */
+        }
+        if (w <= 0 || late || (!stopping && clock_ms() - t0 >= 10000)) {
+            return w;
+        }
+    }
 }
 
 /* ---- partitions ---- */
@@ -756,7 +789,7 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
     }
     if (!flight && loop->dead_letters) {
         /* Dead letters must be in Kafka before the offset moves past them. */
-        int w = smm_kafka_source_dlq_wait(loop->src, 10000);
+        int w = dlq_settle(loop);
         if (w > 0) {
             return SMM_ERR;
         }
@@ -1205,6 +1238,7 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
         .n_conf = cfg->n_kafka,
         .conf_key = cfg->kafka_key,
         .conf_val = cfg->kafka_val,
+        .stop = opts->stop,
     };
     struct smm_kafka_callbacks cb = {
         .opaque = loop,
@@ -1333,9 +1367,11 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
          * when the stop came (backing off), try once: an operator stopping a processor
          * that cannot write wants it gone, and nothing is lost, since the unflushed
          * events are re-read from the offsets Redis holds. A second signal (*stop == 2)
-         * ends the retries too. */
+         * ends the retries too, and so do dead letters still unacknowledged when
+         * dlq_settle gives up (DLQ_STOP_WAIT_MS): the flush would wait for them. */
         int away = loop->paused;
-        for (int attempt = 0; attempt < (away ? 1 : 50) && *stop < 2; attempt++) {
+        for (int attempt = 0; attempt < (away ? 1 : 50) && *stop < 2 && !loop->dlq_gave_up;
+             attempt++) {
             now = clock_ms();
             loop->retry_at_ms = 0;
             flush_all(loop, now, 0);
@@ -1347,14 +1383,21 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
             }
         }
         if (loop->paused) {
-            smm_log(SMM_LOG_WARN, "Redis unreachable at shutdown: what was not flushed is "
-                    "read again from Kafka on the next start");
+            if (!loop->dlq_gave_up) {
+                smm_log(SMM_LOG_WARN, "Redis unreachable at shutdown: what was not flushed is "
+                        "read again from Kafka on the next start");
+            }
         } else {
             tick_refresh(loop, clock_ms(), 1000000);
         }
     }
     stats_line(loop, clock_ms());
     smm_kafka_source_close(loop->src); /* revoke callbacks flush what is left */
+    int64_t dlq_left = smm_kafka_source_dlq_outstanding(loop->src);
+    if (dlq_left > 0) {
+        smm_log(SMM_LOG_WARN, "%lld dead letter(s) not acknowledged at shutdown: their events "
+                "are read and dead-lettered again on the next start", (long long)dlq_left);
+    }
     publish(loop, clock_ms(), 1);
     return loop->fatal ? 1 : 0;
 }

@@ -18,8 +18,9 @@ struct smm_loop_opts {
     int64_t idle_exit_ms; /* > 0: exit after this long with nothing consumed and all flushed */
     int top;              /* live terminal summary on stderr */
     struct smm_status *status; /* NULL, or published into every 100 ms (processor/status.h) */
-    /* NULL, or the signal handler's flag: start-up waits (the Redis connect retries) end as
-     * soon as it is non-zero. smm_loop_run() takes its own. */
+    /* NULL, or the signal handler's flag: start-up waits (the Redis connect retries), the
+     * Kafka source's waits (committed offsets on assignment) and the shutdown wait for
+     * dead letters end as soon as it is non-zero. Pass the same flag to smm_loop_run(). */
     volatile sig_atomic_t *stop;
 };
 
@@ -29,7 +30,8 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
                               char *errstr, size_t errstr_size);
 /* Runs until *stop becomes non-zero or the idle exit fires, then flushes, retrying for
  * up to 10 s while Redis is unreachable unless it already was at the stop or *stop reaches
- * 2 (a second signal). Returns 0 on a clean stop, 1 on a fatal error. */
+ * 2 (a second signal); dead letters Kafka has not acknowledged are waited for 2 s at most
+ * (none after a second signal). Returns 0 on a clean stop, 1 on a fatal error. */
 int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop);
 void smm_loop_destroy(struct smm_loop *loop);
 

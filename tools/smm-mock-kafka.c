@@ -5,7 +5,10 @@
  * host it in its own process so that smm-processor, smm-gen and kcat all reach it over TCP
  * exactly as they would reach a real broker, and so that a test can stop it independently of
  * the client under test. It prints the bootstrap list as one line on stdout and runs until
- * SIGTERM, SIGINT or SIGHUP.
+ * SIGTERM, SIGINT or SIGHUP. For fault-injection tests, SIGUSR1 makes every broker answer the
+ * next MOCK_SLOW_CNT Produce requests only after MOCK_SLOW_MS, and SIGUSR2 does the same to
+ * OffsetFetch requests (committed offsets): a broker that stopped answering, for clients
+ * that are already connected.
  *
  * What the mock does not model (notes/kafka-broker.md section 9): SSL/SASL, CreateTopics
  * (topics come from --topic here, or are auto-created with 4 partitions on first produce),
@@ -31,6 +34,10 @@
 #define MOCK_MAX_TOPICS 64
 #define MOCK_MAX_PARTITIONS 10000
 #define MOCK_TOPIC_NAME_MAX 249 /* Kafka's own limit */
+#define MOCK_SLOW_CNT 50
+#define MOCK_SLOW_MS 60000
+#define MOCK_API_PRODUCE 0
+#define MOCK_API_OFFSET_FETCH 9
 
 struct mock_topic {
     char name[MOCK_TOPIC_NAME_MAX + 1];
@@ -66,6 +73,9 @@ static void usage(FILE *out)
             "  --quiet             no summary line on stderr\n"
             "  -h, --help          this text\n"
             "\n"
+            "Fault injection: SIGUSR1 delays the next %d Produce responses of every broker by\n"
+            "%d s, SIGUSR2 the next %d OffsetFetch responses.\n"
+            "\n"
             "Limits of the mock: plaintext only (no SSL/SASL), no CreateTopics/DeleteTopics,\n"
             "and only about 5 MiB (max 100,000 message sets) retained per partition: older data\n"
             "is dropped, so consume while producing or use more partitions for big runs.\n"
@@ -79,7 +89,8 @@ static void usage(FILE *out)
             "\n"
             "Exit status: 0 after a clean stop, 1 if the cluster could not start, 2 on bad\n"
             "usage.\n",
-            MOCK_MAX_BROKERS, MOCK_MAX_PARTITIONS);
+            MOCK_MAX_BROKERS, MOCK_MAX_PARTITIONS, MOCK_SLOW_CNT, MOCK_SLOW_MS / 1000,
+            MOCK_SLOW_CNT);
 }
 
 /* Parses a decimal int in [lo, hi]. Returns 0 and writes *out, or -1. */
@@ -264,6 +275,8 @@ int main(int argc, char **argv)
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGINT);
     sigaddset(&stop_set, SIGHUP);
+    sigaddset(&stop_set, SIGUSR1);
+    sigaddset(&stop_set, SIGUSR2);
     if (sigprocmask(SIG_BLOCK, &stop_set, NULL) != 0) {
         perror("smm-mock-kafka: sigprocmask");
         return 1;
@@ -334,6 +347,16 @@ int main(int argc, char **argv)
     for (;;) {
         int err = sigwait(&stop_set, &sig);
 
+        if (err == 0 && (sig == SIGUSR1 || sig == SIGUSR2)) {
+            int16_t api = sig == SIGUSR1 ? MOCK_API_PRODUCE : MOCK_API_OFFSET_FETCH;
+            for (int b = 1; b <= opts.brokers; b++) {
+                for (int i = 0; i < MOCK_SLOW_CNT; i++) {
+                    rd_kafka_mock_broker_push_request_error_rtts(
+                        mc, b, api, 1, RD_KAFKA_RESP_ERR_NO_ERROR, (int)MOCK_SLOW_MS);
+                }
+            }
+            continue;
+        }
         if (err == 0) {
             break;
         }

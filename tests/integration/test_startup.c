@@ -2,7 +2,8 @@
  * services that are missing or misnamed, and stopping the processor while it waits.
  *
  * A signal must end every wait at once (the Redis retries at start-up, the run-time
- * backoff while Redis is down), with a clean exit status. A real redis-server and the
+ * backoff while Redis is down, the committed-offsets request on assignment) or within a
+ * stated bound (2 s for dead letters Kafka has not acknowledged), with a clean exit status. A real redis-server and the
  * librdkafka mock cluster (or the broker of SMMT_BOOTSTRAP) stand in for production. */
 #include <criterion/criterion.h>
 #include <librdkafka/rdkafka.h>
@@ -338,4 +339,70 @@ Test(startup, http_host_name_and_busy_port, .timeout = 60, .fini = fini)
               "second instance: status %d, log: %s", rc, text);
     free(text);
     stop_within(pid, SIGTERM, 2000, log);
+}
+
+/* The mock cluster stops answering a kind of request (smm-mock-kafka: SIGUSR1 delays
+ * Produce responses by 60 s, SIGUSR2 OffsetFetch responses). Needs the mock: skipped on an
+ * external broker. */
+static void mock_slow(const struct h_kafka *k, int sig)
+{
+    if (k->pid <= 0) {
+        cr_skip_test("needs smm-mock-kafka (fault injection), not an external broker");
+    }
+    cr_assert_eq(kill(k->pid, sig), 0);
+    h_sleep_ms(200); /* taken by the mock's sigwait loop */
+}
+
+/* A dead letter is waiting for the broker's acknowledgement, which does not come: a SIGTERM
+ * ends the wait within a bound (DLQ_STOP_WAIT_MS, 2 s), not after 10 s or more, and says
+ * that the dead letter is produced again on the next start. */
+Test(startup, sigterm_with_dead_letter_unacknowledged, .timeout = 120, .fini = fini)
+{
+    char dir[256], log[300];
+    h_tmpdir(dir, sizeof(dir), "dlqstop");
+    snprintf(log, sizeof(log), "%s/processor.log", dir);
+    static struct h_redis redis;
+    static struct h_kafka kafka;
+    h_redis_start(&redis, 0);
+    redis_up = &redis;
+    h_kafka_start(&kafka, "dlqstop", 1);
+    kafka_up = &kafka;
+    struct h_msg m = {.key = "c", .payload = "not json", .len = strlen("not json")};
+    h_produce(&kafka, kafka.topic, &m, 1);
+    mock_slow(&kafka, SIGUSR1); /* from now on, the dead letter is not acknowledged */
+    static const char *const sets[] = {"group_id=dlqstop", "flush.interval_ms=100", NULL};
+    pid_t pid = proc = h_processor_start_ex(&kafka, &redis, log, sets, NULL, NULL);
+    wait_log(pid, log, "dead letter ", 30000);
+    h_sleep_ms(1000); /* a flush is due and waits for the dead letter */
+    stop_within(pid, SIGTERM, 3500, log);
+    char *text = h_read_file(log, NULL);
+    cr_assert(strstr(text, "1 dead letter(s) not acknowledged at shutdown"),
+              "no word of the dead letter left behind (see %s)", log);
+    free(text);
+}
+
+/* The group coordinator does not answer the committed-offsets request made on assignment
+ * (a partition Redis has no offset for): a SIGTERM ends that wait at once, and nothing is
+ * consumed from a partition whose start could not be checked. */
+Test(startup, sigterm_while_committed_offsets_unanswered, .timeout = 120, .fini = fini)
+{
+    char dir[256], log[300];
+    h_tmpdir(dir, sizeof(dir), "committed");
+    snprintf(log, sizeof(log), "%s/processor.log", dir);
+    static struct h_redis redis;
+    static struct h_kafka kafka;
+    h_redis_start(&redis, 0);
+    redis_up = &redis;
+    h_kafka_start(&kafka, "committed", 1);
+    kafka_up = &kafka;
+    mock_slow(&kafka, SIGUSR2);
+    static const char *const sets[] = {"group_id=committed", "flush.interval_ms=100", NULL};
+    pid_t pid = proc = h_processor_start_ex(&kafka, &redis, log, sets, NULL, NULL);
+    wait_log(pid, log, "consuming ", 30000);
+    h_sleep_ms(5000); /* joined the group; the rebalance callback waits for the answer */
+    stop_within(pid, SIGTERM, 2000, log);
+    char *text = h_read_file(log, NULL);
+    cr_assert(strstr(text, "stopped while reading the committed offsets of 1 partition(s)"),
+              "the stop did not come during the committed-offsets wait (see %s)", log);
+    free(text);
 }
