@@ -300,8 +300,15 @@ format_once() {
   fi
   local cid t0
   local -a scram=()
-  # base64url of 16 random bytes without padding (what StorageTool random-uuid prints)
-  cid=$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  # base64url of 16 random bytes without padding (what StorageTool random-uuid prints). Like
+  # Kafka's own Uuid.randomUuid(), never one that starts with '-': the format command's
+  # argument parser takes "-t -Abc..." for an option and fails (1 start in 64 did).
+  cid=$(python3 -c 'import uuid,base64
+while True:
+    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not c.startswith("-"):
+        break
+print(c)')
   [ -z "$S_USER" ] || scram=(--add-scram "SCRAM-SHA-256=[name=$S_USER,password=$S_PASS]")
   t0=$(now)
   log_opts "$S_DIR" -tools
