@@ -45,6 +45,8 @@ static const struct smm_config_key keys[] = {
     {"redis.unix_socket", CFG_STR, "", 0, 0, OFF(redis_unix_socket),
      "Redis unix socket path (overrides host/port)"},
     {"redis.db", CFG_INT, "0", 0, 15, OFF(redis_db), "Redis database number"},
+    {"redis.shards", CFG_INT, "64", 1, 16384, OFF(redis_shards),
+     "hash-tag shards of the per-entity keys; fixed for a prefix once written"},
     {"redis.username", CFG_STR, "", 0, 0, OFF(redis_username), "Redis ACL user (AUTH user pass)"},
     {"redis.password", CFG_STR, "", 0, 0, OFF(redis_password), "Redis password (secret)"},
     {"redis.password_file", CFG_STR, "", 0, 0, OFF(redis_password_file),

@@ -65,6 +65,7 @@ struct smm_config {
     int64_t redis_port;
     char *redis_unix_socket;
     int64_t redis_db;
+    int64_t redis_shards; /* redis.shards: the {N} hash tags of per-entity keys */
     char *redis_username;
     char *redis_password;
     char *redis_password_file;

@@ -39,7 +39,6 @@ struct smm_pipeline {
     /* The decoder's parse trees (NULL: malloc per value). Its limit lets no payload within
      * limits.max_payload_bytes exhaust it. */
     struct smm_event_json_arena *arena;
-    char windows[256]; /* "5:5m,60:1h,1440:24h" */
     int64_t keep_minutes;
     int64_t late; /* see smm_pipeline_late() */
 };
@@ -176,13 +175,6 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
         snprintf(errstr, errstr_size, "out of memory");
         smm_pipeline_destroy(pipe);
         return NULL;
-    }
-    size_t used = 0;
-    for (int i = 0; i < cfg->n_windows; i++) {
-        char label[32];
-        window_label(cfg->window_min[i], label, sizeof(label));
-        used += (size_t)snprintf(pipe->windows + used, sizeof(pipe->windows) - used, "%s%lld:%s",
-                                 i ? "," : "", (long long)cfg->window_min[i], label);
     }
     pipe->keep_minutes =
         cfg->window_min[cfg->n_windows - 1] + (cfg->window_grace_ms + 59999) / 60000;
@@ -340,7 +332,7 @@ static int header(const struct smm_pipeline *pipe, const char *mode, int64_t now
     int rc = smm_argv_add_str(av, mode);
     rc |= smm_argv_add_str(av, pipe->cfg->prefix);
     rc |= smm_argv_add_int(av, smm_pipeline_minute(now_ms));
-    rc |= smm_argv_add_str(av, pipe->windows);
+    rc |= smm_argv_add_int(av, pipe->cfg->redis_shards);
     rc |= smm_argv_add_int(av, pipe->keep_minutes);
     return rc ? SMM_ERR : SMM_OK;
 }

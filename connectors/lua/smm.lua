@@ -7,22 +7,21 @@
 -- believes is stored); if any fence fails nothing is applied and the answer says which.
 -- Otherwise it applies the merged batch and stores each partition's next offset.
 --
--- Counters live in a few wide hashes (one per event-time minute bucket, one per rolling
--- window, one for lifetime totals), so a batch costs O(hashes) commands, not O(entities):
--- each hash is updated with one HMGET and one HSET per chunk of fields. Reach is one
--- HyperLogLog per content and per account (plus per-minute and per-hour sketches for
--- account windows). Layout: docs/redis-keys.md.
+-- Counters live in one hash per entity, P{<shard>}:<entity>, whose fields are time
+-- buckets (minute, hour, lifetime) of packed counters: a flush adds to them with one HMGET
+-- and one HSET per entity (write_entities below). Windows are not kept: readers sum the
+-- buckets (the Function library connectors/lua/smm_lib.lua). Reach is one HyperLogLog per
+-- content and per account (plus per-minute and per-hour sketches for account windows),
+-- counted when read. Layout: docs/redis-keys.md.
 --
--- Mode 'tick' runs on the wall clock: it retires minute buckets that left a window
--- (subtracting them from the window hash), merges each completed hour of per-account
--- minute sketches into an hour sketch, and refreshes reach and er_reach fields.
+-- Mode 'tick' runs on the wall clock: it merges each completed hour of per-account minute
+-- sketches into an hour sketch, and runs the viral, response-time and goal rules.
 --
--- ARGV common: mode, prefix, now_minute, windows ("5:5m,60:1h,1440:24h"), keep_minutes
+-- ARGV common: mode, prefix, now_minute, shards (redis.shards), keep_minutes
 -- flush: n_parts, then per part:
 --          tp, token, base_offset, next_offset,
 --          n_groups, {entity, minute, rated, k, {field, delta}*k}*n_groups,
---            (entity "c:<id>" or "a:<id>"; field "<entity>:<metric>"; rated "1" when
---             engagement or impression changed, so er_impr must be recomputed)
+--            (entity "c:<id>" or "a:<id>"; field "<entity>:<metric>"; rated is unused)
 --          n_reach, {kind, id, k, {user}*k, n_min, {minute, j}*n_min}*n_reach,
 --            (accounts: users sorted by minute, j users per minute; others: n_min 0)
 --          n_stats, {field, delta}*n_stats
@@ -38,9 +37,9 @@
 --        -> {'OK', {content_id, new_state}..., {content_id, state}...} (changes, then the
 --           unchanged non-normal states of the posts evaluated) or
 --           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
--- tick:  max_refresh, now_ms, window_refresh_ms, then the viral section, the insights
---        settings and the goal section (see goals below)
---        -> {'OK', retired_minutes, merged_hours, changes, states}
+-- tick:  max_refresh, now_ms, window_refresh_ms (both unused), then the viral section,
+--        the insights settings and the goal section (see goals below)
+--        -> {'OK', 0, merged_hours, changes, states}
 --
 -- Retention (idle_days > 0): every key named by an id from an event (a post's or
 -- account's sketches, viral hash, thread and referral state, customer value, segment
@@ -54,6 +53,7 @@ local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
 local CHUNK = 2000
+local TOPN = 1000 -- members kept in a leaderboard sorted set
 local tonumber, tostring, floor, format = tonumber, tostring, math.floor, string.format
 local call, unpack, pairs, ipairs = redis.call, unpack, pairs, ipairs
 
@@ -63,7 +63,7 @@ local call, unpack, pairs, ipairs = redis.call, unpack, pairs, ipairs
 if redis.acl_check_cmd then
   local k = P .. 'total'
   for _, c in ipairs({{'HSET', k, 'f', '1'}, {'HGET', k, 'f'}, {'HMGET', k, 'f'},
-                      {'HGETALL', k}, {'HINCRBY', k, 'f', '1'}, {'HDEL', k, 'f'}, {'DEL', k},
+                      {'HGETALL', k}, {'HKEYS', k}, {'HINCRBY', k, 'f', '1'}, {'HDEL', k, 'f'}, {'DEL', k},
                       {'EXPIREAT', k, '1'}, {'PFADD', k, 'u'}, {'PFCOUNT', k},
                       {'PFMERGE', k, k}, {'SADD', k, 'm'}, {'SMEMBERS', k}, {'SPOP', k, '1'},
                       {'ZADD', k, '1', 'm'}, {'ZRANGEBYSCORE', k, '0', '1'},
@@ -87,10 +87,6 @@ local function fmt(v)
     return format('%d', v)
   end
   return format('%.6f', v)
-end
-
-local function rate(num, den)
-  return format('%.4f', num * 100 / den)
 end
 
 -- Retention: expire_at (seconds) is set from the insights settings (a tick reads them
@@ -118,159 +114,38 @@ local function range_call(cmd, key, list)
   end
 end
 
--- Windows and their retirement markers: minutes <= retired have left the window.
-local wins = {}
-local wfields = {}
-for len, label in string.gmatch(ARGV[4], '(%d+):(%w+)') do
-  wins[#wins + 1] = {len = tonumber(len), label = label, key = P .. 'w:' .. label}
-  wfields[#wfields + 1] = 'retired:' .. label
-end
-local marks = redis.call('HMGET', P .. 'meta', unpack(wfields))
-for i, w in ipairs(wins) do
-  if marks[i] then
-    w.retired = tonumber(marks[i])
-  else
-    w.retired = now_min - w.len
-    redis.call('HSET', P .. 'meta', 'retired:' .. w.label, w.retired)
+-- The shard count is fixed for a prefix once written (keys are named by it).
+do
+  local stored = redis.call('HGET', P .. 'meta', 'shards')
+  if not stored then
+    redis.call('HSET', P .. 'meta', 'shards', ARGV[4])
+  elseif stored ~= ARGV[4] then
+    return redis.error_reply('ERR redis.shards is ' .. ARGV[4] .. ' but ' .. P ..
+                             'meta holds shards ' .. stored .. ' (keys are named by it: ' ..
+                             'set redis.shards to ' .. stored .. ')')
   end
 end
 
--- A delta set: {d = {field = delta}, rate = {entity = true}}; rate lists the entities
--- whose er_impr (engagement per impression) must be recomputed. Several target hashes
--- usually share one set (lifetime and every window get the same deltas), so each field is
--- accumulated once, and its field list is built once.
-local function new_set()
-  return {d = {}, rate = {}}
-end
-
--- targets: {key, set, derived (keep er_impr), drop_zero (windows hold only live fields)}
-local targets = {}
--- top: a sorted set that mirrors the content engagement fields of the hash (a leaderboard
--- for dashboards, trimmed to TOPN members).
-local TOPN = 1000
-local function target(key, set, derived, drop_zero, top)
-  targets[#targets + 1] = {key = key, set = set, derived = derived, drop_zero = drop_zero,
-                           top = top}
-end
-
--- A set's plan, built once and shared by every target of the set: the fields to read, the
--- delta of each (0 for a field read only as an operand of er_impr), the entities whose
--- er_impr follows with the positions of their operands, and the content engagement
--- fields that feed the leaderboards. Positional arrays keep the per-field loop cheap: it
--- runs once per field and target, several million times per million events.
-local function plan_of(set, derived)
-  local cache = derived and 'pd' or 'pp'
-  if set[cache] then
-    return set[cache]
-  end
-  local fields, deltas, n = {}, {}, 0
-  local d = set.d
-  local at = derived and {} or nil
-  local tops = {}
-  for f, delta in pairs(d) do
+-- Adds deltas {field = delta} to the integer fields of one hash (the daily account
+-- buckets): one HMGET and one HSET per chunk of fields.
+local function hash_add(key, deltas)
+  local fields, n = {}, 0
+  for f in pairs(deltas) do
     n = n + 1
     fields[n] = f
-    deltas[n] = delta
-    if at then
-      at[f] = n
-    end
-    if at and delta ~= 0 and string.byte(f, 1) == 99 and string.sub(f, -11) == ':engagement' then
-      tops[#tops + 1] = {n, string.sub(f, 3, -12)}
-    end
   end
-  local rated = {}
-  if derived then
-    -- er_impr needs both operands even when only one changed: read (not write) the other.
-    for ent in pairs(set.rate) do
-      local fe, fi = ent .. ':engagement', ent .. ':impression'
-      local ie, ii = at[fe], at[fi]
-      if not ie then
-        n = n + 1
-        fields[n], deltas[n], ie = fe, 0, n
-      end
-      if not ii then
-        n = n + 1
-        fields[n], deltas[n], ii = fi, 0, n
-      end
-      rated[#rated + 1] = {ent .. ':er_impr', ie, ii}
+  for s = 1, n, CHUNK do
+    local e = s + CHUNK - 1 < n and s + CHUNK - 1 or n
+    local got = call('HMGET', key, unpack(fields, s, e))
+    local sets = {}
+    for j = s, e do
+      local v = (tonumber(got[j - s + 1]) or 0) + deltas[fields[j]]
+      sets[#sets + 1] = fields[j]
+      -- Counters are integers: Redis prints a Lua number below 1e15 exactly.
+      sets[#sets + 1] = (v < 1e14 and v > -1e14) and v or fmt(v)
     end
+    call('HSET', key, unpack(sets))
   end
-  local plan = {fields = fields, deltas = deltas, n = n, tops = tops, rated = rated}
-  set[cache] = plan
-  return plan
-end
-
-local function apply_targets()
-  for _, t in ipairs(targets) do
-    local key, drop_zero = t.key, t.drop_zero
-    local plan = plan_of(t.set, t.derived)
-    local fields, deltas, n = plan.fields, plan.deltas, plan.n
-    local keep_vals = t.derived or t.top
-    local vals = {}
-    local sets, dels = {}, {}
-    local ns, nd = 0, 0
-    for s = 1, n, CHUNK do
-      local e = s + CHUNK - 1 < n and s + CHUNK - 1 or n
-      local got = call('HMGET', key, unpack(fields, s, e))
-      local off = s - 1
-      for j = s, e do
-        local delta = deltas[j]
-        local v = (tonumber(got[j - off]) or 0) + delta
-        if keep_vals then
-          vals[j] = v
-        end
-        if delta ~= 0 then
-          if v == 0 and drop_zero then
-            nd = nd + 1
-            dels[nd] = fields[j]
-          else
-            sets[ns + 1] = fields[j]
-            -- Counters are integers: Redis prints a Lua number below 1e15 exactly.
-            sets[ns + 2] = (v < 1e14 and v > -1e14) and v or fmt(v)
-            ns = ns + 2
-          end
-        end
-      end
-    end
-    if t.derived then
-      for _, r in ipairs(plan.rated) do
-        local impr = vals[r[3]]
-        if impr > 0 then
-          -- With no engagement before or after, er_impr is already 0.0000 unless this
-          -- change brought the first impressions: most posts in a batch only gain views.
-          if vals[r[2]] ~= 0 or deltas[r[2]] ~= 0 or impr == deltas[r[3]] then
-            sets[ns + 1] = r[1]
-            sets[ns + 2] = rate(vals[r[2]], impr)
-            ns = ns + 2
-          end
-        else
-          nd = nd + 1
-          dels[nd] = r[1]
-        end
-      end
-    end
-    range_call('HSET', key, sets)
-    range_call('HDEL', key, dels)
-    if t.top then
-      local tops, nt, gone = {}, 0, {}
-      for _, tp in ipairs(plan.tops) do
-        local v = vals[tp[1]]
-        if v > 0 then
-          tops[nt + 1] = v
-          tops[nt + 2] = tp[2]
-          nt = nt + 2
-        else
-          gone[#gone + 1] = tp[2]
-        end
-      end
-      range_call('ZADD', t.top, tops)
-      range_call('ZREM', t.top, gone)
-      if nt > 0 then
-        call('ZREMRANGEBYRANK', t.top, 0, -(TOPN + 1))
-      end
-    end
-  end
-  targets = {}
 end
 
 -- Viral posts. The processor computes each post's figures and rule flags (metrics/viral.c);
@@ -1160,6 +1035,150 @@ local function insights_tick(ins, i)
 end
 
 
+-- Counters: one hash per entity, P{<shard>}:<entity>, whose fields are time buckets
+-- holding the entity's counters packed as "name=value,..." (docs/redis-keys.md): t
+-- (lifetime), m<minute> (kept MINUTE_KEEP minutes), h<hour> (kept HOUR_KEEP hours). A flush
+-- adds its deltas to the buckets they fall in: one HMGET and one HSET per entity, however
+-- many metrics and minutes it carries. Nothing here knows windows: readers sum buckets
+-- (connectors/lua/smm_lib.lua). Each post's bucket engagement also goes to its shard's
+-- leaderboard candidates P{<shard>}:top:m<minute> / h<hour> / t.
+local MINUTE_KEEP, HOUR_KEEP = 180, 192
+local SHARDS = tonumber(ARGV[4])
+local gmatch, concat = string.gmatch, table.concat
+
+local function shard_of(ent)
+  return tonumber(string.sub(redis.sha1hex(ent), 1, 8), 16) % SHARDS
+end
+
+local function packed_add(s, deltas)
+  local v = {}
+  if s then
+    for name, x in gmatch(s, '([^,=]+)=([^,]+)') do
+      v[name] = tonumber(x)
+    end
+  end
+  for name, d in pairs(deltas) do
+    v[name] = (v[name] or 0) + d
+  end
+  local out, n = {}, 0
+  for name, x in pairs(v) do
+    if x ~= 0 then
+      n = n + 1
+      out[n] = name .. '=' .. fmt(x)
+    end
+  end
+  return concat(out, ','), v.engagement or 0
+end
+
+-- Drops bucket fields past their keep (at most once an hour per entity: field p).
+local function prune(key, pruned)
+  if pruned and now_min - tonumber(pruned) < 60 then
+    return
+  end
+  local gone = {}
+  for _, f in ipairs(call('HKEYS', key)) do
+    local kind, n = string.byte(f, 1), tonumber(string.sub(f, 2))
+    if n and ((kind == 109 and n <= now_min - MINUTE_KEEP) or
+              (kind == 104 and n <= floor(now_min / 60) - HOUR_KEEP)) then
+      gone[#gone + 1] = f
+    end
+  end
+  range_call('HDEL', key, gone)
+  call('HSET', key, 'p', now_min)
+end
+
+local function write_entities(ents, ent_list)
+  local now_hour = floor(now_min / 60)
+  local tops = {} -- top key -> {score, member, ...}
+  local function top_add(key, score, id)
+    local t = tops[key]
+    if not t then
+      t = {ins = {}, del = {}}
+      tops[key] = t
+    end
+    if score > 0 then
+      t.ins[#t.ins + 1] = score
+      t.ins[#t.ins + 1] = id
+    else
+      t.del[#t.del + 1] = id
+    end
+  end
+  for _, ent in ipairs(ent_list) do
+    local shard = shard_of(ent)
+    local key = P .. '{' .. shard .. '}:' .. ent
+    -- The buckets this flush adds to: t, each kept minute, each kept hour.
+    local fields, deltas = {'t', 'p'}, {}
+    local total, hours = {}, {}
+    for minute, b in pairs(ents[ent]) do
+      for name, d in pairs(b) do
+        total[name] = (total[name] or 0) + d
+      end
+      if minute > now_min - MINUTE_KEEP then
+        fields[#fields + 1] = 'm' .. minute
+        deltas[#fields] = b
+      end
+      local hour = floor(minute / 60)
+      if hour > now_hour - HOUR_KEEP then
+        local h = hours[hour]
+        if not h then
+          h = {}
+          hours[hour] = h
+        end
+        for name, d in pairs(b) do
+          h[name] = (h[name] or 0) + d
+        end
+      end
+    end
+    for hour, h in pairs(hours) do
+      fields[#fields + 1] = 'h' .. hour
+      deltas[#fields] = h
+    end
+    deltas[1] = total
+    local got = call('HMGET', key, unpack(fields))
+    local sets, dels = {}, {}
+    local is_post = string.byte(ent, 1) == 99 and string.byte(ent, 2) == 58 -- "c:"
+    local tkey = is_post and P .. '{' .. shard .. '}:top:' or nil
+    for j = 1, #fields do
+      if j ~= 2 then
+        local packed, eng = packed_add(got[j], deltas[j])
+        if packed == '' then
+          dels[#dels + 1] = fields[j]
+        else
+          sets[#sets + 1] = fields[j]
+          sets[#sets + 1] = packed
+        end
+        if tkey and deltas[j].engagement then
+          top_add(tkey .. fields[j], eng, string.sub(ent, 3))
+        end
+      end
+    end
+    if #sets > 0 then
+      call('HSET', key, unpack(sets))
+    end
+    if #dels > 0 then
+      call('HDEL', key, unpack(dels))
+    end
+    prune(key, got[2])
+    touch(key)
+  end
+  for key, t in pairs(tops) do
+    range_call('ZADD', key, t.ins)
+    range_call('ZREM', key, t.del)
+    if #t.ins > 0 then
+      call('ZREMRANGEBYRANK', key, 0, -(TOPN + 1))
+    end
+    local last = string.match(key, ':top:([mh]%d+)$')
+    if last then
+      local n = tonumber(string.sub(last, 2))
+      if string.byte(last, 1) == 109 then
+        call('EXPIREAT', key, (n + 1 + MINUTE_KEEP) * 60)
+      else
+        call('EXPIREAT', key, (n + 1 + HOUR_KEEP) * 3600)
+      end
+    end
+  end
+end
+
 if MODE == 'flush' then
   -- 1. Fences. Nothing is written unless every partition passes.
   local n_parts = tonumber(ARGV[6])
@@ -1206,8 +1225,6 @@ if MODE == 'flush' then
   local viral_at = i
   local ins = insights_settings(viral_end(viral_at))
   ins.stream_max = ARGV[viral_at + 3] or ins.stream_max
-  local per_min, minutes = {}, {}
-  local dirty = {}
   -- Daily account buckets (goals, long-range charts): the account fields of every minute,
   -- collected while the groups are read.
   local per_day, days = {}, {}
@@ -1215,20 +1232,33 @@ if MODE == 'flush' then
     local day = floor(minute / 1440)
     local set = per_day[day]
     if not set then
-      set = new_set()
+      set = {}
       per_day[day] = set
       days[#days + 1] = day
     end
-    return set.d
+    return set
   end
-  local function bump(minute, f, d)
-    local set = per_min[minute]
-    if not set then
-      set = new_set()
-      per_min[minute] = set
-      minutes[#minutes + 1] = minute
+  -- Counter deltas per entity and event-time minute: ents[ent][minute][metric].
+  local ents, ent_list = {}, {}
+  local function bucket(ent, minute)
+    local e = ents[ent]
+    if not e then
+      e = {}
+      ents[ent] = e
+      ent_list[#ent_list + 1] = ent
     end
-    set.d[f] = (set.d[f] or 0) + d
+    local b = e[minute]
+    if not b then
+      b = {}
+      e[minute] = b
+    end
+    return b
+  end
+  -- A counter a link yields (field "<entity>:<metric>").
+  local function bump(minute, f, d)
+    local ent, metric = string.match(f, '^(.*):([^:]*)$')
+    local b = bucket(ent, minute)
+    b[metric] = (b[metric] or 0) + d
     if string.byte(f, 1) == 97 then -- "a:"
       local dd = day_set(minute)
       dd[f] = (dd[f] or 0) + d
@@ -1267,40 +1297,27 @@ if MODE == 'flush' then
     for _ = 1, tonumber(ARGV[part.groups_at]) do
       local ent, minute, rated, k = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
       i = i + 4
-      local set = per_min[minute]
-      if not set then
-        set = new_set()
-        per_min[minute] = set
-        minutes[#minutes + 1] = minute
-      end
       local re = rename[ent]
-      local d = set.d
+      local cut = #ent + 2 -- the metric after "<entity>:"
       if re then
-        local cut = #ent + 1
         ent = re
-        for _ = 1, k do
-          local f = re .. string.sub(ARGV[i], cut)
-          d[f] = (d[f] or 0) + tonumber(ARGV[i + 1])
-          i = i + 2
-        end
-      elseif string.byte(ent, 1) == 97 then -- an account: its daily bucket too
+      end
+      local d = bucket(ent, minute)
+      if string.byte(ent, 1) == 97 then -- an account: its daily bucket too
         local dd = day_set(minute)
         for _ = 1, k do
           local f, v = ARGV[i], tonumber(ARGV[i + 1])
-          d[f] = (d[f] or 0) + v
+          local metric = string.sub(f, cut)
+          d[metric] = (d[metric] or 0) + v
           dd[f] = (dd[f] or 0) + v
           i = i + 2
         end
       else
         for _ = 1, k do
-          local f = ARGV[i]
-          d[f] = (d[f] or 0) + tonumber(ARGV[i + 1])
+          local metric = string.sub(ARGV[i], cut)
+          d[metric] = (d[metric] or 0) + tonumber(ARGV[i + 1])
           i = i + 2
         end
-      end
-      dirty[ent] = true
-      if rated == '1' then
-        set.rate[ent] = true
       end
     end
   end
@@ -1309,75 +1326,16 @@ if MODE == 'flush' then
   for _, part in ipairs(parts) do
     links(ins, part.links_at, bump)
   end
-  local function sum_of(pred)
-    local chosen = {}
-    for _, m in ipairs(minutes) do
-      if pred(m) then
-        chosen[#chosen + 1] = per_min[m]
-      end
-    end
-    if #chosen == 1 then
-      return chosen[1]
-    end
-    local out = new_set()
-    for _, set in ipairs(chosen) do
-      for f, v in pairs(set.d) do
-        out.d[f] = (out.d[f] or 0) + v
-      end
-      for ent in pairs(set.rate) do
-        out.rate[ent] = true
-      end
-    end
-    return out
-  end
-  local all = sum_of(function() return true end)
-  for _, m in ipairs(minutes) do
-    target(P .. 'm:' .. m, per_min[m], false, false)
-  end
-  target(P .. 'total', all, true, false, P .. 'top:engagement:total')
-  for _, w in ipairs(wins) do
-    local inside = 0
-    for _, m in ipairs(minutes) do
-      if m > w.retired then
-        inside = inside + 1
-      end
-    end
-    local top = P .. 'top:engagement:' .. w.label
-    if inside == #minutes then
-      target(w.key, all, true, true, top)
-    elseif inside > 0 then
-      target(w.key, sum_of(function(m) return m > w.retired end), true, true, top)
-    end
-  end
   for _, day in ipairs(days) do
-    target(P .. 'd:' .. day, per_day[day], false, false)
-  end
-  apply_targets()
-  for _, day in ipairs(days) do
+    hash_add(P .. 'd:' .. day, per_day[day])
     call('EXPIREAT', P .. 'd:' .. day, (day + 1 + ins.days_keep) * 86400)
   end
-  -- Entities whose reach and er_reach the tick must refresh (durable across restarts).
-  local dl = {}
-  for ent in pairs(dirty) do
-    dl[#dl + 1] = ent
-  end
-  range_call('SADD', P .. 'dirty', dl)
-  local accts = {}
-  for _, ent in ipairs(dl) do
-    if string.sub(ent, 1, 2) == 'a:' then
-      accts[#accts + 1] = ent
-    end
-  end
-  range_call('SADD', P .. 'dirty_w', accts)
-  for _, minute in ipairs(minutes) do
-    call('EXPIREAT', P .. 'm:' .. minute, (minute + 1 + keep) * 60)
-    call('ZADD', P .. 'minutes', minute, minute)
-  end
+  write_entities(ents, ent_list)
 
   -- 3. Reach: each group's users are a slice of ARGV handed to PFADD as they are; an
   -- account's users come sorted by minute, so its minute sketches are slices too.
   local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '-1')
-  local rdirty, hour_accts = {}, {}
+  local hour_accts = {}
   local function pfadd_slice(key, from, to)
     for s = from, to, CHUNK do
       call('PFADD', key, unpack(ARGV, s, s + CHUNK - 1 < to and s + CHUNK - 1 or to))
@@ -1399,12 +1357,7 @@ if MODE == 'flush' then
       local key = P .. kind .. ':' .. id .. ':reach'
       pfadd_slice(key, u0, u0 + k - 1)
       touch(key)
-      -- A view of a segment value publishes no counter but adds reach: refresh it too.
       local ent = kind .. ':' .. id
-      if not dirty[ent] then
-        dirty[ent] = true
-        rdirty[#rdirty + 1] = ent
-      end
       -- Windowed reach (accounts): one sketch per minute, merged into hours by the tick.
       local at = u0
       for x = 0, n_min - 1 do
@@ -1429,7 +1382,6 @@ if MODE == 'flush' then
       end
     end
   end
-  range_call('SADD', P .. 'dirty', rdirty)
   for hour, ids in pairs(hour_accts) do -- entities ("a:<id>") with minute sketches
     local hkey = P .. 'reach_accounts:h:' .. hour
     range_call('SADD', hkey, ids)
@@ -1465,52 +1417,10 @@ if MODE ~= 'tick' then
   return redis.error_reply('smm.lua: unknown mode ' .. tostring(MODE))
 end
 
--- 1. Retire minutes that left each window: subtract their bucket from the window hash.
-local refresh = {} -- entity -> true, for the reach refresh below
-local wdirty = {}  -- accounts whose window reach changed: refreshed with the window pass
-local longest = wins[#wins]
-local retired_count = 0
-for _, w in ipairs(wins) do
-  local goal = now_min - w.len
-  if goal > w.retired then
-    local minutes = redis.call('ZRANGEBYSCORE', P .. 'minutes', '(' .. w.retired, goal)
-    local set = new_set()
-    for _, minute in ipairs(minutes) do
-      local kv = redis.call('HGETALL', P .. 'm:' .. minute)
-      for j = 1, #kv, 2 do
-        local ent = string.match(kv[j], '^(.*):[%w_]+$')
-        if ent then
-          set.d[kv[j]] = (set.d[kv[j]] or 0) - tonumber(kv[j + 1])
-          set.rate[ent] = true
-          if string.sub(ent, 1, 2) == 'a:' then
-            wdirty[ent] = true
-          end
-        end
-      end
-      retired_count = retired_count + 1
-    end
-    target(w.key, set, true, true, P .. 'top:engagement:' .. w.label)
-    apply_targets()
-    redis.call('HSET', P .. 'meta', 'retired:' .. w.label, goal)
-    w.retired = goal
-    if w == longest then
-      for _, minute in ipairs(minutes) do
-        redis.call('DEL', P .. 'm:' .. minute)
-      end
-      redis.call('ZREMRANGEBYSCORE', P .. 'minutes', '-inf', goal)
-    end
-  end
-end
-
--- 2. Merge each completed hour of per-account minute sketches into an hour sketch, and
--- let the minute sketches expire once no minute-granular window needs them.
+-- Merge each completed hour of per-account minute sketches into an hour sketch, and let
+-- the minute sketches expire once no minute-granular window (up to 1 h) needs them.
 local now_hour = math.floor(now_min / 60)
 local minute_keep = 61
-for _, w in ipairs(wins) do
-  if w.len <= 60 and w.len + 1 > minute_keep then
-    minute_keep = w.len + 1
-  end
-end
 local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or (now_hour - 1))
 if merged < now_hour - 48 then
   merged = now_hour - 48
@@ -1529,84 +1439,11 @@ for h = merged + 1, now_hour - 1 do
     for m = h * 60, h * 60 + 59 do
       redis.call('EXPIREAT', base_key .. ':m:' .. m, (m + 1 + minute_keep) * 60)
     end
-    wdirty[ent] = true
   end
   merged_count = merged_count + 1
 end
 redis.call('HSET', P .. 'meta', 'hour_merged', math.max(merged, now_hour - 1))
 
--- 3. Refresh reach and er_reach: lifetime for up to ARGV[6] dirty entities every tick;
--- window reach of dirty accounts (a union of up to 84 sketches each) only every ARGV[8] ms.
-local wl = {}
-for ent in pairs(wdirty) do
-  wl[#wl + 1] = ent
-end
-range_call('SADD', P .. 'dirty_w', wl)
-local popped = call('SPOP', P .. 'dirty', tonumber(ARGV[6]))
-for _, ent in ipairs(popped) do
-  refresh[ent] = true
-end
-local function set_reach(key, ents, reach)
-  local fields = {}
-  for j, ent in ipairs(ents) do
-    fields[j] = ent .. ':engagement'
-  end
-  local sets, dels = {}, {}
-  for s = 1, #fields, CHUNK do
-    local e = s + CHUNK - 1 < #fields and s + CHUNK - 1 or #fields
-    local got = call('HMGET', key, unpack(fields, s, e))
-    for j = s, e do
-      local ent, r = ents[j], reach[j]
-      if r > 0 then
-        local n = #sets
-        sets[n + 1] = ent .. ':reach'
-        sets[n + 2] = r
-        sets[n + 3] = ent .. ':er_reach'
-        sets[n + 4] = rate(tonumber(got[j - s + 1]) or 0, r)
-      else
-        dels[#dels + 1] = ent .. ':reach'
-        dels[#dels + 1] = ent .. ':er_reach'
-      end
-    end
-  end
-  range_call('HSET', key, sets)
-  range_call('HDEL', key, dels)
-end
-local all, all_reach = {}, {}
-for ent in pairs(refresh) do
-  all[#all + 1] = ent
-  all_reach[#all] = call('PFCOUNT', P .. ent .. ':reach')
-end
-set_reach(P .. 'total', all, all_reach)
-local now_ms, period = tonumber(ARGV[7]), tonumber(ARGV[8])
-local last = tonumber(call('HGET', P .. 'meta', 'window_reach_at') or '0')
-local accts = {}
-if now_ms - last >= period then
-  call('HSET', P .. 'meta', 'window_reach_at', now_ms)
-  accts = call('SPOP', P .. 'dirty_w', 100000)
-end
-for _, w in ipairs(wins) do
-  local wreach = {}
-  local first = now_min - w.len + 1
-  for j, ent in ipairs(accts) do
-    local base_key = P .. ent .. ':reach'
-    local keys = {}
-    if w.len <= 60 then
-      for m = first, now_min do
-        keys[#keys + 1] = base_key .. ':m:' .. m
-      end
-    else
-      for m = now_hour * 60, now_min do
-        keys[#keys + 1] = base_key .. ':m:' .. m
-      end
-      for h = floor(first / 60), now_hour - 1 do
-        keys[#keys + 1] = base_key .. ':h:' .. h
-      end
-    end
-    wreach[j] = call('PFCOUNT', unpack(keys))
-  end
-  set_reach(w.key, accts, wreach)
-end
 local v = viral(9, true)
 if v.next and ARGV[v.next] then
   local ins = insights_settings(v.next)
@@ -1614,4 +1451,4 @@ if v.next and ARGV[v.next] then
   insights_tick(ins, ins.next)
 end
 retain()
-return {'OK', retired_count, merged_count, v.changes, v.states}
+return {'OK', 0, merged_count, v.changes, v.states}

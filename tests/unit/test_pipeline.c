@@ -186,7 +186,7 @@ struct part {
 };
 
 struct flush {
-    char mode[16], prefix[64], windows[128];
+    char mode[16], prefix[64], shards[16];
     int64_t now_min, keep;
     int n_parts;
     struct part parts[8];
@@ -201,7 +201,7 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
     snprintf(fl->mode, sizeof(fl->mode), "%s", ARGV(la, 1));
     snprintf(fl->prefix, sizeof(fl->prefix), "%s", ARGV(la, 2));
     fl->now_min = tonumber(la, 3);
-    snprintf(fl->windows, sizeof(fl->windows), "%s", ARGV(la, 4));
+    snprintf(fl->shards, sizeof(fl->shards), "%s", ARGV(la, 4));
     fl->keep = tonumber(la, 5);
     fl->n_parts = (int)tonumber(la, 6);
     cr_assert(fl->n_parts >= 0 && fl->n_parts <= 8);
@@ -538,7 +538,7 @@ Test(pipeline, encode_flush_two_parts)
     cr_assert_str_eq(fl.mode, "flush");
     cr_assert_str_eq(fl.prefix, "smm:");
     cr_assert_eq(fl.now_min, NOW_MIN);
-    cr_assert_str_eq(fl.windows, "5:5m,60:1h,1440:24h");
+    cr_assert_str_eq(fl.shards, "64"); /* redis.shards, default */
     cr_assert_eq(fl.keep, 1440 + 60, "keep = longest window + grace (1h)");
     cr_assert_eq(fl.n_parts, 2);
 
@@ -632,7 +632,7 @@ Test(pipeline, encode_flush_exact_positions)
     char now_min[32];
     snprintf(now_min, sizeof(now_min), "%lld", NOW_MIN);
     const char *want[] = {
-        "flush", "smm:", now_min, "5:5m,60:1h,1440:24h", "1500", "1", /* header, n_parts */
+        "flush", "smm:", now_min, "64", "1500", "1", /* header, n_parts */
         "t:3", "tk", "7", "8",                                         /* fence */
         "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
         "0",                                                           /* no reach */
@@ -777,7 +777,7 @@ Test(pipeline, encode_tick)
     cr_assert_str_eq(ARGV(&la, 1), "tick");
     cr_assert_str_eq(ARGV(&la, 2), "smm:");
     cr_assert_eq(tonumber(&la, 3), NOW_MIN);
-    cr_assert_str_eq(ARGV(&la, 4), "5:5m,60:1h,1440:24h");
+    cr_assert_str_eq(ARGV(&la, 4), "64");
     cr_assert_eq(tonumber(&la, 5), 1500);
     cr_assert_str_eq(ARGV(&la, 6), "2000");
     cr_assert_eq(tonumber(&la, 7), NOW);
@@ -799,16 +799,19 @@ Test(pipeline, encode_tick)
     fixture_close(&fx);
 }
 
-Test(pipeline, window_labels_and_keep)
+Test(pipeline, shards_and_keep)
 {
     struct fixture fx;
     fixture_open(&fx, "2d,90m,2h,1m");
+    char err[256] = "";
+    cr_assert_eq(smm_config_set(&fx.cfg, "redis.shards", "16", "test", err, sizeof(err)), SMM_OK,
+                 "%s", err);
     struct smm_argv av;
     smm_argv_init(&av);
     cr_assert_eq(smm_pipeline_encode_tick(fx.pipe, 0, 1, &av), SMM_OK);
     struct lua_argv la;
     lua_argv_load(&la, &av);
-    cr_assert_str_eq(ARGV(&la, 4), "1:1m,90:90m,120:2h,2880:2d");
+    cr_assert_str_eq(ARGV(&la, 4), "16");
     cr_assert_eq(tonumber(&la, 5), 2880 + 60);
     cr_assert_eq(tonumber(&la, 3), 0);
     lua_argv_free(&la);
