@@ -1158,7 +1158,11 @@ local function write_entities(ents, ent_list)
     if #dels > 0 then
       call('HDEL', key, unpack(dels))
     end
-    prune(key, got[2])
+    if got[1] then
+      prune(key, got[2])
+    else
+      call('HSET', key, 'p', now_min) -- a new hash: nothing to prune yet
+    end
     touch(key)
   end
   for key, t in pairs(tops) do
