@@ -83,7 +83,6 @@ struct smm_config {
     int64_t max_payload_bytes;
     int64_t max_id_bytes;
     int64_t reach_refresh_max;
-    int64_t reach_window_refresh_ms;
     char *log_level;
     char *log_format;
     int64_t viral_enabled;

@@ -637,7 +637,7 @@ int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
     int rc = header(pipe, "tick", now_ms, av);
     rc |= smm_argv_add_int(av, max_refresh);
     rc |= smm_argv_add_int(av, now_ms);
-    rc |= smm_argv_add_int(av, pipe->cfg->reach_window_refresh_ms);
+    rc |= smm_argv_add_int(av, 0); /* (was the window reach refresh period) */
     return rc ? SMM_ERR : SMM_OK;
 }
 

@@ -37,7 +37,8 @@
 --        -> {'OK', {content_id, new_state}..., {content_id, state}...} (changes, then the
 --           unchanged non-normal states of the posts evaluated) or
 --           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
--- tick:  max_refresh, now_ms, window_refresh_ms (both unused), then the viral section,
+-- tick:  max_refresh (account hour merges per tick), now_ms, window_refresh_ms (unused),
+--        then the viral section,
 --        the insights settings and the goal section (see goals below)
 --        -> {'OK', 0, merged_hours, changes, states}
 --
@@ -65,7 +66,7 @@ if redis.acl_check_cmd then
   for _, c in ipairs({{'HSET', k, 'f', '1'}, {'HGET', k, 'f'}, {'HMGET', k, 'f'},
                       {'HGETALL', k}, {'HKEYS', k}, {'HINCRBY', k, 'f', '1'}, {'HDEL', k, 'f'}, {'DEL', k},
                       {'EXPIREAT', k, '1'}, {'PFADD', k, 'u'}, {'PFCOUNT', k},
-                      {'PFMERGE', k, k}, {'SADD', k, 'm'}, {'SMEMBERS', k}, {'SPOP', k, '1'},
+                      {'PFMERGE', k, k}, {'SADD', k, 'm'}, {'SMEMBERS', k}, {'SPOP', k, '1'}, {'SCARD', k},
                       {'ZADD', k, '1', 'm'}, {'ZRANGEBYSCORE', k, '0', '1'},
                       {'ZREMRANGEBYSCORE', k, '0', '1'}, {'ZREM', k, 'm'},
                       {'ZREMRANGEBYRANK', k, '0', '1'}, {'ZRANGE', k, '0', '1'},
@@ -1429,9 +1430,15 @@ local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or (now_h
 if merged < now_hour - 48 then
   merged = now_hour - 48
 end
+-- At most ARGV[6] (reach.refresh_max) accounts per tick, so a tick stays short however
+-- many accounts an hour had: an hour counts as merged once its set is empty, and until
+-- then readers count its minute sketches (connectors/lua/smm_lib.lua).
+local budget = tonumber(ARGV[6])
 local merged_count = 0
 for h = merged + 1, now_hour - 1 do
-  local ids = redis.call('SMEMBERS', P .. 'reach_accounts:h:' .. h)
+  local set = P .. 'reach_accounts:h:' .. h
+  local ids = budget > 0 and redis.call('SPOP', set, budget) or {}
+  budget = budget - #ids
   for _, ent in ipairs(ids) do
     local base_key = P .. ent .. ':reach'
     local srcs = {}
@@ -1444,9 +1451,13 @@ for h = merged + 1, now_hour - 1 do
       redis.call('EXPIREAT', base_key .. ':m:' .. m, (m + 1 + minute_keep) * 60)
     end
   end
+  if redis.call('SCARD', set) > 0 then
+    break
+  end
+  merged = h
   merged_count = merged_count + 1
 end
-redis.call('HSET', P .. 'meta', 'hour_merged', math.max(merged, now_hour - 1))
+redis.call('HSET', P .. 'meta', 'hour_merged', merged)
 
 local v = viral(9, true)
 if v.next and ARGV[v.next] then

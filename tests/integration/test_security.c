@@ -357,6 +357,8 @@ static const char *const acl_commands[] = {
     "zrem", "zremrangebyrank", "zrange", "xadd", "publish", "ping", "zrevrange", "xread",
     /* insights: attribution, segment admission, open-thread counts (docs/insights.md) */
     "zincrby", "hvals",
+    /* pruning an entity's expired buckets, bounded hour merges (connectors/lua/smm.lua) */
+    "hkeys", "scard",
     NULL};
 
 /* ACL SETUSER user reset on >pw ~<keys> resetchannels -@all +cmd... (without `skip`). */
