@@ -397,26 +397,22 @@ int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
     return parse_flush_reply(sink, r, rejects, max, n_rejects);
 }
 
-int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *retired,
-                        int64_t *merged)
+int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *merged)
 {
     redisReply *r;
     int rc = eval(sink, av, &r);
     if (rc != SMM_SINK_OK) {
         return rc;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
-        if (retired) {
-            *retired = reply_int(r->element[1]);
-        }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
         if (merged) {
-            *merged = reply_int(r->element[2]);
+            *merged = reply_int(r->element[1]);
+        }
+        if (r->elements >= 3) {
+            report_changes(sink, r->element[2], 1);
         }
         if (r->elements >= 4) {
-            report_changes(sink, r->element[3], 1);
-        }
-        if (r->elements >= 5) {
-            report_changes(sink, r->element[4], 0);
+            report_changes(sink, r->element[3], 0);
         }
     }
     freeReplyObject(r);

@@ -52,10 +52,9 @@ int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
 int smm_redis_sink_flush_send(struct smm_redis_sink *sink, struct smm_argv *av);
 int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
                               struct smm_flush_reject *rejects, int max, int *n_rejects);
-/* Runs the script in tick mode. Writes the number of retired minute buckets and merged
- * hours when the pointers are not NULL. */
-int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *retired,
-                        int64_t *merged);
+/* Runs the script in tick mode. Writes the number of hours whose account reach sketches
+ * were merged when merged is not NULL. */
+int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *merged);
 /* Takes ownership of partition tp for token (HSET <prefix>owner) and reads its stored
  * next offset into *stored (-1 when none). */
 int smm_redis_sink_claim(struct smm_redis_sink *sink, const char *prefix, const char *tp,

@@ -1028,14 +1028,14 @@ static void tick_refresh(struct smm_loop *loop, int64_t now, int64_t max_refresh
         settle_viral(loop, 0);
         return;
     }
-    int64_t retired = 0, merged = 0;
-    int rc = smm_redis_sink_tick(loop->sink, &loop->av, &retired, &merged);
+    int64_t merged = 0;
+    int rc = smm_redis_sink_tick(loop->sink, &loop->av, &merged);
     settle_viral(loop, rc == SMM_SINK_OK);
     if (rc == SMM_SINK_ERROR) {
         refused(loop, "tick");
-    } else if (rc == SMM_SINK_OK && (retired || merged)) {
-        smm_log(SMM_LOG_DEBUG, "tick: retired %lld minute bucket(s), merged %lld hour(s)",
-                (long long)retired, (long long)merged);
+    } else if (rc == SMM_SINK_OK && merged) {
+        smm_log(SMM_LOG_DEBUG, "tick: merged the reach sketches of %lld hour(s)",
+                (long long)merged);
     }
 }
 

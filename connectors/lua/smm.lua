@@ -40,7 +40,7 @@
 -- tick:  max_refresh (account hour merges per tick), now_ms, window_refresh_ms (unused),
 --        then the viral section,
 --        the insights settings and the goal section (see goals below)
---        -> {'OK', 0, merged_hours, changes, states}
+--        -> {'OK', merged_hours, changes, states}
 --
 -- Retention (idle_days > 0): every key named by an id from an event (a post's or
 -- account's sketches, viral hash, thread and referral state, customer value, segment
@@ -1466,4 +1466,4 @@ if v.next and ARGV[v.next] then
   insights_tick(ins, ins.next)
 end
 retain()
-return {'OK', 0, merged_count, v.changes, v.states}
+return {'OK', merged_count, v.changes, v.states}

@@ -397,7 +397,7 @@ Test(retention, tick_pushes_viral_and_goal_hashes)
     cr_assert(smm_pipeline_encode_viral(pipe_, now, sigs, n_sigs, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(pipe_, now, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_goals(pipe_, &rep, 1, &av) == SMM_OK);
-    cr_assert(smm_redis_sink_tick(sink, &av, NULL, NULL) == SMM_SINK_OK, "%s",
+    cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
     smm_argv_free(&av);
     n_sigs = 0;

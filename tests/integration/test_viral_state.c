@@ -107,7 +107,7 @@ static void tick(int64_t now, const struct smm_viral_signals *s, int n)
     smm_argv_init(&av);
     cr_assert(smm_pipeline_encode_tick(pipe_, now, 100, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_viral(pipe_, now, s, n, &av) == SMM_OK);
-    cr_assert(smm_redis_sink_tick(sink, &av, NULL, NULL) == SMM_SINK_OK, "%s",
+    cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
     smm_argv_free(&av);
 }
@@ -426,7 +426,7 @@ Test(viral_state, sla_and_goal_alerts_in_words)
             cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_goals(p2, rep, 2, &av) == SMM_OK);
-            cr_assert(smm_redis_sink_tick(sink, &av, NULL, NULL) == SMM_SINK_OK, "%s",
+            cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",
                       smm_redis_sink_errstr(sink));
         } else {
             char ev[256];
