@@ -12,8 +12,8 @@
  * Checked: smm_get (total, 5m, 180m, 24h, the server clock, er_impr, reach of contents,
  * accounts, segment values, none for sources), smm_mget (nil for undefined derived values),
  * smm_top (exact re-scoring of stale boards, ties, n, total, hour windows), smm_series,
- * refused labels and arguments, no `meta shards` = no data, and a user without
- * FUNCTION LOAD refused at connect with a message naming it. */
+ * refused labels and arguments, no `meta shards` = no data, a user without FUNCTION LOAD
+ * refused at connect with a message naming it, and the readers' ACL of docs/security.md. */
 #include "connectors/redis_sink.h"
 #include "tests/integration/harness.h"
 
@@ -698,4 +698,44 @@ Test(lib, function_load_refused_names_it)
     sink = smm_redis_sink_new(&o, err, sizeof(err));
     cr_assert_eq(smm_redis_sink_connect(sink), SMM_SINK_OK, "%s", smm_redis_sink_errstr(sink));
     smm_redis_sink_destroy(sink);
+}
+
+/* The readers' user of docs/security.md: every function answers, nothing is denied
+ * (ACL LOG stays empty), and a plain write is refused. */
+Test(lib, reader_user_acl)
+{
+    set_shards(4);
+    put("a:u", "t", "impression=4,engagement=1");
+    putm("a:u", 'm', N, "engagement=1");
+    board(mb(N), "p", 1);
+    users("smm:a:u:reach", "r", 0, 10);
+    users_m("u", 'm', N, "r", 5);
+    cmd_ok("ACL", "SETUSER", "reader", "reset", "on", ">pw-reader", "~smm:*", "-@all", "+fcall",
+           "+fcall_ro", "+hget", "+hmget", "+zrevrange", "+pfcount", "+time", NULL);
+    cmd_ok("ACL", "LOG", "RESET", NULL);
+    redisContext *admin = c;
+    c = h_redis_connect_auth(&redis, "reader", "pw-reader");
+    redisReply *r = cmd("FCALL", "smm_get", "0", "smm:", "a:u", "total", NULL);
+    cr_assert_str_eq(pair(r, "er_impr"), "25.0000");
+    near(pair(r, "reach"), 10);
+    freeReplyObject(r);
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:u", "24h", NULL); /* server clock, sketches */
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "");
+    freeReplyObject(r);
+    r = cmd("FCALL", "smm_mget", "0", "smm:", "5m", ll(N), "engagement,reach", "a:u", NULL);
+    static const char *const exp[] = {"1", "5"};
+    expect_flat(r, exp, 2);
+    freeReplyObject(r);
+    r = cmd("FCALL_RO", "smm_top", "0", "smm:", "5m", "3", NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "");
+    freeReplyObject(r);
+    r = cmd("FCALL_RO", "smm_series", "0", "smm:", "a:u", "m", ll(N), ll(N), "engagement", NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "");
+    freeReplyObject(r);
+    expect_error(cmd("HSET", "smm:x", "f", "1", NULL), "NOPERM");
+    redisFree(c);
+    c = admin;
+    r = cmd("ACL", "LOG", NULL);
+    cr_assert_eq(r->elements, 1, "the reader was denied something besides the HSET");
+    freeReplyObject(r);
 }
