@@ -46,10 +46,14 @@
 --     about 60 + hours sketches for an account window (at most ~3,100 keys, nearly all
 --     missing, while hours are not merged; missing keys cost next to nothing).
 --   smm_top: S x buckets ZREVRANGE of n members (S = shards; buckets 1 for total, the
---     window's minutes, or the current hour's minutes + whole hours), then one HMGET per
---     distinct candidate: with 64 shards about 320 calls for 5m, 5,400 for 24h. Long
---     windows with large n are the expensive reads; n is capped at 1000.
---   smm_series: HMGETs of 1,000 fields for at most 10,080 buckets.
+--     window's minutes, or the current hour's minutes + whole hours), then one HMGET of the
+--     window's fields per distinct candidate. Measured (Redis 7.0.15, 64 shards, n = 10):
+--     empty boards 0.7 ms for 5m, 8 ms for 24h, 33 ms for 7d; 24h with 3,000 distinct
+--     candidates 230 ms (~0.9 us per candidate and bucket). Long windows over many shards
+--     are the expensive reads: prefer total and minute windows for live views; n is
+--     capped at 1000.
+--   smm_get for an account's 7d window: 0.45 ms. smm_series: HMGETs of 1,000 fields for
+--     at most 10,080 buckets.
 -- Only globals of the callback environment are used inside functions: the library's
 -- load-time environment has no string, math or table.
 
@@ -331,7 +335,8 @@ local function smm_top(_, args)
     local score = 0
     local got = redis.call('HMGET', entity_key(P, S, 'c:' .. id), unpack(fields))
     for j = 1, #fields do
-      local v = got[j] and string.match(',' .. got[j], ',engagement=(-?%d+)')
+      -- %f: `engagement` as a whole name, not the tail of `mention_engagement`
+      local v = got[j] and string.match(got[j], '%f[%w_]engagement=(-?%d+)')
       if v then
         score = score + tonumber(v)
       end
