@@ -1041,8 +1041,9 @@ end
 -- (lifetime), m<minute> (kept MINUTE_KEEP minutes), h<hour> (kept HOUR_KEEP hours). A flush
 -- adds its deltas to the buckets they fall in: one HMGET and one HSET per entity, however
 -- many metrics and minutes it carries. Nothing here knows windows: readers sum buckets
--- (connectors/lua/smm_lib.lua). Each post's bucket engagement also goes to its shard's
--- leaderboard candidates P{<shard>}:top:m<minute> / h<hour> / t.
+-- (connectors/lua/smm_lib.lua). Each post's new engagement in a bucket also goes to that
+-- bucket's leaderboard P top:m<minute> / top:h<hour> / top:t (the top TOPN posts of the
+-- bucket, exact scores: a ZADD of an absolute value, which a replay repeats harmlessly).
 local MINUTE_KEEP, HOUR_KEEP = 180, 192
 local SHARDS = tonumber(ARGV[4])
 local gmatch, concat = string.gmatch, table.concat
@@ -1138,7 +1139,7 @@ local function write_entities(ents, ent_list)
     local got = call('HMGET', key, unpack(fields))
     local sets, dels = {}, {}
     local is_post = string.byte(ent, 1) == 99 and string.byte(ent, 2) == 58 -- "c:"
-    local tkey = is_post and P .. '{' .. shard .. '}:top:' or nil
+    local tkey = is_post and P .. 'top:' or nil
     for j = 1, #fields do
       if j ~= 2 then
         local packed, eng = packed_add(got[j], deltas[j])

@@ -45,12 +45,9 @@
 --   smm_get / smm_mget: per entity one HMGET of at most 60 + 192 fields, one PFCOUNT of
 --     about 60 + hours sketches for an account window (at most ~3,100 keys, nearly all
 --     missing, while hours are not merged; missing keys cost next to nothing).
---   smm_top: S x buckets ZREVRANGE of n members (S = shards; buckets 1 for total, the
---     window's minutes, or the current hour's minutes + whole hours), then one HMGET of the
---     window's fields per distinct candidate. Measured (Redis 7.0.15, 64 shards, n = 10):
---     empty boards 0.7 ms for 5m, 8 ms for 24h, 33 ms for 7d; 24h with 3,000 distinct
---     candidates 230 ms (~0.9 us per candidate and bucket). Long windows over many shards
---     are the expensive reads: prefer total and minute windows for live views; n is
+--   smm_top: one ZREVRANGE of K = max(4n, 50) members per bucket of the window (1 for
+--     total, the window's minutes, or the current hour's minutes + whole hours: 193 for
+--     7d), then one HMGET of the window's fields for each of the 2n best candidates; n is
 --     capped at 1000.
 --   smm_get for an account's 7d window: 0.45 ms. smm_series: HMGETs of 1,000 fields for
 --     at most 10,080 buckets.
@@ -316,27 +313,36 @@ local function smm_top(_, args)
     return {}
   end
   local fields = window_fields(w, now) -- 't', 'm<k>', 'h<k>': the boards are top:<field>
-  local seen, ids = {}, {}
-  for shard = 0, S - 1 do
-    local base = P .. '{' .. shard .. '}:top:'
-    for _, f in ipairs(fields) do
-      local got = redis.call('ZREVRANGE', base .. f, 0, n - 1)
-      for _, id in ipairs(got) do
-        if not seen[id] then
-          seen[id] = true
-          ids[#ids + 1] = id
-        end
+  -- Each bucket's board holds its posts' exact engagement in that bucket: the sum over the
+  -- window's boards of a post's top-K entries is its window engagement, less the buckets
+  -- where it is not among the top K. The 2n best sums are re-scored exactly.
+  local k = math.max(4 * n, 50)
+  local sum, ids = {}, {}
+  for _, f in ipairs(fields) do
+    local got = redis.call('ZREVRANGE', P .. 'top:' .. f, 0, k - 1, 'WITHSCORES')
+    for j = 1, #got, 2 do
+      local id = got[j]
+      if not sum[id] then
+        sum[id] = 0
+        ids[#ids + 1] = id
       end
+      sum[id] = sum[id] + tonumber(got[j + 1])
     end
   end
-  -- Re-score each candidate exactly: the board's scores may be stale or partial.
+  table.sort(ids, function(a, b)
+    if sum[a] ~= sum[b] then
+      return sum[a] > sum[b]
+    end
+    return a < b
+  end)
   local scored = {}
-  for _, id in ipairs(ids) do
+  for j = 1, math.min(#ids, 2 * n) do
+    local id = ids[j]
     local score = 0
     local got = redis.call('HMGET', entity_key(P, S, 'c:' .. id), unpack(fields))
-    for j = 1, #fields do
+    for x = 1, #fields do
       -- %f: `engagement` as a whole name, not the tail of `mention_engagement`
-      local v = got[j] and string.match(got[j], '%f[%w_]engagement=(-?%d+)')
+      local v = got[x] and string.match(got[x], '%f[%w_]engagement=(-?%d+)')
       if v then
         score = score + tonumber(v)
       end

@@ -473,12 +473,11 @@ Test(lib, mget_nil_for_undefined)
 
 /* ---- smm_top ---- */
 
-/* ZADD smm:{<shard of c:id>}:top:<bucket> score id */
+/* ZADD smm:top:<bucket> score id (the writer keeps each bucket's exact engagement there) */
 static void board(const char *bucket, const char *id, long long score)
 {
-    char ent[128], key[256];
-    snprintf(ent, sizeof(ent), "c:%s", id);
-    snprintf(key, sizeof(key), "smm:{%d}:top:%s", shard_of(ent, shards), bucket);
+    char key[256];
+    snprintf(key, sizeof(key), "smm:top:%s", bucket);
     cmd_ok("ZADD", key, ll(score), id, NULL);
 }
 
@@ -494,17 +493,18 @@ static const char *mb(long long m)
 Test(lib, top_rescored_exactly)
 {
     set_shards(4);
-    /* a-post: 3 + 4 = 7; the board says 100 (stale). */
+    /* a-post: 3 + 4 = 7; one board says 100 (stale). */
     putm("c:a-post", 'm', N, "engagement=3");
     putm("c:a-post", 'm', N - 1, "engagement=4");
     board(mb(N), "a-post", 100);
+    board(mb(N - 1), "a-post", 4);
     /* c-post: 7, ties with a-post (ids ascending). */
     putm("c:c-post", 'm', N - 3, "engagement=7");
     board(mb(N - 3), "c-post", 7);
     /* b-post: 20 inside; 1000 in the minute before the window does not count. */
     putm("c:b-post", 'm', N - 2, "engagement=20");
     putm("c:b-post", 'm', N - 5, "engagement=1000");
-    board(mb(N - 2), "b-post", 1);
+    board(mb(N - 2), "b-post", 20);
     board(mb(N - 5), "b-post", 1000);
     /* d-post: only before the window. */
     putm("c:d-post", 'm', N - 5, "engagement=5000");
@@ -567,22 +567,42 @@ Test(lib, top_total_and_hours)
     freeReplyObject(r);
 }
 
-/* Candidates are the top n members of each board (by its possibly stale scores), re-scored:
- * a post below the n-th place of every board is not one, however much it has. */
-Test(lib, top_candidates_top_n_per_board)
+/* Candidates are the top K = max(4n, 50) members of each board, and the 2n best sums of
+ * those are re-scored: a post below the K-th place of every board is not one, however much
+ * its buckets add up to. */
+Test(lib, top_candidates_top_k_per_board)
 {
     set_shards(1);
-    putm("c:x", 'm', N, "engagement=1");
-    putm("c:y", 'm', N, "engagement=50");
-    board(mb(N), "x", 10);
-    board(mb(N), "y", 5);
-    redisReply *r = cmd("FCALL_RO", "smm_top", "0", "smm:", "1m", "1", ll(N), NULL);
-    static const char *const exp1[] = {"x", "1"};
+    char id[32];
+    for (int i = 0; i < 60; i++) { /* a0..a59 in minute N, b0..b59 in N-1: 100..159 */
+        snprintf(id, sizeof(id), "a%d", i);
+        char ent[40], val[40];
+        snprintf(ent, sizeof(ent), "c:a%d", i);
+        snprintf(val, sizeof(val), "engagement=%d", 100 + i);
+        putm(ent, 'm', N, val);
+        board(mb(N), id, 100 + i);
+        snprintf(id, sizeof(id), "b%d", i);
+        snprintf(ent, sizeof(ent), "c:b%d", i);
+        putm(ent, 'm', N - 1, val);
+        board(mb(N - 1), id, 100 + i);
+    }
+    /* z: 99 in both minutes, 198 in the window: 61st on both boards. */
+    putm("c:z", 'm', N, "engagement=99");
+    putm("c:z", 'm', N - 1, "engagement=99");
+    board(mb(N), "z", 99);
+    board(mb(N - 1), "z", 99);
+    redisReply *r = cmd("FCALL_RO", "smm_top", "0", "smm:", "2m", "1", ll(N), NULL);
+    static const char *const exp1[] = {"a59", "159"}; /* K = 50: z is no candidate */
     expect_flat(r, exp1, 2);
     freeReplyObject(r);
-    r = cmd("FCALL_RO", "smm_top", "0", "smm:", "1m", "2", ll(N), NULL);
-    static const char *const exp2[] = {"y", "50", "x", "1"};
-    expect_flat(r, exp2, 4);
+    r = cmd("FCALL_RO", "smm_top", "0", "smm:", "2m", "15", ll(N), NULL); /* K = 60 */
+    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 30);
+    cr_assert_str_neq(r->element[0]->str, "z");
+    freeReplyObject(r);
+    r = cmd("FCALL_RO", "smm_top", "0", "smm:", "2m", "16", ll(N), NULL); /* K = 64 */
+    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 32);
+    cr_assert_str_eq(r->element[0]->str, "z");
+    cr_assert_str_eq(r->element[1]->str, "198");
     freeReplyObject(r);
 }
 
