@@ -18,14 +18,17 @@
  * no-op unescape callback), split the raw path first and percent-decode the id after, so
  * "%2F" is part of an id and not a separator. Keys and fields are built as length-counted
  * arguments (RESP bulk strings, connectors/argv.h), never by formatting a command string,
- * so no id can inject a command or reach another key than the one it names. Every request does bounded
- * work: limits are capped, a content or account lookup is a fixed pipeline of 36 calls, and
- * the insight routes (response, sov, sources, segments, goals, customers) make at most two
- * round trips of a size fixed by the configuration (the response histogram is one HMGET of
- * the 601 bucket fields that can exist, never a scan of a window hash). The account view's
- * routes (accounts, kpis, series) read a fixed list of keys: 25 hourly account sets, or one
- * pipeline of at most 2 x 1440 HMGETs on minute / day buckets. All Redis reading is in the
- * route_* functions, one per route, so a change of key layout stays in this file. */
+ * so no id can inject a command or reach another key than the one it names. Counters are
+ * read only through the Redis Function library smm (smm_get, smm_mget, smm_top, smm_series:
+ * see "reading counters" below), which sums an entity's time buckets next to the data, so
+ * this file knows no counter key or field. Every request does bounded work: limits are
+ * capped, a content or account lookup is a fixed pipeline of one call per window plus 3,
+ * and the insight routes (response, sov, sources, segments, goals, customers) make at most
+ * two round trips of a size fixed by the configuration (the response histogram is one
+ * smm_mget of the 1202 bucket counters that can exist). The account view's routes
+ * (accounts, kpis, series) read 25 hourly account sets plus one smm_mget per 500 accounts,
+ * one or two library calls, or one pipeline of at most 2 x 90 HMGETs on day buckets. All
+ * Redis reading is in the route_* functions, one per route. */
 #include "connectors/http_server.h"
 
 #include <arpa/inet.h>
@@ -91,7 +94,7 @@ struct smm_http_server {
     char *allowed_hosts;
     int64_t health_max_age_ms;
     int header_timeout_ms;
-    int64_t keep_minutes; /* minute buckets (and hour reach sets) live this long */
+    int64_t keep_minutes; /* hour reach sketches live this long after their hour */
     int64_t days_keep;    /* day buckets live this long */
     struct conn_watch *watch; /* open connections, guarded by mu */
     pthread_t watchdog;
@@ -365,7 +368,7 @@ static const redisReply *elem(const redisReply *r, size_t i)
  *
  * Counters live in one hash per entity, as packed time buckets; a window is summed and the
  * rates and reach derived by the library when read. So every read of a counter here is one
- * of its read-only calls, built by fcall_begin() and the argument helpers below:
+ * of its calls (none writes), built by fcall_begin() and the argument helpers below:
  *   smm_get    <entity> <window> [<minute>]           -> name, value, name, value, ...
  *   smm_mget   <window> <minute|''> <m1,m2> <entity>... -> entities x metrics, nil = absent
  *   smm_top    <window> <n> [<minute>]                -> content_id, engagement, ...
@@ -374,11 +377,14 @@ static const redisReply *elem(const redisReply *r, size_t i)
  * passed is the wall clock's, so a response's spans (from_ms, start_ms) are the ones
  * summed. */
 
-/* Resets av to FCALL_RO <fn> 0 <prefix>. 0, or -1 on out-of-memory. */
+/* Resets av to FCALL[_RO] <fn> 0 <prefix>. smm_get and smm_mget count reach with PFCOUNT,
+ * which Redis refuses in a read-only (no-writes) function, so they are called with FCALL;
+ * they never write (connectors/lua/smm_lib.lua). 0, or -1 on out-of-memory. */
 static int fcall_begin(struct smm_argv *av, const struct smm_http_server *srv, const char *fn)
 {
+    int ro = strcmp(fn, "smm_top") == 0 || strcmp(fn, "smm_series") == 0;
     smm_argv_reset(av);
-    int bad = smm_argv_add_str(av, "FCALL_RO");
+    int bad = smm_argv_add_str(av, ro ? "FCALL_RO" : "FCALL");
     bad |= smm_argv_add_str(av, fn);
     bad |= smm_argv_add_str(av, "0");
     bad |= smm_argv_add_str(av, srv->prefix);
@@ -998,9 +1004,9 @@ static enum MHD_Result route_alerts(struct smm_http_server *srv, struct MHD_Conn
 
 /* ---- insight routes: response time, share of voice, sources, segments, goals, customers
  *
- * All read the counters of CONTRACT-5 (docs/redis-keys.md) from the wide hashes: the
- * window hash <prefix>w:<label>, or <prefix>total for window=total (the default). Each is a
- * fixed, bounded pipeline: at most two round trips (SMEMBERS, then one HMGET). */
+ * All read the counters of CONTRACT-5 (docs/redis-keys.md) with smm_mget, in a window
+ * label or total (the default). Each is a fixed, bounded pipeline: at most two round trips
+ * (SMEMBERS, then one smm_mget). */
 
 #define MEMBERS_MAX 1000 /* admitted values read per dimension (top_n is 20 by default) */
 
@@ -1389,9 +1395,9 @@ static enum MHD_Result route_sov(struct smm_http_server *srv, struct MHD_Connect
 }
 
 /* The two-step read of sources and segments: SMEMBERS <prefix>seg:<acct>:<dim>, then one
- * HMGET of <fields> of entity <kind>:<acct><sep><value> for each admitted value and
+ * smm_mget of <fields> of the entities <kind><acct><sep><value> for each admitted value and
  * "other". On success *vals (admitted values, caller frees) and *n_vals (without "other"),
- * *hm the HMGET reply and *members the SMEMBERS reply (caller frees both). On failure an
+ * *hm the smm_mget reply and *members the SMEMBERS reply (caller frees both). On failure an
  * answer has been queued and *res holds it. */
 struct dim_read {
     const redisReply **vals;
@@ -1801,7 +1807,7 @@ static enum MHD_Result route_sets(struct smm_http_server *srv, struct MHD_Connec
 
 /* GET /api/v1/accounts?limit=N: the accounts whose content reached someone in this hour or
  * the 24 before (SMEMBERS of the 25 sets <prefix>reach_accounts:h:<hour>), ranked by their
- * engagement in the longest window hash, then by id. */
+ * engagement in the longest configured window (smm_mget), then by id. */
 static enum MHD_Result route_accounts(struct smm_http_server *srv, struct MHD_Connection *conn)
 {
     int limit;
@@ -1961,7 +1967,10 @@ static int reach_kept(const struct smm_http_server *srv, int64_t now_min, int64_
     if (len <= 60) {
         return back + len - 1 <= MINUTE_REACH_KEPT - 1;
     }
-    int64_t oldest_hour = (now_min - back) / 60 - len / 60;
+    if (back > 0) {
+        return 0; /* the minute sketches of its last, partial hour are gone */
+    }
+    int64_t oldest_hour = now_min / 60 - (len + 59) / 60;
     return now_min - (oldest_hour + 1) * 60 < srv->keep_minutes;
 }
 
@@ -2011,25 +2020,38 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
     if (!c) {
         return redis_unavailable(conn, err);
     }
-    /* got[0], got[1]: smm_get of the window and of the previous period (NULL: not asked) */
+    /* got[0]: smm_get of the window; got[1]: of the previous period (minute windows), or
+     * smm_series of its hours (hour windows: the whole hours before the window's first,
+     * never the minute fields of a partial hour that the window's first hour holds too);
+     * NULL when not asked. Day windows then sum their day buckets. */
     redisReply *got[2] = {NULL, NULL};
-    int ask[2] = {1, (!by_day && prev_ok) || reach_ok[1]};
+    int ask_prev = by_hour ? prev_ok : !by_day && (prev_ok || reach_ok[1]);
     struct smm_argv av;
     smm_argv_init(&av);
-    int bad = 0, n = 0;
-    for (int p = 0; p < 2; p++) {
-        if (ask[p]) {
-            bad |= fcall_get(&av, srv, "a:", acct, alen, window, p ? prev_min : now_min);
-            bad |= bad ? -1 : append(c, &av);
-            n++;
-        }
+    int bad = 0, n = 0, ask_cur = !by_day || reach_ok[0]; /* days: only for reach */
+    if (ask_cur) {
+        bad |= fcall_get(&av, srv, "a:", acct, alen, window, now_min);
+        bad |= bad ? -1 : append(c, &av);
+        n++;
+    }
+    if (ask_prev && by_hour) {
+        bad |= fcall_begin(&av, srv, "smm_series");
+        bad |= add_entity(&av, "a:", acct, alen);
+        bad |= smm_argv_add_str(&av, "h");
+        bad |= smm_argv_add_int(&av, now_hour - 2 * hours);
+        bad |= smm_argv_add_int(&av, now_hour - hours - 1);
+        bad |= add_list(&av, kpi_fields, KPI_FIELDS);
+        bad |= bad ? -1 : append(c, &av);
+    } else if (ask_prev) {
+        bad |= fcall_get(&av, srv, "a:", acct, alen, window, prev_min);
+        bad |= bad ? -1 : append(c, &av);
     }
     smm_argv_free(&av);
     redisReply *r[2];
-    int rc = collect(c, bad, r, n, err, sizeof(err));
+    int rc = collect(c, bad, r, n + ask_prev, err, sizeof(err));
     if (rc == 0) {
-        got[0] = r[0];
-        got[1] = n > 1 ? r[1] : NULL;
+        got[0] = ask_cur ? r[0] : NULL;
+        got[1] = ask_prev ? r[n] : NULL;
     }
     double sums[2][KPI_FIELDS] = {{0}};
     if (rc == 0 && by_day) {
@@ -2041,9 +2063,13 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
                              &sums[1], err, sizeof(err));
         }
     } else if (rc == 0) {
-        for (int p = 0; p < 2; p++) {
-            for (int f = 0; f < KPI_FIELDS; f++) {
-                sums[p][f] = rnum(pair_value(got[p], kpi_fields[f]));
+        for (int f = 0; f < KPI_FIELDS; f++) {
+            sums[0][f] = rnum(pair_value(got[0], kpi_fields[f]));
+            if (!by_hour) {
+                sums[1][f] = rnum(pair_value(got[1], kpi_fields[f]));
+            }
+            for (int64_t h = 0; by_hour && h < hours; h++) {
+                sums[1][f] += rnum(elem(got[1], (size_t)(h * KPI_FIELDS + f)));
             }
         }
     }
@@ -2064,8 +2090,8 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
     } else if (by_hour) {
         from = (now_hour - hours) * 3600000;
         to = (now_min + 1) * 60000;
-        pfrom = (prev_min / 60 - hours) * 3600000;
-        pto = (prev_min + 1) * 60000;
+        pfrom = (now_hour - 2 * hours) * 3600000;
+        pto = from;
     } else {
         from = (now_min - wmin + 1) * 60000;
         to = (now_min + 1) * 60000;
