@@ -370,11 +370,12 @@ static const redisReply *elem(const redisReply *r, size_t i)
  * rates and reach derived by the library when read. So every read of a counter here is one
  * of its calls (none writes), built by fcall_begin() and the argument helpers below:
  *   smm_get    <entity> <window> [<minute>]           -> name, value, name, value, ...
- *   smm_mget   <window> <minute|''> <m1,m2> <entity>... -> entities x metrics, nil = absent
+ *   smm_mget   <window> <minute|''> <m1,m2> <entity>... -> entities x metrics (nil: a rate
+ *                                                      or reach that is not defined)
  *   smm_top    <window> <n> [<minute>]                -> content_id, engagement, ...
  *   smm_series <entity> m|h <from> <to> <m1,m2>       -> buckets x metrics, 0 = absent
- * and its reply is read with pair_value() (smm_get) or elem() (the others). The minute
- * passed is the wall clock's, so a response's spans (from_ms, start_ms) are the ones
+ * and its reply is read with pair_value() (smm_get) or elem() (the others). The minute is
+ * always passed, the wall clock's, so a response's spans (from_ms, start_ms) are the ones
  * summed. */
 
 /* Resets av to FCALL[_RO] <fn> 0 <prefix>. smm_get and smm_mget count reach with PFCOUNT,
@@ -397,12 +398,6 @@ static int add_entity(struct smm_argv *av, const char *kind, const char *id, siz
     return add_cat(av, "", kind, id, idlen, NULL);
 }
 
-/* Appends a minute argument; minute < 0: '' (smm_mget: the Redis server's clock). */
-static int add_minute(struct smm_argv *av, int64_t minute)
-{
-    return minute < 0 ? smm_argv_add(av, "", 0) : smm_argv_add_int(av, minute);
-}
-
 /* Appends names[0..n) joined by ',' as one argument: the metric list of smm_mget and
  * smm_series. */
 static int add_list(struct smm_argv *av, const char *const *names, int n)
@@ -419,14 +414,14 @@ static int add_list(struct smm_argv *av, const char *const *names, int n)
     return rc;
 }
 
-/* smm_get of one entity: FCALL_RO smm_get 0 <prefix> <kind><id> <window> <minute>. */
+/* smm_get of one entity: FCALL smm_get 0 <prefix> <kind><id> <window> <minute>. */
 static int fcall_get(struct smm_argv *av, const struct smm_http_server *srv, const char *kind,
                      const char *id, size_t idlen, const char *window, int64_t minute)
 {
     int bad = fcall_begin(av, srv, "smm_get");
     bad |= add_entity(av, kind, id, idlen);
     bad |= smm_argv_add_str(av, window);
-    bad |= add_minute(av, minute);
+    bad |= smm_argv_add_int(av, minute);
     return bad;
 }
 
@@ -857,7 +852,7 @@ static enum MHD_Result route_top(struct smm_http_server *srv, struct MHD_Connect
     int bad = fcall_begin(&av, srv, "smm_top");
     bad |= smm_argv_add_str(&av, window);
     bad |= smm_argv_add_int(&av, limit);
-    bad |= add_minute(&av, wall_ms() / 60000);
+    bad |= smm_argv_add_int(&av, wall_ms() / 60000);
     bad |= bad ? -1 : append(c, &av);
     smm_argv_free(&av);
     redisReply *r;
@@ -1222,7 +1217,7 @@ static enum MHD_Result route_response(struct smm_http_server *srv, struct MHD_Co
     smm_argv_init(&av);
     int bad = fcall_begin(&av, srv, "smm_mget");
     bad |= smm_argv_add_str(&av, window);
-    bad |= add_minute(&av, wall_ms() / 60000);
+    bad |= smm_argv_add_int(&av, wall_ms() / 60000);
     bad |= list.err ? -1 : smm_argv_add(&av, list.p, list.len);
     bad |= add_entity(&av, "a:", acct, alen);
     bad |= bad ? -1 : append(c, &av);
@@ -1323,7 +1318,7 @@ static enum MHD_Result route_sov(struct smm_http_server *srv, struct MHD_Connect
     struct sbuf ent = {0};
     int bad = fcall_begin(&av, srv, "smm_mget");
     bad |= smm_argv_add_str(&av, window);
-    bad |= add_minute(&av, wall_ms() / 60000);
+    bad |= smm_argv_add_int(&av, wall_ms() / 60000);
     bad |= add_list(&av, metrics, 3);
     for (int b = 0; b <= nb && !bad; b++) {
         ent.len = 0;
@@ -1441,7 +1436,7 @@ static int read_dim(struct smm_http_server *srv, struct MHD_Connection *conn, co
     bad = out->n_vals < 0 ? -1 : 0;
     bad |= fcall_begin(&av, srv, "smm_mget");
     bad |= smm_argv_add_str(&av, window);
-    bad |= add_minute(&av, wall_ms() / 60000);
+    bad |= smm_argv_add_int(&av, wall_ms() / 60000);
     bad |= add_list(&av, fields, n_fields);
     struct sbuf ent = {0};
     for (int v = 0; !bad && v <= out->n_vals; v++) {
@@ -1873,7 +1868,7 @@ static enum MHD_Result route_accounts(struct smm_http_server *srv, struct MHD_Co
         static const char *const engagement[1] = {"engagement"};
         bad |= fcall_begin(&av, srv, "smm_mget");
         bad |= smm_argv_add_str(&av, win);
-        bad |= add_minute(&av, minute);
+        bad |= smm_argv_add_int(&av, minute);
         bad |= add_list(&av, engagement, 1);
         for (int i = k * ACCOUNTS_CHUNK; i < n && i < (k + 1) * ACCOUNTS_CHUNK; i++) {
             bad |= smm_argv_add(&av, ids[i]->str, ids[i]->len);
@@ -1964,6 +1959,9 @@ static void kpi_add(cJSON *kpis, const char *name, cJSON *cur, cJSON *prev, int 
 static int reach_kept(const struct smm_http_server *srv, int64_t now_min, int64_t len,
                       int64_t back)
 {
+    if (len > HOURS_KEPT * 60) {
+        return 0; /* the library reads no window longer than its hour buckets (8 days) */
+    }
     if (len <= 60) {
         return back + len - 1 <= MINUTE_REACH_KEPT - 1;
     }
