@@ -1572,6 +1572,29 @@ Test(http, marketing_routes, .timeout = 120)
     j = get_json(port, "/api/v1/accounts?limit=2", tok, 200);
     str_is(nth(j, "accounts", 2, 1), "account", "acct-k");
     cJSON_Delete(j);
+    /* More accounts than one smm_mget call takes (500): bulk-099, -199, .. -699 have the
+     * most engagement, the last ones sorted into the second call. */
+    for (int i = 0; i < 700; i++) {
+        char ent[32], packed[32];
+        snprintf(ent, sizeof(ent), "a:bulk-%03d", i);
+        rcmd(c, "SADD smm:reach_accounts:h:%lld %s", (long long)now_hour, ent);
+        if (i % 100 == 99) {
+            snprintf(packed, sizeof(packed), "engagement=%d", 10000 + i);
+            seed_at(c, ent, now_min - 1, packed);
+        }
+    }
+    j = get_json(port, "/api/v1/accounts?limit=10", tok, 200);
+    num_eq(j, "total", 703);
+    for (int k = 0; k < 7; k++) {
+        char want[32];
+        snprintf(want, sizeof(want), "bulk-%03d", 699 - 100 * k);
+        str_is(nth(j, "accounts", 10, k), "account", want);
+        num_eq(nth(j, "accounts", 10, k), "engagement", 10000 + 699 - 100 * k);
+    }
+    str_is(nth(j, "accounts", 10, 7), "account", "acct-z");
+    str_is(nth(j, "accounts", 10, 8), "account", "acct-k");
+    str_is(nth(j, "accounts", 10, 9), "account", "acct-y"); /* 0, then by id */
+    cJSON_Delete(j);
 
     /* -- kpis, 5 min: minutes now-4 .. now against now-9 .. now-5; reach of both from the
      * minute sketches (kept 61 minutes) -- */
