@@ -17,6 +17,12 @@
 #include <sys/time.h>
 
 extern const char smm_lua_script[];
+extern const char smm_lib_script[];
+
+const char *smm_redis_lib_source(void)
+{
+    return smm_lib_script;
+}
 
 struct smm_redis_sink {
     redisContext *c;
@@ -169,6 +175,26 @@ int smm_redis_sink_connect(struct smm_redis_sink *sink)
         return rc;
     }
     memcpy(sink->sha, r->str, (size_t)r->len + 1);
+    freeReplyObject(r);
+    /* The read library (connectors/lua/smm_lib.lua) goes with the binary that writes the
+     * layout it reads: REPLACE installs this build's copy over any older one. Functions
+     * are server-wide (not per database or prefix); every processor loads the same code. */
+    const char *fload[] = {"FUNCTION", "LOAD", "REPLACE", smm_lib_script};
+    size_t flens[] = {8, 4, 7, strlen(smm_lib_script)};
+    if (command(sink, &r, 4, fload, flens, "FUNCTION LOAD") != SMM_SINK_OK) {
+        return SMM_SINK_RETRY;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        sink->errors++;
+        rc = strncmp(r->str, "LOADING", 7) == 0 ? SMM_SINK_RETRY : SMM_SINK_ERROR;
+        set_err(sink,
+                "redis FUNCTION LOAD of the smm read library: %s (the Redis user needs "
+                "+function|load, see docs/security.md; Redis 7.0 or later)",
+                r->str);
+        freeReplyObject(r);
+        drop(sink);
+        return rc;
+    }
     freeReplyObject(r);
     set_err(sink, "ok");
     return SMM_SINK_OK;

@@ -2,7 +2,9 @@
  *
  * One hiredis context, (re)connected lazily. Every state change goes through one Lua
  * script (connectors/lua/smm.lua) run with EVALSHA, so a batch of counters, sketches and
- * the partition offset commit together. Not thread-safe: one sink per thread. */
+ * the partition offset commit together; each connect also installs the read library
+ * (connectors/lua/smm_lib.lua) that readers call with FCALL. Not thread-safe: one sink
+ * per thread. */
 #ifndef SMM_CONNECTORS_REDIS_SINK_H
 #define SMM_CONNECTORS_REDIS_SINK_H
 
@@ -31,10 +33,13 @@ struct smm_redis_sink *smm_redis_sink_new(const struct smm_redis_opts *opts, cha
                                           size_t errstr_size);
 void smm_redis_sink_destroy(struct smm_redis_sink *sink);
 
-/* Connects when not connected: AUTH, SELECT, SCRIPT LOAD. RETRY when unreachable, ERROR
- * on rejected credentials or a server that refuses the script. */
+/* Connects when not connected: AUTH, SELECT, SCRIPT LOAD, then FUNCTION LOAD REPLACE of
+ * the read library `smm` (connectors/lua/smm_lib.lua). RETRY when unreachable, ERROR on
+ * rejected credentials or a server that refuses the script or the library. */
 int smm_redis_sink_connect(struct smm_redis_sink *sink);
 int smm_redis_sink_connected(const struct smm_redis_sink *sink);
+/* The source of the Function library `smm` this binary installs (static, NUL-terminated). */
+const char *smm_redis_lib_source(void);
 /* The last error, for logs and /healthz. Never contains the password. */
 const char *smm_redis_sink_errstr(const struct smm_redis_sink *sink);
 
