@@ -18,14 +18,17 @@
  * no-op unescape callback), split the raw path first and percent-decode the id after, so
  * "%2F" is part of an id and not a separator. Keys and fields are built as length-counted
  * arguments (RESP bulk strings, connectors/argv.h), never by formatting a command string,
- * so no id can inject a command or reach another key than the one it names. Every request does bounded
- * work: limits are capped, a content or account lookup is a fixed pipeline of 36 calls, and
- * the insight routes (response, sov, sources, segments, goals, customers) make at most two
- * round trips of a size fixed by the configuration (the response histogram is one HMGET of
- * the 601 bucket fields that can exist, never a scan of a window hash). The account view's
- * routes (accounts, kpis, series) read a fixed list of keys: 25 hourly account sets, or one
- * pipeline of at most 2 x 1440 HMGETs on minute / day buckets. All Redis reading is in the
- * route_* functions, one per route, so a change of key layout stays in this file. */
+ * so no id can inject a command or reach another key than the one it names. Counters are
+ * read only through the Redis Function library smm (smm_get, smm_mget, smm_top, smm_series:
+ * see "reading counters" below), which sums an entity's time buckets next to the data, so
+ * this file knows no counter key or field. Every request does bounded work: limits are
+ * capped, a content or account lookup is a fixed pipeline of one call per window plus 3,
+ * and the insight routes (response, sov, sources, segments, goals, customers) make at most
+ * two round trips of a size fixed by the configuration (the response histogram is one
+ * smm_mget of the 1202 bucket counters that can exist). The account view's routes
+ * (accounts, kpis, series) read 25 hourly account sets plus one smm_mget per 500 accounts,
+ * one or two library calls, or one pipeline of at most 2 x 90 HMGETs on day buckets. All
+ * Redis reading is in the route_* functions, one per route. */
 #include "connectors/http_server.h"
 
 #include <arpa/inet.h>
@@ -91,7 +94,7 @@ struct smm_http_server {
     char *allowed_hosts;
     int64_t health_max_age_ms;
     int header_timeout_ms;
-    int64_t keep_minutes; /* minute buckets (and hour reach sets) live this long */
+    int64_t keep_minutes; /* hour reach sketches live this long after their hour */
     int64_t days_keep;    /* day buckets live this long */
     struct conn_watch *watch; /* open connections, guarded by mu */
     pthread_t watchdog;
@@ -262,6 +265,38 @@ static int add_cat(struct smm_argv *av, const char *prefix, const char *a, const
     return rc;
 }
 
+/* A growable byte string for entity names built from ids read from Redis. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int err;
+};
+
+static void sb_add(struct sbuf *b, const void *s, size_t n)
+{
+    if (b->err) {
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = (b->len + n + 1) * 2;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->err = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
 /* ---- JSON helpers ---- */
 
 /* A Redis value as a JSON number when it is one (finite), else as a string. */
@@ -291,6 +326,117 @@ static cJSON *value_json(const char *s, size_t len)
 static int reply_str(const redisReply *r)
 {
     return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* A reply element holding a figure: an integer reply or a string. */
+static int reply_val(const redisReply *r)
+{
+    return reply_str(r) || (r && r->type == REDIS_REPLY_INTEGER);
+}
+
+/* A figure of a reply element as JSON: a number when it is one, else text. */
+static cJSON *reply_json(const redisReply *e)
+{
+    if (e->type == REDIS_REPLY_INTEGER) {
+        return cJSON_CreateNumber((double)e->integer);
+    }
+    return value_json(e->str, e->len);
+}
+
+/* A counter from a reply element: the number (an integer reply or a decimal string), or 0
+ * when absent or not a finite number. */
+static double rnum(const redisReply *e)
+{
+    if (e && e->type == REDIS_REPLY_INTEGER) {
+        return (double)e->integer;
+    }
+    if (!reply_str(e) || e->len == 0 || e->len > 63) {
+        return 0.0;
+    }
+    char *end;
+    double v = strtod(e->str, &end);
+    return end == e->str + e->len && isfinite(v) ? v : 0.0;
+}
+
+/* Element i of an array reply, or NULL. */
+static const redisReply *elem(const redisReply *r, size_t i)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && i < r->elements ? r->element[i] : NULL;
+}
+
+/* ---- reading counters: the Function library smm (docs/redis-keys.md, "Reading") ----
+ *
+ * Counters live in one hash per entity, as packed time buckets; a window is summed and the
+ * rates and reach derived by the library when read. So every read of a counter here is one
+ * of its calls (none writes), built by fcall_begin() and the argument helpers below:
+ *   smm_get    <entity> <window> [<minute>]           -> name, value, name, value, ...
+ *   smm_mget   <window> <minute|''> <m1,m2> <entity>... -> entities x metrics (nil: a rate
+ *                                                      or reach that is not defined)
+ *   smm_top    <window> <n> [<minute>]                -> content_id, engagement, ...
+ *   smm_series <entity> m|h <from> <to> <m1,m2>       -> buckets x metrics, 0 = absent
+ * and its reply is read with pair_value() (smm_get) or elem() (the others). The minute is
+ * always passed, the wall clock's, so a response's spans (from_ms, start_ms) are the ones
+ * summed. */
+
+/* Resets av to FCALL[_RO] <fn> 0 <prefix>. smm_get and smm_mget count reach with PFCOUNT,
+ * which Redis refuses in a read-only (no-writes) function, so they are called with FCALL;
+ * they never write (connectors/lua/smm_lib.lua). 0, or -1 on out-of-memory. */
+static int fcall_begin(struct smm_argv *av, const struct smm_http_server *srv, const char *fn)
+{
+    int ro = strcmp(fn, "smm_top") == 0 || strcmp(fn, "smm_series") == 0;
+    smm_argv_reset(av);
+    int bad = smm_argv_add_str(av, ro ? "FCALL_RO" : "FCALL");
+    bad |= smm_argv_add_str(av, fn);
+    bad |= smm_argv_add_str(av, "0");
+    bad |= smm_argv_add_str(av, srv->prefix);
+    return bad;
+}
+
+/* Appends the entity <kind><id> (kind "c:", "a:", ...) as one argument. */
+static int add_entity(struct smm_argv *av, const char *kind, const char *id, size_t idlen)
+{
+    return add_cat(av, "", kind, id, idlen, NULL);
+}
+
+/* Appends names[0..n) joined by ',' as one argument: the metric list of smm_mget and
+ * smm_series. */
+static int add_list(struct smm_argv *av, const char *const *names, int n)
+{
+    struct sbuf b = {0};
+    for (int i = 0; i < n; i++) {
+        if (i) {
+            sb_str(&b, ",");
+        }
+        sb_str(&b, names[i]);
+    }
+    int rc = b.err ? -1 : smm_argv_add(av, b.p ? b.p : "", b.len);
+    free(b.p);
+    return rc;
+}
+
+/* smm_get of one entity: FCALL smm_get 0 <prefix> <kind><id> <window> <minute>. */
+static int fcall_get(struct smm_argv *av, const struct smm_http_server *srv, const char *kind,
+                     const char *id, size_t idlen, const char *window, int64_t minute)
+{
+    int bad = fcall_begin(av, srv, "smm_get");
+    bad |= add_entity(av, kind, id, idlen);
+    bad |= smm_argv_add_str(av, window);
+    bad |= smm_argv_add_int(av, minute);
+    return bad;
+}
+
+/* The value of metric name in a flat name, value reply of smm_get, or NULL when absent
+ * (a counter that is 0, a rate whose denominator is 0). */
+static const redisReply *pair_value(const redisReply *r, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i];
+        if (reply_str(f) && f->len == len && memcmp(f->str, name, len) == 0) {
+            return reply_val(r->element[i + 1]) ? r->element[i + 1] : NULL;
+        }
+    }
+    return NULL;
 }
 
 /* An alert from a stream entry's field/value list: its `json` field when that parses to an
@@ -491,6 +637,8 @@ static int read_replies(redisContext *c, redisReply **r, int n)
     return 0;
 }
 
+static int collect(redisContext *c, int bad, redisReply **r, int n, char *err, size_t err_size);
+
 static void free_replies(redisReply **r, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -498,16 +646,14 @@ static void free_replies(redisReply **r, int n)
     }
 }
 
-/* Fills obj with metric -> value for the non-nil elements of an HMGET reply. */
+/* Fills obj with metric -> value for the configured metrics (srv->metrics, in that order)
+ * present in an smm_get reply. */
 static void add_fields(struct smm_http_server *srv, cJSON *obj, const redisReply *r)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        return;
-    }
-    for (size_t i = 0; i < r->elements && i < (size_t)srv->n_metrics; i++) {
-        const redisReply *e = r->element[i];
-        if (reply_str(e)) {
-            cJSON_AddItemToObject(obj, srv->metrics[i], value_json(e->str, e->len));
+    for (int m = 0; m < srv->n_metrics; m++) {
+        const redisReply *v = pair_value(r, srv->metrics[m]);
+        if (v) {
+            cJSON_AddItemToObject(obj, srv->metrics[m], reply_json(v));
         }
     }
 }
@@ -538,35 +684,19 @@ static enum MHD_Result route_entity(struct smm_http_server *srv, struct MHD_Conn
                           what);
     }
     char ent[3] = {kind, ':', '\0'};
-    struct smm_argv fields, av;
-    smm_argv_init(&fields);
-    smm_argv_init(&av);
-    int bad = 0;
-    for (int m = 0; m < srv->n_metrics; m++) {
-        char suffix[64];
-        snprintf(suffix, sizeof(suffix), ":%s", srv->metrics[m]);
-        bad |= add_cat(&fields, "", ent, id, (size_t)idlen, suffix);
-    }
     char err[256];
-    redisContext *c = bad ? NULL : pool_get(srv, err, sizeof(err));
+    redisContext *c = pool_get(srv, err, sizeof(err));
     if (!c) {
-        smm_argv_free(&fields);
-        return bad ? send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory")
-                   : redis_unavailable(conn, err);
+        return redis_unavailable(conn, err);
     }
-    int n = 0;
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = 0, n = 0;
+    int64_t minute = wall_ms() / 60000;
     /* 0: lifetime; 1..n_windows: windows; then reach, viral (content), minute series. */
     for (int w = -1; w < srv->n_windows; w++) {
-        smm_argv_reset(&av);
-        bad |= smm_argv_add_str(&av, "HMGET");
-        bad |= w < 0 ? add_cat(&av, srv->prefix, "total", "", 0, NULL)
-                     : add_cat(&av, srv->prefix, "w:", srv->windows[w], strlen(srv->windows[w]),
-                               NULL);
-        for (int f = 0; f < fields.n; f++) {
-            size_t fl;
-            const char *fd = smm_argv_get(&fields, f, &fl);
-            bad |= smm_argv_add(&av, fd, fl);
-        }
+        bad |= fcall_get(&av, srv, ent, id, (size_t)idlen, w < 0 ? "total" : srv->windows[w],
+                         minute);
         bad |= bad ? -1 : append(c, &av);
         n++;
     }
@@ -585,19 +715,15 @@ static enum MHD_Result route_entity(struct smm_http_server *srv, struct MHD_Conn
         at_viral = n++;
     }
     int at_series = n;
-    int64_t minute = wall_ms() / 60000;
-    for (int i = 0; i < SERIES_MINUTES; i++) {
-        char key[48];
-        snprintf(key, sizeof(key), "m:%lld", (long long)(minute - (SERIES_MINUTES - 1) + i));
-        smm_argv_reset(&av);
-        bad |= smm_argv_add_str(&av, "HMGET");
-        bad |= add_cat(&av, srv->prefix, key, "", 0, NULL);
-        bad |= add_cat(&av, "", ent, id, (size_t)idlen, ":engagement");
-        bad |= add_cat(&av, "", ent, id, (size_t)idlen, ":impression");
-        bad |= bad ? -1 : append(c, &av);
-        n++;
-    }
-    smm_argv_free(&fields);
+    static const char *const series_metrics[2] = {"engagement", "impression"};
+    bad |= fcall_begin(&av, srv, "smm_series");
+    bad |= add_entity(&av, ent, id, (size_t)idlen);
+    bad |= smm_argv_add_str(&av, "m");
+    bad |= smm_argv_add_int(&av, minute - (SERIES_MINUTES - 1));
+    bad |= smm_argv_add_int(&av, minute);
+    bad |= add_list(&av, series_metrics, 2);
+    bad |= bad ? -1 : append(c, &av);
+    n++;
     smm_argv_free(&av);
     redisReply *r[64];
     if (bad || read_replies(c, r, n) != 0) {
@@ -652,14 +778,9 @@ static enum MHD_Result route_entity(struct smm_http_server *srv, struct MHD_Conn
     cJSON *eng = cJSON_AddArrayToObject(series, "engagement");
     cJSON *imp = cJSON_AddArrayToObject(series, "impression");
     for (int i = 0; i < SERIES_MINUTES; i++) {
-        const redisReply *m = r[at_series + i];
-        double e = 0, im = 0;
-        if (m->type == REDIS_REPLY_ARRAY && m->elements == 2) {
-            e = reply_str(m->element[0]) ? strtod(m->element[0]->str, NULL) : 0;
-            im = reply_str(m->element[1]) ? strtod(m->element[1]->str, NULL) : 0;
-        }
-        cJSON_AddItemToArray(eng, cJSON_CreateNumber(e));
-        cJSON_AddItemToArray(imp, cJSON_CreateNumber(im));
+        cJSON_AddItemToArray(eng, cJSON_CreateNumber(rnum(elem(r[at_series], 2 * (size_t)i))));
+        cJSON_AddItemToArray(imp,
+                             cJSON_CreateNumber(rnum(elem(r[at_series], 2 * (size_t)i + 1))));
     }
     int known = cJSON_GetArraySize(life) > 0 || reach > 0 || viral_fields > 0;
     free_replies(r, n);
@@ -721,24 +842,35 @@ static enum MHD_Result route_top(struct smm_http_server *srv, struct MHD_Connect
         return send_error(conn, MHD_HTTP_BAD_REQUEST, "limit: expected an integer from 1 to %d",
                           LIMIT_MAX);
     }
-    char err[256], key[96];
-    snprintf(key, sizeof(key), "top:engagement:%s", window);
+    char err[256];
     redisContext *c = pool_get(srv, err, sizeof(err));
-    redisReply *r = c ? zrevrange(srv, c, key, limit, err, sizeof(err)) : NULL;
-    pool_put(srv, c);
-    if (!r) {
+    if (!c) {
         return redis_unavailable(conn, err);
     }
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = fcall_begin(&av, srv, "smm_top");
+    bad |= smm_argv_add_str(&av, window);
+    bad |= smm_argv_add_int(&av, limit);
+    bad |= smm_argv_add_int(&av, wall_ms() / 60000);
+    bad |= bad ? -1 : append(c, &av);
+    smm_argv_free(&av);
+    redisReply *r;
+    if (collect(c, bad, &r, 1, err, sizeof(err)) != 0) {
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
+    pool_put(srv, c);
     cJSON *o = cJSON_CreateObject();
     cJSON *items = cJSON_AddArrayToObject(o, "items");
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         const redisReply *m = r->element[i], *s = r->element[i + 1];
-        if (!reply_str(m) || !reply_str(s)) {
+        if (!reply_str(m) || !reply_val(s) || memchr(m->str, '\0', m->len)) {
             continue;
         }
         cJSON *it = cJSON_CreateObject();
         cJSON_AddItemToObject(it, "content_id", cJSON_CreateString(m->str));
-        cJSON_AddNumberToObject(it, "value", strtod(s->str, NULL));
+        cJSON_AddNumberToObject(it, "value", rnum(s));
         cJSON_AddItemToArray(items, it);
     }
     freeReplyObject(r);
@@ -867,43 +999,11 @@ static enum MHD_Result route_alerts(struct smm_http_server *srv, struct MHD_Conn
 
 /* ---- insight routes: response time, share of voice, sources, segments, goals, customers
  *
- * All read the counters of CONTRACT-5 (docs/redis-keys.md) from the wide hashes: the
- * window hash <prefix>w:<label>, or <prefix>total for window=total (the default). Each is a
- * fixed, bounded pipeline: at most two round trips (SMEMBERS, then one HMGET). */
+ * All read the counters of CONTRACT-5 (docs/redis-keys.md) with smm_mget, in a window
+ * label or total (the default). Each is a fixed, bounded pipeline: at most two round trips
+ * (SMEMBERS, then one smm_mget). */
 
 #define MEMBERS_MAX 1000 /* admitted values read per dimension (top_n is 20 by default) */
-
-/* A growable byte string for entity names built from ids read from Redis. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int err;
-};
-
-static void sb_add(struct sbuf *b, const void *s, size_t n)
-{
-    if (b->err) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = (b->len + n + 1) * 2;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
-            b->err = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
 
 /* A required query parameter naming an id (account, competitor set): percent-decoded into
  * out (ID_MAX * 3 + 1 bytes), non-empty, at most ID_MAX bytes, UTF-8 without NUL. 0 and
@@ -968,15 +1068,6 @@ static enum MHD_Result bad_window(struct smm_http_server *srv, struct MHD_Connec
     return send_error(conn, MHD_HTTP_BAD_REQUEST, "window: expected one of %stotal", list);
 }
 
-/* The hash holding a window's counters: <prefix>total or <prefix>w:<label>. */
-static int add_window_key(struct smm_argv *av, struct smm_http_server *srv, const char *window)
-{
-    if (strcmp(window, "total") == 0) {
-        return add_cat(av, srv->prefix, "total", "", 0, NULL);
-    }
-    return add_cat(av, srv->prefix, "w:", window, strlen(window), NULL);
-}
-
 /* Reads the replies of n pipelined commands into r. On a transport failure, an error
  * while building (bad) or an error reply: frees them, fills err, and marks a connection
  * that may hold unread replies as failed (pool_put() then closes it). 0 or -1. */
@@ -997,22 +1088,6 @@ static int collect(redisContext *c, int bad, redisReply **r, int n, char *err, s
     return 0;
 }
 
-/* A counter from a reply element: the number, or 0 when absent or not a finite number. */
-static double rnum(const redisReply *e)
-{
-    if (!reply_str(e) || e->len == 0 || e->len > 63) {
-        return 0.0;
-    }
-    char *end;
-    double v = strtod(e->str, &end);
-    return end == e->str + e->len && isfinite(v) ? v : 0.0;
-}
-
-/* Element i of an array reply, or NULL. */
-static const redisReply *elem(const redisReply *r, size_t i)
-{
-    return r && r->type == REDIS_REPLY_ARRAY && i < r->elements ? r->element[i] : NULL;
-}
 
 static double round_to(double v, double scale)
 {
@@ -1061,8 +1136,8 @@ static int admitted(const redisReply *r, const redisReply ***out)
     return n < MEMBERS_MAX ? n : MEMBERS_MAX;
 }
 
-/* One HMGET reply of 601 bucket counts (fields <ent>:<name>_0 .. _600) and the sum of the
- * durations as an FRT summary object {n, mean_ms, p50_ms, p90_ms, p99_ms} (null figures
+/* The 601 bucket counts <name>_0 .. _600 at elements first .. first + 600 of an smm_mget
+ * reply and the sum of the durations as an FRT summary object {n, mean_ms, p50_ms, p90_ms, p99_ms} (null figures
  * when n is 0; metrics/response.h).
  *
  * business = 1: the business-hours row. A wait answered with no business time in it (the
@@ -1072,15 +1147,15 @@ static int admitted(const redisReply *r, const redisReply ***out)
  * left out of n and the figures and counted in `outside_hours` instead, so a row with no
  * reply in business hours has n 0 and null figures. (Bucket 0 also holds a 1 ms wait:
  * too short to matter, and its 1 ms stays in the sum.) */
-static cJSON *frt_json(const redisReply *counts, double sum_ms, int business)
+static cJSON *frt_json(const redisReply *counts, size_t first, double sum_ms, int business)
 {
     int buckets[SMM_FRT_MAX_BUCKET + 1];
     int64_t n[SMM_FRT_MAX_BUCKET + 1];
     int k = 0;
     long long outside = 0;
     for (int b = 0; b <= SMM_FRT_MAX_BUCKET; b++) {
-        const redisReply *e = elem(counts, (size_t)b);
-        long long v = reply_str(e) ? strtoll(e->str, NULL, 10) : 0;
+        double d = rnum(elem(counts, first + (size_t)b));
+        long long v = d >= 9e18 ? INT64_MAX : (long long)d;
         if (business && b == 0) {
             outside = v > 0 ? v : 0;
             continue;
@@ -1127,36 +1202,34 @@ static enum MHD_Result route_response(struct smm_http_server *srv, struct MHD_Co
     if (!c) {
         return redis_unavailable(conn, err);
     }
-    static const char *const counters[] = {":message", ":threads", ":answered", ":frt_ms",
-                                           ":frtb_ms"};
+    /* One smm_mget of the 5 counters and every histogram bucket that can exist (601 of
+     * each), then the open waits. */
+    struct sbuf list = {0};
+    sb_str(&list, "message,threads,answered,frt_ms,frtb_ms");
+    for (int h = 0; h < 2; h++) {
+        for (int b = 0; b <= SMM_FRT_MAX_BUCKET; b++) {
+            char name[24];
+            snprintf(name, sizeof(name), ",%s_%d", h ? "frtb" : "frt", b);
+            sb_str(&list, name);
+        }
+    }
     struct smm_argv av;
     smm_argv_init(&av);
-    int bad = smm_argv_add_str(&av, "HMGET");
-    bad |= add_window_key(&av, srv, window);
-    for (int i = 0; i < 5; i++) {
-        bad |= add_cat(&av, "", "a:", acct, alen, counters[i]);
-    }
+    int bad = fcall_begin(&av, srv, "smm_mget");
+    bad |= smm_argv_add_str(&av, window);
+    bad |= smm_argv_add_int(&av, wall_ms() / 60000);
+    bad |= list.err ? -1 : smm_argv_add(&av, list.p, list.len);
+    bad |= add_entity(&av, "a:", acct, alen);
     bad |= bad ? -1 : append(c, &av);
-    /* Every bucket that can exist, in one HMGET each: O(601) however large the hash. */
-    for (int h = 0; h < 2; h++) {
-        smm_argv_reset(&av);
-        bad |= smm_argv_add_str(&av, "HMGET");
-        bad |= add_window_key(&av, srv, window);
-        for (int b = 0; b <= SMM_FRT_MAX_BUCKET; b++) {
-            char suffix[24];
-            snprintf(suffix, sizeof(suffix), ":%s_%d", h ? "frtb" : "frt", b);
-            bad |= add_cat(&av, "", "a:", acct, alen, suffix);
-        }
-        bad |= bad ? -1 : append(c, &av);
-    }
+    free(list.p);
     smm_argv_reset(&av);
     bad |= smm_argv_add_str(&av, "HGET");
     bad |= add_cat(&av, srv->prefix, "rt:open", "", 0, NULL);
     bad |= smm_argv_add(&av, acct, alen);
     bad |= bad ? -1 : append(c, &av);
     smm_argv_free(&av);
-    redisReply *r[4];
-    if (collect(c, bad, r, 4, err, sizeof(err)) != 0) {
+    redisReply *r[2];
+    if (collect(c, bad, r, 2, err, sizeof(err)) != 0) {
         pool_put(srv, c);
         return redis_unavailable(conn, err);
     }
@@ -1171,10 +1244,11 @@ static enum MHD_Result route_response(struct smm_http_server *srv, struct MHD_Co
     cJSON_AddNumberToObject(o, "answered", answered);
     cJSON_AddItemToObject(o, "response_rate", rate_json(answered, threads));
     cJSON *frt = cJSON_AddObjectToObject(o, "frt");
-    cJSON_AddItemToObject(frt, "all", frt_json(r[1], rnum(elem(r[0], 3)), 0));
-    cJSON_AddItemToObject(frt, "business", frt_json(r[2], rnum(elem(r[0], 4)), 1));
-    cJSON_AddNumberToObject(o, "open_threads", rnum(r[3]));
-    free_replies(r, 4);
+    cJSON_AddItemToObject(frt, "all", frt_json(r[0], 5, rnum(elem(r[0], 3)), 0));
+    cJSON_AddItemToObject(frt, "business",
+                          frt_json(r[0], 5 + SMM_FRT_MAX_BUCKET + 1, rnum(elem(r[0], 4)), 1));
+    cJSON_AddNumberToObject(o, "open_threads", rnum(r[1]));
+    free_replies(r, 2);
     return send_json(conn, MHD_HTTP_OK, o);
 }
 
@@ -1235,16 +1309,18 @@ static enum MHD_Result route_sov(struct smm_http_server *srv, struct MHD_Connect
     if (!set) {
         return send_error(conn, MHD_HTTP_NOT_FOUND, "unknown competitor set (config sov.set.*)");
     }
-    static const char *const metrics[3] = {":mention", ":mention_reach", ":mention_engagement"};
+    static const char *const metrics[3] = {"mention", "mention_reach", "mention_engagement"};
     static const char *const keys[3] = {"mentions", "reach", "engagement"};
     int nb = set->n_brands;
-    /* Fields v:<set>|<brand>:<m> for every brand, then v:<set>:<m> (the set's total). */
+    /* Entities v:<set>|<brand> for every brand, then v:<set> (the set's total). */
     struct smm_argv av;
     smm_argv_init(&av);
     struct sbuf ent = {0};
-    int bad = smm_argv_add_str(&av, "HMGET");
-    bad |= add_window_key(&av, srv, window);
-    for (int b = 0; b <= nb; b++) {
+    int bad = fcall_begin(&av, srv, "smm_mget");
+    bad |= smm_argv_add_str(&av, window);
+    bad |= smm_argv_add_int(&av, wall_ms() / 60000);
+    bad |= add_list(&av, metrics, 3);
+    for (int b = 0; b <= nb && !bad; b++) {
         ent.len = 0;
         sb_str(&ent, "v:");
         sb_add(&ent, name, nlen);
@@ -1252,10 +1328,7 @@ static enum MHD_Result route_sov(struct smm_http_server *srv, struct MHD_Connect
             sb_str(&ent, "|");
             sb_str(&ent, set->brands[b]);
         }
-        bad |= ent.err ? -1 : 0;
-        for (int m = 0; m < 3 && !bad; m++) {
-            bad |= add_cat(&av, "", "", ent.p, ent.len, metrics[m]);
-        }
+        bad |= ent.err ? -1 : smm_argv_add(&av, ent.p, ent.len);
     }
     free(ent.p);
     redisContext *c = bad ? NULL : pool_get(srv, err, sizeof(err));
@@ -1317,9 +1390,9 @@ static enum MHD_Result route_sov(struct smm_http_server *srv, struct MHD_Connect
 }
 
 /* The two-step read of sources and segments: SMEMBERS <prefix>seg:<acct>:<dim>, then one
- * HMGET of <fields> of entity <kind>:<acct><sep><value> for each admitted value and
+ * smm_mget of <fields> of the entities <kind><acct><sep><value> for each admitted value and
  * "other". On success *vals (admitted values, caller frees) and *n_vals (without "other"),
- * *hm the HMGET reply and *members the SMEMBERS reply (caller frees both). On failure an
+ * *hm the smm_mget reply and *members the SMEMBERS reply (caller frees both). On failure an
  * answer has been queued and *res holds it. */
 struct dim_read {
     const redisReply **vals;
@@ -1361,9 +1434,10 @@ static int read_dim(struct smm_http_server *srv, struct MHD_Connection *conn, co
     out->members = r[0];
     out->n_vals = admitted(out->members, &out->vals);
     bad = out->n_vals < 0 ? -1 : 0;
-    smm_argv_reset(&av);
-    bad |= smm_argv_add_str(&av, "HMGET");
-    bad |= add_window_key(&av, srv, window);
+    bad |= fcall_begin(&av, srv, "smm_mget");
+    bad |= smm_argv_add_str(&av, window);
+    bad |= smm_argv_add_int(&av, wall_ms() / 60000);
+    bad |= add_list(&av, fields, n_fields);
     struct sbuf ent = {0};
     for (int v = 0; !bad && v <= out->n_vals; v++) {
         ent.len = 0;
@@ -1375,10 +1449,7 @@ static int read_dim(struct smm_http_server *srv, struct MHD_Connection *conn, co
         } else {
             sb_str(&ent, "other");
         }
-        bad |= ent.err ? -1 : 0;
-        for (int f = 0; f < n_fields && !bad; f++) {
-            bad |= add_cat(&av, "", "", ent.p, ent.len, fields[f]);
-        }
+        bad |= ent.err ? -1 : smm_argv_add(&av, ent.p, ent.len);
     }
     free(ent.p);
     bad |= bad ? -1 : append(c, &av);
@@ -1423,9 +1494,9 @@ static enum MHD_Result route_sources(struct smm_http_server *srv, struct MHD_Con
         return bad_window(srv, conn);
     }
     enum { CLICK, REFERRAL, CONVERSION, VALUE, IMPRESSION, IND_CONV, IND_VALUE, NF };
-    static const char *const fields[NF] = {":click", ":referral", ":conversion",
-                                           ":value_cents", ":impression",
-                                           ":indirect_conversions", ":indirect_value_cents"};
+    static const char *const fields[NF] = {"click", "referral", "conversion",
+                                           "value_cents", "impression",
+                                           "indirect_conversions", "indirect_value_cents"};
     struct dim_read d;
     enum MHD_Result res;
     if (read_dim(srv, conn, acct, alen, "source", window, "s:", "|", fields, NF, &d, &res) != 0) {
@@ -1473,8 +1544,8 @@ static enum MHD_Result route_segments(struct smm_http_server *srv, struct MHD_Co
         return bad_window(srv, conn);
     }
     enum { ENGAGEMENT, IMPRESSION, CONVERSION, VALUE, REACH, NF };
-    static const char *const fields[NF] = {":engagement", ":impression", ":conversion",
-                                           ":value_cents", ":reach"};
+    static const char *const fields[NF] = {"engagement", "impression", "conversion",
+                                           "value_cents", "reach"};
     char sep[24];
     snprintf(sep, sizeof(sep), "|%s=", dim);
     struct dim_read d;
@@ -1635,21 +1706,25 @@ static enum MHD_Result route_customers(struct smm_http_server *srv, struct MHD_C
 
 /* ---- the marketing view: accounts, KPI tiles, time series ----
  *
- * These read only the time buckets: minute buckets <prefix>m:<minute> (every field, kept
- * keep_minutes = the longest window + grace) and day buckets <prefix>d:<day> (a: fields,
- * kept days_keep days), so a figure is the exact sum of whole buckets, and a span whose
- * buckets are no longer kept is answered null with the reason, never a partial sum. Each
- * request is one pipeline of HMGETs on a fixed list of keys (at most 2 x 1440), read reply
- * by reply. */
+ * These read the account's time buckets through the library: a window and its previous
+ * period with smm_get (minute buckets, kept MINUTES_KEPT minutes, for windows up to that;
+ * hour buckets, kept HOURS_KEPT hours, beyond), a series with smm_series, and whole days
+ * from the day buckets <prefix>d:<day> (a: fields, kept days_keep days, read with HMGET).
+ * A figure is the exact sum of whole buckets, and a span whose buckets (or reach sketches)
+ * are no longer kept is answered null with the reason, never a partial sum. */
 
+#define MINUTES_KEPT 180     /* minute buckets of an entity hash (docs/redis-keys.md) */
+#define HOURS_KEPT 192       /* hour buckets */
+#define MINUTE_REACH_KEPT 61 /* a minute reach sketch lives this long after its minute */
 #define KPI_FIELDS 4
 static const char *const kpi_fields[KPI_FIELDS] = {"impression", "engagement", "share", "click"};
 #define ACCOUNTS_HOURS 25      /* reach_accounts:h: sets read: this hour and the 24 before */
 #define ACCOUNTS_MAX 10000     /* candidates ranked per request */
+#define ACCOUNTS_CHUNK 500     /* accounts per smm_mget call */
 
-/* Pipelines HMGET <prefix><kind><first + i> <a:acct:field>... for i in [0, count) and adds
- * each reply's numbers into out[i / per][f] (per buckets per output point). 0, or -1 with
- * err (the connection is then marked failed). */
+/* Pipelines HMGET <prefix><kind><first + i> <a:acct:field>... for i in [0, count) (the day
+ * buckets, kind "d:") and adds each reply's numbers into out[i / per][f] (per buckets per
+ * output point). 0, or -1 with err (the connection is then marked failed). */
 static int sum_buckets(struct smm_http_server *srv, redisContext *c, const char *kind,
                        int64_t first, int count, int per, const char *acct, size_t alen,
                        double (*out)[KPI_FIELDS], char *err, size_t err_size)
@@ -1727,7 +1802,7 @@ static enum MHD_Result route_sets(struct smm_http_server *srv, struct MHD_Connec
 
 /* GET /api/v1/accounts?limit=N: the accounts whose content reached someone in this hour or
  * the 24 before (SMEMBERS of the 25 sets <prefix>reach_accounts:h:<hour>), ranked by their
- * engagement in the longest window hash, then by id. */
+ * engagement in the longest configured window (smm_mget), then by id. */
 static enum MHD_Result route_accounts(struct smm_http_server *srv, struct MHD_Connection *conn)
 {
     int limit;
@@ -1784,24 +1859,29 @@ static enum MHD_Result route_accounts(struct smm_http_server *srv, struct MHD_Co
     }
     n = u < ACCOUNTS_MAX ? u : ACCOUNTS_MAX;
     const char *win = srv->n_windows ? srv->windows[srv->n_windows - 1] : NULL;
-    redisReply *eng = NULL;
-    if (n > 0 && win && ids) {
-        smm_argv_reset(&av);
-        bad |= smm_argv_add_str(&av, "HMGET");
-        bad |= add_window_key(&av, srv, win);
-        for (int i = 0; i < n; i++) {
-            bad |= add_cat(&av, "", ids[i]->str, "", 0, ":engagement");
+    /* Their engagement in the window: smm_mget of ACCOUNTS_CHUNK accounts per call, all
+     * pipelined, so no single call holds Redis for long. */
+    int n_calls = n > 0 && win && ids ? (n + ACCOUNTS_CHUNK - 1) / ACCOUNTS_CHUNK : 0;
+    redisReply *eng[ACCOUNTS_MAX / ACCOUNTS_CHUNK];
+    int64_t minute = wall_ms() / 60000;
+    for (int k = 0; k < n_calls; k++) {
+        static const char *const engagement[1] = {"engagement"};
+        bad |= fcall_begin(&av, srv, "smm_mget");
+        bad |= smm_argv_add_str(&av, win);
+        bad |= smm_argv_add_int(&av, minute);
+        bad |= add_list(&av, engagement, 1);
+        for (int i = k * ACCOUNTS_CHUNK; i < n && i < (k + 1) * ACCOUNTS_CHUNK; i++) {
+            bad |= smm_argv_add(&av, ids[i]->str, ids[i]->len);
         }
         bad |= bad ? -1 : append(c, &av);
-        if (collect(c, bad, &eng, 1, err, sizeof(err)) != 0) {
-            smm_argv_free(&av);
-            free(ids);
-            free_replies(r, ACCOUNTS_HOURS);
-            pool_put(srv, c);
-            return redis_unavailable(conn, err);
-        }
     }
     smm_argv_free(&av);
+    if (n_calls > 0 && collect(c, bad, eng, n_calls, err, sizeof(err)) != 0) {
+        free(ids);
+        free_replies(r, ACCOUNTS_HOURS);
+        pool_put(srv, c);
+        return redis_unavailable(conn, err);
+    }
     pool_put(srv, c);
     if (!ids) {
         free_replies(r, ACCOUNTS_HOURS);
@@ -1811,7 +1891,7 @@ static enum MHD_Result route_accounts(struct smm_http_server *srv, struct MHD_Co
     double *score = calloc((size_t)(n ? n : 1), sizeof(*score));
     int *order = calloc((size_t)(n ? n : 1), sizeof(*order));
     for (int i = 0; score && order && i < n; i++) {
-        score[i] = rnum(elem(eng, (size_t)i));
+        score[i] = rnum(elem(eng[i / ACCOUNTS_CHUNK], (size_t)(i % ACCOUNTS_CHUNK)));
         order[i] = i;
         for (int k = i; k > 0 && score[order[k]] > score[order[k - 1]]; k--) {
             int t = order[k];
@@ -1835,7 +1915,7 @@ static enum MHD_Result route_accounts(struct smm_http_server *srv, struct MHD_Co
     free(score);
     free(order);
     free(ids);
-    freeReplyObject(eng);
+    free_replies(eng, n_calls);
     free_replies(r, ACCOUNTS_HOURS);
     return send_json(conn, MHD_HTTP_OK, o);
 }
@@ -1871,6 +1951,27 @@ static void kpi_add(cJSON *kpis, const char *name, cJSON *cur, cJSON *prev, int 
     }
 }
 
+/* Is unique reach over the span of len minutes ending back minutes ago (0 = now) still
+ * countable? The library unions minute sketches for spans up to an hour (each kept 61
+ * minutes after its minute once its hour is merged) and hour sketches for longer ones
+ * (kept keep_minutes, the longest window + grace, after the hour's end): docs/redis-keys.md,
+ * "Reach" and "Lifetimes". A span whose sketches are gone would be an undercount. */
+static int reach_kept(const struct smm_http_server *srv, int64_t now_min, int64_t len,
+                      int64_t back)
+{
+    if (len > HOURS_KEPT * 60) {
+        return 0; /* the library reads no window longer than its hour buckets (8 days) */
+    }
+    if (len <= 60) {
+        return back + len - 1 <= MINUTE_REACH_KEPT - 1;
+    }
+    if (back > 0) {
+        return 0; /* the minute sketches of its last, partial hour are gone */
+    }
+    int64_t oldest_hour = now_min / 60 - (len + 59) / 60;
+    return now_min - (oldest_hour + 1) * 60 < srv->keep_minutes;
+}
+
 /* GET /api/v1/kpis?account=A&window=5m|1h|24h|7d: impressions, reach, engagement, the two
  * engagement rates, shares and clicks of account A in the window and in the period of the
  * same length before it (docs/api.md). */
@@ -1889,11 +1990,13 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
         configured |= strcmp(window, srv->windows[w]) == 0;
     }
     int64_t wmin = label_minutes(window);
-    /* Whole days beyond one day come from the day buckets; anything else from at most
-     * 1440 minute buckets, which must still be kept. */
+    /* Whole days beyond one day come from the day buckets; up to MINUTES_KEPT minutes from
+     * the minute buckets (exact to the minute); anything else from the hour buckets (the
+     * current hour so far and the whole hours before it), as the library sums a window. */
     int by_day = wmin > 1440 && wmin % 1440 == 0;
+    int by_hour = !by_day && wmin > MINUTES_KEPT;
     if (wmin <= 0 || (!configured && strcmp(window, "7d") != 0) ||
-        (!by_day && (wmin > srv->keep_minutes || wmin > 1440))) {
+        (by_hour && (wmin % 60 != 0 || wmin / 60 >= HOURS_KEPT))) {
         char list[256] = "";
         size_t used = 0;
         for (int w = 0; w < srv->n_windows && used < sizeof(list); w++) {
@@ -1902,88 +2005,156 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
         }
         return send_error(conn, MHD_HTTP_BAD_REQUEST, "window: expected one of %s7d", list);
     }
-    int64_t now = wall_ms();
-    int64_t unit = by_day ? 1440 : 1;                  /* minutes per bucket */
-    int64_t len = by_day ? wmin / 1440 : wmin;         /* buckets per period */
-    int64_t last = by_day ? now / 86400000 : now / 60000; /* the current bucket */
-    int64_t keep = by_day ? srv->days_keep : srv->keep_minutes;
-    /* bucket b is kept while last <= b + keep: the previous period's oldest bucket is
-     * last - 2 len + 1 */
-    int prev_ok = 2 * len - 1 <= keep;
+    int64_t now_min = wall_ms() / 60000, now_hour = now_min / 60;
+    int64_t hours = wmin / 60;
+    int64_t prev_min = now_min - wmin; /* the minute the previous period ends with */
+    /* A bucket is kept while it is younger than its lifetime: the previous period's oldest
+     * bucket is 2 x len - 1 minutes / 2 x hours hours / 2 x len - 1 days old. */
+    int prev_ok = by_day    ? 2 * (wmin / 1440) - 1 <= srv->days_keep
+                  : by_hour ? 2 * hours < HOURS_KEPT
+                            : 2 * wmin <= MINUTES_KEPT;
+    int reach_ok[2] = {reach_kept(srv, now_min, wmin, 0), reach_kept(srv, now_min, wmin, wmin)};
     redisContext *c = pool_get(srv, err, sizeof(err));
     if (!c) {
         return redis_unavailable(conn, err);
     }
-    double sums[2][KPI_FIELDS] = {{0}};
-    const char *kind = by_day ? "d:" : "m:";
-    int rc = sum_buckets(srv, c, kind, last - len + 1, (int)len, (int)len, acct, alen, &sums[0],
-                         err, sizeof(err));
-    if (rc == 0 && prev_ok) {
-        rc = sum_buckets(srv, c, kind, last - 2 * len + 1, (int)len, (int)len, acct, alen,
-                         &sums[1], err, sizeof(err));
-    }
-    /* Unique reach does not add up over buckets: only a window hash holds it (an estimate
-     * the processor refreshes every few seconds), and no hash holds the previous period. */
-    redisReply *reach = NULL;
-    if (rc == 0 && configured) {
-        struct smm_argv av;
-        smm_argv_init(&av);
-        int bad = smm_argv_add_str(&av, "HGET");
-        bad |= add_window_key(&av, srv, window);
-        bad |= add_cat(&av, "", "a:", acct, alen, ":reach");
+    /* got[0]: smm_get of the window; got[1]: of the previous period (minute windows), or
+     * smm_series of its hours (hour windows: the whole hours before the window's first,
+     * never the minute fields of a partial hour that the window's first hour holds too);
+     * NULL when not asked. Day windows then sum their day buckets. */
+    redisReply *got[2] = {NULL, NULL};
+    int ask_prev = by_hour ? prev_ok : !by_day && (prev_ok || reach_ok[1]);
+    struct smm_argv av;
+    smm_argv_init(&av);
+    int bad = 0, n = 0, ask_cur = !by_day || reach_ok[0]; /* days: only for reach */
+    if (ask_cur) {
+        bad |= fcall_get(&av, srv, "a:", acct, alen, window, now_min);
         bad |= bad ? -1 : append(c, &av);
-        smm_argv_free(&av);
-        rc = collect(c, bad, &reach, 1, err, sizeof(err));
+        n++;
+    }
+    if (ask_prev && by_hour) {
+        bad |= fcall_begin(&av, srv, "smm_series");
+        bad |= add_entity(&av, "a:", acct, alen);
+        bad |= smm_argv_add_str(&av, "h");
+        bad |= smm_argv_add_int(&av, now_hour - 2 * hours);
+        bad |= smm_argv_add_int(&av, now_hour - hours - 1);
+        bad |= add_list(&av, kpi_fields, KPI_FIELDS);
+        bad |= bad ? -1 : append(c, &av);
+    } else if (ask_prev) {
+        bad |= fcall_get(&av, srv, "a:", acct, alen, window, prev_min);
+        bad |= bad ? -1 : append(c, &av);
+    }
+    smm_argv_free(&av);
+    redisReply *r[2];
+    int rc = collect(c, bad, r, n + ask_prev, err, sizeof(err));
+    if (rc == 0) {
+        got[0] = ask_cur ? r[0] : NULL;
+        got[1] = ask_prev ? r[n] : NULL;
+    }
+    double sums[2][KPI_FIELDS] = {{0}};
+    if (rc == 0 && by_day) {
+        int64_t len = wmin / 1440, today = now_min / 1440;
+        rc = sum_buckets(srv, c, "d:", today - len + 1, (int)len, (int)len, acct, alen,
+                         &sums[0], err, sizeof(err));
+        if (rc == 0 && prev_ok) {
+            rc = sum_buckets(srv, c, "d:", today - 2 * len + 1, (int)len, (int)len, acct, alen,
+                             &sums[1], err, sizeof(err));
+        }
+    } else if (rc == 0) {
+        for (int f = 0; f < KPI_FIELDS; f++) {
+            sums[0][f] = rnum(pair_value(got[0], kpi_fields[f]));
+            if (!by_hour) {
+                sums[1][f] = rnum(pair_value(got[1], kpi_fields[f]));
+            }
+            for (int64_t h = 0; by_hour && h < hours; h++) {
+                sums[1][f] += rnum(elem(got[1], (size_t)(h * KPI_FIELDS + f)));
+            }
+        }
     }
     pool_put(srv, c);
     if (rc != 0) {
+        freeReplyObject(got[0]);
+        freeReplyObject(got[1]);
         return redis_unavailable(conn, err);
     }
-    const char *gran = by_day ? "day" : "minute";
-    int64_t ums = unit * 60000;
+    const char *gran = by_day ? "day" : by_hour ? "hour" : "minute";
+    int64_t from, to, pfrom, pto; /* ms */
+    if (by_day) {
+        int64_t len = wmin / 1440, today = now_min / 1440;
+        from = (today - len + 1) * 86400000;
+        to = (today + 1) * 86400000;
+        pfrom = (today - 2 * len + 1) * 86400000;
+        pto = from;
+    } else if (by_hour) {
+        from = (now_hour - hours) * 3600000;
+        to = (now_min + 1) * 60000;
+        pfrom = (now_hour - 2 * hours) * 3600000;
+        pto = from;
+    } else {
+        from = (now_min - wmin + 1) * 60000;
+        to = (now_min + 1) * 60000;
+        pfrom = (prev_min - wmin + 1) * 60000;
+        pto = from;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "account", cJSON_CreateString(acct));
     cJSON_AddStringToObject(o, "window", window);
     cJSON_AddStringToObject(o, "granularity", gran);
-    cJSON_AddNumberToObject(o, "from_ms", (double)((last - len + 1) * ums));
-    cJSON_AddNumberToObject(o, "to_ms", (double)((last + 1) * ums));
-    cJSON_AddNumberToObject(o, "previous_from_ms", (double)((last - 2 * len + 1) * ums));
-    cJSON_AddNumberToObject(o, "previous_to_ms", (double)((last - len + 1) * ums));
+    cJSON_AddNumberToObject(o, "from_ms", (double)from);
+    cJSON_AddNumberToObject(o, "to_ms", (double)to);
+    cJSON_AddNumberToObject(o, "previous_from_ms", (double)pfrom);
+    cJSON_AddNumberToObject(o, "previous_to_ms", (double)pto);
     if (by_day) {
         cJSON_AddStringToObject(o, "note", "whole UTC days: today so far and the days before");
     }
     char prev_why[192];
-    snprintf(prev_why, sizeof(prev_why),
-             by_day ? "day buckets are kept %lld days; the previous period needs %lld"
-                    : "minute buckets are kept %lld minutes (the longest window + grace); the "
-                      "previous period needs %lld",
-             (long long)keep, (long long)(2 * len));
+    if (by_day) {
+        snprintf(prev_why, sizeof(prev_why),
+                 "day buckets are kept %lld days; the previous period needs %lld",
+                 (long long)srv->days_keep, (long long)(2 * (wmin / 1440)));
+    } else if (by_hour) {
+        snprintf(prev_why, sizeof(prev_why),
+                 "hour buckets are kept %d hours; the previous period needs %lld", HOURS_KEPT,
+                 (long long)(2 * hours + 1));
+    } else {
+        snprintf(prev_why, sizeof(prev_why),
+                 "minute buckets are kept %d minutes; the previous period needs %lld",
+                 MINUTES_KEPT, (long long)(2 * wmin));
+    }
     const char *pw = prev_ok ? NULL : prev_why;
     cJSON *kpis = cJSON_AddObjectToObject(o, "kpis");
 #define CUR(f) cJSON_CreateNumber(sums[0][f])
 #define PREV(f) (prev_ok ? cJSON_CreateNumber(sums[1][f]) : NULL)
     kpi_add(kpis, "impression", CUR(0), PREV(0), 1, gran, NULL, pw);
-    double rv = 0;
-    int have_reach = reply_str(reach) && (rv = rnum(reach), 1);
-    const char *reach_why = configured
-        ? "no reach figure for this account in the window yet"
-        : "unique reach is not stored for this window: sketches cover at most the longest "
-          "window";
-    const char *reach_prev = "unique users do not add up over buckets and no sketch of the "
-                             "previous period is kept";
-    kpi_add(kpis, "reach", have_reach ? cJSON_CreateNumber(rv) : NULL, NULL, 0, "estimate",
-            reach_why, reach_prev);
+    /* Reach and er_reach come from the library (unique users do not add up over buckets:
+     * it unions the account's sketches of the span), while those are kept. For whole days
+     * the span is the library's (7 x 24 h to the hour), not the UTC days. */
+    char reach_why[2][192];
+    cJSON *reach[2], *er_reach[2];
+    for (int p = 0; p < 2; p++) {
+        snprintf(reach_why[p], sizeof(reach_why[p]),
+                 "unique-user sketches of the %s are no longer kept (minute sketches: 61 "
+                 "minutes, hour sketches: %lld minutes, the longest window + grace)",
+                 p ? "previous period" : "window", (long long)srv->keep_minutes);
+        const redisReply *rv = reach_ok[p] ? pair_value(got[p], "reach") : NULL;
+        const redisReply *er = reach_ok[p] ? pair_value(got[p], "er_reach") : NULL;
+        reach[p] = reach_ok[p] ? cJSON_CreateNumber(rnum(rv)) : NULL;
+        er_reach[p] = er ? cJSON_CreateNumber(rnum(er)) : NULL;
+    }
+    kpi_add(kpis, "reach", reach[0], reach[1], 0, "estimate", reach_why[0], reach_why[1]);
     kpi_add(kpis, "engagement", CUR(1), PREV(1), 1, gran, NULL, pw);
     kpi_add(kpis, "er_impr", rate_json(sums[0][1], sums[0][0]),
             prev_ok ? rate_json(sums[1][1], sums[1][0]) : NULL, 1, gran,
             "no impressions in the window", pw ? pw : "no impressions in the previous period");
-    kpi_add(kpis, "er_reach", have_reach ? rate_json(sums[0][1], rv) : NULL, NULL, 0,
-            "estimate", have_reach ? "reach is 0" : reach_why, reach_prev);
+    kpi_add(kpis, "er_reach", er_reach[0], er_reach[1], 0, "estimate",
+            reach_ok[0] ? "reach is 0" : reach_why[0],
+            reach_ok[1] ? "reach is 0 in the previous period" : reach_why[1]);
     kpi_add(kpis, "share", CUR(2), PREV(2), 1, gran, NULL, pw);
     kpi_add(kpis, "click", CUR(3), PREV(3), 1, gran, NULL, pw);
 #undef CUR
 #undef PREV
-    freeReplyObject(reach);
+    freeReplyObject(got[0]);
+    freeReplyObject(got[1]);
     return send_json(conn, MHD_HTTP_OK, o);
 }
 
@@ -2000,14 +2171,12 @@ static enum MHD_Result route_series(struct smm_http_server *srv, struct MHD_Conn
         (strcmp(step, "minute") != 0 && strcmp(step, "hour") != 0 && strcmp(step, "day") != 0)) {
         return send_error(conn, MHD_HTTP_BAD_REQUEST, "step: expected minute, hour or day");
     }
-    /* The most points whose buckets are all still kept (an hour is 60 minute buckets, the
-     * oldest of which must not have expired), and never more than 1440 reads. */
+    /* The most points whose buckets are all still kept. */
     int64_t now_min = wall_ms() / 60000;
     int hour = strcmp(step, "hour") == 0, day = strcmp(step, "day") == 0;
     int64_t max = day    ? (srv->days_keep < 90 ? srv->days_keep : 90)
-                  : hour ? (srv->keep_minutes - 59) / 60
-                         : srv->keep_minutes;
-    max = max > 1440 / (hour ? 60 : 1) ? 1440 / (hour ? 60 : 1) : max;
+                  : hour ? HOURS_KEPT
+                         : MINUTES_KEPT;
     int def = day ? 14 : hour ? 24 : 60;
     def = def > max ? (int)max : def;
     long n = def;
@@ -2034,9 +2203,32 @@ static enum MHD_Result route_series(struct smm_http_server *srv, struct MHD_Conn
     }
     int64_t last = day ? now_min / 1440 : hour ? now_min / 60 : now_min;
     int64_t step_ms = day ? 86400000 : hour ? 3600000 : 60000;
-    int per = hour ? 60 : 1;
-    int rc = sum_buckets(srv, c, day ? "d:" : "m:", (last - n + 1) * per, (int)n * per, per,
-                         acct, alen, v, err, sizeof(err));
+    int rc;
+    if (day) {
+        rc = sum_buckets(srv, c, "d:", last - n + 1, (int)n, 1, acct, alen, v, err,
+                         sizeof(err));
+    } else {
+        struct smm_argv av;
+        smm_argv_init(&av);
+        int bad = fcall_begin(&av, srv, "smm_series");
+        bad |= add_entity(&av, "a:", acct, alen);
+        bad |= smm_argv_add_str(&av, hour ? "h" : "m");
+        bad |= smm_argv_add_int(&av, last - n + 1);
+        bad |= smm_argv_add_int(&av, last);
+        bad |= add_list(&av, kpi_fields, KPI_FIELDS);
+        bad |= bad ? -1 : append(c, &av);
+        smm_argv_free(&av);
+        redisReply *r;
+        rc = collect(c, bad, &r, 1, err, sizeof(err));
+        for (long i = 0; rc == 0 && i < n; i++) {
+            for (int f = 0; f < KPI_FIELDS; f++) {
+                v[i][f] = rnum(elem(r, (size_t)(i * KPI_FIELDS + f)));
+            }
+        }
+        if (rc == 0) {
+            freeReplyObject(r);
+        }
+    }
     pool_put(srv, c);
     if (rc != 0) {
         free(v);

@@ -70,9 +70,11 @@ struct smm_http_opts {
      * to list them; each is read from the hash <prefix>goal:<id>. NULL/0 = none. */
     const char *const *goal_ids;
     int n_goals;
-    /* GET /api/v1/kpis, /series: how long the processor keeps minute buckets (the longest
-     * window + window.grace_ms, in minutes; <= 0: 1500) and day buckets (days.keep; <= 0:
-     * 400), so a span whose buckets are gone is answered null, never a partial sum. */
+    /* GET /api/v1/kpis: how long the processor keeps an account's hour reach sketches
+     * after the hour's end (the longest window + window.grace_ms, in minutes; <= 0: 1500)
+     * and, for /kpis and /series, day buckets (days.keep; <= 0: 400), so a span whose
+     * sketches or buckets are gone is answered null, never a partial figure. (Minute and
+     * hour counter buckets are kept 180 minutes / 192 hours: docs/redis-keys.md.) */
     int64_t keep_minutes;
     int64_t days_keep;
     struct smm_http_ops ops;

@@ -64,8 +64,10 @@ static void usage(FILE *f)
 "  smm-processor -c /etc/smm-stream/smm-processor.json --print-config\n"
 "  SMM_REDIS_PASSWORD_FILE=/run/secrets/redis smm-processor -c prod.json\n"
 "\n"
-"Reading the results: redis-cli HGETALL smm:total (lifetime), HGETALL smm:w:1h\n"
-"(rolling hour), PFCOUNT smm:c:<content_id>:reach. Key layout: docs/redis-keys.md.\n"
+"Reading the results (the Function library smm; key layout: docs/redis-keys.md):\n"
+"  redis-cli FCALL smm_get 0 smm: c:<content_id> total  a post's lifetime, rates, reach\n"
+"  redis-cli FCALL smm_get 0 smm: a:<account_id> 1h     an account's last hour\n"
+"  redis-cli FCALL_RO smm_top 0 smm: 5m 10              top 10 posts of the last 5 min\n"
 "A stats line is logged every stats.interval_ms; SIGINT/SIGTERM flush and exit.\n");
 }
 

@@ -554,7 +554,7 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
         .n_sov_sets = n_sov,
         .goal_ids = goal_ids,
         .n_goals = n_goals,
-        /* as processor/pipeline.c tells the state script: minute buckets expire then */
+        /* as processor/pipeline.c tells the state script: hour reach sketches expire then */
         .keep_minutes = cfg->n_windows > 0 ? cfg->window_min[cfg->n_windows - 1] +
                                                  (cfg->window_grace_ms + 59999) / 60000
                                            : 0,

@@ -7,9 +7,9 @@
  *   account's posts from /api/v1/viral and /api/v1/alerts, a post's view from
  *   /api/v1/content/<id> and /api/v1/alerts. Everything is refetched every 15 s and when
  *   the account or the window changes.
- * - A figure the API answers null (its buckets are no longer kept, or it does not add up
- *   over buckets, like unique reach) is shown as "n/a" with the API's reason as tooltip:
- *   never a zero or a guess. Estimates (reach) carry "≈".
+ * - A figure the API answers null (its buckets or reach sketches are no longer kept) is
+ *   shown as "n/a" with the API's reason as tooltip: never a zero or a guess. Estimates
+ *   (reach) carry "≈".
  * - The insight routes know the rolling windows and lifetime only: for 7 d they are asked
  *   for lifetime, and the panels say so.
  * - The account: ?account= of the page URL, else the viral leaderboard's top account, else

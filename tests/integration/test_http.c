@@ -180,11 +180,68 @@ static void wait_offsets(redisContext *c, pid_t pid, int64_t want, const char *l
     }
 }
 
-static double hget_num(redisContext *c, const char *key, const char *field)
+/* ---- counters (docs/redis-keys.md): one hash per entity, read through the library ---- */
+
+#define SHARDS 4 /* smm:meta shards of the hand-seeded tests */
+
+/* Loads the Function library smm from the source tree, as the processor does on connect. */
+static void lib_load(redisContext *c)
 {
-    redisReply *r = redisCommand(c, "HGET %s %b", key, field, strlen(field));
-    cr_assert(r && r->type == REDIS_REPLY_STRING, "HGET %s %s: no value", key, field);
-    double v = strtod(r->str, NULL);
+    size_t len;
+    char *src = h_read_file(SMM_SOURCE_DIR "/connectors/lua/smm_lib.lua", &len);
+    redisReply *r = redisCommand(c, "FUNCTION LOAD REPLACE %b", src, len);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "FUNCTION LOAD: %s", r ? r->str : c->errstr);
+    freeReplyObject(r);
+    free(src);
+}
+
+/* Adds packed counters ("name=value,...") into bucket field `field` (t, m<minute>,
+ * h<hour>) of entity ent's hash smm:{N}:<ent>, N = SHA-1(ent) mod SHARDS, merging them
+ * into what the field holds, as the state script does. */
+static void seed_field(redisContext *c, const char *ent, const char *field, const char *packed)
+{
+    static const char *const script =
+        "redis.call('HSET', 'smm:meta', 'shards', ARGV[2]) "
+        "local n = tonumber(redis.sha1hex(ARGV[1]):sub(1, 8), 16) % tonumber(ARGV[2]) "
+        "local key = 'smm:{' .. n .. '}:' .. ARGV[1] "
+        "local acc, order = {}, {} "
+        "local function add(s) for k, v in string.gmatch(s, '([^,=]+)=(-?%d+)') do "
+        "  if not acc[k] then order[#order + 1] = k; acc[k] = 0 end "
+        "  acc[k] = acc[k] + tonumber(v) end end "
+        "add(redis.call('HGET', key, ARGV[3]) or '') add(ARGV[4]) "
+        "local out = {} "
+        "for _, k in ipairs(order) do out[#out + 1] = k .. '=' .. string.format('%d', acc[k]) end "
+        "redis.call('HSET', key, ARGV[3], table.concat(out, ','))";
+    redisReply *r = redisCommand(c, "EVAL %s 0 %b %d %s %s", script, ent, strlen(ent), SHARDS,
+                                 field, packed);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "seed %s %s: %s", ent, field,
+              r ? r->str : c->errstr);
+    freeReplyObject(r);
+}
+
+/* Counters of events in `minute`: its minute and hour buckets (the lifetime t is seeded on
+ * its own, so a test can give it other figures). */
+static void seed_at(redisContext *c, const char *ent, int64_t minute, const char *packed)
+{
+    char f[32];
+    snprintf(f, sizeof(f), "m%lld", (long long)minute);
+    seed_field(c, ent, f, packed);
+    snprintf(f, sizeof(f), "h%lld", (long long)(minute / 60));
+    seed_field(c, ent, f, packed);
+}
+
+/* Metric `metric` of FCALL smm_get 0 smm: <ent> <window>; NAN when absent. */
+static double lib_get(redisContext *c, const char *ent, const char *window, const char *metric)
+{
+    redisReply *r = redisCommand(c, "FCALL smm_get 0 smm: %b %s", ent, strlen(ent), window);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY, "smm_get %s %s: %s", ent, window,
+              r && r->str ? r->str : "no array");
+    double v = NAN;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        if (strcmp(r->element[i]->str, metric) == 0) {
+            v = strtod(r->element[i + 1]->str, NULL);
+        }
+    }
     freeReplyObject(r);
     return v;
 }
@@ -424,7 +481,7 @@ static double prom_sum(const char *text, const char *family)
 static void check_entity(struct run *run, const char *token, char kind, const char *id,
                          int impressions, int engagement, int users)
 {
-    char enc[512], path[700], field[600];
+    char enc[512], path[700], ent[600];
     url_encode(id, enc, sizeof(enc));
     snprintf(path, sizeof(path), "/api/v1/%s/%s", kind == 'c' ? "content" : "account", enc);
     cJSON *j = get_json(run->port, path, token, 200);
@@ -432,10 +489,9 @@ static void check_entity(struct run *run, const char *token, char kind, const ch
                                                                        : "account_id");
     cr_assert(cJSON_IsString(idv) && !strcmp(idv->valuestring, id), "%s: id echoed wrong", path);
     const cJSON *life = cJSON_GetObjectItemCaseSensitive(j, "lifetime");
-    snprintf(field, sizeof(field), "%c:%s:impression", kind, id);
-    double redis_impr = hget_num(run->c, "smm:total", field);
-    snprintf(field, sizeof(field), "%c:%s:engagement", kind, id);
-    double redis_eng = engagement ? hget_num(run->c, "smm:total", field) : 0;
+    snprintf(ent, sizeof(ent), "%c:%s", kind, id);
+    double redis_impr = lib_get(run->c, ent, "total", "impression");
+    double redis_eng = engagement ? lib_get(run->c, ent, "total", "engagement") : 0;
     cr_assert_eq(num(life, "impression"), redis_impr, "%s impression: API %g, Redis %g", path,
                  num(life, "impression"), redis_impr);
     cr_assert_eq(redis_impr, impressions, "%s impression: Redis %g, produced %d", path,
@@ -444,15 +500,17 @@ static void check_entity(struct run *run, const char *token, char kind, const ch
         cr_assert_eq(num(life, "engagement"), redis_eng, "%s engagement vs Redis", path);
         cr_assert_eq(redis_eng, engagement, "%s engagement: Redis %g, produced %d", path,
                      redis_eng, engagement);
-        snprintf(field, sizeof(field), "%c:%s:er_impr", kind, id);
-        cr_assert_float_eq(num(life, "er_impr"), hget_num(run->c, "smm:total", field), 1e-9);
+        cr_assert_float_eq(num(life, "er_impr"), lib_get(run->c, ent, "total", "er_impr"),
+                           1e-9);
+        cr_assert_float_eq(num(life, "er_impr"), round(engagement * 1e6 / impressions) / 1e4,
+                           1e-9);
     }
     /* Windows: everything is at most 2 minutes old, so the 5-minute window has it all. */
     const cJSON *w5 = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(j, "windows"), "5m");
     cr_assert_not_null(w5, "%s: no 5m window", path);
-    snprintf(field, sizeof(field), "%c:%s:impression", kind, id);
-    cr_assert_eq(num(w5, "impression"), hget_num(run->c, "smm:w:5m", field));
+    cr_assert_eq(num(w5, "impression"), lib_get(run->c, ent, "5m", "impression"));
+    cr_assert_eq(num(w5, "impression"), impressions);
     /* Reach: what PFCOUNT says, which for this few users is the exact count. */
     char key[600];
     snprintf(key, sizeof(key), "smm:%c:%s:reach", kind, id);
@@ -587,9 +645,12 @@ Test(http, api_metrics_auth_and_secrets, .timeout = 180)
     cJSON *items = cJSON_GetObjectItem(j, "items");
     cr_assert_eq(cJSON_GetArraySize(items), 1);
     cr_assert_eq(num(cJSON_GetArrayItem(items, 0), "value"), (double)best);
-    r = redisCommand(run.c, "ZSCORE smm:top:engagement:5m %s",
+    r = redisCommand(run.c, "FCALL_RO smm_top 0 smm: 5m 1");
+    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "smm_top: %s",
+              r->str ? r->str : "not one post");
+    cr_assert_str_eq(r->element[0]->str,
                      cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "content_id")->valuestring);
-    cr_assert(r->type == REDIS_REPLY_STRING && atol(r->str) == best);
+    cr_assert_eq(atol(r->element[1]->str), best);
     freeReplyObject(r);
     cJSON_Delete(j);
     r = redisCommand(run.c, "ZREVRANGE smm:viral:velocity 0 9 WITHSCORES");
@@ -889,65 +950,84 @@ Test(http, insight_routes, .timeout = 120)
      * buckets 0, 0, 263, 274, 299, 385 (sum 3,795,000 ms). Last hour: 3 messages, 3 waits,
      * 1 answered after 45 s (business 45 s). 2 waits open now. Last 24 h (account "night"):
      * 2 waits answered after 2 min and 5 min, both at night: business-hours FRT 0, 0. */
+    lib_load(c);
+    /* Window data lands in minute now - 10 (in 1h and 24h, not in 5m), now - 120 (in 24h
+     * only) or now - 1 (in every window); lifetime figures go to t on their own. */
+    int64_t now_min = (int64_t)time(NULL) / 60;
     const char *ra = "a:acct r/\xc3\xbc";
-    rcmd(c, "HSET smm:total %s:message 12 %s:threads 8 %s:answered 6 %s:frt_ms 11895000 "
-            "%s:frtb_ms 3795000", ra, ra, ra, ra, ra);
+    char packed[1024];
+    int pl = snprintf(packed, sizeof(packed),
+                      "message=12,threads=8,answered=6,frt_ms=11895000,frtb_ms=3795000,"
+                      "frtb_0=2,frtb_263=1,frtb_274=1,frtb_299=1,frtb_385=1,frt_601=4");
     static const int all_b[] = {263, 274, 299, 322, 340, 413};
     for (int i = 0; i < 6; i++) {
-        rcmd(c, "HSET smm:total %s:frt_%d 1", ra, all_b[i]);
+        pl += snprintf(packed + pl, sizeof(packed) - (size_t)pl, ",frt_%d=1", all_b[i]);
     }
-    rcmd(c, "HSET smm:total %s:frtb_0 2 %s:frtb_263 1 %s:frtb_274 1 %s:frtb_299 1 "
-            "%s:frtb_385 1", ra, ra, ra, ra, ra);
-    rcmd(c, "HSET smm:w:1h %s:message 3 %s:threads 3 %s:answered 1 %s:frt_ms 45000 "
-            "%s:frtb_ms 45000 %s:frt_274 1 %s:frtb_274 1", ra, ra, ra, ra, ra, ra, ra);
+    seed_field(c, ra, "t", packed);
+    seed_at(c, ra, now_min - 10, "message=3,threads=3,answered=1,frt_ms=45000,frtb_ms=45000,"
+                                 "frt_274=1,frtb_274=1");
     rcmd(c, "HSET smm:rt:open %s 2 acct-x 5", ra + 2);
-    rcmd(c, "HSET smm:w:24h a:night:threads 2 a:night:answered 2 a:night:frt_ms 420000 "
-            "a:night:frtb_ms 0 a:night:frt_299 1 a:night:frt_322 1 a:night:frtb_0 2");
-    /* fields of other accounts and out-of-range buckets do not leak in */
-    rcmd(c, "HSET smm:total a:acct-x:frt_10 7 a:acct-x:threads 9 %s:frt_601 4", ra);
+    seed_at(c, "a:night", now_min - 120, "threads=2,answered=2,frt_ms=420000,frt_299=1,"
+                                         "frt_322=1,frtb_0=2");
+    /* other accounts' counters and out-of-range buckets (frt_601 above) do not leak in */
+    seed_field(c, "a:acct-x", "t", "frt_10=7,threads=9");
 
     /* -- seed: share of voice. Set "cola" = brand-a, brand-b, brand-c (lifetime):
      * mentions 1/1/1 of 3, reach 1000/3000/2000 of 6000, engagement 50/0/0 of 50.
      * Last hour: brand-b 2 mentions of 2, nothing else. Set "six": six brands with one
      * mention each. Set "quiet": nothing at all. */
-    rcmd(c, "HSET smm:total v:cola|brand-a:mention 1 v:cola|brand-a:mention_reach 1000 "
-            "v:cola|brand-a:mention_engagement 50 v:cola|brand-b:mention 1 "
-            "v:cola|brand-b:mention_reach 3000 v:cola|brand-c:mention 1 "
-            "v:cola|brand-c:mention_reach 2000 v:cola:mention 3 v:cola:mention_reach 6000 "
-            "v:cola:mention_engagement 50");
-    rcmd(c, "HSET smm:w:1h v:cola|brand-b:mention 2 v:cola:mention 2");
+    seed_field(c, "v:cola|brand-a", "t", "mention=1,mention_reach=1000,mention_engagement=50");
+    seed_field(c, "v:cola|brand-b", "t", "mention=1,mention_reach=3000");
+    seed_field(c, "v:cola|brand-c", "t", "mention=1,mention_reach=2000");
+    seed_field(c, "v:cola", "t", "mention=3,mention_reach=6000,mention_engagement=50");
+    seed_at(c, "v:cola|brand-b", now_min - 10, "mention=2");
+    seed_at(c, "v:cola", now_min - 10, "mention=2");
     for (int i = 0; i < 6; i++) {
-        rcmd(c, "HSET smm:total v:six|s%d:mention 1", i);
+        char ent[32];
+        snprintf(ent, sizeof(ent), "v:six|s%d", i);
+        seed_field(c, ent, "t", "mention=1");
     }
-    rcmd(c, "HSET smm:total v:six:mention 6");
+    seed_field(c, "v:six", "t", "mention=6");
 
     /* -- seed: sources of acct-s (admitted: ads, newsletter; then other). Lifetime:
      * ads: 40 clicks of 1000 impressions, 5 referrals, 4 conversions worth 123.45, 1
      * indirect worth 2.50; newsletter: 3 clicks, no impression, 1 conversion worth 9.99;
      * other: 7 impressions. Last 5 minutes: ads 2 clicks of 8 impressions. */
     rcmd(c, "SADD smm:seg:acct-s:source ads newsletter other");
-    rcmd(c, "HSET smm:total s:acct-s|ads:click 40 s:acct-s|ads:referral 5 "
-            "s:acct-s|ads:conversion 4 s:acct-s|ads:value_cents 12345 "
-            "s:acct-s|ads:impression 1000 s:acct-s|ads:indirect_conversions 1 "
-            "s:acct-s|ads:indirect_value_cents 250 s:acct-s|newsletter:click 3 "
-            "s:acct-s|newsletter:conversion 1 s:acct-s|newsletter:value_cents 999 "
-            "s:acct-s|other:impression 7");
-    rcmd(c, "HSET smm:w:5m s:acct-s|ads:click 2 s:acct-s|ads:impression 8");
+    seed_field(c, "s:acct-s|ads", "t", "click=40,referral=5,conversion=4,value_cents=12345,"
+                                       "impression=1000,indirect_conversions=1,"
+                                       "indirect_value_cents=250");
+    seed_field(c, "s:acct-s|newsletter", "t", "click=3,conversion=1,value_cents=999");
+    seed_field(c, "s:acct-s|other", "t", "impression=7");
+    seed_at(c, "s:acct-s|ads", now_min - 1, "click=2,impression=8");
 
     /* -- seed: segments of acct-s. Regions eu, us (+ other). Lifetime: eu engagement 30
-     * of 600 impressions, 2 conversions worth 50.00, reach 450; us engagement 1 of 3
-     * impressions, reach 3. Segment vip: engagement 7 of 70 impressions; reach 40
-     * lifetime, 12 in the last 24 h. */
+     * of 600 impressions, 2 conversions worth 50.00, 45 users reached; us engagement 1 of
+     * 3 impressions, 3 users. Segment vip: engagement 7 of 70 impressions, 40 users
+     * lifetime; the same counters in the last 24 h, where a segment has no reach (its
+     * sketch is lifetime only). */
     rcmd(c, "SADD smm:seg:acct-s:region us eu");
     rcmd(c, "SADD smm:seg:acct-s:segment vip");
-    rcmd(c, "HSET smm:total g:acct-s|region=eu:engagement 30 g:acct-s|region=eu:impression 600 "
-            "g:acct-s|region=eu:conversion 2 g:acct-s|region=eu:value_cents 5000 "
-            "g:acct-s|region=eu:reach 450 g:acct-s|region=us:engagement 1 "
-            "g:acct-s|region=us:impression 3 g:acct-s|region=us:reach 3 "
-            "g:acct-s|segment=vip:engagement 7 g:acct-s|segment=vip:impression 70 "
-            "g:acct-s|segment=vip:reach 40");
-    rcmd(c, "HSET smm:w:24h g:acct-s|segment=vip:engagement 7 "
-            "g:acct-s|segment=vip:impression 70 g:acct-s|segment=vip:reach 12");
+    seed_field(c, "g:acct-s|region=eu", "t",
+               "engagement=30,impression=600,conversion=2,value_cents=5000");
+    seed_field(c, "g:acct-s|region=us", "t", "engagement=1,impression=3");
+    seed_field(c, "g:acct-s|segment=vip", "t", "engagement=7,impression=70");
+    seed_at(c, "g:acct-s|segment=vip", now_min - 120, "engagement=7,impression=70");
+    static const struct {
+        const char *key;
+        int users;
+    } sketches[] = {{"smm:g:acct-s|region=eu:reach", 45},
+                    {"smm:g:acct-s|region=us:reach", 3},
+                    {"smm:g:acct-s|segment=vip:reach", 40}};
+    long long seg_reach[3];
+    for (int k = 0; k < 3; k++) {
+        for (int u = 0; u < sketches[k].users; u++) {
+            rcmd(c, "PFADD %s user-%d", sketches[k].key, u);
+        }
+        redisReply *pr = redisCommand(c, "PFCOUNT %s", sketches[k].key);
+        seg_reach[k] = pr->integer;
+        freeReplyObject(pr);
+    }
 
     /* -- seed: goals g1 (evaluated) and g2 (not yet) -- */
     rcmd(c, "HSET smm:goal:g1 account acct-s metric conversion kind increase start_day 20400 "
@@ -1148,12 +1228,12 @@ Test(http, insight_routes, .timeout = 120)
     num_eq(s, "impression", 600);
     num_eq(s, "conversion", 2);
     num_eq(s, "value", 50);
-    num_eq(s, "reach", 450);
+    num_eq(s, "reach", (double)seg_reach[0]);
     num_eq(s, "er_impr", 5.0); /* 30 / 600 */
     s = nth(j, "segments", 3, 1);
     str_is(s, "name", "us");
     num_eq(s, "er_impr", 33.3333); /* 1 / 3 */
-    num_eq(s, "reach", 3);
+    num_eq(s, "reach", (double)seg_reach[1]);
     s = nth(j, "segments", 3, 2);
     str_is(s, "name", "other");
     num_eq(s, "engagement", 0);
@@ -1161,11 +1241,17 @@ Test(http, insight_routes, .timeout = 120)
     cJSON_Delete(j);
     j = get_json(port, "/api/v1/segments?account=acct-s&dim=segment", tok, 200);
     str_is(nth(j, "segments", 2, 0), "name", "vip");
-    num_eq(nth(j, "segments", 2, 0), "reach", 40);
+    num_eq(nth(j, "segments", 2, 0), "reach", (double)seg_reach[2]);
     num_eq(nth(j, "segments", 2, 0), "er_impr", 10.0); /* 7 / 70 */
     cJSON_Delete(j);
     j = get_json(port, "/api/v1/segments?account=acct-s&dim=segment&window=24h", tok, 200);
-    num_eq(nth(j, "segments", 2, 0), "reach", 12);
+    num_eq(nth(j, "segments", 2, 0), "engagement", 7);
+    num_eq(nth(j, "segments", 2, 0), "er_impr", 10.0);
+    num_eq(nth(j, "segments", 2, 0), "reach", 0);
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/segments?account=acct-s&dim=segment&window=1h", tok, 200);
+    num_eq(nth(j, "segments", 2, 0), "engagement", 0);
+    is_null(nth(j, "segments", 2, 0), "er_impr");
     cJSON_Delete(j);
 
     /* -- /api/v1/goals -- */
@@ -1413,6 +1499,22 @@ static double rate4(double num, double den)
     return round(num / den * 100 * 1e4) / 1e4;
 }
 
+/* Unique users of acct-k's minute sketches, minutes-ago a .. b, as Redis counts them. */
+static double reach_of(redisContext *c, int64_t now_min, int a, int b)
+{
+    char cmd[16384];
+    int o = snprintf(cmd, sizeof(cmd), "PFCOUNT");
+    for (int m = a; m <= b; m++) {
+        o += snprintf(cmd + o, sizeof(cmd) - (size_t)o, " smm:a:acct-k:reach:m:%lld",
+                      (long long)(now_min - m));
+    }
+    redisReply *r = redisCommand(c, cmd);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    double v = (double)r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
 Test(http, marketing_routes, .timeout = 120)
 {
     struct h_redis redis;
@@ -1425,22 +1527,26 @@ Test(http, marketing_routes, .timeout = 120)
     }
     int64_t now_min = (int64_t)time(NULL) / 60;
     int64_t today = now_min / 1440, now_hour = now_min / 60;
+    lib_load(c);
     for (int m = 0; m < SEED_MINUTES; m++) {
-        rcmd(c, "HSET smm:m:%lld a:acct-k:impression %.0f a:acct-k:engagement %.0f "
-                "a:acct-k:share %.0f a:acct-k:click %.0f a:other:impression 1000",
-             (long long)(now_min - m), m_imp(m), m_eng(m), m_share(m), m_click(m));
+        char packed[160];
+        snprintf(packed, sizeof(packed), "impression=%.0f,engagement=%.0f,share=%.0f,click=%.0f",
+                 m_imp(m), m_eng(m), m_share(m), m_click(m));
+        seed_at(c, "a:acct-k", now_min - m, packed);
+        seed_at(c, "a:other", now_min - m, "impression=1000");
+        /* reached users: minute m reaches u-<m> and u-all (window reach is a union) */
+        rcmd(c, "PFADD smm:a:acct-k:reach:m:%lld u-%d u-all", (long long)(now_min - m), m);
     }
     for (int d = 0; d < SEED_DAYS; d++) {
         rcmd(c, "HSET smm:d:%lld a:acct-k:impression %.0f a:acct-k:engagement %.0f "
                 "a:other:engagement 999", (long long)(today - d), d_imp(d), d_eng(d));
     }
-    rcmd(c, "HSET smm:w:1h a:acct-k:reach 40");
     /* accounts: acct-z and acct-k this hour, acct-y 3 hours ago, acct-old 30 hours ago */
     rcmd(c, "SADD smm:reach_accounts:h:%lld a:acct-k a:acct-z", (long long)now_hour);
     rcmd(c, "SADD smm:reach_accounts:h:%lld a:acct-y a:acct-k", (long long)(now_hour - 3));
     rcmd(c, "SADD smm:reach_accounts:h:%lld a:acct-old", (long long)(now_hour - 30));
-    rcmd(c, "HSET smm:w:24h a:acct-z:engagement 50 a:acct-k:engagement 7 "
-            "a:acct-old:engagement 900");
+    seed_at(c, "a:acct-z", now_min - 200, "engagement=5000");
+    seed_at(c, "a:acct-old", now_min - 30 * 60, "engagement=9000");
 
     static const char *const windows[] = {"5m", "1h", "24h"};
     static const char *const metrics[] = {"impression"};
@@ -1456,7 +1562,7 @@ Test(http, marketing_routes, .timeout = 120)
     cJSON *j = get_json(port, "/api/v1/accounts", tok, 200);
     num_eq(j, "total", 3);
     static const char *const order[] = {"acct-z", "acct-k", "acct-y"};
-    static const double eng24[] = {50, 7, 0};
+    const double eng24[] = {5000, msum(m_eng, 0, SEED_MINUTES - 1), 0};
     for (int i = 0; i < 3; i++) {
         const cJSON *a = nth(j, "accounts", 3, i);
         str_is(a, "account", order[i]);
@@ -1466,37 +1572,72 @@ Test(http, marketing_routes, .timeout = 120)
     j = get_json(port, "/api/v1/accounts?limit=2", tok, 200);
     str_is(nth(j, "accounts", 2, 1), "account", "acct-k");
     cJSON_Delete(j);
+    /* More accounts than one smm_mget call takes (500): bulk-099, -199, .. -699 have the
+     * most engagement, the last ones sorted into the second call. */
+    for (int i = 0; i < 700; i++) {
+        char ent[32], packed[32];
+        snprintf(ent, sizeof(ent), "a:bulk-%03d", i);
+        rcmd(c, "SADD smm:reach_accounts:h:%lld %s", (long long)now_hour, ent);
+        if (i % 100 == 99) {
+            snprintf(packed, sizeof(packed), "engagement=%d", 10000 + i);
+            seed_at(c, ent, now_min - 1, packed);
+        }
+    }
+    j = get_json(port, "/api/v1/accounts?limit=10", tok, 200);
+    num_eq(j, "total", 703);
+    for (int k = 0; k < 7; k++) {
+        char want[32];
+        snprintf(want, sizeof(want), "bulk-%03d", 699 - 100 * k);
+        str_is(nth(j, "accounts", 10, k), "account", want);
+        num_eq(nth(j, "accounts", 10, k), "engagement", 10000 + 699 - 100 * k);
+    }
+    str_is(nth(j, "accounts", 10, 7), "account", "acct-z");
+    str_is(nth(j, "accounts", 10, 8), "account", "acct-k");
+    str_is(nth(j, "accounts", 10, 9), "account", "acct-y"); /* 0, then by id */
+    cJSON_Delete(j);
 
-    /* -- kpis, 5 min: minutes now-4 .. now against now-9 .. now-5; no reach in 5m -- */
+    /* -- kpis, 5 min: minutes now-4 .. now against now-9 .. now-5; reach of both from the
+     * minute sketches (kept 61 minutes) -- */
     j = get_json(port, "/api/v1/kpis?account=acct-k&window=5m", tok, 200);
     str_is(j, "granularity", "minute");
     num_eq(j, "from_ms", (double)((now_min - 4) * 60000));
     num_eq(j, "to_ms", (double)((now_min + 1) * 60000));
+    num_eq(j, "previous_from_ms", (double)((now_min - 9) * 60000));
     kpi_is(j, "impression", msum(m_imp, 0, 4), msum(m_imp, 5, 9));
     kpi_is(j, "engagement", msum(m_eng, 0, 4), msum(m_eng, 5, 9));
     kpi_is(j, "share", msum(m_share, 0, 4), msum(m_share, 5, 9));
     kpi_is(j, "click", msum(m_click, 0, 4), msum(m_click, 5, 9));
     kpi_is(j, "er_impr", rate4(msum(m_eng, 0, 4), msum(m_imp, 0, 4)),
            rate4(msum(m_eng, 5, 9), msum(m_imp, 5, 9)));
-    kpi_is(j, "reach", NAN, NAN);
-    kpi_is(j, "er_reach", NAN, NAN);
+    double r5 = reach_of(c, now_min, 0, 4), r5p = reach_of(c, now_min, 5, 9);
+    cr_assert(r5 >= 5 && r5p >= 5, "5 min reach %g, before %g", r5, r5p);
+    kpi_is(j, "reach", r5, r5p);
+    kpi_is(j, "er_reach", rate4(msum(m_eng, 0, 4), r5), rate4(msum(m_eng, 5, 9), r5p));
     cr_assert(cJSON_IsTrue(item(item(item(j, "kpis"), "impression"), "exact")));
-    cJSON_Delete(j);
-
-    /* -- 1 h: 60 minutes each; reach (an estimate) from the window hash -- */
-    j = get_json(port, "/api/v1/kpis?account=acct-k&window=1h", tok, 200);
-    kpi_is(j, "impression", msum(m_imp, 0, 59), msum(m_imp, 60, 119));
-    kpi_is(j, "engagement", msum(m_eng, 0, 59), msum(m_eng, 60, 119));
-    kpi_is(j, "reach", 40, NAN);
-    kpi_is(j, "er_reach", rate4(msum(m_eng, 0, 59), 40), NAN);
     cr_assert(cJSON_IsFalse(item(item(item(j, "kpis"), "reach"), "exact")));
     cJSON_Delete(j);
 
-    /* -- 24 h: the previous 24 h needs minute buckets older than the 1500 kept -- */
+    /* -- 1 h: 60 minutes each; the previous hour's minute sketches are gone -- */
+    j = get_json(port, "/api/v1/kpis?account=acct-k&window=1h", tok, 200);
+    kpi_is(j, "impression", msum(m_imp, 0, 59), msum(m_imp, 60, 119));
+    kpi_is(j, "engagement", msum(m_eng, 0, 59), msum(m_eng, 60, 119));
+    double r60 = reach_of(c, now_min, 0, 59);
+    kpi_is(j, "reach", r60, NAN);
+    kpi_is(j, "er_reach", rate4(msum(m_eng, 0, 59), r60), NAN);
+    cJSON_Delete(j);
+
+    /* -- 24 h: the current hour so far and the 24 whole hours before, against the 24
+     * whole hours before those (hour buckets are kept 192 hours); reach only now -- */
     j = get_json(port, "/api/v1/kpis?account=acct-k&window=24h", tok, 200);
-    kpi_is(j, "impression", msum(m_imp, 0, 1439), NAN);
-    kpi_is(j, "share", msum(m_share, 0, 1439), NAN);
-    kpi_is(j, "er_impr", rate4(msum(m_eng, 0, 1439), msum(m_imp, 0, 1439)), NAN);
+    str_is(j, "granularity", "hour");
+    num_eq(j, "from_ms", (double)((now_hour - 24) * 3600000));
+    num_eq(j, "previous_from_ms", (double)((now_hour - 48) * 3600000));
+    num_eq(j, "previous_to_ms", (double)((now_hour - 24) * 3600000));
+    kpi_is(j, "impression", msum(m_imp, 0, SEED_MINUTES - 1), 0);
+    kpi_is(j, "share", msum(m_share, 0, SEED_MINUTES - 1), 0);
+    kpi_is(j, "er_impr",
+           rate4(msum(m_eng, 0, SEED_MINUTES - 1), msum(m_imp, 0, SEED_MINUTES - 1)), NAN);
+    kpi_is(j, "reach", reach_of(c, now_min, 0, SEED_MINUTES - 1), NAN);
     cJSON_Delete(j);
 
     /* -- 7 d: whole UTC days from the day buckets -- */
@@ -1506,7 +1647,7 @@ Test(http, marketing_routes, .timeout = 120)
     num_eq(j, "previous_from_ms", (double)((today - 13) * 86400000));
     kpi_is(j, "impression", dsum(d_imp, 0, 6), dsum(d_imp, 7, 13));
     kpi_is(j, "engagement", dsum(d_eng, 0, 6), dsum(d_eng, 7, 13));
-    kpi_is(j, "reach", NAN, NAN);
+    kpi_is(j, "reach", NAN, NAN); /* hour sketches are kept 1500 minutes here */
     cJSON_Delete(j);
     /* an account Redis knows nothing about: zeros, null rates */
     j = get_json(port, "/api/v1/kpis?account=nobody&window=1h", tok, 200);
@@ -1557,7 +1698,9 @@ Test(http, marketing_routes, .timeout = 120)
     cJSON_Delete(get_json(port, "/api/v1/kpis?account=acct-k&window=2h", tok, 400));
     cJSON_Delete(get_json(port, "/api/v1/kpis?window=1h", tok, 400));
     cJSON_Delete(get_json(port, "/api/v1/series?account=acct-k&step=week", tok, 400));
-    cJSON_Delete(get_json(port, "/api/v1/series?account=acct-k&step=hour&points=25", tok, 400));
+    cJSON_Delete(get_json(port, "/api/v1/series?account=acct-k&step=hour&points=193", tok, 400));
+    cJSON_Delete(get_json(port, "/api/v1/series?account=acct-k&step=minute&points=181", tok, 400));
+    cJSON_Delete(get_json(port, "/api/v1/kpis?account=acct-k&window=9d", tok, 400));
     cJSON_Delete(get_json(port, "/api/v1/accounts?limit=0", tok, 400));
     cJSON_Delete(get_json(port, "/api/v1/kpis?account=acct-k&window=1h", NULL, 401));
 
