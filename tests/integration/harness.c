@@ -710,3 +710,140 @@ char *h_read_file(const char *path, size_t *len_out)
     }
     return buf;
 }
+
+/* ---- counters ---- */
+
+size_t h_entity_each(redisContext *c, const char *prefix, const char *entity, const char *window,
+                     int64_t minute,
+                     void (*each)(void *opaque, const char *metric, const char *value),
+                     void *opaque)
+{
+    char min[32];
+    snprintf(min, sizeof(min), "%lld", (long long)minute);
+    /* FCALL, not FCALL_RO: it runs read-only functions too, and smm_get counts reach with
+     * PFCOUNT, which Redis may refuse in a function flagged no-writes. */
+    const char *argv[] = {"FCALL", "smm_get", "0", prefix, entity, window, min};
+    redisReply *r = redisCommandArgv(c, minute < 0 ? 6 : 7, argv, NULL);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements % 2 == 0,
+              "FCALL smm_get 0 %s %s %s %s: %s", prefix, entity, window, minute < 0 ? "" : min,
+              r && r->str ? r->str : r ? "not a list of pairs" : c->errstr);
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        char num[32];
+        const char *text = v->str;
+        if (v->type == REDIS_REPLY_INTEGER) {
+            snprintf(num, sizeof(num), "%lld", v->integer);
+            text = num;
+        }
+        cr_assert(k->type == REDIS_REPLY_STRING && text, "smm_get %s %s: pair %zu is not "
+                  "name, value", entity, window, i / 2);
+        each(opaque, k->str, text);
+    }
+    size_t n = r->elements / 2;
+    freeReplyObject(r);
+    return n;
+}
+
+struct one_metric {
+    const char *want;
+    int64_t v;
+};
+
+static void pick_metric(void *opaque, const char *metric, const char *value)
+{
+    struct one_metric *m = opaque;
+    if (strcmp(metric, m->want) == 0) {
+        m->v = (int64_t)strtod(value, NULL); /* a rate ("12.5000") gives its integer part */
+    }
+}
+
+int64_t h_entity_get(redisContext *c, const char *prefix, const char *entity,
+                     const char *window, int64_t minute, const char *metric)
+{
+    struct one_metric m = {metric, 0};
+    h_entity_each(c, prefix, entity, window, minute, pick_metric, &m);
+    return m.v;
+}
+
+void h_entity_key(redisContext *c, const char *prefix, const char *entity, char *out,
+                  size_t size)
+{
+    /* The contract's shard formula, in the server's own Lua (redis.sha1hex). */
+    static const char *const lua =
+        "local s = tonumber(redis.call('HGET', KEYS[1], 'shards'))\n"
+        "if not s then return redis.error_reply('no field shards in ' .. KEYS[1]) end\n"
+        "local n = tonumber(redis.sha1hex(ARGV[1]):sub(1, 8), 16) % s\n"
+        "return ARGV[2] .. '{' .. string.format('%d', n) .. '}:' .. ARGV[1]\n";
+    char meta[256];
+    snprintf(meta, sizeof(meta), "%smeta", prefix);
+    const char *argv[] = {"EVAL", lua, "1", meta, entity, prefix};
+    redisReply *r = redisCommandArgv(c, 6, argv, NULL);
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "the key of %s under %s: %s", entity, prefix,
+              r && r->str ? r->str : c->errstr);
+    cr_assert(r->len < size, "the key of %s does not fit %zu bytes", entity, size);
+    memcpy(out, r->str, r->len + 1);
+    freeReplyObject(r);
+}
+
+int64_t h_entity_field(redisContext *c, const char *prefix, const char *entity,
+                       const char *field, const char *metric)
+{
+    char key[1024];
+    h_entity_key(c, prefix, entity, key, sizeof(key));
+    const char *argv[] = {"HGET", key, field};
+    redisReply *r = redisCommandArgv(c, 3, argv, NULL);
+    cr_assert(r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL), "HGET %s %s: %s",
+              key, field, r && r->str ? r->str : c->errstr);
+    int64_t v = 0;
+    size_t ml = strlen(metric);
+    /* "name=value,name=value": a metric name is never a suffix of another pair's value */
+    for (const char *p = r->type == REDIS_REPLY_STRING ? r->str : ""; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > ml && strncmp(p, metric, ml) == 0 && p[ml] == '=') {
+            v = strtoll(p + ml + 1, NULL, 10);
+            break;
+        }
+        p += len + (end != NULL);
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+size_t h_entities(redisContext *c, const char *prefix,
+                  void (*each)(void *opaque, const char *entity), void *opaque)
+{
+    char match[300];
+    size_t o = 0;
+    for (const char *p = prefix; *p && o + 4 < sizeof(match); p++) {
+        if (strchr("*?[]\\", *p)) {
+            match[o++] = '\\';
+        }
+        match[o++] = *p;
+    }
+    snprintf(match + o, sizeof(match) - o, "{*");
+    size_t plen = strlen(prefix), n = 0;
+    char cursor[32] = "0";
+    do {
+        const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+        redisReply *r = redisCommandArgv(c, 6, argv, NULL);
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN: %s",
+                  r && r->str ? r->str : c->errstr);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const char *k = r->element[1]->element[i]->str + plen;
+            size_t digits = strspn(k + 1, "0123456789");
+            /* "{<N>}:<entity>", not the shard's leaderboards "{<N>}:top:..." */
+            if (digits == 0 || strncmp(k + 1 + digits, "}:", 2) != 0) {
+                continue;
+            }
+            const char *entity = k + 1 + digits + 2;
+            if (strncmp(entity, "top:", 4) != 0) {
+                each(opaque, entity);
+                n++;
+            }
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}

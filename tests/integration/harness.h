@@ -111,4 +111,33 @@ pid_t h_processor_start_ex(const struct h_kafka *k, const struct h_redis *r, con
 /* A whole file, NUL-terminated ("" when it cannot be read); *len_out may be NULL. Free it. */
 char *h_read_file(const char *path, size_t *len_out);
 
+/* ---- counters (docs/redis-keys.md, "Counters: one hash per entity"): reading them the way
+ * a dashboard does, through the Function library smm, so no test builds the call itself.
+ * prefix is the key prefix ("smm:"), entity "<kind>:<id>" ("a:acct-1", "s:acct|newsletter"),
+ * window "total" or "<n>m" / "<n>h" / "<n>d". minute is the minute (epoch_ms / 60000) the
+ * window ends at; pass it whenever the test's event times are synthetic, so the figure does
+ * not depend on the wall clock; minute < 0 reads at the Redis server's clock. ---- */
+/* One metric of the window (FCALL smm_get): 0 when absent (a metric that is absent is 0);
+ * a derived rate (er_impr, er_reach) gives its integer part. */
+int64_t h_entity_get(redisContext *c, const char *prefix, const char *entity,
+                     const char *window, int64_t minute, const char *metric);
+/* Every metric smm_get returns for the window: each(opaque, metric, value as text). Returns
+ * how many. */
+size_t h_entity_each(redisContext *c, const char *prefix, const char *entity, const char *window,
+                     int64_t minute,
+                     void (*each)(void *opaque, const char *metric, const char *value),
+                     void *opaque);
+/* The key of the entity's counter hash, "<prefix>{<N>}:<entity>": N from SHA-1 of the entity
+ * and the shard count in <prefix>meta (field shards, which must exist). */
+void h_entity_key(redisContext *c, const char *prefix, const char *entity, char *out,
+                  size_t size);
+/* One metric of one raw bucket field of the hash ("t", "m<minute>", "h<hour>"), parsed from
+ * its packed "name=value,..." text: 0 when the field or the metric is absent. */
+int64_t h_entity_field(redisContext *c, const char *prefix, const char *entity,
+                       const char *field, const char *metric);
+/* Every entity with a counter hash under prefix (SCAN, so only for a test's own Redis):
+ * each(opaque, entity). Returns how many. */
+size_t h_entities(redisContext *c, const char *prefix,
+                  void (*each)(void *opaque, const char *entity), void *opaque);
+
 #endif

@@ -131,12 +131,13 @@ static long long n_admitted(void)
     return n;
 }
 
+/* Lifetime impressions of the breakdown entity s:acct|<src>. */
 static long long total(const char *src)
 {
     redisContext *c = h_redis_connect(&redis);
-    redisReply *r = redisCommand(c, "HGET smm:total s:acct|%s:impression", src);
-    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
-    freeReplyObject(r);
+    char entity[64];
+    snprintf(entity, sizeof(entity), "s:acct|%s", src);
+    long long v = h_entity_get(c, "smm:", entity, "total", -1, "impression");
     redisFree(c);
     return v;
 }

@@ -9,8 +9,10 @@
  * code (mktime/localtime_r in the zone, one day at a time), the FRT histogram bucket from
  * the contract's formula, and the hand-worked values of the time zone cases are in the
  * comments and asserted against that recomputation first. Events sit 7 to 31 minutes in the
- * past (or, for business hours, on chosen local dates), so `total` and `w:1h` can both be
- * compared exactly and `w:5m` must hold none of them. */
+ * past (or, for business hours, on chosen local dates), so `total` and the 1 h window can both
+ * be compared exactly and the 5 min window must hold none of them. Windows are read through
+ * the Function library smm (FCALL smm_get, docs/redis-keys.md) at the minute the events
+ * were generated for, so the outcome does not depend on how long the run took. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <fnmatch.h>
@@ -135,11 +137,17 @@ static void kv_free(struct kv *m)
 
 struct expect {
     int64_t now;     /* when the events were generated: decides window membership */
-    struct kv total; /* P total */
-    struct kv w1h;   /* P w:1h */
+    struct kv total; /* "<entity>:<metric>" -> lifetime value */
+    struct kv w1h;   /* the same in the 1 h window ending at now's minute */
 };
 
-/* Adds d to field fmt in total, and in w:1h when ts is inside the last hour. No event may
+/* The minute the windows are read at (the model's now, not the wall clock of the read). */
+static int64_t at(const struct expect *e)
+{
+    return e->now / MIN_MS;
+}
+
+/* Adds d to field fmt in total, and in the 1 h window when ts is inside it. No event may
  * sit near the window's edge (50 to 70 minutes old), where the outcome depends on timing. */
 static void ex(struct expect *e, int64_t ts, int64_t d, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -387,10 +395,52 @@ static void load_hash(redisContext *c, const char *key, struct kv *out)
     redisReply *r = redisCommand(c, "HGETALL %s", key);
     cr_assert(r && r->type == REDIS_REPLY_ARRAY, "HGETALL %s", key);
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        /* integer counters; a rate ("12.5") is read as its integer part (never compared) */
         kv_add(out, r->element[i]->str, (int64_t)strtod(r->element[i + 1]->str, NULL));
     }
     freeReplyObject(r);
+}
+
+/* A window of every entity, as "<entity>:<metric>" -> value: what smm_get returns for each
+ * entity with a counter hash (integer counters; a derived rate is read as its integer part
+ * and never compared). */
+struct window_load {
+    redisContext *c;
+    const char *window;
+    int64_t minute;
+    struct kv *out;
+    const char *entity;
+};
+
+static void load_metric(void *opaque, const char *metric, const char *value)
+{
+    struct window_load *w = opaque;
+    char key[512];
+    snprintf(key, sizeof(key), "%s:%s", w->entity, metric);
+    kv_add(w->out, key, (int64_t)strtod(value, NULL));
+}
+
+static void load_entity(void *opaque, const char *entity)
+{
+    struct window_load *w = opaque;
+    w->entity = entity;
+    h_entity_each(w->c, P, entity, w->window, w->minute, load_metric, w);
+}
+
+static void load_window(redisContext *c, const char *window, int64_t minute, struct kv *out)
+{
+    struct window_load w = {c, window, minute, out, NULL};
+    h_entities(c, P, load_entity, &w);
+}
+
+/* One "<entity>:<metric>" of a window (0 when absent). */
+static int64_t window_get(redisContext *c, const char *window, int64_t minute, const char *field)
+{
+    char entity[512];
+    const char *last = strrchr(field, ':');
+    cr_assert(last && (size_t)(last - field) < sizeof(entity), "test bug: field %s", field);
+    memcpy(entity, field, (size_t)(last - field));
+    entity[last - field] = '\0';
+    return h_entity_get(c, P, entity, window, minute, last + 1);
 }
 
 static int starts(const char *s, const char *prefix)
@@ -398,25 +448,26 @@ static int starts(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Every expected field of hash equals Redis. Among the fields matching one of the closed
- * glob patterns (fnmatch), Redis may hold no non-zero field the model does not expect (e.g.
- * a histogram bucket too many, a source that should have folded into "other"). */
-static void compare(redisContext *c, const char *hash, const struct kv *exp,
+/* Every expected "<entity>:<metric>" of the window (read at minute) equals Redis. Among the
+ * ones matching one of the closed glob patterns (fnmatch), Redis may hold no non-zero metric
+ * the model does not expect (e.g. a histogram bucket too many, a source that should have
+ * folded into "other"). */
+static void compare(redisContext *c, const char *window, int64_t minute, const struct kv *exp,
                     const char *const *closed)
 {
     struct kv act = {0};
-    load_hash(c, hash, &act);
+    load_window(c, window, minute, &act);
     for (size_t i = 0; i < exp->n; i++) {
         int64_t a = kv_get(&act, exp->k[i]);
-        cr_expect_eq(a, exp->v[i], "%s %s: expected %lld, Redis has %lld%s", hash, exp->k[i],
-                     (long long)exp->v[i], (long long)a,
+        cr_expect_eq(a, exp->v[i], "window %s %s: expected %lld, Redis has %lld%s", window,
+                     exp->k[i], (long long)exp->v[i], (long long)a,
                      kv_slot(&act, exp->k[i]) ? "" : " (absent)");
     }
     for (size_t i = 0; closed && closed[i]; i++) {
         for (size_t j = 0; j < act.n; j++) {
             if (fnmatch(closed[i], act.k[j], 0) == 0 && act.v[j] != 0) {
-                cr_expect(kv_slot(exp, act.k[j]) != NULL, "%s: unexpected field %s = %lld", hash,
-                          act.k[j], (long long)act.v[j]);
+                cr_expect(kv_slot(exp, act.k[j]) != NULL, "window %s: unexpected %s = %lld",
+                          window, act.k[j], (long long)act.v[j]);
             }
         }
     }
@@ -458,15 +509,15 @@ static void compare_days(redisContext *c, const struct kv *total)
     freeReplyObject(keys);
 }
 
-/* No field of the account has a non-zero value in the 5-minute window: all its events are
- * older than 6 minutes. */
-static void expect_not_in_5m(redisContext *c, const char *ent_prefix)
+/* No metric of the account has a non-zero value in the 5-minute window ending at minute:
+ * all its events are older than 6 minutes. */
+static void expect_not_in_5m(redisContext *c, int64_t minute, const char *ent_prefix)
 {
     struct kv w = {0};
-    load_hash(c, P "w:5m", &w);
+    load_window(c, "5m", minute, &w);
     for (size_t i = 0; i < w.n; i++) {
         cr_expect(!starts(w.k[i], ent_prefix) || w.v[i] == 0,
-                  P "w:5m %s = %lld: every event of the test is older than 6 minutes", w.k[i],
+                  "window 5m %s = %lld: every event of the test is older than 6 minutes", w.k[i],
                   (long long)w.v[i]);
     }
     kv_free(&w);
@@ -675,7 +726,7 @@ Test(insights_e2e, response_times_and_open_waits, .timeout = 150, .fini = env_cl
     static struct env env; /* static: .fini reads it after an assertion unwound the test */
     env_start(&env, "resp", 4);
     struct expect e = {.now = h_now_ms()};
-    /* All events 7 to 31 minutes old: inside w:1h (and 24h), outside w:5m. */
+    /* All events 7 to 31 minutes old: inside 1h (and 24h), outside 5m. */
     int64_t base = e.now - 30 * MIN_MS;
     int open_alpha = response_account(&e, "alpha", base);
     int open_beta = response_account(&e, "beta", base + 250);
@@ -694,11 +745,11 @@ Test(insights_e2e, response_times_and_open_waits, .timeout = 150, .fini = env_cl
 
     expect_no_dead_letters(&env);
     static const char *const closed[] = {"a:alpha:frt*", "a:beta:frt*", NULL};
-    compare(env.c, P "total", &e.total, closed);
-    compare(env.c, P "w:24h", &e.total, closed);
-    compare(env.c, P "w:1h", &e.w1h, closed);
-    expect_not_in_5m(env.c, "a:alpha:");
-    expect_not_in_5m(env.c, "a:beta:");
+    compare(env.c, "total", -1, &e.total, closed);
+    compare(env.c, "24h", at(&e), &e.total, closed);
+    compare(env.c, "1h", at(&e), &e.w1h, closed);
+    expect_not_in_5m(env.c, at(&e), "a:alpha:");
+    expect_not_in_5m(env.c, at(&e), "a:beta:");
     compare_days(env.c, &e.total);
     int64_t oa = hget_int(env.c, P "rt:open", "alpha");
     int64_t ob = hget_int(env.c, P "rt:open", "beta");
@@ -777,7 +828,7 @@ static void check_biz(struct env *env, struct expect *e)
 {
     expect_no_dead_letters(env);
     static const char *const closed[] = {"a:ny:frt*", "a:be:frt*", NULL};
-    compare(env->c, P "total", &e->total, closed);
+    compare(env->c, "total", -1, &e->total, closed);
     compare_days(env->c, &e->total);
     int64_t ny = hget_int(env->c, P "rt:open", "ny"), be = hget_int(env->c, P "rt:open", "be");
     cr_expect_eq(ny, 0, P "rt:open ny = %lld: every wait was answered", (long long)ny);
@@ -1166,8 +1217,8 @@ Test(insights_e2e, sla_alerts_exactly_once_across_kill9, .timeout = 200, .fini =
     }
     static const char *const closed[] = {"a:brand:frt*", "a:x:frt*", NULL};
     /* frtb depends on the business clock at the moment of the run: recomputed by biz_ms. */
-    compare(env.c, P "total", &e.total, closed);
-    compare(env.c, P "w:1h", &e.w1h, closed);
+    compare(env.c, "total", -1, &e.total, closed);
+    compare(env.c, "1h", at(&e), &e.w1h, closed);
     expect_no_dead_letters(&env);
     int64_t ob = hget_int(env.c, P "rt:open", "brand"), ox = hget_int(env.c, P "rt:open", "x");
     cr_expect_eq(ob, SLA_LATE_BRAND / 2, P "rt:open brand = %lld, want %d (late, unanswered)",
@@ -1206,12 +1257,16 @@ Test(insights_e2e, sla_alerts_exactly_once_across_kill9, .timeout = 200, .fini =
  *     requires no "sla" alert at all.
  * ========================================================================================= */
 
-/* A field of the minute bucket P m:<minute of ts>. */
+/* "<entity>:<metric>" in the minute bucket of ts (the hash's raw field m<minute>). */
 static int64_t minute_field(redisContext *c, int64_t ts, const char *field)
 {
-    char key[64];
-    snprintf(key, sizeof(key), P "m:%lld", (long long)(ts / MIN_MS));
-    return hget_int(c, key, field);
+    char entity[512], bucket[32];
+    const char *last = strrchr(field, ':');
+    cr_assert(last && (size_t)(last - field) < sizeof(entity), "test bug: field %s", field);
+    memcpy(entity, field, (size_t)(last - field));
+    entity[last - field] = '\0';
+    snprintf(bucket, sizeof(bucket), "m%lld", (long long)(ts / MIN_MS));
+    return h_entity_field(c, P, entity, bucket, last + 1);
 }
 
 Test(insights_e2e, out_of_order_replies_match_in_event_time, .timeout = 150,
@@ -1281,8 +1336,8 @@ Test(insights_e2e, out_of_order_replies_match_in_event_time, .timeout = 150,
 
     expect_no_dead_letters(&env);
     static const char *const closed[] = {"a:ooo:frt*", "a:oob:frt*", NULL};
-    compare(env.c, P "total", &e.total, closed);
-    compare(env.c, P "w:1h", &e.w1h, closed);
+    compare(env.c, "total", -1, &e.total, closed);
+    compare(env.c, "1h", at(&e), &e.w1h, closed);
     compare_days(env.c, &e.total);
     for (int a = 0; a < 2; a++) {
         const char *acct = a ? "oob" : "ooo";
@@ -1320,9 +1375,10 @@ Test(insights_e2e, answers_count_in_the_minute_of_the_message, .timeout = 120,
     static struct env env; /* static: .fini reads it after an assertion unwound the test */
     env_start(&env, "rrate", 1);
     struct expect e = {.now = h_now_ms()};
-    /* A wait opened 75 minutes ago (before w:1h) and answered 40 minutes ago (inside it):
-     * w:1h holds the reply but neither the wait nor its answer (threads 0, answered 0);
-     * were the answer counted at the reply, w:1h would show 1 answered of 0 waits. */
+    /* A wait opened 75 minutes ago (before the 1 h window) and answered 40 minutes ago
+     * (inside it): the window holds the reply but neither the wait nor its answer (threads
+     * 0, answered 0); were the answer counted at the reply, it would show 1 answered of 0
+     * waits. */
     int64_t old_m = e.now - 75 * MIN_MS, old_r = e.now - 40 * MIN_MS;
     ev_message("rr", "old", old_m);
     ev_reply("rr", "old", old_r);
@@ -1354,17 +1410,17 @@ Test(insights_e2e, answers_count_in_the_minute_of_the_message, .timeout = 120,
 
     expect_no_dead_letters(&env);
     static const char *const closed[] = {"a:rr:frt*", "a:rr:answered", "a:rr:threads", NULL};
-    compare(env.c, P "total", &e.total, closed);
-    compare(env.c, P "w:24h", &e.total, closed);
-    compare(env.c, P "w:1h", &e.w1h, closed);
+    compare(env.c, "total", -1, &e.total, closed);
+    compare(env.c, "24h", at(&e), &e.total, closed);
+    compare(env.c, "1h", at(&e), &e.w1h, closed);
     compare_days(env.c, &e.total);
     /* Every window: answered <= threads. */
-    static const char *const hashes[] = {P "total", P "w:24h", P "w:1h", P "w:5m"};
-    for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
-        int64_t th = hget_int(env.c, hashes[i], "a:rr:threads");
-        int64_t an = hget_int(env.c, hashes[i], "a:rr:answered");
-        cr_expect(an <= th, "%s: answered %lld > threads %lld (a rate above 100 %%)", hashes[i],
-                  (long long)an, (long long)th);
+    static const char *const windows[] = {"total", "24h", "1h", "5m"};
+    for (size_t i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
+        int64_t th = window_get(env.c, windows[i], at(&e), "a:rr:threads");
+        int64_t an = window_get(env.c, windows[i], at(&e), "a:rr:answered");
+        cr_expect(an <= th, "window %s: answered %lld > threads %lld (a rate above 100 %%)",
+                  windows[i], (long long)an, (long long)th);
     }
     /* The minute buckets: the edge wait and its answer in the message's minute, none in the
      * reply's (which holds the reply and the open wait). */
@@ -1443,8 +1499,8 @@ Test(insights_e2e, share_of_voice, .timeout = 120, .fini = env_cleanup)
     expect_no_dead_letters(&env);
     /* The v: namespace holds exactly the two sets' fields: nothing for b4, no b5 in cat. */
     static const char *const closed[] = {"v:*", NULL};
-    compare(env.c, P "total", &e.total, closed);
-    compare(env.c, P "w:1h", &e.w1h, closed);
+    compare(env.c, "total", -1, &e.total, closed);
+    compare(env.c, "1h", at(&e), &e.w1h, closed);
     compare_days(env.c, &e.total);
 
     /* Shares of voice from what Redis holds: they add up to 100 in each set. */
@@ -1454,9 +1510,9 @@ Test(insights_e2e, share_of_voice, .timeout = 120, .fini = env_cleanup)
         for (int m = 0; m < 3; m++) {
             char f[128];
             snprintf(f, sizeof(f), "v:%s:%s", members[s][0], metrics[m]);
-            int64_t all = hget_int(env.c, P "total", f);
+            int64_t all = window_get(env.c, "total", -1, f);
             if (all <= 0) {
-                cr_expect_fail(P "total %s is %lld: no share of voice to compute", f,
+                cr_expect_fail("total %s is %lld: no share of voice to compute", f,
                                (long long)all);
                 continue;
             }
@@ -1464,7 +1520,7 @@ Test(insights_e2e, share_of_voice, .timeout = 120, .fini = env_cleanup)
             for (int b = 1; b < 4 && members[s][b]; b++) {
                 char fb[128];
                 snprintf(fb, sizeof(fb), "v:%s|%s:%s", members[s][0], members[s][b], metrics[m]);
-                share += 100.0 * (double)hget_int(env.c, P "total", fb) / (double)all;
+                share += 100.0 * (double)window_get(env.c, "total", -1, fb) / (double)all;
             }
             cr_expect(fabs(share - 100.0) < 1e-9, "shares of %s add up to %.12f, not 100", f,
                       share);
@@ -1567,7 +1623,7 @@ Test(insights_e2e, referrals_and_conversions, .timeout = 120, .fini = env_cleanu
     /* F converts without a referral: 19.99 -> 1999 cents (rounded: x100 is 1998.99999...). */
     ev_conversion(&e, "F", "19.99", 1999, "p1", "newsletter", n - 16 * MIN_MS);
     /* E was referred by D 2 h 15 min before converting: outside referral.window=1h, so no
-     * indirect credit; the referral itself is outside w:1h too. */
+     * indirect credit; the referral itself is outside the 1 h window too. */
     ev_referral(&e, "E", "D", "tiktok", n - 135 * MIN_MS);
     ev_conversion(&e, "E", "7.25", 725, NULL, NULL, n - 10 * MIN_MS);
 
@@ -1584,8 +1640,8 @@ Test(insights_e2e, referrals_and_conversions, .timeout = 120, .fini = env_cleanu
         "s:shop|*:conversion", "s:shop|*:value_cents", "s:shop|*:indirect_*",
         "a:shop:indirect_*",   "a:shop:value_cents",  "c:p1:value_cents",
         "c:p1:conversion",     NULL};
-    compare(env.c, P "total", &e.total, closed);
-    compare(env.c, P "w:1h", &e.w1h, closed);
+    compare(env.c, "total", -1, &e.total, closed);
+    compare(env.c, "1h", at(&e), &e.w1h, closed);
     compare_days(env.c, &e.total);
 
     /* Chain credit: C's referrer B and B's referrer A; D (outside the window) nothing. */
@@ -1764,17 +1820,17 @@ Test(insights_e2e, segments_fold_into_other, .timeout = 120, .fini = env_cleanup
     env_run(&env, "1", sets);
     env_wait(&env, 60000);
 
-    /* Reach of the admitted regions: trails the counters by a tick; exact at these sizes. */
+    /* Reach of the admitted regions (counted when read): exact at these sizes. */
     int64_t reach_deadline = h_now_ms() + 15000;
     for (int r = 0; r < 3; r++) {
         char f[64];
         snprintf(f, sizeof(f), "g:seg|region=%s:reach", first[r].region);
         int64_t want = kv_get(&reach, f), got = 0;
         int64_t deadline = reach_deadline;
-        while ((got = hget_int(env.c, P "total", f)) != want && h_now_ms() < deadline) {
+        while ((got = window_get(env.c, "total", -1, f)) != want && h_now_ms() < deadline) {
             h_sleep_ms(200);
         }
-        cr_expect_eq(got, want, P "total %s: expected %lld users reached, Redis has %lld", f,
+        cr_expect_eq(got, want, "total %s: expected %lld users reached, Redis has %lld", f,
                      (long long)want, (long long)got);
     }
     env_stop(&env);
@@ -1782,14 +1838,14 @@ Test(insights_e2e, segments_fold_into_other, .timeout = 120, .fini = env_cleanup
     expect_no_dead_letters(&env);
     static const char *const closed[] = {"s:seg|*:click", "g:seg|*:value_cents",
                                          "g:seg|*:conversion", NULL};
-    compare(env.c, P "total", &folded.total, closed);
-    compare(env.c, P "w:1h", &folded.w1h, closed);
+    compare(env.c, "total", -1, &folded.total, closed);
+    compare(env.c, "1h", at(&folded), &folded.w1h, closed);
 
-    /* No g:seg|region=<v> entity but r1..r3 and other, in the lifetime and 1 h hashes. */
-    static const char *const hashes[] = {P "total", P "w:1h"};
+    /* No g:seg|region=<v> entity but r1..r3 and other, lifetime and in the 1 h window. */
+    static const char *const windows[] = {"total", "1h"};
     for (int h = 0; h < 2; h++) {
         struct kv act = {0};
-        load_hash(env.c, hashes[h], &act);
+        load_window(env.c, windows[h], at(&folded), &act);
         for (size_t i = 0; i < act.n; i++) {
             const char *pre = "g:seg|region=";
             if (!starts(act.k[i], pre)) {
@@ -1800,7 +1856,7 @@ Test(insights_e2e, segments_fold_into_other, .timeout = 120, .fini = env_cleanup
             int ok = (len == 2 && (!strncmp(v, "r1", 2) || !strncmp(v, "r2", 2) ||
                                    !strncmp(v, "r3", 2))) ||
                      (len == 5 && !strncmp(v, "other", 5));
-            cr_expect(ok, "%s: field %s: only r1, r2, r3 and other may exist", hashes[h],
+            cr_expect(ok, "window %s: %s: only r1, r2, r3 and other may exist", windows[h],
                       act.k[i]);
         }
         kv_free(&act);

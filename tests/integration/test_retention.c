@@ -5,8 +5,9 @@
  * every expiry is known to the second: EXPIRETIME, Redis 7).
  *   - a flood of one-off ids (posts, accounts, threads, visitors, referrers, regions,
  *     sources, viral posts): every key whose name holds one of them carries the expiry
- *     now + idle_days (segment sketches: the end of that UTC day), and only the keys
- *     docs/redis-keys.md ("Lifetimes") lists as fixed or time-named are without it;
+ *     now + idle_days (segment sketches: the end of that UTC day), the entities' counter
+ *     hashes smm:{<N>}:<entity> included, and only the keys docs/redis-keys.md
+ *     ("Lifetimes") lists as fixed or time-named are without it;
  *   - the tick pushes the viral hashes of the posts it sends and the goal hashes;
  *   - a later flush that writes some of them again pushes exactly their expiry, with one
  *     EXPIREAT per key however many events wrote it (counted in INFO commandstats), and
@@ -161,28 +162,57 @@ static void flush(int64_t now)
     n_sigs = 0;
 }
 
+/* A shard's leaderboard candidates smm:{<N>}:top:t / top:m<minute> / top:h<hour>: named by
+ * the shard and the time, not by an id. */
+static int shard_board(const char *k)
+{
+    if (strncmp(k, "smm:{", 5) != 0) {
+        return 0;
+    }
+    size_t digits = strspn(k + 5, "0123456789");
+    return digits > 0 && strncmp(k + 5 + digits, "}:top:", 6) == 0;
+}
+
 /* Keys with a fixed name or a name made of time (docs/redis-keys.md, "Lifetimes"): their
  * lifetime does not depend on ids. Account minute sketches (a:<id>:reach:m:<minute>) get
  * theirs when the tick merges their hour. Every other key is named by an event's id. */
 static int fixed_or_timed(const char *k)
 {
     static const char *const fixed[] = {
-        "smm:total", "smm:meta", "smm:offsets", "smm:owner", "smm:stats", "smm:dirty",
-        "smm:dirty_w", "smm:minutes", "smm:alerts", "smm:rt:due", "smm:rt:open", "smm:ref:due",
-        "smm:viral:velocity", "smm:viral:predicted", "smm:viral:active"};
+        "smm:meta", "smm:offsets", "smm:owner", "smm:stats", "smm:alerts", "smm:rt:due",
+        "smm:rt:open", "smm:ref:due", "smm:viral:velocity", "smm:viral:predicted",
+        "smm:viral:active"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (strcmp(k, fixed[i]) == 0) {
             return 1;
         }
     }
-    static const char *const timed[] = {"smm:w:", "smm:m:", "smm:d:", "smm:top:engagement:",
-                                        "smm:reach_accounts:h:"};
+    static const char *const timed[] = {"smm:d:", "smm:reach_accounts:h:"};
     for (size_t i = 0; i < sizeof(timed) / sizeof(timed[0]); i++) {
         if (strncmp(k, timed[i], strlen(timed[i])) == 0) {
             return 1;
         }
     }
-    return strncmp(k, "smm:a:", 6) == 0 && strstr(k, ":reach:m:") != NULL;
+    return shard_board(k) || (strncmp(k, "smm:a:", 6) == 0 && strstr(k, ":reach:m:") != NULL);
+}
+
+/* The shards' leaderboard buckets of the minute and hour of ts_ms (each written by a flush
+ * gets one EXPIREAT). */
+static int boards_of(int64_t ts_ms)
+{
+    redisContext *c = h_redis_connect(&redis);
+    int n = 0;
+    char pattern[2][64];
+    snprintf(pattern[0], sizeof(pattern[0]), "smm:{*}:top:m%lld", (long long)(ts_ms / 60000));
+    snprintf(pattern[1], sizeof(pattern[1]), "smm:{*}:top:h%lld", (long long)(ts_ms / 3600000));
+    for (int p = 0; p < 2; p++) {
+        redisReply *r = redisCommand(c, "KEYS %s", pattern[p]);
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+        n += (int)r->elements;
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return n;
 }
 
 static long long expiretime(redisContext *c, const char *key)
@@ -274,18 +304,25 @@ Test(retention, flood_of_one_off_ids_expires_idle_days_after_the_write)
     int n_id, n_at, n_none, n_sk;
     census(now, NULL, 0, &n_id, &n_at, &n_none, &n_sk);
     /* Per id at least: c: and a: reach, the region's reach, v:, rt:, ref:, cv:direct:,
-     * cv:indirect:, the region/segment/source sketches and admitted sets. */
-    cr_assert_geq(n_id, 12 * N_IDS, "only %d per-id keys", n_id);
+     * cv:indirect:, the region/segment/source sketches and admitted sets, and the counter
+     * hashes of the post, the account, the source and the region. */
+    cr_assert_geq(n_id, 16 * N_IDS, "only %d per-id keys", n_id);
     cr_assert_eq(n_none, 0, "%d of %d per-id keys never expire", n_none, n_id);
     cr_assert_eq(n_at, n_id);
     /* The kinds named in docs/redis-keys.md, by name. */
     redisContext *c = h_redis_connect(&redis);
+    char counters[4][128];
+    static const char *const entities[] = {"c:p7", "a:acct7", "s:acct7|s7", "g:acct7|region=r7"};
+    for (int i = 0; i < 4; i++) {
+        h_entity_key(c, "smm:", entities[i], counters[i], sizeof(counters[i]));
+    }
     const char *const keys[] = {"smm:c:p7:reach",        "smm:a:acct7:reach",
                                 "smm:g:acct7|region=r7:reach", "smm:v:p7",
                                 "smm:rt:acct7",          "smm:ref:acct7",
                                 "smm:cv:direct:acct7",   "smm:cv:indirect:acct7",
                                 "smm:ss:acct7:source",   "smm:seg:acct7:source",
-                                "smm:ss:acct7:region",   "smm:seg:acct7:region"};
+                                "smm:ss:acct7:region",   "smm:seg:acct7:region",
+                                counters[0], counters[1], counters[2], counters[3]};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         cr_assert_eq(expiretime(c, keys[i]), expected(keys[i], now), "%s", keys[i]);
         cr_assert_geq(expiretime(c, keys[i]), now / 1000 + IDLE * DAY_S, "%s", keys[i]);
@@ -312,7 +349,7 @@ Test(retention, a_write_pushes_the_expiry_once_per_key_per_flush)
     int64_t before_ms[2] = {now, later};
     census(later, before_ms, 1, &n_id, &n_at2, &n_none, &n_sk);
     cr_assert_eq(n_none, 0);
-    cr_assert_geq(n_at2, 12 * 50);
+    cr_assert_geq(n_at2, 16 * 50);
     cr_assert_geq(n_sk, 4 * 50);
     cr_assert_lt(n_at2, n_id, "the ids not written again keep their expiry");
     redisContext *c = h_redis_connect(&redis);
@@ -320,11 +357,21 @@ Test(retention, a_write_pushes_the_expiry_once_per_key_per_flush)
     cr_assert_eq(expiretime(c, "smm:rt:acct3"), later / 1000 + IDLE * DAY_S);
     cr_assert_eq(expiretime(c, "smm:c:p200:reach"), now / 1000 + IDLE * DAY_S);
     cr_assert_eq(expiretime(c, "smm:rt:acct200"), now / 1000 + IDLE * DAY_S);
+    /* The counter hashes too: the post written again pushed, the other kept. */
+    char key[128];
+    h_entity_key(c, "smm:", "c:p3", key, sizeof(key));
+    cr_assert_eq(expiretime(c, key), later / 1000 + IDLE * DAY_S, "%s", key);
+    h_entity_key(c, "smm:", "a:acct3", key, sizeof(key));
+    cr_assert_eq(expiretime(c, key), later / 1000 + IDLE * DAY_S, "%s", key);
+    h_entity_key(c, "smm:", "c:p200", key, sizeof(key));
+    cr_assert_eq(expiretime(c, key), now / 1000 + IDLE * DAY_S, "%s", key);
     redisFree(c);
-    /* One EXPIREAT per pushed key (every one existed), plus the three the flush sets
-     * anyway (its minute bucket, day bucket and reach_accounts hour set): not one per
-     * event (1250 events here). */
-    cr_assert_eq(added, n_at2 + 3, "%lld EXPIREATs for %d keys", added, n_at2);
+    /* One EXPIREAT per pushed key (every one existed), plus those the flush sets anyway
+     * (its day bucket, its reach_accounts hour set and the leaderboard buckets it wrote):
+     * not one per event (1250 events here). */
+    int boards = boards_of(later - 5000);
+    cr_assert_eq(added, n_at2 + 2 + boards, "%lld EXPIREATs for %d keys and %d leaderboards",
+                 added, n_at2, boards);
     /* An hour later, the same day: the segment sketches already expire at its end. */
     int64_t again = later + 3600000;
     for (int i = 0; i < 50; i++) {
@@ -336,8 +383,10 @@ Test(retention, a_write_pushes_the_expiry_once_per_key_per_flush)
     int n_at3, n_sk3;
     census(again, before_ms, 2, &n_id, &n_at3, &n_none, &n_sk3);
     cr_assert_eq(n_sk3, n_sk, "the sketches keep their day");
-    cr_assert_eq(added, n_at3 - n_sk3 + 3, "%lld EXPIREATs for %d keys, %d of them sketches",
-                 added, n_at3, n_sk3);
+    boards = boards_of(again - 5000);
+    cr_assert_eq(added, n_at3 - n_sk3 + 2 + boards,
+                 "%lld EXPIREATs for %d keys, %d of them sketches, and %d leaderboards", added,
+                 n_at3, n_sk3, boards);
 }
 
 /* A thread hash that expired (idle) with its wait still open: the account's next message
@@ -454,11 +503,11 @@ Test(retention_off, idle_days_0_keeps_every_key)
     }
     long long before = expireat_calls();
     flush(now);
-    cr_assert_eq(expireat_calls() - before, 3,
-                 "only the minute, day and reach_accounts hour keys expire");
+    cr_assert_eq(expireat_calls() - before, 2 + boards_of(now - 5000),
+                 "only the day, the reach_accounts hour and leaderboard bucket keys expire");
     int n_id, n_at, n_none;
     int n_sk;
     census(now, NULL, 0, &n_id, &n_at, &n_none, &n_sk);
-    cr_assert_geq(n_id, 12 * N_IDS);
+    cr_assert_geq(n_id, 16 * N_IDS);
     cr_assert_eq(n_none, n_id);
 }

@@ -17,9 +17,10 @@
  *   stops it within seconds with a message naming SASL authentication.
  * - hostile_ids_stay_in_namespace: ids made of ':', braces, '*', spaces, unicode, "smm:total",
  *   "../x", "c:x:impression", the prefix itself...: every key Redis holds afterwards is one of
- *   the documented keys under the configured prefix, built from exactly one of the ids sent,
- *   and every counter field is <kind>:<id>:<metric>. Ids with a newline are dead letters
- *   (bad_id), exactly.
+ *   the documented keys under the configured prefix, built from exactly one of the ids sent;
+ *   every counter hash is <prefix>{<N>}:<kind>:<id> in the entity's own shard N, holding only
+ *   t / p / m<minute> / h<hour> buckets of stored metrics. Ids with a newline are dead
+ *   letters (bad_id), exactly.
  * - secrets_never_logged: passwords given by file, environment and --set never show in
  *   --print-config, --check-config, the log (log.level=debug in every variant, stats every
  *   500 ms, the --top lines, librdkafka debug on, text and JSON format) or error messages.
@@ -572,6 +573,12 @@ Test(security, redis_acl_refused_fails_fast, .timeout = 200, .fini = kill_childr
     h_redis_stop(&redis);
 }
 
+static void no_entity(void *opaque, const char *entity)
+{
+    (void)opaque;
+    cr_log_info("counter hash of %s", entity);
+}
+
 /* A command the script lacks mid-way must not leave half a batch behind: Redis does not roll
  * a script back on an error, so counters written before the refused command would stay
  * without the offsets that cover them, and be counted again after the ACL is fixed. */
@@ -593,9 +600,10 @@ Test(security, redis_acl_refused_writes_no_partial_batch, .timeout = 200, .fini 
     /* Whether it stops or retries, give it time for several flushes. */
     int rc = h_wait(pid, 8000);
     cr_log_info("processor %s (see %s)", rc == -2 ? "still retrying after 8 s" : "exited", log);
-    cr_assert_eq(exists_any(admin, "smm:total smm:w:5m smm:w:1h smm:w:24h smm:minutes"), 0,
-                 "a refused flush left counters behind without their offsets: they would be "
-                 "counted again after the ACL is fixed (see %s)", log);
+    size_t hashes = h_entities(admin, "smm:", no_entity, NULL);
+    cr_assert_eq(hashes, 0,
+                 "a refused flush left %zu counter hashes behind without their offsets: they "
+                 "would be counted again after the ACL is fixed (see %s)", hashes, log);
     redisFree(admin);
     h_kafka_stop(&kafka);
     h_redis_stop(&redis);
@@ -812,10 +820,11 @@ static const char *const hostile[] = {
     "%s%n", "$(id)", "a:reach:m:29000000", "reach_accounts:h:1", "w:5m", "dirty"};
 #define N_HOSTILE (sizeof(hostile) / sizeof(hostile[0]))
 
+/* The stored metrics (docs/redis-keys.md); er_impr, reach and er_reach are derived when read
+ * and never stored. */
 static const char *const metrics[] = {
     "impression", "view", "like", "unlike", "comment", "comment_delete", "share", "click",
-    "referral", "conversion", "mention", "message", "reply", "follow", "engagement",
-    "er_impr", "reach", "er_reach", NULL};
+    "referral", "conversion", "mention", "message", "reply", "follow", "engagement", NULL};
 
 struct idset {
     char *ids[2 * N_HOSTILE + 4];
@@ -889,20 +898,47 @@ static int documented_metric(const char *m)
     return 0;
 }
 
-/* A counter field: kind before the first ':', metric after the last, an id we sent between. */
-static void check_counter_field(const char *key, const char *field, const struct idset *accts,
-                                const struct idset *contents)
+/* A counter hash "<prefix>{<N>}:<kind>:<id>": an id we sent of that kind, in its own shard
+ * (the braces of an id cannot move it: Redis Cluster hashes the first "{...}", ours). */
+static void check_counter_key(redisContext *c, const char *key, const char *entity,
+                              const struct idset *accts, const struct idset *contents)
 {
-    const char *first = strchr(field, ':');
-    const char *last = strrchr(field, ':');
-    cr_assert(first && last > first, "%s: field \"%s\" is not <kind>:<id>:<metric>", key, field);
-    cr_assert((first - field == 1) && (field[0] == 'a' || field[0] == 'c'),
-              "%s: field \"%s\": kind is not a or c", key, field);
-    cr_assert(documented_metric(last + 1), "%s: field \"%s\": metric \"%s\" is not documented",
-              key, field, last + 1);
-    const struct idset *ids = field[0] == 'a' ? accts : contents;
-    cr_assert(idset_has(ids, first + 1, (size_t)(last - first - 1)),
-              "%s: field \"%s\": the id is none of the ids sent", key, field);
+    cr_assert(entity_with_suffix(entity, accts, contents, "", 0),
+              "%s: \"%s\" is not <kind>:<id> of an id sent", key, entity);
+    char want[1024];
+    h_entity_key(c, "t1:", entity, want, sizeof(want));
+    cr_assert_str_eq(key, want, "%s is not in the shard of %s", key, entity);
+}
+
+/* Its fields: t, p (a minute), m<minute>, h<hour>; each bucket packed "name=value,..." with
+ * stored metrics and integer values only. Returns the number of name=value pairs. */
+static size_t check_counter_hash(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "HGETALL %s", key);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements > 0, "HGETALL %s", key);
+    size_t pairs = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
+        if (!strcmp(f, "p")) {
+            cr_assert(is_number(v), "%s: field p = \"%s\"", key, v);
+            continue;
+        }
+        cr_assert(!strcmp(f, "t") || ((f[0] == 'm' || f[0] == 'h') && is_number(f + 1)),
+                  "%s: field \"%s\" is not t, p, m<minute> or h<hour>", key, f);
+        char *copy = strdup(v), *save = NULL;
+        for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(kv, '=');
+            cr_assert(eq, "%s %s: \"%s\" is not name=value", key, f, kv);
+            *eq = '\0';
+            cr_assert(documented_metric(kv), "%s %s: metric \"%s\" is not a stored one", key,
+                      f, kv);
+            cr_assert(is_number(eq + 1), "%s %s: %s = \"%s\"", key, f, kv, eq + 1);
+            pairs++;
+        }
+        free(copy);
+    }
+    freeReplyObject(r);
+    return pairs;
 }
 
 static redisReply *cmd(redisContext *c, const char *fmt, const char *arg)
@@ -994,25 +1030,27 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
     cr_assert(got == 3 && seen.bad_id == 3, "dead letters: %zu, %d of them bad_id", got,
               seen.bad_id);
 
-    /* Each hostile id counted once, under its own fields and sketch. */
+    /* Each hostile id counted once, under its own entities and sketch. */
     for (int i = 0; i < contents.n; i++) {
         const char *id = contents.ids[i];
         char f[400];
-        snprintf(f, sizeof(f), "c:%s:impression", id);
-        cr_assert_eq(hget_int(c, "t1:total", f), 1, "t1:total %s", f);
-        snprintf(f, sizeof(f), "c:%s:like", id);
-        cr_assert_eq(hget_int(c, "t1:total", f), 1, "t1:total %s", f);
-        snprintf(f, sizeof(f), "a:%s:impression", id);
-        cr_assert_eq(hget_int(c, "t1:total", f), 1, "t1:total %s", f);
+        snprintf(f, sizeof(f), "c:%s", id);
+        cr_assert_eq(h_entity_get(c, "t1:", f, "total", -1, "impression"), 1, "%s impression", f);
+        cr_assert_eq(h_entity_get(c, "t1:", f, "total", -1, "like"), 1, "%s like", f);
+        snprintf(f, sizeof(f), "a:%s", id);
+        cr_assert_eq(h_entity_get(c, "t1:", f, "total", -1, "impression"), 1, "%s impression", f);
         snprintf(f, sizeof(f), "t1:c:%s:reach", id);
         redisReply *r = redisCommand(c, "PFCOUNT %s", f);
         cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "PFCOUNT %s", f);
         freeReplyObject(r);
     }
-    cr_assert_eq(hget_int(c, "t1:total", "a:acct-ok:like"), (int64_t)N_HOSTILE);
+    cr_assert_eq(h_entity_get(c, "t1:", "a:acct-ok", "total", -1, "like"), (int64_t)N_HOSTILE);
 
-    /* Every key: a documented one, under t1:, built from ids we sent. */
-    size_t keys = 0;
+    /* Every key: a documented one, under t1:, built from ids we sent. The counter hashes and
+     * the shards' leaderboards are kept for the checks after the walk. */
+    size_t keys = 0, n_counters = 0, n_boards = 0;
+    char **counters = calloc(8 * N_HOSTILE, sizeof(*counters));
+    char **boards = calloc(8 * N_HOSTILE, sizeof(*boards));
     char cursor[32] = "0";
     do {
         redisReply *r = redisCommand(c, "SCAN %s COUNT 1000", cursor);
@@ -1024,19 +1062,32 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
             cr_assert(strncmp(key, "smm:", 4) != 0, "key %s under the default prefix", key);
             cr_assert(strncmp(key, "t1:", 3) == 0, "key %s outside the prefix t1:", key);
             const char *rest = key + 3;
-            int ok = !strcmp(rest, "total") || !strcmp(rest, "stats") ||
+            if (rest[0] == '{') {
+                /* {<N>}:top:t / top:m<minute> / top:h<hour>, or {<N>}:<kind>:<id> */
+                size_t digits = strspn(rest + 1, "0123456789");
+                cr_assert(digits > 0 && !strncmp(rest + 1 + digits, "}:", 2),
+                          "undocumented key %s", key);
+                const char *after = rest + 1 + digits + 2;
+                if (!strncmp(after, "top:", 4)) {
+                    cr_assert(!strcmp(after + 4, "t") ||
+                                  ((after[4] == 'm' || after[4] == 'h') && is_number(after + 5)),
+                              "undocumented key %s", key);
+                    cr_assert(n_boards < 8 * N_HOSTILE);
+                    boards[n_boards++] = strdup(key);
+                } else {
+                    check_counter_key(c, key, after, &accts, &contents);
+                    cr_assert(n_counters < 8 * N_HOSTILE);
+                    counters[n_counters++] = strdup(key);
+                }
+                continue;
+            }
+            int ok = !strcmp(rest, "stats") ||
                      !strcmp(rest, "offsets") || !strcmp(rest, "owner") ||
-                     !strcmp(rest, "meta") || !strcmp(rest, "dirty") ||
-                     !strcmp(rest, "dirty_w") ||
-                     !strcmp(rest, "minutes") || !strcmp(rest, "w:5m") ||
-                     !strcmp(rest, "w:1h") || !strcmp(rest, "w:24h") ||
-                     !strcmp(rest, "top:engagement:total") || !strcmp(rest, "top:engagement:5m") ||
-                     !strcmp(rest, "top:engagement:1h") || !strcmp(rest, "top:engagement:24h") ||
+                     !strcmp(rest, "meta") ||
                      !strcmp(rest, "viral:velocity") || !strcmp(rest, "viral:predicted") ||
                      !strcmp(rest, "viral:active") || !strcmp(rest, "alerts") ||
                      !strcmp(rest, "alerts:relay") ||
                      (!strncmp(rest, "v:", 2) && idset_has(&contents, rest + 2, strlen(rest + 2))) ||
-                     (!strncmp(rest, "m:", 2) && is_number(rest + 2)) ||
                      (!strncmp(rest, "d:", 2) && is_number(rest + 2)) ||
                      !strcmp(rest, "rt:due") || !strcmp(rest, "rt:open") ||
                      !strcmp(rest, "ref:due") ||
@@ -1058,25 +1109,32 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
     } while (strcmp(cursor, "0") != 0);
     cr_log_info("%zu keys, all documented and under t1:", keys);
 
-    /* Set members are entities (<kind>:<id>) or account ids, all of them ids we sent. */
-    static const char *const sets[] = {"t1:dirty", "t1:dirty_w"};
-    for (int k = 0; k < 2; k++) {
-        redisReply *r = cmd(c, "SMEMBERS %s", sets[k]);
+    /* Every content and account has its counter hash (the likes made acct-ok one more). */
+    cr_assert_eq(n_counters, (size_t)(contents.n + accts.n), "%zu counter hashes for %d posts "
+                 "and %d accounts", n_counters, contents.n, accts.n);
+    /* Leaderboard members are content ids we sent, whatever bytes they hold; a shard's
+     * candidates are posts of that shard. */
+    cr_assert(n_boards >= 3, "only %zu shard leaderboards (every post has a like)", n_boards);
+    for (size_t k = 0; k < n_boards; k++) {
+        redisReply *r = cmd(c, "ZRANGE %s 0 -1", boards[k]);
         for (size_t i = 0; i < r->elements; i++) {
             const char *m = r->element[i]->str;
-            cr_assert(entity_with_suffix(m, &accts, &contents, "", 0), "%s member \"%s\"",
-                      sets[k], m);
+            cr_assert(idset_has(&contents, m, r->element[i]->len), "%s member \"%s\"",
+                      boards[k], m);
+            char ent[400], want[1024];
+            snprintf(ent, sizeof(ent), "c:%s", m);
+            h_entity_key(c, "t1:", ent, want, sizeof(want));
+            cr_assert(!strncmp(want, boards[k], (size_t)(strchr(want, '}') - want + 1)),
+                      "%s member \"%s\" belongs to the shard of %s", boards[k], m, want);
         }
         freeReplyObject(r);
     }
-    /* Leaderboard members are content ids we sent, whatever bytes they hold. */
-    static const char *const boards[] = {"t1:top:engagement:total", "t1:top:engagement:5m",
-                                         "t1:viral:velocity", "t1:viral:predicted"};
-    for (int k = 0; k < 4; k++) {
-        redisReply *r = cmd(c, "ZRANGE %s 0 -1", boards[k]);
+    static const char *const viral[] = {"t1:viral:velocity", "t1:viral:predicted"};
+    for (int k = 0; k < 2; k++) {
+        redisReply *r = cmd(c, "ZRANGE %s 0 -1", viral[k]);
         for (size_t i = 0; i < r->elements; i++) {
             cr_assert(idset_has(&contents, r->element[i]->str, r->element[i]->len),
-                      "%s member \"%s\"", boards[k], r->element[i]->str);
+                      "%s member \"%s\"", viral[k], r->element[i]->str);
         }
         freeReplyObject(r);
     }
@@ -1094,26 +1152,18 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
     }
     freeReplyObject(hours);
 
-    /* Every counter field parses as <kind>:<id>:<metric>. */
-    static const char *const hashes[] = {"t1:total", "t1:w:5m", "t1:w:1h", "t1:w:24h"};
+    /* Every counter hash holds only buckets of stored metrics. */
     size_t fields = 0;
-    redisReply *mins = cmd(c, "ZRANGE %s 0 -1", "t1:minutes");
-    for (size_t h = 0; h < 4 + mins->elements; h++) {
-        char key[64];
-        if (h < 4) {
-            snprintf(key, sizeof(key), "%s", hashes[h]);
-        } else {
-            snprintf(key, sizeof(key), "t1:m:%s", mins->element[h - 4]->str);
-        }
-        redisReply *r = cmd(c, "HKEYS %s", key);
-        for (size_t i = 0; i < r->elements; i++) {
-            check_counter_field(key, r->element[i]->str, &accts, &contents);
-            fields++;
-        }
-        freeReplyObject(r);
+    for (size_t k = 0; k < n_counters; k++) {
+        fields += check_counter_hash(c, counters[k]);
+        free(counters[k]);
     }
-    freeReplyObject(mins);
-    cr_assert(fields > 4 * N_HOSTILE, "only %zu counter fields", fields);
+    for (size_t k = 0; k < n_boards; k++) {
+        free(boards[k]);
+    }
+    free(counters);
+    free(boards);
+    cr_assert(fields > 4 * N_HOSTILE, "only %zu counters", fields);
     /* The other hashes hold only their documented fields. */
     redisReply *r = cmd(c, "HKEYS %s", "t1:stats");
     for (size_t i = 0; i < r->elements; i++) {
@@ -1126,10 +1176,7 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
     r = cmd(c, "HKEYS %s", "t1:meta");
     for (size_t i = 0; i < r->elements; i++) {
         const char *f = r->element[i]->str;
-        cr_assert(!strcmp(f, "hour_merged") || !strcmp(f, "window_reach_at") ||
-                      !strcmp(f, "retired:5m") ||
-                      !strcmp(f, "retired:1h") || !strcmp(f, "retired:24h"),
-                  "t1:meta field %s", f);
+        cr_assert(!strcmp(f, "shards") || !strcmp(f, "hour_merged"), "t1:meta field %s", f);
     }
     freeReplyObject(r);
     for (int k = 0; k < 2; k++) {
