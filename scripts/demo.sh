@@ -82,10 +82,17 @@ cat <<MSG
 Kafka (mock) at $brokers, Redis at 127.0.0.1:$port, generator at $rate events/s.
 Dashboard: http://127.0.0.1:$http_port/   (metrics: /metrics, API: /api/v1/summary)
 Read the same values yourself:  redis-cli -p $port HGETALL smm:stats
-                                redis-cli -p $port HMGET smm:w:5m a:acct-1:impression a:acct-1:engagement
+                                redis-cli -p $port FCALL smm_mget 0 smm: 5m '' impression,engagement a:acct-1
 MSG
 start=$(date +%s)
 r() { redis-cli -p "$port" "$@" 2>/dev/null; }
+# mget WINDOW M1,M2,... ENTITY...: the window's values in one line, through the Function
+# library smm (docs/redis-keys.md); "-" for a rate or reach that is not defined (nil).
+mget() {
+  local w=$1 m=$2
+  shift 2
+  r FCALL smm_mget 0 smm: "$w" '' "$m" "$@" | sed 's/^$/-/' | tr '\n' ' '
+}
 [ "$tty" = 1 ] && sleep 2 # let --top set up its screen first
 while :; do
   now=$(date +%s)
@@ -96,13 +103,13 @@ while :; do
   printf 'messages %-10s counted %-10s dead-lettered %-8s\n' "${msgs:-0}" "${counted:-0}" "${dead:-0}"
   printf '%-9s %12s %10s %10s %10s %9s %9s\n' account impressions "impr 5m" "eng 5m" "eng 1h" er_impr reach
   for a in 1 2 3 4 5; do
-    read -r li le lr lre <<<"$(r HMGET smm:total a:acct-$a:impression a:acct-$a:engagement a:acct-$a:er_impr a:acct-$a:reach | tr '\n' ' ')"
-    read -r wi we <<<"$(r HMGET smm:w:5m a:acct-$a:impression a:acct-$a:engagement | tr '\n' ' ')"
-    read -r he <<<"$(r HMGET smm:w:1h a:acct-$a:engagement | tr '\n' ' ')"
+    read -r li le lr lre <<<"$(mget total impression,engagement,er_impr,reach "a:acct-$a")"
+    read -r wi we <<<"$(mget 5m impression,engagement "a:acct-$a")"
+    read -r he <<<"$(mget 1h engagement "a:acct-$a")"
     printf '%-9s %12s %10s %10s %10s %9s %9s\n' "acct-$a" "${li:-0}" "${wi:-0}" "${we:-0}" "${he:-0}" "${lr:--}" "${lre:--}"
   done
-  read -r th an fm <<<"$(r HMGET smm:w:1h a:acct-1:threads a:acct-1:answered a:acct-1:frt_ms | tr '\n' ' ')"
-  read -r m1 mt <<<"$(r HMGET smm:w:1h 'v:cat-1|acct-1:mention' v:cat-1:mention | tr '\n' ' ')"
+  read -r th an fm <<<"$(mget 1h threads,answered,frt_ms a:acct-1)"
+  read -r m1 mt <<<"$(mget 1h mention 'v:cat-1|acct-1' v:cat-1)"
   awk -v th="${th:-0}" -v an="${an:-0}" -v fm="${fm:-0}" -v m1="${m1:-0}" -v mt="${mt:-0}" 'BEGIN {
     printf "acct-1, 1h: %d threads, %d answered (%.1f%%), mean first response %.1f s; share of voice in cat-1 %.1f%%\n",
       th, an, th ? 100 * an / th : 0, an ? fm / an / 1000 : 0, mt ? 100 * m1 / mt : 0 }'

@@ -15,8 +15,9 @@ does by hand: `<port>` becomes the Redis port, `redis-cli` without `-p` gets `-p
 `127.0.0.1:8080` and `localhost:8080` become the HTTP server's address, and curl gets
 `--max-time` (and `-f`, so an HTTP error fails). A command passes when it exits 0 (an SSE
 stream cut by --max-time, exit 28, passes when it printed an event), prints something, and
-redis-cli prints no error, HMGET no empty (nil) value and anything else not only empty
-values. Everything runs on 127.0.0.1 and
+redis-cli prints no error, HMGET no empty (nil) value, the Function library's smm_mget no
+nil and no 0 (a counter the demo's state does not have reads 0) and anything else not only
+empty values. Everything runs on 127.0.0.1 and
 every process started is stopped at the end. Exit 0 pass, 1 fail, 77 skipped (no
 redis-server, curl or redis-cli).
 """
@@ -147,9 +148,10 @@ class Demo:
             raise Fail("smm-gen exited with %d" % gen.returncode)
         wait_for("Redis to hold all %d messages" % COUNT,
                  lambda: self.redis("HGET", "smm:stats", "messages") == str(COUNT), 90, 0.5)
-        # Lifetime reach fields are refreshed by the tick after the flush.
-        wait_for("the tick to refresh reach",
-                 lambda: self.redis("HGET", "smm:total", "a:acct-1:reach") not in ("", "0"),
+        # The processor installed the Function library the examples read windows with.
+        wait_for("the Function library smm to count acct-1's reach",
+                 lambda: self.redis("FCALL", "smm_mget", "0", "smm:", "total", "", "reach",
+                                    "a:acct-1") not in ("", "0"),
                  30, 0.5)
 
     def stop(self):
@@ -187,6 +189,12 @@ def run_one(cmd, sse):
         if re.search(r"\bHMGET\b", cmd, re.I) and any(v.strip() in ("", "(nil)") for v in values):
             return "a field the demo's state does not have (empty value %d of %d)" % (
                 [v.strip() in ("", "(nil)") for v in values].index(True) + 1, len(values))
+        # smm_mget answers 0 for a counter the entity does not have, nil for a rate or reach
+        # that is not defined: both mean the demo's state has none of it.
+        none = [v.strip() in ("", "(nil)", "0") for v in values]
+        if re.search(r"\bsmm_mget\b", cmd) and any(none):
+            return "a metric the demo's state does not have (value %d of %d: %r)" % (
+                none.index(True) + 1, len(values), values[none.index(True)])
         if all(v.strip() in ("", "(nil)") for v in values):
             return "only empty values: the demo's state has none of this"
     return None
