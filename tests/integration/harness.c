@@ -796,7 +796,7 @@ int64_t h_entity_field(redisContext *c, const char *prefix, const char *entity,
               key, field, r && r->str ? r->str : c->errstr);
     int64_t v = 0;
     size_t ml = strlen(metric);
-    /* "name=value,name=value": a metric name is never a suffix of another pair's value */
+    /* "name=value,name=value": a pair matches from its start ("like" is not "unlike=3") */
     for (const char *p = r->type == REDIS_REPLY_STRING ? r->str : ""; *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);

@@ -3,7 +3,8 @@
  * Starts a private redis-server on a free port and a Kafka that speaks the real protocol:
  * the broker named by SMMT_BOOTSTRAP (a real Apache Kafka started by .ci/run), or else
  * our librdkafka mock cluster (smm-mock-kafka) in its own process. Spawns smm-processor
- * and kills it; produces and consumes messages with librdkafka directly. */
+ * and kills it; produces and consumes messages with librdkafka directly; reads an entity's
+ * counters the way readers do, through the Function library smm (h_entity_*). */
 #ifndef SMM_TESTS_HARNESS_H
 #define SMM_TESTS_HARNESS_H
 
