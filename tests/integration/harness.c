@@ -833,13 +833,8 @@ size_t h_entities(redisContext *c, const char *prefix,
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const char *k = r->element[1]->element[i]->str + plen;
             size_t digits = strspn(k + 1, "0123456789");
-            /* "{<N>}:<entity>", not the shard's leaderboards "{<N>}:top:..." */
-            if (digits == 0 || strncmp(k + 1 + digits, "}:", 2) != 0) {
-                continue;
-            }
-            const char *entity = k + 1 + digits + 2;
-            if (strncmp(entity, "top:", 4) != 0) {
-                each(opaque, entity);
+            if (digits > 0 && strncmp(k + 1 + digits, "}:", 2) == 0) { /* "{<N>}:<entity>" */
+                each(opaque, k + 1 + digits + 2);
                 n++;
             }
         }

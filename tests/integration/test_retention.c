@@ -162,17 +162,6 @@ static void flush(int64_t now)
     n_sigs = 0;
 }
 
-/* A shard's leaderboard candidates smm:{<N>}:top:t / top:m<minute> / top:h<hour>: named by
- * the shard and the time, not by an id. */
-static int shard_board(const char *k)
-{
-    if (strncmp(k, "smm:{", 5) != 0) {
-        return 0;
-    }
-    size_t digits = strspn(k + 5, "0123456789");
-    return digits > 0 && strncmp(k + 5 + digits, "}:top:", 6) == 0;
-}
-
 /* Keys with a fixed name or a name made of time (docs/redis-keys.md, "Lifetimes"): their
  * lifetime does not depend on ids. Account minute sketches (a:<id>:reach:m:<minute>) get
  * theirs when the tick merges their hour. Every other key is named by an event's id. */
@@ -181,36 +170,32 @@ static int fixed_or_timed(const char *k)
     static const char *const fixed[] = {
         "smm:meta", "smm:offsets", "smm:owner", "smm:stats", "smm:alerts", "smm:rt:due",
         "smm:rt:open", "smm:ref:due", "smm:viral:velocity", "smm:viral:predicted",
-        "smm:viral:active"};
+        "smm:viral:active", "smm:top:t"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (strcmp(k, fixed[i]) == 0) {
             return 1;
         }
     }
-    static const char *const timed[] = {"smm:d:", "smm:reach_accounts:h:"};
+    static const char *const timed[] = {"smm:d:", "smm:reach_accounts:h:", "smm:top:m",
+                                        "smm:top:h"};
     for (size_t i = 0; i < sizeof(timed) / sizeof(timed[0]); i++) {
         if (strncmp(k, timed[i], strlen(timed[i])) == 0) {
             return 1;
         }
     }
-    return shard_board(k) || (strncmp(k, "smm:a:", 6) == 0 && strstr(k, ":reach:m:") != NULL);
+    return strncmp(k, "smm:a:", 6) == 0 && strstr(k, ":reach:m:") != NULL;
 }
 
-/* The shards' leaderboard buckets of the minute and hour of ts_ms (each written by a flush
- * gets one EXPIREAT). */
+/* The leaderboards of the minute and the hour of ts_ms that exist (0 to 2: each one a flush
+ * writes gets one EXPIREAT). */
 static int boards_of(int64_t ts_ms)
 {
     redisContext *c = h_redis_connect(&redis);
-    int n = 0;
-    char pattern[2][64];
-    snprintf(pattern[0], sizeof(pattern[0]), "smm:{*}:top:m%lld", (long long)(ts_ms / 60000));
-    snprintf(pattern[1], sizeof(pattern[1]), "smm:{*}:top:h%lld", (long long)(ts_ms / 3600000));
-    for (int p = 0; p < 2; p++) {
-        redisReply *r = redisCommand(c, "KEYS %s", pattern[p]);
-        cr_assert(r && r->type == REDIS_REPLY_ARRAY);
-        n += (int)r->elements;
-        freeReplyObject(r);
-    }
+    redisReply *r = redisCommand(c, "EXISTS smm:top:m%lld smm:top:h%lld",
+                                 (long long)(ts_ms / 60000), (long long)(ts_ms / 3600000));
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    int n = (int)r->integer;
+    freeReplyObject(r);
     redisFree(c);
     return n;
 }
