@@ -994,16 +994,9 @@ static void flush_all(struct smm_loop *loop, int64_t now, int async)
 
 /* ---- tick and stats ---- */
 
-static void tick_refresh(struct smm_loop *loop, int64_t now, int64_t max_refresh);
-
+/* The wall-clock work: claims, the alert relay, and the script's tick (hour reach merges
+ * of at most reach.refresh_max accounts, viral, SLA and goal rules). */
 static void tick(struct smm_loop *loop, int64_t now)
-{
-    tick_refresh(loop, now, loop->cfg->reach_refresh_max);
-}
-
-/* max_refresh: how many dirty entities get their reach fields refreshed (the shutdown tick
- * refreshes them all, so a stopped processor leaves no stale reach behind). */
-static void tick_refresh(struct smm_loop *loop, int64_t now, int64_t max_refresh)
 {
     if (complete(loop, 1, now) == SMM_ERR) {
         flush_outcome(loop, 0, now);
@@ -1022,7 +1015,7 @@ static void tick_refresh(struct smm_loop *loop, int64_t now, int64_t max_refresh
     if (loop->relay) {
         smm_alert_relay_poll(loop->relay, now, NULL); /* bounded; logs its own errors */
     }
-    if (smm_pipeline_encode_tick(loop->pipe, now, max_refresh, &loop->av) !=
+    if (smm_pipeline_encode_tick(loop->pipe, now, loop->cfg->reach_refresh_max, &loop->av) !=
             SMM_OK ||
         encode_viral(loop, now, 1) != SMM_OK) {
         settle_viral(loop, 0);
@@ -1388,7 +1381,7 @@ int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop)
                         "read again from Kafka on the next start");
             }
         } else {
-            tick_refresh(loop, clock_ms(), 1000000);
+            tick(loop, clock_ms()); /* viral and SLA rules see the last flush */
         }
     }
     stats_line(loop, clock_ms());
