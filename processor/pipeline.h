@@ -75,8 +75,8 @@ struct smm_flush_fence {
 int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
                               int64_t now_ms, const struct smm_flush_fence *fences, int n,
                               struct smm_argv *av);
-/* Encodes a tick at now_ms that merges the hour reach sketches of at most max_refresh
- * accounts (reach.refresh_max). */
+/* Encodes a tick at now_ms that merges at most max_refresh account minute reach sketches
+ * into hour sketches (reach.refresh_max). */
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
                              int64_t max_refresh, struct smm_argv *av);
 

@@ -1376,7 +1376,7 @@ if MODE == 'flush' then
           set = {}
           hour_accts[hour] = set
         end
-        set[#set + 1] = ent
+        set[#set + 1] = ent .. '\n' .. minute -- (ids hold no control characters)
         if hour <= merged then
           -- A late event for an hour already merged: add it to the hour sketch too.
           pfadd_slice(key .. ':h:' .. hour, at, at + j - 1)
@@ -1388,7 +1388,7 @@ if MODE == 'flush' then
       end
     end
   end
-  for hour, ids in pairs(hour_accts) do -- entities ("a:<id>") with minute sketches
+  for hour, ids in pairs(hour_accts) do -- "a:<id>\n<minute>" of each minute sketch written
     local hkey = P .. 'reach_accounts:h:' .. hour
     range_call('SADD', hkey, ids)
     redis.call('EXPIREAT', hkey, (hour * 60 + 60 + keep) * 60)
@@ -1431,26 +1431,34 @@ local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or (now_h
 if merged < now_hour - 48 then
   merged = now_hour - 48
 end
--- At most ARGV[6] (reach.refresh_max) accounts per tick, so a tick stays short however
--- many accounts an hour had: an hour counts as merged once its set is empty, and until
--- then readers count its minute sketches (connectors/lua/smm_lib.lua).
+-- The hour's set names each account minute sketch written (a:<id>\n<minute>), so a merge
+-- reads only sketches that exist. At most ARGV[6] (reach.refresh_max) of them per tick, so
+-- a tick stays short however many accounts an hour had: an hour counts as merged once its
+-- set is empty, and until then readers count its minute sketches
+-- (connectors/lua/smm_lib.lua).
 local budget = tonumber(ARGV[6])
 local merged_count = 0
 for h = merged + 1, now_hour - 1 do
   local set = P .. 'reach_accounts:h:' .. h
-  local ids = budget > 0 and redis.call('SPOP', set, budget) or {}
-  budget = budget - #ids
-  for _, ent in ipairs(ids) do
-    local base_key = P .. ent .. ':reach'
-    local srcs = {}
-    for m = h * 60, h * 60 + 59 do
-      srcs[#srcs + 1] = base_key .. ':m:' .. m
+  local members = budget > 0 and redis.call('SPOP', set, budget) or {}
+  budget = budget - #members
+  local srcs, order = {}, {} -- account -> its minute sketches popped now
+  for _, member in ipairs(members) do
+    local ent, m = string.match(member, '^(.*)\n(%-?%d+)$')
+    if ent then
+      if not srcs[ent] then
+        srcs[ent] = {}
+        order[#order + 1] = ent
+      end
+      local mk = P .. ent .. ':reach:m:' .. m
+      srcs[ent][#srcs[ent] + 1] = mk
+      redis.call('EXPIREAT', mk, (tonumber(m) + 1 + minute_keep) * 60)
     end
-    redis.call('PFMERGE', base_key .. ':h:' .. h, unpack(srcs))
-    redis.call('EXPIREAT', base_key .. ':h:' .. h, (h * 60 + 60 + keep) * 60)
-    for m = h * 60, h * 60 + 59 do
-      redis.call('EXPIREAT', base_key .. ':m:' .. m, (m + 1 + minute_keep) * 60)
-    end
+  end
+  for _, ent in ipairs(order) do
+    local hk = P .. ent .. ':reach:h:' .. h
+    redis.call('PFMERGE', hk, unpack(srcs[ent])) -- (adds to what an earlier tick merged)
+    redis.call('EXPIREAT', hk, (h * 60 + 60 + keep) * 60)
   end
   if redis.call('SCARD', set) > 0 then
     break

@@ -111,7 +111,7 @@ Test(config, defaults)
     cr_assert_str_eq(cfg.engagement, "like,comment,share,click");
     cr_assert_eq(cfg.max_payload_bytes, 65536);
     cr_assert_eq(cfg.max_id_bytes, 128);
-    cr_assert_eq(cfg.reach_refresh_max, 200);
+    cr_assert_eq(cfg.reach_refresh_max, 1000);
     cr_assert_str_eq(cfg.log_level, "info");
     cr_assert_str_eq(cfg.log_format, "text");
     cr_assert_eq(cfg.log_rate_limit_ms, 1000);
