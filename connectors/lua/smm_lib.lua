@@ -16,8 +16,8 @@
 -- they are registered without `no-writes` (call them with FCALL; FCALL_RO refuses them)
 -- and with `allow-oom`, so reads keep working when Redis is at maxmemory. Reading the
 -- sketches' bytes with GET and estimating in Lua would keep them read-only, but costs
--- about 1.3 ms per dense sketch against 40 us for PFCOUNT (a 7-day account reach unions
--- ~230 sketches).
+-- about 1.3 ms per dense sketch against 40 us for PFCOUNT (a 48-hour account reach unions
+-- ~110 sketches).
 --
 -- Arguments (the key prefix is always first; <minute> = floor(epoch_ms / 60000), the
 -- server clock's minute when omitted or ''):
@@ -35,16 +35,21 @@
 -- Windows: `<n>m`, `<n>h`, `<n>d` or `total`. Up to 180 minutes: minute fields
 -- now-n < k <= now. Longer, up to 8 days: minute fields of the current hour so far plus
 -- the ceil(n/60) whole hours before it (hour-granular at the old edge). Account reach:
--- minute sketches up to 60 minutes (they expire about an hour after their hour is
--- merged), otherwise the current hour's minute sketches plus each whole hour's sketch,
--- or, for the last 48 hours (the most the tick merges), that hour's minute sketches while
--- `<prefix>meta hour_merged` is below it.
+-- up to 60 minutes the window's minutes; up to 48 hours the current hour so far plus the
+-- ceil(n/60) whole hours before it (hour-granular, like the counters); longer, the read
+-- minute's UTC day sketch plus the ceil(n/1440) whole days before it (day-granular: 7d
+-- covers 7 to 8 days), nil when the oldest of those days is more than 15 days before the
+-- server clock's day (day sketches are kept 15 days). Within the first two, an hour wholly
+-- inside the span is read from its hour sketch once `<prefix>meta hour_merged` has reached
+-- it (or it is more than 48 hours, the most the tick merges, before the read minute), else
+-- from its minute sketches (which expire about an hour after the merge).
 -- No `<prefix>meta shards` means no data: empty or zero answers, not an error.
 --
 -- Cost (keep every call to a few ms; the processor's flushes wait behind it):
 --   smm_get / smm_mget: per entity one HMGET of at most 60 + 192 fields, one PFCOUNT of
---     about 60 + hours sketches for an account window (at most ~3,100 keys, nearly all
---     missing, while hours are not merged; missing keys cost next to nothing).
+--     about 60 + hours sketches for an account window up to 48 h (at most ~3,000 keys,
+--     nearly all missing, while hours are not merged; missing keys cost next to nothing),
+--     at most 10 day sketches beyond.
 --   smm_top: one ZREVRANGE of K = max(4n, 50) members per bucket of the window (1 for
 --     total, the window's minutes, or the current hour's minutes + whole hours: 193 for
 --     7d), then one HMGET of the window's fields for each of the 2n best candidates; n is
@@ -58,6 +63,8 @@ local MAX_MINUTES = 8 * 24 * 60 -- 8 days: the hour fields are kept 192 hours
 local MINUTE_LIMIT = 180 -- minute fields are kept 180 minutes
 local REACH_MINUTE_LIMIT = 60 -- minute sketches live about an hour after their hour merges
 local MERGE_HORIZON = 48 -- the tick merges at most the last 48 hours: older ones are hours
+local REACH_HOUR_LIMIT = 48 * 60 -- hour sketches are kept at least 49 hours after their hour
+local DAY_KEEP = 15 -- day sketches are kept 15 days after their day
 local MAX_SKETCHES = 7900 -- one PFCOUNT's keys must fit Lua's unpack (8,000 values)
 local MAX_SERIES = 10080
 local MAX_TOP = 1000
@@ -175,23 +182,37 @@ local function reach_of(P, ent, w, now)
   end
   local base = P .. ent .. ':reach'
   local keys = {}
-  if w.len <= REACH_MINUTE_LIMIT then
-    for m = now - w.len + 1, now do
-      keys[#keys + 1] = base .. ':m:' .. m
+  if w.len > REACH_HOUR_LIMIT then
+    -- Day-granular: the read minute's day sketch and the ceil(n/1440) whole days before.
+    local day = math.floor(now / 1440)
+    local first = day - math.ceil(w.len / 1440)
+    local t = redis.call('TIME')
+    if first < math.floor(tonumber(t[1]) / 86400) - DAY_KEEP then
+      return nil -- its oldest day sketch has expired: an undercount is never published
     end
-  else
-    local hour = math.floor(now / 60)
-    for m = hour * 60, now do
-      keys[#keys + 1] = base .. ':m:' .. m
+    for d = first, day do
+      keys[#keys + 1] = base .. ':d:' .. d
     end
-    local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '')
-    for h = hour - math.ceil(w.len / 60), hour - 1 do
-      if (merged and merged >= h) or h < hour - MERGE_HORIZON then
-        keys[#keys + 1] = base .. ':h:' .. h
-      else
-        for m = h * 60, h * 60 + 59 do
-          keys[#keys + 1] = base .. ':m:' .. m
-        end
+    return redis.call('PFCOUNT', unpack(keys))
+  end
+  local hour = math.floor(now / 60)
+  local from = now - w.len + 1 -- minute-granular up to an hour
+  if w.len > REACH_MINUTE_LIMIT then
+    from = (hour - math.ceil(w.len / 60)) * 60 -- hour-granular at the old edge
+  end
+  -- An hour wholly inside the span is read from its hour sketch once merged (or when it is
+  -- older than the tick merges), else from its minute sketches: the same users either way,
+  -- but minute sketches expire about an hour after the merge, so a span read later (a
+  -- previous period ending with a whole hour) needs the hour sketch.
+  local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '')
+  for h = math.floor(from / 60), hour do
+    local a, b = math.max(from, h * 60), math.min(now, h * 60 + 59)
+    if a == h * 60 and b == h * 60 + 59 and
+        ((merged and merged >= h) or h < hour - MERGE_HORIZON) then
+      keys[#keys + 1] = base .. ':h:' .. h
+    else
+      for m = a, b do
+        keys[#keys + 1] = base .. ':m:' .. m
       end
     end
   end

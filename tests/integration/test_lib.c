@@ -408,12 +408,103 @@ Test(lib, reach_account_hours)
     r = cmd("FCALL", "smm_get", "0", "smm:", "a:q", "24h", ll(N), NULL);
     near(pair(r, "reach"), minutes_h1 + current);
     freeReplyObject(r);
-    /* ... except hours more than 48 back, which the tick never merges: their hour sketch. */
-    users_m("q", 'h', H - 50, "far", 100);
-    users_m("q", 'm', (H - 50) * 60, "farmin", 77);
-    users_m("q", 'm', (H - 48) * 60 + 5, "near48", 60); /* hour H-48: still minutes */
-    r = cmd("FCALL", "smm_get", "0", "smm:", "a:q", "7d", ll(N), NULL);
-    near(pair(r, "reach"), minutes_h1 + current + 100 + 60);
+    /* 48 h is the longest hour-granular reach: hours H-48 .. H-1 (H-48 unmerged: minutes). */
+    users_m("q", 'h', H - 49, "far", 100);
+    users_m("q", 'm', (H - 48) * 60 + 5, "near48", 60);
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:q", "48h", ll(N), NULL);
+    near(pair(r, "reach"), minutes_h1 + current + 60);
+    freeReplyObject(r);
+}
+
+/* A whole hour inside the span is read from its hour sketch once merged, wherever it sits:
+ * a previous period read at the last minute of an hour (its minute sketches are gone). */
+Test(lib, reach_whole_hour_from_hour_sketch)
+{
+    set_shards(4);
+    long long last = (H - 1) * 60 + 59; /* the last minute of hour H-1 */
+    users_m("w", 'h', H - 1, "hour", 500);
+    users_m("w", 'm', last, "minute", 30); /* a stale minute sketch: not read once merged */
+    for (long long h = H - 24; h <= H - 2; h++) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "h%lld", h);
+        users_m("w", 'h', h, tag, 20);
+    }
+    cmd_ok("HSET", "smm:meta", "hour_merged", ll(H - 1), NULL);
+    /* 1h read at the hour's last minute: exactly hour H-1 */
+    redisReply *r = cmd("FCALL", "smm_get", "0", "smm:", "a:w", "1h", ll(last), NULL);
+    near(pair(r, "reach"), 500);
+    freeReplyObject(r);
+    /* 23h read there: hour H-1 whole plus the 23 hours before (H-24 .. H-2) */
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:w", "23h", ll(last), NULL);
+    near(pair(r, "reach"), 500 + 23 * 20);
+    freeReplyObject(r);
+    /* a minute earlier the hour is partial: minute sketches */
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:w", "1h", ll(last - 1), NULL);
+    cr_assert_str_eq(pair(r, "reach") ? pair(r, "reach") : "0", "0");
+    freeReplyObject(r);
+    /* not merged yet: its minute sketches, even when whole */
+    cmd_ok("HSET", "smm:meta", "hour_merged", ll(H - 2), NULL);
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:w", "1h", ll(last), NULL);
+    near(pair(r, "reach"), 30);
+    freeReplyObject(r);
+}
+
+/* The server clock's day: the day rules are relative to it (day sketches expire). */
+static long long server_day(void)
+{
+    redisReply *t = cmd("TIME", NULL);
+    long long d = atoll(t->element[0]->str) / 86400;
+    freeReplyObject(t);
+    return d;
+}
+
+/* Beyond 48 h, reach is day-granular: the read minute's day sketch and the ceil(n/1440)
+ * whole days before it; nil once the oldest of those is past the 15 days kept. */
+Test(lib, reach_account_days)
+{
+    set_shards(4);
+    long long today = server_day(), now = today * 1440 + 600;
+    for (long long d = today - 20; d <= today; d++) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "d%lld", d);
+        users_m("y", 'd', d, tag, 100);
+    }
+    /* hour sketches of the last 48 hours, merged: read by 48h, never by the day windows */
+    for (long long h = now / 60 - 48; h < now / 60; h++) {
+        users_m("y", 'h', h, "hours", 1000);
+    }
+    cmd_ok("HSET", "smm:meta", "hour_merged", ll(now / 60 - 1), NULL);
+    redisReply *r = cmd("FCALL", "smm_get", "0", "smm:", "a:y", "48h", ll(now), NULL);
+    near(pair(r, "reach"), 1000);
+    freeReplyObject(r);
+    /* 7d: today and the 7 days before (8 days) */
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:y", "7d", ll(now), NULL);
+    near(pair(r, "reach"), 8 * 100);
+    freeReplyObject(r);
+    /* 49h: ceil(2940 / 1440) = 3 days before today */
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:y", "49h", ll(now), NULL);
+    near(pair(r, "reach"), 4 * 100);
+    freeReplyObject(r);
+    /* 6d read at the last minute of day today-7: days today-13 .. today-7 */
+    r = cmd("FCALL", "smm_mget", "0", "smm:", "6d", ll((today - 6) * 1440 - 1), "reach", "a:y",
+            NULL);
+    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    near(r->element[0]->str, 7 * 100);
+    freeReplyObject(r);
+    /* 7d read 8 days ago: oldest day today-15, still kept */
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:y", "7d", ll(now - 8 * 1440), NULL);
+    near(pair(r, "reach"), 8 * 100);
+    freeReplyObject(r);
+    /* 7d read 9 days ago: it would need day today-16, expired: nil, never an undercount */
+    r = cmd("FCALL", "smm_get", "0", "smm:", "a:y", "7d", ll(now - 9 * 1440), NULL);
+    cr_assert_null(pair(r, "reach"));
+    cr_assert_null(pair(r, "er_reach"));
+    freeReplyObject(r);
+    r = cmd("FCALL", "smm_mget", "0", "smm:", "7d", ll(now - 9 * 1440), "reach,er_reach", "a:y",
+            NULL);
+    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    cr_assert_eq(r->element[0]->type, REDIS_REPLY_NIL);
+    cr_assert_eq(r->element[1]->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
 }
 
