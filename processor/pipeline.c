@@ -176,8 +176,11 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
         smm_pipeline_destroy(pipe);
         return NULL;
     }
-    pipe->keep_minutes =
-        cfg->window_min[cfg->n_windows - 1] + (cfg->window_grace_ms + 59999) / 60000;
+    /* Hour reach sketches (and the hour sets) live this long after their hour: the longest
+     * window, and at least 48 h (the previous period of a 24 h window), plus the grace. */
+    int64_t longest = cfg->window_min[cfg->n_windows - 1];
+    pipe->keep_minutes = (longest > 48 * 60 ? longest : 48 * 60) +
+                         (cfg->window_grace_ms + 59999) / 60000;
     return pipe;
 }
 

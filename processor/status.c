@@ -555,9 +555,11 @@ struct smm_http_server *smm_status_serve(struct smm_status *st, const struct smm
         .goal_ids = goal_ids,
         .n_goals = n_goals,
         /* as processor/pipeline.c tells the state script: hour reach sketches expire then */
-        .keep_minutes = cfg->n_windows > 0 ? cfg->window_min[cfg->n_windows - 1] +
-                                                 (cfg->window_grace_ms + 59999) / 60000
-                                           : 0,
+        .keep_minutes = cfg->n_windows > 0
+                            ? (cfg->window_min[cfg->n_windows - 1] > 48 * 60
+                                   ? cfg->window_min[cfg->n_windows - 1]
+                                   : 48 * 60) + (cfg->window_grace_ms + 59999) / 60000
+                            : 0,
         .days_keep = cfg->days_keep,
         .max_per_ip = (int)cfg->http_max_per_ip,
         .header_timeout_ms = (int)cfg->http_header_timeout_ms,

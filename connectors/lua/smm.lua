@@ -54,6 +54,7 @@ local MODE, P = ARGV[1], ARGV[2]
 local now_min = tonumber(ARGV[3])
 local keep = tonumber(ARGV[5])
 local CHUNK = 2000
+local DAY_SKETCH_KEEP = 15 -- days an account's day reach sketch is kept after its day
 local TOPN = 1000 -- members kept in a leaderboard sorted set
 local tonumber, tostring, floor, format = tonumber, tostring, math.floor, string.format
 local call, unpack, pairs, ipairs = redis.call, unpack, pairs, ipairs
@@ -1364,10 +1365,24 @@ if MODE == 'flush' then
       pfadd_slice(key, u0, u0 + k - 1)
       touch(key)
       local ent = kind .. ':' .. id
-      -- Windowed reach (accounts): one sketch per minute, merged into hours by the tick.
+      -- Windowed reach (accounts): one sketch per minute, merged into hours by the tick,
+      -- and one per UTC day (windows beyond 48 h). The users come sorted by minute, so a
+      -- day's users are one slice too: one PFADD per account and day present.
       local at = u0
+      local day, day_at = nil, u0
+      local function day_flush(upto)
+        if day then
+          pfadd_slice(key .. ':d:' .. day, day_at, upto)
+          redis.call('EXPIREAT', key .. ':d:' .. day, (day + 1 + DAY_SKETCH_KEEP) * 86400)
+        end
+      end
       for x = 0, n_min - 1 do
         local minute, j = tonumber(ARGV[m0 + 2 * x]), tonumber(ARGV[m0 + 2 * x + 1])
+        local d = floor(minute / 1440)
+        if d ~= day then
+          day_flush(at - 1)
+          day, day_at = d, at
+        end
         local mk = key .. ':m:' .. minute
         pfadd_slice(mk, at, at + j - 1)
         local hour = floor(minute / 60)
@@ -1386,6 +1401,7 @@ if MODE == 'flush' then
         end
         at = at + j
       end
+      day_flush(at - 1)
     end
   end
   for hour, ids in pairs(hour_accts) do -- "a:<id>\n<minute>" of each minute sketch written

@@ -13,8 +13,14 @@
  * accounts, segment values, none for sources), smm_mget (nil for undefined derived values),
  * smm_top (exact re-scoring of stale boards, ties, n, total, hour windows), smm_series,
  * refused labels and arguments, no `meta shards` = no data, a user without FUNCTION LOAD
- * refused at connect with a message naming it, and the readers' ACL of docs/security.md. */
+ * refused at connect with a message naming it, and the readers' ACL of docs/security.md.
+ * Account reach by span: minute sketches up to 1 h, hour-granular up to 48 h (a whole
+ * merged hour from its hour sketch, wherever it sits), day sketches beyond, nil past the 15
+ * days kept. And the writer side of those rules (smm.lua through the pipeline and the
+ * sink): a flush fills the UTC day sketches, the tick's hour sketches outlive 48 h. */
 #include "connectors/redis_sink.h"
+#include "processor/config.h"
+#include "processor/pipeline.h"
 #include "tests/integration/harness.h"
 
 #include <criterion/criterion.h>
@@ -849,4 +855,118 @@ Test(lib, reader_user_acl)
     r = cmd("ACL", "LOG", NULL);
     cr_assert_eq(r->elements, 1, "the reader was denied something besides the HSET");
     freeReplyObject(r);
+}
+
+/* ---- the writer side of the reach rules (connectors/lua/smm.lua) ----
+ * What the library reads must be written and kept that long: a flush adds each account's
+ * users to its UTC day sketch (expiring 15 days after the day), and the tick's merged hour
+ * sketches live at least 48 h + window.grace_ms after their hour's end. */
+
+static void writer_feed(struct smm_pipeline *pipe, struct smm_batch *b, const char *user,
+                        int64_t ts, int64_t now)
+{
+    static int seq;
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"w%d\",\"type\":\"impression\",\"ts\":%lld,\"account_id\":\"acct-w\","
+             "\"content_id\":\"p-w\",\"user_id\":\"%s\"}",
+             ++seq, (long long)ts, user);
+    struct smm_reject rej;
+    cr_assert(smm_pipeline_feed(pipe, b, json, strlen(json), ts, now, &rej) == SMM_OK, "%s", json);
+    cr_assert_eq(rej.reason, SMM_REJECT_NONE, "%s", json);
+}
+
+static void writer_tick(struct smm_pipeline *pipe, struct smm_redis_sink *sink, int64_t now)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert(smm_pipeline_encode_tick(pipe, now, 100, &av) == SMM_OK);
+    cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",
+              smm_redis_sink_errstr(sink));
+    smm_argv_free(&av);
+}
+
+static long long expire_at(const char *key)
+{
+    redisReply *r = cmd("EXPIRETIME", key, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+    long long t = r->integer;
+    freeReplyObject(r);
+    return t;
+}
+
+Test(lib, writer_day_sketches_and_hour_sketch_lifetime)
+{
+    char err[256];
+    struct smm_config cfg;
+    cr_assert(smm_config_init(&cfg, err, sizeof(err)) == SMM_OK);
+    cr_assert(smm_config_set(&cfg, "kafka.bootstrap.servers", "x:1", "test", err,
+                             sizeof(err)) == SMM_OK);
+    cr_assert(smm_config_finish(&cfg, err, sizeof(err)) == SMM_OK, "%s", err);
+    struct smm_pipeline *pipe = smm_pipeline_new(&cfg, err, sizeof(err));
+    cr_assert(pipe, "%s", err);
+    struct smm_redis_opts o = {.host = "127.0.0.1", .port = redis.port, .timeout_ms = 5000};
+    struct smm_redis_sink *sink = smm_redis_sink_new(&o, err, sizeof(err));
+    cr_assert(sink && smm_redis_sink_connect(sink) == SMM_SINK_OK);
+    int64_t stored;
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+    struct smm_batch b;
+    cr_assert(smm_batch_init(&b, pipe, err, sizeof(err)) == SMM_OK);
+
+    /* Events at 23:50 .. 23:59 of day D-1 and 00:00 .. 00:09 of day D, UTC, around "now". */
+    long long day = server_day();
+    int64_t mid = (int64_t)day * 86400000, now = mid + 10 * 60000;
+    writer_tick(pipe, sink, mid - 15 * 60000); /* hour_merged: the hour before 23:xx */
+    char user[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(user, sizeof(user), "y%d", i);
+        writer_feed(pipe, &b, user, mid - 10 * 60000 + i * 2000, now);
+    }
+    for (int i = 0; i < 200; i++) {
+        snprintf(user, sizeof(user), "t%d", i);
+        writer_feed(pipe, &b, user, mid + i * 3000, now);
+    }
+    writer_feed(pipe, &b, "y0", mid + 1000, now); /* yesterday's user again today */
+    struct smm_argv av;
+    smm_argv_init(&av);
+    struct smm_flush_reject rej[4];
+    int n_rej = 0;
+    cr_assert(smm_pipeline_encode_flush_begin(pipe, now, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_part(pipe, &b, "t:0", "A", -1, 1000, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe, now, NULL, 0, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_insights(pipe, now, &av) == SMM_OK);
+    cr_assert(smm_redis_sink_flush(sink, &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
+              smm_redis_sink_errstr(sink));
+    smm_argv_free(&av);
+
+    char key[96], got[32];
+    snprintf(key, sizeof(key), "smm:a:acct-w:reach:d:%lld", day - 1);
+    redisReply *r = cmd("PFCOUNT", key, NULL);
+    snprintf(got, sizeof(got), "%lld", r->integer);
+    freeReplyObject(r);
+    near(got, 300);
+    cr_assert_eq(expire_at(key), (day - 1 + 1 + 15) * 86400, "day sketch of D-1: 15 days after it");
+    snprintf(key, sizeof(key), "smm:a:acct-w:reach:d:%lld", day);
+    r = cmd("PFCOUNT", key, NULL);
+    snprintf(got, sizeof(got), "%lld", r->integer);
+    freeReplyObject(r);
+    near(got, 201);
+    cr_assert_eq(expire_at(key), (day + 1 + 15) * 86400);
+
+    /* The tick after 23:xx merges that hour: its sketch lives 48 h + grace after its end. */
+    writer_tick(pipe, sink, now);
+    long long hour = day * 24 - 1;
+    snprintf(key, sizeof(key), "smm:a:acct-w:reach:h:%lld", hour);
+    r = cmd("PFCOUNT", key, NULL);
+    cr_assert_gt(r->integer, 250, "hour %lld merged", hour);
+    freeReplyObject(r);
+    long long grace = (cfg.window_grace_ms + 59999) / 60000;
+    cr_assert_eq(expire_at(key), ((hour + 1) * 60 + 48 * 60 + grace) * 60,
+                 "the hour sketch of the previous period of 24 h outlives it");
+
+    smm_batch_free(&b);
+    smm_redis_sink_destroy(sink);
+    smm_pipeline_destroy(pipe);
+    smm_config_free(&cfg);
 }
