@@ -1039,14 +1039,15 @@ static int param_id(struct MHD_Connection *conn, const char *name, char *out, si
     return 0;
 }
 
-/* window=: a configured window label or "total" (the default). 0, or -1 when unknown. */
+/* window=: a configured window label, "7d" (the library sums it from the hour buckets,
+ * kept 8 days) or "total" (the default). 0, or -1 when unknown. */
 static int param_window(struct smm_http_server *srv, struct MHD_Connection *conn, char *out,
                         size_t out_size)
 {
     if (param(conn, "window", "total", out, out_size) != 0) {
         return -1;
     }
-    if (strcmp(out, "total") == 0) {
+    if (strcmp(out, "total") == 0 || strcmp(out, "7d") == 0) {
         return 0;
     }
     for (int w = 0; w < srv->n_windows; w++) {
@@ -1065,7 +1066,7 @@ static enum MHD_Result bad_window(struct smm_http_server *srv, struct MHD_Connec
         int k = snprintf(list + used, sizeof(list) - used, "%s, ", srv->windows[w]);
         used += k > 0 ? (size_t)k : 0;
     }
-    return send_error(conn, MHD_HTTP_BAD_REQUEST, "window: expected one of %stotal", list);
+    return send_error(conn, MHD_HTTP_BAD_REQUEST, "window: expected one of %s7d, total", list);
 }
 
 /* Reads the replies of n pipelined commands into r. On a transport failure, an error
@@ -1951,25 +1952,59 @@ static void kpi_add(cJSON *kpis, const char *name, cJSON *cur, cJSON *prev, int 
     }
 }
 
-/* Is unique reach over the span of len minutes ending back minutes ago (0 = now) still
- * countable? The library unions minute sketches for spans up to an hour (each kept 61
- * minutes after its minute once its hour is merged) and hour sketches for longer ones
- * (kept keep_minutes, the longest window + grace, after the hour's end): docs/redis-keys.md,
- * "Reach" and "Lifetimes". A span whose sketches are gone would be an undercount. */
-static int reach_kept(const struct smm_http_server *srv, int64_t now_min, int64_t len,
-                      int64_t back)
+/* Where the library is asked for an account's reach over a KPI span (p = 0: the window,
+ * 1: the previous period): the window label and the minute to read it at (smm_mget). The
+ * library unions minute sketches up to 60 minutes (each kept 61 minutes after its minute
+ * once its hour is merged), the current hour's minutes and whole hour sketches up to 48 h
+ * (kept keep_minutes after the hour's end), and UTC day sketches beyond (kept 15 days), an
+ * hour wholly inside the span from its hour sketch: docs/redis-keys.md, "Reach". So:
+ * - minute windows: the window; the previous period from minute sketches up to 30 minutes
+ *   (still kept), else hour-granular: the ceil(len/60) whole hours before the hour the
+ *   window starts in (1h: the whole hour before it);
+ * - hour windows: the window; the previous period as its counters, the same number of
+ *   whole hours before the window's first (24h: "23h" read at that hour's last minute);
+ * - day windows: today and the len - 1 days before ("6d": the counters' UTC days), and the
+ *   len days before those (read at the last minute of the day before the window's first).
+ * 0, or -1 with why when the span's sketches are no longer kept (an undercount). */
+static int kpi_reach_span(const struct smm_http_server *srv, const char *window, int64_t now_min,
+                          int64_t len, int by_day, int p, char *label, size_t label_size,
+                          int64_t *minute, char *why, size_t why_size)
 {
-    if (len > HOURS_KEPT * 60) {
-        return 0; /* the library reads no window longer than its hour buckets (8 days) */
+    int64_t now_hour = now_min / 60, k = (len + 59) / 60, oldest_hour;
+    snprintf(why, why_size,
+             "unique-user sketches of the %s are no longer kept (minute sketches: 61 minutes, "
+             "hour sketches: %lld minutes after their hour, day sketches: 15 days)",
+             p ? "previous period" : "window", (long long)srv->keep_minutes);
+    if (by_day) {
+        int64_t days = len / 1440, rdays = days >= 4 ? days - 1 : days;
+        snprintf(label, label_size, "%lldd", (long long)rdays);
+        *minute = p ? (now_min / 1440 - rdays) * 1440 - 1 : now_min;
+        return p && days < 4 ? -1 : 0; /* 2d, 3d: "1d"/"2d" are not day-granular */
     }
+    snprintf(label, label_size, "%s", window);
+    if (p == 0) {
+        *minute = now_min;
+        oldest_hour = now_hour - k;
+        return len <= 60 || len > 48 * 60 || now_min - (oldest_hour + 1) * 60 < srv->keep_minutes
+                   ? 0
+                   : -1;
+    }
+    if (len <= 30) {
+        *minute = now_min - len; /* its minute sketches are younger than 61 minutes */
+        return 0;
+    }
+    int64_t first_hour = len <= 60 ? (now_min - len + 1) / 60 : now_hour - k;
     if (len <= 60) {
-        return back + len - 1 <= MINUTE_REACH_KEPT - 1;
+        k = 1;
+        snprintf(label, label_size, "60m");
+    } else if (k >= 3 && k <= 49) {
+        snprintf(label, label_size, "%lldh", (long long)(k - 1));
+    } else {
+        return -1; /* no library window is k whole hours ending with a whole hour */
     }
-    if (back > 0) {
-        return 0; /* the minute sketches of its last, partial hour are gone */
-    }
-    int64_t oldest_hour = now_min / 60 - (len + 59) / 60;
-    return now_min - (oldest_hour + 1) * 60 < srv->keep_minutes;
+    *minute = first_hour * 60 - 1;
+    oldest_hour = first_hour - k;
+    return now_min - (oldest_hour + 1) * 60 < srv->keep_minutes ? 0 : -1;
 }
 
 /* GET /api/v1/kpis?account=A&window=5m|1h|24h|7d: impressions, reach, engagement, the two
@@ -2013,7 +2048,14 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
     int prev_ok = by_day    ? 2 * (wmin / 1440) - 1 <= srv->days_keep
                   : by_hour ? 2 * hours < HOURS_KEPT
                             : 2 * wmin <= MINUTES_KEPT;
-    int reach_ok[2] = {reach_kept(srv, now_min, wmin, 0), reach_kept(srv, now_min, wmin, wmin)};
+    char reach_label[2][64], reach_why[2][256];
+    int64_t reach_min[2];
+    int reach_ok[2];
+    for (int p = 0; p < 2; p++) {
+        reach_ok[p] = kpi_reach_span(srv, window, now_min, wmin, by_day, p, reach_label[p],
+                                     sizeof(reach_label[p]), &reach_min[p], reach_why[p],
+                                     sizeof(reach_why[p])) == 0;
+    }
     redisContext *c = pool_get(srv, err, sizeof(err));
     if (!c) {
         return redis_unavailable(conn, err);
@@ -2021,12 +2063,13 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
     /* got[0]: smm_get of the window; got[1]: of the previous period (minute windows), or
      * smm_series of its hours (hour windows: the whole hours before the window's first,
      * never the minute fields of a partial hour that the window's first hour holds too);
-     * NULL when not asked. Day windows then sum their day buckets. */
-    redisReply *got[2] = {NULL, NULL};
-    int ask_prev = by_hour ? prev_ok : !by_day && (prev_ok || reach_ok[1]);
+     * NULL when not asked. Day windows then sum their day buckets. rgot[p]: smm_mget of the
+     * reach of span p (kpi_reach_span()), NULL when its sketches are gone. */
+    redisReply *got[2] = {NULL, NULL}, *rgot[2] = {NULL, NULL};
+    int ask_prev = by_hour ? prev_ok : !by_day && prev_ok;
     struct smm_argv av;
     smm_argv_init(&av);
-    int bad = 0, n = 0, ask_cur = !by_day || reach_ok[0]; /* days: only for reach */
+    int bad = 0, n = 0, ask_cur = !by_day; /* days: the day buckets below */
     if (ask_cur) {
         bad |= fcall_get(&av, srv, "a:", acct, alen, window, now_min);
         bad |= bad ? -1 : append(c, &av);
@@ -2044,12 +2087,28 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
         bad |= fcall_get(&av, srv, "a:", acct, alen, window, prev_min);
         bad |= bad ? -1 : append(c, &av);
     }
+    int n_reach = 0;
+    for (int p = 0; p < 2; p++) {
+        if (reach_ok[p]) {
+            bad |= fcall_begin(&av, srv, "smm_mget");
+            bad |= smm_argv_add_str(&av, reach_label[p]);
+            bad |= smm_argv_add_int(&av, reach_min[p]);
+            bad |= smm_argv_add_str(&av, "reach");
+            bad |= add_entity(&av, "a:", acct, alen);
+            bad |= bad ? -1 : append(c, &av);
+            n_reach++;
+        }
+    }
     smm_argv_free(&av);
-    redisReply *r[2];
-    int rc = collect(c, bad, r, n + ask_prev, err, sizeof(err));
+    redisReply *r[4];
+    int rc = collect(c, bad, r, n + ask_prev + n_reach, err, sizeof(err));
     if (rc == 0) {
         got[0] = ask_cur ? r[0] : NULL;
         got[1] = ask_prev ? r[n] : NULL;
+        int at = n + ask_prev;
+        for (int p = 0; p < 2; p++) {
+            rgot[p] = reach_ok[p] ? r[at++] : NULL;
+        }
     }
     double sums[2][KPI_FIELDS] = {{0}};
     if (rc == 0 && by_day) {
@@ -2075,6 +2134,8 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
     if (rc != 0) {
         freeReplyObject(got[0]);
         freeReplyObject(got[1]);
+        freeReplyObject(rgot[0]);
+        freeReplyObject(rgot[1]);
         return redis_unavailable(conn, err);
     }
     const char *gran = by_day ? "day" : by_hour ? "hour" : "minute";
@@ -2126,20 +2187,23 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
 #define CUR(f) cJSON_CreateNumber(sums[0][f])
 #define PREV(f) (prev_ok ? cJSON_CreateNumber(sums[1][f]) : NULL)
     kpi_add(kpis, "impression", CUR(0), PREV(0), 1, gran, NULL, pw);
-    /* Reach and er_reach come from the library (unique users do not add up over buckets:
-     * it unions the account's sketches of the span), while those are kept. For whole days
-     * the span is the library's (7 x 24 h to the hour), not the UTC days. */
-    char reach_why[2][192];
+    /* Reach comes from the library (unique users do not add up over buckets: it unions the
+     * account's sketches of the span, kpi_reach_span()), er_reach is the period's engagement
+     * over it. */
     cJSON *reach[2], *er_reach[2];
     for (int p = 0; p < 2; p++) {
-        snprintf(reach_why[p], sizeof(reach_why[p]),
-                 "unique-user sketches of the %s are no longer kept (minute sketches: 61 "
-                 "minutes, hour sketches: %lld minutes, the longest window + grace)",
-                 p ? "previous period" : "window", (long long)srv->keep_minutes);
-        const redisReply *rv = reach_ok[p] ? pair_value(got[p], "reach") : NULL;
-        const redisReply *er = reach_ok[p] ? pair_value(got[p], "er_reach") : NULL;
-        reach[p] = reach_ok[p] ? cJSON_CreateNumber(rnum(rv)) : NULL;
-        er_reach[p] = er ? cJSON_CreateNumber(rnum(er)) : NULL;
+        const redisReply *rv = reach_ok[p] ? elem(rgot[p], 0) : NULL;
+        int known = rv && (rv->type == REDIS_REPLY_STRING || rv->type == REDIS_REPLY_INTEGER);
+        if (reach_ok[p] && !known) {
+            snprintf(reach_why[p], sizeof(reach_why[p]),
+                     "the unique-user sketches of the %s are no longer kept",
+                     p ? "previous period" : "window");
+        }
+        reach[p] = known ? cJSON_CreateNumber(rnum(rv)) : NULL;
+        er_reach[p] = known && (p == 0 || prev_ok) && rnum(rv) > 0
+                          ? rate_json(sums[p][1], rnum(rv))
+                          : NULL;
+        reach_ok[p] = known;
     }
     kpi_add(kpis, "reach", reach[0], reach[1], 0, "estimate", reach_why[0], reach_why[1]);
     kpi_add(kpis, "engagement", CUR(1), PREV(1), 1, gran, NULL, pw);
@@ -2148,13 +2212,17 @@ static enum MHD_Result route_kpis(struct smm_http_server *srv, struct MHD_Connec
             "no impressions in the window", pw ? pw : "no impressions in the previous period");
     kpi_add(kpis, "er_reach", er_reach[0], er_reach[1], 0, "estimate",
             reach_ok[0] ? "reach is 0" : reach_why[0],
-            reach_ok[1] ? "reach is 0 in the previous period" : reach_why[1]);
+            !reach_ok[1]   ? reach_why[1]
+            : prev_ok      ? "reach is 0 in the previous period"
+            : pw);
     kpi_add(kpis, "share", CUR(2), PREV(2), 1, gran, NULL, pw);
     kpi_add(kpis, "click", CUR(3), PREV(3), 1, gran, NULL, pw);
 #undef CUR
 #undef PREV
     freeReplyObject(got[0]);
     freeReplyObject(got[1]);
+    freeReplyObject(rgot[0]);
+    freeReplyObject(rgot[1]);
     return send_json(conn, MHD_HTTP_OK, o);
 }
 

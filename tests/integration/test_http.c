@@ -969,6 +969,8 @@ Test(http, insight_routes, .timeout = 120)
     rcmd(c, "HSET smm:rt:open %s 2 acct-x 5", ra + 2);
     seed_at(c, "a:night", now_min - 120, "threads=2,answered=2,frt_ms=420000,frt_299=1,"
                                          "frt_322=1,frtb_0=2");
+    /* 3 days ago (in 7d, not in 24h): one more answered thread of "night" */
+    seed_at(c, "a:night", now_min - 3 * 1440, "threads=1,answered=1,frt_ms=60000,frt_100=1");
     /* other accounts' counters and out-of-range buckets (frt_601 above) do not leak in */
     seed_field(c, "a:acct-x", "t", "frt_10=7,threads=9");
 
@@ -982,6 +984,8 @@ Test(http, insight_routes, .timeout = 120)
     seed_field(c, "v:cola", "t", "mention=3,mention_reach=6000,mention_engagement=50");
     seed_at(c, "v:cola|brand-b", now_min - 10, "mention=2");
     seed_at(c, "v:cola", now_min - 10, "mention=2");
+    seed_at(c, "v:cola|brand-c", now_min - 2 * 1440, "mention=6"); /* 7d, not 24h */
+    seed_at(c, "v:cola", now_min - 2 * 1440, "mention=6");
     for (int i = 0; i < 6; i++) {
         char ent[32];
         snprintf(ent, sizeof(ent), "v:six|s%d", i);
@@ -1000,6 +1004,7 @@ Test(http, insight_routes, .timeout = 120)
     seed_field(c, "s:acct-s|newsletter", "t", "click=3,conversion=1,value_cents=999");
     seed_field(c, "s:acct-s|other", "t", "impression=7");
     seed_at(c, "s:acct-s|ads", now_min - 1, "click=2,impression=8");
+    seed_at(c, "s:acct-s|ads", now_min - 3 * 1440, "click=5,impression=12"); /* in 7d only */
 
     /* -- seed: segments of acct-s. Regions eu, us (+ other). Lifetime: eu engagement 30
      * of 600 impressions, 2 conversions worth 50.00, 45 users reached; us engagement 1 of
@@ -1013,6 +1018,7 @@ Test(http, insight_routes, .timeout = 120)
     seed_field(c, "g:acct-s|region=us", "t", "engagement=1,impression=3");
     seed_field(c, "g:acct-s|segment=vip", "t", "engagement=7,impression=70");
     seed_at(c, "g:acct-s|segment=vip", now_min - 120, "engagement=7,impression=70");
+    seed_at(c, "g:acct-s|segment=vip", now_min - 4 * 1440, "engagement=3,impression=50");
     static const struct {
         const char *key;
         int users;
@@ -1101,6 +1107,12 @@ Test(http, insight_routes, .timeout = 120)
     frt_is(frt, "business", 0, 0, 0, 0, 0);
     num_eq(item(frt, "business"), "outside_hours", 2);
     cJSON_Delete(j);
+    /* 7 d: the hour buckets of the last 7 days (168 hours), not lifetime: 3 threads */
+    j = get_json(port, "/api/v1/response?account=night&window=7d", tok, 200);
+    num_eq(j, "threads", 3);
+    num_eq(j, "answered", 3);
+    num_eq(item(item(j, "frt"), "all"), "n", 3);
+    cJSON_Delete(j);
     snprintf(path, sizeof(path), "/api/v1/response?account=%s&window=1h", racct);
     j = get_json(port, path, tok, 200);
     str_is(j, "window", "1h");
@@ -1175,6 +1187,13 @@ Test(http, insight_routes, .timeout = 120)
     }
     shares_sum_100(j, "share_mentions");
     cJSON_Delete(j);
+    /* 7 d: brand-b's 2 of the last hour and brand-c's 6 of two days ago */
+    j = get_json(port, "/api/v1/sov?set=cola&window=7d", tok, 200);
+    num_eq(nth(j, "brands", 3, 1), "mentions", 2);
+    num_eq(nth(j, "brands", 3, 2), "mentions", 6);
+    num_eq(nth(j, "brands", 3, 2), "share_mentions", 75);
+    num_eq(item(j, "totals"), "mentions", 8);
+    cJSON_Delete(j);
     j = get_json(port, "/api/v1/sov?set=quiet&window=24h", tok, 200);
     num_eq(nth(j, "brands", 2, 1), "mentions", 0);
     num_eq(nth(j, "brands", 2, 1), "share_mentions", 0);
@@ -1215,6 +1234,13 @@ Test(http, insight_routes, .timeout = 120)
     num_eq(s, "conversion_rate", 0.0); /* 0 / 2 */
     is_null(nth(j, "sources", 3, 1), "ctr");
     cJSON_Delete(j);
+    j = get_json(port, "/api/v1/sources?account=acct-s&window=7d", tok, 200);
+    s = nth(j, "sources", 3, 0);
+    str_is(s, "source", "ads");
+    num_eq(s, "clicks", 7);
+    num_eq(s, "impressions", 20);
+    num_eq(s, "ctr", 35.0); /* 7 / 20 */
+    cJSON_Delete(j);
     j = get_json(port, "/api/v1/sources?account=nobody", tok, 200);
     str_is(nth(j, "sources", 1, 0), "source", "other");
     cJSON_Delete(j);
@@ -1248,6 +1274,10 @@ Test(http, insight_routes, .timeout = 120)
     num_eq(nth(j, "segments", 2, 0), "engagement", 7);
     num_eq(nth(j, "segments", 2, 0), "er_impr", 10.0);
     num_eq(nth(j, "segments", 2, 0), "reach", 0);
+    cJSON_Delete(j);
+    j = get_json(port, "/api/v1/segments?account=acct-s&dim=segment&window=7d", tok, 200);
+    num_eq(nth(j, "segments", 2, 0), "engagement", 10);
+    num_eq(nth(j, "segments", 2, 0), "impression", 120);
     cJSON_Delete(j);
     j = get_json(port, "/api/v1/segments?account=acct-s&dim=segment&window=1h", tok, 200);
     num_eq(nth(j, "segments", 2, 0), "engagement", 0);
@@ -1515,6 +1545,39 @@ static double reach_of(redisContext *c, int64_t now_min, int a, int b)
     return v;
 }
 
+/* PFCOUNT of acct-k's sketches <kind> (h: hours, d: days) first .. last, as Redis counts
+ * them; the count must be within 2 % of exact (the distinct users the test PFADDed). */
+static double reach_span(redisContext *c, char kind, int64_t first, int64_t last, double exact)
+{
+    char cmd[16384];
+    int o = snprintf(cmd, sizeof(cmd), "PFCOUNT");
+    for (int64_t b = first; b <= last; b++) {
+        o += snprintf(cmd + o, sizeof(cmd) - (size_t)o, " smm:a:acct-k:reach:%c:%lld", kind,
+                      (long long)b);
+    }
+    redisReply *r = redisCommand(c, cmd);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    double v = (double)r->integer;
+    freeReplyObject(r);
+    cr_assert(fabs(v - exact) <= 0.02 * exact, "%c %lld..%lld: reach %g, exact %g", kind,
+              (long long)first, (long long)last, v, exact);
+    return v;
+}
+
+/* Distinct users of the seeded minute sketches (u-<m>, u-all) within hour h, and those of
+ * its hour sketch (the same plus HOUR_USERS of its own). */
+#define HOUR_USERS 5
+static double hour_users(int64_t now_min, int64_t h)
+{
+    double n = 0;
+    for (int m = 0; m < SEED_MINUTES; m++) {
+        n += (now_min - m) / 60 == h;
+    }
+    return n + (n > 0) + HOUR_USERS;
+}
+
+static double day_users(int d) { return 20 + d; }
+
 Test(http, marketing_routes, .timeout = 120)
 {
     struct h_redis redis;
@@ -1540,7 +1603,27 @@ Test(http, marketing_routes, .timeout = 120)
     for (int d = 0; d < SEED_DAYS; d++) {
         rcmd(c, "HSET smm:d:%lld a:acct-k:impression %.0f a:acct-k:engagement %.0f "
                 "a:other:engagement 999", (long long)(today - d), d_imp(d), d_eng(d));
+        /* day reach sketches: day_users(d) users of that day, and u-all */
+        rcmd(c, "PFADD smm:a:acct-k:reach:d:%lld u-all", (long long)(today - d));
+        for (int u = 0; u < day_users(d); u++) {
+            rcmd(c, "PFADD smm:a:acct-k:reach:d:%lld d%d-%d", (long long)(today - d), d, u);
+        }
     }
+    /* hour reach sketches of the 48 whole hours before this one, merged as the tick does:
+     * the union of the hour's minute sketches plus HOUR_USERS users of its own */
+    for (int64_t h = now_hour - 48; h < now_hour; h++) {
+        char cmd[8192];
+        int o = snprintf(cmd, sizeof(cmd), "PFMERGE smm:a:acct-k:reach:h:%lld", (long long)h);
+        for (int64_t m = h * 60; m < h * 60 + 60; m++) {
+            o += snprintf(cmd + o, sizeof(cmd) - (size_t)o, " smm:a:acct-k:reach:m:%lld",
+                          (long long)m);
+        }
+        rcmd(c, cmd);
+        for (int u = 0; u < HOUR_USERS; u++) {
+            rcmd(c, "PFADD smm:a:acct-k:reach:h:%lld h%lld-%d", (long long)h, (long long)h, u);
+        }
+    }
+    rcmd(c, "HSET smm:meta hour_merged %lld", (long long)(now_hour - 1));
     /* accounts: acct-z and acct-k this hour, acct-y 3 hours ago, acct-old 30 hours ago */
     rcmd(c, "SADD smm:reach_accounts:h:%lld a:acct-k a:acct-z", (long long)now_hour);
     rcmd(c, "SADD smm:reach_accounts:h:%lld a:acct-y a:acct-k", (long long)(now_hour - 3));
@@ -1552,7 +1635,7 @@ Test(http, marketing_routes, .timeout = 120)
     static const char *const metrics[] = {"impression"};
     struct smm_http_opts o = {
         .windows = windows, .n_windows = 3, .metrics = metrics, .n_metrics = 1,
-        .token = TOKEN, .keep_minutes = 1500, .days_keep = 400,
+        .token = TOKEN, .keep_minutes = 48 * 60 + 1, .days_keep = 400,
     };
     struct smm_http_server *srv = start_test_server(&o, redis.port);
     int port = smm_http_server_port(srv);
@@ -1617,17 +1700,21 @@ Test(http, marketing_routes, .timeout = 120)
     cr_assert(cJSON_IsFalse(item(item(item(j, "kpis"), "reach"), "exact")));
     cJSON_Delete(j);
 
-    /* -- 1 h: 60 minutes each; the previous hour's minute sketches are gone -- */
+    /* -- 1 h: 60 minutes each; the previous hour's minute sketches are gone, so its reach
+     * is hour-granular: the whole hour before the hour the window starts in -- */
     j = get_json(port, "/api/v1/kpis?account=acct-k&window=1h", tok, 200);
     kpi_is(j, "impression", msum(m_imp, 0, 59), msum(m_imp, 60, 119));
     kpi_is(j, "engagement", msum(m_eng, 0, 59), msum(m_eng, 60, 119));
     double r60 = reach_of(c, now_min, 0, 59);
-    kpi_is(j, "reach", r60, NAN);
-    kpi_is(j, "er_reach", rate4(msum(m_eng, 0, 59), r60), NAN);
+    int64_t hp = (now_min - 59) / 60 - 1;
+    double r60p = reach_span(c, 'h', hp, hp, hour_users(now_min, hp));
+    kpi_is(j, "reach", r60, r60p);
+    kpi_is(j, "er_reach", rate4(msum(m_eng, 0, 59), r60), rate4(msum(m_eng, 60, 119), r60p));
     cJSON_Delete(j);
 
     /* -- 24 h: the current hour so far and the 24 whole hours before, against the 24
-     * whole hours before those (hour buckets are kept 192 hours); reach only now -- */
+     * whole hours before those (hour buckets are kept 192 hours, hour sketches 48 h +
+     * grace); reach of both from the hour sketches -- */
     j = get_json(port, "/api/v1/kpis?account=acct-k&window=24h", tok, 200);
     str_is(j, "granularity", "hour");
     num_eq(j, "from_ms", (double)((now_hour - 24) * 3600000));
@@ -1637,17 +1724,41 @@ Test(http, marketing_routes, .timeout = 120)
     kpi_is(j, "share", msum(m_share, 0, SEED_MINUTES - 1), 0);
     kpi_is(j, "er_impr",
            rate4(msum(m_eng, 0, SEED_MINUTES - 1), msum(m_imp, 0, SEED_MINUTES - 1)), NAN);
-    kpi_is(j, "reach", reach_of(c, now_min, 0, SEED_MINUTES - 1), NAN);
+    {
+        /* the current hour's minutes (u-<m>, u-all) and hours now-24 .. now-1 */
+        char cmd[16384];
+        int at = snprintf(cmd, sizeof(cmd), "PFCOUNT");
+        for (int64_t m = now_hour * 60; m <= now_min; m++) {
+            at += snprintf(cmd + at, sizeof(cmd) - (size_t)at, " smm:a:acct-k:reach:m:%lld",
+                           (long long)m);
+        }
+        for (int64_t h = now_hour - 24; h < now_hour; h++) {
+            at += snprintf(cmd + at, sizeof(cmd) - (size_t)at, " smm:a:acct-k:reach:h:%lld",
+                           (long long)h);
+        }
+        redisReply *r = redisCommand(c, cmd);
+        cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+        double r24 = (double)r->integer, exact = SEED_MINUTES + 1 + 24 * HOUR_USERS;
+        freeReplyObject(r);
+        cr_assert(fabs(r24 - exact) <= 0.02 * exact, "24 h reach %g, exact %g", r24, exact);
+        double r24p = reach_span(c, 'h', now_hour - 48, now_hour - 25, 24 * HOUR_USERS);
+        kpi_is(j, "reach", r24, r24p);
+        kpi_is(j, "er_reach", rate4(msum(m_eng, 0, SEED_MINUTES - 1), r24), 0);
+    }
     cJSON_Delete(j);
 
-    /* -- 7 d: whole UTC days from the day buckets -- */
+    /* -- 7 d: whole UTC days from the day buckets; reach from the day sketches of the same
+     * days (today and the 6 before, against the 7 before those) -- */
     j = get_json(port, "/api/v1/kpis?account=acct-k&window=7d", tok, 200);
     str_is(j, "granularity", "day");
     num_eq(j, "from_ms", (double)((today - 6) * 86400000));
     num_eq(j, "previous_from_ms", (double)((today - 13) * 86400000));
     kpi_is(j, "impression", dsum(d_imp, 0, 6), dsum(d_imp, 7, 13));
     kpi_is(j, "engagement", dsum(d_eng, 0, 6), dsum(d_eng, 7, 13));
-    kpi_is(j, "reach", NAN, NAN); /* hour sketches are kept 1500 minutes here */
+    double r7 = reach_span(c, 'd', today - 6, today, dsum(day_users, 0, 6) + 1);
+    double r7p = reach_span(c, 'd', today - 13, today - 7, dsum(day_users, 7, 13) + 1);
+    kpi_is(j, "reach", r7, r7p);
+    kpi_is(j, "er_reach", rate4(dsum(d_eng, 0, 6), r7), rate4(dsum(d_eng, 7, 13), r7p));
     cJSON_Delete(j);
     /* an account Redis knows nothing about: zeros, null rates */
     j = get_json(port, "/api/v1/kpis?account=nobody&window=1h", tok, 200);
