@@ -27,7 +27,8 @@
  * two round trips of a size fixed by the configuration (the response histogram is one
  * smm_mget of the 1202 bucket counters that can exist). The account view's routes
  * (accounts, kpis, series) read 25 hourly account sets plus one smm_mget per 500 accounts,
- * one or two library calls, or one pipeline of at most 2 x 90 HMGETs on day buckets. All
+ * at most four library calls (a window, its previous period, the reach of each), or one
+ * pipeline of at most 2 x 90 HMGETs on day buckets. All
  * Redis reading is in the route_* functions, one per route. */
 #include "connectors/http_server.h"
 
