@@ -10,8 +10,8 @@
  * - A figure the API answers null (its buckets or reach sketches are no longer kept) is
  *   shown as "n/a" with the API's reason as tooltip: never a zero or a guess. Estimates
  *   (reach) carry "≈".
- * - The insight routes know the rolling windows and lifetime only: for 7 d they are asked
- *   for lifetime, and the panels say so.
+ * - The insight panels (share of voice, sources, regions, segments) are asked for the
+ *   chosen window, 7 d included (the API sums it from the hour buckets, kept 8 days).
  * - The account: ?account= of the page URL, else the viral leaderboard's top account, else
  *   the first of /api/v1/accounts; changed with the picker or a click on an account in the
  *   viral leaderboard (document event smm:pick-account from app.js). The choice is
@@ -104,8 +104,8 @@
 
   function enc(s) { return encodeURIComponent(s); }
 
-  /* The window the insight routes are asked for: theirs, or lifetime for 7 d. */
-  function insightWindow() { return st.window === "7d" ? "total" : st.window; }
+  /* The window the insight routes are asked for: the chosen one (7 d included). */
+  function insightWindow() { return st.window; }
 
   function postButton(id) {
     var b = el("button", "post-link", id);
@@ -353,8 +353,7 @@
   /* ---- insight panels ---- */
 
   function winLabels(w) {
-    var t = w === "total" ? "lifetime" + (st.window === "7d" ? " (no 7-day figures here)" : "")
-                          : WINDOW_TEXT[w] || w;
+    var t = w === "total" ? "lifetime" : WINDOW_TEXT[w] || w;
     Array.prototype.forEach.call(document.querySelectorAll(".win-label"), function (s) { s.textContent = t; });
   }
 

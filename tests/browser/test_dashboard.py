@@ -15,6 +15,9 @@ below: Python 3 standard library only), and checks that
     appears at its top through /events within seconds; the response-time panel is shown
     for the account the page chose (the viral leaderboard's top account) exactly when
     /api/v1/response answers 200 for it, with the API's rate, percentiles and open threads;
+  - the account view's tiles, charts and panels equal their routes in each window; the
+    insight panels of 7 d are the API's 7-day answers (not lifetime); reach tiles and their
+    previous period are numbers, and the 7 d reach (day sketches) covers the 24 h reach;
   - the page requests nothing but its own origin, throws no JavaScript error, and
     changes colours under prefers-color-scheme: dark;
 
@@ -548,7 +551,7 @@ def same(a, b):
 def market_api(stack, acct, w):
     """Every answer the account view is built from, for acct in window w."""
     a = urllib.request.quote(acct, safe="")
-    iw = "total" if w == "7d" else w
+    iw = w  # the insight panels follow the chosen window, 7 d included (hour buckets)
     step, points = CHART_STEP[w]
     api = {"kpis": stack.api(f"api/v1/kpis?account={a}&window={w}"),
            "series": stack.api(f"api/v1/series?account={a}&step={step}&points={points}"),
@@ -662,6 +665,7 @@ def market_diffs(page, api, acct):
 
 def check_account_view(stack, browser, acct):
     """For each window: the page's tiles, charts and panels equal the API's answers."""
+    reach_24h = None
     for w in ("5m", "1h", "24h", "7d"):
         browser.eval("document.querySelector('#window-pick button[data-window=\"" + w +
                      "\"]').click()")
@@ -705,9 +709,24 @@ def check_account_view(stack, browser, acct):
             t = page["tiles"]["reach"]
             check(t["previous"] is not None and "n/a" not in t["prev_text"],
                   f"5 min: the previous 5 minutes' reach is a number ({t['previous']!r})")
+        for name in ("reach", "er_reach"):
+            t = page["tiles"][name]
+            if name == "reach" or (k["engagement"]["value"] and k["reach"]["value"]):
+                check(t["value"] is not None and "n/a" not in t["text"],
+                      f"{w}: the {name} tile is a number ({t['value']!r}, {t['text']!r})")
+            if name == "reach":
+                check(t["previous"] is not None and "n/a" not in t["prev_text"],
+                      f"{w}: the previous period's reach is a number ({t['previous']!r})")
+        if w == "24h":
+            reach_24h = k["reach"]["value"]
         if w == "7d":
-            check("lifetime" in page["win_label"],
-                  f"7 d: the insight panels say they show lifetime ({page['win_label']!r})")
+            # 7 d covers the last 24 h (day sketches the processor writes): never less
+            check(k["reach"]["value"] >= 0.97 * reach_24h,
+                  f"7 d reach {k['reach']['value']} covers the 24 h reach {reach_24h} "
+                  f"(the day sketches are written)")
+            check(page["win_label"] == "last 7 days",
+                  f"7 d: the insight panels show the API's 7-day answers, not lifetime "
+                  f"({page['win_label']!r})")
         for name, sv in page["sov"].items():
             if sum(sv["bar"]) > 0:
                 check(abs(sum(sv["bar"]) - 100) <= 0.011,
