@@ -1466,15 +1466,22 @@ for h = merged + 1, now_hour - 1 do
         srcs[ent] = {}
         order[#order + 1] = ent
       end
-      local mk = P .. ent .. ':reach:m:' .. m
-      srcs[ent][#srcs[ent] + 1] = mk
-      redis.call('EXPIREAT', mk, (tonumber(m) + 1 + minute_keep) * 60)
+      srcs[ent][#srcs[ent] + 1] = m
     end
   end
   for _, ent in ipairs(order) do
     local hk = P .. ent .. ':reach:h:' .. h
-    redis.call('PFMERGE', hk, unpack(srcs[ent])) -- (adds to what an earlier tick merged)
+    local keys = {}
+    for x, m in ipairs(srcs[ent]) do
+      keys[x] = P .. ent .. ':reach:m:' .. m
+    end
+    redis.call('PFMERGE', hk, unpack(keys)) -- (adds to what an earlier tick merged)
     redis.call('EXPIREAT', hk, (h * 60 + 60 + keep) * 60)
+    -- Only after the merge: an expiry already past (a tick catching up on an hour more
+    -- than 61 minutes old) deletes the minute sketch at once.
+    for x, m in ipairs(srcs[ent]) do
+      redis.call('EXPIREAT', keys[x], (tonumber(m) + 1 + minute_keep) * 60)
+    end
   end
   if redis.call('SCARD', set) > 0 then
     break
