@@ -183,7 +183,9 @@ static int fixed_or_timed(const char *k)
             return 1;
         }
     }
-    return strncmp(k, "smm:a:", 6) == 0 && strstr(k, ":reach:m:") != NULL;
+    /* account minute and day reach sketches: expire by their own time */
+    return strncmp(k, "smm:a:", 6) == 0 &&
+           (strstr(k, ":reach:m:") != NULL || strstr(k, ":reach:d:") != NULL);
 }
 
 /* The leaderboards of the minute and the hour of ts_ms that exist (0 to 2: each one a flush
@@ -352,11 +354,12 @@ Test(retention, a_write_pushes_the_expiry_once_per_key_per_flush)
     cr_assert_eq(expiretime(c, key), now / 1000 + IDLE * DAY_S, "%s", key);
     redisFree(c);
     /* One EXPIREAT per pushed key (every one existed), plus those the flush sets anyway
-     * (its day bucket, its reach_accounts hour set and the leaderboard buckets it wrote):
-     * not one per event (1250 events here). */
+     * (its day bucket, its reach_accounts hour set, the leaderboard buckets it wrote and
+     * the day reach sketch of each of the 50 accounts): not one per event (1250 here). */
     int boards = boards_of(later - 5000);
-    cr_assert_eq(added, n_at2 + 2 + boards, "%lld EXPIREATs for %d keys and %d leaderboards",
-                 added, n_at2, boards);
+    cr_assert_eq(added, n_at2 + 2 + boards + 50,
+                 "%lld EXPIREATs for %d keys, %d leaderboards and 50 day reach sketches", added,
+                 n_at2, boards);
     /* An hour later, the same day: the segment sketches already expire at its end. */
     int64_t again = later + 3600000;
     for (int i = 0; i < 50; i++) {
@@ -369,7 +372,7 @@ Test(retention, a_write_pushes_the_expiry_once_per_key_per_flush)
     census(again, before_ms, 2, &n_id, &n_at3, &n_none, &n_sk3);
     cr_assert_eq(n_sk3, n_sk, "the sketches keep their day");
     boards = boards_of(again - 5000);
-    cr_assert_eq(added, n_at3 - n_sk3 + 2 + boards,
+    cr_assert_eq(added, n_at3 - n_sk3 + 2 + boards + 50, /* + the 50 day reach sketches */
                  "%lld EXPIREATs for %d keys, %d of them sketches, and %d leaderboards", added,
                  n_at3, n_sk3, boards);
 }
@@ -488,8 +491,9 @@ Test(retention_off, idle_days_0_keeps_every_key)
     }
     long long before = expireat_calls();
     flush(now);
-    cr_assert_eq(expireat_calls() - before, 2 + boards_of(now - 5000),
-                 "only the day, the reach_accounts hour and leaderboard bucket keys expire");
+    cr_assert_eq(expireat_calls() - before, 2 + boards_of(now - 5000) + N_IDS,
+                 "only the day, the reach_accounts hour, leaderboard bucket keys and the "
+                 "accounts' day reach sketches expire");
     int n_id, n_at, n_none;
     int n_sk;
     census(now, NULL, 0, &n_id, &n_at, &n_none, &n_sk);
