@@ -539,7 +539,7 @@ Test(pipeline, encode_flush_two_parts)
     cr_assert_str_eq(fl.prefix, "smm:");
     cr_assert_eq(fl.now_min, NOW_MIN);
     cr_assert_str_eq(fl.shards, "64"); /* redis.shards, default */
-    cr_assert_eq(fl.keep, 1440 + 60, "keep = longest window + grace (1h)");
+    cr_assert_eq(fl.keep, 2880 + 60, "keep = max(longest window, 48 h) + grace (1h)");
     cr_assert_eq(fl.n_parts, 2);
 
     struct part *p = &fl.parts[0];
@@ -632,7 +632,7 @@ Test(pipeline, encode_flush_exact_positions)
     char now_min[32];
     snprintf(now_min, sizeof(now_min), "%lld", NOW_MIN);
     const char *want[] = {
-        "flush", "smm:", now_min, "64", "1500", "1", /* header, n_parts */
+        "flush", "smm:", now_min, "64", "2940", "1", /* header, n_parts */
         "t:3", "tk", "7", "8",                                         /* fence */
         "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
         "0",                                                           /* no reach */
@@ -771,14 +771,14 @@ Test(pipeline, encode_tick)
     cr_assert_eq(smm_pipeline_encode_tick(fx.pipe, NOW, 2000, &av), SMM_OK);
     struct lua_argv la;
     lua_argv_load(&la, &av);
-    /* tick: the common header, max_refresh (the script's SPOP count), now in ms and the
-     * window-reach refresh period. */
+    /* tick: the common header, max_refresh (the script's SPOP count), now in ms and an
+     * unused slot. */
     cr_assert_eq(la.n, 8);
     cr_assert_str_eq(ARGV(&la, 1), "tick");
     cr_assert_str_eq(ARGV(&la, 2), "smm:");
     cr_assert_eq(tonumber(&la, 3), NOW_MIN);
     cr_assert_str_eq(ARGV(&la, 4), "64");
-    cr_assert_eq(tonumber(&la, 5), 1500);
+    cr_assert_eq(tonumber(&la, 5), 2880 + 60);
     cr_assert_str_eq(ARGV(&la, 6), "2000");
     cr_assert_eq(tonumber(&la, 7), NOW);
     cr_assert_eq(tonumber(&la, 8), 0); /* unused */
