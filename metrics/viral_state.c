@@ -18,7 +18,7 @@
 
 #include <string.h>
 
-void smm_viral_state_step(const struct smm_viral_state *prev, unsigned flags, int64_t now_ms,
+void smm_viral_state_step(const struct smm_viral_state_rec *prev, unsigned flags, int64_t now_ms,
                           int tick, const struct smm_viral_state_config *cfg,
                           struct smm_viral_state_step *out)
 {
@@ -81,7 +81,7 @@ void smm_viral_state_step(const struct smm_viral_state *prev, unsigned flags, in
     }
 }
 
-int smm_viral_state_stale(const struct smm_viral_state *st, int64_t updated_ms, int64_t now_ms,
+int smm_viral_state_stale(const struct smm_viral_state_rec *st, int64_t updated_ms, int64_t now_ms,
                           int64_t stale_ms)
 {
     return st->state != 0 && now_ms - updated_ms >= stale_ms;

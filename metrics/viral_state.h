@@ -31,7 +31,7 @@
 #define SMM_VIRAL_STATE_EVAL 8u
 
 /* The persisted state of a post; all zero = a post never flagged (normal, seq 0). */
-struct smm_viral_state {
+struct smm_viral_state_rec {
     int state;              /* 0 normal, 1 rising, 2 viral, 3 cooling */
     int64_t since_ms;       /* state_since_ms: when it entered state */
     int64_t seq;            /* number of state changes so far (alerts emitted) */
@@ -45,7 +45,7 @@ struct smm_viral_state_config {
 
 /* What one step decided. */
 struct smm_viral_state_step {
-    struct smm_viral_state next;
+    struct smm_viral_state_rec next;
     int changed;      /* 1: an alert, from -> to, with next.seq as its number */
     int from, to;     /* the states of the alert (to == next.state) */
     int dirty;        /* fields of the stored state that differ from prev (to write) */
@@ -55,14 +55,14 @@ struct smm_viral_state_step {
 
 /* One evaluation of a post in state prev with the rule flags of now_ms. tick = 1 for a
  * wall-clock evaluation (counts towards exits), 0 for a flush. Writes *out; never fails. */
-void smm_viral_state_step(const struct smm_viral_state *prev, unsigned flags, int64_t now_ms,
+void smm_viral_state_step(const struct smm_viral_state_rec *prev, unsigned flags, int64_t now_ms,
                           int tick, const struct smm_viral_state_config *cfg,
                           struct smm_viral_state_step *out);
 
 /* The flags a flagged post no processor has updated for stale_ms is stepped with (on a
  * tick): none, it is quiet. Returns 1 when the post is stale: state not normal and
  * now_ms - updated_ms >= stale_ms. */
-int smm_viral_state_stale(const struct smm_viral_state *st, int64_t updated_ms, int64_t now_ms,
+int smm_viral_state_stale(const struct smm_viral_state_rec *st, int64_t updated_ms, int64_t now_ms,
                           int64_t stale_ms);
 
 #endif

@@ -12,6 +12,7 @@
 #include "connectors/redis_sink.h"
 #include "metrics/alert_text.h"
 #include "processor/config.h"
+#include "processor/loop.h"
 #include "processor/pipeline.h"
 #include "tests/integration/harness.h"
 
@@ -19,14 +20,16 @@ static struct h_redis redis;
 static struct smm_config cfg;
 static struct smm_pipeline *pipe_;
 static struct smm_redis_sink *sink;
-static char changes[4096], states[4096];
+static char changes[4096], states[4096], conflicts[4096];
 static char said[8192]; /* the `message` of every alert alerts() read, one per line */
 
 static void on_change(void *opaque, const char *cid, size_t len, const char *st, size_t sl,
                       int changed)
 {
-    (void)opaque;
-    char *out = changed ? changes : states;
+    if (changed == SMM_REDIS_VIRAL_CONFLICT) {
+        smm_pipeline_viral_conflict(opaque ? opaque : pipe_, cid, len);
+    }
+    char *out = changed == SMM_REDIS_VIRAL_CONFLICT ? conflicts : changed ? changes : states;
     size_t used = strlen(out);
     snprintf(out + used, sizeof(changes) - used, "%.*s=%.*s ", (int)len, cid, (int)sl, st);
 }
@@ -46,7 +49,7 @@ static void setup(void)
     sink = smm_redis_sink_new(&o, err, sizeof(err));
     cr_assert(sink && smm_redis_sink_connect(sink) == SMM_SINK_OK);
     smm_redis_sink_on_change(sink, on_change, NULL);
-    changes[0] = states[0] = said[0] = '\0';
+    changes[0] = states[0] = conflicts[0] = said[0] = '\0';
 }
 
 static void teardown(void)
@@ -94,8 +97,10 @@ static int flush(int64_t now, int64_t base, int64_t next, const struct smm_viral
     cr_assert(smm_pipeline_encode_flush_begin(pipe_, now, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_part(pipe_, &b, "t:0", "A", base, next, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe_, now, s, n, &av) == SMM_OK);
+    cr_assert(smm_loop_viral_load(pipe_, sink, "smm:", s, n, 1000) == SMM_SINK_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, 0, s, n, &av) == SMM_OK);
     int rc = smm_redis_sink_flush(sink, &av, rej, 4, n_rej);
+    smm_pipeline_viral_settle(pipe_, rc == SMM_SINK_OK && *n_rej == 0);
     smm_argv_free(&av);
     smm_batch_free(&b);
     return rc;
@@ -106,9 +111,11 @@ static void tick(int64_t now, const struct smm_viral_signals *s, int n)
     struct smm_argv av;
     smm_argv_init(&av);
     cr_assert(smm_pipeline_encode_tick(pipe_, now, 100, &av) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe_, now, s, n, &av) == SMM_OK);
+    cr_assert(smm_loop_viral_load(pipe_, sink, "smm:", s, n, 1000) == SMM_SINK_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, 1, s, n, &av) == SMM_OK);
     cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
+    smm_pipeline_viral_settle(pipe_, 1);
     smm_argv_free(&av);
 }
 
@@ -423,7 +430,7 @@ Test(viral_state, sla_and_goal_alerts_in_words)
                                               .st = {.current = 50, .target = 90,
                                                      .expected = 90, .progress_pct = 55.56}}};
             cr_assert(smm_pipeline_encode_tick(p2, now, 100, &av) == SMM_OK);
-            cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_viral(p2, now, step == 1, NULL, 0, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_goals(p2, rep, 2, &av) == SMM_OK);
             cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",
@@ -443,7 +450,7 @@ Test(viral_state, sla_and_goal_alerts_in_words)
             cr_assert(smm_pipeline_encode_flush_part(p2, &b, "t:0", "A", step ? 1 : -1,
                                                      step ? 2 : 1, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-            cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_viral(p2, now, step == 1, NULL, 0, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
             cr_assert(smm_redis_sink_flush(sink, &av, frej, 4, &n_rej) == SMM_SINK_OK &&
                       n_rej == 0);

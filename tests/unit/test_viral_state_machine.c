@@ -12,7 +12,7 @@ enum { NORMAL, RISING, VIRAL, COOLING };
 
 static const struct smm_viral_state_config cfg = {.exit_ticks = 3, .cooldown_ms = 60000};
 
-static struct smm_viral_state_step step(struct smm_viral_state *st, unsigned flags, int64_t now,
+static struct smm_viral_state_step step(struct smm_viral_state_rec *st, unsigned flags, int64_t now,
                                         int tick)
 {
     struct smm_viral_state_step out;
@@ -23,7 +23,7 @@ static struct smm_viral_state_step step(struct smm_viral_state *st, unsigned fla
 
 Test(viral_state_machine, normal_enter_goes_viral_and_numbers_the_alert)
 {
-    struct smm_viral_state st = {0};
+    struct smm_viral_state_rec st = {0};
     struct smm_viral_state_step s = step(&st, E | H | R, 1000, 0);
     cr_assert(s.changed);
     cr_assert_eq(s.from, NORMAL);
@@ -37,7 +37,7 @@ Test(viral_state_machine, normal_enter_goes_viral_and_numbers_the_alert)
 
 Test(viral_state_machine, normal_rise_goes_rising_and_quiet_stays)
 {
-    struct smm_viral_state st = {0};
+    struct smm_viral_state_rec st = {0};
     struct smm_viral_state_step s = step(&st, H, 1000, 1); /* HOLD alone moves nothing */
     cr_assert(!s.changed);
     cr_assert_eq(s.dirty, 0);
@@ -51,7 +51,7 @@ Test(viral_state_machine, normal_rise_goes_rising_and_quiet_stays)
 
 Test(viral_state_machine, rising_enter_goes_viral)
 {
-    struct smm_viral_state st = {.state = RISING, .since_ms = 5, .seq = 1, .below = 2};
+    struct smm_viral_state_rec st = {.state = RISING, .since_ms = 5, .seq = 1, .below = 2};
     struct smm_viral_state_step s = step(&st, E, 9000, 0);
     cr_assert(s.changed && s.from == RISING && s.to == VIRAL);
     cr_assert_eq(st.seq, 2);
@@ -61,7 +61,7 @@ Test(viral_state_machine, rising_enter_goes_viral)
 
 Test(viral_state_machine, rising_falls_back_after_exit_ticks_ticks_not_flushes)
 {
-    struct smm_viral_state st = {.state = RISING, .since_ms = 0, .seq = 1};
+    struct smm_viral_state_rec st = {.state = RISING, .since_ms = 0, .seq = 1};
     struct smm_viral_state_step s = step(&st, 0, 1000, 1);
     cr_assert(!s.changed);
     cr_assert_eq(st.below, 1);
@@ -85,7 +85,7 @@ Test(viral_state_machine, rising_falls_back_after_exit_ticks_ticks_not_flushes)
 
 Test(viral_state_machine, viral_holds_on_hold_and_cools_after_exit_ticks)
 {
-    struct smm_viral_state st = {.state = VIRAL, .since_ms = 0, .seq = 2};
+    struct smm_viral_state_rec st = {.state = VIRAL, .since_ms = 0, .seq = 2};
     step(&st, 0, 1000, 1);
     step(&st, 0, 2000, 1);
     cr_assert_eq(st.below, 2);
@@ -106,7 +106,7 @@ Test(viral_state_machine, viral_holds_on_hold_and_cools_after_exit_ticks)
 
 Test(viral_state_machine, cooling_waits_for_the_cooldown)
 {
-    struct smm_viral_state st = {.state = COOLING, .since_ms = 10000, .seq = 3};
+    struct smm_viral_state_rec st = {.state = COOLING, .since_ms = 10000, .seq = 3};
     /* Before cooldown_ms nothing moves, ENTER or quiet, tick or flush. */
     struct smm_viral_state_step s = step(&st, E | H | R, 69999, 0);
     cr_assert(!s.changed);
@@ -121,7 +121,7 @@ Test(viral_state_machine, cooling_waits_for_the_cooldown)
     cr_assert(!s.changed);
     cr_assert_eq(st.state, COOLING);
     /* ...ENTER makes it viral again. */
-    struct smm_viral_state again = st;
+    struct smm_viral_state_rec again = st;
     s = step(&again, E, 70000, 0);
     cr_assert(s.changed && s.from == COOLING && s.to == VIRAL);
     cr_assert_eq(again.seq, 4);
@@ -133,7 +133,7 @@ Test(viral_state_machine, cooling_waits_for_the_cooldown)
 
 Test(viral_state_machine, full_lifecycle_numbers_every_alert_once)
 {
-    struct smm_viral_state st = {0};
+    struct smm_viral_state_rec st = {0};
     int64_t t = 0;
     int alerts = 0;
     unsigned seq[] = {R, R, E | H | R, H, 0, 0, 0, 0, 0};
@@ -156,7 +156,7 @@ Test(viral_state_machine, full_lifecycle_numbers_every_alert_once)
 Test(viral_state_machine, exit_ticks_one_leaves_on_the_first_quiet_tick)
 {
     struct smm_viral_state_config c1 = {.exit_ticks = 1, .cooldown_ms = 0};
-    struct smm_viral_state st = {.state = VIRAL, .seq = 1};
+    struct smm_viral_state_rec st = {.state = VIRAL, .seq = 1};
     struct smm_viral_state_step s;
     smm_viral_state_step(&st, 0, 10, 1, &c1, &s);
     cr_assert(s.changed && s.to == COOLING);
@@ -167,10 +167,10 @@ Test(viral_state_machine, exit_ticks_one_leaves_on_the_first_quiet_tick)
 
 Test(viral_state_machine, stale_rule)
 {
-    struct smm_viral_state st = {.state = VIRAL, .seq = 1};
+    struct smm_viral_state_rec st = {.state = VIRAL, .seq = 1};
     cr_assert(!smm_viral_state_stale(&st, 1000, 1000 + 59999, 60000));
     cr_assert(smm_viral_state_stale(&st, 1000, 1000 + 60000, 60000));
-    struct smm_viral_state normal = {0};
+    struct smm_viral_state_rec normal = {0};
     cr_assert(!smm_viral_state_stale(&normal, 0, 1000000, 60000), "normal posts are not stale");
     /* A stale post is stepped as quiet on the clock: it cools, then goes back to normal. */
     for (int i = 0; i < 3; i++) {
