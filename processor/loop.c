@@ -698,6 +698,16 @@ static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
                                      VIRAL_LOAD_MAX) == SMM_SINK_ERROR) {
         refused(loop, "viral load");
     }
+    for (int i = 0; i < n; i++) {
+        /* The tracker's mirror follows the stored state just loaded (it picks the hot
+         * posts each tick sends). */
+        int st = (sig[i].flags & SMM_VIRAL_EVAL)
+                     ? smm_pipeline_viral_state(loop->pipe, sig[i].content_id)
+                     : -1;
+        if (st >= 0 && st != sig[i].state) {
+            smm_viral_set_state(loop->viral, sig[i].content_id, strlen(sig[i].content_id), st);
+        }
+    }
     if (smm_pipeline_encode_viral(loop->pipe, now, tick, sig, n, &loop->av) != SMM_OK) {
         return SMM_ERR;
     }

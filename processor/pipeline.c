@@ -777,6 +777,12 @@ int smm_pipeline_viral_decides(const struct smm_pipeline *pipe, const char *id)
     return vfind(pipe, id, strlen(id)) != NULL;
 }
 
+int smm_pipeline_viral_state(const struct smm_pipeline *pipe, const char *id)
+{
+    const struct vpost *vp = vfind(pipe, id, strlen(id));
+    return vp ? vp->st.state : -1;
+}
+
 void smm_pipeline_viral_conflict(struct smm_pipeline *pipe, const char *id, size_t len)
 {
     struct vpost *vp = vfind(pipe, id, len);

@@ -101,6 +101,8 @@ int smm_pipeline_encode_viral(struct smm_pipeline *pipe, int64_t now_ms, int tic
                               const struct smm_viral_signals *sig, int n, struct smm_argv *av);
 /* 1 when the pipeline holds the state of post id (it decides for it). */
 int smm_pipeline_viral_decides(const struct smm_pipeline *pipe, const char *id);
+/* The state the pipeline holds for post id (enum smm_viral_state), -1 when none. */
+int smm_pipeline_viral_state(const struct smm_pipeline *pipe, const char *id);
 /* The script did not apply the decision for post id (its stored seq moved: another writer
  * decided first): its state is forgotten at settle, to be loaded again. */
 void smm_pipeline_viral_conflict(struct smm_pipeline *pipe, const char *id, size_t len);
