@@ -3,7 +3,9 @@
  * The pipeline is the processor's pure part: it never sees librdkafka or hiredis. It
  * decodes one message into an event and folds it into a batch (a struct smm_agg), and it
  * encodes a batch with its partitions' fences (or a tick) as the arguments of
- * connectors/lua/smm.lua.
+ * connectors/lua/smm.lua. It also decides the viral state of the flagged posts
+ * (metrics/viral_state.c) from the state it holds for them, which the caller loads from
+ * Redis for posts new to it (processor/loop.c smm_loop_viral_load).
  * Tests drive it with bytes and a synthetic clock. */
 #ifndef SMM_PROCESSOR_PIPELINE_H
 #define SMM_PROCESSOR_PIPELINE_H
