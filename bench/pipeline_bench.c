@@ -86,7 +86,7 @@ __attribute__((noinline)) static int replay(struct run *run, const char *data,
             const struct smm_viral_signals *sig = NULL;
             int n_sig = viral ? smm_viral_take(viral, now, 0, &sig) : 0;
             if (n_sig < 0 || smm_pipeline_encode_flush(pipe, b, now, &fence, 1, run->av) != SMM_OK ||
-                smm_pipeline_encode_viral(pipe, now, sig, n_sig, run->av) != SMM_OK) {
+                smm_pipeline_encode_viral(pipe, now, 0, sig, n_sig, run->av) != SMM_OK) {
                 fprintf(stderr, "smm-pipeline-bench: out of memory while encoding\n");
                 return -1;
             }

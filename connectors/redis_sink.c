@@ -261,7 +261,9 @@ static void report_changes(struct smm_redis_sink *sink, const redisReply *list, 
         if (c->type != REDIS_REPLY_STRING || st->type != REDIS_REPLY_STRING) {
             continue;
         }
-        sink->changes += changed;
+        if (changed > 0) {
+            sink->changes += changed;
+        }
         if (sink->change_cb) {
             sink->change_cb(sink->change_opaque, c->str, c->len, st->str, st->len, changed);
         }
@@ -296,6 +298,9 @@ static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
         }
         if (r->elements >= 3) {
             report_changes(sink, r->element[2], 0);
+        }
+        if (r->elements >= 4) {
+            report_changes(sink, r->element[3], SMM_REDIS_VIRAL_CONFLICT);
         }
         freeReplyObject(r);
         return SMM_SINK_OK;
@@ -440,6 +445,9 @@ int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_
         if (r->elements >= 4) {
             report_changes(sink, r->element[3], 0);
         }
+        if (r->elements >= 5) {
+            report_changes(sink, r->element[4], SMM_REDIS_VIRAL_CONFLICT);
+        }
     }
     freeReplyObject(r);
     return SMM_SINK_OK;
@@ -504,6 +512,44 @@ int smm_redis_sink_day_sum(struct smm_redis_sink *sink, const char *prefix, cons
             rc = SMM_SINK_ERROR;
         } else if (r->type == REDIS_REPLY_STRING) {
             *sum += strtod(r->str, NULL);
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int smm_redis_sink_viral_load(struct smm_redis_sink *sink, const char *prefix,
+                              const char *const *ids, int n, struct smm_redis_viral_row *out)
+{
+    int rc = smm_redis_sink_connect(sink);
+    if (rc != SMM_SINK_OK || n <= 0) {
+        return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        redisAppendCommand(sink->c, "HMGET %sv:%s state state_since_ms seq below", prefix,
+                           ids[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
+            return io_fail(sink, "viral load");
+        }
+        struct smm_redis_viral_row *row = &out[i];
+        memset(row, 0, sizeof(*row));
+        if (r->type == REDIS_REPLY_ERROR) {
+            sink->errors++;
+            set_err(sink, "redis viral load: %s", r->str);
+            rc = SMM_SINK_ERROR;
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+            if (r->element[0]->type == REDIS_REPLY_STRING) {
+                snprintf(row->state, sizeof(row->state), "%s", r->element[0]->str);
+            }
+            int64_t *nums[3] = {&row->since_ms, &row->seq, &row->below};
+            for (int j = 0; j < 3; j++) {
+                if (r->element[j + 1]->type == REDIS_REPLY_STRING) {
+                    *nums[j] = strtoll(r->element[j + 1]->str, NULL, 10);
+                }
+            }
         }
         freeReplyObject(r);
     }

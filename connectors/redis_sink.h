@@ -69,9 +69,23 @@ int smm_redis_sink_claim(struct smm_redis_sink *sink, const char *prefix, const 
 int smm_redis_sink_day_sum(struct smm_redis_sink *sink, const char *prefix, const char *field,
                            int64_t from_day, int64_t to_day, double *sum);
 
+/* The stored viral state of one post (fields of <prefix>v:<id>; "" and 0 when absent). */
+struct smm_redis_viral_row {
+    char state[16];
+    int64_t since_ms, seq, below;
+};
+/* Reads state, state_since_ms, seq and below of the n posts ids[0..n) (HMGET of
+ * <prefix>v:<id>, pipelined: one round trip) into out[0..n). Not while a flush is in
+ * flight. SMM_SINK_OK, RETRY (unreachable) or ERROR (a reply error). */
+int smm_redis_sink_viral_load(struct smm_redis_sink *sink, const char *prefix,
+                              const char *const *ids, int n, struct smm_redis_viral_row *out);
+
 /* Called for each viral state a flush or tick reports (content id, state) while the reply
  * is read: changed = 1 for a state change (one alert), 0 for the unchanged state of a
- * flagged post (so a restarted processor learns what Redis holds). */
+ * post whose decision was applied, SMM_REDIS_VIRAL_CONFLICT for a post whose decision was
+ * not applied because its stored seq was not the one the decision started from (another
+ * writer moved it first; state is the stored one): the caller reloads it. */
+#define SMM_REDIS_VIRAL_CONFLICT (-1)
 typedef void (*smm_redis_change_cb)(void *opaque, const char *content_id, size_t len,
                                     const char *state, size_t state_len, int changed);
 void smm_redis_sink_on_change(struct smm_redis_sink *sink, smm_redis_change_cb cb, void *opaque);

@@ -131,3 +131,16 @@ int smm_alert_text_add(char *buf, size_t size, int fact, double v, double bound,
     snprintf(buf + used, size - used, "%s%s", used ? "; " : "", clause);
     return 0;
 }
+
+size_t smm_alert_text_viral(char *out, size_t size, const char *id, int to, const char *why)
+{
+    static const char *const heads[] = {"is back to normal", "is rising", "went viral",
+                                        "is cooling down"};
+    if (size == 0) {
+        return 0;
+    }
+    const char *head = heads[to >= 0 && to < 4 ? to : 0];
+    int n = why && *why ? snprintf(out, size, "%s %s: %s.", id, head, why)
+                        : snprintf(out, size, "%s %s.", id, head);
+    return n < 0 ? 0 : ((size_t)n < size ? (size_t)n : size - 1);
+}

@@ -4,8 +4,8 @@
  * read without knowing the rule's variable names (docs/alerts.md, "The message"). For viral
  * alerts the facts behind each rule (reach, threshold, z-score, SEISMIC bound) are known
  * here in C, in metrics/viral.c, so the clauses are worded here, from the very values the
- * rule compared; connectors/lua/smm.lua only puts the post and its new state in front
- * ("post-8887 went viral: ..."), because the state machine decides the state there.
+ * rule compared; connectors/lua/smm.lua puts the post and its new state in front
+ * ("post-8887 went viral: ...") once metrics/viral_state.c has decided the state.
  *
  * A clause is lower case with no final stop; clauses of one alert are joined by "; ".
  * Counts of people and shares are whole numbers with thousands separators ("1,000").
@@ -40,5 +40,11 @@ size_t smm_alert_text_count(double n, char *out, size_t size);
  * empty). A clause that does not fit whole is left out, so buf never ends mid-sentence.
  * Returns 0, or -1 when it was left out or fact is unknown. */
 int smm_alert_text_add(char *buf, size_t size, int fact, double v, double bound, double ref);
+
+/* Writes the sentence of a viral alert for a post moving to state to (0 normal, 1 rising,
+ * 2 viral, 3 cooling): "<id> went viral: <why>.", "<id> is rising: <why>.", "<id> is
+ * cooling down: <why>.", "<id> is back to normal: <why>."; without why (NULL or "") the
+ * head alone ("<id> went viral."). Returns the length written (truncated to size - 1). */
+size_t smm_alert_text_viral(char *out, size_t size, const char *id, int to, const char *why);
 
 #endif

@@ -555,6 +555,10 @@ static void evaluate(struct smm_viral *v, struct post *p, int64_t now_ms,
     /* A normal post with no flag cannot change state: no need to run the machine. */
     if (s->flags || p->state != SMM_VS_NORMAL) {
         s->flags |= SMM_VIRAL_EVAL;
+        smm_alert_text_add(s->message_exit, sizeof(s->message_exit), SMM_ALERT_BELOW_EXIT,
+                           s->reach_5m, ru->exit_frac * T, T);
+        smm_alert_text_add(s->message_early, sizeof(s->message_early), SMM_ALERT_BELOW_EARLY,
+                           s->reach_5m, ru->rise_frac * T, s->spm_5m);
         if (p->state == SMM_VS_VIRAL || p->state == SMM_VS_COOLING) {
             smm_alert_text_add(s->message_down, sizeof(s->message_down), SMM_ALERT_BELOW_EXIT,
                                s->reach_5m, ru->exit_frac * T, T);
@@ -707,6 +711,15 @@ void smm_viral_set_state(struct smm_viral *v, const char *content_id, size_t len
     struct post *p = post_find(v, content_id, len, h);
     if (p) {
         p->state = state;
+    }
+}
+
+void smm_viral_retake(struct smm_viral *v, const char *content_id, size_t len)
+{
+    uint64_t h = smm_hash64(content_id, len);
+    struct post *p = post_find(v, content_id, len, h);
+    if (p) {
+        mark_changed(v, p);
     }
 }
 

@@ -16,9 +16,8 @@
  *     last value it had in a bucket when it ages out of it;
  *         z = (spm_5m - mean) / max(sd, sd_floor), 0 until the bucket has baseline_min
  *     samples.
- * and turns them into rule flags for the state machine that lives in Redis (see
- * connectors/lua/smm.lua: the state, its hysteresis and the alerts must change in the same
- * atomic unit as the counters, so they cannot live here):
+ * and turns them into rule flags for the state machine (metrics/viral_state.h, stepped by
+ * processor/pipeline.c; its writes commit in Redis with the counters they follow from):
  *   T      = max(reach_min, reach_alpha x author_followers)      the audience threshold
  *   ENTER  reach_5m >= T and every enabled extra rule holds (share_z, nf_share, depth,
  *          predicted final size; 0 = rule off)
@@ -32,7 +31,7 @@
  * take (flush) or, on a tick, every post that is hot (a flag set, a non-normal state, or a
  * velocity that must decay on the leaderboard). A quiet post (no flag, state normal) is
  * rewritten at most every write_ms and then without SMM_VIRAL_EVAL: it cannot change state,
- * so Redis skips its state machine. The caller writes them and then calls
+ * so no decision is made for it. The caller writes them and then calls
  * smm_viral_settle(): if the write did not apply, the posts are taken again next time.
  *
  * Memory: a post costs about 200 bytes plus its reach windows (metrics/reach_window.h,
@@ -106,6 +105,12 @@ struct smm_viral_signals {
      * else the early-warning level). The script picks one by the state it moves to. */
     char message[640];
     char message_down[320];
+    /* Both down clauses, whatever the mirrored state (set with SMM_VIRAL_EVAL):
+     * message_exit for a move down from viral or cooling, message_early from rising. The
+     * decision (processor/pipeline.c) knows the state it moves from and picks one; empty
+     * means message_down. */
+    char message_exit[320];
+    char message_early[320];
 };
 
 struct smm_viral;
@@ -136,6 +141,9 @@ void smm_viral_settle(struct smm_viral *v, int applied);
 
 /* The state Redis reports for a post after a write (mirror). */
 void smm_viral_set_state(struct smm_viral *v, const char *content_id, size_t len, int state);
+/* Takes the post again at the next take (its decision was not applied: another writer
+ * moved it first, or its state was not loaded yet). */
+void smm_viral_retake(struct smm_viral *v, const char *content_id, size_t len);
 
 int64_t smm_viral_posts(const struct smm_viral *v);     /* tracked posts */
 int64_t smm_viral_cascades(const struct smm_viral *v);  /* posts with a share cascade */

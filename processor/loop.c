@@ -654,8 +654,35 @@ static int eval_goals(struct smm_loop *loop, int64_t now)
     return cfg->n_goals;
 }
 
+#define VIRAL_LOAD_MAX 1000 /* posts whose stored state one flush or tick loads at most */
+
+int smm_loop_viral_load(struct smm_pipeline *pipe, struct smm_redis_sink *sink,
+                        const char *prefix, const struct smm_viral_signals *sig, int n, int max)
+{
+    if (n <= 0 || max <= 0) {
+        return SMM_SINK_OK;
+    }
+    const char **ids = malloc((size_t)max * sizeof(*ids));
+    struct smm_redis_viral_row *rows = malloc((size_t)max * sizeof(*rows));
+    int rc = SMM_SINK_RETRY;
+    if (ids && rows) {
+        int k = smm_pipeline_viral_unknown(pipe, sig, n, ids, max);
+        rc = smm_redis_sink_viral_load(sink, prefix, ids, k, rows);
+        for (int i = 0; i < k && rc == SMM_SINK_OK; i++) {
+            if (smm_pipeline_viral_known(pipe, ids[i], rows[i].state, rows[i].since_ms,
+                                         rows[i].seq, rows[i].below) != SMM_OK) {
+                rc = SMM_SINK_RETRY;
+            }
+        }
+    }
+    free(rows);
+    free(ids);
+    return rc;
+}
+
 /* Appends the viral section to loop->av: the posts whose figures changed (tick: and the
- * hot ones). Their write is settled by settle_viral() once Redis answers. */
+ * hot ones), with the decisions of the flagged ones (their stored state loaded first when
+ * the pipeline has none). Their write is settled by settle_viral() once Redis answers. */
 static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
 {
     const struct smm_viral_signals *sig = NULL;
@@ -667,8 +694,28 @@ static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
             n = 0;
         }
     }
-    if (smm_pipeline_encode_viral(loop->pipe, now, sig, n, &loop->av) != SMM_OK) {
+    if (n > 0 && smm_loop_viral_load(loop->pipe, loop->sink, loop->cfg->prefix, sig, n,
+                                     VIRAL_LOAD_MAX) == SMM_SINK_ERROR) {
+        refused(loop, "viral load");
+    }
+    for (int i = 0; i < n; i++) {
+        /* The tracker's mirror follows the stored state just loaded (it picks the hot
+         * posts each tick sends). */
+        int st = (sig[i].flags & SMM_VIRAL_EVAL)
+                     ? smm_pipeline_viral_state(loop->pipe, sig[i].content_id)
+                     : -1;
+        if (st >= 0 && st != sig[i].state) {
+            smm_viral_set_state(loop->viral, sig[i].content_id, strlen(sig[i].content_id), st);
+        }
+    }
+    if (smm_pipeline_encode_viral(loop->pipe, now, tick, sig, n, &loop->av) != SMM_OK) {
         return SMM_ERR;
+    }
+    for (int i = 0; i < n; i++) {
+        if ((sig[i].flags & SMM_VIRAL_EVAL) &&
+            !smm_pipeline_viral_decides(loop->pipe, sig[i].content_id)) {
+            smm_viral_retake(loop->viral, sig[i].content_id, strlen(sig[i].content_id));
+        }
     }
     int rc = smm_pipeline_encode_insights(loop->pipe, now, &loop->av);
     if (tick && rc == SMM_OK) {
@@ -683,6 +730,7 @@ static void settle_viral(struct smm_loop *loop, int applied)
     if (loop->viral) {
         smm_viral_settle(loop->viral, applied);
     }
+    smm_pipeline_viral_settle(loop->pipe, applied);
 }
 
 static void on_change(void *opaque, const char *cid, size_t len, const char *state,
@@ -691,6 +739,16 @@ static void on_change(void *opaque, const char *cid, size_t len, const char *sta
     struct smm_loop *loop = opaque;
     if (loop->viral) {
         smm_viral_set_state(loop->viral, cid, len, smm_viral_state_parse(state, state_len));
+    }
+    if (changed == SMM_REDIS_VIRAL_CONFLICT) {
+        /* Another writer moved the post first: load its state and decide again. */
+        smm_pipeline_viral_conflict(loop->pipe, cid, len);
+        if (loop->viral) {
+            smm_viral_retake(loop->viral, cid, len);
+        }
+        smm_log(SMM_LOG_INFO, "viral: %.*s was moved by another writer (now %.*s); deciding again",
+                (int)len, cid, (int)state_len, state);
+        return;
     }
     if (!changed) {
         return;

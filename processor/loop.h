@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "connectors/redis_sink.h"
 #include "processor/config.h"
+#include "processor/pipeline.h"
 
 struct smm_loop;
 struct smm_status;
@@ -34,5 +36,12 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
  * (none after a second signal). Returns 0 on a clean stop, 1 on a fatal error. */
 int smm_loop_run(struct smm_loop *loop, volatile sig_atomic_t *stop);
 void smm_loop_destroy(struct smm_loop *loop);
+
+/* Loads from Redis the stored viral state of up to max of the flagged posts in sig[0..n)
+ * the pipeline has no state for (smm_pipeline_viral_unknown/_known), in one pipelined round
+ * trip. Must not run while a flush is in flight. Returns the sink's status; posts not
+ * loaded are sent without a decision. */
+int smm_loop_viral_load(struct smm_pipeline *pipe, struct smm_redis_sink *sink,
+                        const char *prefix, const struct smm_viral_signals *sig, int n, int max);
 
 #endif

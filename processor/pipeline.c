@@ -11,7 +11,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
+#include "metrics/alert_text.h"
 #include "metrics/bizhours.h"
+#include "metrics/hash.h"
+#include "metrics/viral_state.h"
 #include "processor/tz.h"
 
 /* An account's business hours and reply deadline; accounts without their own entry share
@@ -41,6 +46,22 @@ struct smm_pipeline {
     struct smm_event_json_arena *arena;
     int64_t keep_minutes;
     int64_t late; /* see smm_pipeline_late() */
+    /* Viral decisions: the persisted state of the posts this processor decides for
+     * (a chained hash table by content id), and the posts the last encode_viral decided. */
+    struct vpost **vtab;
+    size_t vcap, vn;
+    struct vpost **vlast;
+    size_t n_vlast, vlast_cap;
+};
+
+/* The stored state of one post (smm:v:<id> state, state_since_ms, seq, below), and the
+ * one a decision in flight would make it. */
+struct vpost {
+    struct vpost *next;
+    uint64_t h;
+    struct smm_viral_state_rec st, pend;
+    int has_pend, conflict;
+    char id[];
 };
 
 int64_t smm_pipeline_minute(int64_t ts_ms)
@@ -195,6 +216,14 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     free(pipe->zones);
     free(pipe->resp);
     smm_event_json_arena_destroy(pipe->arena);
+    for (size_t i = 0; i < pipe->vcap; i++) {
+        for (struct vpost *vp = pipe->vtab[i], *nx; vp; vp = nx) {
+            nx = vp->next;
+            free(vp);
+        }
+    }
+    free(pipe->vtab);
+    free(pipe->vlast);
     free(pipe);
 }
 
@@ -644,6 +673,146 @@ int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
     return rc ? SMM_ERR : SMM_OK;
 }
 
+/* ---- Viral decisions ------------------------------------------------------------------
+ * The state machine runs here (metrics/viral_state.c) on the state this processor holds
+ * for each post: loaded from smm:v:<id> the first time it decides for the post
+ * (smm_pipeline_viral_known), then kept from its own applied decisions. The script applies
+ * a decision only when the post's stored seq is still the seq it started from; otherwise
+ * (another processor moved the post first) it reports a conflict, the state is forgotten
+ * here and loaded again before the next decision. Only posts in a state other than normal
+ * (or with a decision in flight) are kept: a normal one costs one HMGET when it is next
+ * flagged. */
+
+static struct vpost *vfind(const struct smm_pipeline *pipe, const char *id, size_t len)
+{
+    if (!pipe->vcap) {
+        return NULL;
+    }
+    uint64_t h = smm_hash64(id, len);
+    for (struct vpost *vp = pipe->vtab[h & (pipe->vcap - 1)]; vp; vp = vp->next) {
+        if (vp->h == h && strncmp(vp->id, id, len) == 0 && vp->id[len] == '\0') {
+            return vp;
+        }
+    }
+    return NULL;
+}
+
+static struct vpost *vput(struct smm_pipeline *pipe, const char *id)
+{
+    size_t len = strlen(id);
+    struct vpost *vp = vfind(pipe, id, len);
+    if (vp) {
+        return vp;
+    }
+    if (pipe->vn >= pipe->vcap) {
+        size_t ncap = pipe->vcap ? pipe->vcap * 2 : 256;
+        struct vpost **nt = calloc(ncap, sizeof(*nt));
+        if (!nt) {
+            return NULL;
+        }
+        for (size_t i = 0; i < pipe->vcap; i++) {
+            for (struct vpost *p = pipe->vtab[i], *nx; p; p = nx) {
+                nx = p->next;
+                p->next = nt[p->h & (ncap - 1)];
+                nt[p->h & (ncap - 1)] = p;
+            }
+        }
+        free(pipe->vtab);
+        pipe->vtab = nt;
+        pipe->vcap = ncap;
+    }
+    vp = calloc(1, sizeof(*vp) + len + 1);
+    if (!vp) {
+        return NULL;
+    }
+    memcpy(vp->id, id, len + 1);
+    vp->h = smm_hash64(id, len);
+    vp->next = pipe->vtab[vp->h & (pipe->vcap - 1)];
+    pipe->vtab[vp->h & (pipe->vcap - 1)] = vp;
+    pipe->vn++;
+    return vp;
+}
+
+static void vdrop(struct smm_pipeline *pipe, struct vpost *vp)
+{
+    for (struct vpost **link = &pipe->vtab[vp->h & (pipe->vcap - 1)]; *link;
+         link = &(*link)->next) {
+        if (*link == vp) {
+            *link = vp->next;
+            pipe->vn--;
+            free(vp);
+            return;
+        }
+    }
+}
+
+int smm_pipeline_viral_unknown(const struct smm_pipeline *pipe,
+                               const struct smm_viral_signals *sig, int n, const char **ids,
+                               int max)
+{
+    int k = 0;
+    for (int i = 0; i < n && k < max; i++) {
+        if ((sig[i].flags & SMM_VIRAL_EVAL) &&
+            !vfind(pipe, sig[i].content_id, strlen(sig[i].content_id))) {
+            ids[k++] = sig[i].content_id;
+        }
+    }
+    return k;
+}
+
+int smm_pipeline_viral_known(struct smm_pipeline *pipe, const char *id, const char *state,
+                             int64_t since_ms, int64_t seq, int64_t below)
+{
+    struct vpost *vp = vput(pipe, id);
+    if (!vp) {
+        return SMM_ERR;
+    }
+    vp->st.state = smm_viral_state_parse(state, strlen(state));
+    vp->st.since_ms = since_ms;
+    vp->st.seq = seq;
+    vp->st.below = below;
+    vp->has_pend = vp->conflict = 0;
+    return SMM_OK;
+}
+
+int smm_pipeline_viral_decides(const struct smm_pipeline *pipe, const char *id)
+{
+    return vfind(pipe, id, strlen(id)) != NULL;
+}
+
+int smm_pipeline_viral_state(const struct smm_pipeline *pipe, const char *id)
+{
+    const struct vpost *vp = vfind(pipe, id, strlen(id));
+    return vp ? vp->st.state : -1;
+}
+
+void smm_pipeline_viral_conflict(struct smm_pipeline *pipe, const char *id, size_t len)
+{
+    struct vpost *vp = vfind(pipe, id, len);
+    if (vp) {
+        vp->conflict = 1;
+    }
+}
+
+void smm_pipeline_viral_settle(struct smm_pipeline *pipe, int applied)
+{
+    for (size_t i = 0; i < pipe->n_vlast; i++) {
+        struct vpost *vp = pipe->vlast[i];
+        if (vp->conflict) {
+            vdrop(pipe, vp); /* loaded again before its next decision */
+            continue;
+        }
+        if (applied && vp->has_pend) {
+            vp->st = vp->pend;
+        }
+        vp->has_pend = 0;
+        if (vp->st.state == SMM_VS_NORMAL && vp->st.below == 0) {
+            vdrop(pipe, vp);
+        }
+    }
+    pipe->n_vlast = 0;
+}
+
 /* v as snprintf's "%.0f" (integer) or "%.6g" writes it, for finite v. Most of the viral
  * figures are whole numbers (counts, and rates of 0): those, when both formats print all
  * their digits (|v| < 1e6 for %.6g) and v is not -0, are written directly; snprintf and
@@ -671,25 +840,140 @@ static void fmt_num(char *buf, size_t size, double v, int integer)
     snprintf(buf, size, integer ? "%.0f" : "%.6g", v);
 }
 
-/* One {field, value} pair of a smm:v hash. A value that is not a finite number (SEISMIC's
- * predicted_final of a supercritical cascade is +inf) is sent as the empty string: the hash
- * then holds "" and the alert JSON null (connectors/lua/smm.lua), never the text "inf",
- * which JSON readers would take for a string (docs/redis-keys.md). */
-static int add_num(struct smm_argv *av, const char *field, double v, int integer)
+/* The {field, value} pairs of a smm:v hash. A value that is not a finite number (SEISMIC's
+ * predicted_final of a supercritical cascade is +inf) is written as the empty string: the
+ * hash then holds "" and the alert JSON null, never the text "inf", which JSON readers
+ * would take for a string (docs/redis-keys.md). */
+struct vfig {
+    int n;
+    const char *field[32];
+    char value[32][64];
+};
+
+static void add_fig(struct vfig *fg, const char *field, double v, int integer)
 {
-    char buf[64];
+    fg->field[fg->n] = field;
     if (!isfinite(v)) {
-        buf[0] = '\0';
+        fg->value[fg->n][0] = '\0';
     } else {
-        fmt_num(buf, sizeof(buf), v, integer);
+        fmt_num(fg->value[fg->n], sizeof(fg->value[0]), v, integer);
     }
-    return smm_argv_add_str(av, field) | smm_argv_add_str(av, buf);
+    fg->n++;
 }
 
-int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
+static void figures(const struct smm_viral_signals *s, struct vfig *fg)
+{
+    fg->n = 0;
+    add_fig(fg, "reach_5m", s->reach_5m, 1);
+    add_fig(fg, "reach_1h", s->reach_1h, 1);
+    add_fig(fg, "nf_reach_5m", s->nf_reach_5m, 1);
+    add_fig(fg, "nf_reach_1h", s->nf_reach_1h, 1);
+    add_fig(fg, "nf_share_5m", s->nf_share_5m, 0);
+    add_fig(fg, "nf_share_1h", s->nf_share_1h, 0);
+    add_fig(fg, "rpm_5m", s->reach_5m / 5.0, 0);
+    add_fig(fg, "rpm_1h", s->reach_1h / 60.0, 0);
+    add_fig(fg, "spm_5m", s->spm_5m, 0);
+    add_fig(fg, "spm_1h", s->spm_1h, 0);
+    add_fig(fg, "accel", s->accel, 0);
+    add_fig(fg, "share_z", s->share_z, 0);
+    add_fig(fg, "threshold", s->threshold, 0);
+    add_fig(fg, "first_ms", (double)s->first_ms, 1);
+    add_fig(fg, "author_followers", (double)s->author_followers, 1);
+    if (s->has_cascade) {
+        add_fig(fg, "size", (double)s->cascade.size, 1);
+        add_fig(fg, "depth", (double)s->cascade.max_depth, 1);
+        add_fig(fg, "breadth", (double)s->cascade.max_breadth, 1);
+        add_fig(fg, "exposure", (double)s->cascade.exposure, 1);
+        add_fig(fg, "virality", s->cascade.virality, 0);
+        add_fig(fg, "orphans", (double)s->cascade.orphans, 1);
+        add_fig(fg, "truncated", (double)s->cascade.truncated, 1);
+    }
+    if (s->has_estimate) {
+        add_fig(fg, "p", s->est.p, 0);
+        add_fig(fg, "p_low", s->est.p_low, 0);
+        add_fig(fg, "p_high", s->est.p_high, 0);
+        add_fig(fg, "predicted_final", s->est.predicted_final, 0);
+        add_fig(fg, "supercritical", (double)s->est.supercritical, 1);
+    }
+}
+
+/* The alert of a decided state change (docs/alerts.md, "Viral"): alert_id
+ * viral:<id>:<seq>, reasons (the rules that held; for a move down with none, "quiet" or
+ * "below exit level"), the sentence for people, and the figures in metrics as the numbers
+ * the hash holds (null for ""). Returns NULL on out-of-memory. */
+static cJSON *viral_alert(const struct smm_viral_signals *s, const struct smm_viral_state_step *d,
+                          int64_t now_ms, const char *alert_id, const struct vfig *fg)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON *rs = a ? cJSON_AddArrayToObject(a, "reasons") : NULL;
+    if (!rs) {
+        cJSON_Delete(a);
+        return NULL;
+    }
+    cJSON_AddStringToObject(a, "alert_id", alert_id);
+    cJSON_AddStringToObject(a, "kind", "viral");
+    cJSON_AddStringToObject(a, "content_id", s->content_id);
+    cJSON_AddStringToObject(a, "account_id", s->account_id);
+    cJSON_AddStringToObject(a, "from", smm_viral_state_name(d->from));
+    cJSON_AddStringToObject(a, "to", smm_viral_state_name(d->to));
+    cJSON_AddNumberToObject(a, "at_ms", (double)now_ms);
+    for (const char *r = s->reasons; *r;) {
+        size_t len = strcspn(r, ";");
+        if (len) {
+            char one[sizeof(s->reasons)];
+            memcpy(one, r, len);
+            one[len] = '\0';
+            cJSON_AddItemToArray(rs, cJSON_CreateString(one));
+        }
+        r += len + (r[len] == ';');
+    }
+    if (cJSON_GetArraySize(rs) == 0) {
+        cJSON_AddItemToArray(rs, cJSON_CreateString(d->to == SMM_VS_NORMAL    ? "quiet"
+                                                     : d->to == SMM_VS_COOLING ? "below exit level"
+                                                                    : smm_viral_state_name(d->to)));
+    }
+    /* Up: every rule that holds. Down: the reach against the level it fell under, which
+     * depends on the state it leaves (viral and cooling keep the exit level). */
+    const char *why = s->message;
+    if (d->to == SMM_VS_NORMAL || d->to == SMM_VS_COOLING) {
+        int exit_level = d->from == SMM_VS_VIRAL || d->from == SMM_VS_COOLING;
+        why = exit_level && s->message_exit[0]     ? s->message_exit
+              : !exit_level && s->message_early[0] ? s->message_early
+                                                   : s->message_down;
+    }
+    char msg[sizeof(s->message) + 200];
+    smm_alert_text_viral(msg, sizeof(msg), s->content_id, d->to, why);
+    cJSON_AddStringToObject(a, "message", msg);
+    cJSON *m = cJSON_AddObjectToObject(a, "metrics");
+    if (!m) {
+        cJSON_Delete(a);
+        return NULL;
+    }
+    for (int i = 0; i < fg->n; i++) {
+        if (fg->value[i][0]) {
+            cJSON_AddNumberToObject(m, fg->field[i], strtod(fg->value[i], NULL));
+        } else {
+            cJSON_AddNullToObject(m, fg->field[i]);
+        }
+    }
+    return a;
+}
+
+int smm_pipeline_encode_viral(struct smm_pipeline *pipe, int64_t now_ms, int tick,
                               const struct smm_viral_signals *sig, int n, struct smm_argv *av)
 {
     const struct smm_config *cfg = pipe->cfg;
+    const struct smm_viral_state_config vcfg = {.exit_ticks = cfg->viral_exit_ticks,
+                                                .cooldown_ms = cfg->viral_cooldown_ms};
+    smm_pipeline_viral_settle(pipe, 0); /* a decision never settled did not apply */
+    if ((size_t)n > pipe->vlast_cap) {
+        struct vpost **nl = realloc(pipe->vlast, (size_t)n * sizeof(*nl));
+        if (!nl) {
+            return SMM_ERR;
+        }
+        pipe->vlast = nl;
+        pipe->vlast_cap = (size_t)n;
+    }
     int rc = smm_argv_add_int(av, now_ms);
     rc |= smm_argv_add_int(av, cfg->viral_exit_ticks);
     rc |= smm_argv_add_int(av, cfg->viral_cooldown_ms);
@@ -698,12 +982,46 @@ int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
     rc |= smm_argv_add_int(av, n);
     for (int i = 0; i < n && !rc; i++) {
         const struct smm_viral_signals *s = &sig[i];
+        struct vfig fg;
+        figures(s, &fg);
+        struct vpost *vp = (s->flags & SMM_VIRAL_EVAL)
+                               ? vfind(pipe, s->content_id, strlen(s->content_id))
+                               : NULL;
+        struct smm_viral_state_step d;
+        char *json = NULL;
+        char alert_id[sizeof(s->reasons)];
+        alert_id[0] = '\0';
+        if (vp) {
+            smm_viral_state_step(&vp->st, s->flags, now_ms, tick, &vcfg, &d);
+            vp->pend = d.next;
+            vp->has_pend = 1;
+            vp->conflict = 0;
+            pipe->vlast[pipe->n_vlast++] = vp;
+            if (d.changed) {
+                snprintf(alert_id, sizeof(alert_id), "viral:%s:%lld", s->content_id,
+                         (long long)d.next.seq);
+                cJSON *alert = viral_alert(s, &d, now_ms, alert_id, &fg);
+                json = alert ? cJSON_PrintUnformatted(alert) : NULL;
+                cJSON_Delete(alert);
+                if (!json) {
+                    return SMM_ERR;
+                }
+            }
+        }
         rc |= smm_argv_add_str(av, s->content_id);
         rc |= smm_argv_add_str(av, s->account_id);
-        rc |= smm_argv_add_int(av, (int64_t)s->flags);
-        rc |= smm_argv_add_str(av, s->reasons);
-        rc |= smm_argv_add_str(av, s->message);
-        rc |= smm_argv_add_str(av, s->message_down);
+        /* The decision: the seq it starts from ('' = none: figures only), the state after
+         * it, and the alert ('' = none): its id and JSON. */
+        if (vp) {
+            rc |= smm_argv_add_int(av, vp->st.seq);
+            rc |= smm_argv_add_str(av, smm_viral_state_name(d.next.state));
+        } else {
+            rc |= smm_argv_add_str(av, "");
+            rc |= smm_argv_add_str(av, "");
+        }
+        rc |= smm_argv_add_str(av, alert_id);
+        rc |= smm_argv_add_str(av, json ? json : "");
+        cJSON_free(json);
         char buf[64];
         fmt_num(buf, sizeof(buf), s->spm_5m, 0);
         rc |= smm_argv_add_str(av, buf);
@@ -714,43 +1032,28 @@ int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
         } else {
             rc |= smm_argv_add_str(av, "");
         }
-        int k_at = av->n;
-        rc |= smm_argv_add_str(av, PLACEHOLDER);
-        int k = 0;
-#define NUM(f, v, integer) (rc |= add_num(av, f, v, integer), k++)
-        NUM("reach_5m", s->reach_5m, 1);
-        NUM("reach_1h", s->reach_1h, 1);
-        NUM("nf_reach_5m", s->nf_reach_5m, 1);
-        NUM("nf_reach_1h", s->nf_reach_1h, 1);
-        NUM("nf_share_5m", s->nf_share_5m, 0);
-        NUM("nf_share_1h", s->nf_share_1h, 0);
-        NUM("rpm_5m", s->reach_5m / 5.0, 0);
-        NUM("rpm_1h", s->reach_1h / 60.0, 0);
-        NUM("spm_5m", s->spm_5m, 0);
-        NUM("spm_1h", s->spm_1h, 0);
-        NUM("accel", s->accel, 0);
-        NUM("share_z", s->share_z, 0);
-        NUM("threshold", s->threshold, 0);
-        NUM("first_ms", (double)s->first_ms, 1);
-        NUM("author_followers", (double)s->author_followers, 1);
-        if (s->has_cascade) {
-            NUM("size", (double)s->cascade.size, 1);
-            NUM("depth", (double)s->cascade.max_depth, 1);
-            NUM("breadth", (double)s->cascade.max_breadth, 1);
-            NUM("exposure", (double)s->cascade.exposure, 1);
-            NUM("virality", s->cascade.virality, 0);
-            NUM("orphans", (double)s->cascade.orphans, 1);
-            NUM("truncated", (double)s->cascade.truncated, 1);
+        rc |= smm_argv_add_int(av, fg.n);
+        for (int j = 0; j < fg.n; j++) {
+            rc |= smm_argv_add_str(av, fg.field[j]);
+            rc |= smm_argv_add_str(av, fg.value[j]);
         }
-        if (s->has_estimate) {
-            NUM("p", s->est.p, 0);
-            NUM("p_low", s->est.p_low, 0);
-            NUM("p_high", s->est.p_high, 0);
-            NUM("predicted_final", s->est.predicted_final, 0);
-            NUM("supercritical", (double)s->est.supercritical, 1);
+        /* The stored fields of the state the decision changes. */
+        int nst = !vp ? 0
+                      : (d.dirty & SMM_VIRAL_STATE_F_STATE ? 3 : 0) +
+                            (d.dirty & SMM_VIRAL_STATE_F_BELOW ? 1 : 0);
+        rc |= smm_argv_add_int(av, nst);
+        if (vp && (d.dirty & SMM_VIRAL_STATE_F_STATE)) {
+            rc |= smm_argv_add_str(av, "state");
+            rc |= smm_argv_add_str(av, smm_viral_state_name(d.next.state));
+            rc |= smm_argv_add_str(av, "state_since_ms");
+            rc |= smm_argv_add_int(av, d.next.since_ms);
+            rc |= smm_argv_add_str(av, "seq");
+            rc |= smm_argv_add_int(av, d.next.seq);
         }
-#undef NUM
-        rc |= smm_argv_set_int(av, k_at, k);
+        if (vp && (d.dirty & SMM_VIRAL_STATE_F_BELOW)) {
+            rc |= smm_argv_add_str(av, "below");
+            rc |= smm_argv_add_int(av, d.next.below);
+        }
     }
     return rc ? SMM_ERR : SMM_OK;
 }

@@ -3,7 +3,9 @@
  * The pipeline is the processor's pure part: it never sees librdkafka or hiredis. It
  * decodes one message into an event and folds it into a batch (a struct smm_agg), and it
  * encodes a batch with its partitions' fences (or a tick) as the arguments of
- * connectors/lua/smm.lua.
+ * connectors/lua/smm.lua. It also decides the viral state of the flagged posts
+ * (metrics/viral_state.c) from the state it holds for them, which the caller loads from
+ * Redis for posts new to it (processor/loop.c smm_loop_viral_load).
  * Tests drive it with bytes and a synthetic clock. */
 #ifndef SMM_PROCESSOR_PIPELINE_H
 #define SMM_PROCESSOR_PIPELINE_H
@@ -80,10 +82,35 @@ int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,
                              int64_t max_refresh, struct smm_argv *av);
 
-/* Appends the viral section (after encode_flush_end() or encode_tick()): the figures and
- * rule flags of n posts, see connectors/lua/smm.lua viral(). */
-int smm_pipeline_encode_viral(const struct smm_pipeline *pipe, int64_t now_ms,
+/* Viral decisions (metrics/viral_state.h). The pipeline keeps the stored state of each
+ * post it decides for. Before encode_viral(), the caller loads the state of the posts it
+ * has none for: smm_pipeline_viral_unknown() writes up to max of their ids (borrowed from
+ * sig) into ids and returns the count; smm_pipeline_viral_known() records one post's
+ * stored fields ("" / 0 for a post never flagged); SMM_OK or SMM_ERR (out of memory). */
+int smm_pipeline_viral_unknown(const struct smm_pipeline *pipe,
+                               const struct smm_viral_signals *sig, int n, const char **ids,
+                               int max);
+int smm_pipeline_viral_known(struct smm_pipeline *pipe, const char *id, const char *state,
+                             int64_t since_ms, int64_t seq, int64_t below);
+/* Appends the viral section (after encode_flush_end() or encode_tick()): the figures of n
+ * posts, and for each flagged post (SMM_VIRAL_EVAL) whose state is known the decision of
+ * one step of the machine (tick = 1 on the wall-clock tick): the seq it starts from, the
+ * fields of smm:v:<id> to write, the alert (JSON and sentence) when the state changes.
+ * See connectors/lua/smm.lua viral(). Flagged posts with no known state are sent with their
+ * figures only (smm_pipeline_viral_decides() is 0 for them). The decisions are pending
+ * until smm_pipeline_viral_settle(). */
+int smm_pipeline_encode_viral(struct smm_pipeline *pipe, int64_t now_ms, int tick,
                               const struct smm_viral_signals *sig, int n, struct smm_argv *av);
+/* 1 when the pipeline holds the state of post id (it decides for it). */
+int smm_pipeline_viral_decides(const struct smm_pipeline *pipe, const char *id);
+/* The state the pipeline holds for post id (enum smm_viral_state), -1 when none. */
+int smm_pipeline_viral_state(const struct smm_pipeline *pipe, const char *id);
+/* The script did not apply the decision for post id (its stored seq moved: another writer
+ * decided first): its state is forgotten at settle, to be loaded again. */
+void smm_pipeline_viral_conflict(struct smm_pipeline *pipe, const char *id, size_t len);
+/* After the call carrying the last encode_viral(): applied = 1 keeps its decisions (but
+ * those reported as conflicts), 0 drops them. */
+void smm_pipeline_viral_settle(struct smm_pipeline *pipe, int applied);
 /* Appends the insights settings (after the viral section of a flush or tick): now_ms,
  * days.keep, segments.top_n, response.max_open, response.reorder, referral.window,
  * referral.max_depth, the sketch size, segments.half_life and retention.idle_days (keys

@@ -15,7 +15,8 @@
 -- counted when read. Layout: docs/redis-keys.md.
 --
 -- Mode 'tick' runs on the wall clock: it merges each completed hour of per-account minute
--- sketches into an hour sketch, and runs the viral, response-time and goal rules.
+-- sketches into an hour sketch, applies the processor's viral decisions (as a flush does)
+-- and runs the viral stale rule, the response-time and the goal rules.
 --
 -- ARGV common: mode, prefix, now_minute, shards (redis.shards), keep_minutes
 -- flush: n_parts, then per part:
@@ -34,13 +35,15 @@
 --        then the viral section (see viral() below), then the insights settings:
 --          now_ms, days_keep, top_n, max_open, reorder_ms, referral_window_ms, max_depth,
 --          sketch_m, half_life_ms, idle_days
---        -> {'OK', {content_id, new_state}..., {content_id, state}...} (changes, then the
---           unchanged non-normal states of the posts evaluated) or
+--        -> {'OK', {content_id, new_state}..., {content_id, state}...,
+--           {content_id, stored_state}...} (changes, then the unchanged non-normal states
+--           of the posts decided, then the posts whose decision was not applied: see
+--           viral() below) or
 --           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
 -- tick:  max_refresh (account hour merges per tick), now_ms, window_refresh_ms (unused),
 --        then the viral section,
 --        the insights settings and the goal section (see goals below)
---        -> {'OK', merged_hours, changes, states}
+--        -> {'OK', merged_hours, changes, states, conflicts}
 --
 -- Retention (idle_days > 0): every key named by an id from an event (a post's or
 -- account's sketches, viral hash, thread and referral state, customer value, segment
@@ -150,26 +153,29 @@ local function hash_add(key, deltas)
   end
 end
 
--- Viral posts. The processor computes each post's figures and rule flags (metrics/viral.c);
--- the state machine lives here so a state change, its alert and the offsets it follows
--- from commit together: an alert is emitted exactly once, also across kill -9.
+-- Viral posts. The processor computes each post's figures and rule flags (metrics/viral.c)
+-- and decides its state (metrics/viral_state.c, processor/pipeline.c); this section applies
+-- the decisions as plain writes, in the same call as the counters and offsets they follow
+-- from, so an alert is emitted exactly once, also across kill -9.
 -- Section: now_ms, exit_ticks, cooldown_ms, stream_max, stale_ms, n,
---          {content_id, account, flags, reasons, message, message_down, spm_5m, predicted,
---           k, {field, value}*k}*n
--- flags: 1 ENTER (viral rule holds), 2 HOLD (above the exit level), 4 RISE (early
--- warning), 8 EVAL (run the machine). predicted: '' = no estimate. message/message_down:
--- the rules in words (metrics/alert_text.c) for a move up (rising, viral) or down (cooling,
--- normal). A field value '' is a figure with no finite value (predicted_final of a
--- supercritical cascade): stored as '' in the hash, null in the alert.
+--          {content_id, account, base_seq, state, alert_id, alert_json, spm_5m, predicted,
+--           k, {field, value}*k, n_state, {field, value}*n_state}*n
+-- base_seq: the post's seq the decision started from ('' = no decision, figures only);
+-- state: the state after the decision; alert_id/alert_json: the alert of a state change
+-- ('' = none); {field, value}*n_state: the stored state fields the decision changes.
+-- The decision applies only if the stored seq is still base_seq: otherwise another writer
+-- moved the post first (partitions not keyed by content_id), nothing of it is written and
+-- the post is reported as a conflict, so the processor reloads its state and decides again.
+-- predicted: '' = no estimate. A field value '' is a figure with no finite value
+-- (predicted_final of a supercritical cascade): stored as '' in the hash.
 local ENTER, HOLD, RISE, EVAL = 1, 2, 4, 8
 local function has(flags, bit)
   return math.floor(flags / bit) % 2 == 1
 end
 
 -- Words for people: every alert carries `message`, one sentence built from one table per
--- kind (docs/alerts.md lists every form). A viral alert's clauses come from the processor
--- (metrics/alert_text.c), which knows the rule's figures; the state it moves to is decided
--- here, so the head is added here.
+-- kind (docs/alerts.md lists every form). A viral alert comes worded from the processor
+-- (metrics/alert_text.c), but for the stale rule below, which is decided here.
 local SAY = {
   viral = {viral = '{id} went viral: {why}.', rising = '{id} is rising: {why}.',
            cooling = '{id} is cooling down: {why}.', normal = '{id} is back to normal: {why}.',
@@ -261,7 +267,10 @@ local function emit(v, cid, account, from, to, seq, reasons, kv, why)
   v.alerts = v.alerts + 1
 end
 
--- One evaluation of a post's state. tick: a wall-clock evaluation (counts towards exits).
+-- The stale rule (docs/viral.md): a flagged post no processor has evaluated for stale_ms
+-- is stepped as quiet on a tick. It stays here, in the tick, because no processor holds
+-- such a post: its state and figures are only in Redis. This is the machine of
+-- metrics/viral_state.c for that one input (flags 0, tick): keep the two in step.
 local function machine(v, cid, account, flags, reasons, kv, tick, up, down)
   local key = P .. 'v:' .. cid
   local cur = call('HMGET', key, 'state', 'state_since_ms', 'seq', 'below')
@@ -333,26 +342,30 @@ end
 
 local function viral(i, tick)
   if ARGV[i] == nil then
-    return {changes = {}, states = {}} -- no viral section (callers may omit it)
+    return {changes = {}, states = {}, conflicts = {}} -- no viral section (callers may omit it)
   end
   local v = {now = tonumber(ARGV[i]), exit_ticks = tonumber(ARGV[i + 1]),
              cooldown = tonumber(ARGV[i + 2]), stream_max = ARGV[i + 3],
-             stale = tonumber(ARGV[i + 4]), alerts = 0, changes = {}, states = {}}
+             stale = tonumber(ARGV[i + 4]), alerts = 0, changes = {}, states = {},
+             conflicts = {}}
   local n = tonumber(ARGV[i + 5])
   i = i + 6
   local seen = {}
   local vel, vel_gone, pred, pred_gone = {}, {}, {}, {}
   for _ = 1, n do
-    local cid, account, flags, reasons = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-    local up, down = ARGV[i + 4], ARGV[i + 5]
+    local cid, account, base, state = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local alert_id, json = ARGV[i + 4], ARGV[i + 5]
     local spm, predicted, k = tonumber(ARGV[i + 6]), ARGV[i + 7], tonumber(ARGV[i + 8])
     i = i + 9
     local kv = {unpack(ARGV, i, i + 2 * k - 1)}
     i = i + 2 * k
+    local nst = tonumber(ARGV[i])
+    local st = {unpack(ARGV, i + 1, i + 2 * nst)}
+    i = i + 1 + 2 * nst
     seen[cid] = true
     local key = P .. 'v:' .. cid
     touch(key)
-    if has(flags, EVAL) then
+    if base ~= '' then
       -- updated_ms: the last evaluation (a flagged post without one for stale_ms cools)
       call('HSET', key, 'account', account, 'updated_ms', v.now, unpack(kv))
     else
@@ -370,8 +383,34 @@ local function viral(i, tick)
     else
       pred_gone[#pred_gone + 1] = cid
     end
-    if has(flags, EVAL) then
-      machine(v, cid, account, flags, reasons, kv, tick, up, down)
+    if base ~= '' then
+      local cur = call('HMGET', key, 'seq', 'state')
+      if (tonumber(cur[1]) or 0) ~= tonumber(base) then
+        v.conflicts[#v.conflicts + 1] = cid
+        v.conflicts[#v.conflicts + 1] = cur[2] or 'normal'
+      else
+        if nst > 0 then
+          call('HSET', key, unpack(st))
+        end
+        if alert_id ~= '' then
+          call('XADD', P .. 'alerts', 'MAXLEN', '~', v.stream_max, '*', 'alert_id', alert_id,
+               'kind', 'viral', 'content_id', cid, 'account_id', account, 'json', json)
+          call('PUBLISH', P .. 'alerts', json)
+          call('HINCRBY', P .. 'stats', 'alerts:viral', 1)
+          v.alerts = v.alerts + 1
+          if state == 'normal' then
+            call('ZREM', P .. 'viral:active', cid)
+          else
+            call('ZADD', P .. 'viral:active', v.now, cid)
+          end
+          v.changes[#v.changes + 1] = cid
+          v.changes[#v.changes + 1] = state
+        elseif state ~= 'normal' then
+          -- The processor mirrors states: it keeps sending flagged posts on every tick.
+          v.states[#v.states + 1] = cid
+          v.states[#v.states + 1] = state
+        end
+      end
     end
   end
   range_call('ZADD', P .. 'viral:velocity', vel)
@@ -414,6 +453,7 @@ local function viral_end(i)
   i = i + 6
   for _ = 1, n do
     i = i + 9 + 2 * tonumber(ARGV[i + 8])
+    i = i + 1 + 2 * tonumber(ARGV[i])
   end
   return i
 end
@@ -1432,7 +1472,7 @@ if MODE == 'flush' then
     redis.call('HSET', P .. 'offsets', unpack(offs))
   end
   retain()
-  return {'OK', v.changes, v.states}
+  return {'OK', v.changes, v.states, v.conflicts}
 end
 
 if MODE ~= 'tick' then
@@ -1498,4 +1538,4 @@ if v.next and ARGV[v.next] then
   insights_tick(ins, ins.next)
 end
 retain()
-return {'OK', merged_count, v.changes, v.states}
+return {'OK', merged_count, v.changes, v.states, v.conflicts}

@@ -101,7 +101,7 @@ static void flush(void)
     cr_assert(smm_pipeline_encode_flush_part(pipe_, &batch, "t:0", "A", offset, offset + 1000,
                                              &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe_, now, NULL, 0, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, 0, NULL, 0, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(pipe_, now, &av) == SMM_OK);
     cr_assert(smm_redis_sink_flush(sink, &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));

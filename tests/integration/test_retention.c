@@ -151,7 +151,7 @@ static void flush(int64_t now)
     cr_assert(smm_pipeline_encode_flush_part(pipe_, &batch, "t:0", "A", offset, offset + 1000,
                                              &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe_, now, sigs, n_sigs, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, 0, sigs, n_sigs, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(pipe_, now, &av) == SMM_OK);
     cr_assert(smm_redis_sink_flush(sink, &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
@@ -431,7 +431,7 @@ Test(retention, tick_pushes_viral_and_goal_hashes)
     struct smm_argv av;
     smm_argv_init(&av);
     cr_assert(smm_pipeline_encode_tick(pipe_, now, 100, &av) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe_, now, sigs, n_sigs, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, 1, sigs, n_sigs, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(pipe_, now, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_goals(pipe_, &rep, 1, &av) == SMM_OK);
     cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",

@@ -1,8 +1,10 @@
-/* tests/integration/test_viral_state.c - the viral state machine of connectors/lua/smm.lua,
- * driven through the pipeline encoder and the Redis sink against a real redis-server:
+/* tests/integration/test_viral_state.c - the viral state machine (decided by the pipeline,
+ * metrics/viral_state.c; applied by connectors/lua/smm.lua), driven through the pipeline
+ * encoder and the Redis sink against a real redis-server:
  * normal -> rising -> viral -> cooling -> normal with hysteresis and cooldown; every change
  * is one alert in the stream, one pub/sub message and one stats count; a resent flush
- * (DUP) or a refused one emits nothing; a flagged post nobody updates cools on the clock.
+ * (DUP) or a refused one emits nothing; a flagged post nobody updates cools on the clock;
+ * a second writer deciding from the same stored seq is refused and reloads.
  * Every alert, viral, SLA and goal, carries its sentence for people (docs/alerts.md). */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -12,6 +14,7 @@
 #include "connectors/redis_sink.h"
 #include "metrics/alert_text.h"
 #include "processor/config.h"
+#include "processor/loop.h"
 #include "processor/pipeline.h"
 #include "tests/integration/harness.h"
 
@@ -19,14 +22,16 @@ static struct h_redis redis;
 static struct smm_config cfg;
 static struct smm_pipeline *pipe_;
 static struct smm_redis_sink *sink;
-static char changes[4096], states[4096];
+static char changes[4096], states[4096], conflicts[4096];
 static char said[8192]; /* the `message` of every alert alerts() read, one per line */
 
 static void on_change(void *opaque, const char *cid, size_t len, const char *st, size_t sl,
                       int changed)
 {
-    (void)opaque;
-    char *out = changed ? changes : states;
+    if (changed == SMM_REDIS_VIRAL_CONFLICT) {
+        smm_pipeline_viral_conflict(opaque ? opaque : pipe_, cid, len);
+    }
+    char *out = changed == SMM_REDIS_VIRAL_CONFLICT ? conflicts : changed ? changes : states;
     size_t used = strlen(out);
     snprintf(out + used, sizeof(changes) - used, "%.*s=%.*s ", (int)len, cid, (int)sl, st);
 }
@@ -46,7 +51,7 @@ static void setup(void)
     sink = smm_redis_sink_new(&o, err, sizeof(err));
     cr_assert(sink && smm_redis_sink_connect(sink) == SMM_SINK_OK);
     smm_redis_sink_on_change(sink, on_change, NULL);
-    changes[0] = states[0] = said[0] = '\0';
+    changes[0] = states[0] = conflicts[0] = said[0] = '\0';
 }
 
 static void teardown(void)
@@ -81,24 +86,43 @@ static struct smm_viral_signals sig(const char *post, unsigned flags, double rea
     return s;
 }
 
+/* Encodes one flush of partition tp (owner token) from base to next by pipe, carrying the
+ * posts' signals and the decisions pipe makes for them (their state loaded through sk
+ * first, as the processor does). */
+static void encode(struct smm_pipeline *pipe, struct smm_redis_sink *sk, const char *tp,
+                   const char *token, int64_t now, int64_t base, int64_t next,
+                   const struct smm_viral_signals *s, int n, struct smm_argv *av)
+{
+    char err[128];
+    struct smm_batch b;
+    cr_assert(smm_batch_init(&b, pipe, err, sizeof(err)) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_begin(pipe, now, av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_part(pipe, &b, tp, token, base, next, av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_end(av, 1) == SMM_OK);
+    cr_assert(smm_loop_viral_load(pipe, sk, "smm:", s, n, 1000) == SMM_SINK_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe, now, 0, s, n, av) == SMM_OK);
+    smm_batch_free(&b);
+}
+
+/* Sends an encoded flush through sk and settles pipe's decisions. */
+static int send_flush(struct smm_pipeline *pipe, struct smm_redis_sink *sk, struct smm_argv *av,
+                      int *n_rej)
+{
+    struct smm_flush_reject rej[4];
+    int rc = smm_redis_sink_flush(sk, av, rej, 4, n_rej);
+    smm_pipeline_viral_settle(pipe, rc == SMM_SINK_OK && *n_rej == 0);
+    smm_argv_free(av);
+    return rc;
+}
+
 /* One flush of partition t:0 from base to next, carrying the posts' signals. */
 static int flush(int64_t now, int64_t base, int64_t next, const struct smm_viral_signals *s,
                  int n, int *n_rej)
 {
-    char err[128];
-    struct smm_batch b;
-    cr_assert(smm_batch_init(&b, pipe_, err, sizeof(err)) == SMM_OK);
     struct smm_argv av;
     smm_argv_init(&av);
-    struct smm_flush_reject rej[4];
-    cr_assert(smm_pipeline_encode_flush_begin(pipe_, now, &av) == SMM_OK);
-    cr_assert(smm_pipeline_encode_flush_part(pipe_, &b, "t:0", "A", base, next, &av) == SMM_OK);
-    cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe_, now, s, n, &av) == SMM_OK);
-    int rc = smm_redis_sink_flush(sink, &av, rej, 4, n_rej);
-    smm_argv_free(&av);
-    smm_batch_free(&b);
-    return rc;
+    encode(pipe_, sink, "t:0", "A", now, base, next, s, n, &av);
+    return send_flush(pipe_, sink, &av, n_rej);
 }
 
 static void tick(int64_t now, const struct smm_viral_signals *s, int n)
@@ -106,9 +130,11 @@ static void tick(int64_t now, const struct smm_viral_signals *s, int n)
     struct smm_argv av;
     smm_argv_init(&av);
     cr_assert(smm_pipeline_encode_tick(pipe_, now, 100, &av) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe_, now, s, n, &av) == SMM_OK);
+    cr_assert(smm_loop_viral_load(pipe_, sink, "smm:", s, n, 1000) == SMM_SINK_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe_, now, 1, s, n, &av) == SMM_OK);
     cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
+    smm_pipeline_viral_settle(pipe_, 1);
     smm_argv_free(&av);
 }
 
@@ -262,6 +288,62 @@ Test(viral_state, unowned_flagged_post_cools_on_the_clock)
     cr_expect_str_eq(said, "q went viral: reached 5,000 people in 5 minutes (its audience "
                            "threshold is 1,000).\n"
                            "q is cooling down: no new figures for it for 30 s.\n");
+}
+
+/* Two processors decide for the same post from the same stored state (partitions not keyed
+ * by content_id): both see it normal at seq 0 and both decide normal -> viral. The first
+ * write applies; the second finds seq 1 stored, applies nothing of its decision, reports
+ * the post, and its processor loads the state again: one alert, not two. */
+Test(viral_state, second_writer_of_the_same_seq_is_refused_and_reloads)
+{
+    char err[256];
+    int64_t stored, t = h_now_ms();
+    int n_rej;
+    struct smm_pipeline *p2 = smm_pipeline_new(&cfg, err, sizeof(err));
+    struct smm_redis_opts o = {.host = "127.0.0.1", .port = redis.port, .timeout_ms = 2000};
+    struct smm_redis_sink *sink2 = smm_redis_sink_new(&o, err, sizeof(err));
+    cr_assert(p2 && sink2 && smm_redis_sink_connect(sink2) == SMM_SINK_OK);
+    smm_redis_sink_on_change(sink2, on_change, p2);
+    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+    cr_assert(smm_redis_sink_claim(sink2, "smm:", "t:1", "B", &stored) == SMM_SINK_OK);
+
+    struct smm_viral_signals s = sig("x", SMM_VIRAL_ENTER | SMM_VIRAL_HOLD | SMM_VIRAL_RISE, 1500);
+    struct smm_argv a1, a2;
+    smm_argv_init(&a1);
+    smm_argv_init(&a2);
+    encode(pipe_, sink, "t:0", "A", t, -1, 10, &s, 1, &a1);
+    encode(p2, sink2, "t:1", "B", t, -1, 10, &s, 1, &a2);
+    cr_assert(send_flush(pipe_, sink, &a1, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    cr_assert(send_flush(p2, sink2, &a2, &n_rej) == SMM_SINK_OK && n_rej == 0,
+              "the flush itself applies (counters, offsets)");
+    char got[512];
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "x:normal>viral ", "one alert for one change");
+    cr_expect_str_eq(changes, "x=viral ");
+    cr_expect_str_eq(conflicts, "x=viral ", "the second decision is reported, not applied");
+    char *seq = hget("smm:v:x", "seq");
+    cr_expect_str_eq(seq, "1");
+    free(seq);
+    cr_expect(!smm_pipeline_viral_decides(p2, "x"), "its state is forgotten, to be reloaded");
+
+    /* The next flush of the second processor loads seq 1 (viral) and decides from there:
+     * nothing changes, nothing is emitted. */
+    states[0] = conflicts[0] = '\0';
+    smm_argv_init(&a2);
+    encode(p2, sink2, "t:1", "B", t + 1000, 10, 20, &s, 1, &a2);
+    cr_assert(send_flush(p2, sink2, &a2, &n_rej) == SMM_SINK_OK && n_rej == 0);
+    alerts(got, sizeof(got));
+    cr_expect_str_eq(got, "x:normal>viral ");
+    cr_expect_str_eq(conflicts, "");
+    cr_expect_str_eq(states, "x=viral ");
+    cr_expect(smm_pipeline_viral_decides(p2, "x"));
+    redisContext *c = h_redis_connect(&redis);
+    redisReply *r = redisCommand(c, "HGET smm:stats alerts:viral");
+    cr_expect_str_eq(r->str, "1");
+    freeReplyObject(r);
+    redisFree(c);
+    smm_redis_sink_destroy(sink2);
+    smm_pipeline_destroy(p2);
 }
 
 Test(viral_state, leaderboards_follow_velocity_and_prediction)
@@ -423,7 +505,7 @@ Test(viral_state, sla_and_goal_alerts_in_words)
                                               .st = {.current = 50, .target = 90,
                                                      .expected = 90, .progress_pct = 55.56}}};
             cr_assert(smm_pipeline_encode_tick(p2, now, 100, &av) == SMM_OK);
-            cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_viral(p2, now, step == 1, NULL, 0, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_goals(p2, rep, 2, &av) == SMM_OK);
             cr_assert(smm_redis_sink_tick(sink, &av, NULL) == SMM_SINK_OK, "%s",
@@ -443,7 +525,7 @@ Test(viral_state, sla_and_goal_alerts_in_words)
             cr_assert(smm_pipeline_encode_flush_part(p2, &b, "t:0", "A", step ? 1 : -1,
                                                      step ? 2 : 1, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-            cr_assert(smm_pipeline_encode_viral(p2, now, NULL, 0, &av) == SMM_OK);
+            cr_assert(smm_pipeline_encode_viral(p2, now, step == 1, NULL, 0, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
             cr_assert(smm_redis_sink_flush(sink, &av, frej, 4, &n_rej) == SMM_SINK_OK &&
                       n_rej == 0);

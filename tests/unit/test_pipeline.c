@@ -1083,7 +1083,7 @@ Test(pipeline, encode_viral_numbers_as_printf)
         sig.has_estimate = 1;
         sig.est.predicted_final = v; /* positional: "%.6g", 1e15 when not finite */
         smm_argv_reset(&av);
-        cr_assert_eq(smm_pipeline_encode_viral(fx.pipe, NOW, &sig, 1, &av), SMM_OK);
+        cr_assert_eq(smm_pipeline_encode_viral(fx.pipe, NOW, 0, &sig, 1, &av), SMM_OK);
         char want_int[64], want_g[64], want_pf[64];
         snprintf(want_int, sizeof(want_int), "%.0f", v);
         snprintf(want_g, sizeof(want_g), "%.6g", v);
@@ -1091,8 +1091,8 @@ Test(pipeline, encode_viral_numbers_as_printf)
         if (!isfinite(v)) {
             want_int[0] = want_g[0] = '\0';
         }
-        /* now, 4 settings, n, then cid, account, flags, reasons, message, message_down,
-         * spm_5m, predicted_final, k, {field, value}*k. */
+        /* now, 4 settings, n, then cid, account, base_seq, state, alert_id, alert_json,
+         * spm_5m, predicted_final, k, {field, value}*k, n_state, {field, value}*n_state. */
         size_t len;
         const char *a = smm_argv_get(&av, 12, &len);
         char spm[64];

@@ -446,7 +446,7 @@ static void encoded_field(const struct smm_cascade_stats *st, const char *name, 
     s.cascade = *st;
     struct smm_argv av;
     smm_argv_init(&av);
-    cr_assert_eq(smm_pipeline_encode_viral(pipe, 1795665103000LL, &s, 1, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_viral(pipe, 1795665103000LL, 0, &s, 1, &av), SMM_OK);
     out[0] = '\0';
     for (int i = 0; i + 1 < av.n; i++) {
         size_t len;
