@@ -934,7 +934,7 @@ Test(lib, writer_day_sketches_and_hour_sketch_lifetime)
     cr_assert(smm_pipeline_encode_flush_begin(pipe, now, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_part(pipe, &b, "t:0", "A", -1, 1000, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe, now, NULL, 0, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(pipe, now, 0, NULL, 0, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(pipe, now, &av) == SMM_OK);
     cr_assert(smm_redis_sink_flush(sink, &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
