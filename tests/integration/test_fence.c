@@ -11,6 +11,7 @@
 #include "processor/config.h"
 #include "processor/pipeline.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/oracle.h"
 
 static struct h_redis redis;
 static struct smm_config cfg;
@@ -72,9 +73,8 @@ static int flush(const struct smm_batch *b, const char *tp, const char *token, i
 static long long likes(void)
 {
     redisContext *c = h_redis_connect(&redis);
-    redisReply *r = redisCommand(c, "HGET smm:total c:c:like");
-    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
-    freeReplyObject(r);
+    /* the post's lifetime field t (docs/redis-keys.md) */
+    long long v = (long long)oracle_lifetime(c, "c:c", "like");
     redisFree(c);
     return v;
 }
