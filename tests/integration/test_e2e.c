@@ -1,7 +1,8 @@
 /* tests/integration/test_e2e.c - generated stream through Kafka and a real redis-server,
  * every Redis value compared with the independent oracle; then the same with Redis reached
  * only over a unix socket, after kill -9 of the processor and after kill -9 of Redis (AOF
- * everysec) mid-stream. */
+ * everysec) mid-stream. The first run also proves the fault suite's measure (oracle_diff)
+ * sees an event lost or counted twice, and a wrong minute bucket. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -182,11 +183,90 @@ static void on_dead_letter(void *opaque, const char *payload, size_t len, const 
     cr_assert_fail("unexpected dead letter: %.80s", payload);
 }
 
-static void finish_run(struct run *run)
+/* The key of an entity's hash: smm:{<shard>}:<entity> (docs/redis-keys.md). */
+static void entity_key(redisContext *c, const char *entity, char *out, size_t size)
+{
+    redisReply *r = redisCommand(c, "HGET smm:meta shards");
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "smm:meta shards missing");
+    redisReply *n = redisCommand(
+        c, "EVAL %s 0 %s %s",
+        "return tonumber(redis.sha1hex(ARGV[1]):sub(1,8),16) % tonumber(ARGV[2])", entity, r->str);
+    cr_assert(n && n->type == REDIS_REPLY_INTEGER);
+    snprintf(out, size, "smm:{%lld}:%s", n->integer, entity);
+    freeReplyObject(n);
+    freeReplyObject(r);
+}
+
+static void set_field(redisContext *c, const char *key, const char *field, const char *value)
+{
+    redisReply *r = value ? redisCommand(c, "HSET %s %s %s", key, field, value)
+                          : redisCommand(c, "HDEL %s %s", key, field);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+}
+
+/* oracle_diff (the fault suite's measure) finds an event lost or counted twice in an
+ * account's lifetime field, and a wrong minute bucket; Redis is restored after. The
+ * hostile account "acct:*" has exactly one impression. */
+static void diff_detects_tampering(struct run *run, redisContext *c)
+{
+    struct oracle_diff d;
+    cr_assert_eq(oracle_diff(run->oracle, c, &d), 0);
+    cr_assert(d.lost == 0 && d.double_counted == 0 && d.fields_differing == 0 &&
+                  d.counted == d.expected_events && d.expected_events > 0,
+              "untouched: lost %lld, double %lld, differing %lld, counted %lld of %lld",
+              (long long)d.lost, (long long)d.double_counted, (long long)d.fields_differing,
+              (long long)d.counted, (long long)d.expected_events);
+    char key[300];
+    entity_key(c, "a:acct:*", key, sizeof(key));
+    redisReply *r = redisCommand(c, "HGET %s t", key);
+    cr_assert(r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "impression=1"),
+              "%s t: %s", key, r && r->str ? r->str : "(none)");
+    freeReplyObject(r);
+
+    set_field(c, key, "t", "impression=2"); /* counted twice */
+    cr_assert_eq(oracle_diff(run->oracle, c, &d), 0);
+    cr_assert(d.double_counted == 1 && d.lost == 0 && d.counted == d.expected_events + 1 &&
+                  d.fields_differing >= 1,
+              "doubled: lost %lld, double %lld, differing %lld", (long long)d.lost,
+              (long long)d.double_counted, (long long)d.fields_differing);
+    set_field(c, key, "t", NULL); /* lost */
+    cr_assert_eq(oracle_diff(run->oracle, c, &d), 0);
+    cr_assert(d.lost == 1 && d.double_counted == 0 && d.counted == d.expected_events - 1 &&
+                  d.fields_differing >= 1,
+              "lost: lost %lld, double %lld, differing %lld", (long long)d.lost,
+              (long long)d.double_counted, (long long)d.fields_differing);
+    set_field(c, key, "t", "impression=1");
+
+    /* the minute bucket (and so every window through smm_get) off by one */
+    r = redisCommand(c, "HKEYS %s", key);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+    char minute[32] = "";
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->str[0] == 'm') {
+            snprintf(minute, sizeof(minute), "%s", r->element[i]->str);
+        }
+    }
+    freeReplyObject(r);
+    cr_assert(minute[0], "%s has no minute field", key);
+    set_field(c, key, minute, "impression=2");
+    cr_assert_eq(oracle_diff(run->oracle, c, &d), 0);
+    cr_assert(d.lost == 0 && d.double_counted == 0 && d.fields_differing >= 2,
+              "minute bucket: lost %lld, double %lld, differing %lld", (long long)d.lost,
+              (long long)d.double_counted, (long long)d.fields_differing);
+    set_field(c, key, minute, "impression=1");
+    cr_assert_eq(oracle_diff(run->oracle, c, &d), 0);
+    cr_assert(d.lost == 0 && d.double_counted == 0 && d.fields_differing == 0, "restored");
+}
+
+static void finish_run_ex(struct run *run, int tamper)
 {
     redisContext *c = h_redis_connect(&run->redis);
     struct oracle_report rep;
     oracle_check(run->oracle, c, run->messages, &rep);
+    if (tamper) {
+        diff_detects_tampering(run, c);
+    }
     redisFree(c);
     cr_log_info("checked %zu fields over %zu entities and %zu minutes; max reach error %.4f",
                 rep.fields_checked, rep.entities, rep.minutes, rep.max_reach_error);
@@ -203,6 +283,11 @@ static void finish_run(struct run *run)
         free(run->bad_reasons[i].payload);
     }
     free(run->bad_reasons);
+}
+
+static void finish_run(struct run *run)
+{
+    finish_run_ex(run, 0);
 }
 
 /* Sum of the offsets Redis stores: how many messages are durably accounted for. */
@@ -282,7 +367,7 @@ Test(e2e, exact_counters_and_dead_letters, .timeout = 240)
     pid_t pid = start(&run, "1", log, sizeof(log));
     wait_offsets(&run, pid, run.messages, 180000, log);
     stop(pid, log);
-    finish_run(&run);
+    finish_run_ex(&run, 1);
 }
 
 /* redis.unix_socket: the state sink, the alert relay and the HTTP API all reach Redis over
