@@ -807,11 +807,18 @@ struct window {
     int64_t minutes; /* 0: lifetime */
 };
 
-/* The configured windows (processor default "5m,1h,24h"), the edges of the minute-granular
- * rule (180m) and of the hour buckets (7d), and lifetime. */
-static const struct window windows[] = {{"5m", 5},      {"1h", 60},     {"180m", 180},
-                                        {"24h", 1440},  {"7d", 10080},  {"total", 0}};
+/* The configured windows (processor default "5m,1h,24h"), a window shorter than the
+ * stream's minutes (2m), the edges of the minute-granular rule (180m) and of the hour
+ * fields (7d), and lifetime. */
+static const struct window windows[] = {{"2m", 2},     {"5m", 5},     {"1h", 60},
+                                        {"180m", 180}, {"24h", 1440}, {"7d", 10080},
+                                        {"total", 0}};
 #define N_WINDOWS (sizeof(windows) / sizeof(windows[0]))
+
+/* Each window is read at the newest event minute and at the minute before it (so events
+ * after the minute read are left out too), lifetime once: slot i of an entity is window
+ * i / 2 read at newest - i % 2. */
+#define N_SLOTS (2 * N_WINDOWS - 1)
 
 /* Whether bucket b (kind 'm' minute or 'h' hour) is part of a window of n minutes read at
  * minute now, for counters (granular_to = 180) or account reach (granular_to = 60):
@@ -830,8 +837,7 @@ static int in_window(int64_t n, int64_t granular_to, int64_t now, char kind, int
 }
 
 /* Expected counters of e in window w at minute now. */
-static void window_sum(const struct oracle *o, struct ent *e, const struct window *w,
-                       struct map *out)
+static void window_sum(struct ent *e, const struct window *w, int64_t now, struct map *out)
 {
     if (!w->minutes) {
         for (size_t i = 0; i < e->t.cap; i++) {
@@ -843,14 +849,14 @@ static void window_sum(const struct oracle *o, struct ent *e, const struct windo
     }
     for (size_t i = 0; i < e->b.cap; i++) {
         const char *k = e->b.k[i];
-        if (k && in_window(w->minutes, MINUTES_KEPT, o->newest, k[0], strtoll(k + 1, NULL, 10))) {
+        if (k && in_window(w->minutes, MINUTES_KEPT, now, k[0], strtoll(k + 1, NULL, 10))) {
             map_add(out, metric_of(k), e->b.v[i]);
         }
     }
 }
 
 /* Exact unique users of account e in window w at minute now. */
-static int64_t window_users(const struct oracle *o, struct ent *e, const struct window *w)
+static int64_t window_users(struct ent *e, const struct window *w, int64_t now)
 {
     if (!w->minutes) {
         return (int64_t)e->users.n;
@@ -862,10 +868,9 @@ static int64_t window_users(const struct oracle *o, struct ent *e, const struct 
             continue;
         }
         int64_t minute = strtoll(k, NULL, 10);
-        int in = w->minutes <= 60 ? in_window(w->minutes, 60, o->newest, 'm', minute)
-                                  : in_window(w->minutes, 60, o->newest, 'm', minute) ||
-                                        in_window(w->minutes, 60, o->newest, 'h',
-                                                  fdiv(minute, 60));
+        int in = w->minutes <= 60 ? in_window(w->minutes, 60, now, 'm', minute)
+                                  : in_window(w->minutes, 60, now, 'm', minute) ||
+                                        in_window(w->minutes, 60, now, 'h', fdiv(minute, 60));
         if (in) {
             map_add(&u, strchr(k, '|') + 1, 1);
         }
@@ -879,20 +884,28 @@ struct get_job {
     struct oracle *o;
     struct tally *counters, *other;
     int check_other;
-    char now[32];
     double max_reach_error;
 };
 
+static void slot_of(const struct oracle *o, size_t i, const struct window **w, int64_t *now)
+{
+    *w = &windows[(i % N_SLOTS) / 2];
+    *now = o->newest - (int64_t)((i % N_SLOTS) % 2);
+}
+
+/* smm_get is called with FCALL: it counts reach with PFCOUNT, which Redis 7.0 refuses in
+ * a function flagged no-writes (FCALL_RO needs that flag). */
 static void get_make(void *arg, size_t i, redisContext *c)
 {
     struct get_job *j = arg;
-    struct ent *e = j->o->e[i / N_WINDOWS];
-    const struct window *w = &windows[i % N_WINDOWS];
+    struct ent *e = j->o->e[i / N_SLOTS];
+    const struct window *w;
+    int64_t now;
+    slot_of(j->o, i, &w, &now);
     if (!w->minutes) {
-        /* lifetime, and the sketch the lifetime reach is counted from */
-        redisAppendCommand(c, "FCALL_RO smm_get 0 smm: %s total", e->id);
+        redisAppendCommand(c, "FCALL smm_get 0 smm: %s total", e->id);
     } else {
-        redisAppendCommand(c, "FCALL_RO smm_get 0 smm: %s %s %s", e->id, w->name, j->now);
+        redisAppendCommand(c, "FCALL smm_get 0 smm: %s %s %lld", e->id, w->name, (long long)now);
     }
 }
 
@@ -907,14 +920,18 @@ static int reach_close(int64_t est, int64_t exact)
 static int get_use(void *arg, size_t i, redisReply *rep)
 {
     struct get_job *j = arg;
-    struct ent *e = j->o->e[i / N_WINDOWS];
-    const struct window *w = &windows[i % N_WINDOWS];
+    struct ent *e = j->o->e[i / N_SLOTS];
+    const struct window *w;
+    int64_t now;
+    slot_of(j->o, i, &w, &now);
     if (!rep) {
         return 0;
     }
+    char where[80];
+    snprintf(where, sizeof(where), "smm_get %s at %lld", w->name, (long long)now);
     struct tally *t = j->counters, *x = j->other;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
-        mismatch(t, "smm_get %s %s: not a flat name, value array", e->id, w->name);
+        mismatch(t, "%s %s: not a flat name, value array", e->id, where);
         return 0;
     }
     struct map act = {0}, exp = {0};
@@ -930,14 +947,14 @@ static int get_use(void *arg, size_t i, redisReply *rep)
             val = buf;
         }
         if (nm->type != REDIS_REPLY_STRING || !val) {
-            mismatch(t, "smm_get %s %s: pair %zu is not name, value", e->id, w->name, k / 2);
+            mismatch(t, "%s %s: pair %zu is not name, value", e->id, where, k / 2);
             continue;
         }
         char *end;
         if (!strcmp(nm->str, "er_impr") || !strcmp(nm->str, "er_reach")) {
             double d = strtod(val, &end);
             if (*end || end == val) {
-                mismatch(x, "smm_get %s %s: %s = \"%s\"", e->id, w->name, nm->str, val);
+                mismatch(x, "%s %s: %s = \"%s\"", e->id, where, nm->str, val);
             }
             *(nm->str[3] == 'i' ? &er : &er_reach) = d;
             *(nm->str[3] == 'i' ? &has_er : &has_er_reach) = 1;
@@ -945,7 +962,7 @@ static int get_use(void *arg, size_t i, redisReply *rep)
         }
         long long iv = strtoll(val, &end, 10);
         if (*end || end == val) {
-            mismatch(t, "smm_get %s %s: %s = \"%s\" is not an integer", e->id, w->name, nm->str,
+            mismatch(t, "%s %s: %s = \"%s\" is not an integer", e->id, where, nm->str,
                      val);
             continue;
         }
@@ -955,17 +972,15 @@ static int get_use(void *arg, size_t i, redisReply *rep)
             continue;
         }
         if (map_slot(&act, nm->str, 0)) {
-            mismatch(t, "smm_get %s %s: %s given twice", e->id, w->name, nm->str);
+            mismatch(t, "%s %s: %s given twice", e->id, where, nm->str);
         }
         if (iv == 0) {
-            mismatch(t, "smm_get %s %s: %s = 0 published (absent means 0)", e->id, w->name,
+            mismatch(t, "%s %s: %s = 0 published (absent means 0)", e->id, where,
                      nm->str);
         }
         map_add(&act, nm->str, iv);
     }
-    window_sum(j->o, e, w, &exp);
-    char where[64];
-    snprintf(where, sizeof(where), "smm_get %s", w->name);
+    window_sum(e, w, now, &exp);
     compare_counters(&exp, &act, t, e->id, where);
     if (!j->check_other) {
         goto out;
@@ -976,25 +991,25 @@ static int get_use(void *arg, size_t i, redisReply *rep)
         double want = (double)eng * 100.0 / (double)impr;
         if (!has_er || fabs(er - want) >= 0.00006) {
             mismatch(x, "%s %s: er_impr %s%.6f, want %.4f (engagement %lld, impressions %lld)",
-                     e->id, w->name, has_er ? "" : "missing, not ", er, want, (long long)eng,
+                     e->id, where, has_er ? "" : "missing, not ", er, want, (long long)eng,
                      (long long)impr);
         }
         x->checked++;
     } else if (has_er) {
-        mismatch(x, "%s %s: er_impr %.4f published without impressions", e->id, w->name, er);
+        mismatch(x, "%s %s: er_impr %.4f published without impressions", e->id, where, er);
     }
     /* reach: lifetime for contents, accounts and segment values, every window for accounts;
      * er_reach = engagement / reach x 100 with the reach published. */
     char kind = e->id[0];
     int want_reach = kind == 'a' || (!w->minutes && (kind == 'c' || kind == 'g'));
-    int64_t exact = want_reach ? window_users(j->o, e, w) : 0;
+    int64_t exact = want_reach ? window_users(e, w, now) : 0;
     if (!want_reach) {
         if (has_reach || has_er_reach) {
-            mismatch(x, "%s %s: reach/er_reach published (none is defined)", e->id, w->name);
+            mismatch(x, "%s %s: reach/er_reach published (none is defined)", e->id, where);
         }
     } else {
         if (!reach_close(has_reach ? reach : 0, exact) || (exact > 0 && !has_reach)) {
-            mismatch(x, "%s %s: reach %lld%s, exact %lld", e->id, w->name, (long long)reach,
+            mismatch(x, "%s %s: reach %lld%s, exact %lld", e->id, where, (long long)reach,
                      has_reach ? "" : " (absent)", (long long)exact);
         }
         x->checked++;
@@ -1008,12 +1023,12 @@ static int get_use(void *arg, size_t i, redisReply *rep)
             double want = (double)eng * 100.0 / (double)reach;
             if (!has_er_reach || fabs(er_reach - want) >= 0.00006) {
                 mismatch(x, "%s %s: er_reach %s%.6f, want %.4f (engagement %lld, reach %lld)",
-                         e->id, w->name, has_er_reach ? "" : "missing, not ", er_reach, want,
+                         e->id, where, has_er_reach ? "" : "missing, not ", er_reach, want,
                          (long long)eng, (long long)reach);
             }
             x->checked++;
         } else if (has_er_reach) {
-            mismatch(x, "%s %s: er_reach published with reach 0", e->id, w->name);
+            mismatch(x, "%s %s: er_reach published with reach 0", e->id, where);
         }
     }
 out:
@@ -1026,9 +1041,8 @@ out:
 static void check_windows(struct oracle *o, struct rd *r, struct tally *counters,
                           struct tally *other, int check_other, double *max_reach_error)
 {
-    struct get_job j = {o, counters, other, check_other, "", 0};
-    snprintf(j.now, sizeof(j.now), "%lld", (long long)o->newest);
-    pipeline(r, o->n_e * N_WINDOWS, get_make, get_use, &j, "FCALL_RO smm_get");
+    struct get_job j = {o, counters, other, check_other, 0};
+    pipeline(r, o->n_e * N_SLOTS, get_make, get_use, &j, "FCALL smm_get");
     if (max_reach_error) {
         *max_reach_error = j.max_reach_error;
     }
@@ -1064,7 +1078,7 @@ struct rg_job {
 static void rg_make(void *arg, size_t i, redisContext *c)
 {
     struct rg_job *j = arg;
-    redisAppendCommand(c, "FCALL_RO smm_mget 0 smm: total %s reach %s", "",
+    redisAppendCommand(c, "FCALL smm_mget 0 smm: total %s reach %s", "",
                        j->o->e[j->which[i]]->id);
 }
 
@@ -1095,7 +1109,7 @@ static void check_sketches(struct oracle *o, struct rd *r, struct tally *x)
     struct pf_job pj = {o, which, est};
     pipeline(r, n, pf_make, pf_use, &pj, "PFCOUNT");
     struct rg_job gj = {o, which, got};
-    pipeline(r, n, rg_make, rg_use, &gj, "FCALL_RO smm_mget reach");
+    pipeline(r, n, rg_make, rg_use, &gj, "FCALL smm_mget reach");
     for (size_t i = 0; i < n; i++) {
         struct ent *e = o->e[which[i]];
         int64_t exact = (int64_t)e->users.n;
@@ -1132,15 +1146,21 @@ static int rank_cmp(const void *a, const void *b)
 
 static void check_top(struct oracle *o, struct rd *r, struct tally *x)
 {
-    static const char *const boards[] = {"total", "5m", "1h", "24h"};
+    /* lifetime, and the windows at the newest event minute and the one before */
+    static const struct {
+        const char *name;
+        int back;
+    } boards[] = {{"total", 0}, {"2m", 0}, {"2m", 1}, {"5m", 0}, {"1h", 0}, {"1h", 1},
+                  {"24h", 0}};
     struct rank *rk = malloc((o->n_e + 1) * sizeof(*rk));
     for (size_t b = 0; b < sizeof(boards) / sizeof(boards[0]); b++) {
         const struct window *w = NULL;
         for (size_t i = 0; i < N_WINDOWS; i++) {
-            if (!strcmp(windows[i].name, boards[b])) {
+            if (!strcmp(windows[i].name, boards[b].name)) {
                 w = &windows[i];
             }
         }
+        int64_t now = o->newest - boards[b].back;
         size_t n = 0, pos = 0;
         struct map ids = {0};
         for (size_t i = 0; i < o->n_e; i++) {
@@ -1149,7 +1169,7 @@ static void check_top(struct oracle *o, struct rd *r, struct tally *x)
                 continue;
             }
             struct map sum = {0};
-            window_sum(o, e, w, &sum);
+            window_sum(e, w, now, &sum);
             int64_t eng = map_get(&sum, "engagement");
             map_free(&sum);
             map_add(&ids, e->id + 2, eng);
@@ -1159,7 +1179,7 @@ static void check_top(struct oracle *o, struct rd *r, struct tally *x)
         }
         qsort(rk, n, sizeof(*rk), rank_cmp);
         redisReply *rep = w->minutes ? redisCommand(r->c, "FCALL_RO smm_top 0 smm: %s 10 %lld",
-                                                    w->name, (long long)o->newest)
+                                                    w->name, (long long)now)
                                      : redisCommand(r->c, "FCALL_RO smm_top 0 smm: total 10");
         if (!reply_ok(r, rep, "FCALL_RO smm_top")) {
             if (rep) {
@@ -1171,7 +1191,7 @@ static void check_top(struct oracle *o, struct rd *r, struct tally *x)
         size_t want = n < 10 ? n : 10;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 || rep->elements > 20 ||
             rep->elements / 2 < want) {
-            mismatch(x, "smm_top %s 10: %zu entries, want %zu", w->name,
+            mismatch(x, "smm_top %s 10 %lld: %zu entries, want %zu", w->name, (long long)now,
                      rep->type == REDIS_REPLY_ARRAY ? rep->elements / 2 : 0, want);
         } else {
             for (size_t k = 0; k + 1 < rep->elements; k += 2, pos++) {
@@ -1180,14 +1200,14 @@ static void check_top(struct oracle *o, struct rd *r, struct tally *x)
                               : sc->type == REDIS_REPLY_STRING ? strtoll(sc->str, NULL, 10)
                                                                : LLONG_MIN;
                 if (id->type != REDIS_REPLY_STRING) {
-                    mismatch(x, "smm_top %s: entry %zu has no id", w->name, pos);
+                    mismatch(x, "smm_top %s %lld: entry %zu has no id", w->name, (long long)now, pos);
                 } else if (pos < want && (strcmp(id->str, rk[pos].id) || s != rk[pos].eng)) {
-                    mismatch(x, "smm_top %s #%zu: %s %lld, want %s %lld", w->name, pos + 1,
+                    mismatch(x, "smm_top %s %lld #%zu: %s %lld, want %s %lld", w->name, (long long)now, pos + 1,
                              id->str, s, rk[pos].id, (long long)rk[pos].eng);
                 } else if (pos >= want &&
                            (!map_slot(&ids, id->str, 0) || map_get(&ids, id->str) != s || s > 0)) {
-                    mismatch(x, "smm_top %s #%zu: %s %lld is not a post without engagement",
-                             w->name, pos + 1, id->str, s);
+                    mismatch(x, "smm_top %s %lld #%zu: %s %lld is not a post without engagement",
+                             w->name, (long long)now, pos + 1, id->str, s);
                 }
                 x->checked++;
             }

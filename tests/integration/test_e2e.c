@@ -359,12 +359,41 @@ static void stop(pid_t pid, const char *log)
     cr_assert_eq(h_wait(pid, 30000), 0, "processor exit status (see %s)", log);
 }
 
+/* Events 23, 24 and 25 hours old (accepted with retention_ms=26h): they land only in the
+ * hour and lifetime fields, on both sides of the 24h window's old edge (the current
+ * hour's minutes plus 24 whole hours), which the oracle checks through smm_get. */
+static void add_old_events(struct run *run)
+{
+    static const char *const types[] = {"impression", "like", "share"};
+    struct h_msg *m = calloc(9, sizeof(*m));
+    int64_t now = h_now_ms();
+    int n = 0;
+    for (int age = 23; age <= 25; age++) {
+        for (int t = 0; t < 3; t++, n++) {
+            char p[300];
+            snprintf(p, sizeof(p),
+                     "{\"event_id\":\"old-%d-%d\",\"type\":\"%s\",\"ts\":%lld,\"account_id\":"
+                     "\"acct:old\",\"content_id\":\"old-%d\",\"user_id\":\"old-user-%d\"}",
+                     age, t, types[t], (long long)(now - age * 3600000LL), age, n);
+            m[n].payload = strdup(p);
+            m[n].len = strlen(p);
+            m[n].key = strdup("old");
+            oracle_add_event(run->oracle, m[n].payload, m[n].len);
+        }
+    }
+    h_produce(&run->kafka, run->kafka.topic, m, (size_t)n);
+    run->messages += n;
+    h_free_msgs(m, (size_t)n);
+}
+
 Test(e2e, exact_counters_and_dead_letters, .timeout = 240)
 {
     struct run run;
     char log[300];
+    static const char *const old_too[] = {"group_id=e2e", "retention_ms=26h", NULL};
     setup_run(&run, "e2e", 0, 6, 20000);
-    pid_t pid = start(&run, "1", log, sizeof(log));
+    add_old_events(&run);
+    pid_t pid = start_with(&run, "1", log, sizeof(log), old_too);
     wait_offsets(&run, pid, run.messages, 180000, log);
     stop(pid, log);
     finish_run_ex(&run, 1);
