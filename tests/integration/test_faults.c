@@ -1052,7 +1052,7 @@ static void scen_finish(struct scen *s)
                     (long long)sum_offsets(off), s->pool.n);
         }
     }
-    h_sleep_ms(1500); /* let the tick refresh reach for the last flush */
+    h_sleep_ms(1500); /* a last tick (it merges a finished hour of account reach sketches) */
     scen_stop_all(s);
 
     /* 2. Measure without asserting. */
