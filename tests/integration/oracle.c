@@ -8,12 +8,17 @@
  *   180 minutes before the newest event minute and every `h<hour>` field of the last 192
  *   hours = the bucket exactly (older bucket fields may be pruned, but one that is there is
  *   exact), nothing else but `p`; no entity hash the oracle does not know carries counters;
- * - `smm_get` at that minute, for every entity and window: the counters summed from the
- *   buckets by the contract's rule (minute-granular up to 180 minutes, else the current
- *   hour's minutes plus n whole hours), er_impr (4 decimals, absent without impressions),
- *   lifetime reach (contents, accounts, segment values) and window reach (accounts) within
- *   the HyperLogLog's error of the exact sets, er_reach consistent with that reach;
- * - `smm_top` for lifetime and the windows: the oracle's top 10 posts by engagement.
+ * - `smm_get` at that minute and the one before, for every entity and window: the
+ *   counters summed from the buckets by the contract's rule (minute-granular up to 180
+ *   minutes, else the current hour's minutes plus n whole hours), nonzero ones only,
+ *   er_impr (4 decimals, absent without impressions), lifetime reach (contents, accounts,
+ *   segment values; equal to PFCOUNT of the sketch) and window reach (accounts: minute
+ *   sketches up to 60 minutes, else hour-granular like the counters) within the
+ *   HyperLogLog's error of the exact sets, er_reach consistent with that reach; the
+ *   account hour sketches are expected for every hour with events (the tests' events are
+ *   younger than the longest window plus window.grace_ms, which keeps them);
+ * - `smm_top` for lifetime and some windows: the oracle's top 10 posts by engagement
+ *   (ties by id), posts with engagement above 0 only.
  * Counts of matched-state metrics (response times, referral credit) are not expected or
  * forbidden here: tests/integration/test_insights_e2e.c checks them. */
 #define _DEFAULT_SOURCE /* timegm */

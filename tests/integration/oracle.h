@@ -9,8 +9,8 @@
  *
  * oracle_check() reads every entity hash `smm:{N}:<entity>` (its packed `t`, `m<minute>`,
  * `h<hour>` fields), asks the `smm` Function library for every window of every entity at
- * an explicit minute (the newest event minute) and for the leaderboards, and fails the test
- * at the first section with a difference, naming the first difference. */
+ * explicit minutes (the newest event minute and the one before) and for the leaderboards,
+ * and fails the test at the first section with a difference, naming the first one. */
 #ifndef SMM_TESTS_ORACLE_H
 #define SMM_TESTS_ORACLE_H
 
