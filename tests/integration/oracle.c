@@ -10,7 +10,8 @@
  *   exact), nothing else but `p`; no entity hash the oracle does not know carries counters;
  * - `smm_get` at that minute and the one before, for every entity and window: the
  *   counters summed from the buckets by the contract's rule (minute-granular up to 180
- *   minutes, else the current hour's minutes plus n whole hours), nonzero ones only,
+ *   minutes, else the current hour's minutes plus n whole hours, the length rounded up to
+ *   whole hours), nonzero ones only,
  *   er_impr (4 decimals, absent without impressions), lifetime reach (contents, accounts,
  *   segment values; equal to PFCOUNT of the sketch) and window reach (accounts: minute
  *   sketches up to 60 minutes, else hour-granular like the counters) within the
@@ -827,8 +828,8 @@ static const struct window windows[] = {{"2m", 2},     {"5m", 5},     {"1h", 60}
 
 /* Whether bucket b (kind 'm' minute or 'h' hour) is part of a window of n minutes read at
  * minute now, for counters (granular_to = 180) or account reach (granular_to = 60):
- * minute-granular up to granular_to, else the current hour's minutes so far plus n/60
- * whole hours before it. */
+ * minute-granular up to granular_to, else the current hour's minutes so far plus the
+ * whole hours before it that the length takes, rounded up. */
 static int in_window(int64_t n, int64_t granular_to, int64_t now, char kind, int64_t b)
 {
     if (n <= granular_to) {
@@ -838,7 +839,7 @@ static int in_window(int64_t n, int64_t granular_to, int64_t now, char kind, int
     if (kind == 'm') {
         return fdiv(b, 60) == hour && b <= now;
     }
-    return b >= hour - n / 60 && b < hour;
+    return b >= hour - (n + 59) / 60 && b < hour;
 }
 
 /* Expected counters of e in window w at minute now. */
