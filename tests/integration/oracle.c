@@ -14,7 +14,8 @@
  *   whole hours), nonzero ones only,
  *   er_impr (4 decimals, absent without impressions), lifetime reach (contents, accounts,
  *   segment values; equal to PFCOUNT of the sketch) and window reach (accounts: minute
- *   sketches up to 60 minutes, else hour-granular like the counters) within the
+ *   sketches up to 60 minutes, hour-granular like the counters up to 48 hours, else whole
+ *   UTC days) within the
  *   HyperLogLog's error of the exact sets, er_reach consistent with that reach; the
  *   account hour sketches are expected for every hour with events (the tests' events are
  *   younger than the longest window plus window.grace_ms, which keeps them);
@@ -861,7 +862,10 @@ static void window_sum(struct ent *e, const struct window *w, int64_t now, struc
     }
 }
 
-/* Exact unique users of account e in window w at minute now. */
+/* Exact unique users of account e in window w at minute now, by the sketches the window
+ * unions (docs/redis-keys.md, "Reach"): minutes up to 60 minutes; up to 48 hours the
+ * current hour's minutes so far plus the whole hours before it (length rounded up);
+ * longer, the whole current UTC day plus the whole days before it (length rounded up). */
 static int64_t window_users(struct ent *e, const struct window *w, int64_t now)
 {
     if (!w->minutes) {
@@ -874,9 +878,16 @@ static int64_t window_users(struct ent *e, const struct window *w, int64_t now)
             continue;
         }
         int64_t minute = strtoll(k, NULL, 10);
-        int in = w->minutes <= 60 ? in_window(w->minutes, 60, now, 'm', minute)
-                                  : in_window(w->minutes, 60, now, 'm', minute) ||
-                                        in_window(w->minutes, 60, now, 'h', fdiv(minute, 60));
+        int in;
+        if (w->minutes <= 60) {
+            in = in_window(w->minutes, 60, now, 'm', minute);
+        } else if (w->minutes <= 48 * 60) {
+            in = in_window(w->minutes, 60, now, 'm', minute) ||
+                 in_window(w->minutes, 60, now, 'h', fdiv(minute, 60));
+        } else {
+            int64_t day = fdiv(now, 1440), d = fdiv(minute, 1440);
+            in = d <= day && d >= day - (w->minutes + 1439) / 1440;
+        }
         if (in) {
             map_add(&u, strchr(k, '|') + 1, 1);
         }
