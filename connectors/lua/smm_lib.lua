@@ -339,15 +339,30 @@ local function smm_top(_, args)
   -- where it is not among the top K. The 2n best sums are re-scored exactly.
   local k = math.max(4 * n, 50)
   local sum, ids = {}, {}
+  local function take(id, score)
+    if not sum[id] then
+      sum[id] = 0
+      ids[#ids + 1] = id
+    end
+    sum[id] = sum[id] + score
+  end
   for _, f in ipairs(fields) do
-    local got = redis.call('ZREVRANGE', P .. 'top:' .. f, 0, k - 1, 'WITHSCORES')
+    local key = P .. 'top:' .. f
+    local got = redis.call('ZREVRANGE', key, 0, k - 1, 'WITHSCORES')
+    local seen = {}
     for j = 1, #got, 2 do
-      local id = got[j]
-      if not sum[id] then
-        sum[id] = 0
-        ids[#ids + 1] = id
+      seen[got[j]] = true
+      take(got[j], tonumber(got[j + 1]))
+    end
+    if #got == 2 * k then
+      -- Ties at the K-th score: ZREVRANGE gives the highest ids, the answer wants the
+      -- lowest first, so take the lowest ids of that score too.
+      local last = got[2 * k]
+      for _, id in ipairs(redis.call('ZRANGE', key, last, last, 'BYSCORE', 'LIMIT', 0, k)) do
+        if not seen[id] then
+          take(id, tonumber(last))
+        end
       end
-      sum[id] = sum[id] + tonumber(got[j + 1])
     end
   end
   table.sort(ids, function(a, b)

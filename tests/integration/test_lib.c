@@ -703,6 +703,24 @@ Test(lib, top_candidates_top_k_per_board)
     freeReplyObject(r);
 }
 
+/* Ties at the K-th place of a board: the answer orders ties by id ascending, so the lowest
+ * ids of that score are candidates too (ZREVRANGE alone gives the highest). */
+Test(lib, top_ties_at_the_board_cut)
+{
+    set_shards(2);
+    char ent[48], id[40];
+    for (int i = 0; i < 60; i++) {
+        snprintf(id, sizeof(id), "p%02d", i);
+        snprintf(ent, sizeof(ent), "c:%s", id);
+        putm(ent, 'm', N, "engagement=1");
+        board(mb(N), id, 1);
+    }
+    redisReply *r = cmd("FCALL_RO", "smm_top", "0", "smm:", "1m", "3", ll(N), NULL);
+    static const char *const exp[] = {"p00", "1", "p01", "1", "p02", "1"};
+    expect_flat(r, exp, 6);
+    freeReplyObject(r);
+}
+
 /* ---- smm_series ---- */
 
 Test(lib, series_buckets)

@@ -1099,7 +1099,8 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
                      entity_with_suffix(rest, &accts, &contents, ":reach", 0) ||
                      (rest[0] == 'a' &&
                       (entity_with_suffix(rest, &accts, &contents, ":reach:m:", 1) ||
-                       entity_with_suffix(rest, &accts, &contents, ":reach:h:", 1)));
+                       entity_with_suffix(rest, &accts, &contents, ":reach:h:", 1) ||
+                       entity_with_suffix(rest, &accts, &contents, ":reach:d:", 1)));
             cr_assert(ok, "undocumented key %s", key);
         }
         freeReplyObject(r);
