@@ -10,7 +10,8 @@
  * - Response times are per account: the one chosen in the account view (market.js: the
  *   ?account= of the page URL, the picker, or a click on an account in the viral
  *   leaderboard; it announces it with the document event smm:account), else the account
- *   at the top of the viral leaderboard.
+ *   at the top of the viral leaderboard; over the account view's window (the same event
+ *   follows a change of window), lifetime without one.
  * - Content ids (top content, viral leaderboard, alerts) are buttons that send the
  *   document event smm:post: market.js opens that post's view.
  *   The panel shows while /api/v1/response answers 200 for it (hidden without an account,
@@ -25,7 +26,8 @@
  * - Test hooks: key numbers carry stable ids and data-value (the raw number; the text is
  *   formatted for the locale); lists carry data-count and data-ts-ms (when they were
  *   fetched); rows carry data-content-id / data-value / data-state; the response panel
- *   carries data-account / data-status (the account asked for, the HTTP status). Read by
+ *   carries data-account / data-window / data-status (the account and window asked for,
+ *   the HTTP status). Read by
  *   tests/browser/test_dashboard.py.
  * - Sparklines are inline SVG polylines drawn here (a few lines; no chart library). */
 (function () {
@@ -482,19 +484,32 @@
     $("response-empty").hidden = measured > 0;
   }
 
+  /* The account view's window (market.js keeps it on #account-view), "" = lifetime. */
+  function viewWindow() {
+    var v = $("account-view");
+    return (v && v.dataset.window) || "";
+  }
+
+  var WINDOW_WORDS = { "5m": "last 5 minutes", "1h": "last hour", "24h": "last 24 hours",
+                       "7d": "last 7 days" };
+
   function refreshResponse() {
     var panel = $("response-panel");
     var account = state.account || state.topAccount;
+    var win = viewWindow();
     panel.dataset.account = account;
+    panel.dataset.window = win;
     if (!account) {
       panel.hidden = true;
       panel.dataset.status = "";
       return Promise.resolve();
     }
-    return api("api/v1/response?account=" + encodeURIComponent(account)).then(function (r) {
-      if (account !== (state.account || state.topAccount)) return; /* chosen meanwhile */
+    return api("api/v1/response?account=" + encodeURIComponent(account) +
+               (win ? "&window=" + encodeURIComponent(win) : "")).then(function (r) {
+      if (account !== (state.account || state.topAccount) || win !== viewWindow()) return;
       if (r.status === 200 && r.body && typeof r.body === "object") {
         renderResponse(account, r.body);
+        $("response-window").textContent = WINDOW_WORDS[win] || win || "lifetime";
         panel.hidden = false;
       } else {
         panel.hidden = true;
@@ -528,11 +543,14 @@
     setInterval(pollSummary, POLL_MS);
     every(LIST_MS, refreshLists);
     every(ALERTS_MS, function () { return refreshAlerts(false); });
-    /* The account view (market.js) chose an account: the response panel follows it. */
+    /* The account view (market.js) chose an account or a window: the response panel
+       follows both. */
     document.addEventListener("smm:account", function (e) {
-      if (typeof e.detail !== "string" || e.detail === state.account) return;
-      state.account = e.detail;
-      markSelected();
+      if (typeof e.detail !== "string") return;
+      if (e.detail !== state.account) {
+        state.account = e.detail;
+        markSelected();
+      }
       refreshResponse().catch(lostContact);
     });
     document.addEventListener("visibilitychange", function () {

@@ -495,6 +495,7 @@ READ_RESPONSE = """(() => {
       '#response-list tr[data-hours="' + h + '"] td[data-key="' + k + '"]');
       return td && td.dataset.value !== '' ? Number(td.dataset.value) : null; };
   return {hidden: p.hidden, account: p.dataset.account || null, status: p.dataset.status,
+          window: p.dataset.window || '',
           rate: v('response-rate'), open: v('open-threads'), threads: v('response-threads'),
           p50_all: cell('all', 'p50_ms'), p90_all: cell('all', 'p90_ms'),
           p50_business: cell('business', 'p50_ms'), p90_business: cell('business', 'p90_ms'),
@@ -984,6 +985,14 @@ def run(args, work):
         check(took < 5, f"the alert came through /events, not the 15 s refetch ({took:.1f} s)")
 
         # -- response times: the panel follows the viral leaderboard's top account --
+        def response_buckets():
+            now_min = int(time.time() // 60)
+            return ["t", f"m{now_min}", f"h{now_min // 60}"]
+
+        def response_url(account, win):
+            return ("api/v1/response?account=" + urllib.request.quote(account, safe="") +
+                    ("&window=" + win if win else ""))
+
         acct = next((i.get("account") for i in lists["api_viral"] if i.get("account")), None)
         if acct:
             status, body = stack.get("api/v1/response?account=" +
@@ -991,9 +1000,12 @@ def run(args, work):
             if status == 200 and not body["answered"]:
                 log(f"NOTE: no answered threads for {acct} in this short stream; the test "
                     "writes response-time counters the way the state script would")
-                stack.edit_counters("a:" + acct, "t", {
-                    "threads": 4, "answered": 3, "frt_ms": 210000, "frt_274": 2, "frt_299": 1,
-                    "frtb_ms": 90000, "frtb_0": 1, "frtb_274": 2})
+                # (into lifetime, and the current minute and hour: the panel reads the
+                # account view's window)
+                for field in response_buckets():
+                    stack.edit_counters("a:" + acct, field, {
+                        "threads": 4, "answered": 3, "frt_ms": 210000, "frt_274": 2,
+                        "frt_299": 1, "frtb_ms": 90000, "frtb_0": 1, "frtb_274": 2})
                 stack.redis("HSET", "smm:rt:open", acct, "1")
             # A click on the account in the viral leaderboard chooses it for the account
             # view, and the response panel follows.
@@ -1008,8 +1020,7 @@ def run(args, work):
             page = browser.eval(READ_RESPONSE)
             if not page["account"]:
                 return page if page["hidden"] and acct is None else None
-            status, body = stack.get("api/v1/response?account=" +
-                                     urllib.request.quote(page["account"], safe=""))
+            status, body = stack.get(response_url(page["account"], page["window"]))
             page["api_status"] = status
             if page["hidden"] != (status != 200):
                 return None
@@ -1042,9 +1053,9 @@ def run(args, work):
                 # (the API gives n 0 and null figures), never "0 ms".
                 night = {"answered": 3, "frtb_ms": 0, "frtb_0": 3}
                 night.update({f"frtb_{b}": None for b in range(1, 601)})
-                stack.edit_counters("a:" + acct, "t", night)
-                status, body = stack.get("api/v1/response?account=" +
-                                         urllib.request.quote(acct, safe=""))
+                for field in response_buckets():
+                    stack.edit_counters("a:" + acct, field, night)
+                status, body = stack.get(response_url(acct, resp["window"]))
                 check(status == 200 and body["frt"]["business"]["n"] == 0
                       and body["frt"]["business"]["p50_ms"] is None,
                       f"API: no business-hours replies is n 0 and null ({body['frt']})")
@@ -1055,6 +1066,19 @@ def run(args, work):
                                      "tr.textContent.includes('no replies in business hours') "
                                      "&& tr.textContent; })()"), 15, 0.5)
                 check(" ms" not in night, f"business row: {night!r}")
+                # The panel follows the account view's window.
+                before = resp["window"]
+                other = "24h" if before != "24h" else "1h"
+                browser.eval("document.querySelector('#window-pick button[data-window=\"" +
+                             other + "\"]').click()")
+                moved = wait_for(f"the response panel to follow the {other} window",
+                                 lambda: (lambda r: r if r and r["window"] == other else None)(
+                                     response_matches()), 15, 0.5)
+                check(moved["window"] == other,
+                      f"response panel over {other} equals /api/v1/response?window={other}")
+                if before:
+                    browser.eval("document.querySelector('#window-pick button[data-window=\"" +
+                                 before + "\"]').click()")
         else:
             check(resp["hidden"], "no account to show: the response panel is hidden")
         check(lists["error"] is None, f"no error banner ({lists['error']})")
