@@ -495,7 +495,7 @@ static int64_t read_shards(struct rd *r)
 struct shard_job {
     struct oracle *o;
     int64_t shards;
-    struct ent **todo;
+    struct ent **pending; /* entities whose shard is not known yet */
 };
 
 static void shard_make(void *arg, size_t i, redisContext *c)
@@ -506,14 +506,14 @@ static void shard_make(void *arg, size_t i, redisContext *c)
     redisAppendCommand(c,
                        "EVAL %s 0 %s %s",
                        "return tonumber(redis.sha1hex(ARGV[1]):sub(1,8),16) % tonumber(ARGV[2])",
-                       j->todo[i]->id, s);
+                       j->pending[i]->id, s);
 }
 
 static int shard_use(void *arg, size_t i, redisReply *rep)
 {
     struct shard_job *j = arg;
     if (rep && rep->type == REDIS_REPLY_INTEGER) {
-        j->todo[i]->shard = rep->integer;
+        j->pending[i]->shard = rep->integer;
     }
     return 0;
 }
@@ -531,11 +531,11 @@ static void compute_shards(struct rd *r, struct oracle *o, int64_t shards)
     size_t n = 0;
     for (size_t i = 0; i < o->n_e; i++) {
         if (o->e[i]->shard < 0) {
-            j.todo[n++] = o->e[i];
+            j.pending[n++] = o->e[i];
         }
     }
     pipeline(r, n, shard_make, shard_use, &j, "EVAL (shard of an entity)");
-    free(j.todo);
+    free(j.pending);
 }
 
 /* ---- the entity hashes ---- */
