@@ -239,7 +239,18 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         src->brokers_down = 1; /* cleared by a Metadata probe in poll() */
     }
-    /* Broker down, transport errors: librdkafka retries by itself; report, go on. */
+    /* Broker down, transport errors: librdkafka retries by itself; report, go on. Its
+     * reason ends "(after 0ms in state CONNECT)": the duration varies between otherwise
+     * identical failures, so it is dropped and our log's repeat suppression sees them as
+     * the repeats they are (librdkafka also compares without it). */
+    char text[512];
+    const char *after = strstr(reason, " (after ");
+    const char *in = after ? strstr(after, "ms in state ") : NULL;
+    if (in) {
+        snprintf(text, sizeof(text), "%.*s (in state %s", (int)(after - reason), reason,
+                 in + strlen("ms in state "));
+        reason = text;
+    }
     logf_(src, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? SMM_LOG_WARN : SMM_LOG_INFO,
           "kafka: %s", reason);
 }
