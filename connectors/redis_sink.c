@@ -9,6 +9,7 @@
 #include "connectors/redis_sink.h"
 
 #include <hiredis/hiredis.h>
+#include <nettle/sha1.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ struct smm_redis_sink {
     char errstr[256];
     smm_redis_change_cb change_cb;
     void *change_opaque;
+    smm_redis_conflict_cb conflict_cb;
+    void *conflict_opaque;
     int64_t changes;
 };
 
@@ -270,6 +273,23 @@ static void report_changes(struct smm_redis_sink *sink, const redisReply *list, 
     }
 }
 
+void smm_redis_sink_on_conflict(struct smm_redis_sink *sink, smm_redis_conflict_cb cb,
+                                void *opaque)
+{
+    sink->conflict_cb = cb;
+    sink->conflict_opaque = opaque;
+}
+
+static void report_conflicts(struct smm_redis_sink *sink, const redisReply *list)
+{
+    for (size_t i = 0; list->type == REDIS_REPLY_ARRAY && i < list->elements; i++) {
+        const redisReply *k = list->element[i];
+        if (k->type == REDIS_REPLY_STRING && sink->conflict_cb) {
+            sink->conflict_cb(sink->conflict_opaque, k->str, k->len);
+        }
+    }
+}
+
 void smm_redis_sink_on_change(struct smm_redis_sink *sink, smm_redis_change_cb cb, void *opaque)
 {
     sink->change_cb = cb;
@@ -301,6 +321,9 @@ static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
         }
         if (r->elements >= 4) {
             report_changes(sink, r->element[3], SMM_REDIS_VIRAL_CONFLICT);
+        }
+        if (r->elements >= 5) {
+            report_conflicts(sink, r->element[4]);
         }
         freeReplyObject(r);
         return SMM_SINK_OK;
@@ -550,6 +573,58 @@ int smm_redis_sink_viral_load(struct smm_redis_sink *sink, const char *prefix,
                     *nums[j] = strtoll(r->element[j + 1]->str, NULL, 10);
                 }
             }
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int smm_redis_shard(const char *entity, size_t len, int shards)
+{
+    struct sha1_ctx ctx;
+    uint8_t d[SHA1_DIGEST_SIZE];
+    sha1_init(&ctx);
+    sha1_update(&ctx, len, (const uint8_t *)entity);
+    sha1_digest(&ctx, sizeof(d), d);
+    uint32_t first = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+    return shards > 0 ? (int)(first % (uint32_t)shards) : 0;
+}
+
+int smm_redis_sink_hmget(struct smm_redis_sink *sink, const struct smm_redis_hmget *rows, int n,
+                         smm_redis_row_cb row, void *opaque)
+{
+    int rc = smm_redis_sink_connect(sink);
+    if (rc != SMM_SINK_OK || n <= 0) {
+        return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *argv[SMM_REDIS_HMGET_MAX + 2];
+        int argc = 0;
+        argv[argc++] = "HMGET";
+        argv[argc++] = rows[i].key;
+        for (int j = 0; j < rows[i].n_fields && j < SMM_REDIS_HMGET_MAX; j++) {
+            argv[argc++] = rows[i].field[j];
+        }
+        redisAppendCommandArgv(sink->c, argc, argv, NULL);
+    }
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
+            return io_fail(sink, "HMGET");
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            sink->errors++;
+            set_err(sink, "redis HMGET: %s", r->str);
+            rc = SMM_SINK_ERROR;
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements <= SMM_REDIS_HMGET_MAX) {
+            const char *vals[SMM_REDIS_HMGET_MAX];
+            size_t lens[SMM_REDIS_HMGET_MAX];
+            for (size_t j = 0; j < r->elements; j++) {
+                int str = r->element[j]->type == REDIS_REPLY_STRING;
+                vals[j] = str ? r->element[j]->str : NULL;
+                lens[j] = str ? r->element[j]->len : 0;
+            }
+            row(opaque, i, vals, lens);
         }
         freeReplyObject(r);
     }

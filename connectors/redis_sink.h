@@ -92,6 +92,33 @@ void smm_redis_sink_on_change(struct smm_redis_sink *sink, smm_redis_change_cb c
 /* Viral state changes reported since creation. */
 int64_t smm_redis_sink_changes(const struct smm_redis_sink *sink);
 
+/* The shard of an entity ("c:<id>", "a:<id>", ...): the first 8 hex digits of its SHA-1 as
+ * a number, modulo shards (redis.shards). Its counter hash is <prefix>{<shard>}:<entity>
+ * (docs/redis-keys.md); connectors/lua/smm_lib.lua computes the same with redis.sha1hex. */
+int smm_redis_shard(const char *entity, size_t len, int shards);
+
+/* Reads fields[0..n_fields) of each hash keys[i], i < n (HMGET, pipelined: one round trip),
+ * and hands each row to row(opaque, i, vals, lens): vals[j] NULL for a missing field.
+ * Not while a flush is in flight. SMM_SINK_OK, RETRY (unreachable) or ERROR (a reply
+ * error; the other rows were still handed over). */
+typedef void (*smm_redis_row_cb)(void *opaque, int i, const char *const *vals,
+                                 const size_t *lens);
+#define SMM_REDIS_HMGET_MAX 16 /* fields of one row */
+struct smm_redis_hmget {
+    const char *key;
+    int n_fields;
+    const char *field[SMM_REDIS_HMGET_MAX];
+};
+int smm_redis_sink_hmget(struct smm_redis_sink *sink, const struct smm_redis_hmget *rows, int n,
+                         smm_redis_row_cb row, void *opaque);
+
+/* Called, while a flush reply is read, for each counter hash the flush wrote from its
+ * deltas because the hash was not at the version the processor computed from (another
+ * writer moved it): the caller forgets its copy of that hash. */
+typedef void (*smm_redis_conflict_cb)(void *opaque, const char *key, size_t len);
+void smm_redis_sink_on_conflict(struct smm_redis_sink *sink, smm_redis_conflict_cb cb,
+                                void *opaque);
+
 /* Number of commands sent and replies with errors since creation, for /metrics. */
 int64_t smm_redis_sink_errors(const struct smm_redis_sink *sink);
 

@@ -682,7 +682,7 @@ int smm_loop_viral_load(struct smm_pipeline *pipe, struct smm_redis_sink *sink,
 
 /* Appends the viral section to loop->av: the posts whose figures changed (tick: and the
  * hot ones), with the decisions of the flagged ones (their stored state loaded first when
- * the pipeline has none). Their write is settled by settle_viral() once Redis answers. */
+ * the pipeline has none). Their write is settled by settle_call() once Redis answers. */
 static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
 {
     const struct smm_viral_signals *sig = NULL;
@@ -725,12 +725,21 @@ static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
     return rc;
 }
 
-static void settle_viral(struct smm_loop *loop, int applied)
+/* Settles what the pipeline and the viral tracker expect of the call just answered (or
+ * not sent): applied = 1 when Redis applied all of it. */
+static void settle_call(struct smm_loop *loop, int applied)
 {
     if (loop->viral) {
         smm_viral_settle(loop->viral, applied);
     }
     smm_pipeline_viral_settle(loop->pipe, applied);
+    smm_pipeline_counters_settle(loop->pipe, applied);
+}
+
+static void on_conflict(void *opaque, const char *key, size_t len)
+{
+    struct smm_loop *loop = opaque;
+    smm_pipeline_counters_conflict(loop->pipe, key, len);
 }
 
 static void on_change(void *opaque, const char *cid, size_t len, const char *state,
@@ -821,6 +830,16 @@ static int encode_flush(struct smm_loop *loop, struct part **ps, int n, int64_t 
         fp[i] = (struct smm_flush_fence){.tp = ps[i]->tp, .token = ps[i]->token,
                                          .base = ps[i]->base, .next = slot_end(ps[i], flight)};
     }
+    /* The post buckets the pipeline does not hold yet, loaded in one round trip; should
+     * that fail, the script adds those posts' deltas itself. */
+    const struct smm_redis_hmget *rows;
+    int n_rows = smm_pipeline_counters_plan(loop->pipe, slot(loop, flight), now, &rows);
+    if (n_rows > 0 &&
+        smm_redis_sink_hmget(loop->sink, rows, n_rows, smm_pipeline_counters_loaded,
+                             loop->pipe) != SMM_SINK_OK) {
+        smm_log(SMM_LOG_WARN, "cannot load post counters (their deltas go to the script): %s",
+                smm_redis_sink_errstr(loop->sink));
+    }
     int rc = smm_pipeline_encode_flush(loop->pipe, slot(loop, flight), now, fp, n, &loop->av);
     free(fp);
     return rc;
@@ -859,7 +878,7 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
     }
     int rc = encode_flush(loop, ps, n, now, flight);
     if (rc != SMM_OK || encode_viral(loop, now, 0) != SMM_OK) {
-        settle_viral(loop, 0);
+        settle_call(loop, 0);
         smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
         loop->fatal = 1;
         return SMM_ERR;
@@ -868,7 +887,7 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
     int n_rej = 0;
     rc = smm_redis_sink_flush(loop->sink, &loop->av, rejects, 64, &n_rej);
     int64_t us = mono_us() - t0;
-    settle_viral(loop, rc == SMM_SINK_OK && n_rej == 0);
+    settle_call(loop, rc == SMM_SINK_OK && n_rej == 0);
     if (rc != SMM_SINK_OK) {
         loop->flush_failures++;
         if (rc == SMM_SINK_ERROR && refused(loop, "flush")) {
@@ -945,7 +964,7 @@ static int complete(struct smm_loop *loop, int wait, int64_t now)
     if (rc == SMM_SINK_PENDING) {
         return SMM_SINK_PENDING;
     }
-    settle_viral(loop, rc == SMM_SINK_OK && n_rej == 0);
+    settle_call(loop, rc == SMM_SINK_OK && n_rej == 0);
     struct part **ps = loop->flight_parts;
     int n = loop->n_flight;
     loop->inflight = 0;
@@ -999,7 +1018,7 @@ static int launch(struct smm_loop *loop, int64_t now)
     }
     int rc = encode_flush(loop, ps, n, now, 0);
     if (rc != SMM_OK || encode_viral(loop, now, 0) != SMM_OK) {
-        settle_viral(loop, 0);
+        settle_call(loop, 0);
         smm_log(SMM_LOG_ERROR, "out of memory encoding a flush");
         loop->fatal = 1;
         free(ps);
@@ -1007,7 +1026,7 @@ static int launch(struct smm_loop *loop, int64_t now)
     }
     loop->flight_t0_us = mono_us();
     if (smm_redis_sink_flush_send(loop->sink, &loop->av) != SMM_SINK_OK) {
-        settle_viral(loop, 0);
+        settle_call(loop, 0);
         loop->flush_failures++;
         smm_log(SMM_LOG_WARN, "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));
         free(ps);
@@ -1076,12 +1095,12 @@ static void tick(struct smm_loop *loop, int64_t now)
     if (smm_pipeline_encode_tick(loop->pipe, now, loop->cfg->reach_refresh_max, &loop->av) !=
             SMM_OK ||
         encode_viral(loop, now, 1) != SMM_OK) {
-        settle_viral(loop, 0);
+        settle_call(loop, 0);
         return;
     }
     int64_t merged = 0;
     int rc = smm_redis_sink_tick(loop->sink, &loop->av, &merged);
-    settle_viral(loop, rc == SMM_SINK_OK);
+    settle_call(loop, rc == SMM_SINK_OK);
     if (rc == SMM_SINK_ERROR) {
         refused(loop, "tick");
     } else if (rc == SMM_SINK_OK && merged) {
@@ -1231,6 +1250,7 @@ struct smm_loop *smm_loop_new(const struct smm_config *cfg, const struct smm_loo
         goto fail;
     }
     smm_redis_sink_on_change(loop->sink, on_change, loop);
+    smm_redis_sink_on_conflict(loop->sink, on_conflict, loop);
     if (cfg->viral_enabled) {
         struct smm_viral_opts vo = {
             .rules = cfg->viral,

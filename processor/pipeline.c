@@ -15,8 +15,11 @@
 
 #include "metrics/alert_text.h"
 #include "metrics/bizhours.h"
+#include "connectors/redis_sink.h"
 #include "metrics/hash.h"
+#include "metrics/packed.h"
 #include "metrics/viral_state.h"
+#include "processor/counters.h"
 #include "processor/tz.h"
 
 /* An account's business hours and reply deadline; accounts without their own entry share
@@ -52,6 +55,26 @@ struct smm_pipeline {
     size_t vcap, vn;
     struct vpost **vlast;
     size_t n_vlast, vlast_cap;
+    /* Counters the processor computes (processor/counters.h): its copy of the post hashes,
+     * the loads the next flush needs (rows, their entries and field names), and the
+     * entries the flush being settled wrote. */
+    struct smm_counters *cc;
+    struct smm_redis_hmget *loads;
+    struct smm_counters_entry **load_ent;
+    char (*load_names)[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
+    int n_loads, cap_loads;
+    struct smm_counters_entry **pend;
+    size_t n_pend, cap_pend;
+    int64_t enc_now_ms; /* now of the flush being encoded */
+    struct abs_scratch *abs; /* abs_encode()'s working space */
+};
+
+/* The absolute section of a flush part, built beside its groups, and one post's values. */
+struct abs_scratch {
+    struct smm_argv av;
+    struct smm_packed cur, d;
+    char vals[SMM_COUNTERS_FIELDS][SMM_PACKED_TEXT_MAX];
+    char dels[SMM_COUNTERS_FIELDS][SMM_PACKED_TEXT_MAX];
 };
 
 /* The stored state of one post (smm:v:<id> state, state_since_ms, seq, below), and the
@@ -202,6 +225,16 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
     int64_t longest = cfg->window_min[cfg->n_windows - 1];
     pipe->keep_minutes = (longest > 48 * 60 ? longest : 48 * 60) +
                          (cfg->window_grace_ms + 59999) / 60000;
+    pipe->cc = smm_counters_new((size_t)cfg->counters_cache_entries);
+    pipe->abs = calloc(1, sizeof(*pipe->abs));
+    if (pipe->abs) {
+        smm_argv_init(&pipe->abs->av);
+    }
+    if (!pipe->cc || !pipe->abs) {
+        snprintf(errstr, errstr_size, "out of memory");
+        smm_pipeline_destroy(pipe);
+        return NULL;
+    }
     return pipe;
 }
 
@@ -224,6 +257,15 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     }
     free(pipe->vtab);
     free(pipe->vlast);
+    smm_counters_free(pipe->cc);
+    if (pipe->abs) {
+        smm_argv_free(&pipe->abs->av);
+        free(pipe->abs);
+    }
+    free(pipe->loads);
+    free(pipe->load_ent);
+    free(pipe->load_names);
+    free(pipe->pend);
     free(pipe);
 }
 
@@ -373,9 +415,10 @@ static int header(const struct smm_pipeline *pipe, const char *mode, int64_t now
 #define PLACEHOLDER "0000000000" /* ten digits: room for any count we produce */
 #define PARTS_AT 5                /* argument index of the partition count */
 
-int smm_pipeline_encode_flush_begin(const struct smm_pipeline *pipe, int64_t now_ms,
+int smm_pipeline_encode_flush_begin(struct smm_pipeline *pipe, int64_t now_ms,
                                     struct smm_argv *av)
 {
+    pipe->enc_now_ms = now_ms;
     int rc = header(pipe, "flush", now_ms, av);
     rc |= smm_argv_add_str(av, PLACEHOLDER); /* patched by encode_flush_end() */
     return rc ? SMM_ERR : SMM_OK;
@@ -391,6 +434,314 @@ struct user_ref {
     const char *user;
 };
 
+/* ---- counters the processor computes (processor/counters.h) ---- */
+
+/* How long write_entities in connectors/lua/smm.lua keeps buckets: the same numbers. */
+#define MINUTE_KEEP 180
+#define HOUR_KEEP   192
+
+/* The key of a post's counter hash, <prefix>{<shard>}:c:<id>, into out (sized by the
+ * caller for a prefix and an id within route()'s bounds). */
+static void post_key(const struct smm_pipeline *pipe, const char *id, char *out, size_t size)
+{
+    char ent[2 * SMM_EVENT_ID_MAX + 96];
+    size_t n = (size_t)snprintf(ent, sizeof(ent), "c:%s", id);
+    int shard = smm_redis_shard(ent, n < sizeof(ent) ? n : sizeof(ent) - 1,
+                                (int)pipe->cfg->redis_shards);
+    snprintf(out, size, "%s{%d}:%s", pipe->cfg->prefix, shard, ent);
+}
+
+static int has_name(char names[][SMM_COUNTERS_NAME], int n, const char *name)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The bucket fields ent's deltas go to: t, each kept minute, each kept hour (as
+ * write_entities). -1 when there are more than max. */
+static int post_buckets(const struct smm_agg *agg, const struct smm_agg_entity *ent,
+                        int64_t now_min, char names[][SMM_COUNTERS_NAME], int max)
+{
+    int n = 0;
+    strcpy(names[n++], "t");
+    for (int mi = ent->first_minute; mi >= 0;) {
+        const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
+        char f[SMM_COUNTERS_NAME];
+        if (m->minute > now_min - MINUTE_KEEP) {
+            snprintf(f, sizeof(f), "m%lld", (long long)m->minute);
+            if (!has_name(names, n, f)) {
+                if (n == max) {
+                    return -1;
+                }
+                strcpy(names[n++], f);
+            }
+        }
+        if (m->minute / 60 > now_min / 60 - HOUR_KEEP) {
+            snprintf(f, sizeof(f), "h%lld", (long long)(m->minute / 60));
+            if (!has_name(names, n, f)) {
+                if (n == max) {
+                    return -1;
+                }
+                strcpy(names[n++], f);
+            }
+        }
+        mi = m->next;
+    }
+    return n;
+}
+
+/* The deltas of ent that fall in bucket name ("t", "m<minute>", "h<hour>"). -1 when they
+ * do not fit a packed value. */
+static int bucket_delta(const struct smm_agg *agg, const struct smm_agg_entity *ent,
+                        const char *name, struct smm_packed *d)
+{
+    d->n = 0;
+    long long num = name[0] == 't' ? 0 : strtoll(name + 1, NULL, 10);
+    for (int mi = ent->first_minute; mi >= 0;) {
+        const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
+        mi = m->next;
+        if (!(name[0] == 't' || (name[0] == 'm' && m->minute == num) ||
+              (name[0] == 'h' && m->minute / 60 == num))) {
+            continue;
+        }
+        for (int x = 0; x < SMM_AGG_METRICS; x++) {
+            int64_t v = smm_agg_delta(m, x);
+            if (v != 0 && smm_agg_kind_keeps(ent->kind, x) &&
+                smm_packed_add(d, smm_agg_metric_name(x), v) != 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int has_all(const struct smm_counters_entry *e, char names[][SMM_COUNTERS_NAME], int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!smm_counters_get(e, names[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch *b,
+                               int64_t now_ms, const struct smm_redis_hmget **rows)
+{
+    const struct smm_agg *agg = b->agg;
+    int64_t now_min = smm_pipeline_minute(now_ms);
+    pipe->n_loads = 0;
+    char key[3 * SMM_EVENT_ID_MAX + 256];
+    char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
+    for (int i = 0; i < smm_agg_entities(agg); i++) {
+        const struct smm_agg_entity *ent = smm_agg_entity(agg, i);
+        if (ent->kind != SMM_AGG_CONTENT || ent->first_minute < 0) {
+            continue;
+        }
+        int k = post_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
+        if (k < 0) {
+            continue; /* a batch spread over many buckets: the script adds its deltas */
+        }
+        post_key(pipe, ent->id, key, sizeof(key));
+        struct smm_counters_entry *e = smm_counters_find(pipe->cc, key);
+        if (e && has_all(e, names, k)) {
+            continue;
+        }
+        if (!e && !(e = smm_counters_put(pipe->cc, key))) {
+            continue;
+        }
+        if (pipe->n_loads == pipe->cap_loads) {
+            int cap = pipe->cap_loads ? 2 * pipe->cap_loads : 256;
+            void *l = realloc(pipe->loads, (size_t)cap * sizeof(*pipe->loads));
+            if (l) {
+                pipe->loads = l;
+            }
+            void *le = realloc(pipe->load_ent, (size_t)cap * sizeof(*pipe->load_ent));
+            if (le) {
+                pipe->load_ent = le;
+            }
+            void *ln = realloc(pipe->load_names, (size_t)cap * sizeof(*pipe->load_names));
+            if (ln) {
+                pipe->load_names = ln;
+            }
+            if (!l || !le || !ln) {
+                break;
+            }
+            pipe->cap_loads = cap;
+        }
+        int r = pipe->n_loads++;
+        pipe->load_ent[r] = e;
+        memcpy(pipe->load_names[r], names, sizeof(names));
+        pipe->loads[r].n_fields = k + 2;
+    }
+    for (int r = 0; r < pipe->n_loads; r++) {
+        struct smm_redis_hmget *row = &pipe->loads[r];
+        row->key = pipe->load_ent[r]->key;
+        row->field[0] = "v";
+        row->field[1] = "p";
+        for (int j = 0; j + 2 < row->n_fields; j++) {
+            row->field[j + 2] = pipe->load_names[r][j];
+        }
+    }
+    *rows = pipe->loads;
+    return pipe->n_loads;
+}
+
+void smm_pipeline_counters_loaded(void *opaque, int i, const char *const *vals,
+                                  const size_t *lens)
+{
+    struct smm_pipeline *pipe = opaque;
+    if (i < 0 || i >= pipe->n_loads) {
+        return;
+    }
+    struct smm_counters_entry *e = pipe->load_ent[i];
+    int64_t v = vals[0] ? strtoll(vals[0], NULL, 10) : 0;
+    if (e->ver != v) {
+        smm_counters_clear(e); /* another writer moved it: nothing held is current */
+        e->ver = v;
+    }
+    e->pruned = vals[1] ? strtoll(vals[1], NULL, 10) : -1;
+    for (int j = 0; j + 2 < pipe->loads[i].n_fields; j++) {
+        const char *x = vals[j + 2];
+        if (smm_counters_set(e, pipe->load_names[i][j], x ? x : "", x ? lens[j + 2] : 0) != 0) {
+            smm_counters_clear(e); /* out of memory: the script adds the deltas */
+            return;
+        }
+    }
+}
+
+void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, size_t len)
+{
+    (void)len; /* hiredis strings are NUL-terminated */
+    struct smm_counters_entry *e = smm_counters_find(pipe->cc, key);
+    if (e) {
+        e->ver = -1; /* dropped when the flush settles */
+    }
+}
+
+void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied)
+{
+    for (size_t i = 0; i < pipe->n_pend; i++) {
+        struct smm_counters_entry *e = pipe->pend[i];
+        if (!applied || e->ver < 0) {
+            smm_counters_drop(pipe->cc, e->key, strlen(e->key));
+        }
+    }
+    pipe->n_pend = 0;
+    smm_counters_tick(pipe->cc);
+}
+
+size_t smm_pipeline_counters_held(const struct smm_pipeline *pipe)
+{
+    return smm_counters_size(pipe->cc);
+}
+
+/* One post's record of the absolute section into out, when the pipeline holds every
+ * bucket it writes: 1 when written (or nothing to write), 0 when the script must add the
+ * deltas (the groups section). */
+static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
+                      const struct smm_agg_entity *ent, struct smm_argv *out, int64_t *n_abs)
+{
+    int64_t now_min = smm_pipeline_minute(pipe->enc_now_ms);
+    char key[3 * SMM_EVENT_ID_MAX + 256];
+    char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
+    post_key(pipe, ent->id, key, sizeof(key));
+    struct smm_counters_entry *e = smm_counters_find(pipe->cc, key);
+    if (!e) {
+        return 0;
+    }
+    int k = post_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
+    if (k < 0 || e->ver < 0 || !has_all(e, names, k)) {
+        smm_counters_drop(pipe->cc, key, strlen(key)); /* the script changes it */
+        return 0;
+    }
+    struct smm_packed *cur = &pipe->abs->cur, *d = &pipe->abs->d;
+    char(*vals)[SMM_PACKED_TEXT_MAX] = pipe->abs->vals;
+    char(*dels)[SMM_PACKED_TEXT_MAX] = pipe->abs->dels;
+    char scores[SMM_COUNTERS_FIELDS][24];
+    int which[SMM_COUNTERS_FIELDS], n = 0;
+    for (int j = 0; j < k; j++) {
+        const char *held = smm_counters_get(e, names[j]);
+        if (bucket_delta(agg, ent, names[j], d) != 0 ||
+            smm_packed_parse(cur, held, strlen(held)) != 0) {
+            smm_counters_drop(pipe->cc, key, strlen(key));
+            return 0;
+        }
+        if (d->n == 0) {
+            continue;
+        }
+        int bad = 0;
+        for (int x = 0; x < d->n; x++) {
+            bad |= smm_packed_add(cur, d->kv[x].name, d->kv[x].v);
+        }
+        if (bad || smm_packed_format(cur, vals[n], sizeof(vals[n])) < 0 ||
+            smm_packed_format(d, dels[n], sizeof(dels[n])) < 0) {
+            smm_counters_drop(pipe->cc, key, strlen(key));
+            return 0;
+        }
+        scores[n][0] = '\0';
+        if (smm_packed_get(d, "engagement") != 0) {
+            snprintf(scores[n], sizeof(scores[n]), "%lld",
+                     (long long)smm_packed_get(cur, "engagement"));
+        }
+        which[n++] = j;
+    }
+    if (n == 0) {
+        return 1;
+    }
+    const char *prune = "0";
+    if (e->ver == 0 && e->pruned < 0) {
+        prune = "n"; /* a new hash */
+        e->pruned = now_min;
+    } else if (now_min - e->pruned >= 60) {
+        prune = "1";
+        e->pruned = now_min;
+    }
+    char exp[24] = "";
+    int64_t idle = pipe->cfg->retention_idle_days;
+    if (idle > 0) {
+        int64_t want = pipe->enc_now_ms / 1000 + idle * 86400;
+        if (e->expire_s == 0 || want - e->expire_s >= 86400) {
+            snprintf(exp, sizeof(exp), "%lld", (long long)want);
+            e->expire_s = want;
+        }
+    }
+    int rc = smm_argv_add_str(out, key);
+    rc |= smm_argv_add_str(out, ent->id);
+    rc |= smm_argv_add_int(out, e->ver);
+    rc |= smm_argv_add_str(out, prune);
+    rc |= smm_argv_add_str(out, exp);
+    rc |= smm_argv_add_int(out, n);
+    for (int x = 0; x < n; x++) {
+        rc |= smm_argv_add_str(out, names[which[x]]);
+        rc |= smm_argv_add_str(out, vals[x]);
+        rc |= smm_argv_add_str(out, dels[x]);
+        rc |= smm_argv_add_str(out, scores[x]);
+        if (smm_counters_set(e, names[which[x]], vals[x], strlen(vals[x])) != 0) {
+            e->ver = -2; /* dropped when the flush settles */
+        }
+    }
+    if (e->ver >= 0) {
+        e->ver++;
+    }
+    if (pipe->n_pend == pipe->cap_pend) {
+        size_t cap = pipe->cap_pend ? 2 * pipe->cap_pend : 256;
+        void *p = realloc(pipe->pend, cap * sizeof(*pipe->pend));
+        if (!p) {
+            return -1;
+        }
+        pipe->pend = p;
+        pipe->cap_pend = cap;
+    }
+    pipe->pend[pipe->n_pend++] = e;
+    (*n_abs)++;
+    return rc ? -1 : 1;
+}
+
 static int user_ref_cmp(const void *a, const void *b)
 {
     int64_t x = ((const struct user_ref *)a)->minute, y = ((const struct user_ref *)b)->minute;
@@ -399,11 +750,14 @@ static int user_ref_cmp(const void *a, const void *b)
 
 /* One part: its fence, then b's counters, reach, statistics, links and admissions (b
  * NULL: empty sections, the fence only). */
-static int encode_part(const struct smm_batch *b, const char *tp, const char *token,
-                       int64_t base, int64_t next, struct smm_argv *av)
+static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, const char *tp,
+                       const char *token, int64_t base, int64_t next, struct smm_argv *av)
 {
     const struct smm_agg *agg = b ? b->agg : NULL;
     int rc = 0;
+    struct smm_argv *abs_av = &pipe->abs->av; /* the absolute section, beside the groups */
+    smm_argv_reset(abs_av);
+    int64_t n_abs = 0;
     rc |= smm_argv_add_str(av, tp);
     rc |= smm_argv_add_str(av, token);
     rc |= smm_argv_add_int(av, base);
@@ -420,6 +774,15 @@ static int encode_part(const struct smm_batch *b, const char *tp, const char *to
     char field[2 * SMM_EVENT_ID_MAX + 96];
     for (int e = 0; e < n_ents && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+        if (ent->kind == SMM_AGG_CONTENT && ent->first_minute >= 0) {
+            int a = abs_encode(pipe, agg, ent, abs_av, &n_abs);
+            if (a < 0) {
+                return SMM_ERR;
+            }
+            if (a > 0) {
+                continue;
+            }
+        }
         const char *kp = smm_agg_kind_prefix(ent->kind);
         size_t kn = strlen(kp), idn = strlen(ent->id);
         if (kn + 1 + idn + 40 > sizeof(field)) {
@@ -457,6 +820,15 @@ static int encode_part(const struct smm_batch *b, const char *tp, const char *to
         }
     }
     rc |= smm_argv_set_int(av, groups_at, groups);
+
+    /* Posts whose buckets the pipeline holds: n_abs, {key, id, base_v, prune, expire_at,
+     * k, {field, value, delta, score}*k}*n_abs (abs_encode). */
+    rc |= smm_argv_add_int(av, n_abs);
+    for (int x = 0; x < abs_av->n && !rc; x++) {
+        size_t len;
+        const char *arg = smm_argv_get(abs_av, x, &len);
+        rc |= smm_argv_add(av, arg, len);
+    }
 
     /* Reach groups: kind, id, k, {user}*k, n_min, {minute, j}*n_min. An account's users come
      * in runs of one minute (its window sketches), the run lengths j after them; the script
@@ -599,22 +971,21 @@ static int encode_part(const struct smm_batch *b, const char *tp, const char *to
     return rc ? SMM_ERR : SMM_OK;
 }
 
-int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct smm_batch *b,
+int smm_pipeline_encode_flush_part(struct smm_pipeline *pipe, const struct smm_batch *b,
                                    const char *tp, const char *token, int64_t base,
                                    int64_t next, struct smm_argv *av)
 {
-    (void)pipe;
-    return encode_part(b, tp, token, base, next, av);
+    return encode_part(pipe, b, tp, token, base, next, av);
 }
 
-int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
+int smm_pipeline_encode_flush(struct smm_pipeline *pipe, const struct smm_batch *b,
                               int64_t now_ms, const struct smm_flush_fence *fences, int n,
                               struct smm_argv *av)
 {
     int rc = smm_pipeline_encode_flush_begin(pipe, now_ms, av);
     for (int i = 0; i < n && rc == SMM_OK; i++) {
         const struct smm_flush_fence *f = &fences[i];
-        rc = encode_part(i == 0 ? b : NULL, f->tp, f->token, f->base, f->next, av);
+        rc = encode_part(pipe, i == 0 ? b : NULL, f->tp, f->token, f->base, f->next, av);
     }
     return rc == SMM_OK ? smm_pipeline_encode_flush_end(av, n) : SMM_ERR;
 }

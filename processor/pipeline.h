@@ -55,13 +55,30 @@ const struct smm_event *smm_pipeline_decode(struct smm_pipeline *pipe, const voi
 /* The event the last successful feed() decoded (valid until the next feed). */
 const struct smm_event *smm_pipeline_last_event(const struct smm_pipeline *pipe);
 
+/* Post counters the processor computes (processor/counters.h). Before encoding a flush of
+ * b, plan() lists the post hashes whose buckets the pipeline does not hold yet (*rows:
+ * HMGET key v p <buckets>, owned by the pipeline until the next plan) and the caller hands
+ * each reply row to loaded() (an smm_redis_row_cb; opaque = pipe). A post whose buckets
+ * are held goes as absolute values, any other as deltas the script adds. Once the flush is
+ * answered, conflict() names each hash the script reports (another writer moved it) and
+ * settle() keeps what an applied flush wrote, or forgets it (not applied, or unknown). */
+struct smm_redis_hmget;
+int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch *b,
+                               int64_t now_ms, const struct smm_redis_hmget **rows);
+void smm_pipeline_counters_loaded(void *pipe, int i, const char *const *vals,
+                                  const size_t *lens);
+void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, size_t len);
+void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied);
+/* Post hashes the pipeline holds a copy of. */
+size_t smm_pipeline_counters_held(const struct smm_pipeline *pipe);
+
 /* A flush carries the batches of several partitions in one atomic unit:
  * encode_flush_begin() resets av, then one encode_flush_part() per partition (tp, owner
  * token, stored base offset, new next offset), then encode_flush_end(). Each returns
  * SMM_OK or SMM_ERR on out-of-memory. */
-int smm_pipeline_encode_flush_begin(const struct smm_pipeline *pipe, int64_t now_ms,
+int smm_pipeline_encode_flush_begin(struct smm_pipeline *pipe, int64_t now_ms,
                                     struct smm_argv *av);
-int smm_pipeline_encode_flush_part(const struct smm_pipeline *pipe, const struct smm_batch *b,
+int smm_pipeline_encode_flush_part(struct smm_pipeline *pipe, const struct smm_batch *b,
                                    const char *tp, const char *token, int64_t base,
                                    int64_t next, struct smm_argv *av);
 int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts);
@@ -74,7 +91,7 @@ struct smm_flush_fence {
     const char *tp, *token;
     int64_t base, next;
 };
-int smm_pipeline_encode_flush(const struct smm_pipeline *pipe, const struct smm_batch *b,
+int smm_pipeline_encode_flush(struct smm_pipeline *pipe, const struct smm_batch *b,
                               int64_t now_ms, const struct smm_flush_fence *fences, int n,
                               struct smm_argv *av);
 /* Encodes a tick at now_ms that merges at most max_refresh account minute reach sketches

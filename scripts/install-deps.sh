@@ -12,7 +12,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config git ca-certificates
-      librdkafka-dev libcjson-dev libhiredis-dev libcriterion-dev libmicrohttpd-dev
+      librdkafka-dev libcjson-dev libhiredis-dev libcriterion-dev libmicrohttpd-dev nettle-dev
       redis-server redis-tools kcat python3 procps
       python3-yaml python3-venv curl systemd binutils tzdata)
 for arg in "$@"; do

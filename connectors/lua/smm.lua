@@ -23,6 +23,8 @@
 --          tp, token, base_offset, next_offset,
 --          n_groups, {entity, minute, rated, k, {field, delta}*k}*n_groups,
 --            (entity "c:<id>" or "a:<id>"; field "<entity>:<metric>"; rated is unused)
+--          n_abs, {key, id, base_v, prune, expire_at, k, {field, value, delta, score}*k}*n_abs
+--            (posts whose buckets the processor computed: see write_entities)
 --          n_reach, {kind, id, k, {user}*k, n_min, {minute, j}*n_min}*n_reach,
 --            (accounts: users sorted by minute, j users per minute; others: n_min 0)
 --          n_stats, {field, delta}*n_stats
@@ -36,9 +38,9 @@
 --          now_ms, days_keep, top_n, max_open, reorder_ms, referral_window_ms, max_depth,
 --          sketch_m, half_life_ms, idle_days
 --        -> {'OK', {content_id, new_state}..., {content_id, state}...,
---           {content_id, stored_state}...} (changes, then the unchanged non-normal states
---           of the posts decided, then the posts whose decision was not applied: see
---           viral() below) or
+--           {content_id, stored_state}..., {key}...} (changes, then the unchanged non-normal
+--           states of the posts decided, then the posts whose decision was not applied: see
+--           viral() below, then the counter hashes written from deltas: write_entities) or
 --           {'REJECT', {part_index, 'FENCED'|'STALE'|'DUP', owner|stored}...}
 -- tick:  max_refresh (account hour merges per tick), now_ms, window_refresh_ms (unused),
 --        then the viral section,
@@ -1130,7 +1132,9 @@ local function prune(key, pruned)
   call('HSET', key, 'p', now_min)
 end
 
-local function write_entities(ents, ent_list)
+local counter_conflicts = {}
+
+local function write_entities(ents, ent_list, parts)
   local now_hour = floor(now_min / 60)
   local tops = {} -- top key -> {score, member, ...}
   local function top_add(key, score, id)
@@ -1149,8 +1153,8 @@ local function write_entities(ents, ent_list)
   for _, ent in ipairs(ent_list) do
     local shard = shard_of(ent)
     local key = P .. '{' .. shard .. '}:' .. ent
-    -- The buckets this flush adds to: t, each kept minute, each kept hour.
-    local fields, deltas = {'t', 'p'}, {}
+    -- The buckets this flush adds to: t, each kept minute, each kept hour (after p and v).
+    local fields, deltas = {'t', 'p', 'v'}, {}
     local total, hours = {}, {}
     for minute, b in pairs(ents[ent]) do
       for name, d in pairs(b) do
@@ -1178,11 +1182,11 @@ local function write_entities(ents, ent_list)
     end
     deltas[1] = total
     local got = call('HMGET', key, unpack(fields))
-    local sets, dels = {}, {}
+    local sets, dels = {'v', (tonumber(got[3]) or 0) + 1}, {}
     local is_post = string.byte(ent, 1) == 99 and string.byte(ent, 2) == 58 -- "c:"
     local tkey = is_post and P .. 'top:' or nil
     for j = 1, #fields do
-      if j ~= 2 then
+      if j ~= 2 and j ~= 3 then
         local packed, eng = packed_add(got[j], deltas[j])
         if packed == '' then
           dels[#dels + 1] = fields[j]
@@ -1195,9 +1199,7 @@ local function write_entities(ents, ent_list)
         end
       end
     end
-    if #sets > 0 then
-      call('HSET', key, unpack(sets))
-    end
+    call('HSET', key, unpack(sets))
     if #dels > 0 then
       call('HDEL', key, unpack(dels))
     end
@@ -1207,6 +1209,67 @@ local function write_entities(ents, ent_list)
       call('HSET', key, 'p', now_min) -- a new hash: nothing to prune yet
     end
     touch(key)
+  end
+  -- Posts whose buckets the processor computed (processor/counters.h): each bucket's new
+  -- value is written as it comes when the hash is still at the version v it was computed
+  -- from. Otherwise another writer moved the hash first (partitions not keyed by
+  -- content_id): the deltas sent beside the values are added as above and the hash is
+  -- reported, so the processor loads it again. prune: '1' prune now, 'n' a new hash (p is
+  -- set), '0' neither; expire_at '' = the expiry set before still holds.
+  local tkey = P .. 'top:'
+  for _, part in ipairs(parts) do
+    local i = part.abs_at + 1
+    for _ = 1, tonumber(ARGV[part.abs_at]) do
+      local key, id, base, prune_it, exp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+      local f0 = i + 6
+      i = f0 + 4 * tonumber(ARGV[i + 5])
+      local stored = call('HGET', key, 'v') or '0'
+      local sets, dels = {'v', (tonumber(stored) or 0) + 1}, {}
+      local got = nil
+      if stored ~= base then
+        counter_conflicts[#counter_conflicts + 1] = key
+        local fields = {}
+        for j = f0, i - 1, 4 do
+          fields[#fields + 1] = ARGV[j]
+        end
+        got = call('HMGET', key, unpack(fields))
+      end
+      for j = f0, i - 1, 4 do
+        local f, value, score = ARGV[j], ARGV[j + 1], ARGV[j + 3]
+        if got then
+          local d = {}
+          for name, x in gmatch(ARGV[j + 2], '([^,=]+)=([^,]+)') do
+            d[name] = tonumber(x)
+          end
+          local eng
+          value, eng = packed_add(got[(j - f0) / 4 + 1], d)
+          score = score ~= '' and eng or ''
+        end
+        if value == '' then
+          dels[#dels + 1] = f
+        else
+          sets[#sets + 1] = f
+          sets[#sets + 1] = value
+        end
+        if score ~= '' then
+          top_add(tkey .. f, tonumber(score), id)
+        end
+      end
+      if prune_it == 'n' then
+        sets[#sets + 1] = 'p'
+        sets[#sets + 1] = now_min
+      end
+      call('HSET', key, unpack(sets))
+      if #dels > 0 then
+        call('HDEL', key, unpack(dels))
+      end
+      if prune_it == '1' then
+        prune(key, nil)
+      end
+      if exp ~= '' then
+        call('EXPIREAT', key, exp)
+      end
+    end
   end
   for key, t in pairs(tops) do
     range_call('ZADD', key, t.ins)
@@ -1241,6 +1304,12 @@ if MODE == 'flush' then
     i = i + 1
     for _ = 1, n do
       i = i + 4 + 2 * tonumber(ARGV[i + 3])
+    end
+    part.abs_at = i
+    n = tonumber(ARGV[i])
+    i = i + 1
+    for _ = 1, n do
+      i = i + 6 + 4 * tonumber(ARGV[i + 5])
     end
     part.reach_at = i
     n = tonumber(ARGV[i])
@@ -1377,7 +1446,7 @@ if MODE == 'flush' then
     hash_add(P .. 'd:' .. day, per_day[day])
     call('EXPIREAT', P .. 'd:' .. day, (day + 1 + ins.days_keep) * 86400)
   end
-  write_entities(ents, ent_list)
+  write_entities(ents, ent_list, parts)
 
   -- 3. Reach: each group's users are a slice of ARGV handed to PFADD as they are; an
   -- account's users come sorted by minute, so its minute sketches are slices too.
@@ -1472,7 +1541,7 @@ if MODE == 'flush' then
     redis.call('HSET', P .. 'offsets', unpack(offs))
   end
   retain()
-  return {'OK', v.changes, v.states, v.conflicts}
+  return {'OK', v.changes, v.states, v.conflicts, counter_conflicts}
 end
 
 if MODE ~= 'tick' then

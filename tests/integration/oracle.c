@@ -702,13 +702,16 @@ static void compare_hash(struct oracle *o, const struct held *h, struct tally *t
                     }
                 }
             }
-        } else if (!strcmp(f, "p")) {
+        } else if (!strcmp(f, "p") || !strcmp(f, "v")) {
+            /* p: the minute of the last prune; v: the version, moved by every write. */
             char *end = NULL;
+            long long x = -1;
             if (v->type == REDIS_REPLY_STRING) {
-                strtoll(v->str, &end, 10);
+                x = strtoll(v->str, &end, 10);
             }
-            if (!end || !v->len || *end) {
-                mismatch(t, "%s field p: \"%.100s\" is not a minute", h->id, v->str);
+            if (!end || !v->len || *end || x < (f[0] == 'v')) {
+                mismatch(t, "%s field %s: \"%.100s\" is not a %s", h->id, f, v->str,
+                         f[0] == 'p' ? "minute" : "version (1 or more)");
             }
         } else if ((f[0] == 'm' || f[0] == 'h') && f[1]) {
             char *end;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connectors/redis_sink.h"
 #include "processor/pipeline.h"
 
 /* 2026-11-26T03:51:43Z = 1795665103000 ms = minute 29927751 + 43 s. */
@@ -182,7 +183,8 @@ struct part {
     char *stats;  /* "field=delta" per field, sorted */
     char *links;  /* "type|account|a|b|c|ts|biz|x" per link, in order */
     char *adm;    /* "kind|entity|account|dim|value|events|minute" per admission, sorted */
-    int n_groups, n_reach, n_stats, n_links, n_adm;
+    int n_groups, n_abs, n_reach, n_stats, n_links, n_adm;
+    char *abs; /* "id|base_v|prune|expire_at|field=value/delta/score;..." per post, sorted */
 };
 
 struct flush {
@@ -206,7 +208,7 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
     fl->n_parts = (int)tonumber(la, 6);
     cr_assert(fl->n_parts >= 0 && fl->n_parts <= 8);
     int i = 7;
-    int groups_at[8], reach_at[8], stats_at[8], links_at[8], adm_at[8];
+    int groups_at[8], abs_at[8], reach_at[8], stats_at[8], links_at[8], adm_at[8];
     /* 1. the fence loop: positions only */
     for (int pi = 0; pi < fl->n_parts; pi++) {
         struct part *p = &fl->parts[pi];
@@ -220,6 +222,12 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         i++;
         for (int64_t g = 0; g < n; g++) {
             i = i + 4 + 2 * (int)tonumber(la, i + 3);
+        }
+        abs_at[pi] = i;
+        n = tonumber(la, i);
+        i++;
+        for (int64_t a = 0; a < n; a++) {
+            i = i + 6 + 4 * (int)tonumber(la, i + 5);
         }
         reach_at[pi] = i;
         n = tonumber(la, i);
@@ -273,6 +281,27 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
             lines_add(&l, "%s", buf);
         }
         p->groups = lines_join(&l);
+
+        /* key, id, base_v, prune, expire_at, k, {field, value, delta, score}*k; shown as
+         * id|base|prune|field=value/delta/score;... */
+        struct lines la_abs = {0};
+        i = abs_at[pi] + 1;
+        p->n_abs = (int)tonumber(la, abs_at[pi]);
+        for (int a = 0; a < p->n_abs; a++) {
+            char buf[1200];
+            int used = snprintf(buf, sizeof(buf), "%s|%s|%s|%s|", ARGV(la, i + 1), ARGV(la, i + 2),
+                                ARGV(la, i + 3), ARGV(la, i + 4));
+            int64_t k = tonumber(la, i + 5);
+            i += 6;
+            for (int64_t x = 0; x < k; x++) {
+                used += snprintf(buf + used, sizeof(buf) - (size_t)used, "%s%s=%s/%s/%s",
+                                 x ? ";" : "", ARGV(la, i), ARGV(la, i + 1), ARGV(la, i + 2),
+                                 ARGV(la, i + 3));
+                i += 4;
+            }
+            lines_add(&la_abs, "%s", buf);
+        }
+        p->abs = lines_join(&la_abs);
 
         i = reach_at[pi] + 1;
         p->n_reach = (int)tonumber(la, reach_at[pi]);
@@ -348,6 +377,7 @@ static void flush_free(struct flush *fl)
 {
     for (int pi = 0; pi < fl->n_parts; pi++) {
         free(fl->parts[pi].groups);
+        free(fl->parts[pi].abs);
         free(fl->parts[pi].reach);
         free(fl->parts[pi].stats);
         free(fl->parts[pi].links);
@@ -601,7 +631,7 @@ Test(pipeline, encode_flush_two_parts)
     cr_assert_eq(fl.parts[0].n_groups, 0);
     cr_assert_eq(fl.parts[0].n_reach, 0);
     cr_assert_eq(fl.parts[0].n_stats, 0);
-    cr_assert_eq(la.n, 6 + 4 + 5, "an empty part is its fence and five zero counts");
+    cr_assert_eq(la.n, 6 + 4 + 6, "an empty part is its fence and six zero counts");
     flush_free(&fl);
     lua_argv_free(&la);
 
@@ -635,6 +665,7 @@ Test(pipeline, encode_flush_exact_positions)
         "flush", "smm:", now_min, "64", "2940", "1", /* header, n_parts */
         "t:3", "tk", "7", "8",                                         /* fence */
         "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
+        "0",                                                           /* no absolutes */
         "0",                                                           /* no reach */
         "2", "messages", "1", "events_counted", "1",                   /* stats */
         "0",                                                           /* no links */
@@ -644,7 +675,7 @@ Test(pipeline, encode_flush_exact_positions)
     cr_assert_eq(la.n, n_want, "%d arguments, want %d", la.n, n_want);
     for (int i = 0; i < n_want; i++) {
         /* Counts patched into placeholders carry leading zeros; compare as numbers. */
-        if (i == 5 || i == 10 || i == 17 || i == 18 || i == 24) {
+        if (i == 5 || i == 10 || i == 18 || i == 19 || i == 25) {
             /* n_parts, n_groups, n_reach, n_stats, n_adm */
             cr_assert_eq(tonumber(&la, i + 1), strtoll(want[i], NULL, 10), "ARGV[%d] = %s",
                          i + 1, la.arg[i]);
@@ -736,6 +767,8 @@ Test(pipeline, encode_flush_many_entities)
     /* 20000 contents x 1 minute + 10 accounts x 3 minutes */
     cr_assert_eq(n_groups, 20000 + 30);
     cr_assert_eq(impressions, 20000);
+    cr_assert_eq(tonumber(&la, i), 0, "no absolutes: nothing was loaded");
+    i++;
     int64_t n_reach = tonumber(&la, i);
     cr_assert_eq(n_reach, 20000 + 10);
     i++;
@@ -1124,5 +1157,134 @@ Test(pipeline, encode_viral_numbers_as_printf)
         cr_assert_eq(found, 4, "value %.17g: %d of the 4 fields found", v, found);
     }
     smm_argv_free(&av);
+    fixture_close(&fx);
+}
+
+/* Posts whose buckets the pipeline holds go as absolute values computed from the loaded
+ * ones (processor/counters.h), with the deltas beside them; a flush's own writes are kept
+ * only when it was applied, and a hash another writer moved is loaded again. */
+static int plan_rows(struct fixture *fx, struct smm_batch *b, const struct smm_redis_hmget **rows)
+{
+    return smm_pipeline_counters_plan(fx->pipe, b, NOW, rows);
+}
+
+static void encode_one(struct fixture *fx, struct smm_batch *b, struct flush *fl,
+                       struct lua_argv *la)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    cr_assert_eq(smm_pipeline_encode_flush_begin(fx->pipe, NOW, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_part(fx->pipe, b, "t:0", "tk", 1, 2, &av), SMM_OK);
+    cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
+    lua_argv_load(la, &av);
+    parse_flush(la, fl);
+    smm_argv_free(&av);
+}
+
+static void feed_like(struct fixture *fx, struct smm_batch *b, int n)
+{
+    static int seq;
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"L%d\",\"type\":\"like\",\"ts\":%lld,\"account_id\":\"acc\","
+             "\"content_id\":\"p\",\"user_id\":\"u%d\"}",
+             ++seq, NOW, n);
+    feed(fx, b, json, -1, SMM_REJECT_NONE);
+}
+
+Test(pipeline, post_counters_absolute_after_load)
+{
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    feed_like(&fx, &b, 1);
+
+    /* Nothing held: the post is one to load (v, p and its three buckets). */
+    const struct smm_redis_hmget *rows;
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 1);
+    char key[64], m[24], h[24];
+    snprintf(key, sizeof(key), "smm:{%d}:c:p", smm_redis_shard("c:p", 3, 64));
+    snprintf(m, sizeof(m), "m%lld", NOW_MIN);
+    snprintf(h, sizeof(h), "h%lld", NOW_MIN / 60);
+    cr_assert_str_eq(rows[0].key, key);
+    cr_assert_eq(rows[0].n_fields, 5);
+    const char *want_fields[] = {"v", "p", "t", m, h};
+    for (int j = 0; j < 5; j++) {
+        cr_assert_str_eq(rows[0].field[j], want_fields[j]);
+    }
+    char pruned[24];
+    snprintf(pruned, sizeof(pruned), "%lld", NOW_MIN - 10);
+    const char *vals[] = {"4", pruned, "engagement=3,like=3,view=7", NULL, "like=1,engagement=1"};
+    size_t lens[5];
+    for (int j = 0; j < 5; j++) {
+        lens[j] = vals[j] ? strlen(vals[j]) : 0;
+    }
+    smm_pipeline_counters_loaded(fx.pipe, 0, vals, lens);
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 0, "held now: nothing to load");
+
+    struct lua_argv la;
+    struct flush fl;
+    encode_one(&fx, &b, &fl, &la);
+    struct part *p = &fl.parts[0];
+    char want[512];
+    snprintf(want, sizeof(want), "c|p|%lld|like=1,engagement=1\n", NOW_MIN);
+    cr_assert(!strstr(p->groups, "c|p|"), "the post is not a group too:\n%s", p->groups);
+    cr_assert_eq(p->n_abs, 1);
+    long long exp = NOW / 1000 + 90 * 86400; /* retention.idle_days 90 */
+    snprintf(want, sizeof(want),
+             "p|4|0|%lld|t=engagement=4,like=4,view=7/like=1,engagement=1/4;"
+             "%s=like=1,engagement=1/like=1,engagement=1/1;"
+             "%s=like=2,engagement=2/like=1,engagement=1/2\n",
+             exp, m, h);
+    cr_assert_str_eq(p->abs, want);
+    flush_free(&fl);
+    lua_argv_free(&la);
+
+    /* Applied: the next batch starts from what this one wrote (v 5), without a load, and
+     * the expiry set a moment ago is not set again. */
+    smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_batch_clear(&b);
+    feed_like(&fx, &b, 2);
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 0);
+    encode_one(&fx, &b, &fl, &la);
+    snprintf(want, sizeof(want),
+             "p|5|0||t=engagement=5,like=5,view=7/like=1,engagement=1/5;"
+             "%s=like=2,engagement=2/like=1,engagement=1/2;"
+             "%s=like=3,engagement=3/like=1,engagement=1/3\n",
+             m, h);
+    cr_assert_str_eq(fl.parts[0].abs, want);
+    flush_free(&fl);
+    lua_argv_free(&la);
+
+    /* Not applied (or not known to be): forgotten, loaded again. */
+    smm_pipeline_counters_settle(fx.pipe, 0);
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 1);
+    smm_pipeline_counters_loaded(fx.pipe, 0, vals, lens);
+    encode_one(&fx, &b, &fl, &la);
+    cr_assert_eq(fl.parts[0].n_abs, 1);
+    flush_free(&fl);
+    lua_argv_free(&la);
+    /* The script reports the hash moved by another writer: forgotten although applied. */
+    smm_pipeline_counters_conflict(fx.pipe, key, strlen(key));
+    smm_pipeline_counters_settle(fx.pipe, 1);
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 1);
+
+    /* A new hash (no v, no p): p is set with it. */
+    const char *none[5] = {NULL, NULL, NULL, NULL, NULL};
+    size_t zeros[5] = {0};
+    smm_pipeline_counters_loaded(fx.pipe, 0, none, zeros);
+    encode_one(&fx, &b, &fl, &la);
+    snprintf(want, sizeof(want),
+             "p|0|n|%lld|t=like=1,engagement=1/like=1,engagement=1/1;"
+             "%s=like=1,engagement=1/like=1,engagement=1/1;"
+             "%s=like=1,engagement=1/like=1,engagement=1/1\n",
+             exp, m, h);
+    cr_assert_str_eq(fl.parts[0].abs, want);
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_pipeline_counters_settle(fx.pipe, 1);
+
+    smm_batch_free(&b);
     fixture_close(&fx);
 }

@@ -1,0 +1,64 @@
+/* processor/counters.h - the processor's copy of the counter hashes it writes.
+ *
+ * "The processor computes, Redis stores": for a post's counter hash
+ * <prefix>{<shard>}:c:<id> (docs/redis-keys.md) the processor keeps the bucket fields it
+ * writes (t, the current minutes and hours), loaded once (HMGET) and then kept up to date
+ * by its own writes, so a flush sends each bucket's new absolute value and Redis parses
+ * nothing. Every write to such a hash moves its version field v by one; a flush applies
+ * an absolute value only if v is still the version the value was computed from, and
+ * otherwise applies the deltas sent beside it and reports the hash, which is then dropped
+ * from here and loaded again (another processor wrote it: partitions not keyed by
+ * content_id). Bounded: at most max entries; the least recently used go first. */
+#ifndef SMM_PROCESSOR_COUNTERS_H
+#define SMM_PROCESSOR_COUNTERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SMM_COUNTERS_FIELDS 8 /* bucket fields kept per hash (t and recent m/h buckets) */
+#define SMM_COUNTERS_NAME   24 /* a bucket field name and its NUL */
+
+struct smm_counters_field {
+    char name[SMM_COUNTERS_NAME]; /* "t", "m<minute>", "h<hour>" */
+    char *packed;  /* the stored value ("" = no counters) */
+};
+
+struct smm_counters_entry {
+    struct smm_counters_entry *next; /* hash chain */
+    int64_t ver;      /* the stored v as of our last load or write (0: no hash) */
+    int64_t pruned;   /* the stored p: minute of the last prune (-1: none) */
+    int64_t expire_s; /* the EXPIREAT we last set (0: not known) */
+    int64_t used;     /* smm_counters_tick() count of the last use */
+    int nf;
+    struct smm_counters_field f[SMM_COUNTERS_FIELDS];
+    char key[]; /* <prefix>{<shard>}:c:<id> */
+};
+
+struct smm_counters;
+
+struct smm_counters *smm_counters_new(size_t max_entries);
+void smm_counters_free(struct smm_counters *c);
+size_t smm_counters_size(const struct smm_counters *c);
+
+/* The entry of key, or NULL. Marks it used. */
+struct smm_counters_entry *smm_counters_find(struct smm_counters *c, const char *key);
+/* The entry of key, created empty (ver 0, pruned -1, no fields) when absent. NULL when out
+ * of memory. */
+struct smm_counters_entry *smm_counters_put(struct smm_counters *c, const char *key);
+/* The cached value of field name, or NULL when not held. */
+const char *smm_counters_get(const struct smm_counters_entry *e, const char *name);
+/* Holds value for field name; when all SMM_COUNTERS_FIELDS are taken, the oldest minute
+ * or hour bucket is forgotten (never t). -1 when out of memory (the entry is then left
+ * without the field). */
+int smm_counters_set(struct smm_counters_entry *e, const char *name, const char *value,
+                     size_t len);
+/* Forgets every field of e (a load found another version). */
+void smm_counters_clear(struct smm_counters_entry *e);
+/* Forgets key. */
+void smm_counters_drop(struct smm_counters *c, const char *key, size_t len);
+/* Starts a new round of use (one per flush); when over max entries, forgets the least
+ * recently used until at most 3/4 of max remain. Never call between encoding a flush and
+ * settling it: the flush holds pointers to its entries. */
+void smm_counters_tick(struct smm_counters *c);
+
+#endif
