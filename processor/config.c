@@ -47,9 +47,9 @@ static const struct smm_config_key keys[] = {
     {"redis.db", CFG_INT, "0", 0, 15, OFF(redis_db), "Redis database number"},
     {"redis.shards", CFG_INT, "64", 1, 16384, OFF(redis_shards),
      "hash-tag shards of the per-entity keys; fixed for a prefix once written"},
-    {"redis.cache_posts", CFG_INT, "50000", 1, 10000000, OFF(counters_cache_entries),
-     "post counter hashes the processor keeps a copy of (about 0.5 KB each), so a flush "
-     "sends their new values instead of deltas Redis must add"},
+    {"redis.cache_entities", CFG_INT, "50000", 1, 10000000, OFF(counters_cache_entries),
+     "counter hashes the processor keeps a copy of (about 0.5 KB each), so a flush sends "
+     "their new values instead of deltas Redis must add"},
     {"redis.username", CFG_STR, "", 0, 0, OFF(redis_username), "Redis ACL user (AUTH user pass)"},
     {"redis.password", CFG_STR, "", 0, 0, OFF(redis_password), "Redis password (secret)"},
     {"redis.password_file", CFG_STR, "", 0, 0, OFF(redis_password_file),

@@ -66,7 +66,7 @@ struct smm_config {
     char *redis_unix_socket;
     int64_t redis_db;
     int64_t redis_shards; /* redis.shards: the {N} hash tags of per-entity keys */
-    int64_t counters_cache_entries; /* redis.cache_posts: see processor/counters.h */
+    int64_t counters_cache_entries; /* redis.cache_entities: see processor/counters.h */
     char *redis_username;
     char *redis_password;
     char *redis_password_file;

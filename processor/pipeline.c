@@ -71,7 +71,7 @@ struct smm_pipeline {
 
 /* The absolute section of a flush part, built beside its groups, and one post's values. */
 struct abs_scratch {
-    struct smm_argv av;
+    struct smm_argv av, days;
     struct smm_packed cur, d;
     char vals[SMM_COUNTERS_FIELDS][SMM_PACKED_TEXT_MAX];
     char dels[SMM_COUNTERS_FIELDS][SMM_PACKED_TEXT_MAX];
@@ -229,6 +229,7 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
     pipe->abs = calloc(1, sizeof(*pipe->abs));
     if (pipe->abs) {
         smm_argv_init(&pipe->abs->av);
+        smm_argv_init(&pipe->abs->days);
     }
     if (!pipe->cc || !pipe->abs) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -260,6 +261,7 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     smm_counters_free(pipe->cc);
     if (pipe->abs) {
         smm_argv_free(&pipe->abs->av);
+        smm_argv_free(&pipe->abs->days);
         free(pipe->abs);
     }
     free(pipe->loads);
@@ -440,15 +442,40 @@ struct user_ref {
 #define MINUTE_KEEP 180
 #define HOUR_KEEP   192
 
-/* The key of a post's counter hash, <prefix>{<shard>}:c:<id>, into out (sized by the
- * caller for a prefix and an id within route()'s bounds). */
-static void post_key(const struct smm_pipeline *pipe, const char *id, char *out, size_t size)
+/* The key of an entity's counter hash, <prefix>{<shard>}:<kind>:<id>, into out (sized by
+ * the caller for a prefix and an id within route()'s bounds); *ent_at: where the entity
+ * name starts in it. */
+static void entity_key(const struct smm_pipeline *pipe, const struct smm_agg_entity *ent,
+                       char *out, size_t size, size_t *ent_at)
 {
-    char ent[2 * SMM_EVENT_ID_MAX + 96];
-    size_t n = (size_t)snprintf(ent, sizeof(ent), "c:%s", id);
-    int shard = smm_redis_shard(ent, n < sizeof(ent) ? n : sizeof(ent) - 1,
-                                (int)pipe->cfg->redis_shards);
-    snprintf(out, size, "%s{%d}:%s", pipe->cfg->prefix, shard, ent);
+    char name[2 * SMM_EVENT_ID_MAX + 96];
+    int n = snprintf(name, sizeof(name), "%s:%s", smm_agg_kind_prefix(ent->kind), ent->id);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(name) ? (size_t)n : sizeof(name) - 1;
+    int shard = smm_redis_shard(name, len, (int)pipe->cfg->redis_shards);
+    int at = snprintf(out, size, "%s{%d}:", pipe->cfg->prefix, shard);
+    snprintf(out + at, size - (size_t)at, "%s", name);
+    *ent_at = (size_t)at;
+}
+
+/* 1 when the script adds to this account's counters itself in this batch (a message,
+ * reply, referral or conversion of the account: see links in smm.lua), so its values
+ * cannot be computed here. Linear in the batch's links, which are few. */
+static int account_linked(const struct smm_agg *agg, const char *account)
+{
+    for (int i = 0; i < smm_agg_links(agg); i++) {
+        if (strcmp(smm_agg_link_at(agg, i)->account, account) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Entities whose values the processor may compute: every kind, but for accounts the script
+ * adds to in this batch. */
+static int computable(const struct smm_agg *agg, const struct smm_agg_entity *ent)
+{
+    return ent->first_minute >= 0 &&
+           !(ent->kind == SMM_AGG_ACCOUNT && account_linked(agg, ent->id));
 }
 
 static int has_name(char names[][SMM_COUNTERS_NAME], int n, const char *name)
@@ -463,7 +490,7 @@ static int has_name(char names[][SMM_COUNTERS_NAME], int n, const char *name)
 
 /* The bucket fields ent's deltas go to: t, each kept minute, each kept hour (as
  * write_entities). -1 when there are more than max. */
-static int post_buckets(const struct smm_agg *agg, const struct smm_agg_entity *ent,
+static int entity_buckets(const struct smm_agg *agg, const struct smm_agg_entity *ent,
                         int64_t now_min, char names[][SMM_COUNTERS_NAME], int max)
 {
     int n = 0;
@@ -471,8 +498,8 @@ static int post_buckets(const struct smm_agg *agg, const struct smm_agg_entity *
     for (int mi = ent->first_minute; mi >= 0;) {
         const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
         char f[SMM_COUNTERS_NAME];
-        if (m->minute > now_min - MINUTE_KEEP) {
-            snprintf(f, sizeof(f), "m%lld", (long long)m->minute);
+        if (m->minute > now_min - MINUTE_KEEP &&
+            snprintf(f, sizeof(f), "m%lld", (long long)m->minute) < (int)sizeof(f)) {
             if (!has_name(names, n, f)) {
                 if (n == max) {
                     return -1;
@@ -480,8 +507,8 @@ static int post_buckets(const struct smm_agg *agg, const struct smm_agg_entity *
                 strcpy(names[n++], f);
             }
         }
-        if (m->minute / 60 > now_min / 60 - HOUR_KEEP) {
-            snprintf(f, sizeof(f), "h%lld", (long long)(m->minute / 60));
+        if (m->minute / 60 > now_min / 60 - HOUR_KEEP &&
+            snprintf(f, sizeof(f), "h%lld", (long long)(m->minute / 60)) < (int)sizeof(f)) {
             if (!has_name(names, n, f)) {
                 if (n == max) {
                     return -1;
@@ -539,14 +566,15 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
     char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
     for (int i = 0; i < smm_agg_entities(agg); i++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, i);
-        if (ent->kind != SMM_AGG_CONTENT || ent->first_minute < 0) {
+        if (!computable(agg, ent)) {
             continue;
         }
-        int k = post_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
+        int k = entity_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
         if (k < 0) {
             continue; /* a batch spread over many buckets: the script adds its deltas */
         }
-        post_key(pipe, ent->id, key, sizeof(key));
+        size_t ent_at;
+        entity_key(pipe, ent, key, sizeof(key), &ent_at);
         struct smm_counters_entry *e = smm_counters_find(pipe->cc, key);
         if (e && has_all(e, names, k)) {
             continue;
@@ -649,12 +677,13 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     int64_t now_min = smm_pipeline_minute(pipe->enc_now_ms);
     char key[3 * SMM_EVENT_ID_MAX + 256];
     char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
-    post_key(pipe, ent->id, key, sizeof(key));
+    size_t ent_at;
+    entity_key(pipe, ent, key, sizeof(key), &ent_at);
     struct smm_counters_entry *e = smm_counters_find(pipe->cc, key);
     if (!e) {
         return 0;
     }
-    int k = post_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
+    int k = entity_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
     if (k < 0 || e->ver < 0 || !has_all(e, names, k)) {
         smm_counters_drop(pipe->cc, key, strlen(key)); /* the script changes it */
         return 0;
@@ -684,7 +713,7 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
             return 0;
         }
         scores[n][0] = '\0';
-        if (smm_packed_get(d, "engagement") != 0) {
+        if (ent->kind == SMM_AGG_CONTENT && smm_packed_get(d, "engagement") != 0) {
             snprintf(scores[n], sizeof(scores[n]), "%lld",
                      (long long)smm_packed_get(cur, "engagement"));
         }
@@ -711,7 +740,7 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
         }
     }
     int rc = smm_argv_add_str(out, key);
-    rc |= smm_argv_add_str(out, ent->id);
+    rc |= smm_argv_add_str(out, key + ent_at);
     rc |= smm_argv_add_int(out, e->ver);
     rc |= smm_argv_add_str(out, prune);
     rc |= smm_argv_add_str(out, exp);
@@ -742,6 +771,35 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     return rc ? -1 : 1;
 }
 
+/* An account's deltas for the daily hashes <prefix>d:<day> (goals, long-range charts):
+ * minute, field, delta per metric and minute. */
+static int day_deltas(const struct smm_agg *agg, const struct smm_agg_entity *ent,
+                      struct smm_argv *out, int64_t *n)
+{
+    char field[2 * SMM_EVENT_ID_MAX + 96];
+    int len = snprintf(field, sizeof(field), "a:%s:", ent->id);
+    if (len < 0 || (size_t)len + 40 > sizeof(field)) {
+        return SMM_ERR; /* cannot happen: route() bounds ids */
+    }
+    int rc = 0;
+    for (int mi = ent->first_minute; mi >= 0;) {
+        const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
+        for (int x = 0; x < SMM_AGG_METRICS; x++) {
+            int64_t v = smm_agg_delta(m, x);
+            if (v != 0 && smm_agg_kind_keeps(ent->kind, x)) {
+                const char *mn = smm_agg_metric_name(x);
+                char *end = put(field + len, mn, strlen(mn));
+                rc |= smm_argv_add_int(out, m->minute);
+                rc |= smm_argv_add(out, field, (size_t)(end - field));
+                rc |= smm_argv_add_int(out, v);
+                (*n)++;
+            }
+        }
+        mi = m->next;
+    }
+    return rc ? SMM_ERR : SMM_OK;
+}
+
 static int user_ref_cmp(const void *a, const void *b)
 {
     int64_t x = ((const struct user_ref *)a)->minute, y = ((const struct user_ref *)b)->minute;
@@ -756,8 +814,10 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     const struct smm_agg *agg = b ? b->agg : NULL;
     int rc = 0;
     struct smm_argv *abs_av = &pipe->abs->av; /* the absolute section, beside the groups */
+    struct smm_argv *days = &pipe->abs->days; /* and the daily deltas of its accounts */
     smm_argv_reset(abs_av);
-    int64_t n_abs = 0;
+    smm_argv_reset(days);
+    int64_t n_abs = 0, n_days = 0;
     rc |= smm_argv_add_str(av, tp);
     rc |= smm_argv_add_str(av, token);
     rc |= smm_argv_add_int(av, base);
@@ -774,14 +834,22 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     char field[2 * SMM_EVENT_ID_MAX + 96];
     for (int e = 0; e < n_ents && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        if (ent->kind == SMM_AGG_CONTENT && ent->first_minute >= 0) {
+        if (computable(agg, ent)) {
             int a = abs_encode(pipe, agg, ent, abs_av, &n_abs);
             if (a < 0) {
                 return SMM_ERR;
             }
+            if (a > 0 && ent->kind == SMM_AGG_ACCOUNT) {
+                rc |= day_deltas(agg, ent, days, &n_days);
+            }
             if (a > 0) {
                 continue;
             }
+        } else if (ent->first_minute >= 0 && smm_counters_size(pipe->cc) > 0) {
+            char key[3 * SMM_EVENT_ID_MAX + 256];
+            size_t at;
+            entity_key(pipe, ent, key, sizeof(key), &at);
+            smm_counters_drop(pipe->cc, key, strlen(key)); /* the script changes it */
         }
         const char *kp = smm_agg_kind_prefix(ent->kind);
         size_t kn = strlen(kp), idn = strlen(ent->id);
@@ -827,6 +895,14 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     for (int x = 0; x < abs_av->n && !rc; x++) {
         size_t len;
         const char *arg = smm_argv_get(abs_av, x, &len);
+        rc |= smm_argv_add(av, arg, len);
+    }
+    /* Their accounts' daily deltas (the groups carry their own): n_days,
+     * {minute, "a:<id>:<metric>", delta}*n_days. */
+    rc |= smm_argv_add_int(av, n_days);
+    for (int x = 0; x < days->n && !rc; x++) {
+        size_t len;
+        const char *arg = smm_argv_get(days, x, &len);
         rc |= smm_argv_add(av, arg, len);
     }
 

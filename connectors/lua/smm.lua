@@ -23,8 +23,9 @@
 --          tp, token, base_offset, next_offset,
 --          n_groups, {entity, minute, rated, k, {field, delta}*k}*n_groups,
 --            (entity "c:<id>" or "a:<id>"; field "<entity>:<metric>"; rated is unused)
---          n_abs, {key, id, base_v, prune, expire_at, k, {field, value, delta, score}*k}*n_abs
---            (posts whose buckets the processor computed: see write_entities)
+--          n_abs, {key, entity, base_v, prune, expire_at, k, {field, value, delta, score}*k}*n_abs
+--            (entities whose buckets the processor computed: see write_entities)
+--          n_days, {minute, field, delta}*n_days (their accounts' daily deltas)
 --          n_reach, {kind, id, k, {user}*k, n_min, {minute, j}*n_min}*n_reach,
 --            (accounts: users sorted by minute, j users per minute; others: n_min 0)
 --          n_stats, {field, delta}*n_stats
@@ -1134,7 +1135,7 @@ end
 
 local counter_conflicts = {}
 
-local function write_entities(ents, ent_list, parts)
+local function write_entities(ents, ent_list, parts, rename)
   local now_hour = floor(now_min / 60)
   local tops = {} -- top key -> {score, member, ...}
   local function top_add(key, score, id)
@@ -1210,29 +1211,43 @@ local function write_entities(ents, ent_list, parts)
     end
     touch(key)
   end
-  -- Posts whose buckets the processor computed (processor/counters.h): each bucket's new
-  -- value is written as it comes when the hash is still at the version v it was computed
-  -- from. Otherwise another writer moved the hash first (partitions not keyed by
+  -- Entities whose buckets the processor computed (processor/counters.h): each bucket's
+  -- new value is written as it comes when the hash is still at the version v it was
+  -- computed from. Otherwise another writer moved the hash first (partitions not keyed by
   -- content_id): the deltas sent beside the values are added as above and the hash is
-  -- reported, so the processor loads it again. prune: '1' prune now, 'n' a new hash (p is
-  -- set), '0' neither; expire_at '' = the expiry set before still holds.
+  -- reported, so the processor loads it again. So is a source or segment value that
+  -- admission (above) counts under its account's "other": its deltas go there. prune: '1'
+  -- prune now, 'n' a new hash (p is set), '0' neither; expire_at '' = the expiry set
+  -- before still holds.
   local tkey = P .. 'top:'
   for _, part in ipairs(parts) do
     local i = part.abs_at + 1
     for _ = 1, tonumber(ARGV[part.abs_at]) do
-      local key, id, base, prune_it, exp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+      local key, ent, base, prune_it, exp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
       local f0 = i + 6
       i = f0 + 4 * tonumber(ARGV[i + 5])
+      local re = rename[ent]
+      if re then
+        counter_conflicts[#counter_conflicts + 1] = key
+        key, base, exp = P .. '{' .. shard_of(re) .. '}:' .. re, nil, ''
+        touch(key)
+      end
       local stored = call('HGET', key, 'v') or '0'
       local sets, dels = {'v', (tonumber(stored) or 0) + 1}, {}
       local got = nil
       if stored ~= base then
-        counter_conflicts[#counter_conflicts + 1] = key
-        local fields = {}
+        if not re then
+          counter_conflicts[#counter_conflicts + 1] = key
+        end
+        local fields = {'p'}
         for j = f0, i - 1, 4 do
           fields[#fields + 1] = ARGV[j]
         end
         got = call('HMGET', key, unpack(fields))
+        if re then
+          local p = tonumber(got[1])
+          prune_it = not p and 'n' or (now_min - p >= 60 and '1' or '0')
+        end
       end
       for j = f0, i - 1, 4 do
         local f, value, score = ARGV[j], ARGV[j + 1], ARGV[j + 3]
@@ -1242,7 +1257,7 @@ local function write_entities(ents, ent_list, parts)
             d[name] = tonumber(x)
           end
           local eng
-          value, eng = packed_add(got[(j - f0) / 4 + 1], d)
+          value, eng = packed_add(got[(j - f0) / 4 + 2], d)
           score = score ~= '' and eng or ''
         end
         if value == '' then
@@ -1252,7 +1267,7 @@ local function write_entities(ents, ent_list, parts)
           sets[#sets + 1] = value
         end
         if score ~= '' then
-          top_add(tkey .. f, tonumber(score), id)
+          top_add(tkey .. f, tonumber(score), string.sub(ent, 3))
         end
       end
       if prune_it == 'n' then
@@ -1311,6 +1326,8 @@ if MODE == 'flush' then
     for _ = 1, n do
       i = i + 6 + 4 * tonumber(ARGV[i + 5])
     end
+    part.days_at = i
+    i = i + 1 + 3 * tonumber(ARGV[i])
     part.reach_at = i
     n = tonumber(ARGV[i])
     i = i + 1
@@ -1437,6 +1454,14 @@ if MODE == 'flush' then
       end
     end
   end
+  for _, part in ipairs(parts) do -- the accounts of the absolute section
+    i = part.days_at + 1
+    for _ = 1, tonumber(ARGV[part.days_at]) do
+      local dd, f = day_set(tonumber(ARGV[i])), ARGV[i + 1]
+      dd[f] = (dd[f] or 0) + tonumber(ARGV[i + 2])
+      i = i + 3
+    end
+  end
   -- Messages, replies, referrals and conversions: matched against state in Redis; what
   -- they yield (answers, response times, indirect conversions) are counters like the rest.
   for _, part in ipairs(parts) do
@@ -1446,7 +1471,7 @@ if MODE == 'flush' then
     hash_add(P .. 'd:' .. day, per_day[day])
     call('EXPIREAT', P .. 'd:' .. day, (day + 1 + ins.days_keep) * 86400)
   end
-  write_entities(ents, ent_list, parts)
+  write_entities(ents, ent_list, parts, rename)
 
   -- 3. Reach: each group's users are a slice of ARGV handed to PFADD as they are; an
   -- account's users come sorted by minute, so its minute sketches are slices too.

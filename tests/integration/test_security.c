@@ -910,8 +910,9 @@ static void check_counter_key(redisContext *c, const char *key, const char *enti
     cr_assert_str_eq(key, want, "%s is not in the shard of %s", key, entity);
 }
 
-/* Its fields: t, p (a minute), m<minute>, h<hour>; each bucket packed "name=value,..." with
- * stored metrics and integer values only. Returns the number of name=value pairs. */
+/* Its fields: t, p (a minute), v (a version), m<minute>, h<hour>; each bucket packed
+ * "name=value,..." with stored metrics and integer values only. Returns the number of
+ * name=value pairs. */
 static size_t check_counter_hash(redisContext *c, const char *key)
 {
     redisReply *r = redisCommand(c, "HGETALL %s", key);
@@ -919,8 +920,8 @@ static size_t check_counter_hash(redisContext *c, const char *key)
     size_t pairs = 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
-        if (!strcmp(f, "p")) {
-            cr_assert(is_number(v), "%s: field p = \"%s\"", key, v);
+        if (!strcmp(f, "p") || !strcmp(f, "v")) {
+            cr_assert(is_number(v), "%s: field %s = \"%s\"", key, f, v);
             continue;
         }
         cr_assert(!strcmp(f, "t") || ((f[0] == 'm' || f[0] == 'h') && is_number(f + 1)),

@@ -183,7 +183,8 @@ struct part {
     char *stats;  /* "field=delta" per field, sorted */
     char *links;  /* "type|account|a|b|c|ts|biz|x" per link, in order */
     char *adm;    /* "kind|entity|account|dim|value|events|minute" per admission, sorted */
-    int n_groups, n_abs, n_reach, n_stats, n_links, n_adm;
+    int n_groups, n_abs, n_days, n_reach, n_stats, n_links, n_adm;
+    char *days; /* "minute|field|delta" per daily delta, sorted */
     char *abs; /* "id|base_v|prune|expire_at|field=value/delta/score;..." per post, sorted */
 };
 
@@ -208,7 +209,7 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
     fl->n_parts = (int)tonumber(la, 6);
     cr_assert(fl->n_parts >= 0 && fl->n_parts <= 8);
     int i = 7;
-    int groups_at[8], abs_at[8], reach_at[8], stats_at[8], links_at[8], adm_at[8];
+    int groups_at[8], abs_at[8], days_at[8], reach_at[8], stats_at[8], links_at[8], adm_at[8];
     /* 1. the fence loop: positions only */
     for (int pi = 0; pi < fl->n_parts; pi++) {
         struct part *p = &fl->parts[pi];
@@ -229,6 +230,8 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         for (int64_t a = 0; a < n; a++) {
             i = i + 6 + 4 * (int)tonumber(la, i + 5);
         }
+        days_at[pi] = i;
+        i = i + 1 + 3 * (int)tonumber(la, i);
         reach_at[pi] = i;
         n = tonumber(la, i);
         i++;
@@ -302,6 +305,13 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
             lines_add(&la_abs, "%s", buf);
         }
         p->abs = lines_join(&la_abs);
+        struct lines ld = {0};
+        i = days_at[pi] + 1;
+        p->n_days = (int)tonumber(la, days_at[pi]);
+        for (int d = 0; d < p->n_days; d++, i += 3) {
+            lines_add(&ld, "%s|%s|%s", ARGV(la, i), ARGV(la, i + 1), ARGV(la, i + 2));
+        }
+        p->days = lines_join(&ld);
 
         i = reach_at[pi] + 1;
         p->n_reach = (int)tonumber(la, reach_at[pi]);
@@ -378,6 +388,7 @@ static void flush_free(struct flush *fl)
     for (int pi = 0; pi < fl->n_parts; pi++) {
         free(fl->parts[pi].groups);
         free(fl->parts[pi].abs);
+        free(fl->parts[pi].days);
         free(fl->parts[pi].reach);
         free(fl->parts[pi].stats);
         free(fl->parts[pi].links);
@@ -631,7 +642,7 @@ Test(pipeline, encode_flush_two_parts)
     cr_assert_eq(fl.parts[0].n_groups, 0);
     cr_assert_eq(fl.parts[0].n_reach, 0);
     cr_assert_eq(fl.parts[0].n_stats, 0);
-    cr_assert_eq(la.n, 6 + 4 + 6, "an empty part is its fence and six zero counts");
+    cr_assert_eq(la.n, 6 + 4 + 7, "an empty part is its fence and seven zero counts");
     flush_free(&fl);
     lua_argv_free(&la);
 
@@ -665,7 +676,7 @@ Test(pipeline, encode_flush_exact_positions)
         "flush", "smm:", now_min, "64", "2940", "1", /* header, n_parts */
         "t:3", "tk", "7", "8",                                         /* fence */
         "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
-        "0",                                                           /* no absolutes */
+        "0", "0",                                            /* no absolutes, no days */
         "0",                                                           /* no reach */
         "2", "messages", "1", "events_counted", "1",                   /* stats */
         "0",                                                           /* no links */
@@ -675,7 +686,7 @@ Test(pipeline, encode_flush_exact_positions)
     cr_assert_eq(la.n, n_want, "%d arguments, want %d", la.n, n_want);
     for (int i = 0; i < n_want; i++) {
         /* Counts patched into placeholders carry leading zeros; compare as numbers. */
-        if (i == 5 || i == 10 || i == 18 || i == 19 || i == 25) {
+        if (i == 5 || i == 10 || i == 19 || i == 20 || i == 26) {
             /* n_parts, n_groups, n_reach, n_stats, n_adm */
             cr_assert_eq(tonumber(&la, i + 1), strtoll(want[i], NULL, 10), "ARGV[%d] = %s",
                          i + 1, la.arg[i]);
@@ -768,7 +779,8 @@ Test(pipeline, encode_flush_many_entities)
     cr_assert_eq(n_groups, 20000 + 30);
     cr_assert_eq(impressions, 20000);
     cr_assert_eq(tonumber(&la, i), 0, "no absolutes: nothing was loaded");
-    i++;
+    cr_assert_eq(tonumber(&la, i + 1), 0);
+    i += 2;
     int64_t n_reach = tonumber(&la, i);
     cr_assert_eq(n_reach, 20000 + 10);
     i++;
@@ -1192,7 +1204,25 @@ static void feed_like(struct fixture *fx, struct smm_batch *b, int n)
     feed(fx, b, json, -1, SMM_REJECT_NONE);
 }
 
-Test(pipeline, post_counters_absolute_after_load)
+/* Hands every planned load its reply: vals for the post p, a new hash for the others. */
+static int load_rows(struct fixture *fx, struct smm_batch *b, const char *post_key,
+                     const char *const *vals)
+{
+    const struct smm_redis_hmget *rows;
+    int n = plan_rows(fx, b, &rows);
+    for (int i = 0; i < n; i++) {
+        const char *none[SMM_REDIS_HMGET_MAX] = {0};
+        size_t lens[SMM_REDIS_HMGET_MAX] = {0};
+        int mine = !strcmp(rows[i].key, post_key);
+        for (int j = 0; mine && j < rows[i].n_fields; j++) {
+            lens[j] = vals[j] ? strlen(vals[j]) : 0;
+        }
+        smm_pipeline_counters_loaded(fx->pipe, i, mine ? vals : none, lens);
+    }
+    return n;
+}
+
+Test(pipeline, counters_absolute_after_load)
 {
     struct fixture fx;
     fixture_open(&fx, NULL);
@@ -1200,44 +1230,51 @@ Test(pipeline, post_counters_absolute_after_load)
     batch_open(&fx, &b);
     feed_like(&fx, &b, 1);
 
-    /* Nothing held: the post is one to load (v, p and its three buckets). */
+    /* Nothing held: the post and its account are to load (v, p and their three buckets). */
     const struct smm_redis_hmget *rows;
-    cr_assert_eq(plan_rows(&fx, &b, &rows), 1);
-    char key[64], m[24], h[24];
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 2);
+    char key[64], akey[64], m[24], h[24];
     snprintf(key, sizeof(key), "smm:{%d}:c:p", smm_redis_shard("c:p", 3, 64));
+    snprintf(akey, sizeof(akey), "smm:{%d}:a:acc", smm_redis_shard("a:acc", 5, 64));
     snprintf(m, sizeof(m), "m%lld", NOW_MIN);
     snprintf(h, sizeof(h), "h%lld", NOW_MIN / 60);
-    cr_assert_str_eq(rows[0].key, key);
-    cr_assert_eq(rows[0].n_fields, 5);
+    int pi = strcmp(rows[0].key, key) == 0 ? 0 : 1;
+    cr_assert_str_eq(rows[pi].key, key);
+    cr_assert_str_eq(rows[1 - pi].key, akey);
+    cr_assert_eq(rows[pi].n_fields, 5);
     const char *want_fields[] = {"v", "p", "t", m, h};
     for (int j = 0; j < 5; j++) {
-        cr_assert_str_eq(rows[0].field[j], want_fields[j]);
+        cr_assert_str_eq(rows[pi].field[j], want_fields[j]);
     }
     char pruned[24];
     snprintf(pruned, sizeof(pruned), "%lld", NOW_MIN - 10);
     const char *vals[] = {"4", pruned, "engagement=3,like=3,view=7", NULL, "like=1,engagement=1"};
-    size_t lens[5];
-    for (int j = 0; j < 5; j++) {
-        lens[j] = vals[j] ? strlen(vals[j]) : 0;
-    }
-    smm_pipeline_counters_loaded(fx.pipe, 0, vals, lens);
+    cr_assert_eq(load_rows(&fx, &b, key, vals), 2);
     cr_assert_eq(plan_rows(&fx, &b, &rows), 0, "held now: nothing to load");
 
     struct lua_argv la;
     struct flush fl;
     encode_one(&fx, &b, &fl, &la);
     struct part *p = &fl.parts[0];
-    char want[512];
-    snprintf(want, sizeof(want), "c|p|%lld|like=1,engagement=1\n", NOW_MIN);
-    cr_assert(!strstr(p->groups, "c|p|"), "the post is not a group too:\n%s", p->groups);
-    cr_assert_eq(p->n_abs, 1);
+    cr_assert_eq(p->n_groups, 0, "nothing left for the script to add:\n%s", p->groups);
+    cr_assert_eq(p->n_abs, 2);
     long long exp = NOW / 1000 + 90 * 86400; /* retention.idle_days 90 */
+    char want[1024];
     snprintf(want, sizeof(want),
-             "p|4|0|%lld|t=engagement=4,like=4,view=7/like=1,engagement=1/4;"
+             /* the account: a new hash (p set with it); no leaderboard scores */
+             "a:acc|0|n|%lld|t=like=1,engagement=1/like=1,engagement=1/;"
+             "%s=like=1,engagement=1/like=1,engagement=1/;"
+             "%s=like=1,engagement=1/like=1,engagement=1/\n"
+             /* the post: loaded values plus the deltas; engagement scores its boards */
+             "c:p|4|0|%lld|t=engagement=4,like=4,view=7/like=1,engagement=1/4;"
              "%s=like=1,engagement=1/like=1,engagement=1/1;"
              "%s=like=2,engagement=2/like=1,engagement=1/2\n",
-             exp, m, h);
+             exp, m, h, exp, m, h);
     cr_assert_str_eq(p->abs, want);
+    /* The account's daily buckets get its deltas (the script adds those). */
+    snprintf(want, sizeof(want), "%lld|a:acc:engagement|1\n%lld|a:acc:like|1\n", NOW_MIN,
+             NOW_MIN);
+    cr_assert_str_eq(p->days, want);
     flush_free(&fl);
     lua_argv_free(&la);
 
@@ -1249,41 +1286,50 @@ Test(pipeline, post_counters_absolute_after_load)
     cr_assert_eq(plan_rows(&fx, &b, &rows), 0);
     encode_one(&fx, &b, &fl, &la);
     snprintf(want, sizeof(want),
-             "p|5|0||t=engagement=5,like=5,view=7/like=1,engagement=1/5;"
+             "a:acc|1|0||t=like=2,engagement=2/like=1,engagement=1/;"
+             "%s=like=2,engagement=2/like=1,engagement=1/;"
+             "%s=like=2,engagement=2/like=1,engagement=1/\n"
+             "c:p|5|0||t=engagement=5,like=5,view=7/like=1,engagement=1/5;"
              "%s=like=2,engagement=2/like=1,engagement=1/2;"
              "%s=like=3,engagement=3/like=1,engagement=1/3\n",
-             m, h);
+             m, h, m, h);
     cr_assert_str_eq(fl.parts[0].abs, want);
     flush_free(&fl);
     lua_argv_free(&la);
 
     /* Not applied (or not known to be): forgotten, loaded again. */
     smm_pipeline_counters_settle(fx.pipe, 0);
-    cr_assert_eq(plan_rows(&fx, &b, &rows), 1);
-    smm_pipeline_counters_loaded(fx.pipe, 0, vals, lens);
+    cr_assert_eq(load_rows(&fx, &b, key, vals), 2);
     encode_one(&fx, &b, &fl, &la);
-    cr_assert_eq(fl.parts[0].n_abs, 1);
+    cr_assert_eq(fl.parts[0].n_abs, 2);
     flush_free(&fl);
     lua_argv_free(&la);
-    /* The script reports the hash moved by another writer: forgotten although applied. */
+    /* The script reports a hash another writer moved: forgotten although applied. */
     smm_pipeline_counters_conflict(fx.pipe, key, strlen(key));
     smm_pipeline_counters_settle(fx.pipe, 1);
     cr_assert_eq(plan_rows(&fx, &b, &rows), 1);
+    cr_assert_str_eq(rows[0].key, key);
 
-    /* A new hash (no v, no p): p is set with it. */
-    const char *none[5] = {NULL, NULL, NULL, NULL, NULL};
-    size_t zeros[5] = {0};
-    smm_pipeline_counters_loaded(fx.pipe, 0, none, zeros);
+    /* An account the script adds to itself in this batch (a customer message) goes as
+     * deltas, and is forgotten. */
+    smm_batch_clear(&b);
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"event_id\":\"M1\",\"type\":\"message\",\"ts\":%lld,\"account_id\":\"acc\","
+             "\"thread_id\":\"t1\",\"user_id\":\"cust\"}",
+             NOW);
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 0, "the held account is not loaded again");
     encode_one(&fx, &b, &fl, &la);
-    snprintf(want, sizeof(want),
-             "p|0|n|%lld|t=like=1,engagement=1/like=1,engagement=1/1;"
-             "%s=like=1,engagement=1/like=1,engagement=1/1;"
-             "%s=like=1,engagement=1/like=1,engagement=1/1\n",
-             exp, m, h);
-    cr_assert_str_eq(fl.parts[0].abs, want);
+    cr_assert_eq(fl.parts[0].n_abs, 0);
+    snprintf(want, sizeof(want), "a|acc|%lld|message=1\n", NOW_MIN);
+    cr_assert_str_eq(fl.parts[0].groups, want);
     flush_free(&fl);
     lua_argv_free(&la);
     smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_batch_clear(&b);
+    feed_like(&fx, &b, 3);
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 2, "the account is loaded again");
 
     smm_batch_free(&b);
     fixture_close(&fx);
