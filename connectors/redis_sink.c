@@ -541,41 +541,50 @@ int smm_redis_sink_day_sum(struct smm_redis_sink *sink, const char *prefix, cons
     return rc;
 }
 
+static void viral_row(void *opaque, int i, const char *const *vals, const size_t *lens)
+{
+    (void)lens;
+    struct smm_redis_viral_row *row = (struct smm_redis_viral_row *)opaque + i;
+    if (vals[0]) {
+        snprintf(row->state, sizeof(row->state), "%s", vals[0]);
+    }
+    int64_t *nums[3] = {&row->since_ms, &row->seq, &row->below};
+    for (int j = 0; j < 3; j++) {
+        *nums[j] = vals[j + 1] ? strtoll(vals[j + 1], NULL, 10) : 0;
+    }
+}
+
 int smm_redis_sink_viral_load(struct smm_redis_sink *sink, const char *prefix,
                               const char *const *ids, int n, struct smm_redis_viral_row *out)
 {
-    int rc = smm_redis_sink_connect(sink);
-    if (rc != SMM_SINK_OK || n <= 0) {
-        return rc;
+    if (n <= 0) {
+        return smm_redis_sink_connect(sink);
     }
-    for (int i = 0; i < n; i++) {
-        redisAppendCommand(sink->c, "HMGET %sv:%s state state_since_ms seq below", prefix,
-                           ids[i]);
-    }
-    for (int i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
-            return io_fail(sink, "viral load");
+    struct smm_redis_hmget *rows = calloc((size_t)n, sizeof(*rows));
+    char **keys = calloc((size_t)n, sizeof(*keys));
+    int rc = rows && keys ? SMM_SINK_OK : SMM_SINK_RETRY;
+    for (int i = 0; i < n && rc == SMM_SINK_OK; i++) {
+        size_t len = strlen(prefix) + 2 + strlen(ids[i]) + 1;
+        if (!(keys[i] = malloc(len))) {
+            rc = SMM_SINK_RETRY;
+            break;
         }
-        struct smm_redis_viral_row *row = &out[i];
-        memset(row, 0, sizeof(*row));
-        if (r->type == REDIS_REPLY_ERROR) {
-            sink->errors++;
-            set_err(sink, "redis viral load: %s", r->str);
-            rc = SMM_SINK_ERROR;
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
-            if (r->element[0]->type == REDIS_REPLY_STRING) {
-                snprintf(row->state, sizeof(row->state), "%s", r->element[0]->str);
-            }
-            int64_t *nums[3] = {&row->since_ms, &row->seq, &row->below};
-            for (int j = 0; j < 3; j++) {
-                if (r->element[j + 1]->type == REDIS_REPLY_STRING) {
-                    *nums[j] = strtoll(r->element[j + 1]->str, NULL, 10);
-                }
-            }
-        }
-        freeReplyObject(r);
+        snprintf(keys[i], len, "%sv:%s", prefix, ids[i]);
+        rows[i] = (struct smm_redis_hmget){
+            .key = keys[i], .n_fields = 4,
+            .field = {"state", "state_since_ms", "seq", "below"}};
+        memset(&out[i], 0, sizeof(out[i]));
     }
+    if (rc == SMM_SINK_OK) {
+        rc = smm_redis_sink_hmget(sink, rows, n, viral_row, out);
+    } else {
+        set_err(sink, "out of memory loading viral state");
+    }
+    for (int i = 0; keys && i < n; i++) {
+        free(keys[i]);
+    }
+    free(keys);
+    free(rows);
     return rc;
 }
 
