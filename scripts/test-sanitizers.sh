@@ -92,8 +92,10 @@ if [ $# -eq 0 ]; then
   # The fault suite's scenarios of outside faults (Redis killed or stopped, broker stopped)
   # mostly wait on the clock and exercise no code the others do not: under the sanitizers
   # only the ones that drive our recovery code run (kill -9 restarts, a power-loss rewind,
-  # rebalances, every poison reason). The normal run (scripts/test.sh) runs all of them.
-  (cd "$build" && ctest --output-on-failure --timeout 1800 -E '^test_faults$' "${args[@]}") || rc=$?
+  # rebalances, every poison reason). The browser test drives the same HTTP routes as
+  # test_http through a browser. The normal run (scripts/test.sh) runs all of them.
+  (cd "$build" && ctest --output-on-failure --timeout 1800 -E '^(test_faults|test_dashboard)$' \
+    "${args[@]}") || rc=$?
   faults='faults/@(a_kill9_random_restarts|b2_redis_power_loss_mid_stream|e_scale_out_rebalance|f_poison_every_reason)'
   (cd "$build" && CRITERION_TEST_PATTERN=$faults \
     ctest --output-on-failure --timeout 1800 -R '^test_faults$' "${args[@]}") || rc=$?
