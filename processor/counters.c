@@ -1,7 +1,7 @@
 /* processor/counters.c - the processor's copy of the counter hashes it writes (see
  * counters.h).
  *
- * A chained hash table keyed by the Redis key (smm_hash64), grown by doubling. Eviction
+ * A chained hash table keyed by the entity's name (smm_hash64), grown by doubling. Eviction
  * is by round of last use: when the table is over its bound after a round, the entries
  * not used in the most recent rounds go, the horizon halving until enough are gone. That
  * costs one pass over the table per eviction, which happens at most once every max/4 new
@@ -61,18 +61,24 @@ size_t smm_counters_size(const struct smm_counters *c)
     return c->n;
 }
 
-static struct smm_counters_entry **where(struct smm_counters *c, const char *key, size_t len)
+static const char *name_of(const struct smm_counters_entry *e)
 {
-    struct smm_counters_entry **p = &c->slot[smm_hash64(key, len) & (c->n_slots - 1)];
-    while (*p && (strncmp((*p)->key, key, len) != 0 || (*p)->key[len] != '\0')) {
+    return e->key + e->name_at;
+}
+
+static struct smm_counters_entry **where(struct smm_counters *c, const char *name, size_t len)
+{
+    struct smm_counters_entry **p = &c->slot[smm_hash64(name, len) & (c->n_slots - 1)];
+    while (*p && (strncmp(name_of(*p), name, len) != 0 || name_of(*p)[len] != '\0')) {
         p = &(*p)->next;
     }
     return p;
 }
 
-struct smm_counters_entry *smm_counters_find(struct smm_counters *c, const char *key)
+struct smm_counters_entry *smm_counters_find(struct smm_counters *c, const char *name,
+                                             size_t len)
 {
-    struct smm_counters_entry *e = *where(c, key, strlen(key));
+    struct smm_counters_entry *e = *where(c, name, len);
     if (e) {
         e->used = c->round;
     }
@@ -89,7 +95,8 @@ static void grow(struct smm_counters *c)
     for (size_t i = 0; i < c->n_slots; i++) {
         for (struct smm_counters_entry *e = c->slot[i], *nx; e; e = nx) {
             nx = e->next;
-            struct smm_counters_entry **p = &s[smm_hash64(e->key, strlen(e->key)) & (n - 1)];
+            const char *name = name_of(e);
+            struct smm_counters_entry **p = &s[smm_hash64(name, strlen(name)) & (n - 1)];
             e->next = *p;
             *p = e;
         }
@@ -99,10 +106,11 @@ static void grow(struct smm_counters *c)
     c->n_slots = n;
 }
 
-struct smm_counters_entry *smm_counters_put(struct smm_counters *c, const char *key)
+struct smm_counters_entry *smm_counters_put(struct smm_counters *c, const char *key,
+                                            size_t name_at)
 {
     size_t len = strlen(key);
-    struct smm_counters_entry **p = where(c, key, len);
+    struct smm_counters_entry **p = where(c, key + name_at, len - name_at);
     if (*p) {
         (*p)->used = c->round;
         return *p;
@@ -112,6 +120,7 @@ struct smm_counters_entry *smm_counters_put(struct smm_counters *c, const char *
         return NULL;
     }
     memcpy(e->key, key, len + 1);
+    e->name_at = name_at;
     e->pruned = -1;
     e->used = c->round;
     *p = e;
@@ -188,9 +197,9 @@ void smm_counters_clear(struct smm_counters_entry *e)
     e->nf = 0;
 }
 
-void smm_counters_drop(struct smm_counters *c, const char *key, size_t len)
+void smm_counters_drop(struct smm_counters *c, const char *name, size_t len)
 {
-    struct smm_counters_entry **p = where(c, key, len), *e = *p;
+    struct smm_counters_entry **p = where(c, name, len), *e = *p;
     if (e) {
         *p = e->next;
         entry_free(e);

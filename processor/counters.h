@@ -31,7 +31,8 @@ struct smm_counters_entry {
     int64_t used;     /* smm_counters_tick() count of the last use */
     int nf;
     struct smm_counters_field f[SMM_COUNTERS_FIELDS];
-    char key[]; /* <prefix>{<shard>}:c:<id> */
+    size_t name_at; /* the entity's name, key + name_at ("c:<id>"): what entries go by */
+    char key[];     /* <prefix>{<shard>}:<entity> */
 };
 
 struct smm_counters;
@@ -40,11 +41,14 @@ struct smm_counters *smm_counters_new(size_t max_entries);
 void smm_counters_free(struct smm_counters *c);
 size_t smm_counters_size(const struct smm_counters *c);
 
-/* The entry of key, or NULL. Marks it used. */
-struct smm_counters_entry *smm_counters_find(struct smm_counters *c, const char *key);
-/* The entry of key, created empty (ver 0, pruned -1, no fields) when absent. NULL when out
- * of memory. */
-struct smm_counters_entry *smm_counters_put(struct smm_counters *c, const char *key);
+/* The entry of the entity name (len bytes: "c:<id>", "a:<id>", ...), or NULL. Marks it used.
+ * Entries go by name so that a lookup needs no shard (no SHA-1). */
+struct smm_counters_entry *smm_counters_find(struct smm_counters *c, const char *name,
+                                             size_t len);
+/* The entry of the entity key + name_at, whose hash is key, created empty (ver 0, pruned -1,
+ * no fields) when absent. NULL when out of memory. */
+struct smm_counters_entry *smm_counters_put(struct smm_counters *c, const char *key,
+                                            size_t name_at);
 /* The cached value of field name, or NULL when not held. */
 const char *smm_counters_get(const struct smm_counters_entry *e, const char *name);
 /* Holds value for field name; when all SMM_COUNTERS_FIELDS are taken, the oldest minute
@@ -54,8 +58,8 @@ int smm_counters_set(struct smm_counters_entry *e, const char *name, const char 
                      size_t len);
 /* Forgets every field of e (a load found another version). */
 void smm_counters_clear(struct smm_counters_entry *e);
-/* Forgets key. */
-void smm_counters_drop(struct smm_counters *c, const char *key, size_t len);
+/* Forgets the entity name (len bytes). */
+void smm_counters_drop(struct smm_counters *c, const char *name, size_t len);
 /* Starts a new round of use (one per flush); when over max entries, forgets the least
  * recently used until at most 3/4 of max remain. Never call between encoding a flush and
  * settling it: the flush holds pointers to its entries. */

@@ -67,11 +67,13 @@ struct smm_pipeline {
     size_t n_pend, cap_pend;
     int64_t enc_now_ms; /* now of the flush being encoded */
     struct abs_scratch *abs; /* abs_encode()'s working space */
+    struct smm_counters_entry **held; /* per entity of the part being encoded: its entry
+                                       * when its values go as such (held_entry) */
+    int cap_held;
 };
 
-/* The absolute section of a flush part, built beside its groups, and one post's values. */
+/* abs_encode()'s working space: one entity's values and deltas. */
 struct abs_scratch {
-    struct smm_argv av, days;
     struct smm_packed cur, d;
     char vals[SMM_COUNTERS_FIELDS][SMM_PACKED_TEXT_MAX];
     char dels[SMM_COUNTERS_FIELDS][SMM_PACKED_TEXT_MAX];
@@ -227,10 +229,6 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
                          (cfg->window_grace_ms + 59999) / 60000;
     pipe->cc = smm_counters_new((size_t)cfg->counters_cache_entries);
     pipe->abs = calloc(1, sizeof(*pipe->abs));
-    if (pipe->abs) {
-        smm_argv_init(&pipe->abs->av);
-        smm_argv_init(&pipe->abs->days);
-    }
     if (!pipe->cc || !pipe->abs) {
         snprintf(errstr, errstr_size, "out of memory");
         smm_pipeline_destroy(pipe);
@@ -259,11 +257,8 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     free(pipe->vtab);
     free(pipe->vlast);
     smm_counters_free(pipe->cc);
-    if (pipe->abs) {
-        smm_argv_free(&pipe->abs->av);
-        smm_argv_free(&pipe->abs->days);
-        free(pipe->abs);
-    }
+    free(pipe->abs);
+    free(pipe->held);
     free(pipe->loads);
     free(pipe->load_ent);
     free(pipe->load_names);
@@ -457,6 +452,13 @@ static void entity_key(const struct smm_pipeline *pipe, const struct smm_agg_ent
     *ent_at = (size_t)at;
 }
 
+/* The entity's name, "<kind>:<id>", into out; returns its length. */
+static size_t ent_name(const struct smm_agg_entity *ent, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s:%s", smm_agg_kind_prefix(ent->kind), ent->id);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
 /* 1 when the script adds to this account's counters itself in this batch (a message,
  * reply, referral or conversion of the account: see links in smm.lua), so its values
  * cannot be computed here. Linear in the batch's links, which are few. */
@@ -573,14 +575,18 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
         if (k < 0) {
             continue; /* a batch spread over many buckets: the script adds its deltas */
         }
-        size_t ent_at;
-        entity_key(pipe, ent, key, sizeof(key), &ent_at);
-        struct smm_counters_entry *e = smm_counters_find(pipe->cc, key);
+        char name[2 * SMM_EVENT_ID_MAX + 96];
+        struct smm_counters_entry *e =
+            smm_counters_find(pipe->cc, name, ent_name(ent, name, sizeof(name)));
         if (e && has_all(e, names, k)) {
             continue;
         }
-        if (!e && !(e = smm_counters_put(pipe->cc, key))) {
-            continue;
+        if (!e) {
+            size_t ent_at;
+            entity_key(pipe, ent, key, sizeof(key), &ent_at); /* the SHA-1, once per entry */
+            if (!(e = smm_counters_put(pipe->cc, key, ent_at))) {
+                continue;
+            }
         }
         if (pipe->n_loads == pipe->cap_loads) {
             int cap = pipe->cap_loads ? 2 * pipe->cap_loads : 256;
@@ -644,8 +650,14 @@ void smm_pipeline_counters_loaded(void *opaque, int i, const char *const *vals,
 
 void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, size_t len)
 {
-    (void)len; /* hiredis strings are NUL-terminated */
-    struct smm_counters_entry *e = smm_counters_find(pipe->cc, key);
+    /* <prefix>{<shard>}:<entity> */
+    size_t pl = strlen(pipe->cfg->prefix);
+    const char *close = len > pl ? memchr(key + pl, '}', len - pl) : NULL;
+    if (!close || close + 2 > key + len) {
+        return;
+    }
+    struct smm_counters_entry *e =
+        smm_counters_find(pipe->cc, close + 2, (size_t)(key + len - (close + 2)));
     if (e) {
         e->ver = -1; /* dropped when the flush settles */
     }
@@ -656,7 +668,8 @@ void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied)
     for (size_t i = 0; i < pipe->n_pend; i++) {
         struct smm_counters_entry *e = pipe->pend[i];
         if (!applied || e->ver < 0) {
-            smm_counters_drop(pipe->cc, e->key, strlen(e->key));
+            const char *name = e->key + e->name_at;
+            smm_counters_drop(pipe->cc, name, strlen(name));
         }
     }
     pipe->n_pend = 0;
@@ -668,59 +681,69 @@ size_t smm_pipeline_counters_held(const struct smm_pipeline *pipe)
     return smm_counters_size(pipe->cc);
 }
 
-/* One post's record of the absolute section into out, when the pipeline holds every
- * bucket it writes: 1 when written (or nothing to write), 0 when the script must add the
- * deltas (the groups section). */
+/* The entry of ent when the pipeline holds every bucket ent writes in this flush (its
+ * names in names[0..*k)), so the flush sends ent's values; otherwise NULL, and the entry
+ * is forgotten: the script changes the hash. */
+static struct smm_counters_entry *held_entry(struct smm_pipeline *pipe,
+                                             const struct smm_agg *agg,
+                                             const struct smm_agg_entity *ent,
+                                             char names[][SMM_COUNTERS_NAME], int *k)
+{
+    if (ent->first_minute < 0 || smm_counters_size(pipe->cc) == 0) {
+        return NULL;
+    }
+    char name[2 * SMM_EVENT_ID_MAX + 96];
+    size_t len = ent_name(ent, name, sizeof(name));
+    struct smm_counters_entry *e = smm_counters_find(pipe->cc, name, len);
+    if (!e) {
+        return NULL;
+    }
+    *k = entity_buckets(agg, ent, smm_pipeline_minute(pipe->enc_now_ms), names,
+                        SMM_COUNTERS_FIELDS);
+    if (!computable(agg, ent) || *k < 0 || e->ver < 0 || !has_all(e, names, *k)) {
+        smm_counters_drop(pipe->cc, name, len);
+        return NULL;
+    }
+    return e;
+}
+
+/* The record of the absolute section (see encode_part) of ent, whose buckets names[0..k)
+ * e holds: each bucket's new value, delta and (posts) leaderboard score. Should a held
+ * value not take the deltas (cannot happen with values this processor wrote), the record
+ * carries the deltas only and a version no hash has, so the script adds them. Returns 1
+ * when written, 0 when ent adds nothing, -1 when out of memory. */
 static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
-                      const struct smm_agg_entity *ent, struct smm_argv *out, int64_t *n_abs)
+                      const struct smm_agg_entity *ent, struct smm_counters_entry *e,
+                      char names[][SMM_COUNTERS_NAME], int k, struct smm_argv *av)
 {
     int64_t now_min = smm_pipeline_minute(pipe->enc_now_ms);
-    char key[3 * SMM_EVENT_ID_MAX + 256];
-    char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
-    size_t ent_at;
-    entity_key(pipe, ent, key, sizeof(key), &ent_at);
-    struct smm_counters_entry *e = smm_counters_find(pipe->cc, key);
-    if (!e) {
-        return 0;
-    }
-    int k = entity_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
-    if (k < 0 || e->ver < 0 || !has_all(e, names, k)) {
-        smm_counters_drop(pipe->cc, key, strlen(key)); /* the script changes it */
-        return 0;
-    }
     struct smm_packed *cur = &pipe->abs->cur, *d = &pipe->abs->d;
     char(*vals)[SMM_PACKED_TEXT_MAX] = pipe->abs->vals;
     char(*dels)[SMM_PACKED_TEXT_MAX] = pipe->abs->dels;
     char scores[SMM_COUNTERS_FIELDS][24];
-    int which[SMM_COUNTERS_FIELDS], n = 0;
+    int which[SMM_COUNTERS_FIELDS], n = 0, bad = 0;
     for (int j = 0; j < k; j++) {
         const char *held = smm_counters_get(e, names[j]);
-        if (bucket_delta(agg, ent, names[j], d) != 0 ||
-            smm_packed_parse(cur, held, strlen(held)) != 0) {
-            smm_counters_drop(pipe->cc, key, strlen(key));
-            return 0;
+        if (bucket_delta(agg, ent, names[j], d) != 0 || smm_packed_format(d, dels[n], sizeof(dels[n])) < 0) {
+            return -1; /* a batch's deltas of one entity always fit a packed value */
         }
         if (d->n == 0) {
             continue;
         }
-        int bad = 0;
-        for (int x = 0; x < d->n; x++) {
-            bad |= smm_packed_add(cur, d->kv[x].name, d->kv[x].v);
+        bad |= smm_packed_parse(cur, held, strlen(held)) != 0;
+        for (int x = 0; x < d->n && !bad; x++) {
+            bad |= smm_packed_add(cur, d->kv[x].name, d->kv[x].v) != 0;
         }
-        if (bad || smm_packed_format(cur, vals[n], sizeof(vals[n])) < 0 ||
-            smm_packed_format(d, dels[n], sizeof(dels[n])) < 0) {
-            smm_counters_drop(pipe->cc, key, strlen(key));
-            return 0;
-        }
+        bad |= !bad && smm_packed_format(cur, vals[n], sizeof(vals[n])) < 0;
         scores[n][0] = '\0';
         if (ent->kind == SMM_AGG_CONTENT && smm_packed_get(d, "engagement") != 0) {
             snprintf(scores[n], sizeof(scores[n]), "%lld",
-                     (long long)smm_packed_get(cur, "engagement"));
+                     bad ? 0LL : (long long)smm_packed_get(cur, "engagement"));
         }
         which[n++] = j;
     }
     if (n == 0) {
-        return 1;
+        return 0; /* nothing to add: no record */
     }
     const char *prune = "0";
     if (e->ver == 0 && e->pruned < 0) {
@@ -739,24 +762,22 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
             e->expire_s = want;
         }
     }
-    int rc = smm_argv_add_str(out, key);
-    rc |= smm_argv_add_str(out, key + ent_at);
-    rc |= smm_argv_add_int(out, e->ver);
-    rc |= smm_argv_add_str(out, prune);
-    rc |= smm_argv_add_str(out, exp);
-    rc |= smm_argv_add_int(out, n);
+    int rc = smm_argv_add_str(av, e->key);
+    rc |= smm_argv_add_str(av, e->key + e->name_at);
+    rc |= bad ? smm_argv_add_str(av, "") : smm_argv_add_int(av, e->ver);
+    rc |= smm_argv_add_str(av, prune);
+    rc |= smm_argv_add_str(av, exp);
+    rc |= smm_argv_add_int(av, n);
     for (int x = 0; x < n; x++) {
-        rc |= smm_argv_add_str(out, names[which[x]]);
-        rc |= smm_argv_add_str(out, vals[x]);
-        rc |= smm_argv_add_str(out, dels[x]);
-        rc |= smm_argv_add_str(out, scores[x]);
-        if (smm_counters_set(e, names[which[x]], vals[x], strlen(vals[x])) != 0) {
-            e->ver = -2; /* dropped when the flush settles */
+        rc |= smm_argv_add_str(av, names[which[x]]);
+        rc |= smm_argv_add_str(av, bad ? "" : vals[x]);
+        rc |= smm_argv_add_str(av, dels[x]);
+        rc |= smm_argv_add_str(av, scores[x]);
+        if (!bad && smm_counters_set(e, names[which[x]], vals[x], strlen(vals[x])) != 0) {
+            bad = 1;
         }
     }
-    if (e->ver >= 0) {
-        e->ver++;
-    }
+    e->ver = bad ? -2 : e->ver + 1; /* -2: forgotten when the flush settles */
     if (pipe->n_pend == pipe->cap_pend) {
         size_t cap = pipe->cap_pend ? 2 * pipe->cap_pend : 256;
         void *p = realloc(pipe->pend, cap * sizeof(*pipe->pend));
@@ -767,7 +788,6 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
         pipe->cap_pend = cap;
     }
     pipe->pend[pipe->n_pend++] = e;
-    (*n_abs)++;
     return rc ? -1 : 1;
 }
 
@@ -813,11 +833,16 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
 {
     const struct smm_agg *agg = b ? b->agg : NULL;
     int rc = 0;
-    struct smm_argv *abs_av = &pipe->abs->av; /* the absolute section, beside the groups */
-    struct smm_argv *days = &pipe->abs->days; /* and the daily deltas of its accounts */
-    smm_argv_reset(abs_av);
-    smm_argv_reset(days);
-    int64_t n_abs = 0, n_days = 0;
+    int n_all = agg ? smm_agg_entities(agg) : 0;
+    if (n_all > pipe->cap_held) {
+        void *h = realloc(pipe->held, (size_t)n_all * sizeof(*pipe->held));
+        if (!h) {
+            return SMM_ERR;
+        }
+        pipe->held = h;
+        pipe->cap_held = n_all;
+    }
+    char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
     rc |= smm_argv_add_str(av, tp);
     rc |= smm_argv_add_str(av, token);
     rc |= smm_argv_add_int(av, base);
@@ -834,22 +859,9 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     char field[2 * SMM_EVENT_ID_MAX + 96];
     for (int e = 0; e < n_ents && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        if (computable(agg, ent)) {
-            int a = abs_encode(pipe, agg, ent, abs_av, &n_abs);
-            if (a < 0) {
-                return SMM_ERR;
-            }
-            if (a > 0 && ent->kind == SMM_AGG_ACCOUNT) {
-                rc |= day_deltas(agg, ent, days, &n_days);
-            }
-            if (a > 0) {
-                continue;
-            }
-        } else if (ent->first_minute >= 0 && smm_counters_size(pipe->cc) > 0) {
-            char key[3 * SMM_EVENT_ID_MAX + 256];
-            size_t at;
-            entity_key(pipe, ent, key, sizeof(key), &at);
-            smm_counters_drop(pipe->cc, key, strlen(key)); /* the script changes it */
+        int n_buckets;
+        if ((pipe->held[e] = held_entry(pipe, agg, ent, names, &n_buckets)) != NULL) {
+            continue; /* its values go in the absolute section */
         }
         const char *kp = smm_agg_kind_prefix(ent->kind);
         size_t kn = strlen(kp), idn = strlen(ent->id);
@@ -889,22 +901,32 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     }
     rc |= smm_argv_set_int(av, groups_at, groups);
 
-    /* Posts whose buckets the pipeline holds: n_abs, {key, id, base_v, prune, expire_at,
-     * k, {field, value, delta, score}*k}*n_abs (abs_encode). */
-    rc |= smm_argv_add_int(av, n_abs);
-    for (int x = 0; x < abs_av->n && !rc; x++) {
-        size_t len;
-        const char *arg = smm_argv_get(abs_av, x, &len);
-        rc |= smm_argv_add(av, arg, len);
+    /* The entities whose buckets the pipeline holds: n_abs, {key, entity, base_v, prune,
+     * expire_at, k, {field, value, delta, score}*k}*n_abs (abs_encode), then their
+     * accounts' daily deltas (the groups carry their own): n_days, {minute,
+     * "a:<id>:<metric>", delta}*n_days. */
+    int abs_at = av->n;
+    rc |= smm_argv_add_str(av, PLACEHOLDER);
+    int64_t n_abs = 0, n_days = 0;
+    for (int e = 0; e < n_ents && !rc; e++) {
+        if (pipe->held[e]) {
+            const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+            int k = entity_buckets(agg, ent, smm_pipeline_minute(pipe->enc_now_ms), names,
+                                   SMM_COUNTERS_FIELDS);
+            int a = abs_encode(pipe, agg, ent, pipe->held[e], names, k, av);
+            rc |= a < 0;
+            n_abs += a > 0;
+        }
     }
-    /* Their accounts' daily deltas (the groups carry their own): n_days,
-     * {minute, "a:<id>:<metric>", delta}*n_days. */
-    rc |= smm_argv_add_int(av, n_days);
-    for (int x = 0; x < days->n && !rc; x++) {
-        size_t len;
-        const char *arg = smm_argv_get(days, x, &len);
-        rc |= smm_argv_add(av, arg, len);
+    rc |= smm_argv_set_int(av, abs_at, n_abs);
+    int days_at = av->n;
+    rc |= smm_argv_add_str(av, PLACEHOLDER);
+    for (int e = 0; e < n_ents && !rc; e++) {
+        if (pipe->held[e] && smm_agg_entity(agg, e)->kind == SMM_AGG_ACCOUNT) {
+            rc |= day_deltas(agg, smm_agg_entity(agg, e), av, &n_days);
+        }
     }
+    rc |= smm_argv_set_int(av, days_at, n_days);
 
     /* Reach groups: kind, id, k, {user}*k, n_min, {minute, j}*n_min. An account's users come
      * in runs of one minute (its window sketches), the run lengths j after them; the script
