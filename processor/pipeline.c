@@ -558,6 +558,8 @@ static int has_all(const struct smm_counters_entry *e, char names[][SMM_COUNTERS
     return 1;
 }
 
+#define LOADS_MAX 16384 /* counter hashes one flush loads at most */
+
 int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch *b,
                                int64_t now_ms, const struct smm_redis_hmget **rows)
 {
@@ -580,6 +582,9 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
             smm_counters_find(pipe->cc, name, ent_name(ent, name, sizeof(name)));
         if (e && has_all(e, names, k)) {
             continue;
+        }
+        if (pipe->n_loads == LOADS_MAX) {
+            continue; /* the rest go as deltas this time (bounds the rows, and memory) */
         }
         if (!e) {
             size_t ent_at;
