@@ -9,7 +9,6 @@
 #include "connectors/redis_sink.h"
 
 #include <hiredis/hiredis.h>
-#include <nettle/sha1.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -588,16 +587,6 @@ int smm_redis_sink_viral_load(struct smm_redis_sink *sink, const char *prefix,
     return rc;
 }
 
-int smm_redis_shard(const char *entity, size_t len, int shards)
-{
-    struct sha1_ctx ctx;
-    uint8_t d[SHA1_DIGEST_SIZE];
-    sha1_init(&ctx);
-    sha1_update(&ctx, len, (const uint8_t *)entity);
-    sha1_digest(&ctx, sizeof(d), d);
-    uint32_t first = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
-    return shards > 0 ? (int)(first % (uint32_t)shards) : 0;
-}
 
 int smm_redis_sink_hmget(struct smm_redis_sink *sink, const struct smm_redis_hmget *rows, int n,
                          smm_redis_row_cb row, void *opaque)

@@ -13,6 +13,7 @@
 
 #include "connectors/argv.h"
 #include "connectors/redis_conn.h"
+#include "connectors/redis_keys.h"
 #include "connectors/sink.h"
 
 
@@ -91,11 +92,6 @@ typedef void (*smm_redis_change_cb)(void *opaque, const char *content_id, size_t
 void smm_redis_sink_on_change(struct smm_redis_sink *sink, smm_redis_change_cb cb, void *opaque);
 /* Viral state changes reported since creation. */
 int64_t smm_redis_sink_changes(const struct smm_redis_sink *sink);
-
-/* The shard of an entity ("c:<id>", "a:<id>", ...): the first 8 hex digits of its SHA-1 as
- * a number, modulo shards (redis.shards). Its counter hash is <prefix>{<shard>}:<entity>
- * (docs/redis-keys.md); connectors/lua/smm_lib.lua computes the same with redis.sha1hex. */
-int smm_redis_shard(const char *entity, size_t len, int shards);
 
 /* Reads fields[0..n_fields) of each hash keys[i], i < n (HMGET, pipelined: one round trip),
  * and hands each row to row(opaque, i, vals, lens): vals[j] NULL for a missing field.

@@ -55,8 +55,9 @@ cflags=(-std=c11 -D_POSIX_C_SOURCE=200809L '-DSMM_VERSION="fuzz"' -I"$root" "${c
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -Wall -Wextra -Wshadow -Wstrict-prototypes)
 srcs=("$root"/metrics/*.c "$root"/processor/event_json.c "$root"/processor/config.c
-      "$root"/processor/pipeline.c "$root"/processor/tz.c "$root"/connectors/argv.c)
-libs=("${cjson_libs[@]}" -lm)
+      "$root"/processor/pipeline.c "$root"/processor/counters.c "$root"/processor/tz.c
+      "$root"/connectors/argv.c "$root"/connectors/redis_keys.c)
+libs=("${cjson_libs[@]}" -lnettle -lm)
 
 for t in "${targets[@]}"; do
   echo "fuzz.sh: building $out/fuzz_$t"
