@@ -95,13 +95,15 @@ int64_t smm_redis_sink_changes(const struct smm_redis_sink *sink);
 
 /* Reads fields[0..n_fields) of each hash keys[i], i < n (HMGET, pipelined: one round trip),
  * and hands each row to row(opaque, i, vals, lens): vals[j] NULL for a missing field.
- * Not while a flush is in flight. SMM_SINK_OK, RETRY (unreachable) or ERROR (a reply
- * error; the other rows were still handed over). */
+ * A row with get_key also reads that string key (GET, right after the HMGET), handed over
+ * as vals[n_fields]. Not while a flush is in flight. SMM_SINK_OK, RETRY (unreachable) or
+ * ERROR (a reply error; the other rows were still handed over). */
 typedef void (*smm_redis_row_cb)(void *opaque, int i, const char *const *vals,
                                  const size_t *lens);
 #define SMM_REDIS_HMGET_MAX 16 /* fields of one row */
 struct smm_redis_hmget {
     const char *key;
+    const char *get_key; /* NULL, or a string key to read with the row */
     int n_fields;
     const char *field[SMM_REDIS_HMGET_MAX];
 };

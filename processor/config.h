@@ -67,6 +67,7 @@ struct smm_config {
     int64_t redis_db;
     int64_t redis_shards; /* redis.shards: the {N} hash tags of per-entity keys */
     int64_t counters_cache_entries; /* redis.cache_entities: see processor/counters.h */
+    int64_t counters_cache_sketch_mb; /* redis.cache_sketch_mb: the same */
     char *redis_username;
     char *redis_password;
     char *redis_password_file;

@@ -12,14 +12,16 @@
 #include <string.h>
 
 #include "metrics/hash.h"
+#include "metrics/hll.h"
 
 struct smm_counters {
     struct smm_counters_entry **slot;
     size_t n_slots, n, max;
+    size_t sketch_bytes, max_sketch_bytes;
     int64_t round;
 };
 
-struct smm_counters *smm_counters_new(size_t max_entries)
+struct smm_counters *smm_counters_new(size_t max_entries, size_t max_sketch_bytes)
 {
     struct smm_counters *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -32,11 +34,13 @@ struct smm_counters *smm_counters_new(size_t max_entries)
         return NULL;
     }
     c->max = max_entries ? max_entries : 1;
+    c->max_sketch_bytes = max_sketch_bytes;
     return c;
 }
 
-static void entry_free(struct smm_counters_entry *e)
+static void entry_free(struct smm_counters *c, struct smm_counters_entry *e)
 {
+    smm_counters_reach_forget(c, e);
     smm_counters_clear(e);
     free(e);
 }
@@ -49,7 +53,7 @@ void smm_counters_free(struct smm_counters *c)
     for (size_t i = 0; i < c->n_slots; i++) {
         for (struct smm_counters_entry *e = c->slot[i], *nx; e; e = nx) {
             nx = e->next;
-            entry_free(e);
+            entry_free(c, e);
         }
     }
     free(c->slot);
@@ -197,12 +201,60 @@ void smm_counters_clear(struct smm_counters_entry *e)
     e->nf = 0;
 }
 
+void smm_counters_reach_forget(struct smm_counters *c, struct smm_counters_entry *e)
+{
+    smm_hll_destroy(e->reach);
+    e->reach = NULL;
+    c->sketch_bytes -= e->reach_mem;
+    e->reach_mem = 0;
+}
+
+int smm_counters_reach_load(struct smm_counters *c, struct smm_counters_entry *e,
+                            const void *buf, size_t len)
+{
+    smm_counters_reach_forget(c, e);
+    e->reach_expire_s = 0;
+    if (c->sketch_bytes >= c->max_sketch_bytes) {
+        return -1;
+    }
+    struct smm_hll *h = smm_hll_new();
+    if (!h || (buf && smm_hll_load(h, buf, len) != SMM_OK)) {
+        smm_hll_destroy(h);
+        return -1;
+    }
+    e->reach = h;
+    e->reach_mem = smm_hll_memory(h);
+    c->sketch_bytes += e->reach_mem;
+    return 0;
+}
+
+int smm_counters_reach_add(struct smm_counters *c, struct smm_counters_entry *e,
+                           const char *user, size_t len)
+{
+    int r = smm_hll_add(e->reach, user, len);
+    if (r < 0) {
+        smm_counters_reach_forget(c, e);
+        return -1;
+    }
+    if (r > 0) {
+        size_t mem = smm_hll_memory(e->reach); /* grows by doubling, or once to dense */
+        c->sketch_bytes += mem - e->reach_mem;
+        e->reach_mem = mem;
+    }
+    return r;
+}
+
+size_t smm_counters_reach_bytes(const struct smm_counters *c)
+{
+    return c->sketch_bytes;
+}
+
 void smm_counters_drop(struct smm_counters *c, const char *name, size_t len)
 {
     struct smm_counters_entry **p = where(c, name, len), *e = *p;
     if (e) {
         *p = e->next;
-        entry_free(e);
+        entry_free(c, e);
         c->n--;
     }
 }
@@ -220,7 +272,7 @@ void smm_counters_tick(struct smm_counters *c)
                 struct smm_counters_entry *e = *p;
                 if (c->round - e->used > age) {
                     *p = e->next;
-                    entry_free(e);
+                    entry_free(c, e);
                     c->n--;
                 } else {
                     p = &e->next;

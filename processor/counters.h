@@ -8,12 +8,21 @@
  * an absolute value only if v is still the version the value was computed from, and
  * otherwise applies the deltas sent beside it and reports the hash, which is then dropped
  * from here and loaded again (another processor wrote it: partitions not keyed by
- * content_id). Bounded: at most max entries; the least recently used go first. */
+ * content_id). Bounded: at most max entries; the least recently used go first.
+ *
+ * A post's entry may also hold its reach sketch (<prefix>c:<id>:reach, the HyperLogLog
+ * string PFADD builds; metrics/hll.h): loaded with the hash, kept up to date by adding
+ * the batch's users here, and written whole (SET) by the same flush and under the same
+ * version check as the post's values, so Redis hashes no user. Sketches are bounded by
+ * memory apart from entries: past max_sketch_bytes no new one is held (its users then go
+ * to PFADD in the script, as for a post not held). */
 #ifndef SMM_PROCESSOR_COUNTERS_H
 #define SMM_PROCESSOR_COUNTERS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct smm_hll;
 
 #define SMM_COUNTERS_FIELDS 8 /* bucket fields kept per hash (t and recent m/h buckets) */
 #define SMM_COUNTERS_NAME   24 /* a bucket field name and its NUL */
@@ -31,13 +40,17 @@ struct smm_counters_entry {
     int64_t used;     /* smm_counters_tick() count of the last use */
     int nf;
     struct smm_counters_field f[SMM_COUNTERS_FIELDS];
+    struct smm_hll *reach; /* the post's reach sketch as stored, or NULL: not held */
+    size_t reach_mem;      /* its heap bytes, as last counted */
+    int64_t reach_expire_s; /* the sketch's EXPIREAT set since it was loaded (0: none) */
+    int reach_refused;     /* a load could not hold it: its users go to PFADD */
     size_t name_at; /* the entity's name, key + name_at ("c:<id>"): what entries go by */
     char key[];     /* <prefix>{<shard>}:<entity> */
 };
 
 struct smm_counters;
 
-struct smm_counters *smm_counters_new(size_t max_entries);
+struct smm_counters *smm_counters_new(size_t max_entries, size_t max_sketch_bytes);
 void smm_counters_free(struct smm_counters *c);
 size_t smm_counters_size(const struct smm_counters *c);
 
@@ -58,6 +71,19 @@ int smm_counters_set(struct smm_counters_entry *e, const char *name, const char 
                      size_t len);
 /* Forgets every field of e (a load found another version). */
 void smm_counters_clear(struct smm_counters_entry *e);
+/* Holds the reach sketch of e from the Redis string buf[0..len) (buf NULL: no key yet, an
+ * empty sketch). -1, and e holds none, when the string is not a valid sketch, when out of
+ * memory or when the sketches held already take max_sketch_bytes. */
+int smm_counters_reach_load(struct smm_counters *c, struct smm_counters_entry *e,
+                            const void *buf, size_t len);
+/* Adds a user to e's held sketch. 1 when a register grew, 0 when not, -1 when out of
+ * memory (the sketch is then forgotten). */
+int smm_counters_reach_add(struct smm_counters *c, struct smm_counters_entry *e,
+                           const char *user, size_t len);
+/* Forgets e's sketch. */
+void smm_counters_reach_forget(struct smm_counters *c, struct smm_counters_entry *e);
+/* Heap bytes of the sketches held. */
+size_t smm_counters_reach_bytes(const struct smm_counters *c);
 /* Forgets the entity name (len bytes). */
 void smm_counters_drop(struct smm_counters *c, const char *name, size_t len);
 /* Starts a new round of use (one per flush); when over max entries, forgets the least

@@ -17,6 +17,7 @@
 #include "metrics/bizhours.h"
 #include "connectors/redis_sink.h"
 #include "metrics/hash.h"
+#include "metrics/hll.h"
 #include "metrics/packed.h"
 #include "metrics/viral_state.h"
 #include "processor/counters.h"
@@ -62,6 +63,7 @@ struct smm_pipeline {
     struct smm_redis_hmget *loads;
     struct smm_counters_entry **load_ent;
     char (*load_names)[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
+    char **load_gets; /* the sketch key a load also reads (posts with users), or NULL */
     int n_loads, cap_loads;
     struct smm_counters_entry **pend;
     size_t n_pend, cap_pend;
@@ -70,6 +72,7 @@ struct smm_pipeline {
     struct smm_counters_entry **held; /* per entity of the part being encoded: its entry
                                        * when its values go as such (held_entry) */
     int cap_held;
+    unsigned char *sketch_buf; /* a serialised sketch (SMM_HLL_SERIALIZED_MAX bytes) */
 };
 
 /* abs_encode()'s working space: one entity's values and deltas. */
@@ -227,7 +230,8 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
     int64_t longest = cfg->window_min[cfg->n_windows - 1];
     pipe->keep_minutes = (longest > 48 * 60 ? longest : 48 * 60) +
                          (cfg->window_grace_ms + 59999) / 60000;
-    pipe->cc = smm_counters_new((size_t)cfg->counters_cache_entries);
+    pipe->cc = smm_counters_new((size_t)cfg->counters_cache_entries,
+                                (size_t)cfg->counters_cache_sketch_mb << 20);
     pipe->abs = calloc(1, sizeof(*pipe->abs));
     if (!pipe->cc || !pipe->abs) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -262,6 +266,11 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     free(pipe->loads);
     free(pipe->load_ent);
     free(pipe->load_names);
+    for (int r = 0; r < pipe->n_loads; r++) {
+        free(pipe->load_gets[r]);
+    }
+    free(pipe->load_gets);
+    free(pipe->sketch_buf);
     free(pipe->pend);
     free(pipe);
 }
@@ -560,11 +569,28 @@ static int has_all(const struct smm_counters_entry *e, char names[][SMM_COUNTERS
 
 #define LOADS_MAX 16384 /* counter hashes one flush loads at most */
 
+/* A post's reach sketch key, <prefix>c:<id>:reach, from its name "c:<id>" (malloc'd; NULL
+ * when out of memory: the post is then loaded without it). */
+static char *sketch_key(const struct smm_pipeline *pipe, const char *name, size_t len)
+{
+    size_t pl = strlen(pipe->cfg->prefix);
+    char *k = malloc(pl + len + sizeof(":reach"));
+    if (k) {
+        memcpy(k, pipe->cfg->prefix, pl);
+        memcpy(k + pl, name, len);
+        memcpy(k + pl + len, ":reach", sizeof(":reach"));
+    }
+    return k;
+}
+
 int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch *b,
                                int64_t now_ms, const struct smm_redis_hmget **rows)
 {
     const struct smm_agg *agg = b->agg;
     int64_t now_min = smm_pipeline_minute(now_ms);
+    for (int r = 0; r < pipe->n_loads; r++) {
+        free(pipe->load_gets[r]);
+    }
     pipe->n_loads = 0;
     char key[3 * SMM_EVENT_ID_MAX + 256];
     char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
@@ -578,9 +604,13 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
             continue; /* a batch spread over many buckets: the script adds its deltas */
         }
         char name[2 * SMM_EVENT_ID_MAX + 96];
-        struct smm_counters_entry *e =
-            smm_counters_find(pipe->cc, name, ent_name(ent, name, sizeof(name)));
-        if (e && has_all(e, names, k)) {
+        size_t name_len = ent_name(ent, name, sizeof(name));
+        struct smm_counters_entry *e = smm_counters_find(pipe->cc, name, name_len);
+        /* A post with users: its sketch too, unless held or refused (memory bound). */
+        int sketch = ent->kind == SMM_AGG_CONTENT && ent->first_user >= 0 &&
+                     pipe->cfg->counters_cache_sketch_mb > 0 &&
+                     !(e && (e->reach || e->reach_refused));
+        if (e && has_all(e, names, k) && !sketch) {
             continue;
         }
         if (pipe->n_loads == LOADS_MAX) {
@@ -607,7 +637,11 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
             if (ln) {
                 pipe->load_names = ln;
             }
-            if (!l || !le || !ln) {
+            void *lg = realloc(pipe->load_gets, (size_t)cap * sizeof(*pipe->load_gets));
+            if (lg) {
+                pipe->load_gets = lg;
+            }
+            if (!l || !le || !ln || !lg) {
                 break;
             }
             pipe->cap_loads = cap;
@@ -616,10 +650,12 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
         pipe->load_ent[r] = e;
         memcpy(pipe->load_names[r], names, sizeof(names));
         pipe->loads[r].n_fields = k + 2;
+        pipe->load_gets[r] = sketch ? sketch_key(pipe, name, name_len) : NULL;
     }
     for (int r = 0; r < pipe->n_loads; r++) {
         struct smm_redis_hmget *row = &pipe->loads[r];
         row->key = pipe->load_ent[r]->key;
+        row->get_key = pipe->load_gets[r];
         row->field[0] = "v";
         row->field[1] = "p";
         for (int j = 0; j + 2 < row->n_fields; j++) {
@@ -641,10 +677,15 @@ void smm_pipeline_counters_loaded(void *opaque, int i, const char *const *vals,
     int64_t v = vals[0] ? strtoll(vals[0], NULL, 10) : 0;
     if (e->ver != v) {
         smm_counters_clear(e); /* another writer moved it: nothing held is current */
+        smm_counters_reach_forget(pipe->cc, e);
         e->ver = v;
     }
     e->pruned = vals[1] ? strtoll(vals[1], NULL, 10) : -1;
-    for (int j = 0; j + 2 < pipe->loads[i].n_fields; j++) {
+    int nf = pipe->loads[i].n_fields;
+    if (pipe->load_gets[i] && smm_counters_reach_load(pipe->cc, e, vals[nf], lens[nf]) != 0) {
+        e->reach_refused = 1; /* its users go to PFADD in the script */
+    }
+    for (int j = 0; j + 2 < nf; j++) {
         const char *x = vals[j + 2];
         if (smm_counters_set(e, pipe->load_names[i][j], x ? x : "", x ? lens[j + 2] : 0) != 0) {
             smm_counters_clear(e); /* out of memory: the script adds the deltas */
@@ -796,6 +837,57 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     return rc ? -1 : 1;
 }
 
+/* The record of the sketch section (see encode_part) of a post whose values went in the
+ * absolute section (e: its entry) and whose reach sketch e holds: its users are added
+ * here and the sketch is written whole, with the hash's key (the script writes it as it
+ * is only where the hash's version check passed; otherwise it merges it) and the expiry
+ * the sketch lacks. Returns 1 when written, 0 when there is nothing to write or the
+ * sketch is not held (the users then go to PFADD), -1 when out of memory. */
+static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
+                         const struct smm_agg_entity *ent, struct smm_counters_entry *e,
+                         struct smm_argv *av)
+{
+    if (!e || !e->reach || ent->kind != SMM_AGG_CONTENT || ent->first_user < 0) {
+        return 0;
+    }
+    int changed = 0;
+    for (int ui = ent->first_user; ui >= 0 && e->reach; ui = smm_agg_user_at(agg, ui)->next) {
+        const char *user = smm_agg_user_at(agg, ui)->user;
+        changed |= smm_counters_reach_add(pipe->cc, e, user, strlen(user)) > 0;
+    }
+    if (!e->reach) {
+        return 0; /* out of memory: forgotten */
+    }
+    char exp[24] = "";
+    if (pipe->cfg->retention_idle_days > 0 && e->reach_expire_s != e->expire_s) {
+        snprintf(exp, sizeof(exp), "%lld", (long long)e->expire_s);
+        e->reach_expire_s = e->expire_s;
+        changed = 1;
+    }
+    if (!changed) {
+        return 0; /* every user was in it already */
+    }
+    if (!pipe->sketch_buf && !(pipe->sketch_buf = malloc(SMM_HLL_SERIALIZED_MAX))) {
+        return -1;
+    }
+    size_t len;
+    if (smm_hll_serialize(e->reach, SMM_HLL_SPARSE_MAX_BYTES, pipe->sketch_buf,
+                          SMM_HLL_SERIALIZED_MAX, &len) != SMM_OK) {
+        return -1; /* cannot happen: the buffer always suffices */
+    }
+    const char *name = e->key + e->name_at;
+    char *skey = sketch_key(pipe, name, strlen(name));
+    if (!skey) {
+        return -1;
+    }
+    int rc = smm_argv_add_str(av, e->key);
+    rc |= smm_argv_add_str(av, skey);
+    rc |= smm_argv_add_str(av, exp);
+    rc |= smm_argv_add(av, (const char *)pipe->sketch_buf, len);
+    free(skey);
+    return rc ? -1 : 1;
+}
+
 /* An account's deltas for the daily hashes <prefix>d:<day> (goals, long-range charts):
  * minute, field, delta per metric and minute. */
 static int day_deltas(const struct smm_agg *agg, const struct smm_agg_entity *ent,
@@ -921,6 +1013,9 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
             int a = abs_encode(pipe, agg, ent, pipe->held[e], names, k, av);
             rc |= a < 0;
             n_abs += a > 0;
+            if (a == 0) {
+                pipe->held[e] = NULL; /* no version check this flush: nothing else held */
+            }
         }
     }
     rc |= smm_argv_set_int(av, abs_at, n_abs);
@@ -932,6 +1027,15 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         }
     }
     rc |= smm_argv_set_int(av, days_at, n_days);
+    int sketches_at = av->n;
+    rc |= smm_argv_add_str(av, PLACEHOLDER);
+    int64_t n_sketches = 0;
+    for (int e = 0; e < n_ents && !rc; e++) {
+        int w = sketch_encode(pipe, agg, smm_agg_entity(agg, e), pipe->held[e], av);
+        rc |= w < 0;
+        n_sketches += w > 0;
+    }
+    rc |= smm_argv_set_int(av, sketches_at, n_sketches);
 
     /* Reach groups: kind, id, k, {user}*k, n_min, {minute, j}*n_min. An account's users come
      * in runs of one minute (its window sketches), the run lengths j after them; the script
@@ -941,8 +1045,9 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     int64_t reach = 0;
     for (int e = 0; e < n_ents && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        if (ent->first_user < 0) {
-            continue;
+        if (ent->first_user < 0 || (ent->kind == SMM_AGG_CONTENT && pipe->held[e] &&
+                                    pipe->held[e]->reach)) {
+            continue; /* no users, or they are in the sketch written whole */
         }
         rc |= smm_argv_add_str(av, smm_agg_kind_prefix(ent->kind));
         rc |= smm_argv_add_str(av, ent->id);

@@ -26,6 +26,8 @@
 --          n_abs, {key, entity, base_v, prune, expire_at, k, {field, value, delta, score}*k}*n_abs
 --            (entities whose buckets the processor computed: see write_entities)
 --          n_days, {minute, field, delta}*n_days (their accounts' daily deltas)
+--          n_sketches, {key, sketch_key, expire_at, bytes}*n_sketches
+--            (posts' reach sketches the processor computed: see reach below)
 --          n_reach, {kind, id, k, {user}*k, n_min, {minute, j}*n_min}*n_reach,
 --            (accounts: users sorted by minute, j users per minute; others: n_min 0)
 --          n_stats, {field, delta}*n_stats
@@ -70,7 +72,7 @@ local call, unpack, pairs, ipairs = redis.call, unpack, pairs, ipairs
 -- the fix). So check every command this script may run before the first write (Redis 7+).
 if redis.acl_check_cmd then
   local k = P .. 'total'
-  for _, c in ipairs({{'HSET', k, 'f', '1'}, {'HGET', k, 'f'}, {'HMGET', k, 'f'},
+  for _, c in ipairs({{'HSET', k, 'f', '1'}, {'HGET', k, 'f'}, {'HMGET', k, 'f'}, {'SET', k, 'v'},
                       {'HGETALL', k}, {'HKEYS', k}, {'HINCRBY', k, 'f', '1'}, {'HDEL', k, 'f'}, {'DEL', k},
                       {'EXPIREAT', k, '1'}, {'PFADD', k, 'u'}, {'PFCOUNT', k},
                       {'PFMERGE', k, k}, {'SADD', k, 'm'}, {'SMEMBERS', k}, {'SPOP', k, '1'}, {'SCARD', k},
@@ -1328,6 +1330,8 @@ if MODE == 'flush' then
     end
     part.days_at = i
     i = i + 1 + 3 * tonumber(ARGV[i])
+    part.sketches_at = i
+    i = i + 1 + 4 * tonumber(ARGV[i])
     part.reach_at = i
     n = tonumber(ARGV[i])
     i = i + 1
@@ -1536,6 +1540,34 @@ if MODE == 'flush' then
         at = at + j
       end
       day_flush(at - 1)
+    end
+  end
+  -- Posts' sketches the processor holds (processor/counters.h): written whole where the
+  -- post's hash passed its version check above (nobody else wrote the post since the
+  -- processor read it, so the sketch it holds is what is stored plus this batch); else
+  -- merged into what is stored, which keeps the other writer's users too. KEEPTTL: the
+  -- processor sends the expiry when the sketch lacks one (expire_at '' = it has it).
+  local conflicted = {}
+  for _, key in ipairs(counter_conflicts) do
+    conflicted[key] = true
+  end
+  for _, part in ipairs(parts) do
+    i = part.sketches_at + 1
+    for _ = 1, tonumber(ARGV[part.sketches_at]) do
+      local skey, exp = ARGV[i + 1], ARGV[i + 2]
+      if conflicted[ARGV[i]] then
+        local tmp = skey .. ':merge'
+        call('SET', tmp, ARGV[i + 3])
+        call('PFMERGE', skey, tmp)
+        call('DEL', tmp)
+        touch(skey)
+      else
+        call('SET', skey, ARGV[i + 3], 'KEEPTTL')
+        if exp ~= '' then
+          call('EXPIREAT', skey, exp)
+        end
+      end
+      i = i + 4
     end
   end
   for hour, ids in pairs(hour_accts) do -- "a:<id>\n<minute>" of each minute sketch written

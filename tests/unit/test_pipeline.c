@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "connectors/redis_sink.h"
+#include "metrics/hll.h"
 #include "processor/pipeline.h"
 
 /* 2026-11-26T03:51:43Z = 1795665103000 ms = minute 29927751 + 43 s. */
@@ -28,20 +29,26 @@ struct fixture {
     struct smm_pipeline *pipe;
 };
 
-static void fixture_open(struct fixture *fx, const char *windows)
+/* A pipeline with the default config but key = value (key NULL: none). */
+static void fixture_open_set(struct fixture *fx, const char *key, const char *value)
 {
     char err[256] = "";
     cr_assert_eq(smm_config_init(&fx->cfg, err, sizeof(err)), SMM_OK, "%s", err);
     cr_assert_eq(smm_config_set(&fx->cfg, "kafka.bootstrap.servers", "x:1", "test", err,
                                 sizeof(err)),
                  SMM_OK, "%s", err);
-    if (windows) {
-        cr_assert_eq(smm_config_set(&fx->cfg, "windows", windows, "test", err, sizeof(err)),
+    if (key) {
+        cr_assert_eq(smm_config_set(&fx->cfg, key, value, "test", err, sizeof(err)),
                      SMM_OK, "%s", err);
     }
     cr_assert_eq(smm_config_finish(&fx->cfg, err, sizeof(err)), SMM_OK, "%s", err);
     fx->pipe = smm_pipeline_new(&fx->cfg, err, sizeof(err));
     cr_assert_not_null(fx->pipe, "%s", err);
+}
+
+static void fixture_open(struct fixture *fx, const char *windows)
+{
+    fixture_open_set(fx, windows ? "windows" : NULL, windows);
 }
 
 static void fixture_close(struct fixture *fx)
@@ -81,19 +88,20 @@ static void feed(struct fixture *fx, struct smm_batch *b, const char *json, int6
 
 struct lua_argv {
     int n;
-    char **arg; /* arg[0] is ARGV[1] */
+    char **arg;  /* arg[0] is ARGV[1] */
+    size_t *len; /* its length: the sketches hold NUL bytes */
 };
 
 static void lua_argv_load(struct lua_argv *la, struct smm_argv *av)
 {
     la->n = av->n;
     la->arg = calloc((size_t)(av->n ? av->n : 1), sizeof(char *));
-    cr_assert_not_null(la->arg);
+    la->len = calloc((size_t)(av->n ? av->n : 1), sizeof(size_t));
+    cr_assert(la->arg && la->len);
     for (int i = 0; i < av->n; i++) {
-        /* Arguments are binary-safe; ours never contain NUL, which the copy checks. */
         size_t len;
         const char *data = smm_argv_get(av, i, &len);
-        cr_assert_null(memchr(data, '\0', len), "NUL in argument %d", i);
+        la->len[i] = len;
         la->arg[i] = malloc(len + 1);
         cr_assert_not_null(la->arg[i]);
         memcpy(la->arg[i], data, len);
@@ -107,6 +115,7 @@ static void lua_argv_free(struct lua_argv *la)
         free(la->arg[i]);
     }
     free(la->arg);
+    free(la->len);
 }
 
 /* ARGV[i], 1-based as in the script; out of range fails the test (Lua would get nil). */
@@ -183,7 +192,8 @@ struct part {
     char *stats;  /* "field=delta" per field, sorted */
     char *links;  /* "type|account|a|b|c|ts|biz|x" per link, in order */
     char *adm;    /* "kind|entity|account|dim|value|events|minute" per admission, sorted */
-    int n_groups, n_abs, n_days, n_reach, n_stats, n_links, n_adm;
+    int n_groups, n_abs, n_days, n_sketches, n_reach, n_stats, n_links, n_adm;
+    char *sketches; /* "key|sketch_key|expire_at|<PFCOUNT of the bytes>" per post, sorted */
     char *days; /* "minute|field|delta" per daily delta, sorted */
     char *abs; /* "id|base_v|prune|expire_at|field=value/delta/score;..." per post, sorted */
 };
@@ -209,7 +219,8 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
     fl->n_parts = (int)tonumber(la, 6);
     cr_assert(fl->n_parts >= 0 && fl->n_parts <= 8);
     int i = 7;
-    int groups_at[8], abs_at[8], days_at[8], reach_at[8], stats_at[8], links_at[8], adm_at[8];
+    int groups_at[8], abs_at[8], days_at[8], sketches_at[8], reach_at[8], stats_at[8],
+        links_at[8], adm_at[8];
     /* 1. the fence loop: positions only */
     for (int pi = 0; pi < fl->n_parts; pi++) {
         struct part *p = &fl->parts[pi];
@@ -232,6 +243,8 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         }
         days_at[pi] = i;
         i = i + 1 + 3 * (int)tonumber(la, i);
+        sketches_at[pi] = i;
+        i = i + 1 + 4 * (int)tonumber(la, i);
         reach_at[pi] = i;
         n = tonumber(la, i);
         i++;
@@ -312,6 +325,18 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
             lines_add(&ld, "%s|%s|%s", ARGV(la, i), ARGV(la, i + 1), ARGV(la, i + 2));
         }
         p->days = lines_join(&ld);
+        struct lines lsk = {0};
+        i = sketches_at[pi] + 1;
+        p->n_sketches = (int)tonumber(la, sketches_at[pi]);
+        for (int x = 0; x < p->n_sketches; x++, i += 4) {
+            struct smm_hll *h = smm_hll_new();
+            cr_assert(h && smm_hll_load(h, la->arg[i + 2], la->len[i + 2]) == SMM_OK,
+                      "the sketch of %s is not a Redis HyperLogLog string", ARGV(la, i));
+            lines_add(&lsk, "%s|%s|%s|%llu", ARGV(la, i), ARGV(la, i + 1), ARGV(la, i + 2),
+                      (unsigned long long)smm_hll_count(h));
+            smm_hll_destroy(h);
+        }
+        p->sketches = lines_join(&lsk);
 
         i = reach_at[pi] + 1;
         p->n_reach = (int)tonumber(la, reach_at[pi]);
@@ -389,6 +414,7 @@ static void flush_free(struct flush *fl)
         free(fl->parts[pi].groups);
         free(fl->parts[pi].abs);
         free(fl->parts[pi].days);
+        free(fl->parts[pi].sketches);
         free(fl->parts[pi].reach);
         free(fl->parts[pi].stats);
         free(fl->parts[pi].links);
@@ -642,7 +668,7 @@ Test(pipeline, encode_flush_two_parts)
     cr_assert_eq(fl.parts[0].n_groups, 0);
     cr_assert_eq(fl.parts[0].n_reach, 0);
     cr_assert_eq(fl.parts[0].n_stats, 0);
-    cr_assert_eq(la.n, 6 + 4 + 7, "an empty part is its fence and seven zero counts");
+    cr_assert_eq(la.n, 6 + 4 + 8, "an empty part is its fence and eight zero counts");
     flush_free(&fl);
     lua_argv_free(&la);
 
@@ -676,7 +702,7 @@ Test(pipeline, encode_flush_exact_positions)
         "flush", "smm:", now_min, "64", "2940", "1", /* header, n_parts */
         "t:3", "tk", "7", "8",                                         /* fence */
         "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
-        "0", "0",                                            /* no absolutes, no days */
+        "0", "0", "0",                          /* no absolutes, no days, no sketches */
         "0",                                                           /* no reach */
         "2", "messages", "1", "events_counted", "1",                   /* stats */
         "0",                                                           /* no links */
@@ -686,8 +712,9 @@ Test(pipeline, encode_flush_exact_positions)
     cr_assert_eq(la.n, n_want, "%d arguments, want %d", la.n, n_want);
     for (int i = 0; i < n_want; i++) {
         /* Counts patched into placeholders carry leading zeros; compare as numbers. */
-        if (i == 5 || i == 10 || i == 17 || i == 18 || i == 19 || i == 20 || i == 26) {
-            /* n_parts, n_groups, n_abs, n_days, n_reach, n_stats, n_adm */
+        if (i == 5 || i == 10 || i == 17 || i == 18 || i == 19 || i == 20 || i == 21 ||
+            i == 27) {
+            /* n_parts, n_groups, n_abs, n_days, n_sketches, n_reach, n_stats, n_adm */
             cr_assert_eq(tonumber(&la, i + 1), strtoll(want[i], NULL, 10), "ARGV[%d] = %s",
                          i + 1, la.arg[i]);
         } else {
@@ -780,7 +807,8 @@ Test(pipeline, encode_flush_many_entities)
     cr_assert_eq(impressions, 20000);
     cr_assert_eq(tonumber(&la, i), 0, "no absolutes: nothing was loaded");
     cr_assert_eq(tonumber(&la, i + 1), 0);
-    i += 2;
+    cr_assert_eq(tonumber(&la, i + 2), 0, "no sketches: nothing was loaded");
+    i += 3;
     int64_t n_reach = tonumber(&la, i);
     cr_assert_eq(n_reach, 20000 + 10);
     i++;
@@ -1204,22 +1232,35 @@ static void feed_like(struct fixture *fx, struct smm_batch *b, int n)
     feed(fx, b, json, -1, SMM_REJECT_NONE);
 }
 
-/* Hands every planned load its reply: vals for the post p, a new hash for the others. */
-static int load_rows(struct fixture *fx, struct smm_batch *b, const char *post_key,
-                     const char *const *vals)
+/* Hands every planned load its reply: vals for the post p (and, when its sketch is read
+ * too, sketch[0..sketch_len): NULL for no key), a new hash for the others. */
+static int load_rows_sketch(struct fixture *fx, struct smm_batch *b, const char *post_key,
+                            const char *const *vals, const char *sketch, size_t sketch_len)
 {
     const struct smm_redis_hmget *rows;
     int n = plan_rows(fx, b, &rows);
     for (int i = 0; i < n; i++) {
-        const char *none[SMM_REDIS_HMGET_MAX] = {0};
-        size_t lens[SMM_REDIS_HMGET_MAX] = {0};
+        const char *got[SMM_REDIS_HMGET_MAX + 1] = {0};
+        size_t lens[SMM_REDIS_HMGET_MAX + 1] = {0};
         int mine = !strcmp(rows[i].key, post_key);
-        for (int j = 0; mine && j < rows[i].n_fields; j++) {
+        int nf = rows[i].n_fields;
+        for (int j = 0; mine && j < nf; j++) {
+            got[j] = vals[j];
             lens[j] = vals[j] ? strlen(vals[j]) : 0;
         }
-        smm_pipeline_counters_loaded(fx->pipe, i, mine ? vals : none, lens);
+        if (mine && rows[i].get_key) {
+            got[nf] = sketch;
+            lens[nf] = sketch_len;
+        }
+        smm_pipeline_counters_loaded(fx->pipe, i, got, lens);
     }
     return n;
+}
+
+static int load_rows(struct fixture *fx, struct smm_batch *b, const char *post_key,
+                     const char *const *vals)
+{
+    return load_rows_sketch(fx, b, post_key, vals, NULL, 0);
 }
 
 Test(pipeline, counters_absolute_after_load)
@@ -1275,6 +1316,12 @@ Test(pipeline, counters_absolute_after_load)
     snprintf(want, sizeof(want), "%lld|a:acc:engagement|1\n%lld|a:acc:like|1\n", NOW_MIN,
              NOW_MIN);
     cr_assert_str_eq(p->days, want);
+    /* The post's user goes into the sketch it now holds (no key was stored), written whole
+     * with the hash's expiry; the account's users still go to PFADD. */
+    snprintf(want, sizeof(want), "%s|smm:c:p:reach|%lld|1\n", key, exp);
+    cr_assert_str_eq(p->sketches, want);
+    snprintf(want, sizeof(want), "a|acc|%lld|u1\n", NOW_MIN);
+    cr_assert_str_eq(p->reach, want);
     flush_free(&fl);
     lua_argv_free(&la);
 
@@ -1294,6 +1341,9 @@ Test(pipeline, counters_absolute_after_load)
              "%s=like=3,engagement=3/like=1,engagement=1/3\n",
              m, h, m, h);
     cr_assert_str_eq(fl.parts[0].abs, want);
+    /* The sketch holds both users now; its expiry stands. */
+    snprintf(want, sizeof(want), "%s|smm:c:p:reach||2\n", key);
+    cr_assert_str_eq(fl.parts[0].sketches, want);
     flush_free(&fl);
     lua_argv_free(&la);
 
@@ -1331,6 +1381,80 @@ Test(pipeline, counters_absolute_after_load)
     feed_like(&fx, &b, 3);
     cr_assert_eq(plan_rows(&fx, &b, &rows), 2, "the account is loaded again");
 
+    smm_batch_free(&b);
+    fixture_close(&fx);
+}
+
+/* A post's stored sketch is loaded with its hash (GET beside the HMGET) and the batch's
+ * users are added to it; a user it already counts writes nothing; with no memory for
+ * sketches (redis.cache_sketch_mb 0) the users go to PFADD as before. */
+Test(pipeline, counters_sketch_loaded)
+{
+    struct fixture fx;
+    fixture_open(&fx, NULL);
+    struct smm_batch b;
+    batch_open(&fx, &b);
+    feed_like(&fx, &b, 7);
+    const struct smm_redis_hmget *rows;
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 2);
+    char key[64];
+    snprintf(key, sizeof(key), "smm:{%d}:c:p", smm_redis_shard("c:p", 3, 64));
+    int pi = strcmp(rows[0].key, key) == 0 ? 0 : 1;
+    cr_assert_str_eq(rows[pi].get_key, "smm:c:p:reach");
+    cr_assert_null(rows[1 - pi].get_key, "accounts' sketches are not held");
+
+    /* Stored: a sketch of u1..u3 (as PFADD builds it) */
+    struct smm_hll *h = smm_hll_new();
+    cr_assert_not_null(h);
+    for (int u = 1; u <= 3; u++) {
+        char user[8];
+        snprintf(user, sizeof(user), "u%d", u);
+        smm_hll_add(h, user, strlen(user));
+    }
+    unsigned char stored[SMM_HLL_SERIALIZED_MAX];
+    size_t len;
+    cr_assert_eq(smm_hll_serialize(h, SMM_HLL_SPARSE_MAX_BYTES, stored, sizeof(stored), &len),
+                 SMM_OK);
+    const char *vals[] = {"4", "0", "like=3", NULL, NULL};
+    cr_assert_eq(load_rows_sketch(&fx, &b, key, vals, (const char *)stored, len), 2);
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 0, "held with its sketch: nothing to load");
+    struct lua_argv la;
+    struct flush fl;
+    encode_one(&fx, &b, &fl, &la);
+    char want[256];
+    snprintf(want, sizeof(want), "%s|smm:c:p:reach|%lld|4\n", key,
+             (long long)(NOW / 1000 + 90 * 86400));
+    cr_assert_str_eq(fl.parts[0].sketches, want, "u1..u3 and u7");
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_pipeline_counters_settle(fx.pipe, 1);
+
+    /* u2 again: counted, but the sketch does not change and is not written. */
+    smm_batch_clear(&b);
+    feed_like(&fx, &b, 2);
+    encode_one(&fx, &b, &fl, &la);
+    cr_assert_eq(fl.parts[0].n_abs, 2);
+    cr_assert_eq(fl.parts[0].n_sketches, 0);
+    cr_assert(!strstr(fl.parts[0].reach, "|p|"), "%s", fl.parts[0].reach);
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_batch_free(&b);
+    fixture_close(&fx);
+
+    fixture_open_set(&fx, "redis.cache_sketch_mb", "0");
+    batch_open(&fx, &b);
+    feed_like(&fx, &b, 7);
+    cr_assert_eq(plan_rows(&fx, &b, &rows), 2);
+    cr_assert(!rows[0].get_key && !rows[1].get_key);
+    cr_assert_eq(load_rows(&fx, &b, key, vals), 2);
+    encode_one(&fx, &b, &fl, &la);
+    cr_assert_eq(fl.parts[0].n_abs, 2, "the values are still computed");
+    cr_assert_eq(fl.parts[0].n_sketches, 0);
+    cr_assert(strstr(fl.parts[0].reach, "c|p|-|u7\n"), "%s", fl.parts[0].reach);
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_hll_destroy(h);
     smm_batch_free(&b);
     fixture_close(&fx);
 }

@@ -1,0 +1,175 @@
+/* tests/integration/test_counters.c - the values and reach sketches the processor computes
+ * (processor/counters.h), written by the state script into a real redis-server, with two
+ * writers on one post: two pipelines standing for two processors whose partitions both
+ * carry the post (input not keyed by content_id).
+ *   - one writer alone: its values and its sketch are written as they are (PFCOUNT of the
+ *     stored sketch is the number of users, the hash's v moves by one per flush);
+ *   - the other writer loads what the first wrote, and adds to it;
+ *   - the first writer's copy is then stale: the script adds its deltas and merges its
+ *     sketch into the stored one (PFMERGE), so no user and no count of either writer is
+ *     lost, reports the hash, and the writer loads it again and goes on from there;
+ *   - the sketch keeps the expiry of the idle-id retention; no scratch key is left. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/redis_sink.h"
+#include "processor/config.h"
+#include "processor/pipeline.h"
+#include "tests/integration/harness.h"
+
+static struct h_redis redis;
+
+/* One processor: its pipeline, Redis connection, open batch, partition and offset. */
+struct writer {
+    struct smm_config cfg;
+    struct smm_pipeline *pipe;
+    struct smm_redis_sink *sink;
+    struct smm_batch batch;
+    const char *tp, *token;
+    int64_t offset;
+};
+
+static void conflict(void *opaque, const char *key, size_t len)
+{
+    smm_pipeline_counters_conflict(opaque, key, len);
+}
+
+static void writer_open(struct writer *w, const char *tp, const char *token)
+{
+    char err[256];
+    cr_assert(smm_config_init(&w->cfg, err, sizeof(err)) == SMM_OK);
+    cr_assert(smm_config_set(&w->cfg, "kafka.bootstrap.servers", "x:1", "test", err,
+                             sizeof(err)) == SMM_OK);
+    cr_assert(smm_config_finish(&w->cfg, err, sizeof(err)) == SMM_OK, "%s", err);
+    w->pipe = smm_pipeline_new(&w->cfg, err, sizeof(err));
+    cr_assert(w->pipe, "%s", err);
+    struct smm_redis_opts o = {.host = "127.0.0.1", .port = redis.port, .timeout_ms = 5000};
+    w->sink = smm_redis_sink_new(&o, err, sizeof(err));
+    cr_assert(w->sink && smm_redis_sink_connect(w->sink) == SMM_SINK_OK);
+    smm_redis_sink_on_conflict(w->sink, conflict, w->pipe);
+    int64_t stored;
+    cr_assert(smm_redis_sink_claim(w->sink, "smm:", tp, token, &stored) == SMM_SINK_OK);
+    cr_assert(smm_batch_init(&w->batch, w->pipe, err, sizeof(err)) == SMM_OK);
+    w->tp = tp;
+    w->token = token;
+    w->offset = -1;
+}
+
+static void writer_close(struct writer *w)
+{
+    smm_batch_free(&w->batch);
+    smm_redis_sink_destroy(w->sink);
+    smm_pipeline_destroy(w->pipe);
+    smm_config_free(&w->cfg);
+}
+
+/* A view of post p by user u, into the writer's open batch. */
+static void view(struct writer *w, const char *u)
+{
+    static int seq;
+    char json[256];
+    int64_t now = h_now_ms();
+    int len = snprintf(json, sizeof(json),
+                       "{\"event_id\":\"e%d\",\"type\":\"view\",\"ts\":%lld,"
+                       "\"account_id\":\"acct\",\"content_id\":\"p\",\"user_id\":\"%s\"}",
+                       ++seq, (long long)now, u);
+    struct smm_reject rej;
+    cr_assert(smm_pipeline_feed(w->pipe, &w->batch, json, (size_t)len, now, now, &rej) ==
+              SMM_OK);
+    cr_assert_eq(rej.reason, SMM_REJECT_NONE);
+}
+
+/* What the processor's loop does for one flush: load what the pipeline lacks, encode,
+ * send, settle. */
+static void flush(struct writer *w)
+{
+    int64_t now = h_now_ms();
+    const struct smm_redis_hmget *rows;
+    int n = smm_pipeline_counters_plan(w->pipe, &w->batch, now, &rows);
+    cr_assert(n == 0 || smm_redis_sink_hmget(w->sink, rows, n, smm_pipeline_counters_loaded,
+                                             w->pipe) == SMM_SINK_OK);
+    struct smm_argv av;
+    smm_argv_init(&av);
+    struct smm_flush_reject rej[4];
+    int n_rej = 0;
+    cr_assert(smm_pipeline_encode_flush_begin(w->pipe, now, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_part(w->pipe, &w->batch, w->tp, w->token, w->offset,
+                                             w->offset + 10, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(w->pipe, now, 0, NULL, 0, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_insights(w->pipe, now, &av) == SMM_OK);
+    cr_assert(smm_redis_sink_flush(w->sink, &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
+              smm_redis_sink_errstr(w->sink));
+    cr_assert_eq(n_rej, 0);
+    smm_pipeline_counters_settle(w->pipe, 1);
+    w->offset += 10;
+    smm_argv_free(&av);
+    smm_batch_clear(&w->batch);
+}
+
+static long long integer(redisContext *c, const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(c, fmt, arg);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER, "%s: %s", fmt,
+              r && r->type == REDIS_REPLY_ERROR ? r->str : "not an integer");
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static long long version(redisContext *c)
+{
+    char key[64];
+    h_entity_key(c, "smm:", "c:p", key, sizeof(key));
+    redisReply *r = redisCommand(c, "HGET %s v", key);
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    long long v = atoll(r->str);
+    freeReplyObject(r);
+    return v;
+}
+
+/* Views and reach of p as stored: lifetime views, PFCOUNT of its sketch. */
+static void check(redisContext *c, long long views, long long users, const char *when)
+{
+    cr_assert_eq(h_entity_get(c, "smm:", "c:p", "total", -1, "view"), views, "views %s", when);
+    cr_assert_eq(integer(c, "PFCOUNT %s", "smm:c:p:reach"), users, "reach %s", when);
+}
+
+Test(counters, two_writers_one_post, .timeout = 60)
+{
+    h_redis_start(&redis, 0);
+    struct writer a, b;
+    writer_open(&a, "t:0", "A");
+    writer_open(&b, "t:1", "B");
+    redisContext *c = h_redis_connect(&redis);
+
+    view(&a, "u1");
+    view(&a, "u2");
+    view(&a, "u3");
+    flush(&a);
+    check(c, 3, 3, "after A alone");
+    long long v1 = version(c);
+    cr_assert(integer(c, "TTL %s", "smm:c:p:reach") > 80 * 86400, "retention expiry");
+
+    view(&b, "u4"); /* B loads what A wrote */
+    flush(&b);
+    check(c, 4, 4, "after B, which loaded A's");
+    cr_assert_eq(version(c), v1 + 1);
+
+    view(&a, "u5"); /* A's copy is one version behind */
+    flush(&a);
+    check(c, 5, 5, "after A's stale copy was merged");
+    view(&a, "u6"); /* A loaded it again: the fast path once more */
+    view(&a, "u1");
+    flush(&a);
+    check(c, 7, 6, "after A loaded it again");
+    cr_assert_eq(version(c), v1 + 3);
+    cr_assert_eq(integer(c, "EXISTS %s", "smm:c:p:reach:merge"), 0, "no scratch key left");
+    cr_assert(integer(c, "TTL %s", "smm:c:p:reach") > 80 * 86400, "retention expiry kept");
+
+    redisFree(c);
+    writer_close(&a);
+    writer_close(&b);
+    h_redis_stop(&redis);
+}
