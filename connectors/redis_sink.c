@@ -642,3 +642,64 @@ int smm_redis_sink_hmget(struct smm_redis_sink *sink, const struct smm_redis_hmg
     }
     return rc;
 }
+
+/* The strings of an array reply, as vals/lens (malloc'd, NULL when empty or out of memory:
+ * *ok tells). */
+static void reply_strings(const redisReply *r, const char ***vals, size_t **lens, int *ok)
+{
+    *vals = NULL;
+    *lens = NULL;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        *ok = r->type == REDIS_REPLY_ARRAY;
+        return;
+    }
+    *vals = malloc(r->elements * sizeof(**vals));
+    *lens = malloc(r->elements * sizeof(**lens));
+    *ok = *vals && *lens;
+    for (size_t j = 0; *ok && j < r->elements; j++) {
+        (*vals)[j] = r->element[j]->str;
+        (*lens)[j] = r->element[j]->len;
+    }
+}
+
+int smm_redis_sink_hashsets(struct smm_redis_sink *sink, const struct smm_redis_hashset *rows,
+                            int n, smm_redis_hashset_cb row, void *opaque)
+{
+    int rc = smm_redis_sink_connect(sink);
+    if (rc != SMM_SINK_OK || n <= 0) {
+        return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        redisAppendCommand(sink->c, "HGETALL %s", rows[i].hash_key);
+        redisAppendCommand(sink->c, "SMEMBERS %s", rows[i].set_key);
+    }
+    for (int i = 0; i < n; i++) {
+        redisReply *h = NULL, *s = NULL;
+        if (redisGetReply(sink->c, (void **)&h) != REDIS_OK ||
+            redisGetReply(sink->c, (void **)&s) != REDIS_OK) {
+            freeReplyObject(h);
+            return io_fail(sink, "HGETALL");
+        }
+        const char **kv, **mem;
+        size_t *kvl, *ml;
+        int ok_h, ok_s;
+        reply_strings(h, &kv, &kvl, &ok_h);
+        reply_strings(s, &mem, &ml, &ok_s);
+        if (ok_h && ok_s) {
+            row(opaque, i, kv, kvl, h->elements, mem, ml, s->elements);
+        } else {
+            const redisReply *bad = h->type == REDIS_REPLY_ERROR ? h : s;
+            sink->errors++;
+            set_err(sink, "redis HGETALL/SMEMBERS %s: %s", rows[i].hash_key,
+                    bad->type == REDIS_REPLY_ERROR ? bad->str : "out of memory");
+            rc = SMM_SINK_ERROR;
+        }
+        free(kv);
+        free(kvl);
+        free(mem);
+        free(ml);
+        freeReplyObject(h);
+        freeReplyObject(s);
+    }
+    return rc;
+}

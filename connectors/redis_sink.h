@@ -110,6 +110,21 @@ struct smm_redis_hmget {
 int smm_redis_sink_hmget(struct smm_redis_sink *sink, const struct smm_redis_hmget *rows, int n,
                          smm_redis_row_cb row, void *opaque);
 
+/* Reads each hash rows[i].hash_key whole and the set rows[i].set_key (HGETALL and SMEMBERS,
+ * pipelined: one round trip), i < n, and hands them to row(opaque, i, kv, kv_lens, n_kv,
+ * members, m_lens, n_members): kv holds field, value pairs. Not while a flush is in flight.
+ * SMM_SINK_OK, RETRY (unreachable) or ERROR (a reply error, or out of memory: that row is
+ * not handed over, the others are). */
+struct smm_redis_hashset {
+    const char *hash_key, *set_key;
+};
+typedef void (*smm_redis_hashset_cb)(void *opaque, int i, const char *const *kv,
+                                     const size_t *kv_lens, size_t n_kv,
+                                     const char *const *members, const size_t *m_lens,
+                                     size_t n_members);
+int smm_redis_sink_hashsets(struct smm_redis_sink *sink, const struct smm_redis_hashset *rows,
+                            int n, smm_redis_hashset_cb row, void *opaque);
+
 /* Called, while a flush reply is read, for each counter hash the flush wrote from its
  * deltas because the hash was not at the version the processor computed from (another
  * writer moved it): the caller forgets its copy of that hash. */

@@ -303,6 +303,43 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
     return SMM_OK;
 }
 
+int smm_agg_fold(struct smm_agg *agg, int from, enum smm_agg_kind kind, const char *id)
+{
+    int to = entity_get(agg, kind, id);
+    if (to < 0) {
+        return SMM_ERR;
+    }
+    if (to == from) {
+        return SMM_OK;
+    }
+    agg->ents[to].split = agg->ents[from].split;
+    for (int mi = agg->ents[from].first_minute; mi >= 0;) {
+        struct smm_agg_minute src = agg->mins[mi]; /* minute_get may move mins */
+        struct smm_agg_minute *m = minute_get(agg, to, src.minute);
+        if (!m) {
+            return SMM_ERR;
+        }
+        for (int x = 0; x < SMM_AGG_COUNTS; x++) {
+            m->count[x] += src.count[x];
+        }
+        for (int x = 0; x < SMM_AGG_METRICS - SMM_AGG_COUNTS; x++) {
+            m->sum[x] += src.sum[x];
+        }
+        mi = src.next;
+    }
+    for (int ui = agg->ents[from].first_user; ui >= 0;) {
+        struct smm_agg_user u = agg->users[ui]; /* add_user may move users */
+        if (add_user(agg, to, u.minute, u.user) != SMM_OK) {
+            return SMM_ERR;
+        }
+        ui = u.next;
+    }
+    agg->ents[from].first_minute = -1;
+    agg->ents[from].first_user = -1;
+    agg->ents[from].n_users = 0;
+    return SMM_OK;
+}
+
 static int count(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
                  const struct smm_event *ev, int64_t minute, int eng)
 {

@@ -111,6 +111,12 @@ int smm_agg_add_to(struct smm_agg *agg, enum smm_agg_kind kind, const char *id,
 int smm_agg_add_split(struct smm_agg *agg, enum smm_agg_kind kind, const char *id, int split,
                       const struct smm_event *ev);
 
+/* Moves every count and user of entity from into the entity (kind, id) of the same split,
+ * created when absent, and leaves from without minutes or users: a breakdown value that
+ * admission counts under its account's "other" (metrics/admission.h). Entity indexes stay
+ * valid; pointers from smm_agg_entity() do not. SMM_OK, or SMM_ERR on out-of-memory. */
+int smm_agg_fold(struct smm_agg *agg, int from, enum smm_agg_kind kind, const char *id);
+
 /* Records a link (strings are copied). Returns SMM_OK, or SMM_ERR on out-of-memory. */
 int smm_agg_link_add(struct smm_agg *agg, const struct smm_agg_link *link);
 int smm_agg_links(const struct smm_agg *agg);

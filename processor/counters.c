@@ -38,11 +38,63 @@ struct smm_counters *smm_counters_new(size_t max_entries, size_t max_sketch_byte
     return c;
 }
 
+static void adm_free(struct smm_counters_adm *a)
+{
+    if (a) {
+        smm_adm_free(&a->sk);
+        smm_counters_adm_set(a, NULL, NULL, 0);
+        free(a);
+    }
+}
+
 static void entry_free(struct smm_counters *c, struct smm_counters_entry *e)
 {
     smm_counters_reach_forget(c, e);
     smm_counters_clear(e);
+    adm_free(e->adm);
     free(e);
+}
+
+void smm_counters_adm_forget(struct smm_counters_entry *e)
+{
+    adm_free(e->adm);
+    e->adm = NULL;
+}
+
+struct smm_counters_adm *smm_counters_adm(struct smm_counters_entry *e)
+{
+    if (!e->adm && (e->adm = calloc(1, sizeof(*e->adm))) != NULL) {
+        smm_adm_init(&e->adm->sk);
+    }
+    return e->adm;
+}
+
+int smm_counters_adm_set(struct smm_counters_adm *a, const char *const *vals,
+                         const size_t *lens, int n)
+{
+    for (int i = 0; i < a->n_set; i++) {
+        free(a->set[i]);
+    }
+    free(a->set);
+    a->set = NULL;
+    a->n_set = 0;
+    if (n <= 0) {
+        return 0;
+    }
+    if (!(a->set = calloc((size_t)n, sizeof(*a->set)))) {
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = lens ? lens[i] : strlen(vals[i]);
+        if (!(a->set[i] = malloc(len + 1))) {
+            smm_counters_adm_set(a, NULL, NULL, 0);
+            return -1;
+        }
+        memcpy(a->set[i], vals[i], len);
+        a->set[i][len] = '\0';
+        a->n_set++;
+    }
+    return 0;
 }
 
 void smm_counters_free(struct smm_counters *c)

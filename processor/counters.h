@@ -15,12 +15,19 @@
  * the batch's users here, and written whole (SET) by the same flush and under the same
  * version check as the post's values, so Redis hashes no user. Sketches are bounded by
  * memory apart from entries: past max_sketch_bytes no new one is held (its users then go
- * to PFADD in the script, as for a post not held). */
+ * to PFADD in the script, as for a post not held).
+ *
+ * An account's admission sketch for one dimension (metrics/admission.h), the hash
+ * <prefix>ss:<account>:<dim> with its admitted set <prefix>seg:<account>:<dim>, is held
+ * the same way, as the entry named "ss:<account>:<dim>": loaded whole (HGETALL, SMEMBERS),
+ * fed and decided here, its changed fields written under the same version check. */
 #ifndef SMM_PROCESSOR_COUNTERS_H
 #define SMM_PROCESSOR_COUNTERS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "metrics/admission.h"
 
 struct smm_hll;
 
@@ -30,6 +37,14 @@ struct smm_hll;
 struct smm_counters_field {
     char name[SMM_COUNTERS_NAME]; /* "t", "m<minute>", "h<hour>" */
     char *packed;  /* the stored value ("" = no counters) */
+};
+
+/* An admission sketch as stored, and its admitted set. */
+struct smm_counters_adm {
+    struct smm_adm sk;
+    char **set;   /* the admitted set as stored (after this processor's last write) */
+    int n_set;
+    int64_t x;    /* the stored X: the expiry last set on the hash and the set (0: none) */
 };
 
 struct smm_counters_entry {
@@ -44,6 +59,8 @@ struct smm_counters_entry {
     size_t reach_mem;      /* its heap bytes, as last counted */
     int64_t reach_expire_s; /* the sketch's EXPIREAT set since it was loaded (0: none) */
     int reach_refused;     /* a load could not hold it: its users go to PFADD */
+    struct smm_counters_adm *adm; /* an admission sketch's entry: the sketch, else NULL */
+    uint32_t mark;        /* the user's: e.g. listed once per flush */
     size_t name_at; /* the entity's name, key + name_at ("c:<id>"): what entries go by */
     char key[];     /* <prefix>{<shard>}:<entity> */
 };
@@ -82,6 +99,14 @@ int smm_counters_reach_add(struct smm_counters *c, struct smm_counters_entry *e,
                            const char *user, size_t len);
 /* Forgets e's sketch. */
 void smm_counters_reach_forget(struct smm_counters *c, struct smm_counters_entry *e);
+/* The admission sketch of e, created empty when e has none; NULL when out of memory. */
+struct smm_counters_adm *smm_counters_adm(struct smm_counters_entry *e);
+/* Forgets e's admission sketch (a load that failed). */
+void smm_counters_adm_forget(struct smm_counters_entry *e);
+/* Replaces the admitted set a holds as stored by vals[0..n). -1 when out of memory (the
+ * set is then empty). */
+int smm_counters_adm_set(struct smm_counters_adm *a, const char *const *vals,
+                         const size_t *lens, int n);
 /* Heap bytes of the sketches held. */
 size_t smm_counters_reach_bytes(const struct smm_counters *c);
 /* Forgets the entity name (len bytes). */

@@ -817,6 +817,30 @@ static void handle_rejects(struct smm_loop *loop, struct part **ps, int n,
     discard_all(loop, "flush refused");
 }
 
+/* Decides the admission of the breakdown values of the filling (flight = 0) or in-flight
+ * (flight = 1) batch: the sketches it feeds that the pipeline lacks are loaded in one round
+ * trip. SMM_ERR (logged) when they cannot be: the batch waits, as for an unreachable
+ * Redis. */
+static int decide_admission(struct smm_loop *loop, int flight)
+{
+    const struct smm_redis_hashset *rows;
+    int n = smm_pipeline_admission_plan(loop->pipe, slot(loop, flight), &rows);
+    int rc = n < 0 ? SMM_SINK_ERROR : SMM_SINK_OK;
+    if (n > 0) {
+        rc = smm_redis_sink_hashsets(loop->sink, rows, n, smm_pipeline_admission_loaded,
+                                     loop->pipe);
+    }
+    if (rc == SMM_SINK_OK && smm_pipeline_admission_decide(loop->pipe, slot(loop, flight)) ==
+                                 SMM_OK) {
+        return SMM_OK;
+    }
+    smm_pipeline_counters_settle(loop->pipe, 0);
+    loop->flush_failures++;
+    smm_log(SMM_LOG_WARN, "cannot load the admission sketches, will retry: %s",
+            n < 0 ? "out of memory" : smm_redis_sink_errstr(loop->sink));
+    return SMM_ERR;
+}
+
 /* Encodes the filling (flight = 0) or in-flight (flight = 1) batch as one flush of the
  * partitions ps[0..n) into loop->av: the first carries the batch, each its fence.
  * Returns SMM_OK or SMM_ERR (out of memory). */
@@ -875,6 +899,9 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
             return SMM_OK;
         }
         loop->dead_letters = 0;
+    }
+    if (decide_admission(loop, flight) != SMM_OK) {
+        return SMM_ERR;
     }
     int rc = encode_flush(loop, ps, n, now, flight);
     if (rc != SMM_OK || encode_viral(loop, now, 0) != SMM_OK) {
@@ -1015,6 +1042,10 @@ static int launch(struct smm_loop *loop, int64_t now)
     if (n == 0) {
         free(ps);
         return SMM_OK;
+    }
+    if (decide_admission(loop, 0) != SMM_OK) {
+        free(ps);
+        return SMM_ERR;
     }
     int rc = encode_flush(loop, ps, n, now, 0);
     if (rc != SMM_OK || encode_viral(loop, now, 0) != SMM_OK) {

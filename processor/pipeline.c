@@ -65,6 +65,14 @@ struct smm_pipeline {
     char (*load_names)[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
     char **load_gets; /* the sketch key a load also reads (posts with users), or NULL */
     int n_loads, cap_loads;
+    /* Admission sketches: the loads the next flush needs (rows, their entries and set
+     * keys), and the sketches the batch being encoded feeds (decide(), then encode). */
+    struct smm_redis_hashset *adm_rows;
+    struct smm_counters_entry **adm_ent;
+    int n_adm_rows, cap_adm_rows, cap_adm_ent;
+    struct smm_counters_entry **adm_touch;
+    int n_adm_touch, cap_adm_touch;
+    uint32_t adm_mark; /* marks entries already listed, per plan or decide */
     struct smm_counters_entry **pend;
     size_t n_pend, cap_pend;
     int64_t enc_now_ms; /* now of the flush being encoded */
@@ -271,6 +279,12 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     }
     free(pipe->load_gets);
     free(pipe->sketch_buf);
+    for (int r = 0; r < pipe->n_adm_rows; r++) {
+        free((char *)pipe->adm_rows[r].set_key);
+    }
+    free(pipe->adm_rows);
+    free(pipe->adm_ent);
+    free(pipe->adm_touch);
     free(pipe->pend);
     free(pipe);
 }
@@ -288,12 +302,17 @@ void smm_batch_clear(struct smm_batch *b)
     smm_agg_clear(b->agg);
     memset(b->rejects, 0, sizeof(b->rejects));
     b->messages = 0;
+    b->n_adm = 0;
+    b->adm_decided = 0;
 }
 
 void smm_batch_free(struct smm_batch *b)
 {
     smm_agg_destroy(b->agg);
     b->agg = NULL;
+    free(b->adm);
+    b->adm = NULL;
+    b->n_adm = b->cap_adm = 0;
 }
 
 /* Writes s (n bytes, then a NUL) at out and returns the end, for building ids and field
@@ -470,23 +489,27 @@ static size_t ent_name(const struct smm_agg_entity *ent, char *out, size_t size)
 
 /* 1 when the script adds to this account's counters itself in this batch (a message,
  * reply, referral or conversion of the account: see links in smm.lua), so its values
- * cannot be computed here. Linear in the batch's links, which are few. */
-static int account_linked(const struct smm_agg *agg, const char *account)
+ * cannot be computed here; the same for its sources (a conversion credits the source of
+ * its referral, which only Redis knows). account is len bytes. Linear in the batch's
+ * links, which are few. */
+static int account_linked(const struct smm_agg *agg, const char *account, size_t len)
 {
     for (int i = 0; i < smm_agg_links(agg); i++) {
-        if (strcmp(smm_agg_link_at(agg, i)->account, account) == 0) {
+        const char *a = smm_agg_link_at(agg, i)->account;
+        if (strncmp(a, account, len) == 0 && a[len] == '\0') {
             return 1;
         }
     }
     return 0;
 }
 
-/* Entities whose values the processor may compute: every kind, but for accounts the script
- * adds to in this batch. */
+/* Entities whose values the processor may compute: every kind, but for the accounts and
+ * sources the script adds to in this batch. */
 static int computable(const struct smm_agg *agg, const struct smm_agg_entity *ent)
 {
     return ent->first_minute >= 0 &&
-           !(ent->kind == SMM_AGG_ACCOUNT && account_linked(agg, ent->id));
+           !(ent->kind == SMM_AGG_ACCOUNT && account_linked(agg, ent->id, strlen(ent->id))) &&
+           !(ent->kind == SMM_AGG_SOURCE && account_linked(agg, ent->id, (size_t)ent->split));
 }
 
 static int has_name(char names[][SMM_COUNTERS_NAME], int n, const char *name)
@@ -694,16 +717,399 @@ void smm_pipeline_counters_loaded(void *opaque, int i, const char *const *vals,
     }
 }
 
-void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, size_t len)
+/* Lists e among the entries the flush being encoded writes: settle() keeps or forgets
+ * them. 0, or -1 when out of memory. */
+static int pend_add(struct smm_pipeline *pipe, struct smm_counters_entry *e)
 {
-    /* <prefix>{<shard>}:<entity> */
+    if (pipe->n_pend == pipe->cap_pend) {
+        size_t cap = pipe->cap_pend ? 2 * pipe->cap_pend : 256;
+        void *p = realloc(pipe->pend, cap * sizeof(*pipe->pend));
+        if (!p) {
+            return -1;
+        }
+        pipe->pend = p;
+        pipe->cap_pend = cap;
+    }
+    pipe->pend[pipe->n_pend++] = e;
+    return 0;
+}
+
+/* ---- breakdown admission (metrics/admission.h) ------------------------------------- */
+
+/* A source or segment entity's account, dimension and value: "<account>|<value>" (source)
+ * or "<account>|<dim>=<value>" (segment). */
+struct adm_ref {
+    const char *account, *dim, *value;
+    size_t account_len, dim_len;
+};
+
+static void adm_ref_of(const struct smm_agg_entity *ent, struct adm_ref *r)
+{
+    const char *rest = ent->id + ent->split + 1;
+    const char *eq = ent->kind == SMM_AGG_SEGMENT ? strchr(rest, '=') : NULL;
+    r->account = ent->id;
+    r->account_len = (size_t)ent->split;
+    if (eq) {
+        r->dim = rest;
+        r->dim_len = (size_t)(eq - rest);
+        r->value = eq + 1;
+    } else {
+        r->dim = "source";
+        r->dim_len = 6;
+        r->value = rest;
+    }
+}
+
+/* "<what>:<account>:<dim>" into out (what: "ss" the sketch, "seg" its admitted set);
+ * returns its length. Ids are bounded (route()), so it always fits SMM_ADM_NAME. */
+#define SMM_ADM_NAME (2 * SMM_EVENT_ID_MAX + 64)
+static size_t adm_name(const char *what, const struct adm_ref *r, char *out)
+{
+    char *p = put(out, what, strlen(what));
+    p = put(p, ":", 1);
+    p = put(p, r->account, r->account_len);
+    p = put(p, ":", 1);
+    p = put(p, r->dim, r->dim_len);
+    return (size_t)(p - out);
+}
+
+static int grow_ptrs(void **arr, int *cap, size_t size, int need)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    int n = *cap ? 2 * *cap : 64;
+    while (n < need) {
+        n *= 2;
+    }
+    void *p = realloc(*arr, (size_t)n * size);
+    if (!p) {
+        return -1;
+    }
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+/* The batch's values and their weights, taken once per batch (before any fold). */
+static int adm_collect(struct smm_batch *b)
+{
+    if (b->adm_decided || b->n_adm > 0) {
+        return 0;
+    }
+    const struct smm_agg *agg = b->agg;
+    for (int e = 0; e < smm_agg_entities(agg); e++) {
+        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+        if ((ent->kind != SMM_AGG_SOURCE && ent->kind != SMM_AGG_SEGMENT) ||
+            ent->first_minute < 0) {
+            continue;
+        }
+        int64_t weight = 0, last = INT64_MIN;
+        for (int mi = ent->first_minute; mi >= 0;) {
+            const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
+            for (int t = 0; t < SMM_EV__COUNT; t++) {
+                weight += m->count[t];
+            }
+            last = m->minute > last ? m->minute : last;
+            mi = m->next;
+        }
+        if (grow_ptrs((void **)&b->adm, &b->cap_adm, sizeof(*b->adm), b->n_adm + 1) != 0) {
+            return -1;
+        }
+        b->adm[b->n_adm++] = (struct smm_batch_adm){.ent = e, .weight = weight, .minute = last};
+    }
+    return 0;
+}
+
+int smm_pipeline_admission_plan(struct smm_pipeline *pipe, struct smm_batch *b,
+                                const struct smm_redis_hashset **rows)
+{
+    for (int r = 0; r < pipe->n_adm_rows; r++) {
+        free((char *)pipe->adm_rows[r].set_key);
+    }
+    pipe->n_adm_rows = 0;
+    *rows = NULL;
+    if (adm_collect(b) != 0) {
+        return -1;
+    }
+    uint32_t mark = ++pipe->adm_mark;
     size_t pl = strlen(pipe->cfg->prefix);
-    const char *close = len > pl ? memchr(key + pl, '}', len - pl) : NULL;
-    if (!close || close + 2 > key + len) {
+    for (int i = 0; i < b->n_adm; i++) {
+        struct adm_ref r;
+        adm_ref_of(smm_agg_entity(b->agg, b->adm[i].ent), &r);
+        char key[SMM_ADM_NAME + 256], set[SMM_ADM_NAME + 256];
+        memcpy(key, pipe->cfg->prefix, pl);
+        size_t len = adm_name("ss", &r, key + pl);
+        struct smm_counters_entry *e = smm_counters_find(pipe->cc, key + pl, len);
+        if (e && (e->adm || e->mark == mark)) {
+            continue; /* held, or listed already */
+        }
+        if ((!e && !(e = smm_counters_put(pipe->cc, key, pl))) ||
+            grow_ptrs((void **)&pipe->adm_rows, &pipe->cap_adm_rows, sizeof(*pipe->adm_rows),
+                      pipe->n_adm_rows + 1) != 0 ||
+            grow_ptrs((void **)&pipe->adm_ent, &pipe->cap_adm_ent, sizeof(*pipe->adm_ent),
+                      pipe->n_adm_rows + 1) != 0) {
+            return -1;
+        }
+        memcpy(set, pipe->cfg->prefix, pl);
+        adm_name("seg", &r, set + pl);
+        char *set_key = strdup(set);
+        if (!set_key) {
+            return -1;
+        }
+        e->mark = mark;
+        pipe->adm_ent[pipe->n_adm_rows] = e;
+        pipe->adm_rows[pipe->n_adm_rows++] =
+            (struct smm_redis_hashset){.hash_key = e->key, .set_key = set_key};
+    }
+    *rows = pipe->adm_rows;
+    return pipe->n_adm_rows;
+}
+
+void smm_pipeline_admission_loaded(void *opaque, int i, const char *const *kv,
+                                   const size_t *kv_lens, size_t n_kv,
+                                   const char *const *members, const size_t *m_lens,
+                                   size_t n_members)
+{
+    struct smm_pipeline *pipe = opaque;
+    if (i < 0 || i >= pipe->n_adm_rows) {
         return;
     }
-    struct smm_counters_entry *e =
-        smm_counters_find(pipe->cc, close + 2, (size_t)(key + len - (close + 2)));
+    struct smm_counters_entry *e = pipe->adm_ent[i];
+    smm_counters_adm_forget(e);
+    struct smm_counters_adm *a = smm_counters_adm(e);
+    int bad = !a;
+    e->ver = 0;
+    for (size_t j = 0; !bad && j + 1 < n_kv; j += 2) {
+        const char *f = kv[j];
+        if (kv_lens[j] == 1 && (f[0] == 'v' || f[0] == 'X')) {
+            int64_t x = strtoll(kv[j + 1], NULL, 10);
+            *(f[0] == 'v' ? &e->ver : &a->x) = x;
+        } else {
+            bad = smm_adm_load_field(&a->sk, f, kv_lens[j], kv[j + 1], kv_lens[j + 1]) != 0;
+        }
+    }
+    bad = bad || smm_counters_adm_set(a, members, m_lens, (int)n_members) != 0;
+    if (bad) {
+        smm_counters_adm_forget(e); /* decide() then refuses the batch */
+    }
+}
+
+/* The sketch entry of a batch value, or NULL when not held. */
+static struct smm_counters_entry *adm_entry(struct smm_pipeline *pipe, const struct smm_batch *b,
+                                            int i, struct adm_ref *r)
+{
+    char name[SMM_ADM_NAME];
+    adm_ref_of(smm_agg_entity(b->agg, b->adm[i].ent), r);
+    size_t len = adm_name("ss", r, name);
+    struct smm_counters_entry *e = smm_counters_find(pipe->cc, name, len);
+    return e && e->adm ? e : NULL;
+}
+
+/* Is value (len bytes) among the admitted of sketch a? */
+static int adm_is_admitted(const struct smm_pipeline *pipe, struct smm_counters_adm *a,
+                           const char *value, const char **scratch)
+{
+    int top_n = (int)pipe->cfg->segments_top_n;
+    int m = (int)(pipe->cfg->segments_top_n * pipe->cfg->segments_sketch_factor);
+    int k = smm_adm_admitted(&a->sk, top_n, m, scratch);
+    for (int j = 0; j < k; j++) {
+        if (strcmp(scratch[j], value) == 0) {
+            return 1;
+        }
+    }
+    return k < 0; /* out of memory: keep its own series (nothing is lost either way) */
+}
+
+int smm_pipeline_admission_decide(struct smm_pipeline *pipe, struct smm_batch *b)
+{
+    pipe->n_adm_touch = 0;
+    if (adm_collect(b) != 0) {
+        return SMM_ERR;
+    }
+    const struct smm_config *cfg = pipe->cfg;
+    int m = (int)(cfg->segments_top_n * cfg->segments_sketch_factor);
+    uint32_t mark = ++pipe->adm_mark;
+    /* Every value feeds its sketch first; then each is decided. */
+    for (int i = 0; i < b->n_adm; i++) {
+        struct adm_ref r;
+        struct smm_counters_entry *e = adm_entry(pipe, b, i, &r);
+        if (!e) {
+            goto fail; /* not loaded */
+        }
+        if (e->mark != mark) {
+            if (grow_ptrs((void **)&pipe->adm_touch, &pipe->cap_adm_touch,
+                          sizeof(*pipe->adm_touch), pipe->n_adm_touch + 1) != 0 ||
+                pend_add(pipe, e) != 0) {
+                goto fail;
+            }
+            e->mark = mark;
+            pipe->adm_touch[pipe->n_adm_touch++] = e;
+        }
+        if (smm_adm_add(&e->adm->sk, r.value, strlen(r.value), (double)b->adm[i].weight,
+                        b->adm[i].minute, cfg->segments_half_life_ms, m) != 0) {
+            goto fail;
+        }
+    }
+    if (!b->adm_decided) {
+        const char **scratch = malloc((size_t)(cfg->segments_top_n + 1) * sizeof(*scratch));
+        if (!scratch) {
+            goto fail;
+        }
+        for (int i = 0; i < b->n_adm; i++) {
+            struct adm_ref r;
+            struct smm_counters_entry *e = adm_entry(pipe, b, i, &r);
+            if (adm_is_admitted(pipe, e->adm, r.value, scratch)) {
+                continue;
+            }
+            const struct smm_agg_entity *ent = smm_agg_entity(b->agg, b->adm[i].ent);
+            enum smm_agg_kind kind = ent->kind;
+            char other[SMM_ADM_NAME];
+            char *p = put(other, r.account, r.account_len);
+            p = put(p, "|", 1);
+            if (kind == SMM_AGG_SEGMENT) {
+                p = put(p, r.dim, r.dim_len);
+                p = put(p, "=", 1);
+            }
+            put(p, "other", 5);
+            if (smm_agg_fold(b->agg, b->adm[i].ent, kind, other) != SMM_OK) {
+                free(scratch);
+                goto fail;
+            }
+        }
+        free(scratch);
+        b->adm_decided = 1;
+    }
+    return SMM_OK;
+fail:
+    /* What was fed is not what is stored: those sketches are forgotten when the flush
+     * settles (it is not sent), and loaded again. */
+    for (int i = 0; i < pipe->n_adm_touch; i++) {
+        pipe->adm_touch[i]->ver = -1;
+    }
+    pipe->n_adm_touch = 0;
+    return SMM_ERR;
+}
+
+/* The sketch section (see encode_part) for the sketches decide() fed: each one's changed
+ * fields under its version, and its admitted set when that changed. */
+static int adm_encode(struct smm_pipeline *pipe, struct smm_argv *av, int64_t *n_out)
+{
+    const struct smm_config *cfg = pipe->cfg;
+    int top_n = (int)cfg->segments_top_n;
+    int m = (int)(cfg->segments_top_n * cfg->segments_sketch_factor);
+    const char **adm = malloc((size_t)(top_n + 1) * sizeof(*adm));
+    if (!adm) {
+        return -1;
+    }
+    int64_t x_at = 0;
+    if (cfg->retention_idle_days > 0) {
+        x_at = (pipe->enc_now_ms / 86400000 + 1 + cfg->retention_idle_days) * 86400;
+    }
+    size_t pl = strlen(cfg->prefix);
+    int rc = 0;
+    for (int t = 0; t < pipe->n_adm_touch && !rc; t++) {
+        struct smm_counters_entry *e = pipe->adm_touch[t];
+        struct smm_counters_adm *a = e->adm;
+        int k = smm_adm_admitted(&a->sk, top_n, m, adm);
+        if (k < 0) {
+            rc = -1;
+            break;
+        }
+        int push = x_at > 0 && a->x != x_at;
+        /* ss:<account>:<dim> -> seg:<account>:<dim> */
+        char set[SMM_ADM_NAME + 256];
+        memcpy(set, cfg->prefix, pl);
+        snprintf(set + pl, sizeof(set) - pl, "seg%s", e->key + e->name_at + 2);
+        rc |= smm_argv_add_str(av, e->key);
+        rc |= smm_argv_add_int(av, e->ver);
+        rc |= smm_argv_add_str(av, set);
+        if (x_at > 0) {
+            rc |= smm_argv_add_int(av, x_at);
+        } else {
+            rc |= smm_argv_add_str(av, "");
+        }
+        rc |= smm_argv_add_str(av, push ? "1" : "0");
+        int n_f = (a->sk.changed_LN ? 2 : 0) + (push ? 1 : 0);
+        for (int i = 0; i < a->sk.n; i++) {
+            n_f += 2 * a->sk.v[i].changed;
+        }
+        rc |= smm_argv_add_int(av, n_f);
+        char num[40], field[SMM_EVENT_ID_MAX + 8];
+        if (a->sk.changed_LN) {
+            smm_adm_format(a->sk.L, num, sizeof(num));
+            rc |= smm_argv_add_str(av, "L");
+            rc |= smm_argv_add_str(av, num);
+            smm_adm_format(a->sk.N, num, sizeof(num));
+            rc |= smm_argv_add_str(av, "N");
+            rc |= smm_argv_add_str(av, num);
+        }
+        if (push) {
+            rc |= smm_argv_add_str(av, "X");
+            rc |= smm_argv_add_int(av, x_at);
+            a->x = x_at;
+        }
+        for (int i = 0; i < a->sk.n; i++) {
+            const struct smm_adm_counter *c = &a->sk.v[i];
+            if (!c->changed) {
+                continue;
+            }
+            snprintf(field, sizeof(field), "c%s", c->value);
+            smm_adm_format(c->c, num, sizeof(num));
+            rc |= smm_argv_add_str(av, field);
+            rc |= smm_argv_add_str(av, num);
+            field[0] = 'e';
+            smm_adm_format(c->e, num, sizeof(num));
+            rc |= smm_argv_add_str(av, field);
+            rc |= smm_argv_add_str(av, num);
+        }
+        rc |= smm_argv_add_int(av, 2 * a->sk.n_gone);
+        for (int i = 0; i < a->sk.n_gone; i++) {
+            snprintf(field, sizeof(field), "c%s", a->sk.gone[i]);
+            rc |= smm_argv_add_str(av, field);
+            field[0] = 'e';
+            rc |= smm_argv_add_str(av, field);
+        }
+        /* The admitted set: rewritten only when it changed (-1: as stored). */
+        int same = k == a->n_set;
+        for (int i = 0; i < k && same; i++) {
+            int found = 0;
+            for (int j = 0; j < a->n_set && !found; j++) {
+                found = strcmp(adm[i], a->set[j]) == 0;
+            }
+            same = found;
+        }
+        rc |= smm_argv_add_int(av, same ? -1 : k);
+        for (int i = 0; !same && i < k; i++) {
+            rc |= smm_argv_add_str(av, adm[i]);
+        }
+        if (!same && smm_counters_adm_set(a, adm, NULL, k) != 0) {
+            rc = -1;
+        }
+        smm_adm_written(&a->sk);
+        e->ver++;
+        (*n_out)++;
+    }
+    free(adm);
+    pipe->n_adm_touch = 0;
+    return rc ? -1 : 0;
+}
+
+void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, size_t len)
+{
+    /* <prefix>{<shard>}:<entity>, or <prefix>ss:<account>:<dim> (an admission sketch) */
+    size_t pl = strlen(pipe->cfg->prefix);
+    const char *name = NULL;
+    if (len > pl + 3 && memcmp(key + pl, "ss:", 3) == 0) {
+        name = key + pl;
+    } else {
+        const char *close = len > pl ? memchr(key + pl, '}', len - pl) : NULL;
+        name = close && close + 2 <= key + len ? close + 2 : NULL;
+    }
+    if (!name) {
+        return;
+    }
+    struct smm_counters_entry *e = smm_counters_find(pipe->cc, name, (size_t)(key + len - name));
     if (e) {
         e->ver = -1; /* dropped when the flush settles */
     }
@@ -824,17 +1230,7 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
         }
     }
     e->ver = bad ? -2 : e->ver + 1; /* -2: forgotten when the flush settles */
-    if (pipe->n_pend == pipe->cap_pend) {
-        size_t cap = pipe->cap_pend ? 2 * pipe->cap_pend : 256;
-        void *p = realloc(pipe->pend, cap * sizeof(*pipe->pend));
-        if (!p) {
-            return -1;
-        }
-        pipe->pend = p;
-        pipe->cap_pend = cap;
-    }
-    pipe->pend[pipe->n_pend++] = e;
-    return rc ? -1 : 1;
+    return rc || pend_add(pipe, e) != 0 ? -1 : 1;
 }
 
 /* The record of the sketch section (see encode_part) of a post whose values went in the
@@ -1139,41 +1535,14 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         rc |= smm_argv_add_int(av, l->x);
     }
 
-    /* Admissions: each source or segment entity with its account, dimension, value, its
-     * events in this batch and its latest minute: the script ranks values by (decayed)
-     * volume and folds those outside the top segments.top_n into "other". */
+    /* Admission sketches decide() fed (processor/counters.h): n_adm, {key, base_v, set_key,
+     * expire_at, push, n_f, {field, value}*n_f, n_del, {field}*n_del, n_set,
+     * {member}*n_set}*n_adm (adm_encode; n_set -1: the admitted set stands). */
     int adm_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t adm = 0;
-    for (int e = 0; e < n_ents && !rc; e++) {
-        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        if (ent->kind != SMM_AGG_SOURCE && ent->kind != SMM_AGG_SEGMENT) {
-            continue;
-        }
-        const char *rest = ent->id + ent->split + 1; /* after "<account>|" */
-        const char *eq = ent->kind == SMM_AGG_SEGMENT ? strchr(rest, '=') : NULL;
-        rc |= smm_argv_add_str(av, ent->kind == SMM_AGG_SOURCE ? "s" : "g");
-        rc |= smm_argv_add_str(av, ent->id);
-        rc |= smm_argv_add(av, ent->id, (size_t)ent->split);
-        if (eq) {
-            rc |= smm_argv_add(av, rest, (size_t)(eq - rest));
-            rc |= smm_argv_add_str(av, eq + 1);
-        } else {
-            rc |= smm_argv_add_str(av, "source");
-            rc |= smm_argv_add_str(av, rest);
-        }
-        int64_t weight = 0, last = INT64_MIN;
-        for (int mi = ent->first_minute; mi >= 0;) {
-            const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
-            for (int t = 0; t < SMM_EV__COUNT; t++) {
-                weight += m->count[t];
-            }
-            last = m->minute > last ? m->minute : last;
-            mi = m->next;
-        }
-        rc |= smm_argv_add_int(av, weight);
-        rc |= smm_argv_add_int(av, last);
-        adm++;
+    if (b && !rc) {
+        rc |= adm_encode(pipe, av, &adm);
     }
     rc |= smm_argv_set_int(av, adm_at, adm);
     return rc ? SMM_ERR : SMM_OK;

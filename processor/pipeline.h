@@ -23,10 +23,22 @@
 struct smm_pipeline;
 
 /* What the processor has pending between flushes (all its partitions). */
+/* One breakdown value's events in a batch, as they feed its admission sketch. */
+struct smm_batch_adm {
+    int ent;        /* the value's entity in the batch's agg */
+    int64_t weight; /* its events */
+    int64_t minute; /* its latest event minute */
+};
+
 struct smm_batch {
     struct smm_agg *agg;
     int64_t rejects[SMM_REJECT__COUNT]; /* dead-lettered, per reason */
     int64_t messages;                   /* messages consumed (accepted + rejected) */
+    /* Admission (smm_pipeline_admission_*): the values' weights, taken once, and whether
+     * the values not admitted were folded into "other" (done once per batch). */
+    struct smm_batch_adm *adm;
+    int n_adm, cap_adm;
+    int adm_decided;
 };
 
 /* cfg must outlive the pipeline. Returns NULL with errstr on failure. */
@@ -71,6 +83,23 @@ void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, 
 void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied);
 /* Post hashes the pipeline holds a copy of. */
 size_t smm_pipeline_counters_held(const struct smm_pipeline *pipe);
+
+/* Breakdown admission (metrics/admission.h), decided here. Before encoding a flush of b,
+ * plan() lists the admission sketches b feeds that the pipeline does not hold (*rows:
+ * HGETALL of the sketch, SMEMBERS of its admitted set; owned by the pipeline until the
+ * next plan) and the caller hands each reply to loaded() (an smm_redis_hashset_cb; opaque
+ * = pipe); then decide() feeds the sketches with b's values and, the first time for b,
+ * folds the values not admitted into their account's "other". SMM_ERR from decide(): a
+ * sketch could not be loaded (or out of memory): do not flush b now. The flush writes the
+ * sketches' changes under their version; conflict() and settle() as for the counters. */
+struct smm_redis_hashset;
+int smm_pipeline_admission_plan(struct smm_pipeline *pipe, struct smm_batch *b,
+                                const struct smm_redis_hashset **rows);
+void smm_pipeline_admission_loaded(void *pipe, int i, const char *const *kv,
+                                   const size_t *kv_lens, size_t n_kv,
+                                   const char *const *members, const size_t *m_lens,
+                                   size_t n_members);
+int smm_pipeline_admission_decide(struct smm_pipeline *pipe, struct smm_batch *b);
 
 /* A flush carries the batches of several partitions in one atomic unit:
  * encode_flush_begin() resets av, then one encode_flush_part() per partition (tp, owner

@@ -32,8 +32,9 @@
 --            (accounts: users sorted by minute, j users per minute; others: n_min 0)
 --          n_stats, {field, delta}*n_stats
 --          n_links, {type, account, a, b, c, ts_ms, biz_ms, x}*n_links  (see links below)
---          n_adm, {kind, entity_id, account, dimension, value, events, minute}*n_adm
---            (see segment admission below)
+--          n_adm, {key, base_v, set_key, expire_at, push, n_f, {field, value}*n_f,
+--                  n_del, {field}*n_del, n_set, {member}*n_set}*n_adm
+--            (admission sketches the processor decided: see 2. below)
 --        (smm-processor folds all its partitions into one batch and sends it with the
 --        first part, and empty sections with the others: a flush applies all of its parts
 --        or none, so only the fences need to stay per part)
@@ -54,8 +55,8 @@
 -- account's sketches, viral hash, thread and referral state, customer value, segment
 -- sketch) expires idle_days after the call that last wrote it: touch() collects the keys a
 -- call writes and retain() gives each one EXPIREAT at the end, once per key per call
--- however many events wrote it (segment sketches, written by nearly every flush, once a
--- day: see sketch_write). The expiry is computed from the call's now_ms, so a replayed
+-- however many events wrote it (admission sketches, written by nearly every flush, once a
+-- day: the processor sends their expiry when it moves). The expiry is computed from the call's now_ms, so a replayed
 -- call sets the same one. Ids that only live as fields of the wide hashes cannot
 -- expire this way (docs/redis-keys.md, "Lifetimes").
 local MODE, P = ARGV[1], ARGV[2]
@@ -121,6 +122,13 @@ local function range_call(cmd, key, list)
   local n = #list
   for s = 1, n, CHUNK do
     call(cmd, key, unpack(list, s, s + CHUNK - 1 < n and s + CHUNK - 1 or n))
+  end
+end
+
+-- cmd key ARGV[from..to], in chunks of at most CHUNK arguments (nothing when to < from).
+local function slice_call(cmd, key, from, to)
+  for s = from, to, CHUNK do
+    call(cmd, key, unpack(ARGV, s, s + CHUNK - 1 < to and s + CHUNK - 1 or to))
   end
 end
 
@@ -467,7 +475,8 @@ end
 -- Insights: response times and SLA alerts, referrals and conversions, segment admission,
 -- goals (docs/insights.md). Settings: now_ms, days_keep, top_n, max_open, reorder_ms,
 -- referral_window_ms, max_depth, sketch_m, half_life_ms, idle_days (absent in old callers:
--- defaults; idle_days 0 = no retention). Sets expire_at for touch()/retain().
+-- defaults; idle_days 0 = no retention; top_n, sketch_m and half_life_ms are the
+-- processor's, for admission). Sets expire_at for touch()/retain().
 local function insights_settings(i)
   local function n(j, dflt)
     return tonumber(ARGV[i + j] or '') or dflt
@@ -475,7 +484,7 @@ local function insights_settings(i)
   local ins = {now = n(0, 0), days_keep = n(1, 400), top_n = n(2, 20), max_open = n(3, 100000),
                reorder = n(4, 600000), ref_window = n(5, 2592000000), max_depth = n(6, 3),
                sketch_m = n(7, 80), half_life = n(8, 21600000), idle_days = n(9, 0),
-               next = i + 10, stream_max = 10000, open = {}, ss = {}, rt_new = {}}
+               next = i + 10, stream_max = 10000, open = {}, adm = {}, rt_new = {}}
   if ins.idle_days > 0 then
     expire_at = floor(ins.now / 1000) + ins.idle_days * 86400
   end
@@ -512,214 +521,19 @@ local function alert(ins, kind, id, account, fields)
   call('HINCRBY', P .. 'stats', 'alerts:' .. kind, 1)
 end
 
--- Segment admission: which values of a dimension (region, segment, source) keep their own
--- series per account; the others count under "other" (docs/insights.md, "Segments").
--- DESIGN: a Space-Saving sketch (Metwally, Agrawal, El Abbadi 2005) of m = sketch_m
--- counters per account and dimension, fed each flush with every value's events. A value
--- already monitored adds its weight to its counter; a new one takes a free counter or
--- replaces the smallest counter c_min (count c_min + w, overestimation e = c_min). So for
--- the monitored values count - e <= f <= count, e <= N/m, and every value with f > N/m is
--- monitored (f: true weight, N: total weight). Weights decay by half every half_life ms
--- of event time, by forward decay (Cormode, Shkapenyuk, Srivastava, Xu 2009): an event at
--- minute t weighs w * 2^((t - L) / half_life) against the sketch's landmark L, so stored
--- counters never need rewriting as time passes (they all share the factor and compare
--- alike); the bounds above then hold for decayed weights. When the factor passes 2^40
--- the sketch is scaled back once (O(m)). A value is admitted while it is among the top_n
--- by guaranteed weight (count - e) and, once all m counters are taken, that guarantee
--- exceeds the smallest counter: a value seen once is guaranteed only its own weight, so
--- one-off values cannot take slots from real ones, and every value with
--- f > N/top_n + N/m is admitted. Events of a value decide per flush, after the whole
--- flush updated the sketch; what it counted under "other" before admission stays there.
--- Layout: hash P ss:<account>:<dim> (fields c<value>, e<value>, L, N); the set
--- P seg:<account>:<dim> mirrors the admitted values for readers.
--- Cost per flush and touched sketch: one HGETALL (2m + 2 fields), an O(m) minimum scan per
--- value not yet monitored, an O(m log m) ranking, one HSET/HDEL of the changed fields and
--- one SMEMBERS (plus DEL and SADD when the admitted set changed). Measured at m = 80: about
--- 10 us per value not yet monitored, nothing per event (docs/insights.md).
-local RESCALE = 40
-
-local function sketch_get(ins, account, dim)
-  local key = P .. 'ss:' .. account .. ':' .. dim
-  local sk = ins.ss[key]
-  if sk then
-    return sk
-  end
-  sk = {key = key, skey = P .. 'seg:' .. account .. ':' .. dim, c = {}, e = {}, n = 0,
-        N = 0, changed = {}, gone = {}}
-  local raw = call('HGETALL', key)
-  for j = 1, #raw, 2 do
-    local f, v = raw[j], tonumber(raw[j + 1])
-    local t = string.byte(f, 1)
-    if t == 99 then -- "c"
-      sk.c[string.sub(f, 2)] = v
-      sk.n = sk.n + 1
-    elseif t == 101 then -- "e"
-      sk.e[string.sub(f, 2)] = v
-    elseif f == 'L' then
-      sk.L = v
-    elseif f == 'N' then
-      sk.N = v
-    elseif f == 'X' then
-      sk.X = v
+-- Is a referral's source admitted for the account (keeps its own series)? The processor
+-- decides admission (metrics/admission.h) and writes the admitted set, seg:<account>:source,
+-- before the links are matched (2. below), so the set answers as its sketch would.
+local function admitted(ins, account, src)
+  local set = ins.adm[account]
+  if not set then
+    set = {}
+    for _, v in ipairs(call('SMEMBERS', P .. 'seg:' .. account .. ':source')) do
+      set[v] = true
     end
+    ins.adm[account] = set
   end
-  ins.ss[key] = sk
-  return sk
-end
-
--- The monitored value with the smallest counter (ties: the smaller value), or nil.
-local function sketch_min(sk)
-  local mv, mc
-  for v, c in pairs(sk.c) do
-    if not mc or c < mc or (c == mc and v < mv) then
-      mv, mc = v, c
-    end
-  end
-  return mv, mc
-end
-
-local function sketch_drop(sk, v)
-  sk.c[v], sk.e[v] = nil, nil
-  sk.n = sk.n - 1
-  sk.changed[v] = nil
-  sk.gone[v] = true
-end
-
--- Adds w events of value at minute t.
-local function sketch_add(ins, sk, value, w, t)
-  t = t * 60000
-  sk.L = sk.L or t
-  local x = (t - sk.L) / ins.half_life
-  if x > RESCALE then
-    local s = 2 ^ -x
-    for v, c in pairs(sk.c) do
-      sk.c[v], sk.e[v] = c * s, (sk.e[v] or 0) * s
-      sk.changed[v] = true
-    end
-    sk.N, sk.L, x = sk.N * s, t, 0
-  end
-  local g = w * 2 ^ x
-  sk.N = sk.N + g
-  sk.dirty = true
-  sk.adm = nil
-  while sk.n > ins.sketch_m do -- sketch_m was lowered: shed the smallest
-    sketch_drop(sk, (sketch_min(sk)))
-  end
-  if sk.c[value] then
-    sk.c[value] = sk.c[value] + g
-  elseif sk.n < ins.sketch_m then
-    sk.c[value], sk.e[value] = g, 0
-    sk.n = sk.n + 1
-  else
-    local mv, mc = sketch_min(sk)
-    sketch_drop(sk, mv)
-    sk.c[value], sk.e[value] = mc + g, mc
-    sk.n = sk.n + 1
-  end
-  sk.changed[value] = true
-  sk.gone[value] = nil
-end
-
--- The admitted values of a sketch: {value = true}.
-local function sketch_admitted(ins, sk)
-  if sk.adm then
-    return sk.adm
-  end
-  local list, floor_c = {}, 0
-  local _, mc = sketch_min(sk)
-  if sk.n >= ins.sketch_m then
-    floor_c = mc
-  end
-  local sure = {}
-  for v, c in pairs(sk.c) do
-    list[#list + 1] = v
-    sure[v] = c - (sk.e[v] or 0)
-  end
-  table.sort(list, function(a, b)
-    if sure[a] ~= sure[b] then
-      return sure[a] > sure[b]
-    end
-    return a < b
-  end)
-  sk.adm = {}
-  for j = 1, math.min(ins.top_n, #list) do
-    if sure[list[j]] > floor_c then
-      sk.adm[list[j]] = true
-    end
-  end
-  return sk.adm
-end
-
--- Writes a sketch the flush changed, and its admitted set.
-local function sketch_write(ins, sk)
-  if not sk.dirty then
-    return
-  end
-  -- Retention: nearly every flush rewrites the sketches of every active account, so their
-  -- expiry is pushed once a day, not once a flush: it is the end of the UTC day idle_days
-  -- after the write, and field X remembers the one last set (the admitted set, written with
-  -- the sketch, shares it; rewritten below, it takes it again).
-  local args = {'L', format('%.17g', sk.L), 'N', format('%.17g', sk.N)}
-  local x_at = expire_at and (floor(ins.now / 86400000) + 1 + ins.idle_days) * 86400
-  local push = x_at and sk.X ~= x_at
-  if push then
-    sk.X = x_at
-    args[5], args[6] = 'X', fmt(x_at)
-  end
-  for v in pairs(sk.changed) do
-    args[#args + 1] = 'c' .. v
-    args[#args + 1] = format('%.17g', sk.c[v])
-    args[#args + 1] = 'e' .. v
-    args[#args + 1] = format('%.17g', sk.e[v])
-    if #args >= CHUNK then
-      call('HSET', sk.key, unpack(args))
-      args = {}
-    end
-  end
-  if #args > 0 then
-    call('HSET', sk.key, unpack(args))
-  end
-  local del = {}
-  for v in pairs(sk.gone) do
-    del[#del + 1] = 'c' .. v
-    del[#del + 1] = 'e' .. v
-  end
-  if #del > 0 then
-    call('HDEL', sk.key, unpack(del))
-  end
-  if push then
-    call('EXPIREAT', sk.key, x_at)
-  end
-  -- The admitted set (at most top_n members): rewritten only when it changed.
-  local adm, n_had, same = sketch_admitted(ins, sk), 0, true
-  for _, v in ipairs(call('SMEMBERS', sk.skey)) do
-    n_had = n_had + 1
-    same = same and adm[v] == true
-  end
-  local list = {}
-  for v in pairs(adm) do
-    list[#list + 1] = v
-  end
-  if not same or n_had ~= #list then
-    call('DEL', sk.skey)
-    if #list > 0 then
-      call('SADD', sk.skey, unpack(list))
-      push = x_at
-    end
-  end
-  if push then
-    call('EXPIREAT', sk.skey, x_at)
-  end
-  sk.dirty, sk.changed, sk.gone = false, {}, {}
-end
-
--- Returns the entity a value's events count under when it is not admitted ("other"), or
--- nil to keep its own.
-local function admit(ins, kind, account, dim, value)
-  if sketch_admitted(ins, sketch_get(ins, account, dim))[value] then
-    return nil
-  end
-  return kind .. ':' .. account .. '|' .. (kind == 's' and 'other' or dim .. '=other')
+  return set[src] == true
 end
 
 -- First-response-time histogram: bucket b holds (1.04^(b-1), 1.04^b] ms, 0 holds <= 1 ms
@@ -994,7 +808,8 @@ local function links(ins, at, bump)
         bump(minute, e .. ':indirect_conversions', 1)
         bump(minute, e .. ':indirect_value_cents', x)
         if src ~= '' then
-          local s = admit(ins, 's', account, 'source', src) or ('s:' .. account .. '|' .. src)
+          local s = admitted(ins, account, src) and ('s:' .. account .. '|' .. src) or
+                    ('s:' .. account .. '|other')
           bump(minute, s .. ':indirect_conversions', 1)
           bump(minute, s .. ':indirect_value_cents', x)
         end
@@ -1137,7 +952,7 @@ end
 
 local counter_conflicts = {}
 
-local function write_entities(ents, ent_list, parts, rename)
+local function write_entities(ents, ent_list, parts)
   local now_hour = floor(now_min / 60)
   local tops = {} -- top key -> {score, member, ...}
   local function top_add(key, score, id)
@@ -1217,10 +1032,8 @@ local function write_entities(ents, ent_list, parts, rename)
   -- new value is written as it comes when the hash is still at the version v it was
   -- computed from. Otherwise another writer moved the hash first (partitions not keyed by
   -- content_id): the deltas sent beside the values are added as above and the hash is
-  -- reported, so the processor loads it again. So is a source or segment value that
-  -- admission (above) counts under its account's "other": its deltas go there. prune: '1'
-  -- prune now, 'n' a new hash (p is set), '0' neither; expire_at '' = the expiry set
-  -- before still holds.
+  -- reported, so the processor loads it again. prune: '1' prune now, 'n' a new hash (p is
+  -- set), '0' neither; expire_at '' = the expiry set before still holds.
   local tkey = P .. 'top:'
   for _, part in ipairs(parts) do
     local i = part.abs_at + 1
@@ -1228,28 +1041,16 @@ local function write_entities(ents, ent_list, parts, rename)
       local key, ent, base, prune_it, exp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
       local f0 = i + 6
       i = f0 + 4 * tonumber(ARGV[i + 5])
-      local re = rename[ent]
-      if re then
-        counter_conflicts[#counter_conflicts + 1] = key
-        key, base, exp = P .. '{' .. shard_of(re) .. '}:' .. re, nil, ''
-        touch(key)
-      end
       local stored = call('HGET', key, 'v') or '0'
       local sets, dels = {'v', (tonumber(stored) or 0) + 1}, {}
       local got = nil
       if stored ~= base then
-        if not re then
-          counter_conflicts[#counter_conflicts + 1] = key
-        end
+        counter_conflicts[#counter_conflicts + 1] = key
         local fields = {'p'}
         for j = f0, i - 1, 4 do
           fields[#fields + 1] = ARGV[j]
         end
         got = call('HMGET', key, unpack(fields))
-        if re then
-          local p = tonumber(got[1])
-          prune_it = not p and 'n' or (now_min - p >= 60 and '1' or '0')
-        end
       end
       for j = f0, i - 1, 4 do
         local f, value, score = ARGV[j], ARGV[j + 1], ARGV[j + 3]
@@ -1344,7 +1145,14 @@ if MODE == 'flush' then
     part.links_at = i
     i = i + 1 + 8 * tonumber(ARGV[i])
     part.adm_at = i
-    i = i + 1 + 7 * tonumber(ARGV[i])
+    n = tonumber(ARGV[i])
+    i = i + 1
+    for _ = 1, n do
+      i = i + 6 + 2 * tonumber(ARGV[i + 5]) -- key .. push, n_f, fields
+      i = i + 1 + tonumber(ARGV[i])         -- n_del, fields
+      local n_set = tonumber(ARGV[i])
+      i = i + 1 + (n_set > 0 and n_set or 0)
+    end
     parts[pi] = part
     local owner = redis.call('HGET', P .. 'owner', part.tp)
     if owner ~= part.token then
@@ -1402,43 +1210,51 @@ if MODE == 'flush' then
     end
   end
 
-  -- 2. Counters: one delta set per event-time minute; lifetime gets their sum, each
-  -- window the sum of the minutes it still holds (usually all of them: the same set).
-  -- Sources and segment values outside the top_n by volume are renamed to their
-  -- account's "other": first the whole flush feeds the sketches, then each value is ranked.
-  local rename = {}
+  -- 2. Admission sketches (metrics/admission.h): the processor fed them and decided which
+  -- breakdown values keep their own series (the others already come as their account's
+  -- "other"); their changed fields are written under the version they were computed from.
+  -- A sketch another writer moved stays as stored and is reported: the processor loads it
+  -- again. First of all, so that referrals below read the admitted sets as decided.
   for _, part in ipairs(parts) do
     i = part.adm_at + 1
     for _ = 1, tonumber(ARGV[part.adm_at]) do
-      sketch_add(ins, sketch_get(ins, ARGV[i + 2], ARGV[i + 3]), ARGV[i + 4],
-                 tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
-      i = i + 7
-    end
-  end
-  for _, sk in pairs(ins.ss) do
-    sketch_write(ins, sk)
-  end
-  for _, part in ipairs(parts) do
-    i = part.adm_at + 1
-    for _ = 1, tonumber(ARGV[part.adm_at]) do
-      local kind, id = ARGV[i], ARGV[i + 1]
-      local full = kind .. ':' .. id
-      if rename[full] == nil then
-        rename[full] = admit(ins, kind, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]) or false
+      local key, base, skey, x_at, push = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+      local f0 = i + 6
+      i = f0 + 2 * tonumber(ARGV[i + 5])
+      local d0 = i + 1
+      i = d0 + tonumber(ARGV[i])
+      local n_set = tonumber(ARGV[i])
+      local s0 = i + 1
+      i = s0 + (n_set > 0 and n_set or 0)
+      local stored = call('HGET', key, 'v') or '0'
+      if stored ~= base then
+        counter_conflicts[#counter_conflicts + 1] = key
+      else
+        call('HSET', key, 'v', tonumber(stored) + 1)
+        slice_call('HSET', key, f0, d0 - 2)
+        slice_call('HDEL', key, d0, s0 - 2)
+        if push == '1' then
+          call('EXPIREAT', key, x_at)
+        end
+        if n_set >= 0 then
+          call('DEL', skey)
+          slice_call('SADD', skey, s0, i - 1)
+        end
+        if x_at ~= '' and (push == '1' or n_set > 0) then
+          call('EXPIREAT', skey, x_at)
+        end
       end
-      i = i + 7
     end
   end
+
+  -- 3. Counters: one delta set per event-time minute; lifetime gets their sum, each
+  -- window the sum of the minutes it still holds (usually all of them: the same set).
   for _, part in ipairs(parts) do
     i = part.groups_at + 1
     for _ = 1, tonumber(ARGV[part.groups_at]) do
       local ent, minute, rated, k = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
       i = i + 4
-      local re = rename[ent]
       local cut = #ent + 2 -- the metric after "<entity>:"
-      if re then
-        ent = re
-      end
       local d = bucket(ent, minute)
       if string.byte(ent, 1) == 97 then -- an account: its daily bucket too
         local dd = day_set(minute)
@@ -1475,16 +1291,14 @@ if MODE == 'flush' then
     hash_add(P .. 'd:' .. day, per_day[day])
     call('EXPIREAT', P .. 'd:' .. day, (day + 1 + ins.days_keep) * 86400)
   end
-  write_entities(ents, ent_list, parts, rename)
+  write_entities(ents, ent_list, parts)
 
-  -- 3. Reach: each group's users are a slice of ARGV handed to PFADD as they are; an
+  -- 4. Reach: each group's users are a slice of ARGV handed to PFADD as they are; an
   -- account's users come sorted by minute, so its minute sketches are slices too.
   local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '-1')
   local hour_accts = {}
   local function pfadd_slice(key, from, to)
-    for s = from, to, CHUNK do
-      call('PFADD', key, unpack(ARGV, s, s + CHUNK - 1 < to and s + CHUNK - 1 or to))
-    end
+    slice_call('PFADD', key, from, to)
   end
   for _, part in ipairs(parts) do
     i = part.reach_at + 1
@@ -1495,10 +1309,6 @@ if MODE == 'flush' then
       local n_min = tonumber(ARGV[i])
       local m0 = i + 1
       i = m0 + 2 * n_min
-      local re = rename[kind .. ':' .. id]
-      if re then
-        id = string.sub(re, 3)
-      end
       local key = P .. kind .. ':' .. id .. ':reach'
       pfadd_slice(key, u0, u0 + k - 1)
       touch(key)
@@ -1576,7 +1386,7 @@ if MODE == 'flush' then
     redis.call('EXPIREAT', hkey, (hour * 60 + 60 + keep) * 60)
   end
 
-  -- 4. Exactly-once statistics, then the offsets.
+  -- 5. Exactly-once statistics, then the offsets.
   local st = {}
   for _, part in ipairs(parts) do
     i = part.stats_at + 1

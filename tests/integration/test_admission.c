@@ -19,6 +19,7 @@
 #include "processor/config.h"
 #include "processor/pipeline.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/prepare.h"
 
 #define TOP_N 3
 #define M (4 * TOP_N)
@@ -97,6 +98,7 @@ static void flush(void)
     smm_argv_init(&av);
     struct smm_flush_reject rej[4];
     int n_rej = 0;
+    h_flush_prepare(pipe_, sink, &batch, now);
     cr_assert(smm_pipeline_encode_flush_begin(pipe_, now, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_part(pipe_, &batch, "t:0", "A", offset, offset + 1000,
                                              &av) == SMM_OK);

@@ -17,6 +17,7 @@
 #include "processor/config.h"
 #include "processor/pipeline.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/prepare.h"
 
 static struct h_redis redis;
 
@@ -85,10 +86,7 @@ static void view(struct writer *w, const char *u)
 static void flush(struct writer *w)
 {
     int64_t now = h_now_ms();
-    const struct smm_redis_hmget *rows;
-    int n = smm_pipeline_counters_plan(w->pipe, &w->batch, now, &rows);
-    cr_assert(n == 0 || smm_redis_sink_hmget(w->sink, rows, n, smm_pipeline_counters_loaded,
-                                             w->pipe) == SMM_SINK_OK);
+    h_flush_prepare(w->pipe, w->sink, &w->batch, now);
     struct smm_argv av;
     smm_argv_init(&av);
     struct smm_flush_reject rej[4];

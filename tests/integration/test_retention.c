@@ -25,6 +25,7 @@
 #include "processor/config.h"
 #include "processor/pipeline.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/prepare.h"
 
 #define DAY_S 86400LL
 #define N_IDS 300
@@ -147,6 +148,7 @@ static void flush(int64_t now)
     smm_argv_init(&av);
     struct smm_flush_reject rej[4];
     int n_rej = 0;
+    h_flush_prepare(pipe_, sink, &batch, now);
     cr_assert(smm_pipeline_encode_flush_begin(pipe_, now, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_part(pipe_, &batch, "t:0", "A", offset, offset + 1000,
                                              &av) == SMM_OK);
@@ -156,6 +158,7 @@ static void flush(int64_t now)
     cr_assert(smm_redis_sink_flush(sink, &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
     cr_assert_eq(n_rej, 0);
+    smm_pipeline_counters_settle(pipe_, 1);
     offset += 1000;
     smm_argv_free(&av);
     smm_batch_clear(&batch);

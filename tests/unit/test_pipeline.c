@@ -63,6 +63,20 @@ static void batch_open(struct fixture *fx, struct smm_batch *b)
     cr_assert_eq(smm_batch_init(b, fx->pipe, err, sizeof(err)), SMM_OK, "%s", err);
 }
 
+/* Decides b's admission as the loop does, every sketch it feeds stored empty (no key):
+ * returns how many sketches were loaded. */
+static int decide_empty(struct fixture *fx, struct smm_batch *b)
+{
+    const struct smm_redis_hashset *rows;
+    int n = smm_pipeline_admission_plan(fx->pipe, b, &rows);
+    cr_assert(n >= 0);
+    for (int i = 0; i < n; i++) {
+        smm_pipeline_admission_loaded(fx->pipe, i, NULL, NULL, 0, NULL, NULL, 0);
+    }
+    cr_assert_eq(smm_pipeline_admission_decide(fx->pipe, b), SMM_OK);
+    return n;
+}
+
 /* Feeds one message (an exact-size heap copy, not NUL-terminated) and checks the outcome. */
 static void feed(struct fixture *fx, struct smm_batch *b, const char *json, int64_t kafka_ts,
                  enum smm_reject_reason want)
@@ -191,7 +205,7 @@ struct part {
     char *reach;  /* "kind|id|minute|user" per user (minute "-" but for accounts), sorted */
     char *stats;  /* "field=delta" per field, sorted */
     char *links;  /* "type|account|a|b|c|ts|biz|x" per link, in order */
-    char *adm;    /* "kind|entity|account|dim|value|events|minute" per admission, sorted */
+    char *adm;    /* "key|base|set|expire_at|push|f=v;...|del;...|n:members" per sketch, sorted */
     int n_groups, n_abs, n_days, n_sketches, n_reach, n_stats, n_links, n_adm;
     char *sketches; /* "key|sketch_key|expire_at|<PFCOUNT of the bytes>" per post, sorted */
     char *days; /* "minute|field|delta" per daily delta, sorted */
@@ -257,7 +271,14 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         links_at[pi] = i;
         i = i + 1 + 8 * (int)tonumber(la, i);
         adm_at[pi] = i;
-        i = i + 1 + 7 * (int)tonumber(la, i);
+        int64_t n_adm = tonumber(la, i);
+        i++;
+        for (int64_t a = 0; a < n_adm; a++) {
+            i = i + 6 + 2 * (int)tonumber(la, i + 5);
+            i = i + 1 + (int)tonumber(la, i);
+            int64_t n_set = tonumber(la, i);
+            i = i + 1 + (n_set > 0 ? (int)n_set : 0);
+        }
     }
     cr_assert_eq(i, la->n + 1, "flush has %d arguments, the script reads %d", la->n, i - 1);
 
@@ -399,10 +420,33 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         struct lines la2 = {0};
         i = adm_at[pi] + 1;
         p->n_adm = (int)tonumber(la, adm_at[pi]);
-        for (int k = 0; k < p->n_adm; k++, i += 7) {
-            lines_add(&la2, "%s|%s|%s|%s|%s|%s|%s", ARGV(la, i), ARGV(la, i + 1),
-                      ARGV(la, i + 2), ARGV(la, i + 3), ARGV(la, i + 4), ARGV(la, i + 5),
-                      ARGV(la, i + 6));
+        for (int k = 0; k < p->n_adm; k++) {
+            /* key, base_v, set_key, expire_at, push, n_f, {field, value}*n_f, n_del,
+             * {field}*n_del, n_set, {member}*n_set; shown as
+             * key|base|set|expire_at|push|f=v;...|del;...|n_set:member,... */
+            char rec[1024];
+            int used = snprintf(rec, sizeof(rec), "%s|%s|%s|%s|%s|", ARGV(la, i),
+                                ARGV(la, i + 1), ARGV(la, i + 2), ARGV(la, i + 3),
+                                ARGV(la, i + 4));
+            int64_t nf = tonumber(la, i + 5);
+            i += 6;
+            for (int64_t x = 0; x < nf; x++, i += 2) {
+                used += snprintf(rec + used, sizeof(rec) - (size_t)used, "%s%s=%s",
+                                 x ? ";" : "", ARGV(la, i), ARGV(la, i + 1));
+            }
+            int64_t nd = tonumber(la, i++);
+            used += snprintf(rec + used, sizeof(rec) - (size_t)used, "|");
+            for (int64_t x = 0; x < nd; x++, i++) {
+                used += snprintf(rec + used, sizeof(rec) - (size_t)used, "%s%s", x ? ";" : "",
+                                 ARGV(la, i));
+            }
+            int64_t ns = tonumber(la, i++);
+            used += snprintf(rec + used, sizeof(rec) - (size_t)used, "|%lld:", (long long)ns);
+            for (int64_t x = 0; x < ns; x++, i++) {
+                used += snprintf(rec + used, sizeof(rec) - (size_t)used, "%s%s", x ? "," : "",
+                                 ARGV(la, i));
+            }
+            lines_add(&la2, "%s", rec);
         }
         p->adm = lines_join(&la2);
     }
@@ -943,6 +987,7 @@ Test(pipeline, insights_routing_and_links)
 #undef EV
     struct smm_argv av;
     smm_argv_init(&av);
+    cr_assert_eq(decide_empty(&fx, &b), 3, "b1's region, segment and source sketches");
     cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
     cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b, "t:0", "tk", -1, 8, &av), SMM_OK);
     cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
@@ -991,13 +1036,19 @@ Test(pipeline, insights_routing_and_links)
         at = strchr(x, '\n') + 1;
     }
     cr_assert_eq(p->n_adm, 3);
-    /* each with its events in the batch (news: the impression and the referral) and its
-     * latest minute, the volume the script ranks values by */
-    char want_adm[256];
+    /* Each sketch new (version 0), fed with its value's events in the batch (news: the
+     * impression and the referral) at their latest minute, the landmark: so each is
+     * admitted, and the expiry (retention.idle_days 90) is set with the first write. */
+    char want_adm[1024];
+    long long x_at = (NOW / 86400000 + 1 + 90) * 86400;
     snprintf(want_adm, sizeof(want_adm),
-             "g|b1|region=eu|b1|region|eu|1|%lld\ng|b1|segment=18-24|b1|segment|18-24|1|%lld\n"
-             "s|b1|news|b1|source|news|2|%lld\n",
-             NOW_MIN, NOW_MIN, NOW_MIN);
+             "smm:ss:b1:region|0|smm:seg:b1:region|%lld|1|L=%lld;N=1;X=%lld;ceu=1;eeu=0||1:eu\n"
+             "smm:ss:b1:segment|0|smm:seg:b1:segment|%lld|1|L=%lld;N=1;X=%lld;c18-24=1;"
+             "e18-24=0||1:18-24\n"
+             "smm:ss:b1:source|0|smm:seg:b1:source|%lld|1|L=%lld;N=2;X=%lld;cnews=2;enews=0||"
+             "1:news\n",
+             x_at, NOW_MIN * 60000, x_at, x_at, NOW_MIN * 60000, x_at, x_at, NOW_MIN * 60000,
+             x_at);
     cr_assert_str_eq(p->adm, want_adm);
     flush_free(&fl);
     lua_argv_free(&la);
@@ -1031,6 +1082,7 @@ Test(pipeline, segments_disabled)
     feed(&fx, &b, json, -1, SMM_REJECT_NONE);
     struct smm_argv av;
     smm_argv_init(&av);
+    cr_assert_eq(decide_empty(&fx, &b), 1, "the source's sketch only");
     cr_assert_eq(smm_pipeline_encode_flush_begin(fx.pipe, NOW, &av), SMM_OK);
     cr_assert_eq(smm_pipeline_encode_flush_part(fx.pipe, &b, "t:0", "tk", -1, 1, &av), SMM_OK);
     cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
@@ -1040,9 +1092,8 @@ Test(pipeline, segments_disabled)
     parse_flush(&la, &fl);
     cr_assert_eq(fl.parts[0].n_groups, 3, "content, account, source:\n%s", fl.parts[0].groups);
     cr_assert_null(strstr(fl.parts[0].groups, "g|"), "%s", fl.parts[0].groups);
-    char want_adm[64];
-    snprintf(want_adm, sizeof(want_adm), "s|b1|news|b1|source|news|1|%lld\n", NOW_MIN);
-    cr_assert_str_eq(fl.parts[0].adm, want_adm);
+    cr_assert(strncmp(fl.parts[0].adm, "smm:ss:b1:source|", 17) == 0 && fl.parts[0].n_adm == 1,
+              "%s", fl.parts[0].adm);
     flush_free(&fl);
     lua_argv_free(&la);
     smm_argv_free(&av);
@@ -1080,6 +1131,8 @@ Test(pipeline, encode_flush_one_batch_all_fences)
     struct smm_argv av;
     smm_argv_init(&av);
     for (int round = 0; round < 2; round++) { /* twice: encoding leaves the batch as it was */
+        smm_pipeline_counters_settle(fx.pipe, 0); /* (the loop's, between two encodes) */
+        cr_assert_eq(decide_empty(&fx, &b), 1);
         cr_assert_eq(smm_pipeline_encode_flush(fx.pipe, &b, NOW, fences, 2, &av), SMM_OK);
         struct lua_argv la;
         lua_argv_load(&la, &av);
