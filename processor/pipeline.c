@@ -81,6 +81,8 @@ struct smm_pipeline {
                                        * when its values go as such (held_entry) */
     int cap_held;
     unsigned char *sketch_buf; /* a serialised sketch (SMM_HLL_SERIALIZED_MAX bytes) */
+    const char **linked;       /* linked_build()'s set: account names, NULL = free slot */
+    size_t n_linked_slots, cap_linked;
 };
 
 /* abs_encode()'s working space: one entity's values and deltas. */
@@ -279,6 +281,7 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     }
     free(pipe->load_gets);
     free(pipe->sketch_buf);
+    free(pipe->linked);
     for (int r = 0; r < pipe->n_adm_rows; r++) {
         free((char *)pipe->adm_rows[r].set_key);
     }
@@ -487,16 +490,44 @@ static size_t ent_name(const struct smm_agg_entity *ent, char *out, size_t size)
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
-/* 1 when the script adds to this account's counters itself in this batch (a message,
- * reply, referral or conversion of the account: see links in smm.lua), so its values
- * cannot be computed here; the same for its sources (a conversion credits the source of
- * its referral, which only Redis knows). account is len bytes. Linear in the batch's
- * links, which are few. */
-static int account_linked(const struct smm_agg *agg, const char *account, size_t len)
+/* The accounts the script adds to itself in the batch being planned or encoded (a
+ * message, reply, referral or conversion of the account: see links in smm.lua): an
+ * open-addressing set of their names, rebuilt by linked_build() from the batch's links. */
+static int linked_build(struct smm_pipeline *pipe, const struct smm_agg *agg)
 {
+    size_t need = 16;
+    while (need < 2 * (size_t)smm_agg_links(agg) + 2) {
+        need *= 2;
+    }
+    if (need > pipe->cap_linked) {
+        void *p = realloc(pipe->linked, need * sizeof(*pipe->linked));
+        if (!p) {
+            return -1;
+        }
+        pipe->linked = p;
+        pipe->cap_linked = need;
+    }
+    pipe->n_linked_slots = need;
+    memset(pipe->linked, 0, need * sizeof(*pipe->linked));
     for (int i = 0; i < smm_agg_links(agg); i++) {
         const char *a = smm_agg_link_at(agg, i)->account;
-        if (strncmp(a, account, len) == 0 && a[len] == '\0') {
+        size_t j = smm_hash64(a, strlen(a)) & (need - 1);
+        while (pipe->linked[j] && strcmp(pipe->linked[j], a) != 0) {
+            j = (j + 1) & (need - 1);
+        }
+        pipe->linked[j] = a;
+    }
+    return 0;
+}
+
+/* 1 when account (len bytes) is in the linked set: its counters cannot be computed here,
+ * nor its sources' (a conversion credits the source of its referral, which only Redis
+ * knows). */
+static int account_linked(const struct smm_pipeline *pipe, const char *account, size_t len)
+{
+    size_t mask = pipe->n_linked_slots - 1;
+    for (size_t j = smm_hash64(account, len) & mask; pipe->linked[j]; j = (j + 1) & mask) {
+        if (strncmp(pipe->linked[j], account, len) == 0 && pipe->linked[j][len] == '\0') {
             return 1;
         }
     }
@@ -504,12 +535,12 @@ static int account_linked(const struct smm_agg *agg, const char *account, size_t
 }
 
 /* Entities whose values the processor may compute: every kind, but for the accounts and
- * sources the script adds to in this batch. */
-static int computable(const struct smm_agg *agg, const struct smm_agg_entity *ent)
+ * sources the script adds to in this batch (linked_build() first). */
+static int computable(const struct smm_pipeline *pipe, const struct smm_agg_entity *ent)
 {
     return ent->first_minute >= 0 &&
-           !(ent->kind == SMM_AGG_ACCOUNT && account_linked(agg, ent->id, strlen(ent->id))) &&
-           !(ent->kind == SMM_AGG_SOURCE && account_linked(agg, ent->id, (size_t)ent->split));
+           !(ent->kind == SMM_AGG_ACCOUNT && account_linked(pipe, ent->id, strlen(ent->id))) &&
+           !(ent->kind == SMM_AGG_SOURCE && account_linked(pipe, ent->id, (size_t)ent->split));
 }
 
 static int has_name(char names[][SMM_COUNTERS_NAME], int n, const char *name)
@@ -615,11 +646,14 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
         free(pipe->load_gets[r]);
     }
     pipe->n_loads = 0;
+    if (linked_build(pipe, agg) != 0) {
+        return 0; /* out of memory: nothing is loaded, the script adds every delta */
+    }
     char key[3 * SMM_EVENT_ID_MAX + 256];
     char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
     for (int i = 0; i < smm_agg_entities(agg); i++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, i);
-        if (!computable(agg, ent)) {
+        if (!computable(pipe, ent)) {
             continue;
         }
         int k = entity_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
@@ -1152,7 +1186,7 @@ static struct smm_counters_entry *held_entry(struct smm_pipeline *pipe,
     }
     *k = entity_buckets(agg, ent, smm_pipeline_minute(pipe->enc_now_ms), names,
                         SMM_COUNTERS_FIELDS);
-    if (!computable(agg, ent) || *k < 0 || e->ver < 0 || !has_all(e, names, *k)) {
+    if (!computable(pipe, ent) || *k < 0 || e->ver < 0 || !has_all(e, names, *k)) {
         smm_counters_drop(pipe->cc, name, len);
         return NULL;
     }
@@ -1327,6 +1361,9 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     const struct smm_agg *agg = b ? b->agg : NULL;
     int rc = 0;
     int n_all = agg ? smm_agg_entities(agg) : 0;
+    if (agg && linked_build(pipe, agg) != 0) {
+        return SMM_ERR;
+    }
     if (n_all > pipe->cap_held) {
         void *h = realloc(pipe->held, (size_t)n_all * sizeof(*pipe->held));
         if (!h) {
