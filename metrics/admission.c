@@ -50,7 +50,7 @@ static int find(const struct smm_adm *s, const char *value, size_t len)
 /* Room for need counters and need_gone dropped values. 0, or -1 when out of memory. */
 static int reserve(struct smm_adm *s, int need, int need_gone)
 {
-    if (need > s->cap) {
+    if (need > s->cap) { /* most sketches hold a value or two: grow from there */
         int cap = need > 2 * s->cap ? need : 2 * s->cap;
         void *p = realloc(s->v, (size_t)cap * sizeof(*s->v));
         if (!p) {

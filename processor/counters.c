@@ -51,6 +51,7 @@ static void entry_free(struct smm_counters *c, struct smm_counters_entry *e)
 {
     smm_counters_reach_forget(c, e);
     smm_counters_clear(e);
+    free(e->f);
     adm_free(e->adm);
     free(e);
 }
@@ -205,6 +206,9 @@ static int64_t bucket_no(const char *name)
 int smm_counters_set(struct smm_counters_entry *e, const char *name, const char *value,
                      size_t len)
 {
+    if (!e->f && !(e->f = malloc(SMM_COUNTERS_FIELDS * sizeof(*e->f)))) {
+        return -1;
+    }
     int i = 0;
     while (i < e->nf && strcmp(e->f[i].name, name) != 0) {
         i++;

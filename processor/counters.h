@@ -54,7 +54,7 @@ struct smm_counters_entry {
     int64_t expire_s; /* the EXPIREAT we last set (0: not known) */
     int64_t used;     /* smm_counters_tick() count of the last use */
     int nf;
-    struct smm_counters_field f[SMM_COUNTERS_FIELDS];
+    struct smm_counters_field *f; /* SMM_COUNTERS_FIELDS, allocated by the first set */
     struct smm_hll *reach; /* the post's reach sketch as stored, or NULL: not held */
     size_t reach_mem;      /* its heap bytes, as last counted */
     int64_t reach_expire_s; /* the sketch's EXPIREAT set since it was loaded (0: none) */
