@@ -1269,10 +1269,12 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
 
 /* The record of the sketch section (see encode_part) of a post whose values went in the
  * absolute section (e: its entry) and whose reach sketch e holds: its users are added
- * here and the sketch is written whole, with the hash's key (the script writes it as it
- * is only where the hash's version check passed; otherwise it merges it) and the expiry
- * the sketch lacks. Returns 1 when written, 0 when there is nothing to write or the
- * sketch is not held (the users then go to PFADD), -1 when out of memory. */
+ * here and the sketch goes whole, with the hash's key (the script writes it as it is
+ * only where the hash's version check passed; otherwise it merges it), whether it changed
+ * and the expiry the sketch lacks. An unchanged sketch goes too: should the check fail
+ * (another writer, or a Redis restored from an older state that lacks some of these
+ * users), the script must merge it. Returns 1 when written, 0 when the sketch is not held
+ * (the users then go to PFADD), -1 when out of memory. */
 static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
                          const struct smm_agg_entity *ent, struct smm_counters_entry *e,
                          struct smm_argv *av)
@@ -1294,9 +1296,6 @@ static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
         e->reach_expire_s = e->expire_s;
         changed = 1;
     }
-    if (!changed) {
-        return 0; /* every user was in it already */
-    }
     if (!pipe->sketch_buf && !(pipe->sketch_buf = malloc(SMM_HLL_SERIALIZED_MAX))) {
         return -1;
     }
@@ -1313,6 +1312,7 @@ static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     int rc = smm_argv_add_str(av, e->key);
     rc |= smm_argv_add_str(av, skey);
     rc |= smm_argv_add_str(av, exp);
+    rc |= smm_argv_add_str(av, changed ? "1" : "0");
     rc |= smm_argv_add(av, (const char *)pipe->sketch_buf, len);
     free(skey);
     return rc ? -1 : 1;
@@ -1460,6 +1460,8 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         }
     }
     rc |= smm_argv_set_int(av, days_at, n_days);
+    /* Their posts' reach sketches: n_sketches, {key, sketch_key, expire_at, changed,
+     * bytes}*n_sketches (sketch_encode). */
     int sketches_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t n_sketches = 0;

@@ -26,7 +26,7 @@
 --          n_abs, {key, entity, base_v, prune, expire_at, k, {field, value, delta, score}*k}*n_abs
 --            (entities whose buckets the processor computed: see write_entities)
 --          n_days, {minute, field, delta}*n_days (their accounts' daily deltas)
---          n_sketches, {key, sketch_key, expire_at, bytes}*n_sketches
+--          n_sketches, {key, sketch_key, expire_at, changed, bytes}*n_sketches
 --            (posts' reach sketches the processor computed: see reach below)
 --          n_reach, {kind, id, k, {user}*k, n_min, {minute, j}*n_min}*n_reach,
 --            (accounts: users sorted by minute, j users per minute; others: n_min 0)
@@ -1046,6 +1046,7 @@ local function write_entities(ents, ent_list, parts)
       local got = nil
       if stored ~= base then
         counter_conflicts[#counter_conflicts + 1] = key
+        touch(key) -- (the processor's expiry may be older than what is stored, or lost)
         local fields = {'p'}
         for j = f0, i - 1, 4 do
           fields[#fields + 1] = ARGV[j]
@@ -1132,7 +1133,7 @@ if MODE == 'flush' then
     part.days_at = i
     i = i + 1 + 3 * tonumber(ARGV[i])
     part.sketches_at = i
-    i = i + 1 + 4 * tonumber(ARGV[i])
+    i = i + 1 + 5 * tonumber(ARGV[i])
     part.reach_at = i
     n = tonumber(ARGV[i])
     i = i + 1
@@ -1354,9 +1355,11 @@ if MODE == 'flush' then
   end
   -- Posts' sketches the processor holds (processor/counters.h): written whole where the
   -- post's hash passed its version check above (nobody else wrote the post since the
-  -- processor read it, so the sketch it holds is what is stored plus this batch); else
-  -- merged into what is stored, which keeps the other writer's users too. KEEPTTL: the
-  -- processor sends the expiry when the sketch lacks one (expire_at '' = it has it).
+  -- processor read it, so the sketch it holds is what is stored plus this batch) and the
+  -- batch changed it; else merged into what is stored, which keeps the other writer's
+  -- users too (or, after Redis came back from an older state, adds the users it lost).
+  -- KEEPTTL: the processor sends the expiry when the sketch lacks one (expire_at '' = it
+  -- has it).
   local conflicted = {}
   for _, key in ipairs(counter_conflicts) do
     conflicted[key] = true
@@ -1367,17 +1370,19 @@ if MODE == 'flush' then
       local skey, exp = ARGV[i + 1], ARGV[i + 2]
       if conflicted[ARGV[i]] then
         local tmp = skey .. ':merge'
-        call('SET', tmp, ARGV[i + 3])
+        call('SET', tmp, ARGV[i + 4])
         call('PFMERGE', skey, tmp)
         call('DEL', tmp)
         touch(skey)
       else
-        call('SET', skey, ARGV[i + 3], 'KEEPTTL')
+        if ARGV[i + 3] == '1' then
+          call('SET', skey, ARGV[i + 4], 'KEEPTTL')
+        end
         if exp ~= '' then
           call('EXPIREAT', skey, exp)
         end
       end
-      i = i + 4
+      i = i + 5
     end
   end
   for hour, ids in pairs(hour_accts) do -- "a:<id>\n<minute>" of each minute sketch written
