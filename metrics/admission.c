@@ -213,14 +213,16 @@ int smm_adm_add(struct smm_adm *s, const char *value, size_t len, double w, int6
 }
 
 /* Ranking: guaranteed weight (count - e) first, then the value. */
-static const struct smm_adm *rank_of;
+struct ranked {
+    double sure;
+    const char *value;
+};
+
 static int by_sure(const void *a, const void *b)
 {
-    const struct smm_adm_counter *x = &rank_of->v[*(const int *)a];
-    const struct smm_adm_counter *y = &rank_of->v[*(const int *)b];
-    double sx = x->c - x->e, sy = y->c - y->e;
-    if (sx != sy) {
-        return sx > sy ? -1 : 1;
+    const struct ranked *x = a, *y = b;
+    if (x->sure != y->sure) {
+        return x->sure > y->sure ? -1 : 1;
     }
     return strcmp(x->value, y->value);
 }
@@ -230,27 +232,25 @@ int smm_adm_admitted(const struct smm_adm *s, int top_n, int m, const char **out
     if (s->n == 0 || top_n <= 0) {
         return 0;
     }
-    int *idx = malloc((size_t)s->n * sizeof(*idx));
-    if (!idx) {
+    struct ranked *r = malloc((size_t)s->n * sizeof(*r));
+    if (!r) {
         return -1;
     }
     for (int i = 0; i < s->n; i++) {
-        idx[i] = i;
+        r[i] = (struct ranked){s->v[i].c - s->v[i].e, s->v[i].value};
     }
-    rank_of = s; /* (qsort has no context argument in C11; the processor is one thread) */
-    qsort(idx, (size_t)s->n, sizeof(*idx), by_sure);
+    qsort(r, (size_t)s->n, sizeof(*r), by_sure);
     double floor_c = 0;
     if (s->n >= m) {
         floor_c = s->v[min_counter(s)].c;
     }
     int k = 0;
     for (int j = 0; j < s->n && k < top_n; j++) {
-        const struct smm_adm_counter *c = &s->v[idx[j]];
-        if (c->c - c->e > floor_c) {
-            out[k++] = c->value;
+        if (r[j].sure > floor_c) {
+            out[k++] = r[j].value;
         }
     }
-    free(idx);
+    free(r);
     return k;
 }
 

@@ -41,6 +41,7 @@ struct smm_counters *smm_counters_new(size_t max_entries, size_t max_sketch_byte
 static void adm_free(struct smm_counters_adm *a)
 {
     if (a) {
+        free(a->ranked);
         smm_adm_free(&a->sk);
         smm_counters_adm_set(a, NULL, NULL, 0);
         free(a);

@@ -45,6 +45,8 @@ struct smm_counters_adm {
     char **set;   /* the admitted set as stored (after this processor's last write) */
     int n_set;
     int64_t x;    /* the stored X: the expiry last set on the hash and the set (0: none) */
+    const char **ranked; /* while a batch is decided: its admitted values (into sk) */
+    int n_ranked;
 };
 
 struct smm_counters_entry {

@@ -940,19 +940,36 @@ static struct smm_counters_entry *adm_entry(struct smm_pipeline *pipe, const str
     return e && e->adm ? e : NULL;
 }
 
-/* Is value (len bytes) among the admitted of sketch a? */
-static int adm_is_admitted(const struct smm_pipeline *pipe, struct smm_counters_adm *a,
-                           const char *value, const char **scratch)
+/* Is value among the admitted of sketch a (ranked by adm_rank)? */
+static int adm_is_admitted(const struct smm_counters_adm *a, const char *value)
 {
-    int top_n = (int)pipe->cfg->segments_top_n;
-    int m = (int)(pipe->cfg->segments_top_n * pipe->cfg->segments_sketch_factor);
-    int k = smm_adm_admitted(&a->sk, top_n, m, scratch);
-    for (int j = 0; j < k; j++) {
-        if (strcmp(scratch[j], value) == 0) {
+    for (int j = 0; j < a->n_ranked; j++) {
+        if (strcmp(a->ranked[j], value) == 0) {
             return 1;
         }
     }
-    return k < 0; /* out of memory: keep its own series (nothing is lost either way) */
+    return !a->ranked; /* out of memory: keep its own series (nothing is lost either way) */
+}
+
+/* Ranks each sketch decide() fed, once (rank = 1), or forgets the rankings (rank = 0). */
+static void adm_rank(struct smm_pipeline *pipe, int rank)
+{
+    int top_n = (int)pipe->cfg->segments_top_n;
+    int m = (int)(pipe->cfg->segments_top_n * pipe->cfg->segments_sketch_factor);
+    for (int t = 0; t < pipe->n_adm_touch; t++) {
+        struct smm_counters_adm *a = pipe->adm_touch[t]->adm;
+        free(a->ranked);
+        a->ranked = NULL;
+        a->n_ranked = 0;
+        if (rank && (a->ranked = malloc((size_t)(top_n + 1) * sizeof(*a->ranked))) != NULL) {
+            a->n_ranked = smm_adm_admitted(&a->sk, top_n, m, a->ranked);
+            if (a->n_ranked < 0) {
+                free(a->ranked);
+                a->ranked = NULL;
+                a->n_ranked = 0;
+            }
+        }
+    }
 }
 
 int smm_pipeline_admission_decide(struct smm_pipeline *pipe, struct smm_batch *b)
@@ -986,14 +1003,11 @@ int smm_pipeline_admission_decide(struct smm_pipeline *pipe, struct smm_batch *b
         }
     }
     if (!b->adm_decided) {
-        const char **scratch = malloc((size_t)(cfg->segments_top_n + 1) * sizeof(*scratch));
-        if (!scratch) {
-            goto fail;
-        }
+        adm_rank(pipe, 1);
         for (int i = 0; i < b->n_adm; i++) {
             struct adm_ref r;
             struct smm_counters_entry *e = adm_entry(pipe, b, i, &r);
-            if (adm_is_admitted(pipe, e->adm, r.value, scratch)) {
+            if (adm_is_admitted(e->adm, r.value)) {
                 continue;
             }
             const struct smm_agg_entity *ent = smm_agg_entity(b->agg, b->adm[i].ent);
@@ -1007,11 +1021,11 @@ int smm_pipeline_admission_decide(struct smm_pipeline *pipe, struct smm_batch *b
             }
             put(p, "other", 5);
             if (smm_agg_fold(b->agg, b->adm[i].ent, kind, other) != SMM_OK) {
-                free(scratch);
+                adm_rank(pipe, 0);
                 goto fail;
             }
         }
-        free(scratch);
+        adm_rank(pipe, 0);
         b->adm_decided = 1;
     }
     return SMM_OK;
@@ -1160,11 +1174,6 @@ void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied)
     }
     pipe->n_pend = 0;
     smm_counters_tick(pipe->cc);
-}
-
-size_t smm_pipeline_counters_held(const struct smm_pipeline *pipe)
-{
-    return smm_counters_size(pipe->cc);
 }
 
 /* The entry of ent when the pipeline holds every bucket ent writes in this flush (its

@@ -81,8 +81,6 @@ void smm_pipeline_counters_loaded(void *pipe, int i, const char *const *vals,
                                   const size_t *lens);
 void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, size_t len);
 void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied);
-/* Post hashes the pipeline holds a copy of. */
-size_t smm_pipeline_counters_held(const struct smm_pipeline *pipe);
 
 /* Breakdown admission (metrics/admission.h), decided here. Before encoding a flush of b,
  * plan() lists the admission sketches b feeds that the pipeline does not hold (*rows:
