@@ -175,3 +175,90 @@ int smm_argv_command(struct smm_argv *av, const char *const *head, int n_head,
     *cmd_len = av->used - (SMM_ARGV_HEAD - t);
     return 0;
 }
+
+void smm_cmds_init(struct smm_cmds *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+void smm_cmds_free(struct smm_cmds *c)
+{
+    free(c->buf);
+    memset(c, 0, sizeof(*c));
+}
+
+void smm_cmds_reset(struct smm_cmds *c)
+{
+    c->used = 0;
+    c->n = 0;
+    c->oom = 0;
+}
+
+/* Room for more bytes; sets oom when there is none. */
+static int cmds_room(struct smm_cmds *c, size_t more)
+{
+    if (c->oom) {
+        return -1;
+    }
+    if (c->used + more > c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 65536;
+        while (ncap < c->used + more) {
+            ncap *= 2;
+        }
+        char *nb = realloc(c->buf, ncap);
+        if (!nb) {
+            c->oom = 1;
+            return -1;
+        }
+        c->buf = nb;
+        c->cap = ncap;
+    }
+    return 0;
+}
+
+/* <mark><decimal n>\r\n */
+static void cmds_line(struct smm_cmds *c, char mark, uint64_t n)
+{
+    if (cmds_room(c, 24) == 0) {
+        char *p = c->buf + c->used;
+        *p++ = mark;
+        p += digits(p, n);
+        *p++ = '\r';
+        *p++ = '\n';
+        c->used = (size_t)(p - c->buf);
+    }
+}
+
+void smm_cmds_begin(struct smm_cmds *c, int argc)
+{
+    cmds_line(c, '*', (uint64_t)argc);
+    c->n++;
+}
+
+void smm_cmds_arg(struct smm_cmds *c, const void *data, size_t len)
+{
+    cmds_line(c, '$', len);
+    if (cmds_room(c, len + 2) == 0) {
+        memcpy(c->buf + c->used, data, len);
+        memcpy(c->buf + c->used + len, "\r\n", 2);
+        c->used += len + 2;
+    }
+}
+
+void smm_cmds_arg_str(struct smm_cmds *c, const char *s)
+{
+    smm_cmds_arg(c, s, strlen(s));
+}
+
+void smm_cmds_arg_int(struct smm_cmds *c, int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    if (v < 0) {
+        tmp[n++] = '-';
+        n += digits(tmp + n, (uint64_t)0 - (uint64_t)v);
+    } else {
+        n = digits(tmp, (uint64_t)v);
+    }
+    smm_cmds_arg(c, tmp, (size_t)n);
+}

@@ -41,4 +41,22 @@ const char *smm_argv_get(const struct smm_argv *av, int i, size_t *len);
 int smm_argv_command(struct smm_argv *av, const char *const *head, int n_head,
                      const char **cmd, size_t *cmd_len);
 
+/* A list of whole Redis commands in RESP, sent back to back (the flush's plain writes,
+ * which need no script). Out of memory is sticky: oom stays set until the next reset. */
+struct smm_cmds {
+    char *buf;
+    size_t used, cap;
+    int n;   /* commands */
+    int oom;
+};
+
+void smm_cmds_init(struct smm_cmds *c);
+void smm_cmds_free(struct smm_cmds *c);
+void smm_cmds_reset(struct smm_cmds *c);
+/* Starts a command of argc arguments; exactly argc smm_cmds_arg*() calls must follow. */
+void smm_cmds_begin(struct smm_cmds *c, int argc);
+void smm_cmds_arg(struct smm_cmds *c, const void *data, size_t len);
+void smm_cmds_arg_str(struct smm_cmds *c, const char *s);
+void smm_cmds_arg_int(struct smm_cmds *c, int64_t v);
+
 #endif

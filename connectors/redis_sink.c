@@ -3,7 +3,9 @@
  * hiredis 0.14.1 (Debian 12): a context is dead after any I/O error, and a reconnect drops
  * whatever was queued, so we never pipeline increments across calls: each state change is
  * one EVALSHA whose effect is all-or-nothing, and a caller that saw RETRY simply resends
- * (the script's offset fence makes a resend of an applied batch a no-op). The timeout
+ * (the script's offset fence makes a resend of an applied batch a no-op). Only idempotent
+ * writes (a flush's reach: PFADD, SADD, EXPIREAT) go as plain commands, ahead of its
+ * EVALSHA on the same connection, and are resent with it. The timeout
  * applies to connect and to every reply (redisSetTimeout), so a hung server turns into
  * RETRY instead of a stuck loop. */
 #include "connectors/redis_sink.h"
@@ -36,6 +38,8 @@ struct smm_redis_sink {
     smm_redis_conflict_cb conflict_cb;
     void *conflict_opaque;
     int64_t changes;
+    int pre_pending;     /* replies of plain writes sent ahead of the flush, not read yet */
+    char pre_err[160];   /* the first error among them ('' = none) */
 };
 
 static char *dup_or_empty(const char *s)
@@ -77,6 +81,7 @@ struct smm_redis_sink *smm_redis_sink_new(const struct smm_redis_opts *opts, cha
 
 static void drop(struct smm_redis_sink *sink)
 {
+    sink->pre_pending = 0;
     if (sink->c) {
         redisFree(sink->c);
         sink->c = NULL;
@@ -202,17 +207,51 @@ int smm_redis_sink_connect(struct smm_redis_sink *sink)
     return SMM_SINK_OK;
 }
 
-static int send_eval(struct smm_redis_sink *sink, struct smm_argv *av);
+static int send_eval(struct smm_redis_sink *sink, const struct smm_cmds *pre,
+                     struct smm_argv *av);
 
-/* EVALSHA <sha> 0 <av...>, waiting for the reply; reloads the script once on NOSCRIPT (a
- * restarted server). */
-static int eval(struct smm_redis_sink *sink, struct smm_argv *av, redisReply **out)
+/* One reply of the plain writes sent ahead of a flush: the first error is kept. */
+static void pre_reply(struct smm_redis_sink *sink, redisReply *r)
+{
+    sink->pre_pending--;
+    if (r->type == REDIS_REPLY_ERROR && !sink->pre_err[0]) {
+        snprintf(sink->pre_err, sizeof(sink->pre_err), "%s", r->str);
+    }
+    freeReplyObject(r);
+}
+
+/* After the flush's own reply: when one of the writes sent ahead of it failed, RETRY (the
+ * flush may have been applied without them: resent, its fence answers DUP and the writes,
+ * idempotent, are made), or ERROR when Redis refused the command (an ACL: no resend
+ * helps); otherwise rc. */
+static int pre_outcome(struct smm_redis_sink *sink, int rc)
+{
+    if (!sink->pre_err[0] || rc == SMM_SINK_RETRY) {
+        return rc;
+    }
+    sink->errors++;
+    set_err(sink, "redis: a reach write of the flush failed: %s", sink->pre_err);
+    return strncmp(sink->pre_err, "NOPERM", 6) == 0 || strncmp(sink->pre_err, "NOAUTH", 6) == 0
+               ? SMM_SINK_ERROR
+               : SMM_SINK_RETRY;
+}
+
+/* EVALSHA <sha> 0 <av...> after the plain writes pre (NULL: none), waiting for the reply;
+ * reloads the script once on NOSCRIPT (a restarted server). */
+static int eval(struct smm_redis_sink *sink, const struct smm_cmds *pre, struct smm_argv *av,
+                redisReply **out)
 {
     redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = send_eval(sink, av);
+        int rc = send_eval(sink, pre, av);
         if (rc != SMM_SINK_OK) {
             return rc;
+        }
+        while (sink->pre_pending > 0) {
+            if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
+                return io_fail(sink, "reply");
+            }
+            pre_reply(sink, r);
         }
         if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
             return io_fail(sink, "EVALSHA reply");
@@ -361,12 +400,26 @@ static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
 }
 
 
-/* Queues EVALSHA <sha> 0 <av...> and writes it out without waiting for the reply. */
-static int send_eval(struct smm_redis_sink *sink, struct smm_argv *av)
+/* Queues the plain writes pre (NULL: none) and EVALSHA <sha> 0 <av...>, and writes them out
+ * without waiting for the replies. */
+static int send_eval(struct smm_redis_sink *sink, const struct smm_cmds *pre,
+                     struct smm_argv *av)
 {
     int rc = smm_redis_sink_connect(sink);
     if (rc != SMM_SINK_OK) {
         return rc;
+    }
+    sink->pre_pending = 0;
+    sink->pre_err[0] = '\0';
+    if (pre && pre->n > 0) {
+        if (pre->oom) {
+            set_err(sink, "out of memory");
+            return SMM_SINK_ERROR;
+        }
+        if (redisAppendFormattedCommand(sink->c, pre->buf, pre->used) != REDIS_OK) {
+            return io_fail(sink, "reach writes");
+        }
+        sink->pre_pending = pre->n;
     }
     const char *head[] = {"EVALSHA", sink->sha, "0"};
     const char *cmd;
@@ -387,9 +440,10 @@ static int send_eval(struct smm_redis_sink *sink, struct smm_argv *av)
     return SMM_SINK_OK;
 }
 
-int smm_redis_sink_flush_send(struct smm_redis_sink *sink, struct smm_argv *av)
+int smm_redis_sink_flush_send(struct smm_redis_sink *sink, const struct smm_cmds *pre,
+                              struct smm_argv *av)
 {
-    return send_eval(sink, av);
+    return send_eval(sink, pre, av);
 }
 
 int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
@@ -400,27 +454,34 @@ int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
         return SMM_SINK_RETRY;
     }
     redisReply *r = NULL;
-    if (wait) {
-        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
-            return io_fail(sink, "EVALSHA reply");
-        }
-    } else {
-        if (redisGetReplyFromReader(sink->c, (void **)&r) != REDIS_OK) {
-            return io_fail(sink, "EVALSHA reply");
-        }
-        if (!r) {
-            struct pollfd pfd = {.fd = sink->c->fd, .events = POLLIN};
-            if (poll(&pfd, 1, 0) <= 0) {
-                return SMM_SINK_PENDING;
+    for (;;) {
+        if (wait) {
+            if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
+                return io_fail(sink, "EVALSHA reply");
             }
-            if (redisBufferRead(sink->c) != REDIS_OK ||
-                redisGetReplyFromReader(sink->c, (void **)&r) != REDIS_OK) {
+        } else {
+            if (redisGetReplyFromReader(sink->c, (void **)&r) != REDIS_OK) {
                 return io_fail(sink, "EVALSHA reply");
             }
             if (!r) {
-                return SMM_SINK_PENDING;
+                struct pollfd pfd = {.fd = sink->c->fd, .events = POLLIN};
+                if (poll(&pfd, 1, 0) <= 0) {
+                    return SMM_SINK_PENDING;
+                }
+                if (redisBufferRead(sink->c) != REDIS_OK ||
+                    redisGetReplyFromReader(sink->c, (void **)&r) != REDIS_OK) {
+                    return io_fail(sink, "EVALSHA reply");
+                }
+                if (!r) {
+                    return SMM_SINK_PENDING;
+                }
             }
         }
+        if (sink->pre_pending == 0) {
+            break;
+        }
+        pre_reply(sink, r); /* a reply of the writes sent ahead */
+        r = NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         sink->errors++;
@@ -434,26 +495,27 @@ int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
             drop(sink); /* reconnecting reloads the script */
             return SMM_SINK_RETRY;
         }
-        return SMM_SINK_ERROR;
+        return pre_outcome(sink, SMM_SINK_ERROR);
     }
-    return parse_flush_reply(sink, r, rejects, max, n_rejects);
+    return pre_outcome(sink, parse_flush_reply(sink, r, rejects, max, n_rejects));
 }
 
-int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
-                         struct smm_flush_reject *rejects, int max, int *n_rejects)
+int smm_redis_sink_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
+                         struct smm_argv *av, struct smm_flush_reject *rejects, int max,
+                         int *n_rejects)
 {
     redisReply *r;
-    int rc = eval(sink, av, &r);
+    int rc = eval(sink, pre, av, &r);
     if (rc != SMM_SINK_OK) {
-        return rc;
+        return pre_outcome(sink, rc);
     }
-    return parse_flush_reply(sink, r, rejects, max, n_rejects);
+    return pre_outcome(sink, parse_flush_reply(sink, r, rejects, max, n_rejects));
 }
 
 int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *merged)
 {
     redisReply *r;
-    int rc = eval(sink, av, &r);
+    int rc = eval(sink, NULL, av, &r);
     if (rc != SMM_SINK_OK) {
         return rc;
     }

@@ -44,18 +44,22 @@ const char *smm_redis_lib_source(void);
 /* The last error, for logs and /healthz. Never contains the password. */
 const char *smm_redis_sink_errstr(const struct smm_redis_sink *sink);
 
-/* Runs the script in flush mode with av (built by the processor; see smm.lua).
- * SMM_SINK_OK: *n_rejects = 0 when everything was applied, otherwise nothing was applied
- * and rejects[0..*n_rejects) say which partitions failed their fence (at most max).
- * After RETRY the flush may or may not have been applied: resend it, and the fence
- * answers DUP for partitions that were. */
-int smm_redis_sink_flush(struct smm_redis_sink *sink, struct smm_argv *av,
-                         struct smm_flush_reject *rejects, int max, int *n_rejects);
+/* Sends the plain writes pre (idempotent ones: PFADD, SADD, EXPIREAT; NULL = none), then
+ * runs the script in flush mode with av (built by the processor; see smm.lua), on one
+ * connection, so Redis applies pre first.
+ * SMM_SINK_OK: *n_rejects = 0 when everything was applied, otherwise the script applied
+ * nothing and rejects[0..*n_rejects) say which partitions failed their fence (at most
+ * max). After RETRY (also when one of pre failed) the flush may or may not have been
+ * applied: resend it with pre, and the fence answers DUP for partitions that were. */
+int smm_redis_sink_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
+                         struct smm_argv *av, struct smm_flush_reject *rejects, int max,
+                         int *n_rejects);
 /* The same in two steps, so the caller can go on consuming while Redis works: send()
  * writes the call out; poll() answers SMM_SINK_PENDING until the reply is there (wait = 0),
  * or blocks for it up to the timeout (wait = 1), then answers like smm_redis_sink_flush().
  * At most one call may be in flight, and nothing else may use the sink meanwhile. */
-int smm_redis_sink_flush_send(struct smm_redis_sink *sink, struct smm_argv *av);
+int smm_redis_sink_flush_send(struct smm_redis_sink *sink, const struct smm_cmds *pre,
+                              struct smm_argv *av);
 int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
                               struct smm_flush_reject *rejects, int max, int *n_rejects);
 /* Runs the script in tick mode. Writes the number of hours whose account reach sketches

@@ -81,6 +81,7 @@ struct smm_pipeline {
                                        * when its values go as such (held_entry) */
     int cap_held;
     unsigned char *sketch_buf; /* a serialised sketch (SMM_HLL_SERIALIZED_MAX bytes) */
+    struct smm_cmds pre; /* the flush's plain writes, sent ahead of it (reach_writes) */
     const char **linked;       /* linked_build()'s set: account names, NULL = free slot */
     size_t n_linked_slots, cap_linked;
 };
@@ -281,6 +282,7 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     }
     free(pipe->load_gets);
     free(pipe->sketch_buf);
+    smm_cmds_free(&pipe->pre);
     free(pipe->linked);
     for (int r = 0; r < pipe->n_adm_rows; r++) {
         free((char *)pipe->adm_rows[r].set_key);
@@ -447,9 +449,15 @@ int smm_pipeline_encode_flush_begin(struct smm_pipeline *pipe, int64_t now_ms,
                                     struct smm_argv *av)
 {
     pipe->enc_now_ms = now_ms;
+    smm_cmds_reset(&pipe->pre);
     int rc = header(pipe, "flush", now_ms, av);
     rc |= smm_argv_add_str(av, PLACEHOLDER); /* patched by encode_flush_end() */
     return rc ? SMM_ERR : SMM_OK;
+}
+
+const struct smm_cmds *smm_pipeline_flush_writes(const struct smm_pipeline *pipe)
+{
+    return &pipe->pre;
 }
 
 int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts)
@@ -1362,6 +1370,180 @@ static int user_ref_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* PFADD key users[from..to), in commands of at most REACH_CHUNK users. */
+#define REACH_CHUNK 1000
+static void pfadd_refs(struct smm_cmds *c, const char *key, size_t key_len,
+                       const struct user_ref *refs, int from, int to)
+{
+    for (int s = from; s < to; s += REACH_CHUNK) {
+        int e = to - s > REACH_CHUNK ? s + REACH_CHUNK : to;
+        smm_cmds_begin(c, 2 + e - s);
+        smm_cmds_arg_str(c, "PFADD");
+        smm_cmds_arg(c, key, key_len);
+        for (int x = s; x < e; x++) {
+            smm_cmds_arg_str(c, refs[x].user);
+        }
+    }
+}
+
+static void expireat(struct smm_cmds *c, const char *key, size_t key_len, int64_t at)
+{
+    smm_cmds_begin(c, 3);
+    smm_cmds_arg_str(c, "EXPIREAT");
+    smm_cmds_arg(c, key, key_len);
+    smm_cmds_arg_int(c, at);
+}
+
+/* The batch's reach as plain commands into pipe->pre, sent ahead of the script: PFADD is
+ * idempotent, so a sketch may take users before the offsets that cover them move (a
+ * replay adds them again, harmlessly), never after. Every entity with users but the posts
+ * whose sketch goes whole (sketch_encode) gets PFADD <prefix><kind>:<id>:reach, and with
+ * retention EXPIREAT now + idle_days. An account's users also go, sorted by minute, to its
+ * minute sketch :m:<minute> (each listed as "a:<id>\n<minute>" in the set
+ * reach_accounts:h:<hour> that drives the tick's hour merge) and to its day sketch
+ * :d:<day> (expiring DAY_SKETCH_KEEP days after the day). The tick merges an hour once it
+ * is over, and again whatever its set holds for the two hours before, so a minute sketch
+ * written just after its hour's merge is merged on the next tick; for an older hour the
+ * users go straight to its hour sketch :h:<hour> and the minute sketch gets its expiry.
+ * Returns 0, or -1 when out of memory. */
+#define DAY_SKETCH_KEEP 15
+static int reach_writes(struct smm_pipeline *pipe, const struct smm_agg *agg)
+{
+    struct smm_cmds *c = &pipe->pre;
+    const char *P = pipe->cfg->prefix;
+    int64_t now_hour = smm_pipeline_minute(pipe->enc_now_ms) / 60;
+    int64_t keep = pipe->keep_minutes, idle = pipe->cfg->retention_idle_days;
+    int64_t expire_at = pipe->enc_now_ms / 1000 + idle * 86400;
+    char key[2 * SMM_EVENT_ID_MAX + 256], sub[sizeof(key) + 64];
+    struct user_ref *refs = NULL;
+    int cap = 0, rc = 0;
+    /* reach_accounts members of this batch, per hour: "a:<id>\n<minute>" */
+    struct hour_member {
+        int64_t hour;
+        char *member;
+    } *mem = NULL;
+    int n_mem = 0, cap_mem = 0;
+    for (int e = 0; e < smm_agg_entities(agg) && !rc; e++) {
+        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
+        if (ent->first_user < 0 || (ent->kind == SMM_AGG_CONTENT && pipe->held[e] &&
+                                    pipe->held[e]->reach)) {
+            continue; /* no users, or they are in the sketch written whole */
+        }
+        int kl = snprintf(key, sizeof(key), "%s%s:%s:reach", P, smm_agg_kind_prefix(ent->kind),
+                          ent->id);
+        if (kl < 0 || (size_t)kl >= sizeof(key)) {
+            continue; /* cannot happen: route() bounds ids */
+        }
+        if (ent->n_users > cap) {
+            int ncap = ent->n_users > 2 * cap ? ent->n_users : 2 * cap;
+            struct user_ref *nr = realloc(refs, (size_t)ncap * sizeof(*refs));
+            if (!nr) {
+                rc = -1;
+                break;
+            }
+            refs = nr;
+            cap = ncap;
+        }
+        int n = 0;
+        for (int ui = ent->first_user; ui >= 0 && n < ent->n_users;
+             ui = smm_agg_user_at(agg, ui)->next) {
+            refs[n].minute = smm_agg_user_at(agg, ui)->minute;
+            refs[n++].user = smm_agg_user_at(agg, ui)->user;
+        }
+        pfadd_refs(c, key, (size_t)kl, refs, 0, n);
+        if (idle > 0) {
+            expireat(c, key, (size_t)kl, expire_at);
+        }
+        if (ent->kind != SMM_AGG_ACCOUNT) {
+            continue;
+        }
+        qsort(refs, (size_t)n, sizeof(*refs), user_ref_cmp);
+        for (int x = 0, day_at = 0, run_at = 0; x < n && !rc; x++) {
+            int64_t minute = refs[x].minute, day = minute / 1440, hour = minute / 60;
+            if (minute < 0) {
+                day = (minute - 1439) / 1440;
+                hour = (minute - 59) / 60;
+            }
+            if (x + 1 < n && refs[x + 1].minute == minute) {
+                continue; /* the end of this minute's run comes later */
+            }
+            int sl = snprintf(sub, sizeof(sub), "%s:m:%lld", key, (long long)minute);
+            pfadd_refs(c, sub, (size_t)sl, refs, run_at, x + 1);
+            if (hour < now_hour - 1) {
+                expireat(c, sub, (size_t)sl, (minute + 1 + keep) * 60);
+                sl = snprintf(sub, sizeof(sub), "%s:h:%lld", key, (long long)hour);
+                pfadd_refs(c, sub, (size_t)sl, refs, run_at, x + 1);
+                expireat(c, sub, (size_t)sl, (hour * 60 + 60 + keep) * 60);
+            } else {
+                if (n_mem == cap_mem) {
+                    int ncap = cap_mem ? 2 * cap_mem : 256;
+                    void *nm = realloc(mem, (size_t)ncap * sizeof(*mem));
+                    if (!nm) {
+                        rc = -1;
+                        break;
+                    }
+                    mem = nm;
+                    cap_mem = ncap;
+                }
+                size_t il = strlen(ent->id);
+                char *m = malloc(il + 26);
+                if (!m) {
+                    rc = -1;
+                    break;
+                }
+                snprintf(m, il + 26, "a:%s\n%lld", ent->id, (long long)minute);
+                mem[n_mem++] = (struct hour_member){hour, m};
+            }
+            run_at = x + 1;
+            int64_t next_day = 0;
+            if (x + 1 < n) {
+                int64_t nm = refs[x + 1].minute;
+                next_day = nm < 0 ? (nm - 1439) / 1440 : nm / 1440;
+            }
+            if (x + 1 == n || next_day != day) {
+                sl = snprintf(sub, sizeof(sub), "%s:d:%lld", key, (long long)day);
+                pfadd_refs(c, sub, (size_t)sl, refs, day_at, x + 1);
+                expireat(c, sub, (size_t)sl, (day + 1 + DAY_SKETCH_KEEP) * 86400);
+                day_at = x + 1;
+            }
+        }
+    }
+    free(refs);
+    /* One SADD per hour (members grouped by hour: few hours per batch), and its expiry. */
+    for (int i = 0; i < n_mem && !rc; i++) {
+        if (!mem[i].member) {
+            continue;
+        }
+        int64_t hour = mem[i].hour;
+        int k = 0;
+        for (int j = i; j < n_mem; j++) {
+            k += mem[j].member && mem[j].hour == hour;
+        }
+        int kl = snprintf(key, sizeof(key), "%sreach_accounts:h:%lld", P, (long long)hour);
+        for (int j = i, left = k; left > 0;) {
+            int chunk = left > REACH_CHUNK ? REACH_CHUNK : left;
+            smm_cmds_begin(c, 2 + chunk);
+            smm_cmds_arg_str(c, "SADD");
+            smm_cmds_arg(c, key, (size_t)kl);
+            for (int got = 0; got < chunk; j++) {
+                if (mem[j].member && mem[j].hour == hour) {
+                    smm_cmds_arg_str(c, mem[j].member);
+                    free(mem[j].member);
+                    mem[j].member = NULL;
+                    got++;
+                }
+            }
+            left -= chunk;
+        }
+        expireat(c, key, (size_t)kl, (hour * 60 + 60 + keep) * 60);
+    }
+    for (int i = 0; i < n_mem; i++) {
+        free(mem[i].member);
+    }
+    free(mem);
+    return rc || c->oom ? -1 : 0;
+}
+
 /* One part: its fence, then b's counters, reach, statistics, links and admissions (b
  * NULL: empty sections, the fence only). */
 static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, const char *tp,
@@ -1481,59 +1663,10 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     }
     rc |= smm_argv_set_int(av, sketches_at, n_sketches);
 
-    /* Reach groups: kind, id, k, {user}*k, n_min, {minute, j}*n_min. An account's users come
-     * in runs of one minute (its window sketches), the run lengths j after them; the script
-     * hands slices of its argument list straight to PFADD. */
-    int reach_at = av->n;
-    rc |= smm_argv_add_str(av, PLACEHOLDER);
-    int64_t reach = 0;
-    for (int e = 0; e < n_ents && !rc; e++) {
-        const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        if (ent->first_user < 0 || (ent->kind == SMM_AGG_CONTENT && pipe->held[e] &&
-                                    pipe->held[e]->reach)) {
-            continue; /* no users, or they are in the sketch written whole */
-        }
-        rc |= smm_argv_add_str(av, smm_agg_kind_prefix(ent->kind));
-        rc |= smm_argv_add_str(av, ent->id);
-        rc |= smm_argv_add_int(av, ent->n_users);
-        if (ent->kind != SMM_AGG_ACCOUNT) {
-            for (int ui = ent->first_user; ui >= 0; ui = smm_agg_user_at(agg, ui)->next) {
-                rc |= smm_argv_add_str(av, smm_agg_user_at(agg, ui)->user);
-            }
-            rc |= smm_argv_add_int(av, 0);
-            reach++;
-            continue;
-        }
-        /* The account's users sorted by minute, then the length of each minute's run. */
-        struct user_ref *refs = malloc((size_t)ent->n_users * sizeof(*refs));
-        if (!refs) {
-            return SMM_ERR;
-        }
-        int n = 0;
-        for (int ui = ent->first_user; ui >= 0 && n < ent->n_users;
-             ui = smm_agg_user_at(agg, ui)->next) {
-            refs[n].minute = smm_agg_user_at(agg, ui)->minute;
-            refs[n++].user = smm_agg_user_at(agg, ui)->user;
-        }
-        qsort(refs, (size_t)n, sizeof(*refs), user_ref_cmp);
-        int n_min = 0;
-        for (int x = 0; x < n; x++) {
-            rc |= smm_argv_add_str(av, refs[x].user);
-            n_min += x == 0 || refs[x].minute != refs[x - 1].minute;
-        }
-        rc |= smm_argv_add_int(av, n_min);
-        for (int x = 0, run = 0; x < n; x++) {
-            run++;
-            if (x + 1 == n || refs[x + 1].minute != refs[x].minute) {
-                rc |= smm_argv_add_int(av, refs[x].minute);
-                rc |= smm_argv_add_int(av, run);
-                run = 0;
-            }
-        }
-        free(refs);
-        reach++;
+    /* Reach: plain writes sent ahead of the script (reach_writes). */
+    if (agg && !rc) {
+        rc |= reach_writes(pipe, agg);
     }
-    rc |= smm_argv_set_int(av, reach_at, reach);
 
     /* Stats: exactly-once counters of what this batch consumed. */
     int stats_at = av->n;

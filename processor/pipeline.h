@@ -121,6 +121,10 @@ struct smm_flush_fence {
 int smm_pipeline_encode_flush(struct smm_pipeline *pipe, const struct smm_batch *b,
                               int64_t now_ms, const struct smm_flush_fence *fences, int n,
                               struct smm_argv *av);
+/* The plain writes of the flush encoded last (its reach: PFADD, SADD, EXPIREAT), which
+ * go to Redis ahead of its script call, on the same connection (smm_redis_sink_flush).
+ * Valid until the next encode_flush_begin(). */
+const struct smm_cmds *smm_pipeline_flush_writes(const struct smm_pipeline *pipe);
 /* Encodes a tick at now_ms that merges at most max_refresh account minute reach sketches
  * into hour sketches (reach.refresh_max). */
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,

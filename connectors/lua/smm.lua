@@ -27,9 +27,8 @@
 --            (entities whose buckets the processor computed: see write_entities)
 --          n_days, {minute, field, delta}*n_days (their accounts' daily deltas)
 --          n_sketches, {key, sketch_key, expire_at, changed, bytes}*n_sketches
---            (posts' reach sketches the processor computed: see reach below)
---          n_reach, {kind, id, k, {user}*k, n_min, {minute, j}*n_min}*n_reach,
---            (accounts: users sorted by minute, j users per minute; others: n_min 0)
+--            (posts' reach sketches the processor computed: see reach below; the other
+--            users reach their sketches as plain PFADDs sent ahead of this call)
 --          n_stats, {field, delta}*n_stats
 --          n_links, {type, account, a, b, c, ts_ms, biz_ms, x}*n_links  (see links below)
 --          n_adm, {key, base_v, set_key, expire_at, push, n_f, {field, value}*n_f,
@@ -1134,13 +1133,6 @@ if MODE == 'flush' then
     i = i + 1 + 3 * tonumber(ARGV[i])
     part.sketches_at = i
     i = i + 1 + 5 * tonumber(ARGV[i])
-    part.reach_at = i
-    n = tonumber(ARGV[i])
-    i = i + 1
-    for _ = 1, n do
-      i = i + 3 + tonumber(ARGV[i + 2])
-      i = i + 1 + 2 * tonumber(ARGV[i])
-    end
     part.stats_at = i
     i = i + 1 + 2 * tonumber(ARGV[i])
     part.links_at = i
@@ -1294,65 +1286,9 @@ if MODE == 'flush' then
   end
   write_entities(ents, ent_list, parts)
 
-  -- 4. Reach: each group's users are a slice of ARGV handed to PFADD as they are; an
-  -- account's users come sorted by minute, so its minute sketches are slices too.
-  local merged = tonumber(redis.call('HGET', P .. 'meta', 'hour_merged') or '-1')
-  local hour_accts = {}
-  local function pfadd_slice(key, from, to)
-    slice_call('PFADD', key, from, to)
-  end
-  for _, part in ipairs(parts) do
-    i = part.reach_at + 1
-    for _ = 1, tonumber(ARGV[part.reach_at]) do
-      local kind, id, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-      local u0 = i + 3
-      i = u0 + k
-      local n_min = tonumber(ARGV[i])
-      local m0 = i + 1
-      i = m0 + 2 * n_min
-      local key = P .. kind .. ':' .. id .. ':reach'
-      pfadd_slice(key, u0, u0 + k - 1)
-      touch(key)
-      local ent = kind .. ':' .. id
-      -- Windowed reach (accounts): one sketch per minute, merged into hours by the tick,
-      -- and one per UTC day (windows beyond 48 h). The users come sorted by minute, so a
-      -- day's users are one slice too: one PFADD per account and day present.
-      local at = u0
-      local day, day_at = nil, u0
-      local function day_flush(upto)
-        if day then
-          pfadd_slice(key .. ':d:' .. day, day_at, upto)
-          redis.call('EXPIREAT', key .. ':d:' .. day, (day + 1 + DAY_SKETCH_KEEP) * 86400)
-        end
-      end
-      for x = 0, n_min - 1 do
-        local minute, j = tonumber(ARGV[m0 + 2 * x]), tonumber(ARGV[m0 + 2 * x + 1])
-        local d = floor(minute / 1440)
-        if d ~= day then
-          day_flush(at - 1)
-          day, day_at = d, at
-        end
-        local mk = key .. ':m:' .. minute
-        pfadd_slice(mk, at, at + j - 1)
-        local hour = floor(minute / 60)
-        local set = hour_accts[hour]
-        if not set then
-          set = {}
-          hour_accts[hour] = set
-        end
-        set[#set + 1] = ent .. '\n' .. minute -- (ids hold no control characters)
-        if hour <= merged then
-          -- A late event for an hour already merged: add it to the hour sketch too.
-          pfadd_slice(key .. ':h:' .. hour, at, at + j - 1)
-          redis.call('EXPIREAT', mk, (minute + 1 + keep) * 60)
-          -- (a late event may come after the hour sketch expired: never leave it without)
-          redis.call('EXPIREAT', key .. ':h:' .. hour, (hour * 60 + 60 + keep) * 60)
-        end
-        at = at + j
-      end
-      day_flush(at - 1)
-    end
-  end
+  -- 4. Reach. The users of accounts and of posts whose sketch the processor does not hold
+  -- came ahead of this call as plain PFADDs (processor/pipeline.c, reach_writes): adding a
+  -- user twice changes nothing, so they need no fence.
   -- Posts' sketches the processor holds (processor/counters.h): written whole where the
   -- post's hash passed its version check above (nobody else wrote the post since the
   -- processor read it, so the sketch it holds is what is stored plus this batch) and the
@@ -1384,11 +1320,6 @@ if MODE == 'flush' then
       end
       i = i + 5
     end
-  end
-  for hour, ids in pairs(hour_accts) do -- "a:<id>\n<minute>" of each minute sketch written
-    local hkey = P .. 'reach_accounts:h:' .. hour
-    range_call('SADD', hkey, ids)
-    redis.call('EXPIREAT', hkey, (hour * 60 + 60 + keep) * 60)
   end
 
   -- 5. Exactly-once statistics, then the offsets.
@@ -1432,10 +1363,15 @@ end
 -- reads only sketches that exist. At most ARGV[6] (reach.refresh_max) of them per tick, so
 -- a tick stays short however many accounts an hour had: an hour counts as merged once its
 -- set is empty, and until then readers count its minute sketches
--- (connectors/lua/smm_lib.lua).
+-- (connectors/lua/smm_lib.lua). The processors write minute sketches and these sets ahead
+-- of their flush calls, outside any script, so a sketch of an hour can be written just
+-- after that hour's merge: the sets of the two hours before the next one to merge are
+-- merged again whenever they hold members (until then, at most a tick, such users are
+-- missing from the hour's sketch); older hours get their users straight from the processor.
 local budget = tonumber(ARGV[6])
 local merged_count = 0
-for h = merged + 1, now_hour - 1 do
+-- Merges what the set of hour h holds, within the budget; returns the set's key.
+local function merge_hour(h)
   local set = P .. 'reach_accounts:h:' .. h
   local members = budget > 0 and redis.call('SPOP', set, budget) or {}
   budget = budget - #members
@@ -1464,7 +1400,13 @@ for h = merged + 1, now_hour - 1 do
       redis.call('EXPIREAT', keys[x], (tonumber(m) + 1 + minute_keep) * 60)
     end
   end
-  if redis.call('SCARD', set) > 0 then
+  return set
+end
+for h = merged - 1, merged do
+  merge_hour(h)
+end
+for h = merged + 1, now_hour - 1 do
+  if redis.call('SCARD', merge_hour(h)) > 0 then
     break
   end
   merged = h

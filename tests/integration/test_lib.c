@@ -913,23 +913,80 @@ static long long expire_at(const char *key)
     return t;
 }
 
-Test(lib, writer_day_sketches_and_hour_sketch_lifetime)
+/* A pipeline and a sink writing partition t:0 as owner "A". */
+struct writer {
+    struct smm_config cfg;
+    struct smm_pipeline *pipe;
+    struct smm_redis_sink *sink;
+    struct smm_batch b;
+    int64_t offset;
+};
+
+static void writer_open(struct writer *w)
 {
     char err[256];
-    struct smm_config cfg;
-    cr_assert(smm_config_init(&cfg, err, sizeof(err)) == SMM_OK);
-    cr_assert(smm_config_set(&cfg, "kafka.bootstrap.servers", "x:1", "test", err,
+    cr_assert(smm_config_init(&w->cfg, err, sizeof(err)) == SMM_OK);
+    cr_assert(smm_config_set(&w->cfg, "kafka.bootstrap.servers", "x:1", "test", err,
                              sizeof(err)) == SMM_OK);
-    cr_assert(smm_config_finish(&cfg, err, sizeof(err)) == SMM_OK, "%s", err);
-    struct smm_pipeline *pipe = smm_pipeline_new(&cfg, err, sizeof(err));
-    cr_assert(pipe, "%s", err);
+    cr_assert(smm_config_finish(&w->cfg, err, sizeof(err)) == SMM_OK, "%s", err);
+    w->pipe = smm_pipeline_new(&w->cfg, err, sizeof(err));
+    cr_assert(w->pipe, "%s", err);
     struct smm_redis_opts o = {.host = "127.0.0.1", .port = redis.port, .timeout_ms = 5000};
-    struct smm_redis_sink *sink = smm_redis_sink_new(&o, err, sizeof(err));
-    cr_assert(sink && smm_redis_sink_connect(sink) == SMM_SINK_OK);
+    w->sink = smm_redis_sink_new(&o, err, sizeof(err));
+    cr_assert(w->sink && smm_redis_sink_connect(w->sink) == SMM_SINK_OK);
     int64_t stored;
-    cr_assert(smm_redis_sink_claim(sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
-    struct smm_batch b;
-    cr_assert(smm_batch_init(&b, pipe, err, sizeof(err)) == SMM_OK);
+    cr_assert(smm_redis_sink_claim(w->sink, "smm:", "t:0", "A", &stored) == SMM_SINK_OK);
+    cr_assert(smm_batch_init(&w->b, w->pipe, err, sizeof(err)) == SMM_OK);
+    w->offset = -1;
+}
+
+/* Flushes w's batch at now, as the loop does: its plain writes, then the script. */
+static void writer_flush(struct writer *w, int64_t now)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    struct smm_flush_reject rej[4];
+    int n_rej = 0;
+    int64_t next = w->offset < 0 ? 1000 : w->offset + 1000;
+    cr_assert(smm_pipeline_encode_flush_begin(w->pipe, now, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_part(w->pipe, &w->b, "t:0", "A", w->offset, next,
+                                             &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
+    cr_assert(smm_pipeline_encode_viral(w->pipe, now, 0, NULL, 0, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_insights(w->pipe, now, &av) == SMM_OK);
+    cr_assert(smm_redis_sink_flush(w->sink, smm_pipeline_flush_writes(w->pipe), &av, rej, 4,
+                                   &n_rej) == SMM_SINK_OK,
+              "%s", smm_redis_sink_errstr(w->sink));
+    cr_assert_eq(n_rej, 0);
+    smm_argv_free(&av);
+    smm_pipeline_counters_settle(w->pipe, 1);
+    smm_batch_clear(&w->b);
+    w->offset = next;
+}
+
+static void writer_close(struct writer *w)
+{
+    smm_batch_free(&w->b);
+    smm_redis_sink_destroy(w->sink);
+    smm_pipeline_destroy(w->pipe);
+    smm_config_free(&w->cfg);
+}
+
+static long long pfcount(const char *key)
+{
+    redisReply *r = cmd("PFCOUNT", key, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+Test(lib, writer_day_sketches_and_hour_sketch_lifetime)
+{
+    struct writer w;
+    writer_open(&w);
+    struct smm_pipeline *pipe = w.pipe;
+    struct smm_redis_sink *sink = w.sink;
 
     /* Events at 23:50 .. 23:59 of day D-1 and 00:00 .. 00:09 of day D, UTC, around "now". */
     long long day = server_day();
@@ -938,25 +995,14 @@ Test(lib, writer_day_sketches_and_hour_sketch_lifetime)
     char user[32];
     for (int i = 0; i < 300; i++) {
         snprintf(user, sizeof(user), "y%d", i);
-        writer_feed(pipe, &b, user, mid - 10 * 60000 + i * 2000, now);
+        writer_feed(pipe, &w.b, user, mid - 10 * 60000 + i * 2000, now);
     }
     for (int i = 0; i < 200; i++) {
         snprintf(user, sizeof(user), "t%d", i);
-        writer_feed(pipe, &b, user, mid + i * 3000, now);
+        writer_feed(pipe, &w.b, user, mid + i * 3000, now);
     }
-    writer_feed(pipe, &b, "y0", mid + 1000, now); /* yesterday's user again today */
-    struct smm_argv av;
-    smm_argv_init(&av);
-    struct smm_flush_reject rej[4];
-    int n_rej = 0;
-    cr_assert(smm_pipeline_encode_flush_begin(pipe, now, &av) == SMM_OK);
-    cr_assert(smm_pipeline_encode_flush_part(pipe, &b, "t:0", "A", -1, 1000, &av) == SMM_OK);
-    cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-    cr_assert(smm_pipeline_encode_viral(pipe, now, 0, NULL, 0, &av) == SMM_OK);
-    cr_assert(smm_pipeline_encode_insights(pipe, now, &av) == SMM_OK);
-    cr_assert(smm_redis_sink_flush(sink, &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
-              smm_redis_sink_errstr(sink));
-    smm_argv_free(&av);
+    writer_feed(pipe, &w.b, "y0", mid + 1000, now); /* yesterday's user again today */
+    writer_flush(&w, now);
 
     char key[96], got[32];
     snprintf(key, sizeof(key), "smm:a:acct-w:reach:d:%lld", day - 1);
@@ -981,12 +1027,52 @@ Test(lib, writer_day_sketches_and_hour_sketch_lifetime)
     r = cmd("PFCOUNT", key, NULL);
     cr_assert_gt(r->integer, 250, "hour %lld merged (%lld users)", hour, r->integer);
     freeReplyObject(r);
-    long long grace = (cfg.window_grace_ms + 59999) / 60000;
+    long long grace = (w.cfg.window_grace_ms + 59999) / 60000;
     cr_assert_eq(expire_at(key), ((hour + 1) * 60 + 48 * 60 + grace) * 60,
                  "the hour sketch of the previous period of 24 h outlives it");
+    writer_close(&w);
+}
 
-    smm_batch_free(&b);
-    smm_redis_sink_destroy(sink);
-    smm_pipeline_destroy(pipe);
-    smm_config_free(&cfg);
+/* Reach goes to Redis ahead of the flush's script, so a minute sketch can be written just
+ * after the tick merged its hour: the next tick merges it too. An hour older than the one
+ * before now gets its users straight into its hour sketch, and the minute sketch its
+ * expiry (no tick would ever merge it). */
+Test(lib, writer_reach_after_the_hour_merge)
+{
+    struct writer w;
+    writer_open(&w);
+    long long now_min = server_day() * 1440 + 12 * 60 + 30; /* 12:30 UTC today */
+    int64_t now = (int64_t)now_min * 60000, hour = now_min / 60;
+    writer_tick(w.pipe, w.sink, now); /* merges 11:xx (empty): hour_merged = 11 */
+    char user[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(user, sizeof(user), "s%d", i); /* 11:59: just after its merge */
+        writer_feed(w.pipe, &w.b, user, (hour * 60 - 1) * 60000, now);
+        snprintf(user, sizeof(user), "l%d", i); /* 09:59: long merged */
+        writer_feed(w.pipe, &w.b, user, ((hour - 2) * 60 - 1) * 60000, now);
+    }
+    writer_flush(&w, now);
+    char key[96], set[64];
+    snprintf(key, sizeof(key), "smm:a:acct-w:reach:h:%lld", (long long)hour - 3);
+    cr_assert_eq(pfcount(key), 40, "09:xx's users straight into its hour sketch");
+    cr_assert_eq(expire_at(key), ((hour - 3) * 60 + 60 + 48 * 60 + 60) * 60);
+    snprintf(key, sizeof(key), "smm:a:acct-w:reach:m:%lld", (long long)(hour - 2) * 60 - 1);
+    cr_assert_gt(expire_at(key), 0, "09:59's minute sketch expires without a merge");
+    snprintf(key, sizeof(key), "smm:a:acct-w:reach:h:%lld", (long long)hour - 1);
+    cr_assert_eq(pfcount(key), 0, "11:xx was merged before its users came");
+    snprintf(set, sizeof(set), "smm:reach_accounts:h:%lld", (long long)hour - 1);
+    redisReply *r = cmd("SCARD", set, NULL);
+    cr_assert_eq(r->integer, 1, "11:59's minute sketch listed for a merge");
+    freeReplyObject(r);
+
+    writer_tick(w.pipe, w.sink, now + 1000);
+    cr_assert_eq(pfcount(key), 40, "the next tick merged 11:59 into 11:xx");
+    r = cmd("SCARD", set, NULL);
+    cr_assert_eq(r->integer, 0);
+    freeReplyObject(r);
+    snprintf(key, sizeof(key), "smm:a:acct-w:reach:m:%lld", (long long)hour * 60 - 1);
+    cr_assert_neq(expire_at(key), -1, "11:59's minute sketch expires once merged (or is gone)");
+    snprintf(key, sizeof(key), "smm:a:acct-w:reach");
+    cr_assert_eq(pfcount(key), 80);
+    writer_close(&w);
 }

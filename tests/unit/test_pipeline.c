@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "connectors/redis_sink.h"
+#include <hiredis/read.h>
 #include "metrics/hll.h"
 #include "processor/pipeline.h"
 
@@ -219,10 +220,75 @@ struct flush {
     struct part parts[8];
 };
 
+/* The plain writes sent ahead of a flush (smm_pipeline_flush_writes): the reach of its
+ * batch, shown with the first part as "kind|id|minute|user" per user (minute "-" but for
+ * accounts' minute sketches), n_reach = the lifetime sketches written. Checks that each
+ * account's users reach its lifetime, minute and day sketches alike, that every minute
+ * sketch is listed for the hour merge, and that nothing else is there. */
+static void parse_writes(const struct smm_cmds *c, const char *prefix, struct part *p)
+{
+    redisReader *rd = redisReaderCreate();
+    cr_assert_not_null(rd);
+    cr_assert_eq(redisReaderFeed(rd, c->buf, c->used), REDIS_OK);
+    struct lines l = {0};
+    size_t pl = strlen(prefix);
+    int64_t life_a = 0, minute_a = 0, day_a = 0, listed = 0, n_minute_keys = 0;
+    for (int x = 0; x < c->n; x++) {
+        redisReply *r = NULL;
+        cr_assert(redisReaderGetReply(rd, (void **)&r) == REDIS_OK && r);
+        cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements >= 3);
+        const char *cmd = r->element[0]->str, *key = r->element[1]->str;
+        cr_assert(strncmp(key, prefix, pl) == 0, "%s", key);
+        key += pl;
+        if (!strcmp(cmd, "SADD")) {
+            cr_assert(!strncmp(key, "reach_accounts:h:", 17), "%s", key);
+            listed += (int64_t)r->elements - 2;
+        } else if (!strcmp(cmd, "EXPIREAT")) {
+            cr_assert_eq(r->elements, 3);
+        } else {
+            cr_assert_str_eq(cmd, "PFADD");
+            char kind[8], id[256];
+            const char *colon = strchr(key, ':'), *tail = strstr(key, ":reach");
+            cr_assert(colon && tail && colon < tail && colon - key < 8, "%s", key);
+            snprintf(kind, sizeof(kind), "%.*s", (int)(colon - key), key);
+            snprintf(id, sizeof(id), "%.*s", (int)(tail - colon - 1), colon + 1);
+            tail += 6;
+            int64_t k = (int64_t)r->elements - 2;
+            if (!*tail) {
+                p->n_reach++;
+                if (!strcmp(kind, "a")) {
+                    life_a += k;
+                } else {
+                    for (size_t u = 2; u < r->elements; u++) {
+                        lines_add(&l, "%s|%s|-|%s", kind, id, r->element[u]->str);
+                    }
+                }
+            } else if (!strncmp(tail, ":m:", 3)) {
+                cr_assert_str_eq(kind, "a");
+                minute_a += k;
+                n_minute_keys++;
+                for (size_t u = 2; u < r->elements; u++) {
+                    lines_add(&l, "a|%s|%s|%s", id, tail + 3, r->element[u]->str);
+                }
+            } else {
+                cr_assert(!strncmp(tail, ":d:", 3), "%s", key);
+                day_a += k;
+            }
+        }
+        freeReplyObject(r);
+    }
+    redisReaderFree(rd);
+    cr_assert_eq(minute_a, life_a, "accounts' minute sketches take %lld users, lifetime %lld",
+                 (long long)minute_a, (long long)life_a);
+    cr_assert_eq(day_a, life_a);
+    cr_assert_eq(listed, n_minute_keys, "every minute sketch listed for the merge");
+    p->reach = lines_join(&l);
+}
+
 /* Walks a 'flush' argument list the way the script does and checks it is consumed
  * exactly: the fence loop computes each section's position, then the apply loops read
- * them. */
-static void parse_flush(struct lua_argv *la, struct flush *fl)
+ * them; writes: the plain writes sent with it (NULL: none). */
+static void parse_flush(struct lua_argv *la, const struct smm_cmds *writes, struct flush *fl)
 {
     memset(fl, 0, sizeof(*fl));
     snprintf(fl->mode, sizeof(fl->mode), "%s", ARGV(la, 1));
@@ -233,8 +299,8 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
     fl->n_parts = (int)tonumber(la, 6);
     cr_assert(fl->n_parts >= 0 && fl->n_parts <= 8);
     int i = 7;
-    int groups_at[8], abs_at[8], days_at[8], sketches_at[8], reach_at[8], stats_at[8],
-        links_at[8], adm_at[8];
+    int groups_at[8], abs_at[8], days_at[8], sketches_at[8], stats_at[8], links_at[8],
+        adm_at[8];
     /* 1. the fence loop: positions only */
     for (int pi = 0; pi < fl->n_parts; pi++) {
         struct part *p = &fl->parts[pi];
@@ -259,13 +325,6 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         i = i + 1 + 3 * (int)tonumber(la, i);
         sketches_at[pi] = i;
         i = i + 1 + 5 * (int)tonumber(la, i);
-        reach_at[pi] = i;
-        n = tonumber(la, i);
-        i++;
-        for (int64_t r = 0; r < n; r++) {
-            i = i + 3 + (int)tonumber(la, i + 2);
-            i = i + 1 + 2 * (int)tonumber(la, i);
-        }
         stats_at[pi] = i;
         i = i + 1 + 2 * (int)tonumber(la, i);
         links_at[pi] = i;
@@ -360,42 +419,6 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
         }
         p->sketches = lines_join(&lsk);
 
-        i = reach_at[pi] + 1;
-        p->n_reach = (int)tonumber(la, reach_at[pi]);
-        for (int r = 0; r < p->n_reach; r++) {
-            /* kind, id, k, {user}*k, n_min, {minute, j}*n_min; shown as kind|id|minute|user,
-             * minute "-" for the kinds without minute sketches */
-            const char *kind = ARGV(la, i), *id = ARGV(la, i + 1);
-            int64_t k = tonumber(la, i + 2);
-            cr_assert(k > 0, "empty reach group");
-            int u0 = i + 3;
-            int m0 = u0 + (int)k + 1;
-            int64_t n_min = tonumber(la, u0 + (int)k);
-            i = m0 + 2 * (int)n_min;
-            if (strcmp(kind, "a") != 0) {
-                cr_assert_eq(n_min, 0, "minute runs for %s:%s", kind, id);
-                for (int64_t x = 0; x < k; x++) {
-                    lines_add(&l, "%s|%s|-|%s", kind, id, ARGV(la, u0 + (int)x));
-                }
-                continue;
-            }
-            int at = u0;
-            for (int64_t x = 0; x < n_min; x++) {
-                int64_t minute = tonumber(la, m0 + 2 * (int)x);
-                int64_t j = tonumber(la, m0 + 2 * (int)x + 1);
-                cr_assert(j > 0, "empty minute run");
-                if (x > 0) {
-                    cr_assert(minute > tonumber(la, m0 + 2 * (int)x - 2), "runs out of order");
-                }
-                for (int64_t y = 0; y < j; y++) {
-                    lines_add(&l, "%s|%s|%lld|%s", kind, id, (long long)minute, ARGV(la, at++));
-                }
-            }
-            cr_assert_eq(at, u0 + (int)k, "minute runs cover %d of %lld users", at - u0,
-                         (long long)k);
-        }
-        p->reach = lines_join(&l);
-
         i = stats_at[pi] + 1;
         p->n_stats = (int)tonumber(la, stats_at[pi]);
         for (int s = 0; s < p->n_stats; s++) {
@@ -450,6 +473,13 @@ static void parse_flush(struct lua_argv *la, struct flush *fl)
             lines_add(&la2, "%s", rec);
         }
         p->adm = lines_join(&la2);
+    }
+    for (int pi = 0; pi < fl->n_parts; pi++) {
+        if (pi == 0 && writes) {
+            parse_writes(writes, fl->prefix, &fl->parts[0]);
+        } else {
+            fl->parts[pi].reach = strdup("");
+        }
     }
 }
 
@@ -645,7 +675,7 @@ Test(pipeline, encode_flush_two_parts)
     struct lua_argv la;
     lua_argv_load(&la, &av);
     struct flush fl;
-    parse_flush(&la, &fl);
+    parse_flush(&la, smm_pipeline_flush_writes(fx.pipe), &fl);
 
     cr_assert_str_eq(fl.mode, "flush");
     cr_assert_str_eq(fl.prefix, "smm:");
@@ -668,8 +698,11 @@ Test(pipeline, encode_flush_two_parts)
              "c|c1|%lld|like=1,engagement=1\n",
              NOW_MIN - 1, NOW_MIN, NOW_MIN - 1, NOW_MIN);
     cr_assert_str_eq(p->groups, want);
-    cr_assert_eq(p->n_reach, 2); /* the mention's user is not reach */
-    snprintf(want, sizeof(want), "a|a1|%lld|u1\nc|c1|-|u1\n", NOW_MIN - 1);
+    /* The reach of both parts' batches goes ahead of the call, shown with part 0; the
+     * mention's user is not reach. */
+    cr_assert_eq(p->n_reach, 4);
+    snprintf(want, sizeof(want), "a|a1|%lld|u1\na|a2|%lld|u9\nc|c1|-|u1\nc|c2|-|u9\n",
+             NOW_MIN - 1, NOW_MIN);
     cr_assert_str_eq(p->reach, want);
     cr_assert_eq(p->n_stats, 6);
     cr_assert_str_eq(p->stats, "dead_letter:invalid_json=2\n"
@@ -690,9 +723,7 @@ Test(pipeline, encode_flush_two_parts)
              "c|c2|%lld|view=1,unlike=1,engagement=-1\n",
              NOW_MIN, NOW_MIN);
     cr_assert_str_eq(p->groups, want);
-    cr_assert_eq(p->n_reach, 2);
-    snprintf(want, sizeof(want), "a|a2|%lld|u9\nc|c2|-|u9\n", NOW_MIN);
-    cr_assert_str_eq(p->reach, want);
+    cr_assert_eq(p->n_reach, 0);
     cr_assert_eq(p->n_stats, 2);
     cr_assert_str_eq(p->stats, "events_counted=2\nmessages=2\n");
 
@@ -707,13 +738,14 @@ Test(pipeline, encode_flush_two_parts)
                  SMM_OK);
     cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
     lua_argv_load(&la, &av);
-    parse_flush(&la, &fl);
+    parse_flush(&la, smm_pipeline_flush_writes(fx.pipe), &fl);
     cr_assert_eq(fl.now_min, NOW_MIN + 1);
     cr_assert_eq(fl.n_parts, 1);
     cr_assert_eq(fl.parts[0].n_groups, 0);
     cr_assert_eq(fl.parts[0].n_reach, 0);
     cr_assert_eq(fl.parts[0].n_stats, 0);
-    cr_assert_eq(la.n, 6 + 4 + 8, "an empty part is its fence and eight zero counts");
+    cr_assert_eq(la.n, 6 + 4 + 7, "an empty part is its fence and seven zero counts");
+    cr_assert_eq(smm_pipeline_flush_writes(fx.pipe)->n, 0, "and no writes ahead");
     flush_free(&fl);
     lua_argv_free(&la);
 
@@ -748,7 +780,6 @@ Test(pipeline, encode_flush_exact_positions)
         "t:3", "tk", "7", "8",                                         /* fence */
         "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
         "0", "0", "0",                          /* no absolutes, no days, no sketches */
-        "0",                                                           /* no reach */
         "2", "messages", "1", "events_counted", "1",                   /* stats */
         "0",                                                           /* no links */
         "0",                                                           /* no admissions */
@@ -757,9 +788,8 @@ Test(pipeline, encode_flush_exact_positions)
     cr_assert_eq(la.n, n_want, "%d arguments, want %d", la.n, n_want);
     for (int i = 0; i < n_want; i++) {
         /* Counts patched into placeholders carry leading zeros; compare as numbers. */
-        if (i == 5 || i == 10 || i == 17 || i == 18 || i == 19 || i == 20 || i == 21 ||
-            i == 27) {
-            /* n_parts, n_groups, n_abs, n_days, n_sketches, n_reach, n_stats, n_adm */
+        if (i == 5 || i == 10 || i == 17 || i == 18 || i == 19 || i == 20 || i == 26) {
+            /* n_parts, n_groups, n_abs, n_days, n_sketches, n_stats, n_adm */
             cr_assert_eq(tonumber(&la, i + 1), strtoll(want[i], NULL, 10), "ARGV[%d] = %s",
                          i + 1, la.arg[i]);
         } else {
@@ -797,7 +827,7 @@ Test(pipeline, like_unlike_cancel_keeps_type_counts)
     struct lua_argv la;
     lua_argv_load(&la, &av);
     struct flush fl;
-    parse_flush(&la, &fl);
+    parse_flush(&la, smm_pipeline_flush_writes(fx.pipe), &fl);
     char want[256];
     snprintf(want, sizeof(want), "a|a|%lld|like=1,unlike=1\nc|c|%lld|like=1,unlike=1\n", NOW_MIN,
              NOW_MIN);
@@ -854,20 +884,31 @@ Test(pipeline, encode_flush_many_entities)
     cr_assert_eq(tonumber(&la, i + 1), 0);
     cr_assert_eq(tonumber(&la, i + 2), 0, "no sketches: nothing was loaded");
     i += 3;
-    int64_t n_reach = tonumber(&la, i);
-    cr_assert_eq(n_reach, 20000 + 10);
-    i++;
-    int64_t users = 0;
-    for (int64_t r = 0; r < n_reach; r++) {
-        int64_t k = tonumber(&la, i + 2);
-        users += k;
-        i += 3 + (int)k;
-        i += 1 + 2 * (int)tonumber(&la, i);
+    /* The reach goes ahead of the call: one lifetime PFADD per entity with users. Each
+     * content saw one user. Account j's events are i = j, j+10, ...: their minute (i % 3)
+     * and user (i % 100) repeat every 300, so an account has 30 distinct (minute, user)
+     * pairs, each sent once to its lifetime, minute and day sketches. */
+    const struct smm_cmds *w = smm_pipeline_flush_writes(fx.pipe);
+    redisReader *rd = redisReaderCreate();
+    cr_assert(rd && redisReaderFeed(rd, w->buf, w->used) == REDIS_OK);
+    int64_t lifetimes = 0, users = 0, minute_users = 0;
+    for (int x = 0; x < w->n; x++) {
+        redisReply *r = NULL;
+        cr_assert(redisReaderGetReply(rd, (void **)&r) == REDIS_OK && r);
+        const char *key = r->element[1]->str;
+        size_t kl = strlen(key);
+        if (!strcmp(r->element[0]->str, "PFADD") && kl > 6 && !strcmp(key + kl - 6, ":reach")) {
+            lifetimes++;
+            users += (int64_t)r->elements - 2;
+        } else if (!strcmp(r->element[0]->str, "PFADD") && strstr(key, ":reach:m:")) {
+            minute_users += (int64_t)r->elements - 2;
+        }
+        freeReplyObject(r);
     }
-    /* Each content saw one user. Account j's events are i = j, j+10, ...: their minute
-     * (i % 3) and user (i % 100) repeat every 300, so an account has 30 distinct
-     * (minute, user) pairs, each sent once. */
+    redisReaderFree(rd);
+    cr_assert_eq(lifetimes, 20000 + 10);
     cr_assert_eq(users, 20000 + 10 * 30);
+    cr_assert_eq(minute_users, 10 * 30);
     int64_t n_stats = tonumber(&la, i);
     cr_assert_eq(n_stats, 2);
     i += 1 + 2 * (int)n_stats;
@@ -995,7 +1036,7 @@ Test(pipeline, insights_routing_and_links)
     struct lua_argv la;
     lua_argv_load(&la, &av);
     struct flush fl;
-    parse_flush(&la, &fl);
+    parse_flush(&la, smm_pipeline_flush_writes(fx.pipe), &fl);
     const struct part *p = &fl.parts[0];
     int64_t m = NOW_MIN;
     /* Compare as sets of groups, whatever the metric order within a group. */
@@ -1090,7 +1131,7 @@ Test(pipeline, segments_disabled)
     struct lua_argv la;
     lua_argv_load(&la, &av);
     struct flush fl;
-    parse_flush(&la, &fl);
+    parse_flush(&la, smm_pipeline_flush_writes(fx.pipe), &fl);
     cr_assert_eq(fl.parts[0].n_groups, 3, "content, account, source:\n%s", fl.parts[0].groups);
     cr_assert_null(strstr(fl.parts[0].groups, "g|"), "%s", fl.parts[0].groups);
     cr_assert(strncmp(fl.parts[0].adm, "smm:ss:b1:source|", 17) == 0 && fl.parts[0].n_adm == 1,
@@ -1138,7 +1179,7 @@ Test(pipeline, encode_flush_one_batch_all_fences)
         struct lua_argv la;
         lua_argv_load(&la, &av);
         struct flush fl;
-        parse_flush(&la, &fl);
+        parse_flush(&la, smm_pipeline_flush_writes(fx.pipe), &fl);
         cr_assert_eq(fl.n_parts, 2);
         const struct part *p = &fl.parts[0];
         cr_assert_str_eq(p->tp, "t:0");
@@ -1271,7 +1312,7 @@ static void encode_one(struct fixture *fx, struct smm_batch *b, struct flush *fl
     cr_assert_eq(smm_pipeline_encode_flush_part(fx->pipe, b, "t:0", "tk", 1, 2, &av), SMM_OK);
     cr_assert_eq(smm_pipeline_encode_flush_end(&av, 1), SMM_OK);
     lua_argv_load(la, &av);
-    parse_flush(la, fl);
+    parse_flush(la, smm_pipeline_flush_writes(fx->pipe), fl);
     smm_argv_free(&av);
 }
 
