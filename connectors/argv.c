@@ -109,17 +109,20 @@ int smm_argv_add_str(struct smm_argv *av, const char *s)
     return smm_argv_add(av, s, strlen(s));
 }
 
+/* v in decimal into out (no NUL, at most 20 bytes); returns the length. */
+static size_t int_text(char *out, int64_t v)
+{
+    if (v < 0) {
+        out[0] = '-';
+        return 1 + (size_t)digits(out + 1, (uint64_t)0 - (uint64_t)v);
+    }
+    return (size_t)digits(out, (uint64_t)v);
+}
+
 int smm_argv_add_int(struct smm_argv *av, int64_t v)
 {
     char tmp[24];
-    int n = 0;
-    if (v < 0) {
-        tmp[n++] = '-';
-        n += digits(tmp + n, (uint64_t)0 - (uint64_t)v);
-    } else {
-        n = digits(tmp, (uint64_t)v);
-    }
-    return smm_argv_add(av, tmp, (size_t)n);
+    return smm_argv_add(av, tmp, int_text(tmp, v));
 }
 
 int smm_argv_set_int(struct smm_argv *av, int i, int64_t v)
@@ -253,12 +256,5 @@ void smm_cmds_arg_str(struct smm_cmds *c, const char *s)
 void smm_cmds_arg_int(struct smm_cmds *c, int64_t v)
 {
     char tmp[24];
-    int n = 0;
-    if (v < 0) {
-        tmp[n++] = '-';
-        n += digits(tmp + n, (uint64_t)0 - (uint64_t)v);
-    } else {
-        n = digits(tmp, (uint64_t)v);
-    }
-    smm_cmds_arg(c, tmp, (size_t)n);
+    smm_cmds_arg(c, tmp, int_text(tmp, v));
 }

@@ -904,13 +904,19 @@ static void writer_tick(struct smm_pipeline *pipe, struct smm_redis_sink *sink, 
     smm_argv_free(&av);
 }
 
-static long long expire_at(const char *key)
+/* The integer reply of <command> <key>. */
+static long long key_int(const char *command, const char *key)
 {
-    redisReply *r = cmd("EXPIRETIME", key, NULL);
-    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+    redisReply *r = cmd(command, key, NULL);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "%s %s", command, key);
     long long t = r->integer;
     freeReplyObject(r);
     return t;
+}
+
+static long long expire_at(const char *key)
+{
+    return key_int("EXPIRETIME", key);
 }
 
 /* A pipeline and a sink writing partition t:0 as owner "A". */
@@ -972,14 +978,6 @@ static void writer_close(struct writer *w)
     smm_config_free(&w->cfg);
 }
 
-static long long pfcount(const char *key)
-{
-    redisReply *r = cmd("PFCOUNT", key, NULL);
-    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
-    long long n = r->integer;
-    freeReplyObject(r);
-    return n;
-}
 
 Test(lib, writer_day_sketches_and_hour_sketch_lifetime)
 {
@@ -1054,25 +1052,21 @@ Test(lib, writer_reach_after_the_hour_merge)
     writer_flush(&w, now);
     char key[96], set[64];
     snprintf(key, sizeof(key), "smm:a:acct-w:reach:h:%lld", (long long)hour - 3);
-    cr_assert_eq(pfcount(key), 40, "09:xx's users straight into its hour sketch");
+    cr_assert_eq(key_int("PFCOUNT", key), 40, "09:xx's users straight into its hour sketch");
     cr_assert_eq(expire_at(key), ((hour - 3) * 60 + 60 + 48 * 60 + 60) * 60);
     snprintf(key, sizeof(key), "smm:a:acct-w:reach:m:%lld", (long long)(hour - 2) * 60 - 1);
     cr_assert_gt(expire_at(key), 0, "09:59's minute sketch expires without a merge");
     snprintf(key, sizeof(key), "smm:a:acct-w:reach:h:%lld", (long long)hour - 1);
-    cr_assert_eq(pfcount(key), 0, "11:xx was merged before its users came");
+    cr_assert_eq(key_int("PFCOUNT", key), 0, "11:xx was merged before its users came");
     snprintf(set, sizeof(set), "smm:reach_accounts:h:%lld", (long long)hour - 1);
-    redisReply *r = cmd("SCARD", set, NULL);
-    cr_assert_eq(r->integer, 1, "11:59's minute sketch listed for a merge");
-    freeReplyObject(r);
+    cr_assert_eq(key_int("SCARD", set), 1, "11:59's minute sketch listed for a merge");
 
     writer_tick(w.pipe, w.sink, now + 1000);
-    cr_assert_eq(pfcount(key), 40, "the next tick merged 11:59 into 11:xx");
-    r = cmd("SCARD", set, NULL);
-    cr_assert_eq(r->integer, 0);
-    freeReplyObject(r);
+    cr_assert_eq(key_int("PFCOUNT", key), 40, "the next tick merged 11:59 into 11:xx");
+    cr_assert_eq(key_int("SCARD", set), 0);
     snprintf(key, sizeof(key), "smm:a:acct-w:reach:m:%lld", (long long)hour * 60 - 1);
     cr_assert_neq(expire_at(key), -1, "11:59's minute sketch expires once merged (or is gone)");
     snprintf(key, sizeof(key), "smm:a:acct-w:reach");
-    cr_assert_eq(pfcount(key), 80);
+    cr_assert_eq(key_int("PFCOUNT", key), 80);
     writer_close(&w);
 }

@@ -160,3 +160,51 @@ Test(argv, lengths_and_integers_at_digit_boundaries)
     free(data);
     smm_argv_free(&av);
 }
+
+/* smm_cmds: whole commands back to back, each decoded as its own array; reset empties the
+ * list. */
+Test(argv, command_list_back_to_back)
+{
+    struct smm_cmds c;
+    smm_cmds_init(&c);
+    for (int round = 0; round < 2; round++) {
+        smm_cmds_reset(&c);
+        smm_cmds_begin(&c, 3);
+        smm_cmds_arg_str(&c, "PFADD");
+        smm_cmds_arg(&c, "k\r\n\0x", 5);
+        smm_cmds_arg_str(&c, "");
+        for (int i = 0; i < 3000; i++) { /* past the first 64 KiB */
+            smm_cmds_begin(&c, 3);
+            smm_cmds_arg_str(&c, "EXPIREAT");
+            smm_cmds_arg_str(&c, "key-with-a-longer-name-to-grow-the-buffer");
+            smm_cmds_arg_int(&c, i % 2 ? -1234567890123LL : (int64_t)i);
+        }
+        cr_assert_eq(c.n, 3001);
+        cr_assert_eq(c.oom, 0);
+        redisReader *r = redisReaderCreate();
+        cr_assert(r && redisReaderFeed(r, c.buf, c.used) == REDIS_OK);
+        for (int x = 0; x < c.n; x++) {
+            redisReply *rep = NULL;
+            cr_assert(redisReaderGetReply(r, (void **)&rep) == REDIS_OK && rep, "command %d", x);
+            cr_assert_eq(rep->type, REDIS_REPLY_ARRAY);
+            cr_assert_eq(rep->elements, 3);
+            if (x == 0) {
+                expect_arg(rep, 0, "PFADD", 5);
+                expect_arg(rep, 1, "k\r\n\0x", 5);
+                expect_arg(rep, 2, "", 0);
+            } else {
+                char want[32];
+                int i = x - 1;
+                int n = snprintf(want, sizeof(want), "%lld",
+                                 i % 2 ? -1234567890123LL : (long long)i);
+                expect_arg(rep, 2, want, (size_t)n);
+            }
+            freeReplyObject(rep);
+        }
+        void *more = NULL;
+        cr_assert_eq(redisReaderGetReply(r, &more), REDIS_OK);
+        cr_assert_null(more, "bytes after the last command");
+        redisReaderFree(r);
+    }
+    smm_cmds_free(&c);
+}
