@@ -1370,6 +1370,12 @@ static int user_ref_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* a / b rounded down (b > 0), as the script's math.floor: minutes before 1970 too. */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
 /* PFADD key users[from..to), in commands of at most REACH_CHUNK users. */
 #define REACH_CHUNK 1000
 static void pfadd_refs(struct smm_cmds *c, const char *key, size_t key_len,
@@ -1459,11 +1465,8 @@ static int reach_writes(struct smm_pipeline *pipe, const struct smm_agg *agg)
         }
         qsort(refs, (size_t)n, sizeof(*refs), user_ref_cmp);
         for (int x = 0, day_at = 0, run_at = 0; x < n && !rc; x++) {
-            int64_t minute = refs[x].minute, day = minute / 1440, hour = minute / 60;
-            if (minute < 0) {
-                day = (minute - 1439) / 1440;
-                hour = (minute - 59) / 60;
-            }
+            int64_t minute = refs[x].minute, day = floor_div(minute, 1440);
+            int64_t hour = floor_div(minute, 60);
             if (x + 1 < n && refs[x + 1].minute == minute) {
                 continue; /* the end of this minute's run comes later */
             }
@@ -1495,12 +1498,7 @@ static int reach_writes(struct smm_pipeline *pipe, const struct smm_agg *agg)
                 mem[n_mem++] = (struct hour_member){hour, m};
             }
             run_at = x + 1;
-            int64_t next_day = 0;
-            if (x + 1 < n) {
-                int64_t nm = refs[x + 1].minute;
-                next_day = nm < 0 ? (nm - 1439) / 1440 : nm / 1440;
-            }
-            if (x + 1 == n || next_day != day) {
+            if (x + 1 == n || floor_div(refs[x + 1].minute, 1440) != day) {
                 sl = snprintf(sub, sizeof(sub), "%s:d:%lld", key, (long long)day);
                 pfadd_refs(c, sub, (size_t)sl, refs, day_at, x + 1);
                 expireat(c, sub, (size_t)sl, (day + 1 + DAY_SKETCH_KEEP) * 86400);
