@@ -82,8 +82,6 @@ struct smm_pipeline {
     int cap_held;
     unsigned char *sketch_buf; /* a serialised sketch (SMM_HLL_SERIALIZED_MAX bytes) */
     struct smm_cmds pre; /* the flush's plain writes, sent ahead of it (reach_writes) */
-    const char **linked;       /* linked_build()'s set: account names, NULL = free slot */
-    size_t n_linked_slots, cap_linked;
 };
 
 /* abs_encode()'s working space: one entity's values and deltas. */
@@ -283,7 +281,6 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     free(pipe->load_gets);
     free(pipe->sketch_buf);
     smm_cmds_free(&pipe->pre);
-    free(pipe->linked);
     for (int r = 0; r < pipe->n_adm_rows; r++) {
         free((char *)pipe->adm_rows[r].set_key);
     }
@@ -498,57 +495,12 @@ static size_t ent_name(const struct smm_agg_entity *ent, char *out, size_t size)
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
-/* The accounts the script adds to itself in the batch being planned or encoded (a
- * message, reply, referral or conversion of the account: see links in smm.lua): an
- * open-addressing set of their names, rebuilt by linked_build() from the batch's links. */
-static int linked_build(struct smm_pipeline *pipe, const struct smm_agg *agg)
+/* Entities whose values the processor may compute: every kind with counters in the
+ * batch. What the script adds itself (the yields of messages, replies, referrals and
+ * conversions) goes to buckets of their own (write_links in smm.lua). */
+static int computable(const struct smm_agg_entity *ent)
 {
-    size_t need = 16;
-    while (need < 2 * (size_t)smm_agg_links(agg) + 2) {
-        need *= 2;
-    }
-    if (need > pipe->cap_linked) {
-        void *p = realloc(pipe->linked, need * sizeof(*pipe->linked));
-        if (!p) {
-            return -1;
-        }
-        pipe->linked = p;
-        pipe->cap_linked = need;
-    }
-    pipe->n_linked_slots = need;
-    memset(pipe->linked, 0, need * sizeof(*pipe->linked));
-    for (int i = 0; i < smm_agg_links(agg); i++) {
-        const char *a = smm_agg_link_at(agg, i)->account;
-        size_t j = smm_hash64(a, strlen(a)) & (need - 1);
-        while (pipe->linked[j] && strcmp(pipe->linked[j], a) != 0) {
-            j = (j + 1) & (need - 1);
-        }
-        pipe->linked[j] = a;
-    }
-    return 0;
-}
-
-/* 1 when account (len bytes) is in the linked set: its counters cannot be computed here,
- * nor its sources' (a conversion credits the source of its referral, which only Redis
- * knows). */
-static int account_linked(const struct smm_pipeline *pipe, const char *account, size_t len)
-{
-    size_t mask = pipe->n_linked_slots - 1;
-    for (size_t j = smm_hash64(account, len) & mask; pipe->linked[j]; j = (j + 1) & mask) {
-        if (strncmp(pipe->linked[j], account, len) == 0 && pipe->linked[j][len] == '\0') {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Entities whose values the processor may compute: every kind, but for the accounts and
- * sources the script adds to in this batch (linked_build() first). */
-static int computable(const struct smm_pipeline *pipe, const struct smm_agg_entity *ent)
-{
-    return ent->first_minute >= 0 &&
-           !(ent->kind == SMM_AGG_ACCOUNT && account_linked(pipe, ent->id, strlen(ent->id))) &&
-           !(ent->kind == SMM_AGG_SOURCE && account_linked(pipe, ent->id, (size_t)ent->split));
+    return ent->first_minute >= 0;
 }
 
 static int has_name(char names[][SMM_COUNTERS_NAME], int n, const char *name)
@@ -654,14 +606,11 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
         free(pipe->load_gets[r]);
     }
     pipe->n_loads = 0;
-    if (linked_build(pipe, agg) != 0) {
-        return 0; /* out of memory: nothing is loaded, the script adds every delta */
-    }
     char key[3 * SMM_EVENT_ID_MAX + 256];
     char names[SMM_COUNTERS_FIELDS][SMM_COUNTERS_NAME];
     for (int i = 0; i < smm_agg_entities(agg); i++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, i);
-        if (!computable(pipe, ent)) {
+        if (!computable(ent)) {
             continue;
         }
         int k = entity_buckets(agg, ent, now_min, names, SMM_COUNTERS_FIELDS);
@@ -1203,7 +1152,7 @@ static struct smm_counters_entry *held_entry(struct smm_pipeline *pipe,
     }
     *k = entity_buckets(agg, ent, smm_pipeline_minute(pipe->enc_now_ms), names,
                         SMM_COUNTERS_FIELDS);
-    if (!computable(pipe, ent) || *k < 0 || e->ver < 0 || !has_all(e, names, *k)) {
+    if (!computable(ent) || *k < 0 || e->ver < 0 || !has_all(e, names, *k)) {
         smm_counters_drop(pipe->cc, name, len);
         return NULL;
     }
@@ -1550,9 +1499,6 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     const struct smm_agg *agg = b ? b->agg : NULL;
     int rc = 0;
     int n_all = agg ? smm_agg_entities(agg) : 0;
-    if (agg && linked_build(pipe, agg) != 0) {
-        return SMM_ERR;
-    }
     if (n_all > pipe->cap_held) {
         void *h = realloc(pipe->held, (size_t)n_all * sizeof(*pipe->held));
         if (!h) {

@@ -75,7 +75,7 @@ if redis.acl_check_cmd then
   for _, c in ipairs({{'HSET', k, 'f', '1'}, {'HGET', k, 'f'}, {'HMGET', k, 'f'}, {'SET', k, 'v'},
                       {'HGETALL', k}, {'HKEYS', k}, {'HINCRBY', k, 'f', '1'}, {'HDEL', k, 'f'}, {'DEL', k},
                       {'EXPIREAT', k, '1'}, {'PFADD', k, 'u'}, {'PFCOUNT', k},
-                      {'PFMERGE', k, k}, {'SADD', k, 'm'}, {'SMEMBERS', k}, {'SPOP', k, '1'}, {'SCARD', k},
+                      {'PFMERGE', k, k}, {'EXPIRETIME', k}, {'SADD', k, 'm'}, {'SMEMBERS', k}, {'SPOP', k, '1'}, {'SCARD', k},
                       {'ZADD', k, '1', 'm'}, {'ZRANGEBYSCORE', k, '0', '1'},
                       {'ZREMRANGEBYSCORE', k, '0', '1'}, {'ZREM', k, 'm'},
                       {'ZREMRANGEBYRANK', k, '0', '1'}, {'ZRANGE', k, '0', '1'},
@@ -939,7 +939,8 @@ local function prune(key, pruned)
   end
   local gone = {}
   for _, f in ipairs(call('HKEYS', key)) do
-    local kind, n = string.byte(f, 1), tonumber(string.sub(f, 2))
+    local at = string.byte(f, 1) == 108 and 2 or 1 -- "l": a link bucket (write_links)
+    local kind, n = string.byte(f, at), tonumber(string.sub(f, at + 1))
     if n and ((kind == 109 and n <= now_min - MINUTE_KEEP) or
               (kind == 104 and n <= floor(now_min / 60) - HOUR_KEEP)) then
       gone[#gone + 1] = f
@@ -950,6 +951,68 @@ local function prune(key, pruned)
 end
 
 local counter_conflicts = {}
+
+-- What the links yield (answers and response times, threads, indirect conversions: no
+-- other counter) goes to link buckets lt, lm<minute> and lh<hour> of the account's or
+-- source's hash, beside the buckets the processor computes, which it leaves as they are:
+-- neither v nor p moves, so the processor's copy of the hash still holds. Readers add
+-- both (connectors/lua/smm_lib.lua); prune() drops both.
+local function write_links(lents, lent_list)
+  local now_hour = floor(now_min / 60)
+  for _, ent in ipairs(lent_list) do
+    local key = P .. '{' .. shard_of(ent) .. '}:' .. ent
+    local fields, deltas, total, hours = {'lt'}, {}, {}, {}
+    for minute, b in pairs(lents[ent]) do
+      for name, d in pairs(b) do
+        total[name] = (total[name] or 0) + d
+      end
+      if minute > now_min - MINUTE_KEEP then
+        fields[#fields + 1] = 'lm' .. minute
+        deltas[#fields] = b
+      end
+      local hour = floor(minute / 60)
+      if hour > now_hour - HOUR_KEEP then
+        local h = hours[hour]
+        if not h then
+          h = {}
+          hours[hour] = h
+        end
+        for name, d in pairs(b) do
+          h[name] = (h[name] or 0) + d
+        end
+      end
+    end
+    for hour, h in pairs(hours) do
+      fields[#fields + 1] = 'lh' .. hour
+      deltas[#fields] = h
+    end
+    deltas[1] = total
+    local got = call('HMGET', key, unpack(fields))
+    local sets, dels = {}, {}
+    for j = 1, #fields do
+      local packed = packed_add(got[j], deltas[j])
+      if packed == '' then
+        dels[#dels + 1] = fields[j]
+      else
+        sets[#sets + 1] = fields[j]
+        sets[#sets + 1] = packed
+      end
+    end
+    if #sets > 0 then
+      call('HSET', key, unpack(sets))
+    end
+    if #dels > 0 then
+      call('HDEL', key, unpack(dels))
+    end
+    -- Retention: an account's own events are in this flush, whose counters move its
+    -- expiry; a source may be credited here only (the referral's, not the conversion's):
+    -- its expiry moves when a day or more behind, as the processor moves it.
+    if expire_at and string.byte(ent, 1) == 115 and
+       call('EXPIRETIME', key) < expire_at - 86400 then
+      touch(key)
+    end
+  end
+end
 
 local function write_entities(ents, ent_list, parts)
   local now_hour = floor(now_min / 60)
@@ -1192,10 +1255,22 @@ if MODE == 'flush' then
     end
     return b
   end
-  -- A counter a link yields (field "<entity>:<metric>").
+  -- A counter a link yields (field "<entity>:<metric>"): to the entity's link buckets
+  -- (write_links), so that its own buckets stay as the processor computed them.
+  local lents, lent_list = {}, {}
   local function bump(minute, f, d)
     local ent, metric = string.match(f, '^(.*):([^:]*)$')
-    local b = bucket(ent, minute)
+    local e = lents[ent]
+    if not e then
+      e = {}
+      lents[ent] = e
+      lent_list[#lent_list + 1] = ent
+    end
+    local b = e[minute]
+    if not b then
+      b = {}
+      e[minute] = b
+    end
     b[metric] = (b[metric] or 0) + d
     if string.byte(f, 1) == 97 then -- "a:"
       local dd = day_set(minute)
@@ -1285,6 +1360,7 @@ if MODE == 'flush' then
     call('EXPIREAT', P .. 'd:' .. day, (day + 1 + ins.days_keep) * 86400)
   end
   write_entities(ents, ent_list, parts)
+  write_links(lents, lent_list)
 
   -- 4. Reach. The users of accounts and of posts whose sketch the processor does not hold
   -- came ahead of this call as plain PFADDs (processor/pipeline.c, reach_writes): adding a

@@ -146,9 +146,25 @@ local function add_packed(acc, s)
   end
 end
 
--- The window's counters of one entity hash: name -> sum.
-local function sum_fields(key, fields)
-  local acc = {}
+-- An account's or a source's hash also holds link buckets, l<bucket> (lt, lm<k>, lh<k>):
+-- what its messages, replies, referrals and conversions yield, written apart by the state
+-- script (write_links in smm.lua). Their counters add to the bucket's.
+local function has_links(ent)
+  local c = string.byte(ent, 1)
+  return (c == 97 or c == 115) and string.byte(ent, 2) == 58 -- "a:", "s:"
+end
+
+-- The window's counters of one entity: name -> sum.
+local function sum_fields(P, S, ent, fields)
+  local key, acc = entity_key(P, S, ent), {}
+  if has_links(ent) then
+    local both = {}
+    for _, f in ipairs(fields) do
+      both[#both + 1] = f
+      both[#both + 1] = 'l' .. f
+    end
+    fields = both
+  end
   for s = 1, #fields, 1000 do
     local e = math.min(s + 999, #fields)
     local got = redis.call('HMGET', key, unpack(fields, s, e))
@@ -237,7 +253,7 @@ local function smm_get(_, args)
   if not S then
     return {}
   end
-  local acc = sum_fields(entity_key(P, S, ent), window_fields(w, now))
+  local acc = sum_fields(P, S, ent, window_fields(w, now))
   local names = {}
   for name, v in pairs(acc) do
     if v ~= 0 then
@@ -290,7 +306,7 @@ local function smm_mget(_, args)
     local ent = args[i]
     local acc, reach = {}, nil
     if S then
-      acc = sum_fields(entity_key(P, S, ent), fields)
+      acc = sum_fields(P, S, ent, fields)
       if wants_reach then
         reach = reach_of(P, ent, w, now)
       end
@@ -427,19 +443,27 @@ local function smm_series(_, args)
     return out
   end
   local key = S and entity_key(P, S, ent)
-  for s = from, to, 1000 do
-    local e = math.min(s + 999, to)
-    local got = {}
+  local links = has_links(ent)
+  for s = from, to, 500 do
+    local e = math.min(s + 499, to)
+    local got, lgot = {}, {}
     if S then
       local fields = {}
       for b = s, e do
         fields[#fields + 1] = unit .. b
       end
       got = redis.call('HMGET', key, unpack(fields))
+      if links then
+        for j = 1, #fields do
+          fields[j] = 'l' .. fields[j]
+        end
+        lgot = redis.call('HMGET', key, unpack(fields))
+      end
     end
     for j = 1, e - s + 1 do
       local acc = {}
       add_packed(acc, got[j] or nil)
+      add_packed(acc, lgot[j] or nil)
       for _, m in ipairs(metrics) do
         out[#out + 1] = int(acc[m] or 0)
       end

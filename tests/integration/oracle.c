@@ -678,31 +678,51 @@ static int parse_field(struct tally *t, const struct held *h, const char *field,
     return 0;
 }
 
+/* The bucket fields of one entity hash, parsed: a link bucket l<bucket> (what the state
+ * script's links yield, smm.lua write_links) adds to its bucket, as readers sum them. */
+struct bucket_set {
+    char **name;
+    struct map *m;
+    size_t n;
+};
+
+static struct map *bucket_get(struct bucket_set *bs, const char *name)
+{
+    for (size_t i = 0; i < bs->n; i++) {
+        if (!strcmp(bs->name[i], name)) {
+            return &bs->m[i];
+        }
+    }
+    bs->name = realloc(bs->name, (bs->n + 1) * sizeof(*bs->name));
+    bs->m = realloc(bs->m, (bs->n + 1) * sizeof(*bs->m));
+    bs->name[bs->n] = strdup(name);
+    memset(&bs->m[bs->n], 0, sizeof(bs->m[bs->n]));
+    return &bs->m[bs->n++];
+}
+
+static void bucket_set_free(struct bucket_set *bs)
+{
+    for (size_t i = 0; i < bs->n; i++) {
+        free(bs->name[i]);
+        map_free(&bs->m[i]);
+    }
+    free(bs->name);
+    free(bs->m);
+}
+
 /* Compares one entity hash with the expectation; acct_t (may be NULL) receives the parsed
  * lifetime counters. */
 static void compare_hash(struct oracle *o, const struct held *h, struct tally *t,
                          struct map *acct_t)
 {
     struct map seen = {0}; /* bucket fields present */
+    struct bucket_set bs = {0};
     int has_t = 0;
     for (size_t i = 0; h->hash && i + 1 < h->hash->elements; i += 2) {
         const char *f = h->hash->element[i]->str;
         const redisReply *v = h->hash->element[i + 1];
-        struct map act = {0}, exp = {0};
-        if (!strcmp(f, "t")) {
-            has_t = 1;
-            if (parse_field(t, h, f, v, &act) == 0) {
-                struct map none = {0};
-                compare_counters(h->e ? &h->e->t : &none, &act, t, h->id, "t");
-                if (acct_t) {
-                    for (size_t k = 0; k < act.cap; k++) {
-                        if (act.k[k]) {
-                            map_add(acct_t, act.k[k], act.v[k]);
-                        }
-                    }
-                }
-            }
-        } else if (!strcmp(f, "p") || !strcmp(f, "v")) {
+        const char *b = f[0] == 'l' && (h->id[0] == 'a' || h->id[0] == 's') ? f + 1 : f;
+        if (!strcmp(f, "p") || !strcmp(f, "v")) {
             /* p: the minute of the last prune; v: the version, moved by every write. */
             char *end = NULL;
             long long x = -1;
@@ -713,22 +733,36 @@ static void compare_hash(struct oracle *o, const struct held *h, struct tally *t
                 mismatch(t, "%s field %s: \"%.100s\" is not a %s", h->id, f, v->str,
                          f[0] == 'p' ? "minute" : "version (1 or more)");
             }
-        } else if ((f[0] == 'm' || f[0] == 'h') && f[1]) {
-            char *end;
-            strtoll(f + 1, &end, 10);
-            if (*end) {
-                mismatch(t, "%s: unexpected field %s", h->id, f);
-            } else if (parse_field(t, h, f, v, &act) == 0) {
-                bucket_of(h->e, f, &exp);
-                compare_counters(&exp, &act, t, h->id, f);
-            }
-            map_add(&seen, f, 1);
-        } else {
-            mismatch(t, "%s: unexpected field %s", h->id, f);
+            continue;
         }
-        map_free(&act);
+        char *end = NULL;
+        if (strcmp(b, "t") != 0 && ((b[0] != 'm' && b[0] != 'h') || !b[1] ||
+                                    (strtoll(b + 1, &end, 10), *end))) {
+            mismatch(t, "%s: unexpected field %s", h->id, f);
+            continue;
+        }
+        parse_field(t, h, f, v, bucket_get(&bs, b));
+    }
+    for (size_t i = 0; i < bs.n; i++) {
+        const char *f = bs.name[i];
+        struct map *act = &bs.m[i], exp = {0};
+        if (!strcmp(f, "t")) {
+            has_t = 1;
+            struct map none = {0};
+            compare_counters(h->e ? &h->e->t : &none, act, t, h->id, "t");
+            for (size_t k = 0; acct_t && k < act->cap; k++) {
+                if (act->k[k]) {
+                    map_add(acct_t, act->k[k], act->v[k]);
+                }
+            }
+        } else {
+            bucket_of(h->e, f, &exp);
+            compare_counters(&exp, act, t, h->id, f);
+            map_add(&seen, f, 1);
+        }
         map_free(&exp);
     }
+    bucket_set_free(&bs);
     /* Every expected bucket still kept must be there (all its counters count as missing). */
     for (size_t i = 0; h->e && i < h->e->b.cap; i++) {
         if (h->e->b.k[i] && h->e->b.v[i] != 0 && !is_stateful(metric_of(h->e->b.k[i]))) {

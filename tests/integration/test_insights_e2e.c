@@ -1266,7 +1266,9 @@ static int64_t minute_field(redisContext *c, int64_t ts, const char *field)
     memcpy(entity, field, (size_t)(last - field));
     entity[last - field] = '\0';
     snprintf(bucket, sizeof(bucket), "m%lld", (long long)(ts / MIN_MS));
-    return h_entity_field(c, P, entity, bucket, last + 1);
+    int64_t own = h_entity_field(c, P, entity, bucket, last + 1);
+    snprintf(bucket, sizeof(bucket), "lm%lld", (long long)(ts / MIN_MS));
+    return own + h_entity_field(c, P, entity, bucket, last + 1); /* + the link bucket */
 }
 
 Test(insights_e2e, out_of_order_replies_match_in_event_time, .timeout = 150,

@@ -365,6 +365,8 @@ static const char *const acl_commands[] = {
      * HTTP API's reads (FCALL for smm_get/smm_mget, which count reach with PFCOUNT; FCALL_RO
      * for the others); TIME is its clock */
     "function|load", "fcall", "fcall_ro", "time",
+    /* a source's expiry read before a link write moves it (write_links) */
+    "expiretime",
     NULL};
 
 /* ACL SETUSER user reset on >pw ~<keys> resetchannels -@all +cmd... (without `skip`). */
