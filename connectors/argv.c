@@ -145,17 +145,17 @@ const char *smm_argv_get(const struct smm_argv *av, int i, size_t *len)
     return av->buf + av->off[i];
 }
 
-int smm_argv_command(struct smm_argv *av, const char *const *head, int n_head,
-                     const char **cmd, size_t *cmd_len)
+/* Writes "*<argc>\r\n" and the head arguments right before the list; *cmd points there. */
+static int command_head(struct smm_argv *av, const char *const *head, int n_head, int argc,
+                        const char **cmd)
 {
     if (reserve(av, 0) != 0) {
         return -1;
     }
-    /* Encode "*<argc>\r\n" and the head arguments, then move them right before the list. */
     char tmp[SMM_ARGV_HEAD];
     size_t t = 0;
     tmp[t++] = '*';
-    t += (size_t)digits(tmp + t, (uint64_t)(n_head + av->n));
+    t += (size_t)digits(tmp + t, (uint64_t)argc);
     tmp[t++] = '\r';
     tmp[t++] = '\n';
     for (int i = 0; i < n_head; i++) {
@@ -175,7 +175,37 @@ int smm_argv_command(struct smm_argv *av, const char *const *head, int n_head,
     char *start = av->buf + SMM_ARGV_HEAD - t;
     memcpy(start, tmp, t);
     *cmd = start;
-    *cmd_len = av->used - (SMM_ARGV_HEAD - t);
+    return 0;
+}
+
+int smm_argv_command(struct smm_argv *av, const char *const *head, int n_head,
+                     const char **cmd, size_t *cmd_len)
+{
+    if (command_head(av, head, n_head, n_head + av->n, cmd) != 0) {
+        return -1;
+    }
+    *cmd_len = (size_t)(av->buf + av->used - *cmd);
+    return 0;
+}
+
+/* Where argument i's RESP ("$<len>\r\n...") starts in av->buf (i == av->n: the end). */
+static size_t arg_start(const struct smm_argv *av, int i)
+{
+    return i == 0 ? SMM_ARGV_HEAD : av->off[i - 1] + av->len[i - 1] + 2;
+}
+
+int smm_argv_command_cut(struct smm_argv *av, const char *const *head, int n_head, int at,
+                         int end, struct smm_piece out[3])
+{
+    if (at < 0 || end <= at || end > av->n ||
+        command_head(av, head, n_head, n_head + av->n - (end - at - 1), &out[0].p) != 0) {
+        return -1;
+    }
+    out[0].len = (size_t)(av->buf + arg_start(av, at) - out[0].p);
+    out[1].p = "$1\r\n0\r\n";
+    out[1].len = 7;
+    out[2].p = av->buf + arg_start(av, end);
+    out[2].len = av->used - arg_start(av, end);
     return 0;
 }
 

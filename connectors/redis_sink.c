@@ -40,7 +40,17 @@ struct smm_redis_sink {
     int64_t changes;
     int pre_pending;     /* replies of plain writes sent ahead of the flush, not read yet */
     char pre_err[160];   /* the first error among them ('' = none) */
+    /* The flush in flight (see "the plain path" below): its stage, the replies to read
+     * before the one the stage waits for, the first error among those that are not
+     * pre's, and what a stage may still send. no_plain: the server refused WATCH, MULTI
+     * or EXEC once; flushes go whole from then on. */
+    int stage, skip, no_plain;
+    char tx_err[160];
+    struct smm_argv *fl_av;
+    struct smm_flush_plain *fl_plain;
 };
+
+enum { STAGE_FLUSH, STAGE_CHECK, STAGE_EXEC };
 
 static char *dup_or_empty(const char *s)
 {
@@ -440,10 +450,219 @@ static int send_eval(struct smm_redis_sink *sink, const struct smm_cmds *pre,
     return SMM_SINK_OK;
 }
 
-int smm_redis_sink_flush_send(struct smm_redis_sink *sink, const struct smm_cmds *pre,
-                              struct smm_argv *av)
+/* ---- the plain path ----
+ * A flush whose counter values the processor computed sends them as plain commands
+ * rather than as script arguments (each of which costs Redis a Lua string):
+ *   [pre...] WATCH <P>offsets <P>owner; EVALSHA check   -> 'OK' or 'NO'
+ * then, on 'OK':  MULTI; <plain commands>; EVALSHA flush (without the absolute section); EXEC
+ * and on 'NO':    UNWATCH; EVALSHA flush (whole)
+ * The check passes when every fence holds and every counter hash is at the version its
+ * values were computed from (smm.lua, mode 'check'); every writer of counter hashes moves
+ * <P>offsets, so EXEC writes nothing when any flush or claim came in between, and the
+ * flush is then sent whole (as after 'NO'), where the script decides per hash. */
+
+static int write_out(struct smm_redis_sink *sink, const char *what)
 {
-    return send_eval(sink, pre, av);
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(sink->c, &done) != REDIS_OK) {
+            return io_fail(sink, what);
+        }
+    }
+    return SMM_SINK_OK;
+}
+
+/* EVALSHA <sha> 0 <av...>, whole, or without the absolute section when plain is given. */
+static int append_flush(struct smm_redis_sink *sink, struct smm_argv *av,
+                        struct smm_flush_plain *plain)
+{
+    const char *head[] = {"EVALSHA", sink->sha, "0"};
+    struct smm_piece pc[3];
+    int n = 1;
+    if (plain) {
+        if (smm_argv_command_cut(av, head, 3, plain->cut_at, plain->cut_end, pc) != 0) {
+            set_err(sink, "out of memory");
+            return SMM_SINK_ERROR;
+        }
+        n = 3;
+    } else if (smm_argv_command(av, head, 3, &pc[0].p, &pc[0].len) != 0) {
+        set_err(sink, "out of memory");
+        return SMM_SINK_ERROR;
+    }
+    for (int i = 0; i < n; i++) { /* one command in pieces: hiredis appends bytes as given */
+        if (redisAppendFormattedCommand(sink->c, pc[i].p, pc[i].len) != REDIS_OK) {
+            return io_fail(sink, "EVALSHA");
+        }
+    }
+    return SMM_SINK_OK;
+}
+
+/* Queues pre, then the check (plain path) or the flush whole, and writes them out. */
+static int send_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
+                      struct smm_argv *av, struct smm_flush_plain *plain)
+{
+    int rc = smm_redis_sink_connect(sink);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    sink->pre_pending = sink->skip = 0;
+    sink->pre_err[0] = sink->tx_err[0] = '\0';
+    sink->fl_av = av;
+    sink->fl_plain = sink->no_plain ? NULL : plain;
+    if (pre && pre->n > 0) {
+        if (pre->oom) {
+            set_err(sink, "out of memory");
+            return SMM_SINK_ERROR;
+        }
+        if (redisAppendFormattedCommand(sink->c, pre->buf, pre->used) != REDIS_OK) {
+            return io_fail(sink, "reach writes");
+        }
+        sink->pre_pending = sink->skip = pre->n;
+    }
+    if (sink->fl_plain) {
+        size_t plen;
+        const char *prefix = smm_argv_get(&plain->check, 1, &plen);
+        const char *head[] = {"EVALSHA", sink->sha, "0"};
+        const char *cmd;
+        size_t len;
+        if (redisAppendCommand(sink->c, "WATCH %boffsets %bowner", prefix, plen, prefix,
+                               plen) != REDIS_OK ||
+            smm_argv_command(&plain->check, head, 3, &cmd, &len) != 0 ||
+            redisAppendFormattedCommand(sink->c, cmd, len) != REDIS_OK) {
+            return io_fail(sink, "WATCH");
+        }
+        sink->skip++;
+        sink->stage = STAGE_CHECK;
+    } else {
+        if ((rc = append_flush(sink, av, NULL)) != SMM_SINK_OK) {
+            return rc;
+        }
+        sink->stage = STAGE_FLUSH;
+    }
+    return write_out(sink, "EVALSHA");
+}
+
+int smm_redis_sink_flush_send(struct smm_redis_sink *sink, const struct smm_cmds *pre,
+                              struct smm_flush_plain *plain, struct smm_argv *av)
+{
+    return send_flush(sink, pre, av, plain);
+}
+
+/* A reply read before the one the stage waits for: pre's keep their first error, the
+ * others (WATCH, UNWATCH, MULTI, QUEUED) theirs. */
+static void skip_reply(struct smm_redis_sink *sink, redisReply *r)
+{
+    sink->skip--;
+    if (sink->pre_pending > 0) {
+        pre_reply(sink, r);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR && !sink->tx_err[0]) {
+        snprintf(sink->tx_err, sizeof(sink->tx_err), "%s", r->str);
+    }
+    freeReplyObject(r);
+}
+
+/* The plain path is closed for this flush (check said NO, EXEC wrote nothing, or the
+ * server refused the transaction): send the flush whole. */
+static int send_whole(struct smm_redis_sink *sink, int unwatch)
+{
+    if (!strncmp(sink->tx_err, "NOPERM", 6) || !strncmp(sink->tx_err, "ERR unknown command", 19)) {
+        sink->no_plain = 1; /* an ACL without WATCH/MULTI/EXEC: flushes go whole */
+    }
+    sink->tx_err[0] = '\0';
+    sink->fl_plain = NULL;
+    if (unwatch) {
+        if (redisAppendCommand(sink->c, "UNWATCH") != REDIS_OK) {
+            return io_fail(sink, "UNWATCH");
+        }
+        sink->skip++;
+    }
+    int rc = append_flush(sink, sink->fl_av, NULL);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    sink->stage = STAGE_FLUSH;
+    return write_out(sink, "EVALSHA");
+}
+
+/* After the check passed: the transaction. */
+static int send_exec(struct smm_redis_sink *sink)
+{
+    struct smm_flush_plain *pl = sink->fl_plain;
+    if (redisAppendCommand(sink->c, "MULTI") != REDIS_OK ||
+        (pl->cmds.n > 0 &&
+         redisAppendFormattedCommand(sink->c, pl->cmds.buf, pl->cmds.used) != REDIS_OK)) {
+        return io_fail(sink, "MULTI");
+    }
+    int rc = append_flush(sink, sink->fl_av, pl);
+    if (rc != SMM_SINK_OK) {
+        return rc;
+    }
+    if (redisAppendCommand(sink->c, "EXEC") != REDIS_OK) {
+        return io_fail(sink, "EXEC");
+    }
+    sink->skip = 1 + pl->cmds.n + 1;
+    sink->stage = STAGE_EXEC;
+    return write_out(sink, "EXEC");
+}
+
+/* A script's error reply (freed here): RETRY for what passes (a restarted or loading
+ * server: reconnecting reloads the script), else ERROR. */
+static int script_error(struct smm_redis_sink *sink, redisReply *r)
+{
+    sink->errors++;
+    set_err(sink, "redis script: %s", r->str);
+    int retry = strncmp(r->str, "NOSCRIPT", 8) == 0 || strncmp(r->str, "LOADING", 7) == 0 ||
+                strncmp(r->str, "BUSY", 4) == 0 || strncmp(r->str, "OOM", 3) == 0 ||
+                strncmp(r->str, "MISCONF", 7) == 0;
+    freeReplyObject(r);
+    if (retry) {
+        drop(sink);
+        return SMM_SINK_RETRY;
+    }
+    return pre_outcome(sink, SMM_SINK_ERROR);
+}
+
+/* The EXEC reply (freed here): the flush's reply is its last element; a plain command
+ * that failed inside it (a key of another type) is an ERROR, as a failed command inside
+ * the script would be. *whole: EXEC wrote nothing, send the flush whole. */
+static int exec_reply(struct smm_redis_sink *sink, redisReply *r, struct smm_flush_reject *rejects,
+                      int max, int *n_rejects, int *whole)
+{
+    *whole = 0;
+    if (r->type == REDIS_REPLY_NIL || r->type == REDIS_REPLY_ERROR) {
+        if (r->type == REDIS_REPLY_ERROR && !sink->tx_err[0]) {
+            snprintf(sink->tx_err, sizeof(sink->tx_err), "%s", r->str);
+        }
+        freeReplyObject(r);
+        *whole = 1;
+        return SMM_SINK_OK;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        set_err(sink, "redis EXEC: unexpected reply type %d", r->type);
+        freeReplyObject(r);
+        return SMM_SINK_ERROR;
+    }
+    redisReply *fl = r->element[r->elements - 1];
+    r->element[r->elements - 1] = NULL;
+    char bad[160] = "";
+    for (size_t i = 0; i + 1 < r->elements; i++) {
+        if (r->element[i]->type == REDIS_REPLY_ERROR && !bad[0]) {
+            snprintf(bad, sizeof(bad), "%s", r->element[i]->str);
+        }
+    }
+    freeReplyObject(r);
+    if (fl->type == REDIS_REPLY_ERROR) {
+        return script_error(sink, fl);
+    }
+    int rc = parse_flush_reply(sink, fl, rejects, max, n_rejects);
+    if (bad[0]) {
+        sink->errors++;
+        set_err(sink, "redis: a counter write of the flush failed: %s", bad);
+        return SMM_SINK_ERROR;
+    }
+    return pre_outcome(sink, rc);
 }
 
 int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
@@ -453,8 +672,8 @@ int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
         set_err(sink, "redis: connection lost with a flush in flight");
         return SMM_SINK_RETRY;
     }
-    redisReply *r = NULL;
     for (;;) {
+        redisReply *r = NULL;
         if (wait) {
             if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
                 return io_fail(sink, "EVALSHA reply");
@@ -477,39 +696,58 @@ int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
                 }
             }
         }
-        if (sink->pre_pending == 0) {
-            break;
+        if (sink->skip > 0) {
+            skip_reply(sink, r);
+            continue;
         }
-        pre_reply(sink, r); /* a reply of the writes sent ahead */
-        r = NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        sink->errors++;
-        set_err(sink, "redis script: %s", r->str);
-        int noscript = strncmp(r->str, "NOSCRIPT", 8) == 0;
-        int retry = noscript || strncmp(r->str, "LOADING", 7) == 0 ||
-                    strncmp(r->str, "BUSY", 4) == 0 || strncmp(r->str, "OOM", 3) == 0 ||
-                    strncmp(r->str, "MISCONF", 7) == 0;
-        freeReplyObject(r);
-        if (retry) {
-            drop(sink); /* reconnecting reloads the script */
-            return SMM_SINK_RETRY;
+        int rc;
+        if (sink->stage == STAGE_CHECK) {
+            if (r->type == REDIS_REPLY_ERROR) {
+                return script_error(sink, r);
+            }
+            int ok = r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING
+                         ? strcmp(r->str, "OK") == 0
+                         : 0;
+            freeReplyObject(r);
+            rc = ok && !sink->tx_err[0] ? send_exec(sink) : send_whole(sink, 1);
+            if (rc != SMM_SINK_OK) {
+                return rc;
+            }
+            continue;
         }
-        return pre_outcome(sink, SMM_SINK_ERROR);
+        if (sink->stage == STAGE_EXEC) {
+            int whole;
+            rc = exec_reply(sink, r, rejects, max, n_rejects, &whole);
+            if (!whole) {
+                return rc;
+            }
+            if ((rc = send_whole(sink, 0)) != SMM_SINK_OK) {
+                return rc;
+            }
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            return script_error(sink, r);
+        }
+        return pre_outcome(sink, parse_flush_reply(sink, r, rejects, max, n_rejects));
     }
-    return pre_outcome(sink, parse_flush_reply(sink, r, rejects, max, n_rejects));
 }
 
 int smm_redis_sink_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
-                         struct smm_argv *av, struct smm_flush_reject *rejects, int max,
-                         int *n_rejects)
+                         struct smm_flush_plain *plain, struct smm_argv *av,
+                         struct smm_flush_reject *rejects, int max, int *n_rejects)
 {
-    redisReply *r;
-    int rc = eval(sink, pre, av, &r);
-    if (rc != SMM_SINK_OK) {
-        return pre_outcome(sink, rc);
+    int rc = SMM_SINK_RETRY;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = send_flush(sink, pre, av, plain);
+        if (rc == SMM_SINK_OK) {
+            rc = smm_redis_sink_flush_poll(sink, 1, rejects, max, n_rejects);
+        }
+        if (rc != SMM_SINK_RETRY || strncmp(sink->errstr, "redis script: NOSCRIPT", 22) != 0) {
+            break; /* NOSCRIPT: a restarted server; reconnecting loaded the script, once more */
+        }
     }
-    return pre_outcome(sink, parse_flush_reply(sink, r, rejects, max, n_rejects));
+    return rc;
 }
 
 int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *merged)

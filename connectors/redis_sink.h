@@ -1,8 +1,9 @@
 /* connectors/redis_sink.h - the Redis connection and the atomic state script.
  *
  * One hiredis context, (re)connected lazily. Every state change goes through one Lua
- * script (connectors/lua/smm.lua) run with EVALSHA, so a batch of counters, sketches and
- * the partition offset commit together; each connect also installs the read library
+ * script (connectors/lua/smm.lua) run with EVALSHA, alone or in a MULTI/EXEC with the
+ * counter values as plain commands, so a batch of counters, sketches and the partition
+ * offset commit together; each connect also installs the read library
  * (connectors/lua/smm_lib.lua) that readers call with FCALL. Not thread-safe: one sink
  * per thread. */
 #ifndef SMM_CONNECTORS_REDIS_SINK_H
@@ -46,20 +47,22 @@ const char *smm_redis_sink_errstr(const struct smm_redis_sink *sink);
 
 /* Sends the plain writes pre (idempotent ones: PFADD, SADD, EXPIREAT; NULL = none), then
  * runs the script in flush mode with av (built by the processor; see smm.lua), on one
- * connection, so Redis applies pre first.
+ * connection, so Redis applies pre first. With plain (NULL = none) the counter values go
+ * as the plain commands it holds, in a MULTI/EXEC with the script, when the script's check
+ * passes (redis_sink.c, "the plain path"); otherwise av goes whole.
  * SMM_SINK_OK: *n_rejects = 0 when everything was applied, otherwise the script applied
  * nothing and rejects[0..*n_rejects) say which partitions failed their fence (at most
  * max). After RETRY (also when one of pre failed) the flush may or may not have been
  * applied: resend it with pre, and the fence answers DUP for partitions that were. */
 int smm_redis_sink_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
-                         struct smm_argv *av, struct smm_flush_reject *rejects, int max,
-                         int *n_rejects);
+                         struct smm_flush_plain *plain, struct smm_argv *av,
+                         struct smm_flush_reject *rejects, int max, int *n_rejects);
 /* The same in two steps, so the caller can go on consuming while Redis works: send()
  * writes the call out; poll() answers SMM_SINK_PENDING until the reply is there (wait = 0),
  * or blocks for it up to the timeout (wait = 1), then answers like smm_redis_sink_flush().
  * At most one call may be in flight, and nothing else may use the sink meanwhile. */
 int smm_redis_sink_flush_send(struct smm_redis_sink *sink, const struct smm_cmds *pre,
-                              struct smm_argv *av);
+                              struct smm_flush_plain *plain, struct smm_argv *av);
 int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
                               struct smm_flush_reject *rejects, int max, int *n_rejects);
 /* Runs the script in tick mode. Writes the number of hours whose account reach sketches

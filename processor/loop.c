@@ -912,8 +912,9 @@ static int flush_parts(struct smm_loop *loop, struct part **ps, int n, int64_t n
     }
     int64_t t0 = mono_us();
     int n_rej = 0;
-    rc = smm_redis_sink_flush(loop->sink, smm_pipeline_flush_writes(loop->pipe), &loop->av,
-                              rejects, 64, &n_rej);
+    rc = smm_redis_sink_flush(loop->sink, smm_pipeline_flush_writes(loop->pipe),
+                              smm_pipeline_flush_plain(loop->pipe), &loop->av, rejects, 64,
+                              &n_rej);
     int64_t us = mono_us() - t0;
     settle_call(loop, rc == SMM_SINK_OK && n_rej == 0);
     if (rc != SMM_SINK_OK) {
@@ -1058,7 +1059,8 @@ static int launch(struct smm_loop *loop, int64_t now)
     }
     loop->flight_t0_us = mono_us();
     if (smm_redis_sink_flush_send(loop->sink, smm_pipeline_flush_writes(loop->pipe),
-                                  &loop->av) != SMM_SINK_OK) {
+                                  smm_pipeline_flush_plain(loop->pipe), &loop->av) !=
+        SMM_SINK_OK) {
         settle_call(loop, 0);
         loop->flush_failures++;
         smm_log(SMM_LOG_WARN, "flush failed, will retry: %s", smm_redis_sink_errstr(loop->sink));

@@ -82,6 +82,20 @@ struct smm_pipeline {
     int cap_held;
     unsigned char *sketch_buf; /* a serialised sketch (SMM_HLL_SERIALIZED_MAX bytes) */
     struct smm_cmds pre; /* the flush's plain writes, sent ahead of it (reach_writes) */
+    /* The flush's counter values as plain commands (plain_record, plain_tops), the
+     * leaderboard scores they carry, and where the check's counts are. */
+    struct smm_flush_plain plain;
+    struct top_score *tops;
+    int n_tops, cap_tops;
+    int chk_n_at, chk_parts_at, plain_ok;
+    int64_t chk_n, chk_parts;
+};
+
+/* One post's new engagement in a bucket, for that bucket's leaderboard. */
+struct top_score {
+    char field[SMM_COUNTERS_NAME];
+    long long score;
+    const char *id;
 };
 
 /* abs_encode()'s working space: one entity's values and deltas. */
@@ -242,6 +256,8 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
     pipe->cc = smm_counters_new((size_t)cfg->counters_cache_entries,
                                 (size_t)cfg->counters_cache_sketch_mb << 20);
     pipe->abs = calloc(1, sizeof(*pipe->abs));
+    smm_cmds_init(&pipe->plain.cmds);
+    smm_argv_init(&pipe->plain.check);
     if (!pipe->cc || !pipe->abs) {
         snprintf(errstr, errstr_size, "out of memory");
         smm_pipeline_destroy(pipe);
@@ -281,6 +297,9 @@ void smm_pipeline_destroy(struct smm_pipeline *pipe)
     free(pipe->load_gets);
     free(pipe->sketch_buf);
     smm_cmds_free(&pipe->pre);
+    smm_cmds_free(&pipe->plain.cmds);
+    smm_argv_free(&pipe->plain.check);
+    free(pipe->tops);
     for (int r = 0; r < pipe->n_adm_rows; r++) {
         free((char *)pipe->adm_rows[r].set_key);
     }
@@ -447,7 +466,16 @@ int smm_pipeline_encode_flush_begin(struct smm_pipeline *pipe, int64_t now_ms,
 {
     pipe->enc_now_ms = now_ms;
     smm_cmds_reset(&pipe->pre);
-    int rc = header(pipe, "flush", now_ms, av);
+    smm_cmds_reset(&pipe->plain.cmds);
+    pipe->n_tops = 0;
+    pipe->plain_ok = 1;
+    pipe->chk_n = pipe->chk_parts = 0;
+    pipe->chk_parts_at = -1;
+    pipe->plain.cut_at = pipe->plain.cut_end = -1;
+    int rc = header(pipe, "check", now_ms, &pipe->plain.check);
+    pipe->chk_n_at = pipe->plain.check.n;
+    rc |= smm_argv_add_str(&pipe->plain.check, PLACEHOLDER);
+    rc |= header(pipe, "flush", now_ms, av);
     rc |= smm_argv_add_str(av, PLACEHOLDER); /* patched by encode_flush_end() */
     return rc ? SMM_ERR : SMM_OK;
 }
@@ -455,6 +483,14 @@ int smm_pipeline_encode_flush_begin(struct smm_pipeline *pipe, int64_t now_ms,
 const struct smm_cmds *smm_pipeline_flush_writes(const struct smm_pipeline *pipe)
 {
     return &pipe->pre;
+}
+
+struct smm_flush_plain *smm_pipeline_flush_plain(struct smm_pipeline *pipe)
+{
+    return pipe->plain_ok && pipe->chk_n > 0 && pipe->plain.cut_at >= 0 &&
+                   !pipe->plain.cmds.oom
+               ? &pipe->plain
+               : NULL;
 }
 
 int smm_pipeline_encode_flush_end(struct smm_argv *av, int n_parts)
@@ -1159,6 +1195,132 @@ static struct smm_counters_entry *held_entry(struct smm_pipeline *pipe,
     return e;
 }
 
+/* How many posts a bucket's leaderboard keeps: TOPN in connectors/lua/smm.lua. */
+#define TOP_KEEP 1000
+
+/* The plain path's share of an abs_encode() record (see struct smm_flush_plain): the
+ * check's {key, base_v, prune}, then what write_entities in connectors/lua/smm.lua would
+ * write for it: HSET of v and each bucket's value (HDEL of a bucket that went to nothing),
+ * EXPIREAT when the expiry moves, and each post bucket's score for plain_tops(). */
+static int plain_record(struct smm_pipeline *pipe, const struct smm_agg_entity *ent,
+                        const struct smm_counters_entry *e, char names[][SMM_COUNTERS_NAME],
+                        const int *which, int n, const char *prune, const char *exp,
+                        char scores[][24])
+{
+    struct smm_argv *chk = &pipe->plain.check;
+    struct smm_cmds *c = &pipe->plain.cmds;
+    int rc = smm_argv_add_str(chk, e->key);
+    rc |= smm_argv_add_int(chk, e->ver);
+    rc |= smm_argv_add_str(chk, prune);
+    pipe->chk_n++;
+    int empty = 0;
+    for (int x = 0; x < n; x++) {
+        empty += pipe->abs->vals[x][0] == '\0';
+    }
+    int is_new = strcmp(prune, "n") == 0;
+    smm_cmds_begin(c, 4 + 2 * is_new + 2 * (n - empty));
+    smm_cmds_arg_str(c, "HSET");
+    smm_cmds_arg_str(c, e->key);
+    smm_cmds_arg_str(c, "v");
+    smm_cmds_arg_int(c, e->ver + 1);
+    if (is_new) {
+        smm_cmds_arg_str(c, "p");
+        smm_cmds_arg_int(c, smm_pipeline_minute(pipe->enc_now_ms));
+    }
+    for (int x = 0; x < n; x++) {
+        if (pipe->abs->vals[x][0]) {
+            smm_cmds_arg_str(c, names[which[x]]);
+            smm_cmds_arg_str(c, pipe->abs->vals[x]);
+        }
+    }
+    if (empty > 0) {
+        smm_cmds_begin(c, 2 + empty);
+        smm_cmds_arg_str(c, "HDEL");
+        smm_cmds_arg_str(c, e->key);
+        for (int x = 0; x < n; x++) {
+            if (!pipe->abs->vals[x][0]) {
+                smm_cmds_arg_str(c, names[which[x]]);
+            }
+        }
+    }
+    if (exp[0]) {
+        smm_cmds_begin(c, 3);
+        smm_cmds_arg_str(c, "EXPIREAT");
+        smm_cmds_arg_str(c, e->key);
+        smm_cmds_arg_str(c, exp);
+    }
+    for (int x = 0; x < n && !rc; x++) {
+        if (!scores[x][0]) {
+            continue;
+        }
+        if (grow_ptrs((void **)&pipe->tops, &pipe->cap_tops, sizeof(*pipe->tops),
+                      pipe->n_tops + 1) != 0) {
+            return -1;
+        }
+        struct top_score *t = &pipe->tops[pipe->n_tops++];
+        snprintf(t->field, sizeof(t->field), "%s", names[which[x]]);
+        t->score = strtoll(scores[x], NULL, 10);
+        t->id = ent->id;
+    }
+    return rc || c->oom ? -1 : 0;
+}
+
+static int top_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct top_score *)a)->field, ((const struct top_score *)b)->field);
+}
+
+/* The leaderboards of the plain path's posts, as write_entities writes them: per bucket,
+ * ZADD of the posts whose engagement is positive, ZREM of the others, the board cut to
+ * TOP_KEEP, and a minute's or hour's board expiring with its bucket. */
+static void plain_tops(struct smm_pipeline *pipe)
+{
+    struct smm_cmds *c = &pipe->plain.cmds;
+    qsort(pipe->tops, (size_t)pipe->n_tops, sizeof(*pipe->tops), top_cmp);
+    char key[64 + SMM_COUNTERS_NAME + 8]; /* prefix: at most 64 bytes (config.c) */
+    for (int i = 0, j; i < pipe->n_tops; i = j) {
+        const char *f = pipe->tops[i].field;
+        int ins = 0;
+        for (j = i; j < pipe->n_tops && strcmp(pipe->tops[j].field, f) == 0; j++) {
+            ins += pipe->tops[j].score > 0;
+        }
+        snprintf(key, sizeof(key), "%stop:%s", pipe->cfg->prefix, f);
+        for (int pass = 0; pass < 2; pass++) { /* 0: ZADD, 1: ZREM */
+            int want = pass == 0 ? ins : (j - i) - ins;
+            if (want == 0) {
+                continue;
+            }
+            smm_cmds_begin(c, 2 + (pass == 0 ? 2 : 1) * want);
+            smm_cmds_arg_str(c, pass == 0 ? "ZADD" : "ZREM");
+            smm_cmds_arg_str(c, key);
+            for (int x = i; x < j; x++) {
+                if ((pipe->tops[x].score > 0) == (pass == 0)) {
+                    if (pass == 0) {
+                        smm_cmds_arg_int(c, pipe->tops[x].score);
+                    }
+                    smm_cmds_arg_str(c, pipe->tops[x].id);
+                }
+            }
+        }
+        if (ins > 0) {
+            smm_cmds_begin(c, 4);
+            smm_cmds_arg_str(c, "ZREMRANGEBYRANK");
+            smm_cmds_arg_str(c, key);
+            smm_cmds_arg_int(c, 0);
+            smm_cmds_arg_int(c, -(TOP_KEEP + 1));
+        }
+        if (f[0] == 'm' || f[0] == 'h') {
+            int64_t num = strtoll(f + 1, NULL, 10);
+            smm_cmds_begin(c, 3);
+            smm_cmds_arg_str(c, "EXPIREAT");
+            smm_cmds_arg_str(c, key);
+            smm_cmds_arg_int(c, f[0] == 'm' ? (num + 1 + MINUTE_KEEP) * 60
+                                            : (num + 1 + HOUR_KEEP) * 3600);
+        }
+    }
+    pipe->n_tops = 0;
+}
+
 /* The record of the absolute section (see encode_part) of ent, whose buckets names[0..k)
  * e holds: each bucket's new value, delta and (posts) leaderboard score. Should a held
  * value not take the deltas (cannot happen with values this processor wrote), the record
@@ -1213,6 +1375,11 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
             snprintf(exp, sizeof(exp), "%lld", (long long)want);
             e->expire_s = want;
         }
+    }
+    if (bad) {
+        pipe->plain_ok = 0;
+    } else if (plain_record(pipe, ent, e, names, which, n, prune, exp, scores) != 0) {
+        return -1;
     }
     int rc = smm_argv_add_str(av, e->key);
     rc |= smm_argv_add_str(av, e->key + e->name_at);
@@ -1587,6 +1754,12 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         }
     }
     rc |= smm_argv_set_int(av, abs_at, n_abs);
+    if (agg) { /* the part with the batch: its absolute section is the plain path's */
+        pipe->plain.cut_at = abs_at;
+        pipe->plain.cut_end = av->n;
+        rc |= smm_argv_set_int(&pipe->plain.check, pipe->chk_n_at, pipe->chk_n);
+        plain_tops(pipe);
+    }
     int days_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     for (int e = 0; e < n_ents && !rc; e++) {
@@ -1670,6 +1843,18 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         rc |= adm_encode(pipe, av, &adm);
     }
     rc |= smm_argv_set_int(av, adm_at, adm);
+
+    /* The check's fences (see struct smm_flush_plain): n_parts, {tp, token, base, next}. */
+    struct smm_argv *chk = &pipe->plain.check;
+    if (pipe->chk_parts_at < 0) {
+        pipe->chk_parts_at = chk->n;
+        rc |= smm_argv_add_str(chk, PLACEHOLDER);
+    }
+    rc |= smm_argv_add_str(chk, tp);
+    rc |= smm_argv_add_str(chk, token);
+    rc |= smm_argv_add_int(chk, base);
+    rc |= smm_argv_add_int(chk, next);
+    rc |= smm_argv_set_int(chk, pipe->chk_parts_at, ++pipe->chk_parts);
     return rc ? SMM_ERR : SMM_OK;
 }
 

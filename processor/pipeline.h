@@ -125,6 +125,9 @@ int smm_pipeline_encode_flush(struct smm_pipeline *pipe, const struct smm_batch 
  * go to Redis ahead of its script call, on the same connection (smm_redis_sink_flush).
  * Valid until the next encode_flush_begin(). */
 const struct smm_cmds *smm_pipeline_flush_writes(const struct smm_pipeline *pipe);
+/* The flush's counter values as plain commands (struct smm_flush_plain), or NULL when this
+ * flush has none to send that way. Valid until the next encode_flush_begin(). */
+struct smm_flush_plain *smm_pipeline_flush_plain(struct smm_pipeline *pipe);
 /* Encodes a tick at now_ms that merges at most max_refresh account minute reach sketches
  * into hour sketches (reach.refresh_max). */
 int smm_pipeline_encode_tick(const struct smm_pipeline *pipe, int64_t now_ms,

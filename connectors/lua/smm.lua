@@ -1170,6 +1170,40 @@ local function write_entities(ents, ent_list, parts)
   end
 end
 
+-- Mode 'check' opens a flush whose counter values go as plain commands (HSET, HDEL,
+-- EXPIREAT, ZADD...) in a MULTI/EXEC with the rest of the flush, its 'flush' call without
+-- the absolute section (connectors/redis_sink.c, "the plain path"). The caller has
+-- WATCHed <P>offsets and <P>owner; this passes when every fence holds and every hash is
+-- still at the version its values were computed from, and prunes the hashes due for it
+-- (dropping buckets past their keep changes no figure). Every writer of a counter hash
+-- moves <P>offsets in the same atomic unit, so no version checked here can move before
+-- the caller's EXEC without making it write nothing. 'NO': the caller sends the flush
+-- whole instead.
+-- ARGV: common, n, {key, base_v, prune}*n, n_parts, {tp, token, base_offset, next_offset}*
+--       -> 'OK' or 'NO'
+if MODE == 'check' then
+  local n = tonumber(ARGV[6])
+  local at, i = 7, 7 + 3 * n
+  for _ = 1, tonumber(ARGV[i]) do
+    if call('HGET', P .. 'owner', ARGV[i + 1]) ~= ARGV[i + 2] or
+       (call('HGET', P .. 'offsets', ARGV[i + 1]) or '-1') ~= ARGV[i + 3] then
+      return 'NO'
+    end
+    i = i + 4
+  end
+  for j = at, at + 3 * n - 1, 3 do
+    if (call('HGET', ARGV[j], 'v') or '0') ~= ARGV[j + 1] then
+      return 'NO'
+    end
+  end
+  for j = at, at + 3 * n - 1, 3 do
+    if ARGV[j + 2] == '1' then
+      prune(ARGV[j], nil)
+    end
+  end
+  return 'OK'
+end
+
 if MODE == 'flush' then
   -- 1. Fences. Nothing is written unless every partition passes.
   local n_parts = tonumber(ARGV[6])

@@ -105,7 +105,7 @@ static void flush(void)
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
     cr_assert(smm_pipeline_encode_viral(pipe_, now, 0, NULL, 0, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(pipe_, now, &av) == SMM_OK);
-    cr_assert(smm_redis_sink_flush(sink, smm_pipeline_flush_writes(pipe_), &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
+    cr_assert(smm_redis_sink_flush(sink, smm_pipeline_flush_writes(pipe_), smm_pipeline_flush_plain(pipe_), &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
     cr_assert_eq(n_rej, 0);
     offset += 1000;

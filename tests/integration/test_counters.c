@@ -100,7 +100,7 @@ static void flush(struct writer *w)
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
     cr_assert(smm_pipeline_encode_viral(w->pipe, now, 0, NULL, 0, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(w->pipe, now, &av) == SMM_OK);
-    cr_assert(smm_redis_sink_flush(w->sink, smm_pipeline_flush_writes(w->pipe), &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
+    cr_assert(smm_redis_sink_flush(w->sink, smm_pipeline_flush_writes(w->pipe), smm_pipeline_flush_plain(w->pipe), &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(w->sink));
     cr_assert_eq(n_rej, 0);
     smm_pipeline_counters_settle(w->pipe, 1);
@@ -187,6 +187,82 @@ Test(counters, two_writers_one_post, .timeout = 60)
     redisFree(c);
     writer_close(&a);
     writer_close(&b);
+    h_redis_stop(&redis);
+}
+
+/* Calls of one command so far (INFO commandstats). */
+static long long calls_of(redisContext *c, const char *cmd)
+{
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    char want[64];
+    snprintf(want, sizeof(want), "cmdstat_%s:calls=", cmd);
+    const char *at = strstr(r->str, want);
+    long long n = at ? atoll(at + strlen(want)) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* The plain path (connectors/redis_sink.c): a flush whose values the writer holds goes as
+ * plain commands in a MULTI/EXEC once the script's check passed; a stale copy fails the
+ * check and the flush goes whole (the script adds the deltas); a Redis user that may not
+ * run WATCH, MULTI or EXEC gets every flush whole, with the same figures. */
+Test(counters, plain_path_and_its_fallbacks, .timeout = 60)
+{
+    h_redis_start(&redis, 0);
+    struct writer a, b;
+    writer_open(&a, "t:0", "A");
+    writer_open(&b, "t:1", "B");
+    redisContext *c = h_redis_connect(&redis);
+
+    view(&a, "u1");
+    flush(&a);
+    check(c, 1, 1, "after A's first flush");
+    cr_assert_eq(calls_of(c, "exec"), 1, "a new post, loaded empty: the plain path");
+    cr_assert_eq(calls_of(c, "multi"), 1);
+    view(&a, "u2");
+    view(&a, "u3");
+    flush(&a);
+    check(c, 3, 3, "after A's second flush");
+    cr_assert_eq(calls_of(c, "exec"), 2, "held values: the plain path");
+
+    view(&b, "u4"); /* B loads what A wrote, and writes through the plain path */
+    flush(&b);
+    check(c, 4, 4, "after B");
+    cr_assert_eq(calls_of(c, "exec"), 3);
+
+    view(&a, "u5"); /* A's copy is stale: its check fails, the flush goes whole */
+    flush(&a);
+    check(c, 5, 5, "after A's stale flush");
+    cr_assert_eq(calls_of(c, "exec"), 3, "a failed check sends no transaction");
+    cr_assert_eq(calls_of(c, "unwatch"), 1);
+
+    /* A Redis user without WATCH, MULTI and EXEC: whole flushes, the same figures. */
+    redisReply *r = redisCommand(c, "ACL SETUSER nowatch on >pw ~* &* +@all -watch -multi -exec");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    struct writer d;
+    writer_open(&d, "t:2", "D");
+    smm_redis_sink_destroy(d.sink);
+    char err[256];
+    struct smm_redis_opts o = {.host = "127.0.0.1", .port = redis.port, .timeout_ms = 5000,
+                               .username = "nowatch", .password = "pw"};
+    d.sink = smm_redis_sink_new(&o, err, sizeof(err));
+    cr_assert(d.sink && smm_redis_sink_connect(d.sink) == SMM_SINK_OK);
+    smm_redis_sink_on_conflict(d.sink, conflict, d.pipe);
+    for (int i = 0; i < 3; i++) {
+        char u[8];
+        snprintf(u, sizeof(u), "w%d", i);
+        view(&d, u);
+        flush(&d);
+    }
+    check(c, 8, 8, "after the writer without transactions");
+    cr_assert_eq(calls_of(c, "exec"), 3, "its flushes went whole");
+
+    redisFree(c);
+    writer_close(&a);
+    writer_close(&b);
+    writer_close(&d);
     h_redis_stop(&redis);
 }
 

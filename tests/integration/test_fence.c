@@ -65,7 +65,7 @@ static int flush(const struct smm_batch *b, const char *tp, const char *token, i
     cr_assert(smm_pipeline_encode_flush_begin(pipe_, h_now_ms(), &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_part(pipe_, b, tp, token, base, next, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
-    int rc = smm_redis_sink_flush(sink, smm_pipeline_flush_writes(pipe_), &av, rej, 8, n_rej);
+    int rc = smm_redis_sink_flush(sink, smm_pipeline_flush_writes(pipe_), smm_pipeline_flush_plain(pipe_), &av, rej, 8, n_rej);
     smm_argv_free(&av);
     return rc;
 }
@@ -132,7 +132,7 @@ Test(fence, one_refused_partition_applies_nothing)
     cr_assert(smm_pipeline_encode_flush_part(pipe_, &b1, "t:0", "A", -1, 2, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_part(pipe_, &b2, "t:1", "A", -1, 5, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_flush_end(&av, 2) == SMM_OK);
-    cr_assert(smm_redis_sink_flush(sink, smm_pipeline_flush_writes(pipe_), &av, rej, 8, &n) == SMM_SINK_OK);
+    cr_assert(smm_redis_sink_flush(sink, smm_pipeline_flush_writes(pipe_), smm_pipeline_flush_plain(pipe_), &av, rej, 8, &n) == SMM_SINK_OK);
     cr_assert(n == 1 && rej[0].part == 1 && rej[0].status == SMM_FLUSH_FENCED);
     cr_assert_eq(likes(), 0, "a refused call must apply none of its partitions");
     smm_argv_free(&av);

@@ -365,8 +365,9 @@ static const char *const acl_commands[] = {
      * HTTP API's reads (FCALL for smm_get/smm_mget, which count reach with PFCOUNT; FCALL_RO
      * for the others); TIME is its clock */
     "function|load", "fcall", "fcall_ro", "time",
-    /* a source's expiry read before a link write moves it (write_links) */
-    "expiretime",
+    /* the plain path: counter values in a MULTI/EXEC beside the script
+     * (connectors/redis_sink.c); a source's expiry read before it moves */
+    "watch", "unwatch", "multi", "exec", "expiretime",
     NULL};
 
 /* ACL SETUSER user reset on >pw ~<keys> resetchannels -@all +cmd... (without `skip`). */

@@ -109,7 +109,7 @@ static int send_flush(struct smm_pipeline *pipe, struct smm_redis_sink *sk, stru
                       int *n_rej)
 {
     struct smm_flush_reject rej[4];
-    int rc = smm_redis_sink_flush(sk, smm_pipeline_flush_writes(pipe), av, rej, 4, n_rej);
+    int rc = smm_redis_sink_flush(sk, smm_pipeline_flush_writes(pipe), smm_pipeline_flush_plain(pipe), av, rej, 4, n_rej);
     smm_pipeline_viral_settle(pipe, rc == SMM_SINK_OK && *n_rej == 0);
     smm_argv_free(av);
     return rc;
@@ -527,7 +527,7 @@ Test(viral_state, sla_and_goal_alerts_in_words)
             cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
             cr_assert(smm_pipeline_encode_viral(p2, now, step == 1, NULL, 0, &av) == SMM_OK);
             cr_assert(smm_pipeline_encode_insights(p2, now, &av) == SMM_OK);
-            cr_assert(smm_redis_sink_flush(sink, smm_pipeline_flush_writes(p2), &av, frej, 4, &n_rej) == SMM_SINK_OK &&
+            cr_assert(smm_redis_sink_flush(sink, smm_pipeline_flush_writes(p2), smm_pipeline_flush_plain(p2), &av, frej, 4, &n_rej) == SMM_SINK_OK &&
                       n_rej == 0);
         }
         smm_batch_free(&b);
