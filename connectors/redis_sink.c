@@ -217,9 +217,6 @@ int smm_redis_sink_connect(struct smm_redis_sink *sink)
     return SMM_SINK_OK;
 }
 
-static int send_eval(struct smm_redis_sink *sink, const struct smm_cmds *pre,
-                     struct smm_argv *av);
-
 /* One reply of the plain writes sent ahead of a flush: the first error is kept. */
 static void pre_reply(struct smm_redis_sink *sink, redisReply *r)
 {
@@ -244,51 +241,6 @@ static int pre_outcome(struct smm_redis_sink *sink, int rc)
     return strncmp(sink->pre_err, "NOPERM", 6) == 0 || strncmp(sink->pre_err, "NOAUTH", 6) == 0
                ? SMM_SINK_ERROR
                : SMM_SINK_RETRY;
-}
-
-/* EVALSHA <sha> 0 <av...> after the plain writes pre (NULL: none), waiting for the reply;
- * reloads the script once on NOSCRIPT (a restarted server). */
-static int eval(struct smm_redis_sink *sink, const struct smm_cmds *pre, struct smm_argv *av,
-                redisReply **out)
-{
-    redisReply *r = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = send_eval(sink, pre, av);
-        if (rc != SMM_SINK_OK) {
-            return rc;
-        }
-        while (sink->pre_pending > 0) {
-            if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
-                return io_fail(sink, "reply");
-            }
-            pre_reply(sink, r);
-        }
-        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
-            return io_fail(sink, "EVALSHA reply");
-        }
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
-            freeReplyObject(r);
-            r = NULL;
-            drop(sink); /* reconnecting reloads the script */
-            continue;
-        }
-        break;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        sink->errors++;
-        set_err(sink, "redis script: %s", r->str);
-        int rc = strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
-                         strncmp(r->str, "OOM", 3) == 0 || strncmp(r->str, "MISCONF", 7) == 0
-                     ? SMM_SINK_RETRY
-                     : SMM_SINK_ERROR;
-        freeReplyObject(r);
-        if (rc == SMM_SINK_RETRY) {
-            drop(sink);
-        }
-        return rc;
-    }
-    *out = r;
-    return SMM_SINK_OK;
 }
 
 static int64_t reply_int(const redisReply *r)
@@ -409,46 +361,6 @@ static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
     return SMM_SINK_OK;
 }
 
-
-/* Queues the plain writes pre (NULL: none) and EVALSHA <sha> 0 <av...>, and writes them out
- * without waiting for the replies. */
-static int send_eval(struct smm_redis_sink *sink, const struct smm_cmds *pre,
-                     struct smm_argv *av)
-{
-    int rc = smm_redis_sink_connect(sink);
-    if (rc != SMM_SINK_OK) {
-        return rc;
-    }
-    sink->pre_pending = 0;
-    sink->pre_err[0] = '\0';
-    if (pre && pre->n > 0) {
-        if (pre->oom) {
-            set_err(sink, "out of memory");
-            return SMM_SINK_ERROR;
-        }
-        if (redisAppendFormattedCommand(sink->c, pre->buf, pre->used) != REDIS_OK) {
-            return io_fail(sink, "reach writes");
-        }
-        sink->pre_pending = pre->n;
-    }
-    const char *head[] = {"EVALSHA", sink->sha, "0"};
-    const char *cmd;
-    size_t len;
-    if (smm_argv_command(av, head, 3, &cmd, &len) != 0) {
-        set_err(sink, "out of memory");
-        return SMM_SINK_ERROR;
-    }
-    if (redisAppendFormattedCommand(sink->c, cmd, len) != REDIS_OK) {
-        return io_fail(sink, "EVALSHA");
-    }
-    int done = 0;
-    while (!done) {
-        if (redisBufferWrite(sink->c, &done) != REDIS_OK) {
-            return io_fail(sink, "EVALSHA");
-        }
-    }
-    return SMM_SINK_OK;
-}
 
 /* ---- the plain path ----
  * A flush whose counter values the processor computed sends them as plain commands
@@ -750,10 +662,44 @@ int smm_redis_sink_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre
     return rc;
 }
 
+/* EVALSHA <sha> 0 <av...>, waiting for the reply (a tick); reloads the script once on
+ * NOSCRIPT (a restarted server). */
+static int eval(struct smm_redis_sink *sink, struct smm_argv *av, redisReply **out)
+{
+    int rc = SMM_SINK_RETRY;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        sink->pre_err[0] = '\0';
+        rc = smm_redis_sink_connect(sink);
+        if (rc == SMM_SINK_OK) {
+            rc = append_flush(sink, av, NULL);
+        }
+        if (rc == SMM_SINK_OK) {
+            rc = write_out(sink, "EVALSHA");
+        }
+        if (rc != SMM_SINK_OK) {
+            return rc;
+        }
+        redisReply *r;
+        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK) {
+            return io_fail(sink, "EVALSHA reply");
+        }
+        if (r->type != REDIS_REPLY_ERROR) {
+            *out = r;
+            return SMM_SINK_OK;
+        }
+        int noscript = strncmp(r->str, "NOSCRIPT", 8) == 0;
+        rc = script_error(sink, r); /* NOSCRIPT: dropped, so reconnecting reloads it */
+        if (!noscript) {
+            break;
+        }
+    }
+    return rc;
+}
+
 int smm_redis_sink_tick(struct smm_redis_sink *sink, struct smm_argv *av, int64_t *merged)
 {
-    redisReply *r;
-    int rc = eval(sink, NULL, av, &r);
+    redisReply *r = NULL;
+    int rc = eval(sink, av, &r);
     if (rc != SMM_SINK_OK) {
         return rc;
     }

@@ -952,41 +952,49 @@ end
 
 local counter_conflicts = {}
 
+-- The buckets per-minute deltas {minute = {metric = delta}} add to: fields[1] (the
+-- lifetime bucket, pre .. 't') gets their sum, and pre .. 'm<minute>' and pre .. 'h<hour>'
+-- are appended to fields for each minute and hour still kept, deltas[j] for fields[j].
+local function bucket_fields(minutes, pre, fields, deltas)
+  local now_hour = floor(now_min / 60)
+  local total, hours = {}, {}
+  for minute, b in pairs(minutes) do
+    for name, d in pairs(b) do
+      total[name] = (total[name] or 0) + d
+    end
+    if minute > now_min - MINUTE_KEEP then
+      fields[#fields + 1] = pre .. 'm' .. minute
+      deltas[#fields] = b
+    end
+    local hour = floor(minute / 60)
+    if hour > now_hour - HOUR_KEEP then
+      local h = hours[hour]
+      if not h then
+        h = {}
+        hours[hour] = h
+      end
+      for name, d in pairs(b) do
+        h[name] = (h[name] or 0) + d
+      end
+    end
+  end
+  for hour, h in pairs(hours) do
+    fields[#fields + 1] = pre .. 'h' .. hour
+    deltas[#fields] = h
+  end
+  deltas[1] = total
+end
+
 -- What the links yield (answers and response times, threads, indirect conversions: no
 -- other counter) goes to link buckets lt, lm<minute> and lh<hour> of the account's or
 -- source's hash, beside the buckets the processor computes, which it leaves as they are:
 -- neither v nor p moves, so the processor's copy of the hash still holds. Readers add
 -- both (connectors/lua/smm_lib.lua); prune() drops both.
 local function write_links(lents, lent_list)
-  local now_hour = floor(now_min / 60)
   for _, ent in ipairs(lent_list) do
     local key = P .. '{' .. shard_of(ent) .. '}:' .. ent
-    local fields, deltas, total, hours = {'lt'}, {}, {}, {}
-    for minute, b in pairs(lents[ent]) do
-      for name, d in pairs(b) do
-        total[name] = (total[name] or 0) + d
-      end
-      if minute > now_min - MINUTE_KEEP then
-        fields[#fields + 1] = 'lm' .. minute
-        deltas[#fields] = b
-      end
-      local hour = floor(minute / 60)
-      if hour > now_hour - HOUR_KEEP then
-        local h = hours[hour]
-        if not h then
-          h = {}
-          hours[hour] = h
-        end
-        for name, d in pairs(b) do
-          h[name] = (h[name] or 0) + d
-        end
-      end
-    end
-    for hour, h in pairs(hours) do
-      fields[#fields + 1] = 'lh' .. hour
-      deltas[#fields] = h
-    end
-    deltas[1] = total
+    local fields, deltas = {'lt'}, {}
+    bucket_fields(lents[ent], 'l', fields, deltas)
     local got = call('HMGET', key, unpack(fields))
     local sets, dels = {}, {}
     for j = 1, #fields do
@@ -1015,7 +1023,6 @@ local function write_links(lents, lent_list)
 end
 
 local function write_entities(ents, ent_list, parts)
-  local now_hour = floor(now_min / 60)
   local tops = {} -- top key -> {score, member, ...}
   local function top_add(key, score, id)
     local t = tops[key]
@@ -1035,32 +1042,7 @@ local function write_entities(ents, ent_list, parts)
     local key = P .. '{' .. shard .. '}:' .. ent
     -- The buckets this flush adds to: t, each kept minute, each kept hour (after p and v).
     local fields, deltas = {'t', 'p', 'v'}, {}
-    local total, hours = {}, {}
-    for minute, b in pairs(ents[ent]) do
-      for name, d in pairs(b) do
-        total[name] = (total[name] or 0) + d
-      end
-      if minute > now_min - MINUTE_KEEP then
-        fields[#fields + 1] = 'm' .. minute
-        deltas[#fields] = b
-      end
-      local hour = floor(minute / 60)
-      if hour > now_hour - HOUR_KEEP then
-        local h = hours[hour]
-        if not h then
-          h = {}
-          hours[hour] = h
-        end
-        for name, d in pairs(b) do
-          h[name] = (h[name] or 0) + d
-        end
-      end
-    end
-    for hour, h in pairs(hours) do
-      fields[#fields + 1] = 'h' .. hour
-      deltas[#fields] = h
-    end
-    deltas[1] = total
+    bucket_fields(ents[ent], '', fields, deltas)
     local got = call('HMGET', key, unpack(fields))
     local sets, dels = {'v', (tonumber(got[3]) or 0) + 1}, {}
     local is_post = string.byte(ent, 1) == 99 and string.byte(ent, 2) == 58 -- "c:"
