@@ -1255,14 +1255,16 @@ if MODE == 'flush' then
     end
     return set
   end
-  -- Counter deltas per entity and event-time minute: ents[ent][minute][metric].
-  local ents, ent_list = {}, {}
-  local function bucket(ent, minute)
-    local e = ents[ent]
+  -- Counter deltas per entity and event-time minute: map[ent][minute][metric], each
+  -- entity listed once in list. ents: the groups' (write_entities), lents: what the links
+  -- yield (write_links: the entity's link buckets, so that its own buckets stay as the
+  -- processor computed them).
+  local function bucket_in(map, list, ent, minute)
+    local e = map[ent]
     if not e then
       e = {}
-      ents[ent] = e
-      ent_list[#ent_list + 1] = ent
+      map[ent] = e
+      list[#list + 1] = ent
     end
     local b = e[minute]
     if not b then
@@ -1271,22 +1273,14 @@ if MODE == 'flush' then
     end
     return b
   end
-  -- A counter a link yields (field "<entity>:<metric>"): to the entity's link buckets
-  -- (write_links), so that its own buckets stay as the processor computed them.
-  local lents, lent_list = {}, {}
+  local ents, ent_list, lents, lent_list = {}, {}, {}, {}
+  local function bucket(ent, minute)
+    return bucket_in(ents, ent_list, ent, minute)
+  end
+  -- A counter a link yields (field "<entity>:<metric>").
   local function bump(minute, f, d)
     local ent, metric = string.match(f, '^(.*):([^:]*)$')
-    local e = lents[ent]
-    if not e then
-      e = {}
-      lents[ent] = e
-      lent_list[#lent_list + 1] = ent
-    end
-    local b = e[minute]
-    if not b then
-      b = {}
-      e[minute] = b
-    end
+    local b = bucket_in(lents, lent_list, ent, minute)
     b[metric] = (b[metric] or 0) + d
     if string.byte(f, 1) == 97 then -- "a:"
       local dd = day_set(minute)
