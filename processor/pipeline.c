@@ -1276,6 +1276,9 @@ static int top_cmp(const void *a, const void *b)
 static void plain_tops(struct smm_pipeline *pipe)
 {
     struct smm_cmds *c = &pipe->plain.cmds;
+    if (pipe->n_tops == 0) {
+        return; /* (qsort's array may not be NULL, even when empty) */
+    }
     qsort(pipe->tops, (size_t)pipe->n_tops, sizeof(*pipe->tops), top_cmp);
     char key[64 + SMM_COUNTERS_NAME + 8]; /* prefix: at most 64 bytes (config.c) */
     for (int i = 0, j; i < pipe->n_tops; i = j) {
