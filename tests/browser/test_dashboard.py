@@ -986,8 +986,10 @@ def run(args, work):
 
         # -- response times: the panel follows the viral leaderboard's top account --
         def response_buckets():
+            # the state script's link buckets, where answers and response times live
+            # (docs/redis-keys.md): lifetime, the current minute and hour
             now_min = int(time.time() // 60)
-            return ["t", f"m{now_min}", f"h{now_min // 60}"]
+            return ["lt", f"lm{now_min}", f"lh{now_min // 60}"]
 
         def response_url(account, win):
             return ("api/v1/response?account=" + urllib.request.quote(account, safe="") +
