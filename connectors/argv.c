@@ -195,15 +195,17 @@ static size_t arg_start(const struct smm_argv *av, int i)
 }
 
 int smm_argv_command_cut(struct smm_argv *av, const char *const *head, int n_head, int at,
-                         int end, struct smm_piece out[3])
+                         int end, int sections, struct smm_piece out[3])
 {
-    if (at < 0 || end <= at || end > av->n ||
-        command_head(av, head, n_head, n_head + av->n - (end - at - 1), &out[0].p) != 0) {
+    static const char zeros[] = "$1\r\n0\r\n$1\r\n0\r\n$1\r\n0\r\n$1\r\n0\r\n";
+    if (at < 0 || end <= at || end > av->n || sections < 1 || sections > 4 ||
+        command_head(av, head, n_head, n_head + av->n - (end - at) + sections, &out[0].p) !=
+            0) {
         return -1;
     }
     out[0].len = (size_t)(av->buf + arg_start(av, at) - out[0].p);
-    out[1].p = "$1\r\n0\r\n";
-    out[1].len = 7;
+    out[1].p = zeros;
+    out[1].len = 7 * (size_t)sections;
     out[2].p = av->buf + arg_start(av, end);
     out[2].len = av->used - arg_start(av, end);
     return 0;

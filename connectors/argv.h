@@ -41,16 +41,16 @@ const char *smm_argv_get(const struct smm_argv *av, int i, size_t *len);
 int smm_argv_command(struct smm_argv *av, const char *const *head, int n_head,
                      const char **cmd, size_t *cmd_len);
 
-/* The same command without the arguments at+1 .. end-1 and with argument at replaced by
- * "0" (a section count: the section left out), in three pieces to send back to back; they
+/* The same command with the arguments at .. end-1 replaced by `sections` arguments "0"
+ * (section counts: the sections left out), in three pieces to send back to back; they
  * point into av->buf (and a constant) like smm_argv_command()'s. Returns 0, or -1 when
- * head does not fit or not 0 <= at < end <= av->n. */
+ * head does not fit, not 0 <= at < end <= av->n or not 1 <= sections <= 4. */
 struct smm_piece {
     const char *p;
     size_t len;
 };
 int smm_argv_command_cut(struct smm_argv *av, const char *const *head, int n_head, int at,
-                         int end, struct smm_piece out[3]);
+                         int end, int sections, struct smm_piece out[3]);
 
 /* A list of whole Redis commands in RESP, sent back to back (the flush's plain writes,
  * which need no script). Out of memory is sticky: oom stays set until the next reset. */
@@ -70,15 +70,15 @@ void smm_cmds_arg(struct smm_cmds *c, const void *data, size_t len);
 void smm_cmds_arg_str(struct smm_cmds *c, const char *s);
 void smm_cmds_arg_int(struct smm_cmds *c, int64_t v);
 
-/* A flush's counter values as plain commands (connectors/redis_sink.c, "the plain path"):
- * cmds runs in a MULTI/EXEC with the script's flush call, once the script's 'check' call
- * with the arguments check has passed; they replace the flush's absolute section, whose
- * count is argument cut_at of the flush's list and whose records end before cut_end.
- * check.n == 0: this flush has no plain path. */
+/* A flush's counter values and post sketches as plain commands (connectors/redis_sink.c,
+ * "the plain path"): cmds runs in a MULTI/EXEC with the script's flush call, once the
+ * script's 'check' call with the arguments check has passed; they replace the flush's
+ * sections from argument cut_at (the first one's count) to cut_end (excluded), cut_sections
+ * of them. check.n == 0: this flush has no plain path. */
 struct smm_flush_plain {
     struct smm_cmds cmds;
     struct smm_argv check;
-    int cut_at, cut_end;
+    int cut_at, cut_end, cut_sections;
 };
 
 #endif

@@ -392,7 +392,8 @@ static int append_flush(struct smm_redis_sink *sink, struct smm_argv *av,
     struct smm_piece pc[3];
     int n = 1;
     if (plain) {
-        if (smm_argv_command_cut(av, head, 3, plain->cut_at, plain->cut_end, pc) != 0) {
+        if (smm_argv_command_cut(av, head, 3, plain->cut_at, plain->cut_end,
+                                 plain->cut_sections, pc) != 0) {
             set_err(sink, "out of memory");
             return SMM_SINK_ERROR;
         }

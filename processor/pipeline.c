@@ -1450,8 +1450,24 @@ static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     rc |= smm_argv_add_str(av, exp);
     rc |= smm_argv_add_str(av, changed ? "1" : "0");
     rc |= smm_argv_add(av, (const char *)pipe->sketch_buf, len);
+    /* The plain path's share: the check passed for every hash, so no sketch is merged and
+     * an unchanged one need not go (the script's reach section, in plain commands). */
+    struct smm_cmds *c = &pipe->plain.cmds;
+    if (changed) { /* (a moved expiry counts as a change) */
+        smm_cmds_begin(c, 4);
+        smm_cmds_arg_str(c, "SET");
+        smm_cmds_arg_str(c, skey);
+        smm_cmds_arg(c, pipe->sketch_buf, len);
+        smm_cmds_arg_str(c, "KEEPTTL");
+    }
+    if (exp[0]) {
+        smm_cmds_begin(c, 3);
+        smm_cmds_arg_str(c, "EXPIREAT");
+        smm_cmds_arg_str(c, skey);
+        smm_cmds_arg_str(c, exp);
+    }
     free(skey);
-    return rc ? -1 : 1;
+    return rc || c->oom ? -1 : 1;
 }
 
 /* An account's deltas for the daily hashes <prefix>d:<day> (goals, long-range charts):
@@ -1757,20 +1773,10 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         }
     }
     rc |= smm_argv_set_int(av, abs_at, n_abs);
-    if (agg) { /* the part with the batch: its absolute section is the plain path's */
-        pipe->plain.cut_at = abs_at;
-        pipe->plain.cut_end = av->n;
+    if (agg) {
         rc |= smm_argv_set_int(&pipe->plain.check, pipe->chk_n_at, pipe->chk_n);
         plain_tops(pipe);
     }
-    int days_at = av->n;
-    rc |= smm_argv_add_str(av, PLACEHOLDER);
-    for (int e = 0; e < n_ents && !rc; e++) {
-        if (pipe->held[e] && smm_agg_entity(agg, e)->kind == SMM_AGG_ACCOUNT) {
-            rc |= day_deltas(agg, smm_agg_entity(agg, e), av, &n_days);
-        }
-    }
-    rc |= smm_argv_set_int(av, days_at, n_days);
     /* Their posts' reach sketches: n_sketches, {key, sketch_key, expire_at, changed,
      * bytes}*n_sketches (sketch_encode). */
     int sketches_at = av->n;
@@ -1782,6 +1788,19 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         n_sketches += w > 0;
     }
     rc |= smm_argv_set_int(av, sketches_at, n_sketches);
+    if (agg) { /* the part with the batch: these two sections are the plain path's */
+        pipe->plain.cut_at = abs_at;
+        pipe->plain.cut_end = av->n;
+        pipe->plain.cut_sections = 2;
+    }
+    int days_at = av->n;
+    rc |= smm_argv_add_str(av, PLACEHOLDER);
+    for (int e = 0; e < n_ents && !rc; e++) {
+        if (pipe->held[e] && smm_agg_entity(agg, e)->kind == SMM_AGG_ACCOUNT) {
+            rc |= day_deltas(agg, smm_agg_entity(agg, e), av, &n_days);
+        }
+    }
+    rc |= smm_argv_set_int(av, days_at, n_days);
 
     /* Reach: plain writes sent ahead of the script (reach_writes). */
     if (agg && !rc) {

@@ -25,10 +25,10 @@
 --            (entity "c:<id>" or "a:<id>"; field "<entity>:<metric>"; rated is unused)
 --          n_abs, {key, entity, base_v, prune, expire_at, k, {field, value, delta, score}*k}*n_abs
 --            (entities whose buckets the processor computed: see write_entities)
---          n_days, {minute, field, delta}*n_days (their accounts' daily deltas)
 --          n_sketches, {key, sketch_key, expire_at, changed, bytes}*n_sketches
 --            (posts' reach sketches the processor computed: see reach below; the other
 --            users reach their sketches as plain PFADDs sent ahead of this call)
+--          n_days, {minute, field, delta}*n_days (their accounts' daily deltas)
 --          n_stats, {field, delta}*n_stats
 --          n_links, {type, account, a, b, c, ts_ms, biz_ms, x}*n_links  (see links below)
 --          n_adm, {key, base_v, set_key, expire_at, push, n_f, {field, value}*n_f,
@@ -1208,10 +1208,10 @@ if MODE == 'flush' then
     for _ = 1, n do
       i = i + 6 + 4 * tonumber(ARGV[i + 5])
     end
-    part.days_at = i
-    i = i + 1 + 3 * tonumber(ARGV[i])
     part.sketches_at = i
     i = i + 1 + 5 * tonumber(ARGV[i])
+    part.days_at = i
+    i = i + 1 + 3 * tonumber(ARGV[i])
     part.stats_at = i
     i = i + 1 + 2 * tonumber(ARGV[i])
     part.links_at = i
@@ -1381,7 +1381,8 @@ if MODE == 'flush' then
   -- batch changed it; else merged into what is stored, which keeps the other writer's
   -- users too (or, after Redis came back from an older state, adds the users it lost).
   -- KEEPTTL: the processor sends the expiry when the sketch lacks one (expire_at '' = it
-  -- has it).
+  -- has it). On the plain path (check passed: nothing to merge) the processor sends these
+  -- SETs and EXPIREATs itself, in the MULTI with this call, and this section comes empty.
   local conflicted = {}
   for _, key in ipairs(counter_conflicts) do
     conflicted[key] = true

@@ -84,6 +84,55 @@ Test(argv, round_trip_through_a_resp_reader)
     smm_argv_free(&av);
 }
 
+/* A cut replaces a run of sections by their counts "0": the pieces, joined, decode as the
+ * list without those arguments; a cut out of range or of no section is refused. */
+Test(argv, a_cut_leaves_sections_out)
+{
+    struct smm_argv av;
+    smm_argv_init(&av);
+    /* flush, n_a, a1, a2, n_b, b1, n_c, c1, tail */
+    const char *args[] = {"flush", "2", "a1", "a2", "1", "b1", "1", "c1", "tail"};
+    for (int i = 0; i < 9; i++) {
+        cr_assert_eq(smm_argv_add_str(&av, args[i]), 0);
+    }
+    const char *head[] = {"EVALSHA", "sha", "0"};
+    struct smm_piece pc[3];
+    cr_assert_eq(smm_argv_command_cut(&av, head, 3, 1, 6, 2, pc), 0); /* sections a and b */
+    char joined[512];
+    size_t len = 0;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_lt(len + pc[i].len, sizeof(joined));
+        memcpy(joined + len, pc[i].p, pc[i].len);
+        len += pc[i].len;
+    }
+    redisReply *rep = decode(joined, len);
+    const char *want[] = {"EVALSHA", "sha", "0", "flush", "0", "0", "1", "c1", "tail"};
+    cr_assert_eq(rep->elements, 9);
+    for (size_t i = 0; i < 9; i++) {
+        expect_arg(rep, i, want[i], strlen(want[i]));
+    }
+    freeReplyObject(rep);
+
+    cr_assert_eq(smm_argv_command_cut(&av, head, 3, 6, 8, 1, pc), 0); /* section c alone */
+    len = 0;
+    for (int i = 0; i < 3; i++) {
+        memcpy(joined + len, pc[i].p, pc[i].len);
+        len += pc[i].len;
+    }
+    rep = decode(joined, len);
+    cr_assert_eq(rep->elements, 11);
+    expect_arg(rep, 8, "b1", 2);
+    expect_arg(rep, 9, "0", 1);
+    expect_arg(rep, 10, "tail", 4);
+    freeReplyObject(rep);
+
+    cr_assert_eq(smm_argv_command_cut(&av, head, 3, 6, 10, 1, pc), -1, "past the end");
+    cr_assert_eq(smm_argv_command_cut(&av, head, 3, 6, 6, 1, pc), -1, "empty");
+    cr_assert_eq(smm_argv_command_cut(&av, head, 3, 1, 6, 0, pc), -1, "no section");
+    cr_assert_eq(smm_argv_command_cut(&av, head, 3, 1, 6, 5, pc), -1, "too many");
+    smm_argv_free(&av);
+}
+
 Test(argv, many_arguments_grow_the_buffers)
 {
     struct smm_argv av;

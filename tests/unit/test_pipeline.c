@@ -321,10 +321,10 @@ static void parse_flush(struct lua_argv *la, const struct smm_cmds *writes, stru
         for (int64_t a = 0; a < n; a++) {
             i = i + 6 + 4 * (int)tonumber(la, i + 5);
         }
-        days_at[pi] = i;
-        i = i + 1 + 3 * (int)tonumber(la, i);
         sketches_at[pi] = i;
         i = i + 1 + 5 * (int)tonumber(la, i);
+        days_at[pi] = i;
+        i = i + 1 + 3 * (int)tonumber(la, i);
         stats_at[pi] = i;
         i = i + 1 + 2 * (int)tonumber(la, i);
         links_at[pi] = i;
@@ -779,7 +779,7 @@ Test(pipeline, encode_flush_exact_positions)
         "flush", "smm:", now_min, "64", "2940", "1", /* header, n_parts */
         "t:3", "tk", "7", "8",                                         /* fence */
         "1", "a:acc", now_min, "0", "1", "a:acc:follow", "1",          /* one group */
-        "0", "0", "0",                          /* no absolutes, no days, no sketches */
+        "0", "0", "0",                          /* no absolutes, no sketches, no days */
         "2", "messages", "1", "events_counted", "1",                   /* stats */
         "0",                                                           /* no links */
         "0",                                                           /* no admissions */
@@ -789,7 +789,7 @@ Test(pipeline, encode_flush_exact_positions)
     for (int i = 0; i < n_want; i++) {
         /* Counts patched into placeholders carry leading zeros; compare as numbers. */
         if (i == 5 || i == 10 || i == 17 || i == 18 || i == 19 || i == 20 || i == 26) {
-            /* n_parts, n_groups, n_abs, n_days, n_sketches, n_stats, n_adm */
+            /* n_parts, n_groups, n_abs, n_sketches, n_days, n_stats, n_adm */
             cr_assert_eq(tonumber(&la, i + 1), strtoll(want[i], NULL, 10), "ARGV[%d] = %s",
                          i + 1, la.arg[i]);
         } else {
