@@ -8,6 +8,7 @@
  * distinct users (per minute for accounts, whose window sketches need it), so a user
  * reaches the script once per batch however often it was seen. */
 #include "metrics/aggregate.h"
+#include "metrics/hll.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -294,6 +295,7 @@ static int add_user(struct smm_agg *agg, int ent, int64_t minute, const char *us
     struct smm_agg_user *u = &agg->users[agg->n_users];
     u->minute = minute;
     u->user = copy;
+    u->reach_pos = smm_hll_position(user, len); /* (the bytes are at hand now) */
     u->ent = ent;
     u->next = e->first_user;
     e->first_user = agg->n_users++;

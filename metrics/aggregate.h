@@ -81,6 +81,7 @@ struct smm_agg_user {
     const char *user; /* owned by the agg's arena */
     int ent;          /* the entity's index */
     int next;
+    uint32_t reach_pos; /* smm_hll_position(user): what a reach sketch held adds */
 };
 
 struct smm_agg_entity {

@@ -231,6 +231,18 @@ int smm_hll_add(struct smm_hll *h, const void *elem, size_t len)
     return raise_register(h, idx, rank);
 }
 
+uint32_t smm_hll_position(const void *elem, size_t len)
+{
+    unsigned idx;
+    unsigned rank = element_rank(elem, len, &idx);
+    return (uint32_t)idx << 8 | rank;
+}
+
+int smm_hll_add_position(struct smm_hll *h, uint32_t pos)
+{
+    return raise_register(h, pos >> 8, pos & 0xff);
+}
+
 /* ---- estimate ----------------------------------------------------------------------- */
 
 /* sigma(x) = x + sum_{k>=1} x^(2^k) 2^(k-1), summed until the sum stops changing. */

@@ -85,6 +85,12 @@ void smm_hll_destroy(struct smm_hll *h);
  * same element on the same registers. SMM_ERR when out of memory (nothing changed). */
 int smm_hll_add(struct smm_hll *h, const void *elem, size_t len);
 
+/* The register an element raises and by how much, (index << 8) | rank: smm_hll_add() is
+ * smm_hll_add_position(h, smm_hll_position(elem, len)). Computed once, an element can go
+ * into many sketches without its bytes being read again. */
+uint32_t smm_hll_position(const void *elem, size_t len);
+int smm_hll_add_position(struct smm_hll *h, uint32_t pos);
+
 /* The estimate PFCOUNT gives for these registers. Cached until the next change. */
 uint64_t smm_hll_count(struct smm_hll *h);
 

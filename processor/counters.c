@@ -285,10 +285,9 @@ int smm_counters_reach_load(struct smm_counters *c, struct smm_counters_entry *e
     return 0;
 }
 
-int smm_counters_reach_add(struct smm_counters *c, struct smm_counters_entry *e,
-                           const char *user, size_t len)
+int smm_counters_reach_add(struct smm_counters *c, struct smm_counters_entry *e, uint32_t pos)
 {
-    int r = smm_hll_add(e->reach, user, len);
+    int r = smm_hll_add_position(e->reach, pos);
     if (r < 0) {
         smm_counters_reach_forget(c, e);
         return -1;

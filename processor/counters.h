@@ -95,10 +95,9 @@ void smm_counters_clear(struct smm_counters_entry *e);
  * memory or when the sketches held already take max_sketch_bytes. */
 int smm_counters_reach_load(struct smm_counters *c, struct smm_counters_entry *e,
                             const void *buf, size_t len);
-/* Adds a user to e's held sketch. 1 when a register grew, 0 when not, -1 when out of
- * memory (the sketch is then forgotten). */
-int smm_counters_reach_add(struct smm_counters *c, struct smm_counters_entry *e,
-                           const char *user, size_t len);
+/* Adds a user to e's held sketch, by its smm_hll_position(). 1 when a register grew, 0
+ * when not, -1 when out of memory (the sketch is then forgotten). */
+int smm_counters_reach_add(struct smm_counters *c, struct smm_counters_entry *e, uint32_t pos);
 /* Forgets e's sketch. */
 void smm_counters_reach_forget(struct smm_counters *c, struct smm_counters_entry *e);
 /* The admission sketch of e, created empty when e has none; NULL when out of memory. */

@@ -1422,8 +1422,7 @@ static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     }
     int changed = 0;
     for (int ui = ent->first_user; ui >= 0 && e->reach; ui = smm_agg_user_at(agg, ui)->next) {
-        const char *user = smm_agg_user_at(agg, ui)->user;
-        changed |= smm_counters_reach_add(pipe->cc, e, user, strlen(user)) > 0;
+        changed |= smm_counters_reach_add(pipe->cc, e, smm_agg_user_at(agg, ui)->reach_pos) > 0;
     }
     if (!e->reach) {
         return 0; /* out of memory: forgotten */
