@@ -10,12 +10,12 @@
  * from here and loaded again (another processor wrote it: partitions not keyed by
  * content_id). Bounded: at most max entries; the least recently used go first.
  *
- * An entry may also hold its entity's lifetime reach sketch (<prefix><entity>:reach, the
- * HyperLogLog string PFADD builds; metrics/hll.h): loaded with the hash, kept up to date
- * by adding the batch's users here, and written whole (SET) by the same flush and under the
- * same version check as the entity's values, so Redis hashes no user. Sketches are bounded by
+ * A post's entry may also hold its reach sketch (<prefix>c:<id>:reach, the HyperLogLog
+ * string PFADD builds; metrics/hll.h): loaded with the hash, kept up to date by adding
+ * the batch's users here, and written whole (SET) by the same flush and under the same
+ * version check as the post's values, so Redis hashes no user. Sketches are bounded by
  * memory apart from entries: past max_sketch_bytes no new one is held (its users then go
- * to PFADD in the script, as for an entity not held).
+ * to PFADD in the script, as for a post not held).
  *
  * An account's admission sketch for one dimension (metrics/admission.h), the hash
  * <prefix>ss:<account>:<dim> with its admitted set <prefix>seg:<account>:<dim>, is held
@@ -57,7 +57,7 @@ struct smm_counters_entry {
     int64_t used;     /* smm_counters_tick() count of the last use */
     int nf;
     struct smm_counters_field *f; /* SMM_COUNTERS_FIELDS, allocated by the first set */
-    struct smm_hll *reach; /* the lifetime reach sketch as stored, or NULL: not held */
+    struct smm_hll *reach; /* the post's reach sketch as stored, or NULL: not held */
     size_t reach_mem;      /* its heap bytes, as last counted */
     int64_t reach_expire_s; /* the sketch's EXPIREAT set since it was loaded (0: none) */
     int reach_refused;     /* a load could not hold it: its users go to PFADD */

@@ -656,9 +656,8 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
         char name[2 * SMM_EVENT_ID_MAX + 96];
         size_t name_len = ent_name(ent, name, sizeof(name));
         struct smm_counters_entry *e = smm_counters_find(pipe->cc, name, name_len);
-        /* An entity with users: its lifetime reach sketch too, unless held or refused
-         * (memory bound). */
-        int sketch = ent->first_user >= 0 &&
+        /* A post with users: its sketch too, unless held or refused (memory bound). */
+        int sketch = ent->kind == SMM_AGG_CONTENT && ent->first_user >= 0 &&
                      pipe->cfg->counters_cache_sketch_mb > 0 &&
                      !(e && (e->reach || e->reach_refused));
         if (e && has_all(e, names, k) && !sketch) {
@@ -1404,9 +1403,8 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     return rc || pend_add(pipe, e) != 0 ? -1 : 1;
 }
 
-/* The record of the sketch section (see encode_part) of an entity whose values went in
- * the absolute section (e: its entry) and whose lifetime reach sketch <entity>:reach e
- * holds: its users are added
+/* The record of the sketch section (see encode_part) of a post whose values went in the
+ * absolute section (e: its entry) and whose reach sketch e holds: its users are added
  * here and the sketch goes whole, with the hash's key (the script writes it as it is
  * only where the hash's version check passed; otherwise it merges it), whether it changed
  * and the expiry the sketch lacks. An unchanged sketch goes too: should the check fail
@@ -1417,7 +1415,7 @@ static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
                          const struct smm_agg_entity *ent, struct smm_counters_entry *e,
                          struct smm_argv *av)
 {
-    if (!e || !e->reach || ent->first_user < 0) {
+    if (!e || !e->reach || ent->kind != SMM_AGG_CONTENT || ent->first_user < 0) {
         return 0;
     }
     int changed = 0;
@@ -1567,10 +1565,9 @@ static int reach_writes(struct smm_pipeline *pipe, const struct smm_agg *agg)
     int n_mem = 0, cap_mem = 0;
     for (int e = 0; e < smm_agg_entities(agg) && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        /* A lifetime sketch held here goes whole (sketch_encode). */
-        int whole = pipe->held[e] && pipe->held[e]->reach;
-        if (ent->first_user < 0 || (whole && ent->kind != SMM_AGG_ACCOUNT)) {
-            continue; /* no users, or they are all in the sketch written whole */
+        if (ent->first_user < 0 || (ent->kind == SMM_AGG_CONTENT && pipe->held[e] &&
+                                    pipe->held[e]->reach)) {
+            continue; /* no users, or they are in the sketch written whole */
         }
         int kl = snprintf(key, sizeof(key), "%s%s:%s:reach", P, smm_agg_kind_prefix(ent->kind),
                           ent->id);
@@ -1593,20 +1590,9 @@ static int reach_writes(struct smm_pipeline *pipe, const struct smm_agg *agg)
             refs[n].minute = smm_agg_user_at(agg, ui)->minute;
             refs[n++].user = smm_agg_user_at(agg, ui)->user;
         }
-        if (!whole) {
-            /* A copy of this sketch held here would now lack these users (e.g. a segment
-             * value whose batch changed none of its counters, so no version check): the
-             * next batch loads it again rather than write a stale copy whole. */
-            char name[2 * SMM_EVENT_ID_MAX + 96];
-            struct smm_counters_entry *held =
-                smm_counters_find(pipe->cc, name, ent_name(ent, name, sizeof(name)));
-            if (held && held->reach) {
-                smm_counters_reach_forget(pipe->cc, held);
-            }
-            pfadd_refs(c, key, (size_t)kl, refs, 0, n);
-            if (idle > 0) {
-                expireat(c, key, (size_t)kl, expire_at);
-            }
+        pfadd_refs(c, key, (size_t)kl, refs, 0, n);
+        if (idle > 0) {
+            expireat(c, key, (size_t)kl, expire_at);
         }
         if (ent->kind != SMM_AGG_ACCOUNT) {
             continue;
