@@ -1752,8 +1752,9 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     rc |= smm_argv_set_int(av, groups_at, groups);
 
     /* The entities whose buckets the pipeline holds: n_abs, {key, entity, base_v, prune,
-     * expire_at, k, {field, value, delta, score}*k}*n_abs (abs_encode), then their
-     * accounts' daily deltas (the groups carry their own): n_days, {minute,
+     * expire_at, k, {field, value, delta, score}*k}*n_abs (abs_encode), then their posts'
+     * sketches (below; these two sections are what the plain path sends as commands), then
+     * their accounts' daily deltas (the groups carry their own): n_days, {minute,
      * "a:<id>:<metric>", delta}*n_days. */
     int abs_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
