@@ -2,12 +2,15 @@
  *
  * hiredis 0.14.1 (Debian 12): a context is dead after any I/O error, and a reconnect drops
  * whatever was queued, so we never pipeline increments across calls: each state change is
- * one EVALSHA whose effect is all-or-nothing, and a caller that saw RETRY simply resends
- * (the script's offset fence makes a resend of an applied batch a no-op). Only idempotent
- * writes (a flush's reach: PFADD, SADD, EXPIREAT) go as plain commands, ahead of its
- * EVALSHA on the same connection, and are resent with it. The timeout
- * applies to connect and to every reply (redisSetTimeout), so a hung server turns into
- * RETRY instead of a stuck loop. */
+ * one atomic unit, all-or-nothing, and a caller that saw RETRY simply resends (the
+ * script's offset fence makes a resend of an applied batch a no-op). A flush's unit is
+ * MULTI, its reach writes (PFADD, SADD, EXPIREAT: idempotent), its counter values when
+ * its check passed ("the plain path" below), its EVALSHA, EXEC: the users a flush adds to
+ * a sketch land together with the version move of the entity they belong to, so a writer
+ * holding that sketch either sees the move (and merges) or wrote before it (and the PFADD
+ * lands on what it wrote). Only a server that refuses MULTI (an ACL) gets the reach writes
+ * ahead of a lone EVALSHA. The timeout applies to connect and to every reply
+ * (redisSetTimeout), so a hung server turns into RETRY instead of a stuck loop. */
 #include "connectors/redis_sink.h"
 
 #include <hiredis/hiredis.h>
@@ -39,6 +42,7 @@ struct smm_redis_sink {
     void *conflict_opaque;
     int64_t changes;
     int pre_pending;     /* replies of plain writes sent ahead of the flush, not read yet */
+    int lead;            /* replies to read before pre's (an UNWATCH) */
     char pre_err[160];   /* the first error among them ('' = none) */
     /* The flush in flight (see "the plain path" below): its stage, the replies to read
      * before the one the stage waits for, the first error among those that are not
@@ -48,9 +52,12 @@ struct smm_redis_sink {
     char tx_err[160];
     struct smm_argv *fl_av;
     struct smm_flush_plain *fl_plain;
+    const struct smm_cmds *fl_pre; /* the flush's reach writes (NULL = none) */
 };
 
-enum { STAGE_FLUSH, STAGE_CHECK, STAGE_EXEC };
+/* What the reply read next answers: the lone EVALSHA, the plain path's check, its EXEC,
+ * or the EXEC of a flush sent whole with its reach writes. */
+enum { STAGE_FLUSH, STAGE_CHECK, STAGE_EXEC, STAGE_WHOLE };
 
 static char *dup_or_empty(const char *s)
 {
@@ -91,7 +98,7 @@ struct smm_redis_sink *smm_redis_sink_new(const struct smm_redis_opts *opts, cha
 
 static void drop(struct smm_redis_sink *sink)
 {
-    sink->pre_pending = 0;
+    sink->pre_pending = sink->lead = 0;
     if (sink->c) {
         redisFree(sink->c);
         sink->c = NULL;
@@ -213,6 +220,31 @@ int smm_redis_sink_connect(struct smm_redis_sink *sink)
         return rc;
     }
     freeReplyObject(r);
+    /* A user the ACL refuses MULTI or EXEC: its flushes go without a transaction. Asked
+     * here with an empty one, not learnt from a flush: commands sent after a refused MULTI
+     * run at once, and the script's reply would be read as a QUEUED. */
+    if (!sink->no_plain) {
+        const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+        size_t mlen[] = {5}, elen[] = {4};
+        if (command(sink, &r, 1, multi, mlen, "MULTI") != SMM_SINK_OK) {
+            return SMM_SINK_RETRY;
+        }
+        int refused = r->type == REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (!refused) {
+            if (command(sink, &r, 1, exec, elen, "EXEC") != SMM_SINK_OK) {
+                return SMM_SINK_RETRY;
+            }
+            refused = r->type == REDIS_REPLY_ERROR;
+            freeReplyObject(r);
+            if (refused) { /* still inside the MULTI: a new connection, not asking again */
+                sink->no_plain = 1;
+                drop(sink);
+                return smm_redis_sink_connect(sink);
+            }
+        }
+        sink->no_plain = refused;
+    }
     set_err(sink, "ok");
     return SMM_SINK_OK;
 }
@@ -410,7 +442,10 @@ static int append_flush(struct smm_redis_sink *sink, struct smm_argv *av,
     return SMM_SINK_OK;
 }
 
-/* Queues pre, then the check (plain path) or the flush whole, and writes them out. */
+static int send_whole(struct smm_redis_sink *sink, int unwatch);
+
+/* Queues the check (plain path: WATCH, check; pre goes in its MULTI) or the flush whole,
+ * and writes them out. */
 static int send_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
                       struct smm_argv *av, struct smm_flush_plain *plain)
 {
@@ -418,40 +453,31 @@ static int send_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
     if (rc != SMM_SINK_OK) {
         return rc;
     }
-    sink->pre_pending = sink->skip = 0;
+    sink->pre_pending = sink->lead = sink->skip = 0;
     sink->pre_err[0] = sink->tx_err[0] = '\0';
     sink->fl_av = av;
     sink->fl_plain = sink->no_plain ? NULL : plain;
-    if (pre && pre->n > 0) {
-        if (pre->oom) {
-            set_err(sink, "out of memory");
-            return SMM_SINK_ERROR;
-        }
-        if (redisAppendFormattedCommand(sink->c, pre->buf, pre->used) != REDIS_OK) {
-            return io_fail(sink, "reach writes");
-        }
-        sink->pre_pending = sink->skip = pre->n;
+    sink->fl_pre = pre && pre->n > 0 ? pre : NULL;
+    if (sink->fl_pre && pre->oom) {
+        set_err(sink, "out of memory");
+        return SMM_SINK_ERROR;
     }
-    if (sink->fl_plain) {
-        size_t plen;
-        const char *prefix = smm_argv_get(&plain->check, 1, &plen);
-        const char *head[] = {"EVALSHA", sink->sha, "0"};
-        const char *cmd;
-        size_t len;
-        if (redisAppendCommand(sink->c, "WATCH %boffsets %bowner", prefix, plen, prefix,
-                               plen) != REDIS_OK ||
-            smm_argv_command(&plain->check, head, 3, &cmd, &len) != 0 ||
-            redisAppendFormattedCommand(sink->c, cmd, len) != REDIS_OK) {
-            return io_fail(sink, "WATCH");
-        }
-        sink->skip++;
-        sink->stage = STAGE_CHECK;
-    } else {
-        if ((rc = append_flush(sink, av, NULL)) != SMM_SINK_OK) {
-            return rc;
-        }
-        sink->stage = STAGE_FLUSH;
+    if (!sink->fl_plain) {
+        return send_whole(sink, 0);
     }
+    size_t plen;
+    const char *prefix = smm_argv_get(&plain->check, 1, &plen);
+    const char *head[] = {"EVALSHA", sink->sha, "0"};
+    const char *cmd;
+    size_t len;
+    if (redisAppendCommand(sink->c, "WATCH %boffsets %bowner", prefix, plen, prefix, plen) !=
+            REDIS_OK ||
+        smm_argv_command(&plain->check, head, 3, &cmd, &len) != 0 ||
+        redisAppendFormattedCommand(sink->c, cmd, len) != REDIS_OK) {
+        return io_fail(sink, "WATCH");
+    }
+    sink->skip = 1;
+    sink->stage = STAGE_CHECK;
     return write_out(sink, "EVALSHA");
 }
 
@@ -466,7 +492,9 @@ int smm_redis_sink_flush_send(struct smm_redis_sink *sink, const struct smm_cmds
 static void skip_reply(struct smm_redis_sink *sink, redisReply *r)
 {
     sink->skip--;
-    if (sink->pre_pending > 0) {
+    if (sink->lead > 0) {
+        sink->lead--;
+    } else if (sink->pre_pending > 0) {
         pre_reply(sink, r);
         return;
     }
@@ -476,8 +504,19 @@ static void skip_reply(struct smm_redis_sink *sink, redisReply *r)
     freeReplyObject(r);
 }
 
-/* The plain path is closed for this flush (check said NO, EXEC wrote nothing, or the
- * server refused the transaction): send the flush whole. */
+/* pre's commands into the connection's buffer. */
+static int append_pre(struct smm_redis_sink *sink)
+{
+    const struct smm_cmds *pre = sink->fl_pre;
+    if (pre && redisAppendFormattedCommand(sink->c, pre->buf, pre->used) != REDIS_OK) {
+        return io_fail(sink, "reach writes");
+    }
+    return SMM_SINK_OK;
+}
+
+/* The flush whole (no check, or the plain path closed: check said NO, EXEC wrote nothing,
+ * or the server refused the transaction): MULTI, pre, EVALSHA, EXEC; or, where the server
+ * refuses MULTI, pre ahead of a lone EVALSHA. unwatch: the plain path's WATCH is set. */
 static int send_whole(struct smm_redis_sink *sink, int unwatch)
 {
     if (!strncmp(sink->tx_err, "NOPERM", 6) || !strncmp(sink->tx_err, "ERR unknown command", 19)) {
@@ -490,12 +529,27 @@ static int send_whole(struct smm_redis_sink *sink, int unwatch)
             return io_fail(sink, "UNWATCH");
         }
         sink->skip++;
+        sink->lead++;
     }
-    int rc = append_flush(sink, sink->fl_av, NULL);
-    if (rc != SMM_SINK_OK) {
+    int n_pre = sink->fl_pre ? sink->fl_pre->n : 0;
+    int tx = n_pre > 0 && !sink->no_plain, rc;
+    if (tx && redisAppendCommand(sink->c, "MULTI") != REDIS_OK) {
+        return io_fail(sink, "MULTI");
+    }
+    if ((rc = append_pre(sink)) != SMM_SINK_OK || (rc = append_flush(sink, sink->fl_av, NULL)) != SMM_SINK_OK) {
         return rc;
     }
-    sink->stage = STAGE_FLUSH;
+    if (tx) {
+        if (redisAppendCommand(sink->c, "EXEC") != REDIS_OK) {
+            return io_fail(sink, "EXEC");
+        }
+        sink->skip += 1 + n_pre + 1; /* MULTI's OK, QUEUED for each */
+        sink->stage = STAGE_WHOLE;
+    } else {
+        sink->skip += n_pre;
+        sink->pre_pending = n_pre;
+        sink->stage = STAGE_FLUSH;
+    }
     return write_out(sink, "EVALSHA");
 }
 
@@ -503,19 +557,24 @@ static int send_whole(struct smm_redis_sink *sink, int unwatch)
 static int send_exec(struct smm_redis_sink *sink)
 {
     struct smm_flush_plain *pl = sink->fl_plain;
-    if (redisAppendCommand(sink->c, "MULTI") != REDIS_OK ||
-        (pl->cmds.n > 0 &&
-         redisAppendFormattedCommand(sink->c, pl->cmds.buf, pl->cmds.used) != REDIS_OK)) {
+    int rc;
+    if (redisAppendCommand(sink->c, "MULTI") != REDIS_OK) {
         return io_fail(sink, "MULTI");
     }
-    int rc = append_flush(sink, sink->fl_av, pl);
-    if (rc != SMM_SINK_OK) {
+    if ((rc = append_pre(sink)) != SMM_SINK_OK) {
+        return rc;
+    }
+    if (pl->cmds.n > 0 &&
+        redisAppendFormattedCommand(sink->c, pl->cmds.buf, pl->cmds.used) != REDIS_OK) {
+        return io_fail(sink, "MULTI");
+    }
+    if ((rc = append_flush(sink, sink->fl_av, pl)) != SMM_SINK_OK) {
         return rc;
     }
     if (redisAppendCommand(sink->c, "EXEC") != REDIS_OK) {
         return io_fail(sink, "EXEC");
     }
-    sink->skip = 1 + pl->cmds.n + 1;
+    sink->skip = 1 + (sink->fl_pre ? sink->fl_pre->n : 0) + pl->cmds.n + 1;
     sink->stage = STAGE_EXEC;
     return write_out(sink, "EXEC");
 }
@@ -572,7 +631,7 @@ static int exec_reply(struct smm_redis_sink *sink, redisReply *r, struct smm_flu
     int rc = parse_flush_reply(sink, fl, rejects, max, n_rejects);
     if (bad[0]) {
         sink->errors++;
-        set_err(sink, "redis: a counter write of the flush failed: %s", bad);
+        set_err(sink, "redis: a write of the flush failed: %s", bad);
         return SMM_SINK_ERROR;
     }
     return pre_outcome(sink, rc);
@@ -628,11 +687,17 @@ int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
             }
             continue;
         }
-        if (sink->stage == STAGE_EXEC) {
-            int whole;
+        if (sink->stage == STAGE_EXEC || sink->stage == STAGE_WHOLE) {
+            int whole, was = sink->stage;
             rc = exec_reply(sink, r, rejects, max, n_rejects, &whole);
             if (!whole) {
                 return rc;
+            }
+            if (was == STAGE_WHOLE && strncmp(sink->tx_err, "NOPERM", 6) != 0 &&
+                strncmp(sink->tx_err, "ERR unknown command", 19) != 0) {
+                sink->errors++; /* (a nil EXEC cannot happen here: nothing is WATCHed) */
+                set_err(sink, "redis: the flush's transaction was refused: %s", sink->tx_err);
+                return SMM_SINK_RETRY;
             }
             if ((rc = send_whole(sink, 0)) != SMM_SINK_OK) {
                 return rc;

@@ -45,15 +45,16 @@ const char *smm_redis_lib_source(void);
 /* The last error, for logs and /healthz. Never contains the password. */
 const char *smm_redis_sink_errstr(const struct smm_redis_sink *sink);
 
-/* Sends the plain writes pre (idempotent ones: PFADD, SADD, EXPIREAT; NULL = none), then
- * runs the script in flush mode with av (built by the processor; see smm.lua), on one
- * connection, so Redis applies pre first. With plain (NULL = none) the counter values go
- * as the plain commands it holds, in a MULTI/EXEC with the script, when the script's check
- * passes (redis_sink.c, "the plain path"); otherwise av goes whole.
+/* Runs the script in flush mode with av (built by the processor; see smm.lua) in one
+ * MULTI/EXEC with the plain writes pre (idempotent ones: PFADD, SADD, EXPIREAT; NULL =
+ * none), which Redis applies first. With plain (NULL = none) the counter values go as the
+ * plain commands it holds, in that transaction, when the script's check passes
+ * (redis_sink.c, "the plain path"); otherwise av goes whole. A server that refuses MULTI
+ * gets pre ahead of a lone EVALSHA.
  * SMM_SINK_OK: *n_rejects = 0 when everything was applied, otherwise the script applied
  * nothing and rejects[0..*n_rejects) say which partitions failed their fence (at most
- * max). After RETRY (also when one of pre failed) the flush may or may not have been
- * applied: resend it with pre, and the fence answers DUP for partitions that were. */
+ * max). After RETRY the flush may or may not have been applied: resend it with pre, and
+ * the fence answers DUP for partitions that were. */
 int smm_redis_sink_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
                          struct smm_flush_plain *plain, struct smm_argv *av,
                          struct smm_flush_reject *rejects, int max, int *n_rejects);

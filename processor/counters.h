@@ -10,12 +10,13 @@
  * from here and loaded again (another processor wrote it: partitions not keyed by
  * content_id). Bounded: at most max entries; the least recently used go first.
  *
- * A post's entry may also hold its reach sketch (<prefix>c:<id>:reach, the HyperLogLog
- * string PFADD builds; metrics/hll.h): loaded with the hash, kept up to date by adding
- * the batch's users here, and written whole (SET) by the same flush and under the same
- * version check as the post's values, so Redis hashes no user. Sketches are bounded by
- * memory apart from entries: past max_sketch_bytes no new one is held (its users then go
- * to PFADD in the script, as for a post not held).
+ * A post's or account's entry may also hold its lifetime reach sketch
+ * (<prefix><entity>:reach, the HyperLogLog string PFADD builds; metrics/hll.h): loaded
+ * with the hash, kept up to date by adding the batch's users here, and written whole (SET)
+ * by the same flush and under the same version check as the entity's values, so Redis
+ * hashes no user. Sketches are bounded by memory apart from entries: past
+ * max_sketch_bytes no new one is held (its users then go to PFADD, as for an entity not
+ * held).
  *
  * An account's admission sketch for one dimension (metrics/admission.h), the hash
  * <prefix>ss:<account>:<dim> with its admitted set <prefix>seg:<account>:<dim>, is held

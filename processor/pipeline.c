@@ -81,7 +81,7 @@ struct smm_pipeline {
                                        * when its values go as such (held_entry) */
     int cap_held;
     unsigned char *sketch_buf; /* a serialised sketch (SMM_HLL_SERIALIZED_MAX bytes) */
-    struct smm_cmds pre; /* the flush's plain writes, sent ahead of it (reach_writes) */
+    struct smm_cmds pre; /* the flush's reach writes, in its transaction (reach_writes) */
     /* The flush's counter values as plain commands (plain_record, plain_tops), the
      * leaderboard scores they carry, and where the check's counts are. */
     struct smm_flush_plain plain;
@@ -539,6 +539,16 @@ static int computable(const struct smm_agg_entity *ent)
     return ent->first_minute >= 0;
 }
 
+/* Entities whose lifetime reach sketch the processor may hold and write whole: posts and
+ * accounts, whose every event moves a kept counter, so every batch that adds users to the
+ * sketch moves the hash's version in the same transaction (a writer holding a stale copy
+ * fails its check and merges). A segment value keeps only some counters (a view moves
+ * none): its users go to PFADD. */
+static int holds_sketch(const struct smm_agg_entity *ent)
+{
+    return ent->kind == SMM_AGG_CONTENT || ent->kind == SMM_AGG_ACCOUNT;
+}
+
 static int has_name(char names[][SMM_COUNTERS_NAME], int n, const char *name)
 {
     for (int i = 0; i < n; i++) {
@@ -656,8 +666,9 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
         char name[2 * SMM_EVENT_ID_MAX + 96];
         size_t name_len = ent_name(ent, name, sizeof(name));
         struct smm_counters_entry *e = smm_counters_find(pipe->cc, name, name_len);
-        /* A post with users: its sketch too, unless held or refused (memory bound). */
-        int sketch = ent->kind == SMM_AGG_CONTENT && ent->first_user >= 0 &&
+        /* A post or account with users: its lifetime reach sketch too, unless held or
+         * refused (memory bound). */
+        int sketch = holds_sketch(ent) && ent->first_user >= 0 &&
                      pipe->cfg->counters_cache_sketch_mb > 0 &&
                      !(e && (e->reach || e->reach_refused));
         if (e && has_all(e, names, k) && !sketch) {
@@ -1403,9 +1414,9 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     return rc || pend_add(pipe, e) != 0 ? -1 : 1;
 }
 
-/* The record of the sketch section (see encode_part) of a post whose values went in the
- * absolute section (e: its entry) and whose reach sketch e holds: its users are added
- * here and the sketch goes whole, with the hash's key (the script writes it as it is
+/* The record of the sketch section (see encode_part) of a post or account whose values
+ * went in the absolute section (e: its entry) and whose lifetime reach sketch e holds: its
+ * users are added here and the sketch goes whole, with the hash's key (the script writes it as it is
  * only where the hash's version check passed; otherwise it merges it), whether it changed
  * and the expiry the sketch lacks. An unchanged sketch goes too: should the check fail
  * (another writer, or a Redis restored from an older state that lacks some of these
@@ -1415,7 +1426,7 @@ static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
                          const struct smm_agg_entity *ent, struct smm_counters_entry *e,
                          struct smm_argv *av)
 {
-    if (!e || !e->reach || ent->kind != SMM_AGG_CONTENT || ent->first_user < 0) {
+    if (!e || !e->reach || !holds_sketch(ent) || ent->first_user < 0) {
         return 0;
     }
     int changed = 0;
@@ -1534,10 +1545,10 @@ static void expireat(struct smm_cmds *c, const char *key, size_t key_len, int64_
     smm_cmds_arg_int(c, at);
 }
 
-/* The batch's reach as plain commands into pipe->pre, sent ahead of the script: PFADD is
- * idempotent, so a sketch may take users before the offsets that cover them move (a
- * replay adds them again, harmlessly), never after. Every entity with users but the posts
- * whose sketch goes whole (sketch_encode) gets PFADD <prefix><kind>:<id>:reach, and with
+/* The batch's reach as plain commands into pipe->pre, which go first in the flush's
+ * MULTI/EXEC (connectors/redis_sink.c): the users land with the version move of the hash
+ * they belong to, so a writer holding the sketch never overwrites them. Every entity
+ * with users but the posts whose sketch goes whole (sketch_encode) gets PFADD <prefix><kind>:<id>:reach, and with
  * retention EXPIREAT now + idle_days. An account's users also go, sorted by minute, to its
  * minute sketch :m:<minute> (each listed as "a:<id>\n<minute>" in the set
  * reach_accounts:h:<hour> that drives the tick's hour merge) and to its day sketch
@@ -1565,9 +1576,9 @@ static int reach_writes(struct smm_pipeline *pipe, const struct smm_agg *agg)
     int n_mem = 0, cap_mem = 0;
     for (int e = 0; e < smm_agg_entities(agg) && !rc; e++) {
         const struct smm_agg_entity *ent = smm_agg_entity(agg, e);
-        if (ent->first_user < 0 || (ent->kind == SMM_AGG_CONTENT && pipe->held[e] &&
-                                    pipe->held[e]->reach)) {
-            continue; /* no users, or they are in the sketch written whole */
+        int whole = pipe->held[e] && pipe->held[e]->reach; /* (sketch_encode) */
+        if (ent->first_user < 0 || (whole && ent->kind != SMM_AGG_ACCOUNT)) {
+            continue; /* no users, or they are all in the sketch written whole */
         }
         int kl = snprintf(key, sizeof(key), "%s%s:%s:reach", P, smm_agg_kind_prefix(ent->kind),
                           ent->id);
@@ -1590,9 +1601,19 @@ static int reach_writes(struct smm_pipeline *pipe, const struct smm_agg *agg)
             refs[n].minute = smm_agg_user_at(agg, ui)->minute;
             refs[n++].user = smm_agg_user_at(agg, ui)->user;
         }
-        pfadd_refs(c, key, (size_t)kl, refs, 0, n);
-        if (idle > 0) {
-            expireat(c, key, (size_t)kl, expire_at);
+        if (!whole) {
+            /* A copy of this sketch held here lacks these users now: loaded again before
+             * it is written whole. */
+            char name[2 * SMM_EVENT_ID_MAX + 96];
+            struct smm_counters_entry *held =
+                smm_counters_find(pipe->cc, name, ent_name(ent, name, sizeof(name)));
+            if (held && held->reach) {
+                smm_counters_reach_forget(pipe->cc, held);
+            }
+            pfadd_refs(c, key, (size_t)kl, refs, 0, n);
+            if (idle > 0) {
+                expireat(c, key, (size_t)kl, expire_at);
+            }
         }
         if (ent->kind != SMM_AGG_ACCOUNT) {
             continue;
@@ -1802,7 +1823,7 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
     }
     rc |= smm_argv_set_int(av, days_at, n_days);
 
-    /* Reach: plain writes sent ahead of the script (reach_writes). */
+    /* Reach: plain writes first in the flush's transaction (reach_writes). */
     if (agg && !rc) {
         rc |= reach_writes(pipe, agg);
     }

@@ -122,7 +122,7 @@ int smm_pipeline_encode_flush(struct smm_pipeline *pipe, const struct smm_batch 
                               int64_t now_ms, const struct smm_flush_fence *fences, int n,
                               struct smm_argv *av);
 /* The plain writes of the flush encoded last (its reach: PFADD, SADD, EXPIREAT), which
- * go to Redis ahead of its script call, on the same connection (smm_redis_sink_flush).
+ * go to Redis first in its transaction (smm_redis_sink_flush).
  * Valid until the next encode_flush_begin(). */
 const struct smm_cmds *smm_pipeline_flush_writes(const struct smm_pipeline *pipe);
 /* The flush's counter values as plain commands (struct smm_flush_plain), or NULL when this

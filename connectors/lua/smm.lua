@@ -27,7 +27,7 @@
 --            (entities whose buckets the processor computed: see write_entities)
 --          n_sketches, {key, sketch_key, expire_at, changed, bytes}*n_sketches
 --            (posts' reach sketches the processor computed: see reach below; the other
---            users reach their sketches as plain PFADDs sent ahead of this call)
+--            users reach their sketches as plain PFADDs ahead of this call, in its MULTI)
 --          n_days, {minute, field, delta}*n_days (their accounts' daily deltas)
 --          n_stats, {field, delta}*n_stats
 --          n_links, {type, account, a, b, c, ts_ms, biz_ms, x}*n_links  (see links below)
@@ -1373,8 +1373,10 @@ if MODE == 'flush' then
   write_links(lents, lent_list)
 
   -- 4. Reach. The users of accounts and of posts whose sketch the processor does not hold
-  -- came ahead of this call as plain PFADDs (processor/pipeline.c, reach_writes): adding a
-  -- user twice changes nothing, so they need no fence.
+  -- came ahead of this call as plain PFADDs in its MULTI (processor/pipeline.c,
+  -- reach_writes): adding a user twice changes nothing, so they need no fence, and they
+  -- land together with the version move of the post's hash, so no holder of that post's
+  -- sketch writes it whole over them.
   -- Posts' sketches the processor holds (processor/counters.h): written whole where the
   -- post's hash passed its version check above (nobody else wrote the post since the
   -- processor read it, so the sketch it holds is what is stored plus this batch) and the
@@ -1451,7 +1453,7 @@ end
 -- a tick stays short however many accounts an hour had: an hour counts as merged once its
 -- set is empty, and until then readers count its minute sketches
 -- (connectors/lua/smm_lib.lua). The processors write minute sketches and these sets ahead
--- of their flush calls, outside any script, so a sketch of an hour can be written just
+-- of their flush calls, outside the script, so a sketch of an hour can be written just
 -- after that hour's merge: the sets of the two hours before the next one to merge are
 -- merged again whenever they hold members (until then, at most a tick, such users are
 -- missing from the hour's sketch); older hours get their users straight from the processor.

@@ -215,27 +215,34 @@ Test(counters, plain_path_and_its_fallbacks, .timeout = 60)
     writer_open(&b, "t:1", "B");
     redisContext *c = h_redis_connect(&redis);
 
+    /* (each connection asks at connect whether it may run transactions, with an empty
+     * MULTI/EXEC: two so far) */
+    cr_assert_eq(calls_of(c, "exec"), 2);
     view(&a, "u1");
     flush(&a);
     check(c, 1, 1, "after A's first flush");
-    cr_assert_eq(calls_of(c, "exec"), 1, "a new post, loaded empty: the plain path");
-    cr_assert_eq(calls_of(c, "multi"), 1);
+    cr_assert_eq(calls_of(c, "exec"), 3, "a new post, loaded empty: the plain path");
+    cr_assert_eq(calls_of(c, "multi"), calls_of(c, "exec"));
     view(&a, "u2");
     view(&a, "u3");
     flush(&a);
     check(c, 3, 3, "after A's second flush");
-    cr_assert_eq(calls_of(c, "exec"), 2, "held values: the plain path");
+    cr_assert_eq(calls_of(c, "exec"), 4, "held values: the plain path");
 
     view(&b, "u4"); /* B loads what A wrote, and writes through the plain path */
     flush(&b);
     check(c, 4, 4, "after B");
-    cr_assert_eq(calls_of(c, "exec"), 3);
+    cr_assert_eq(calls_of(c, "exec"), 5);
 
-    view(&a, "u5"); /* A's copy is stale: its check fails, the flush goes whole */
+    /* A's copy is stale: its check fails, the flush goes whole, in a transaction of its
+     * own with its reach writes (the user lands with the version move) */
+    long long multi = calls_of(c, "multi");
+    view(&a, "u5");
     flush(&a);
     check(c, 5, 5, "after A's stale flush");
-    cr_assert_eq(calls_of(c, "exec"), 3, "a failed check sends no transaction");
     cr_assert_eq(calls_of(c, "unwatch"), 1);
+    cr_assert_eq(calls_of(c, "multi"), multi + 1, "one transaction: the whole flush's");
+    cr_assert_eq(calls_of(c, "exec"), 6);
 
     /* A Redis user without WATCH, MULTI and EXEC: whole flushes, the same figures. */
     redisReply *r = redisCommand(c, "ACL SETUSER nowatch on >pw ~* &* +@all -watch -multi -exec");
@@ -257,7 +264,21 @@ Test(counters, plain_path_and_its_fallbacks, .timeout = 60)
         flush(&d);
     }
     check(c, 8, 8, "after the writer without transactions");
-    cr_assert_eq(calls_of(c, "exec"), 3, "its flushes went whole");
+    /* A user that may open a transaction but not run it: asked at connect, the same. */
+    r = redisCommand(c, "ACL SETUSER noexec on >pw ~* &* +@all -exec");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    smm_redis_sink_destroy(d.sink);
+    o.username = "noexec";
+    d.sink = smm_redis_sink_new(&o, err, sizeof(err));
+    cr_assert(d.sink && smm_redis_sink_connect(d.sink) == SMM_SINK_OK, "%s",
+              smm_redis_sink_errstr(d.sink));
+    smm_redis_sink_on_conflict(d.sink, conflict, d.pipe);
+    view(&d, "w3");
+    flush(&d);
+    check(c, 9, 9, "after the writer that may not EXEC");
+    cr_assert_eq(calls_of(c, "exec"), 7, "its flushes went whole, reach writes ahead (and "
+                                         "D's first connection asked once)");
 
     redisFree(c);
     writer_close(&a);
