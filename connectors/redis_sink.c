@@ -536,7 +536,8 @@ static int send_whole(struct smm_redis_sink *sink, int unwatch)
     if (tx && redisAppendCommand(sink->c, "MULTI") != REDIS_OK) {
         return io_fail(sink, "MULTI");
     }
-    if ((rc = append_pre(sink)) != SMM_SINK_OK || (rc = append_flush(sink, sink->fl_av, NULL)) != SMM_SINK_OK) {
+    if ((rc = append_pre(sink)) != SMM_SINK_OK ||
+        (rc = append_flush(sink, sink->fl_av, NULL)) != SMM_SINK_OK) {
         return rc;
     }
     if (tx) {

@@ -51,8 +51,9 @@ static const struct smm_config_key keys[] = {
      "counter hashes the processor keeps a copy of (about 0.5 KB each), so a flush sends "
      "their new values instead of deltas Redis must add"},
     {"redis.cache_sketch_mb", CFG_INT, "64", 0, 65536, OFF(counters_cache_sketch_mb),
-     "memory for the posts' and accounts' lifetime reach sketches kept with those hashes "
-     "(0 = none), so a flush writes each sketch whole instead of sending its users to PFADD"},
+     "memory for the lifetime reach sketches (posts, accounts, segment values) kept with "
+     "those hashes (0 = none), so a flush writes each sketch whole instead of sending its "
+     "users to PFADD"},
     {"redis.username", CFG_STR, "", 0, 0, OFF(redis_username), "Redis ACL user (AUTH user pass)"},
     {"redis.password", CFG_STR, "", 0, 0, OFF(redis_password), "Redis password (secret)"},
     {"redis.password_file", CFG_STR, "", 0, 0, OFF(redis_password_file),

@@ -10,7 +10,7 @@
  * from here and loaded again (another processor wrote it: partitions not keyed by
  * content_id). Bounded: at most max entries; the least recently used go first.
  *
- * A post's or account's entry may also hold its lifetime reach sketch
+ * A post's, account's or segment value's entry may also hold its lifetime reach sketch
  * (<prefix><entity>:reach, the HyperLogLog string PFADD builds; metrics/hll.h): loaded
  * with the hash, kept up to date by adding the batch's users here, and written whole (SET)
  * by the same flush and under the same version check as the entity's values, so Redis

@@ -539,14 +539,16 @@ static int computable(const struct smm_agg_entity *ent)
     return ent->first_minute >= 0;
 }
 
-/* Entities whose lifetime reach sketch the processor may hold and write whole: posts and
- * accounts, whose every event moves a kept counter, so every batch that adds users to the
- * sketch moves the hash's version in the same transaction (a writer holding a stale copy
- * fails its check and merges). A segment value keeps only some counters (a view moves
- * none): its users go to PFADD. */
+/* Entities whose lifetime reach sketch the processor may hold and write whole: those with
+ * reach (posts, accounts, segment values). Every batch that adds users to an entity's
+ * sketch moves its hash's version in the same transaction, so a writer holding a stale
+ * copy fails its check and merges: posts and accounts move a kept counter with every
+ * event; a segment value keeps only some (a view moves none), so a batch of views still
+ * writes its version (abs_encode's record without buckets, or version_move()). */
 static int holds_sketch(const struct smm_agg_entity *ent)
 {
-    return ent->kind == SMM_AGG_CONTENT || ent->kind == SMM_AGG_ACCOUNT;
+    return ent->kind == SMM_AGG_CONTENT || ent->kind == SMM_AGG_ACCOUNT ||
+           ent->kind == SMM_AGG_SEGMENT;
 }
 
 static int has_name(char names[][SMM_COUNTERS_NAME], int n, const char *name)
@@ -1370,8 +1372,9 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
         }
         which[n++] = j;
     }
-    if (n == 0) {
-        return 0; /* nothing to add: no record */
+    if (n == 0 && ent->first_user < 0) {
+        return 0; /* nothing to add: no record (with users: the version moves, see
+                   * holds_sketch) */
     }
     const char *prune = "0";
     if (e->ver == 0 && e->pruned < 0) {
@@ -1414,11 +1417,11 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     return rc || pend_add(pipe, e) != 0 ? -1 : 1;
 }
 
-/* The record of the sketch section (see encode_part) of a post or account whose values
- * went in the absolute section (e: its entry) and whose lifetime reach sketch e holds: its
- * users are added here and the sketch goes whole, with the hash's key (the script writes it as it is
- * only where the hash's version check passed; otherwise it merges it), whether it changed
- * and the expiry the sketch lacks. An unchanged sketch goes too: should the check fail
+/* The record of the sketch section (see encode_part) of an entity whose values went in
+ * the absolute section (e: its entry) and whose lifetime reach sketch e holds: its users
+ * are added here and the sketch goes whole, with the hash's key (the script writes it as
+ * it is only where the hash's version check passed; otherwise it merges it), whether it
+ * changed and the expiry the sketch lacks. An unchanged sketch goes too: should the check fail
  * (another writer, or a Redis restored from an older state that lacks some of these
  * users), the script must merge it. Returns 1 when written, 0 when the sketch is not held
  * (the users then go to PFADD), -1 when out of memory. */
@@ -1548,8 +1551,8 @@ static void expireat(struct smm_cmds *c, const char *key, size_t key_len, int64_
 /* The batch's reach as plain commands into pipe->pre, which go first in the flush's
  * MULTI/EXEC (connectors/redis_sink.c): the users land with the version move of the hash
  * they belong to, so a writer holding the sketch never overwrites them. Every entity
- * with users but the posts whose sketch goes whole (sketch_encode) gets PFADD <prefix><kind>:<id>:reach, and with
- * retention EXPIREAT now + idle_days. An account's users also go, sorted by minute, to its
+ * with users whose lifetime sketch does not go whole (sketch_encode) gets PFADD
+ * <prefix><kind>:<id>:reach, and with retention EXPIREAT now + idle_days. An account's users also go, sorted by minute, to its
  * minute sketch :m:<minute> (each listed as "a:<id>\n<minute>" in the set
  * reach_accounts:h:<hour> that drives the tick's hour merge) and to its day sketch
  * :d:<day> (expiring DAY_SKETCH_KEEP days after the day). The tick merges an hour once it
@@ -1697,6 +1700,28 @@ static int reach_writes(struct smm_pipeline *pipe, const struct smm_agg *agg)
     return rc || c->oom ? -1 : 0;
 }
 
+/* An entity whose users this batch adds by PFADD but whose counters it does not move (a
+ * segment value's views) moves its hash's version all the same, in pipe->pre (first in
+ * the flush's transaction): a writer holding a copy of its sketch then fails its check
+ * and merges instead of writing over these users (see holds_sketch). With retention the
+ * hash gets its expiry, as any write of it does. */
+static void version_move(struct smm_pipeline *pipe, const struct smm_agg_entity *ent)
+{
+    char key[3 * SMM_EVENT_ID_MAX + 256];
+    size_t ent_at;
+    entity_key(pipe, ent, key, sizeof(key), &ent_at);
+    struct smm_cmds *c = &pipe->pre;
+    smm_cmds_begin(c, 4);
+    smm_cmds_arg_str(c, "HINCRBY");
+    smm_cmds_arg_str(c, key);
+    smm_cmds_arg_str(c, "v");
+    smm_cmds_arg_str(c, "1");
+    if (pipe->cfg->retention_idle_days > 0) {
+        expireat(c, key, strlen(key),
+                 pipe->enc_now_ms / 1000 + pipe->cfg->retention_idle_days * 86400);
+    }
+}
+
 /* One part: its fence, then b's counters, reach, statistics, links and admissions (b
  * NULL: empty sections, the fence only). */
 static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, const char *tp,
@@ -1740,6 +1765,7 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
             return SMM_ERR; /* cannot happen: route() bounds ids */
         }
         int len = (int)(put(put(put(field, kp, kn), ":", 1), ent->id, idn) - field);
+        int64_t groups_before = groups;
         for (int mi = ent->first_minute; mi >= 0 && !rc;) {
             const struct smm_agg_minute *m = smm_agg_minute_at(agg, mi);
             int k = 0;
@@ -1769,14 +1795,17 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
             }
             mi = m->next;
         }
+        if (groups == groups_before && ent->first_user >= 0) {
+            version_move(pipe, ent);
+        }
     }
     rc |= smm_argv_set_int(av, groups_at, groups);
 
     /* The entities whose buckets the pipeline holds: n_abs, {key, entity, base_v, prune,
-     * expire_at, k, {field, value, delta, score}*k}*n_abs (abs_encode), then their posts'
-     * sketches (below; these two sections are what the plain path sends as commands), then
-     * their accounts' daily deltas (the groups carry their own): n_days, {minute,
-     * "a:<id>:<metric>", delta}*n_days. */
+     * expire_at, k, {field, value, delta, score}*k}*n_abs (abs_encode), then their lifetime
+     * reach sketches (below; these two sections are what the plain path sends as
+     * commands), then their accounts' daily deltas (the groups carry their own): n_days,
+     * {minute, "a:<id>:<metric>", delta}*n_days. */
     int abs_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t n_abs = 0, n_days = 0;
@@ -1798,7 +1827,7 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         rc |= smm_argv_set_int(&pipe->plain.check, pipe->chk_n_at, pipe->chk_n);
         plain_tops(pipe);
     }
-    /* Their posts' reach sketches: n_sketches, {key, sketch_key, expire_at, changed,
+    /* Their lifetime reach sketches: n_sketches, {key, sketch_key, expire_at, changed,
      * bytes}*n_sketches (sketch_encode). */
     int sketches_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);

@@ -26,7 +26,7 @@
 --          n_abs, {key, entity, base_v, prune, expire_at, k, {field, value, delta, score}*k}*n_abs
 --            (entities whose buckets the processor computed: see write_entities)
 --          n_sketches, {key, sketch_key, expire_at, changed, bytes}*n_sketches
---            (posts' reach sketches the processor computed: see reach below; the other
+--            (lifetime reach sketches the processor computed: see reach below; the other
 --            users reach their sketches as plain PFADDs ahead of this call, in its MULTI)
 --          n_days, {minute, field, delta}*n_days (their accounts' daily deltas)
 --          n_stats, {field, delta}*n_stats
@@ -1372,13 +1372,12 @@ if MODE == 'flush' then
   write_entities(ents, ent_list, parts)
   write_links(lents, lent_list)
 
-  -- 4. Reach. The users of accounts and of posts whose sketch the processor does not hold
-  -- came ahead of this call as plain PFADDs in its MULTI (processor/pipeline.c,
-  -- reach_writes): adding a user twice changes nothing, so they need no fence, and they
-  -- land together with the version move of the post's hash, so no holder of that post's
-  -- sketch writes it whole over them.
-  -- Posts' sketches the processor holds (processor/counters.h): written whole where the
-  -- post's hash passed its version check above (nobody else wrote the post since the
+  -- 4. Reach. The users of sketches the processor does not hold came ahead of this call as
+  -- plain PFADDs in its MULTI (processor/pipeline.c, reach_writes): adding a user twice
+  -- changes nothing, so they need no fence, and they land together with the version move
+  -- of their entity's hash, so no holder of that sketch writes it whole over them.
+  -- Lifetime sketches the processor holds (processor/counters.h): written whole where the
+  -- entity's hash passed its version check above (nobody else wrote it since the
   -- processor read it, so the sketch it holds is what is stored plus this batch) and the
   -- batch changed it; else merged into what is stored, which keeps the other writer's
   -- users too (or, after Redis came back from an older state, adds the users it lost).

@@ -208,6 +208,7 @@ struct part {
     char *links;  /* "type|account|a|b|c|ts|biz|x" per link, in order */
     char *adm;    /* "key|base|set|expire_at|push|f=v;...|del;...|n:members" per sketch, sorted */
     int n_groups, n_abs, n_days, n_sketches, n_reach, n_stats, n_links, n_adm;
+    int n_moves; /* HINCRBY <hash> v 1: versions moved by users alone (version_move) */
     char *sketches; /* "key|sketch_key|expire_at|changed|<PFCOUNT of the bytes>" per post */
     char *days; /* "minute|field|delta" per daily delta, sorted */
     char *abs; /* "id|base_v|prune|expire_at|field=value/delta/score;..." per post, sorted */
@@ -224,7 +225,8 @@ struct flush {
  * batch, shown with the first part as "kind|id|minute|user" per user (minute "-" but for
  * accounts' minute sketches), n_reach = the lifetime sketches written. Checks that each
  * account's users reach its lifetime, minute and day sketches alike, that every minute
- * sketch is listed for the hour merge, and that nothing else is there. */
+ * sketch is listed for the hour merge, and that nothing else is there but version moves
+ * (counted in n_moves). */
 static void parse_writes(const struct smm_cmds *c, const char *prefix, struct part *p)
 {
     redisReader *rd = redisReaderCreate();
@@ -245,6 +247,10 @@ static void parse_writes(const struct smm_cmds *c, const char *prefix, struct pa
             listed += (int64_t)r->elements - 2;
         } else if (!strcmp(cmd, "EXPIREAT")) {
             cr_assert_eq(r->elements, 3);
+        } else if (!strcmp(cmd, "HINCRBY")) {
+            cr_assert(r->elements == 4 && !strcmp(r->element[2]->str, "v") &&
+                      !strcmp(r->element[3]->str, "1"));
+            p->n_moves++;
         } else {
             cr_assert_str_eq(cmd, "PFADD");
             char kind[8], id[256];
@@ -1568,9 +1574,10 @@ Test(pipeline, counters_sketch_loaded)
 }
 
 /* A segment value keeps some counters only (impressions, engagement, conversions): a view
- * moves none, so its hash's version cannot guard a copy of its sketch. Its sketch is not
- * held: its users go to PFADD in every batch, with or without counters. */
-Test(pipeline, a_segment_values_sketch_is_not_held)
+ * moves none. Its sketch is held all the same: a batch of views still moves its hash's
+ * version (a record without buckets when its values are held, else HINCRBY v first in
+ * the transaction), so no other holder writes its copy over these users. */
+Test(pipeline, a_segment_values_views_move_its_version)
 {
     struct fixture fx;
     fixture_open(&fx, NULL);
@@ -1578,35 +1585,57 @@ Test(pipeline, a_segment_values_sketch_is_not_held)
     batch_open(&fx, &b);
     const char *ev = "{\"event_id\":\"%s\",\"type\":\"%s\",\"ts\":%lld,\"account_id\":\"acc\","
                      "\"content_id\":\"p\",\"user_id\":\"%s\",\"region\":\"eu\"}";
+    const char *seg_sketch = "smm:g:acc|region=eu:reach";
     char json[256];
     snprintf(json, sizeof(json), ev, "E1", "impression", NOW, "u1");
     feed(&fx, &b, json, -1, SMM_REJECT_NONE);
     decide_empty(&fx, &b);
     const struct smm_redis_hmget *rows;
-    int n = plan_rows(&fx, &b, &rows);
+    int n = plan_rows(&fx, &b, &rows), seg = -1;
     for (int i = 0; i < n; i++) {
-        cr_assert(!rows[i].get_key || !strstr(rows[i].get_key, "region=eu"),
-                  "no segment sketch loaded: %s", rows[i].get_key);
+        if (rows[i].get_key && strcmp(rows[i].get_key, seg_sketch) == 0) {
+            seg = i;
+        }
     }
+    cr_assert(seg >= 0, "the segment value's sketch is loaded with its hash");
     const char *none[] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     load_rows(&fx, &b, "-", none);
     struct lua_argv la;
     struct flush fl;
     encode_one(&fx, &b, &fl, &la);
-    cr_assert(!strstr(fl.parts[0].sketches, "region=eu"), "%s", fl.parts[0].sketches);
-    cr_assert(strstr(fl.parts[0].reach, "g|acc|region=eu|-|u1\n"), "%s", fl.parts[0].reach);
+    cr_assert(strstr(fl.parts[0].sketches, seg_sketch), "%s", fl.parts[0].sketches);
     flush_free(&fl);
     lua_argv_free(&la);
     smm_pipeline_counters_settle(fx.pipe, 1);
 
+    /* Views only: no bucket moves, the version does, and the user is in the copy. */
     smm_batch_clear(&b);
     snprintf(json, sizeof(json), ev, "E2", "view", NOW, "u9");
     feed(&fx, &b, json, -1, SMM_REJECT_NONE);
     decide_empty(&fx, &b);
     cr_assert_eq(plan_rows(&fx, &b, &rows), 0, "all held");
     encode_one(&fx, &b, &fl, &la);
-    cr_assert(!strstr(fl.parts[0].sketches, "region=eu"), "%s", fl.parts[0].sketches);
+    char want[512];
+    snprintf(want, sizeof(want), "|smm:g:acc|region=eu:reach||1|2\n");
+    cr_assert(strstr(fl.parts[0].sketches, want), "%s", fl.parts[0].sketches);
+    cr_assert(!strstr(fl.parts[0].reach, "region=eu"), "%s", fl.parts[0].reach);
+    cr_assert(strstr(fl.parts[0].abs, "g:acc|region=eu|1|0||\n"), "a record without buckets: %s",
+              fl.parts[0].abs);
+    cr_assert_eq(fl.parts[0].n_moves, 0);
+    flush_free(&fl);
+    lua_argv_free(&la);
+    smm_batch_free(&b);
+    fixture_close(&fx);
+
+    /* Values not held (not loaded): views move the version by HINCRBY. */
+    fixture_open(&fx, NULL);
+    batch_open(&fx, &b);
+    snprintf(json, sizeof(json), ev, "E3", "view", NOW, "u9");
+    feed(&fx, &b, json, -1, SMM_REJECT_NONE);
+    decide_empty(&fx, &b);
+    encode_one(&fx, &b, &fl, &la);
     cr_assert(strstr(fl.parts[0].reach, "g|acc|region=eu|-|u9\n"), "%s", fl.parts[0].reach);
+    cr_assert_eq(fl.parts[0].n_moves, 1, "the segment value's only: %d", fl.parts[0].n_moves);
     flush_free(&fl);
     lua_argv_free(&la);
     smm_batch_free(&b);
