@@ -158,6 +158,13 @@ static int command(struct smm_redis_sink *sink, redisReply **out, int argc, cons
     return SMM_SINK_OK;
 }
 
+/* A reply saying the server (its ACL, or a renamed command) will not run the command. */
+static int refuses(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR &&
+           (!strncmp(r->str, "NOPERM", 6) || !strncmp(r->str, "ERR unknown command", 19));
+}
+
 int smm_redis_sink_connect(struct smm_redis_sink *sink)
 {
     if (sink->c) {
@@ -229,12 +236,13 @@ int smm_redis_sink_connect(struct smm_redis_sink *sink)
         if (command(sink, &r, 1, multi, mlen, "MULTI") != SMM_SINK_OK) {
             return SMM_SINK_RETRY;
         }
-        int refused = r->type == REDIS_REPLY_ERROR;
+        int refused = refuses(r);
         freeReplyObject(r);
         if (!refused) {
             if (command(sink, &r, 1, exec, elen, "EXEC") != SMM_SINK_OK) {
                 return SMM_SINK_RETRY;
             }
+            /* an empty transaction fails only when refused ("EXECABORT ... NOPERM") */
             refused = r->type == REDIS_REPLY_ERROR;
             freeReplyObject(r);
             if (refused) { /* still inside the MULTI: a new connection, not asking again */
