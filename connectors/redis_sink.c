@@ -49,6 +49,7 @@ struct smm_redis_sink {
      * pre's, and what a stage may still send. no_plain: the server refused WATCH, MULTI
      * or EXEC once; flushes go whole from then on. */
     int stage, skip, no_plain;
+    int alone; /* the flush's check found its writer's last value in <P>wseq */
     char tx_err[160];
     struct smm_argv *fl_av;
     struct smm_flush_plain *fl_plain;
@@ -341,6 +342,11 @@ int64_t smm_redis_sink_changes(const struct smm_redis_sink *sink)
     return sink->changes;
 }
 
+int smm_redis_sink_alone(const struct smm_redis_sink *sink)
+{
+    return sink->alone;
+}
+
 /* Reads a flush reply (freed here). */
 static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
                              struct smm_flush_reject *rejects, int max, int *n_rejects)
@@ -405,13 +411,16 @@ static int parse_flush_reply(struct smm_redis_sink *sink, redisReply *r,
 /* ---- the plain path ----
  * A flush whose counter values the processor computed sends them as plain commands
  * rather than as script arguments (each of which costs Redis a Lua string):
- *   [pre...] WATCH <P>offsets <P>owner; EVALSHA check   -> 'OK' or 'NO'
- * then, on 'OK':  MULTI; <plain commands>; EVALSHA flush (without the absolute section); EXEC
- * and on 'NO':    UNWATCH; EVALSHA flush (whole)
- * The check passes when every fence holds and every counter hash is at the version its
- * values were computed from (smm.lua, mode 'check'); every writer of counter hashes moves
- * <P>offsets, so EXEC writes nothing when any flush or claim came in between, and the
- * flush is then sent whole (as after 'NO'), where the script decides per hash. */
+ *   [pre...] WATCH <P>offsets <P>owner; EVALSHA check   -> 'OK', 'SHARED' or 'NO'
+ * then, on 'OK'/'SHARED':  MULTI; <plain commands>; EVALSHA flush (without the absolute
+ *                           section); EXEC
+ * and on 'NO':              UNWATCH; EVALSHA flush (whole)
+ * The check passes when every fence holds and every counter hash it lists is at the
+ * version its values were computed from (smm.lua, mode 'check'); the hashes it leaves out
+ * are proven by <P>wseq still holding the writer's own last value (processor/pipeline.c,
+ * proven()). Every writer of counter hashes moves <P>offsets and <P>wseq, so EXEC writes
+ * nothing when any flush or claim came in between, and the flush is then sent whole (as
+ * after 'NO'), where the script decides per hash. */
 
 static int write_out(struct smm_redis_sink *sink, const char *what)
 {
@@ -461,7 +470,7 @@ static int send_flush(struct smm_redis_sink *sink, const struct smm_cmds *pre,
     if (rc != SMM_SINK_OK) {
         return rc;
     }
-    sink->pre_pending = sink->lead = sink->skip = 0;
+    sink->pre_pending = sink->lead = sink->skip = sink->alone = 0;
     sink->pre_err[0] = sink->tx_err[0] = '\0';
     sink->fl_av = av;
     sink->fl_plain = sink->no_plain ? NULL : plain;
@@ -532,6 +541,7 @@ static int send_whole(struct smm_redis_sink *sink, int unwatch)
     }
     sink->tx_err[0] = '\0';
     sink->fl_plain = NULL;
+    sink->alone = 0; /* (a voided EXEC: another writer committed) */
     if (unwatch) {
         if (redisAppendCommand(sink->c, "UNWATCH") != REDIS_OK) {
             return io_fail(sink, "UNWATCH");
@@ -686,9 +696,11 @@ int smm_redis_sink_flush_poll(struct smm_redis_sink *sink, int wait,
             if (r->type == REDIS_REPLY_ERROR) {
                 return script_error(sink, r);
             }
-            int ok = r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING
-                         ? strcmp(r->str, "OK") == 0
-                         : 0;
+            /* OK: passed, and the writer's last value was still in <P>wseq; SHARED:
+             * passed, another writer committed since; NO: send the flush whole. */
+            int text = r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING;
+            int ok = text && (strcmp(r->str, "OK") == 0 || strcmp(r->str, "SHARED") == 0);
+            sink->alone = text && strcmp(r->str, "OK") == 0;
             freeReplyObject(r);
             rc = ok && !sink->tx_err[0] ? send_exec(sink) : send_whole(sink, 1);
             if (rc != SMM_SINK_OK) {

@@ -100,6 +100,9 @@ typedef void (*smm_redis_change_cb)(void *opaque, const char *content_id, size_t
 void smm_redis_sink_on_change(struct smm_redis_sink *sink, smm_redis_change_cb cb, void *opaque);
 /* Viral state changes reported since creation. */
 int64_t smm_redis_sink_changes(const struct smm_redis_sink *sink);
+/* 1 when the last flush's check found, in <prefix>wseq, the value its writer's previous
+ * flush stored: no other writer committed in between (processor/pipeline.c, proven()). */
+int smm_redis_sink_alone(const struct smm_redis_sink *sink);
 
 /* Reads fields[0..n_fields) of each hash keys[i], i < n (HMGET, pipelined: one round trip),
  * and hands each row to row(opaque, i, vals, lens): vals[j] NULL for a missing field.

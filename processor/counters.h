@@ -56,6 +56,7 @@ struct smm_counters_entry {
     int64_t pruned;   /* the stored p: minute of the last prune (-1: none) */
     int64_t expire_s; /* the EXPIREAT we last set (0: not known) */
     int64_t used;     /* smm_counters_tick() count of the last use */
+    uint64_t epoch;   /* the pipeline's writer epoch when ver was last known current */
     int nf;
     struct smm_counters_field *f; /* SMM_COUNTERS_FIELDS, allocated by the first set */
     struct smm_hll *reach; /* the post's reach sketch as stored, or NULL: not held */

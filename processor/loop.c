@@ -718,6 +718,9 @@ static int encode_viral(struct smm_loop *loop, int64_t now, int tick)
         }
     }
     int rc = smm_pipeline_encode_insights(loop->pipe, now, &loop->av);
+    if (!tick && rc == SMM_OK) {
+        rc = smm_pipeline_encode_wseq(loop->pipe, &loop->av);
+    }
     if (tick && rc == SMM_OK) {
         rc = smm_pipeline_encode_goals(loop->pipe, loop->goals, eval_goals(loop, now),
                                        &loop->av);
@@ -733,7 +736,7 @@ static void settle_call(struct smm_loop *loop, int applied)
         smm_viral_settle(loop->viral, applied);
     }
     smm_pipeline_viral_settle(loop->pipe, applied);
-    smm_pipeline_counters_settle(loop->pipe, applied);
+    smm_pipeline_counters_settle(loop->pipe, applied, smm_redis_sink_alone(loop->sink));
 }
 
 static void on_conflict(void *opaque, const char *key, size_t len)
@@ -834,7 +837,7 @@ static int decide_admission(struct smm_loop *loop, int flight)
                                  SMM_OK) {
         return SMM_OK;
     }
-    smm_pipeline_counters_settle(loop->pipe, 0);
+    smm_pipeline_counters_settle(loop->pipe, 0, 0);
     loop->flush_failures++;
     smm_log(SMM_LOG_WARN, "cannot load the admission sketches, will retry: %s",
             n < 0 ? "out of memory" : smm_redis_sink_errstr(loop->sink));

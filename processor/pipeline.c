@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -88,7 +89,18 @@ struct smm_pipeline {
     struct top_score *tops;
     int n_tops, cap_tops;
     int chk_n_at, chk_parts_at, plain_ok;
-    int64_t chk_n, chk_parts;
+    int64_t chk_n, chk_parts, plain_n;
+    /* Who wrote last (see smm_pipeline_writer): every flush sets <prefix>wseq to a value
+     * of its own (wseq_next, "<writer>#<n>"). While it still holds the value of our last
+     * applied flush (wseq_mine), no other writer committed since, and an entry known
+     * current in this epoch needs no version check. epoch moves whenever another writer
+     * may have committed, which makes every entry's copy unproven until it is checked or
+     * loaded again. */
+    char writer[128];
+    uint64_t wseq_n, epoch;
+    char wseq_mine[160], wseq_next[160];
+    int alone;     /* the last check found wseq_mine stored: nobody else committed */
+    int enc_flush; /* a flush is encoded and not settled yet */
 };
 
 /* One post's new engagement in a bucket, for that bucket's leaderboard. */
@@ -263,6 +275,16 @@ struct smm_pipeline *smm_pipeline_new(const struct smm_config *cfg, char *errstr
         smm_pipeline_destroy(pipe);
         return NULL;
     }
+    /* A writer id no other pipeline has had: host, process, clock and a count within
+     * this process (tests run several pipelines in one). */
+    static unsigned long made;
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(pipe->writer, sizeof(pipe->writer), "%s/%d/%lx.%lx/%lu", host, (int)getpid(),
+             (unsigned long)ts.tv_sec, (unsigned long)ts.tv_nsec, ++made);
+    pipe->epoch = 1;
     return pipe;
 }
 
@@ -469,10 +491,17 @@ int smm_pipeline_encode_flush_begin(struct smm_pipeline *pipe, int64_t now_ms,
     smm_cmds_reset(&pipe->plain.cmds);
     pipe->n_tops = 0;
     pipe->plain_ok = 1;
-    pipe->chk_n = pipe->chk_parts = 0;
+    pipe->chk_n = pipe->chk_parts = pipe->plain_n = 0;
     pipe->chk_parts_at = -1;
     pipe->plain.cut_at = pipe->plain.cut_end = -1;
+    pipe->enc_flush = 1;
+    snprintf(pipe->wseq_next, sizeof(pipe->wseq_next), "%s#%llu", pipe->writer,
+             (unsigned long long)++pipe->wseq_n);
+    /* The check: whether wseq still holds our last value, and whether the list below
+     * leaves out the entries that proof covers (1: then it must hold). */
     int rc = header(pipe, "check", now_ms, &pipe->plain.check);
+    rc |= smm_argv_add_str(&pipe->plain.check, pipe->wseq_mine);
+    rc |= smm_argv_add_str(&pipe->plain.check, pipe->alone ? "1" : "0");
     pipe->chk_n_at = pipe->plain.check.n;
     rc |= smm_argv_add_str(&pipe->plain.check, PLACEHOLDER);
     rc |= header(pipe, "flush", now_ms, av);
@@ -487,7 +516,7 @@ const struct smm_cmds *smm_pipeline_flush_writes(const struct smm_pipeline *pipe
 
 struct smm_flush_plain *smm_pipeline_flush_plain(struct smm_pipeline *pipe)
 {
-    return pipe->plain_ok && pipe->chk_n > 0 && pipe->plain.cut_at >= 0 &&
+    return pipe->plain_ok && pipe->plain_n > 0 && pipe->plain.cut_at >= 0 &&
                    !pipe->plain.cmds.oom
                ? &pipe->plain
                : NULL;
@@ -743,6 +772,7 @@ void smm_pipeline_counters_loaded(void *opaque, int i, const char *const *vals,
         smm_counters_reach_forget(pipe->cc, e);
         e->ver = v;
     }
+    e->epoch = pipe->epoch; /* current now; the check proves nobody wrote since */
     e->pruned = vals[1] ? strtoll(vals[1], NULL, 10) : -1;
     int nf = pipe->loads[i].n_fields;
     if (pipe->load_gets[i] && smm_counters_reach_load(pipe->cc, e, vals[nf], lens[nf]) != 0) {
@@ -1169,13 +1199,25 @@ void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, 
     }
 }
 
-void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied)
+void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied, int alone)
 {
+    if (pipe->enc_flush) {
+        /* Our value is stored when the flush applied; unless its check found ours before
+         * it, another writer may have committed in between: every copy is unproven. */
+        if (applied) {
+            memcpy(pipe->wseq_mine, pipe->wseq_next, sizeof(pipe->wseq_mine));
+        }
+        pipe->alone = applied && alone;
+        pipe->epoch += !pipe->alone;
+        pipe->enc_flush = 0;
+    }
     for (size_t i = 0; i < pipe->n_pend; i++) {
         struct smm_counters_entry *e = pipe->pend[i];
         if (!applied || e->ver < 0) {
             const char *name = e->key + e->name_at;
             smm_counters_drop(pipe->cc, name, strlen(name));
+        } else {
+            e->epoch = pipe->epoch; /* this flush wrote it, checked or proven */
         }
     }
     pipe->n_pend = 0;
@@ -1212,20 +1254,25 @@ static struct smm_counters_entry *held_entry(struct smm_pipeline *pipe,
 #define TOP_KEEP 1000
 
 /* The plain path's share of an abs_encode() record (see struct smm_flush_plain): the
- * check's {key, base_v, prune}, then what write_entities in connectors/lua/smm.lua would
- * write for it: HSET of v and each bucket's value (HDEL of a bucket that went to nothing),
- * EXPIREAT when the expiry moves, and each post bucket's score for plain_tops(). */
+ * check's {key, base_v, prune} (unless proven: see proven()), then what write_entities
+ * in connectors/lua/smm.lua would write for it: HSET of v and each bucket's value (HDEL of
+ * a bucket that went to nothing), EXPIREAT when the expiry moves, and each post bucket's
+ * score for plain_tops(). */
 static int plain_record(struct smm_pipeline *pipe, const struct smm_agg_entity *ent,
                         const struct smm_counters_entry *e, char names[][SMM_COUNTERS_NAME],
                         const int *which, int n, const char *prune, const char *exp,
-                        char scores[][24])
+                        char scores[][24], int proven)
 {
     struct smm_argv *chk = &pipe->plain.check;
     struct smm_cmds *c = &pipe->plain.cmds;
-    int rc = smm_argv_add_str(chk, e->key);
-    rc |= smm_argv_add_int(chk, e->ver);
-    rc |= smm_argv_add_str(chk, prune);
-    pipe->chk_n++;
+    int rc = 0;
+    if (!proven) {
+        rc |= smm_argv_add_str(chk, e->key);
+        rc |= smm_argv_add_int(chk, e->ver);
+        rc |= smm_argv_add_str(chk, prune);
+        pipe->chk_n++;
+    }
+    pipe->plain_n++;
     int empty = 0;
     for (int x = 0; x < n; x++) {
         empty += pipe->abs->vals[x][0] == '\0';
@@ -1337,6 +1384,19 @@ static void plain_tops(struct smm_pipeline *pipe)
     pipe->n_tops = 0;
 }
 
+/* 1 when e's version needs no check in this flush: nobody else committed since our last
+ * flush (the check still verifies that, pipe->alone), e's copy was current in this epoch,
+ * and the hash cannot have expired meanwhile: it did not exist (ver 0), or its expiry,
+ * which we set (expire_s, before this flush moves it), is more than an hour away. A hash
+ * due for pruning is checked, since the check prunes it. */
+static int proven(const struct smm_pipeline *pipe, const struct smm_counters_entry *e,
+                  int64_t expire_s, const char *prune)
+{
+    return pipe->alone && e->epoch == pipe->epoch && prune[0] != '1' &&
+           (e->ver == 0 ||
+            (pipe->cfg->retention_idle_days > 0 && expire_s > pipe->enc_now_ms / 1000 + 3600));
+}
+
 /* The record of the absolute section (see encode_part) of ent, whose buckets names[0..k)
  * e holds: each bucket's new value, delta and (posts) leaderboard score. Should a held
  * value not take the deltas (cannot happen with values this processor wrote), the record
@@ -1385,6 +1445,7 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
         e->pruned = now_min;
     }
     char exp[24] = "";
+    int is_proven = proven(pipe, e, e->expire_s, prune);
     int64_t idle = pipe->cfg->retention_idle_days;
     if (idle > 0) {
         int64_t want = pipe->enc_now_ms / 1000 + idle * 86400;
@@ -1395,7 +1456,8 @@ static int abs_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     }
     if (bad) {
         pipe->plain_ok = 0;
-    } else if (plain_record(pipe, ent, e, names, which, n, prune, exp, scores) != 0) {
+    } else if (plain_record(pipe, ent, e, names, which, n, prune, exp, scores, is_proven) !=
+               0) {
         return -1;
     }
     int rc = smm_argv_add_str(av, e->key);
@@ -1964,6 +2026,11 @@ int smm_pipeline_encode_insights(const struct smm_pipeline *pipe, int64_t now_ms
     rc |= smm_argv_add_int(av, cfg->segments_half_life_ms);
     rc |= smm_argv_add_int(av, cfg->retention_idle_days);
     return rc ? SMM_ERR : SMM_OK;
+}
+
+int smm_pipeline_encode_wseq(const struct smm_pipeline *pipe, struct smm_argv *av)
+{
+    return smm_argv_add_str(av, pipe->wseq_next) ? SMM_ERR : SMM_OK;
 }
 
 int smm_pipeline_encode_goals(const struct smm_pipeline *pipe, const struct smm_goal_report *g,

@@ -80,7 +80,9 @@ int smm_pipeline_counters_plan(struct smm_pipeline *pipe, const struct smm_batch
 void smm_pipeline_counters_loaded(void *pipe, int i, const char *const *vals,
                                   const size_t *lens);
 void smm_pipeline_counters_conflict(struct smm_pipeline *pipe, const char *key, size_t len);
-void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied);
+/* alone: the flush's check found the value of our previous flush in <prefix>wseq (no
+ * other writer committed in between; smm_redis_sink_alone()). */
+void smm_pipeline_counters_settle(struct smm_pipeline *pipe, int applied, int alone);
 
 /* Breakdown admission (metrics/admission.h), decided here. Before encoding a flush of b,
  * plan() lists the admission sketches b feeds that the pipeline does not hold (*rows:
@@ -168,6 +170,10 @@ void smm_pipeline_viral_settle(struct smm_pipeline *pipe, int applied);
  * named by event ids expire that many days after now_ms of the call that last wrote them). */
 int smm_pipeline_encode_insights(const struct smm_pipeline *pipe, int64_t now_ms,
                                  struct smm_argv *av);
+
+/* Appends, after the insights settings of a flush, the value the flush stores in
+ * <prefix>wseq: who committed last (see smm_pipeline_counters_settle). */
+int smm_pipeline_encode_wseq(const struct smm_pipeline *pipe, struct smm_argv *av);
 
 /* One goal's evaluation, for the tick's goal section (after the viral section). */
 struct smm_goal_report {

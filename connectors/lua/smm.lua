@@ -1155,17 +1155,24 @@ end
 -- Mode 'check' opens a flush whose counter values go as plain commands (HSET, HDEL,
 -- EXPIREAT, ZADD...) in a MULTI/EXEC with the rest of the flush, its 'flush' call without
 -- the absolute section (connectors/redis_sink.c, "the plain path"). The caller has
--- WATCHed <P>offsets and <P>owner; this passes when every fence holds and every hash is
--- still at the version its values were computed from, and prunes the hashes due for it
--- (dropping buckets past their keep changes no figure). Every writer of a counter hash
--- moves <P>offsets in the same atomic unit, so no version checked here can move before
--- the caller's EXEC without making it write nothing. 'NO': the caller sends the flush
--- whole instead.
--- ARGV: common, n, {key, base_v, prune}*n, n_parts, {tp, token, base_offset, next_offset}*
---       -> 'OK' or 'NO'
+-- WATCHed <P>offsets and <P>owner; this passes when every fence holds and every hash
+-- listed is still at the version its values were computed from, and prunes the hashes due
+-- for it (dropping buckets past their keep changes no figure). Every writer of a counter
+-- hash moves <P>offsets and sets <P>wseq to a value of its own in the same atomic unit, so
+-- no version checked here can move before the caller's EXEC without making it write
+-- nothing, and while <P>wseq holds the caller's last value (mine) nobody else wrote any
+-- hash since: reduced = '1' says the list leaves out the hashes that proves current
+-- (processor/pipeline.c, proven()), and then it must hold. 'NO': the caller sends the
+-- flush whole instead; 'SHARED': passed, but another writer committed since mine.
+-- ARGV: common, mine, reduced, n, {key, base_v, prune}*n, n_parts,
+--       {tp, token, base_offset, next_offset}*   -> 'OK', 'SHARED' or 'NO'
 if MODE == 'check' then
-  local n = tonumber(ARGV[6])
-  local at, i = 7, 7 + 3 * n
+  local alone = ARGV[6] ~= '' and call('GET', P .. 'wseq') == ARGV[6]
+  if ARGV[7] == '1' and not alone then
+    return 'NO'
+  end
+  local n = tonumber(ARGV[8])
+  local at, i = 9, 9 + 3 * n
   for _ = 1, tonumber(ARGV[i]) do
     if call('HGET', P .. 'owner', ARGV[i + 1]) ~= ARGV[i + 2] or
        (call('HGET', P .. 'offsets', ARGV[i + 1]) or '-1') ~= ARGV[i + 3] then
@@ -1183,7 +1190,7 @@ if MODE == 'check' then
       prune(ARGV[j], nil)
     end
   end
-  return 'OK'
+  return alone and 'OK' or 'SHARED'
 end
 
 if MODE == 'flush' then
@@ -1432,6 +1439,11 @@ if MODE == 'flush' then
     redis.call('HSET', P .. 'offsets', unpack(offs))
   end
   retain()
+  -- Who committed last (see mode 'check'); absent from callers that prove nothing by it.
+  local wseq = ARGV[ins.next]
+  if wseq and wseq ~= '' then
+    redis.call('SET', P .. 'wseq', wseq)
+  end
   return {'OK', v.changes, v.states, v.conflicts, counter_conflicts}
 end
 

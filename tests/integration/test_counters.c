@@ -32,6 +32,7 @@ struct writer {
     struct smm_batch batch;
     const char *tp, *token;
     int64_t offset;
+    long long listed; /* hashes the last flush's check listed (-1: no plain path) */
 };
 
 static void conflict(void *opaque, const char *key, size_t len)
@@ -100,10 +101,18 @@ static void flush(struct writer *w)
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
     cr_assert(smm_pipeline_encode_viral(w->pipe, now, 0, NULL, 0, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(w->pipe, now, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_wseq(w->pipe, &av) == SMM_OK);
+    struct smm_flush_plain *plain = smm_pipeline_flush_plain(w->pipe);
+    w->listed = -1;
+    if (plain) { /* ARGV[8] of the check: how many hashes it lists */
+        size_t len;
+        const char *n = smm_argv_get(&plain->check, 7, &len);
+        w->listed = atoll(n);
+    }
     cr_assert(smm_redis_sink_flush(w->sink, smm_pipeline_flush_writes(w->pipe), smm_pipeline_flush_plain(w->pipe), &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(w->sink));
     cr_assert_eq(n_rej, 0);
-    smm_pipeline_counters_settle(w->pipe, 1);
+    smm_pipeline_counters_settle(w->pipe, 1, smm_redis_sink_alone(w->sink));
     w->offset += 10;
     smm_argv_free(&av);
     smm_batch_clear(&w->batch);
@@ -203,6 +212,55 @@ static long long calls_of(redisContext *c, const char *cmd)
     return n;
 }
 
+/* A writer alone (processor/pipeline.c, proven()): once a check found the writer's own
+ * last value in smm:wseq, its next check lists none of the hashes it holds; a commit of
+ * another writer in between makes that check say NO and the flush goes whole, with every
+ * figure exact; the writer proves its copies again after one full check. */
+Test(counters, a_writer_alone_proves_its_copies_by_wseq, .timeout = 60)
+{
+    h_redis_start(&redis, 0);
+    struct writer a, b;
+    writer_open(&a, "t:0", "A");
+    writer_open(&b, "t:1", "B");
+    redisContext *c = h_redis_connect(&redis);
+
+    view(&a, "u1");
+    flush(&a);
+    cr_assert_eq(a.listed, 2, "first flush: the post and its account checked");
+    view(&a, "u2");
+    flush(&a);
+    cr_assert_eq(a.listed, 2, "the first check found no value of A's yet");
+    view(&a, "u3");
+    flush(&a);
+    cr_assert_eq(a.listed, 0, "A alone: nothing to check");
+    check(c, 3, 3, "after A alone");
+    long long v = version(c);
+
+    view(&b, "u4");
+    flush(&b);
+    check(c, 4, 4, "after B");
+    long long unwatch = calls_of(c, "unwatch");
+    view(&a, "u5"); /* A's copy is stale, and wseq says so */
+    flush(&a);
+    cr_assert_eq(a.listed, 0);
+    cr_assert_eq(calls_of(c, "unwatch"), unwatch + 1, "the check said NO: the flush went whole");
+    check(c, 5, 5, "after A's stale flush");
+    cr_assert_eq(version(c), v + 2);
+    view(&a, "u6");
+    flush(&a);
+    cr_assert(a.listed > 0, "after a foreign commit, copies are checked");
+    view(&a, "u7");
+    flush(&a);
+    cr_assert_eq(a.listed, 0, "and proven again once A is found alone");
+    check(c, 7, 7, "at the end");
+    cr_assert_eq(calls_of(c, "unwatch"), unwatch + 1);
+
+    redisFree(c);
+    writer_close(&a);
+    writer_close(&b);
+    h_redis_stop(&redis);
+}
+
 /* The plain path (connectors/redis_sink.c): a flush whose values the writer holds goes as
  * plain commands in a MULTI/EXEC once the script's check passed; a stale copy fails the
  * check and the flush goes whole (the script adds the deltas); a Redis user that may not
@@ -298,18 +356,22 @@ Test(counters, redis_restored_from_an_older_state, .timeout = 60)
     flush(&a);
     h_entity_key(c, "smm:", "c:p", key, sizeof(key));
     redisReply *hash = dump(c, key), *sketch = dump(c, "smm:c:p:reach");
+    redisReply *wseq = dump(c, "smm:wseq");
     view(&a, "u2");
     flush(&a);
     check(c, 2, 2, "after two writes");
-    /* Redis loses the second write (as an AOF a second older would) */
+    /* Redis loses the second write (as an AOF a second older would), and with it who
+     * wrote last */
     restore(c, key, hash);
     restore(c, "smm:c:p:reach", sketch);
+    restore(c, "smm:wseq", wseq);
     check(c, 1, 1, "after the restore");
     view(&a, "u2"); /* the replay, from the offset Redis holds */
     flush(&a);
     check(c, 2, 2, "after the replay");
     freeReplyObject(hash);
     freeReplyObject(sketch);
+    freeReplyObject(wseq);
     redisFree(c);
     writer_close(&a);
     h_redis_stop(&redis);

@@ -960,12 +960,13 @@ static void writer_flush(struct writer *w, int64_t now)
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
     cr_assert(smm_pipeline_encode_viral(w->pipe, now, 0, NULL, 0, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(w->pipe, now, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_wseq(w->pipe, &av) == SMM_OK);
     cr_assert(smm_redis_sink_flush(w->sink, smm_pipeline_flush_writes(w->pipe), smm_pipeline_flush_plain(w->pipe), &av, rej, 4,
                                    &n_rej) == SMM_SINK_OK,
               "%s", smm_redis_sink_errstr(w->sink));
     cr_assert_eq(n_rej, 0);
     smm_argv_free(&av);
-    smm_pipeline_counters_settle(w->pipe, 1);
+    smm_pipeline_counters_settle(w->pipe, 1, smm_redis_sink_alone(w->sink));
     smm_batch_clear(&w->b);
     w->offset = next;
 }

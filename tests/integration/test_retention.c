@@ -155,10 +155,11 @@ static void flush(int64_t now)
     cr_assert(smm_pipeline_encode_flush_end(&av, 1) == SMM_OK);
     cr_assert(smm_pipeline_encode_viral(pipe_, now, 0, sigs, n_sigs, &av) == SMM_OK);
     cr_assert(smm_pipeline_encode_insights(pipe_, now, &av) == SMM_OK);
+    cr_assert(smm_pipeline_encode_wseq(pipe_, &av) == SMM_OK);
     cr_assert(smm_redis_sink_flush(sink, smm_pipeline_flush_writes(pipe_), smm_pipeline_flush_plain(pipe_), &av, rej, 4, &n_rej) == SMM_SINK_OK, "%s",
               smm_redis_sink_errstr(sink));
     cr_assert_eq(n_rej, 0);
-    smm_pipeline_counters_settle(pipe_, 1);
+    smm_pipeline_counters_settle(pipe_, 1, smm_redis_sink_alone(sink));
     offset += 1000;
     smm_argv_free(&av);
     smm_batch_clear(&batch);
@@ -171,7 +172,7 @@ static void flush(int64_t now)
 static int fixed_or_timed(const char *k)
 {
     static const char *const fixed[] = {
-        "smm:meta", "smm:offsets", "smm:owner", "smm:stats", "smm:alerts", "smm:rt:due",
+        "smm:meta", "smm:offsets", "smm:owner", "smm:wseq", "smm:stats", "smm:alerts", "smm:rt:due",
         "smm:rt:open", "smm:ref:due", "smm:viral:velocity", "smm:viral:predicted",
         "smm:viral:active", "smm:top:t"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {

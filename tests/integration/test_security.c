@@ -1084,7 +1084,7 @@ Test(security, hostile_ids_stay_in_namespace, .timeout = 200, .fini = kill_child
             }
             int ok = !strcmp(rest, "stats") ||
                      !strcmp(rest, "offsets") || !strcmp(rest, "owner") ||
-                     !strcmp(rest, "meta") ||
+                     !strcmp(rest, "meta") || !strcmp(rest, "wseq") ||
                      !strcmp(rest, "viral:velocity") || !strcmp(rest, "viral:predicted") ||
                      !strcmp(rest, "viral:active") || !strcmp(rest, "alerts") ||
                      !strcmp(rest, "alerts:relay") ||

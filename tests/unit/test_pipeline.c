@@ -1181,7 +1181,7 @@ Test(pipeline, encode_flush_one_batch_all_fences)
     struct smm_argv av;
     smm_argv_init(&av);
     for (int round = 0; round < 2; round++) { /* twice: encoding leaves the batch as it was */
-        smm_pipeline_counters_settle(fx.pipe, 0); /* (the loop's, between two encodes) */
+        smm_pipeline_counters_settle(fx.pipe, 0, 0); /* (the loop's, between two encodes) */
         cr_assert_eq(decide_empty(&fx, &b), 1);
         cr_assert_eq(smm_pipeline_encode_flush(fx.pipe, &b, NOW, fences, 2, &av), SMM_OK);
         struct lua_argv la;
@@ -1432,7 +1432,7 @@ Test(pipeline, counters_absolute_after_load)
 
     /* Applied: the next batch starts from what this one wrote (v 5), without a load, and
      * the expiry set a moment ago is not set again. */
-    smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_pipeline_counters_settle(fx.pipe, 1, 0);
     smm_batch_clear(&b);
     feed_like(&fx, &b, 2);
     cr_assert_eq(plan_rows(&fx, &b, &rows), 0);
@@ -1454,7 +1454,7 @@ Test(pipeline, counters_absolute_after_load)
     lua_argv_free(&la);
 
     /* Not applied (or not known to be): forgotten, loaded again. */
-    smm_pipeline_counters_settle(fx.pipe, 0);
+    smm_pipeline_counters_settle(fx.pipe, 0, 0);
     cr_assert_eq(load_rows(&fx, &b, key, vals), 2);
     encode_one(&fx, &b, &fl, &la);
     cr_assert_eq(fl.parts[0].n_abs, 2);
@@ -1462,7 +1462,7 @@ Test(pipeline, counters_absolute_after_load)
     lua_argv_free(&la);
     /* The script reports a hash another writer moved: forgotten although applied. */
     smm_pipeline_counters_conflict(fx.pipe, key, strlen(key));
-    smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_pipeline_counters_settle(fx.pipe, 1, 0);
     cr_assert_eq(plan_rows(&fx, &b, &rows), 1);
     cr_assert_str_eq(rows[0].key, key);
 
@@ -1482,7 +1482,7 @@ Test(pipeline, counters_absolute_after_load)
     cr_assert_str_eq(fl.parts[0].groups, "");
     flush_free(&fl);
     lua_argv_free(&la);
-    smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_pipeline_counters_settle(fx.pipe, 1, 0);
     smm_batch_clear(&b);
     feed_like(&fx, &b, 3);
     cr_assert_eq(plan_rows(&fx, &b, &rows), 1, "the post only: the account is still held");
@@ -1538,7 +1538,7 @@ Test(pipeline, counters_sketch_loaded)
                                                  "post's u1..u3 and u7");
     flush_free(&fl);
     lua_argv_free(&la);
-    smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_pipeline_counters_settle(fx.pipe, 1, 0);
 
     /* u2 again: counted; the sketch does not change, so the script writes it only should
      * the post's version check fail (then it merges it: Redis may lack u2). */
@@ -1552,7 +1552,7 @@ Test(pipeline, counters_sketch_loaded)
     cr_assert(!strstr(fl.parts[0].reach, "|p|"), "%s", fl.parts[0].reach);
     flush_free(&fl);
     lua_argv_free(&la);
-    smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_pipeline_counters_settle(fx.pipe, 1, 0);
     smm_batch_free(&b);
     fixture_close(&fx);
 
@@ -1606,7 +1606,7 @@ Test(pipeline, a_segment_values_views_move_its_version)
     cr_assert(strstr(fl.parts[0].sketches, seg_sketch), "%s", fl.parts[0].sketches);
     flush_free(&fl);
     lua_argv_free(&la);
-    smm_pipeline_counters_settle(fx.pipe, 1);
+    smm_pipeline_counters_settle(fx.pipe, 1, 0);
 
     /* Views only: no bucket moves, the version does, and the user is in the copy. */
     smm_batch_clear(&b);
