@@ -921,6 +921,10 @@ int smm_redis_sink_viral_load(struct smm_redis_sink *sink, const char *prefix,
 }
 
 
+/* Rows sent before their replies are read: bounds the output buffer and the replies held
+ * at once, at one round trip per chunk. */
+#define HMGET_CHUNK 4096
+
 int smm_redis_sink_hmget(struct smm_redis_sink *sink, const struct smm_redis_hmget *rows, int n,
                          smm_redis_row_cb row, void *opaque)
 {
@@ -928,50 +932,53 @@ int smm_redis_sink_hmget(struct smm_redis_sink *sink, const struct smm_redis_hmg
     if (rc != SMM_SINK_OK || n <= 0) {
         return rc;
     }
-    for (int i = 0; i < n; i++) {
-        const char *argv[SMM_REDIS_HMGET_MAX + 2];
-        int argc = 0;
-        argv[argc++] = "HMGET";
-        argv[argc++] = rows[i].key;
-        for (int j = 0; j < rows[i].n_fields && j < SMM_REDIS_HMGET_MAX; j++) {
-            argv[argc++] = rows[i].field[j];
+    for (int at = 0; at < n; at += HMGET_CHUNK) {
+        int end = n - at > HMGET_CHUNK ? at + HMGET_CHUNK : n;
+        for (int i = at; i < end; i++) {
+            const char *argv[SMM_REDIS_HMGET_MAX + 2];
+            int argc = 0;
+            argv[argc++] = "HMGET";
+            argv[argc++] = rows[i].key;
+            for (int j = 0; j < rows[i].n_fields && j < SMM_REDIS_HMGET_MAX; j++) {
+                argv[argc++] = rows[i].field[j];
+            }
+            redisAppendCommandArgv(sink->c, argc, argv, NULL);
+            if (rows[i].get_key) {
+                redisAppendCommand(sink->c, "GET %s", rows[i].get_key);
+            }
         }
-        redisAppendCommandArgv(sink->c, argc, argv, NULL);
-        if (rows[i].get_key) {
-            redisAppendCommand(sink->c, "GET %s", rows[i].get_key);
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        redisReply *r = NULL, *g = NULL;
-        if (redisGetReply(sink->c, (void **)&r) != REDIS_OK ||
-            (rows[i].get_key && redisGetReply(sink->c, (void **)&g) != REDIS_OK)) {
+        for (int i = at; i < end; i++) {
+            redisReply *r = NULL, *g = NULL;
+            if (redisGetReply(sink->c, (void **)&r) != REDIS_OK ||
+                (rows[i].get_key && redisGetReply(sink->c, (void **)&g) != REDIS_OK)) {
+                freeReplyObject(r);
+                return io_fail(sink, "HMGET");
+            }
+            redisReply *bad = r->type == REDIS_REPLY_ERROR ? r
+                              : g && g->type == REDIS_REPLY_ERROR ? g : NULL;
+            if (bad) {
+                sink->errors++;
+                set_err(sink, "redis %s: %s", bad == r ? "HMGET" : "GET", bad->str);
+                rc = SMM_SINK_ERROR;
+            } else if (r->type == REDIS_REPLY_ARRAY && r->elements <= SMM_REDIS_HMGET_MAX) {
+                const char *vals[SMM_REDIS_HMGET_MAX + 1];
+                size_t lens[SMM_REDIS_HMGET_MAX + 1];
+                size_t n_vals = r->elements;
+                for (size_t j = 0; j < r->elements; j++) {
+                    int str = r->element[j]->type == REDIS_REPLY_STRING;
+                    vals[j] = str ? r->element[j]->str : NULL;
+                    lens[j] = str ? r->element[j]->len : 0;
+                }
+                if (g) {
+                    int str = g->type == REDIS_REPLY_STRING;
+                    vals[n_vals] = str ? g->str : NULL;
+                    lens[n_vals++] = str ? g->len : 0;
+                }
+                row(opaque, i, vals, lens);
+            }
             freeReplyObject(r);
-            return io_fail(sink, "HMGET");
+            freeReplyObject(g);
         }
-        redisReply *bad = r->type == REDIS_REPLY_ERROR ? r
-                          : g && g->type == REDIS_REPLY_ERROR ? g : NULL;
-        if (bad) {
-            sink->errors++;
-            set_err(sink, "redis %s: %s", bad == r ? "HMGET" : "GET", bad->str);
-            rc = SMM_SINK_ERROR;
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements <= SMM_REDIS_HMGET_MAX) {
-            const char *vals[SMM_REDIS_HMGET_MAX + 1];
-            size_t lens[SMM_REDIS_HMGET_MAX + 1];
-            size_t n_vals = r->elements;
-            for (size_t j = 0; j < r->elements; j++) {
-                int str = r->element[j]->type == REDIS_REPLY_STRING;
-                vals[j] = str ? r->element[j]->str : NULL;
-                lens[j] = str ? r->element[j]->len : 0;
-            }
-            if (g) {
-                int str = g->type == REDIS_REPLY_STRING;
-                vals[n_vals] = str ? g->str : NULL;
-                lens[n_vals++] = str ? g->len : 0;
-            }
-            row(opaque, i, vals, lens);
-        }
-        freeReplyObject(r);
-        freeReplyObject(g);
     }
     return rc;
 }

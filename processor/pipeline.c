@@ -658,7 +658,7 @@ static int has_all(const struct smm_counters_entry *e, char names[][SMM_COUNTERS
     return 1;
 }
 
-#define LOADS_MAX 16384 /* counter hashes one flush loads at most */
+#define LOADS_MAX 32768 /* counter hashes one flush loads at most */
 
 /* A post's reach sketch key, <prefix>c:<id>:reach, from its name "c:<id>" (malloc'd; NULL
  * when out of memory: the post is then loaded without it). */
