@@ -683,11 +683,11 @@ local function links(ins, at, bump)
         if frtb < 0 then
           frtb = 0
         end
-        bump(minute, e .. ':answered', sign)
-        bump(minute, e .. ':frt_ms', sign * frt)
-        bump(minute, e .. ':frtb_ms', sign * frtb)
-        bump(minute, e .. ':frt_' .. frt_bucket(frt), sign)
-        bump(minute, e .. ':frtb_' .. frt_bucket(frtb), sign)
+        bump(minute, e, 'answered', sign)
+        bump(minute, e, 'frt_ms', sign * frt)
+        bump(minute, e, 'frtb_ms', sign * frtb)
+        bump(minute, e, 'frt_' .. frt_bucket(frt), sign)
+        bump(minute, e, 'frtb_' .. frt_bucket(frtb), sign)
       end
       -- Reply r ends the wait that started at msg_ts; it stays reorder_ms so that later
       -- messages older than it are seen to belong to that wait.
@@ -697,12 +697,12 @@ local function links(ins, at, bump)
         timed(msg_ts, msg_biz, r.ts, r.biz, 1)
       end
       local function move_start(from_ts, to_ts)
-        bump(floor(from_ts / 60000), e .. ':threads', -1)
-        bump(floor(to_ts / 60000), e .. ':threads', 1)
+        bump(floor(from_ts / 60000), e, 'threads', -1)
+        bump(floor(to_ts / 60000), e, 'threads', 1)
       end
       if t == 'm' then
         local function open()
-          bump(floor(ts / 60000), e .. ':threads', 1)
+          bump(floor(ts / 60000), e, 'threads', 1)
           if open_count(ins, account) >= ins.max_open then
             call('HINCRBY', P .. 'stats', 'response:untracked', 1)
             return
@@ -734,7 +734,7 @@ local function links(ins, at, bump)
           -- else the message is inside that answered wait: it changes nothing
         elseif r then
           -- The reply came first (out of order) and answers this message.
-          bump(floor(ts / 60000), e .. ':threads', 1)
+          bump(floor(ts / 60000), e, 'threads', 1)
           use(r, ts, biz)
         elseif st.open then
           local o = st.open
@@ -804,13 +804,13 @@ local function links(ins, at, bump)
       local r, src = referral_of(a)
       if r then
         local minute = floor(ts / 60000)
-        bump(minute, e .. ':indirect_conversions', 1)
-        bump(minute, e .. ':indirect_value_cents', x)
+        bump(minute, e, 'indirect_conversions', 1)
+        bump(minute, e, 'indirect_value_cents', x)
         if src ~= '' then
           local s = admitted(ins, account, src) and ('s:' .. account .. '|' .. src) or
                     ('s:' .. account .. '|other')
-          bump(minute, s .. ':indirect_conversions', 1)
-          bump(minute, s .. ':indirect_value_cents', x)
+          bump(minute, s, 'indirect_conversions', 1)
+          bump(minute, s, 'indirect_value_cents', x)
         end
         -- Every referrer up the chain (at most max_depth, each once) earns the value as
         -- indirect customer value.
@@ -1284,13 +1284,13 @@ if MODE == 'flush' then
   local function bucket(ent, minute)
     return bucket_in(ents, ent_list, ent, minute)
   end
-  -- A counter a link yields (field "<entity>:<metric>").
-  local function bump(minute, f, d)
-    local ent, metric = string.match(f, '^(.*):([^:]*)$')
+  -- A counter a link yields: metric of entity ent ("a:<account>", "s:<account>|<source>").
+  local function bump(minute, ent, metric, d)
     local b = bucket_in(lents, lent_list, ent, minute)
     b[metric] = (b[metric] or 0) + d
-    if string.byte(f, 1) == 97 then -- "a:"
+    if string.byte(ent, 1) == 97 then -- "a:"
       local dd = day_set(minute)
+      local f = ent .. ':' .. metric
       dd[f] = (dd[f] or 0) + d
     end
   end
