@@ -1528,18 +1528,17 @@ static int sketch_encode(struct smm_pipeline *pipe, const struct smm_agg *agg,
     /* The plain path's share: the check passed for every hash, so no sketch is merged and
      * an unchanged one need not go (the script's reach section, in plain commands). */
     struct smm_cmds *c = &pipe->plain.cmds;
-    if (changed) { /* (a moved expiry counts as a change) */
-        smm_cmds_begin(c, 4);
+    if (changed) { /* (a moved expiry counts as a change: it goes with the SET) */
+        smm_cmds_begin(c, exp[0] ? 5 : 4);
         smm_cmds_arg_str(c, "SET");
         smm_cmds_arg_str(c, skey);
         smm_cmds_arg(c, pipe->sketch_buf, len);
-        smm_cmds_arg_str(c, "KEEPTTL");
-    }
-    if (exp[0]) {
-        smm_cmds_begin(c, 3);
-        smm_cmds_arg_str(c, "EXPIREAT");
-        smm_cmds_arg_str(c, skey);
-        smm_cmds_arg_str(c, exp);
+        if (exp[0]) {
+            smm_cmds_arg_str(c, "EXAT");
+            smm_cmds_arg_str(c, exp);
+        } else {
+            smm_cmds_arg_str(c, "KEEPTTL");
+        }
     }
     free(skey);
     return rc || c->oom ? -1 : 1;
