@@ -100,6 +100,8 @@ struct smm_pipeline {
     uint64_t wseq_n, epoch;
     char wseq_mine[160], wseq_next[160];
     int alone;     /* the last check found wseq_mine stored: nobody else committed */
+    int64_t day_exp[4]; /* the daily buckets plain_days() gave their EXPIREAT this flush */
+    int n_day_exp;
     int enc_flush; /* a flush is encoded and not settled yet */
 };
 
@@ -490,6 +492,7 @@ int smm_pipeline_encode_flush_begin(struct smm_pipeline *pipe, int64_t now_ms,
     smm_cmds_reset(&pipe->pre);
     smm_cmds_reset(&pipe->plain.cmds);
     pipe->n_tops = 0;
+    pipe->n_day_exp = 0;
     pipe->plain_ok = 1;
     pipe->chk_n = pipe->chk_parts = pipe->plain_n = 0;
     pipe->chk_parts_at = -1;
@@ -1573,6 +1576,65 @@ static int day_deltas(const struct smm_agg *agg, const struct smm_agg_entity *en
     return rc ? SMM_ERR : SMM_OK;
 }
 
+/* The plain path's share of day_deltas(): ent's deltas summed per UTC day, as
+ * HINCRBY <prefix>d:<day> a:<id>:<metric> <delta> (what the script's hash_add would add),
+ * and each daily bucket's EXPIREAT once per flush. */
+static void plain_days(struct smm_pipeline *pipe, const struct smm_agg *agg,
+                       const struct smm_agg_entity *ent)
+{
+    struct smm_cmds *c = &pipe->plain.cmds;
+    char key[64], field[2 * SMM_EVENT_ID_MAX + 96];
+    int len = snprintf(field, sizeof(field), "a:%s:", ent->id);
+    if (len < 0 || (size_t)len + 40 > sizeof(field)) {
+        pipe->plain_ok = 0; /* cannot happen: route() bounds ids */
+        return;
+    }
+    for (int mi = ent->first_minute; mi >= 0; mi = smm_agg_minute_at(agg, mi)->next) {
+        int64_t day = smm_agg_minute_at(agg, mi)->minute / 1440;
+        int seen = 0; /* a minute of this day came earlier in the list: summed then */
+        for (int pj = ent->first_minute; pj != mi && !seen;
+             pj = smm_agg_minute_at(agg, pj)->next) {
+            seen = smm_agg_minute_at(agg, pj)->minute / 1440 == day;
+        }
+        if (seen) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "%sd:%lld", pipe->cfg->prefix, (long long)day);
+        for (int x = 0; x < SMM_AGG_METRICS; x++) {
+            if (!smm_agg_kind_keeps(ent->kind, x)) {
+                continue;
+            }
+            int64_t v = 0;
+            for (int pj = mi; pj >= 0; pj = smm_agg_minute_at(agg, pj)->next) {
+                const struct smm_agg_minute *m = smm_agg_minute_at(agg, pj);
+                v += m->minute / 1440 == day ? smm_agg_delta(m, x) : 0;
+            }
+            if (v != 0) {
+                const char *mn = smm_agg_metric_name(x);
+                char *end = put(field + len, mn, strlen(mn));
+                smm_cmds_begin(c, 4);
+                smm_cmds_arg_str(c, "HINCRBY");
+                smm_cmds_arg_str(c, key);
+                smm_cmds_arg(c, field, (size_t)(end - field));
+                smm_cmds_arg_int(c, v);
+            }
+        }
+        int have = 0;
+        for (int d = 0; d < pipe->n_day_exp && !have; d++) {
+            have = pipe->day_exp[d] == day;
+        }
+        if (!have) {
+            if (pipe->n_day_exp < 4) {
+                pipe->day_exp[pipe->n_day_exp++] = day;
+            }
+            smm_cmds_begin(c, 3);
+            smm_cmds_arg_str(c, "EXPIREAT");
+            smm_cmds_arg_str(c, key);
+            smm_cmds_arg_int(c, (day + 1 + pipe->cfg->days_keep) * 86400);
+        }
+    }
+}
+
 static int user_ref_cmp(const void *a, const void *b)
 {
     int64_t x = ((const struct user_ref *)a)->minute, y = ((const struct user_ref *)b)->minute;
@@ -1864,9 +1926,9 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
 
     /* The entities whose buckets the pipeline holds: n_abs, {key, entity, base_v, prune,
      * expire_at, k, {field, value, delta, score}*k}*n_abs (abs_encode), then their lifetime
-     * reach sketches (below; these two sections are what the plain path sends as
-     * commands), then their accounts' daily deltas (the groups carry their own): n_days,
-     * {minute, "a:<id>:<metric>", delta}*n_days. */
+     * reach sketches (below), then their accounts' daily deltas (the groups carry their
+     * own): n_days, {minute, "a:<id>:<metric>", delta}*n_days. These three sections are
+     * what the plain path sends as commands. */
     int abs_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     int64_t n_abs = 0, n_days = 0;
@@ -1899,19 +1961,20 @@ static int encode_part(struct smm_pipeline *pipe, const struct smm_batch *b, con
         n_sketches += w > 0;
     }
     rc |= smm_argv_set_int(av, sketches_at, n_sketches);
-    if (agg) { /* the part with the batch: these two sections are the plain path's */
-        pipe->plain.cut_at = abs_at;
-        pipe->plain.cut_end = av->n;
-        pipe->plain.cut_sections = 2;
-    }
     int days_at = av->n;
     rc |= smm_argv_add_str(av, PLACEHOLDER);
     for (int e = 0; e < n_ents && !rc; e++) {
         if (pipe->held[e] && smm_agg_entity(agg, e)->kind == SMM_AGG_ACCOUNT) {
             rc |= day_deltas(agg, smm_agg_entity(agg, e), av, &n_days);
+            plain_days(pipe, agg, smm_agg_entity(agg, e));
         }
     }
     rc |= smm_argv_set_int(av, days_at, n_days);
+    if (agg) { /* the part with the batch: these three sections are the plain path's */
+        pipe->plain.cut_at = abs_at;
+        pipe->plain.cut_end = av->n;
+        pipe->plain.cut_sections = 3;
+    }
 
     /* Reach: plain writes first in the flush's transaction (reach_writes). */
     if (agg && !rc) {

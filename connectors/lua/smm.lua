@@ -1359,7 +1359,9 @@ if MODE == 'flush' then
       end
     end
   end
-  for _, part in ipairs(parts) do -- the accounts of the absolute section
+  -- The accounts of the absolute section (on the plain path their daily deltas come as
+  -- plain HINCRBYs ahead of this call, and this section comes empty).
+  for _, part in ipairs(parts) do
     i = part.days_at + 1
     for _ = 1, tonumber(ARGV[part.days_at]) do
       local dd, f = day_set(tonumber(ARGV[i])), ARGV[i + 1]

@@ -367,10 +367,12 @@ Test(retention, a_write_pushes_the_expiry_once_per_key_per_flush)
     /* One EXPIREAT (or SET … EXAT) per pushed key (every one existed), plus those the
      * flush sets anyway (its day bucket, its reach_accounts hour set, the leaderboard
      * buckets it wrote and the day reach sketch of each of the 50 accounts): not one per
-     * event (1250 here). */
+     * event (1250 here). The day bucket may get two: the plain commands add the held
+     * accounts' counters to it, and the script what the links yield. */
     int boards = boards_of(later - 5000);
+    long long want = n_at2 + 2 + boards + 50;
     cr_assert_geq(exat, 50, "the posts' sketches at least");
-    cr_assert_eq(added + exat, n_at2 + 2 + boards + 50,
+    cr_assert(added + exat == want || added + exat == want + 1,
                  "%lld EXPIREATs and %lld SET EXATs for %d keys, %d leaderboards and 50 day "
                  "reach sketches", added, exat, n_at2, boards);
     /* An hour later, the same day: the segment sketches already expire at its end. */
@@ -385,9 +387,10 @@ Test(retention, a_write_pushes_the_expiry_once_per_key_per_flush)
     census(again, before_ms, 2, &n_id, &n_at3, &n_none, &n_sk3);
     cr_assert_eq(n_sk3, n_sk, "the sketches keep their day");
     boards = boards_of(again - 5000);
-    cr_assert_eq(added, n_at3 - n_sk3 + 2 + boards + 50, /* + the 50 day reach sketches */
-                 "%lld EXPIREATs for %d keys, %d of them sketches, and %d leaderboards", added,
-                 n_at3, n_sk3, boards);
+    want = n_at3 - n_sk3 + 2 + boards + 50; /* + the 50 day reach sketches */
+    cr_assert(added == want || added == want + 1, /* (the day bucket's may come twice) */
+              "%lld EXPIREATs for %d keys, %d of them sketches, and %d leaderboards", added,
+              n_at3, n_sk3, boards);
 }
 
 /* A thread hash that expired (idle) with its wait still open: the account's next message
@@ -504,9 +507,10 @@ Test(retention_off, idle_days_0_keeps_every_key)
     }
     long long before = expireat_calls();
     flush(now);
-    cr_assert_eq(expireat_calls() - before, 2 + boards_of(now - 5000) + N_IDS,
-                 "only the day, the reach_accounts hour, leaderboard bucket keys and the "
-                 "accounts' day reach sketches expire");
+    long long added = expireat_calls() - before, want = 2 + boards_of(now - 5000) + N_IDS;
+    cr_assert(added == want || added == want + 1, /* (the day bucket's may come twice) */
+              "only the day, the reach_accounts hour, leaderboard bucket keys and the "
+              "accounts' day reach sketches expire: %lld EXPIREATs for %lld", added, want);
     int n_id, n_at, n_none;
     int n_sk;
     census(now, NULL, 0, &n_id, &n_at, &n_none, &n_sk);
