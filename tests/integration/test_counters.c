@@ -161,13 +161,27 @@ static void check(redisContext *c, long long views, long long users, const char 
     cr_assert_eq(integer(c, "PFCOUNT %s", "smm:c:p:reach"), users, "reach %s", when);
 }
 
-Test(counters, two_writers_one_post, .timeout = 60)
+/* A Redis and two writers on one post from partitions t:0 (A) and t:1 (B). */
+static redisContext *start_two(struct writer *a, struct writer *b)
 {
     h_redis_start(&redis, 0);
+    writer_open(a, "t:0", "A");
+    writer_open(b, "t:1", "B");
+    return h_redis_connect(&redis);
+}
+
+static void stop_two(redisContext *c, struct writer *a, struct writer *b)
+{
+    redisFree(c);
+    writer_close(a);
+    writer_close(b);
+    h_redis_stop(&redis);
+}
+
+Test(counters, two_writers_one_post, .timeout = 60)
+{
     struct writer a, b;
-    writer_open(&a, "t:0", "A");
-    writer_open(&b, "t:1", "B");
-    redisContext *c = h_redis_connect(&redis);
+    redisContext *c = start_two(&a, &b);
 
     view(&a, "u1");
     view(&a, "u2");
@@ -193,10 +207,7 @@ Test(counters, two_writers_one_post, .timeout = 60)
     cr_assert_eq(integer(c, "EXISTS %s", "smm:c:p:reach:merge"), 0, "no scratch key left");
     cr_assert(integer(c, "TTL %s", "smm:c:p:reach") > 80 * 86400, "retention expiry kept");
 
-    redisFree(c);
-    writer_close(&a);
-    writer_close(&b);
-    h_redis_stop(&redis);
+    stop_two(c, &a, &b);
 }
 
 /* Calls of one command so far (INFO commandstats). */
@@ -218,11 +229,8 @@ static long long calls_of(redisContext *c, const char *cmd)
  * figure exact; the writer proves its copies again after one full check. */
 Test(counters, a_writer_alone_proves_its_copies_by_wseq, .timeout = 60)
 {
-    h_redis_start(&redis, 0);
     struct writer a, b;
-    writer_open(&a, "t:0", "A");
-    writer_open(&b, "t:1", "B");
-    redisContext *c = h_redis_connect(&redis);
+    redisContext *c = start_two(&a, &b);
 
     view(&a, "u1");
     flush(&a);
@@ -255,10 +263,7 @@ Test(counters, a_writer_alone_proves_its_copies_by_wseq, .timeout = 60)
     check(c, 7, 7, "at the end");
     cr_assert_eq(calls_of(c, "unwatch"), unwatch + 1);
 
-    redisFree(c);
-    writer_close(&a);
-    writer_close(&b);
-    h_redis_stop(&redis);
+    stop_two(c, &a, &b);
 }
 
 /* The plain path (connectors/redis_sink.c): a flush whose values the writer holds goes as
@@ -267,11 +272,8 @@ Test(counters, a_writer_alone_proves_its_copies_by_wseq, .timeout = 60)
  * run WATCH, MULTI or EXEC gets every flush whole, with the same figures. */
 Test(counters, plain_path_and_its_fallbacks, .timeout = 60)
 {
-    h_redis_start(&redis, 0);
     struct writer a, b;
-    writer_open(&a, "t:0", "A");
-    writer_open(&b, "t:1", "B");
-    redisContext *c = h_redis_connect(&redis);
+    redisContext *c = start_two(&a, &b);
 
     /* (each connection asks at connect whether it may run transactions, with an empty
      * MULTI/EXEC: two so far) */
@@ -338,11 +340,8 @@ Test(counters, plain_path_and_its_fallbacks, .timeout = 60)
     cr_assert_eq(calls_of(c, "exec"), 7, "its flushes went whole, reach writes ahead (and "
                                          "D's first connection asked once)");
 
-    redisFree(c);
-    writer_close(&a);
-    writer_close(&b);
     writer_close(&d);
-    h_redis_stop(&redis);
+    stop_two(c, &a, &b);
 }
 
 Test(counters, redis_restored_from_an_older_state, .timeout = 60)
