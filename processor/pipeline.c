@@ -90,12 +90,12 @@ struct smm_pipeline {
     int n_tops, cap_tops;
     int chk_n_at, chk_parts_at, plain_ok;
     int64_t chk_n, chk_parts, plain_n;
-    /* Who wrote last (see smm_pipeline_writer): every flush sets <prefix>wseq to a value
-     * of its own (wseq_next, "<writer>#<n>"). While it still holds the value of our last
-     * applied flush (wseq_mine), no other writer committed since, and an entry known
-     * current in this epoch needs no version check. epoch moves whenever another writer
-     * may have committed, which makes every entry's copy unproven until it is checked or
-     * loaded again. */
+    /* Who wrote last (see proven() and smm_pipeline_counters_settle()): every flush sets
+     * <prefix>wseq to a value of its own (wseq_next, "<writer>#<n>"). While it still
+     * holds the value of our last applied flush (wseq_mine), no other writer committed
+     * since, and an entry known current in this epoch needs no version check. epoch moves
+     * whenever another writer may have committed, which makes every entry's copy unproven
+     * until it is checked or loaded again. */
     char writer[128];
     uint64_t wseq_n, epoch;
     char wseq_mine[160], wseq_next[160];
